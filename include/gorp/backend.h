@@ -1,0 +1,19 @@
+/* The only place that does matrix math: a small ops table filled by the CPU (OpenBLAS) or CUDA
+ * (cuBLAS) backend, chosen at run time (libCEED style). The model and optimizers call
+ * backend_get()->gemm and never BLAS or CUDA directly.
+ * Not for: element-wise ops (plain loops in the model), decompositions (linalg.h). */
+#ifndef GORP_BACKEND_H
+#define GORP_BACKEND_H
+
+typedef struct backend_ops {
+  const char *name;
+  /* Row-major C (m x n) = alpha * op(A) op(B) + beta * C, op(X) = X or X^T per trans flag. */
+  void (*gemm)(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+               const float *b, int ldb, float beta, float *c, int ldc);
+} backend_ops;
+
+/* Selects "cpu" or "cuda" for this process; "cuda" fails with a clear message when no GPU. */
+int backend_select(const char *name);
+const backend_ops *backend_get(void);
+
+#endif

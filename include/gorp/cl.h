@@ -1,0 +1,50 @@
+/* The continual-learning runner: trains a model on the configured tasks one after another and
+ * evaluates each with greedy decoding and normalised exact match.
+ * Not for: the optimizers' maths (optim.h), file formats (modelfile.h), prompt layout (prompt.h). */
+#ifndef GORP_CL_H
+#define GORP_CL_H
+
+#include "gorp/clbench.h"
+#include "gorp/config.h"
+#include "gorp/model.h"
+#include "gorp/optim.h"
+#include "gorp/tokenizer.h"
+
+/* A task's training split encoded once: examples laid end to end. */
+typedef struct cl_encoded {
+  int n;        /* examples */
+  int *offset;  /* (n) start of example i in tokens/targets */
+  int *length;  /* (n) */
+  int *tokens;  /* (sum of lengths) */
+  int *targets; /* (sum of lengths), -1 = no loss */
+  int max_len;
+} cl_encoded;
+
+/* Encodes up to max_items examples of t's training split (all when 0), chosen by a seeded
+ * shuffle so a cap samples every class. cap_len is the model's max sequence length. */
+int cl_encode_train(cl_encoded *e, const tokenizer *tok, const cl_task *t, const gorp_config *c,
+                    int task_index, int cap_len);
+void cl_encoded_free(cl_encoded *e);
+
+/* Trains m on the encoded examples with opt for the configured epochs/max_steps (batches padded
+ * with pad_id), printing a progress line every run.log_every steps. losses receives one value
+ * per step (capacity *n_steps on entry; the steps taken on return). */
+int cl_train_task(model *m, adamw *opt, const cl_encoded *e, int pad_id, const gorp_config *c,
+                  int task_index, const char *task_name, float *losses, int *n_steps);
+/* Number of steps cl_train_task will take for n examples. */
+int cl_steps_for(const gorp_config *c, int n_examples);
+
+typedef struct cl_scores {
+  int n;             /* test items scored */
+  int correct;       /* exact matches */
+  int in_list;       /* predictions that are one of the task's options */
+  double accuracy;   /* percent */
+  double in_list_rate; /* percent */
+} cl_scores;
+
+/* Greedy decoding on up to data.max_test_per_task test items of t; writes one JSON line per item
+ * (id, prediction, label, correct, in_list) to pred_path when it is not NULL. */
+int cl_evaluate(model *m, const tokenizer *tok, const cl_task *t, const gorp_config *c,
+                int task_index, const char *pred_path, cl_scores *s);
+
+#endif

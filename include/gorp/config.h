@@ -1,0 +1,73 @@
+/* The run configuration: an INI file (read with inih) plus "section.key=value" overrides, turned
+ * into one validated struct.
+ *
+ * One static schema table in config.c (section, key, type, field, default, limits, doc) drives
+ * parsing, defaults, validation, the canonical text that checkpoints store and hash, and the
+ * Markdown tables of docs/CONFIG.md; tests/unit/test_config.c checks that the docs and the table
+ * agree. Every new key goes into that table and into docs/CONFIG.md.
+ * Not for: reading data, model or checkpoint files (their modules take the resolved paths). */
+#ifndef GORP_CONFIG_H
+#define GORP_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "gorp/model.h"
+
+typedef struct gorp_config {
+  char *file; /* the config path as given (NULL for a config built from defaults only) */
+  struct {
+    char *out_dir; /* run directory: results, checkpoints, predictions */
+    uint64_t seed; /* key of every random choice */
+    char *backend; /* "cpu" or "cuda" */
+    int log_every; /* progress line every N steps */
+  } run;
+  struct {
+    char *init;        /* "random" or a resolved path to an HDF5 model file or checkpoint */
+    model_config arch; /* num_kv_heads and head_dim resolved; vocab_size 0 = the tokenizer's */
+    float init_std;
+  } model;
+  struct {
+    char *format;       /* "clbench" */
+    char *root;         /* resolved path */
+    char *instructions; /* resolved path */
+    char **tasks;       /* n_tasks dataset folder names, in training order */
+    int n_tasks;
+    char *tokenizer; /* "byte" or a resolved path to a tokenizer.json */
+    int max_source_length;
+    int max_target_length;
+    int max_train_per_task; /* 0 = all */
+    int max_test_per_task;  /* 0 = all */
+  } data;
+  struct {
+    int batch_size;
+    int epochs;
+    int max_steps;                                        /* per task; 0 = epochs decide */
+    float lr, beta1, beta2, eps, weight_decay, grad_clip; /* grad_clip 0 = off */
+  } train;
+  struct {
+    int max_new_tokens;
+  } eval;
+} gorp_config;
+
+/* Loads path (INI), then applies overrides ("section.key=value", in order; a later one wins),
+ * fills defaults, resolves relative paths (overrides and defaults included) against the folder
+ * of path, derives model.num_kv_heads / model.head_dim when 0, and validates. On failure c is
+ * left empty (config_free is harmless) and the message names the file, line and key. */
+int config_load(gorp_config *c, const char *path, char *const *overrides, int n_overrides);
+/* Defaults only, with derived values filled in; paths stay relative to the working directory and
+ * the required keys (data.root, data.instructions, data.tasks) stay empty. */
+int config_defaults(gorp_config *c);
+/* Frees every string and list of c and zeroes it. */
+void config_free(gorp_config *c);
+/* Canonical text of every key with its resolved value ("[section]\nkey = value\n", sections
+ * separated by a blank line), in table order: what checkpoints store and hash. *text is malloc'd.
+ * config.file is not part of it. */
+int config_to_text(const gorp_config *c, char **text);
+/* 64-bit FNV-1a of config_to_text, for checkpoint compatibility checks (allocates nothing). */
+uint64_t config_hash(const gorp_config *c);
+/* Writes the schema as Markdown: per section a "## [section]" heading, its one-line purpose and a
+ * table "| key | type | default | meaning |" with one "| `section.key` | ..." row per key. */
+int config_schema_markdown(FILE *f);
+
+#endif

@@ -1,0 +1,156 @@
+/* LLaMA decoder (as Hugging Face LlamaForCausalLM computes it): parameter layout, forward,
+ * backward, loss and greedy decoding on one rank.
+ *
+ * Parameters, gradients and activations are each ONE allocation with named views (llm.c style).
+ * Tensors are listed in Hugging Face order and carry their HF names so that model files,
+ * checkpoints and imports never re-derive them. Shapes are row-major, [out, in] for linears.
+ * Not for: optimizers (optim.h), file formats (modelfile.h), parallel layout (later: dist.h). */
+#ifndef GORP_MODEL_H
+#define GORP_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct model_config {
+  int vocab_size;        /* V */
+  int hidden_size;       /* C */
+  int intermediate_size; /* F */
+  int num_layers;        /* L */
+  int num_heads;         /* H */
+  int num_kv_heads;      /* KV, divides H (grouped-query attention) */
+  int head_dim;          /* D, HF default C / H */
+  int max_seq;           /* max_position_embeddings */
+  float rms_eps;
+  float rope_theta;
+  int tie_embeddings; /* lm_head shares model.embed_tokens.weight */
+} model_config;
+
+enum { MODEL_NAME_MAX = 96 };
+
+typedef struct param_tensor {
+  char name[MODEL_NAME_MAX]; /* HF name, e.g. model.layers.0.mlp.gate_proj.weight */
+  int ndim;                  /* 1 or 2 */
+  int64_t shape[2];          /* [rows, cols] row-major; shape[1] = 1 when ndim == 1 */
+  size_t offset;             /* into model.params / model.grads */
+  size_t numel;
+} param_tensor;
+
+typedef struct layer_params {
+  float *ln1; /* (C) input_layernorm */
+  float *wq;  /* (H*D, C) */
+  float *wk;  /* (KV*D, C) */
+  float *wv;  /* (KV*D, C) */
+  float *wo;  /* (C, H*D) */
+  float *ln2; /* (C) post_attention_layernorm */
+  float *wg;  /* (F, C) gate_proj */
+  float *wu;  /* (F, C) up_proj */
+  float *wd;  /* (C, F) down_proj */
+} layer_params;
+
+typedef struct model_views {
+  float *embed;         /* (V, C) */
+  layer_params *layers; /* L entries */
+  float *norm;          /* (C) */
+  float *head;          /* (V, C); == embed when tied */
+} model_views;
+
+/* Activations saved by the forward pass for the backward pass, for a batch of B x T. */
+typedef struct model_acts {
+  int B, T;     /* capacity the buffers were sized for */
+  float *x;     /* (L+1, B, T, C) residual stream entering each layer; [L] enters the final norm */
+  float *xmid;  /* (L, B, T, C) residual after attention */
+  float *ln1;   /* (L, B, T, C) */
+  float *rstd1; /* (L, B, T) */
+  float *q;     /* (L, B, T, H*D) after RoPE */
+  float *k;     /* (L, B, T, KV*D) after RoPE */
+  float *v;     /* (L, B, T, KV*D) */
+  float *att;   /* (L, B, H, T, T) softmax probabilities (causal) */
+  float *atty;  /* (L, B, T, H*D) attention output before o_proj */
+  float *ln2;   /* (L, B, T, C) */
+  float *rstd2; /* (L, B, T) */
+  float *g;     /* (L, B, T, F) gate pre-activation */
+  float *u;     /* (L, B, T, F) up */
+  float *h;     /* (L, B, T, F) silu(g) * u */
+  float *lnf;   /* (B, T, C) */
+  float *rstdf; /* (B, T) */
+  float *logits; /* (B, T, V); holds dlogits after model_backward */
+  float *rope_cos; /* (T, D/2) */
+  float *rope_sin; /* (T, D/2) */
+  /* scratch for backward, reused per layer */
+  float *dx;    /* (B, T, C) gradient of the residual stream */
+  float *dbuf;  /* (B, T, max(C, F, H*D)) */
+  float *dbuf2; /* (B, T, max(C, F, H*D)) */
+  float *dq;    /* (B, T, H*D) */
+  float *dk;    /* (B, T, KV*D) */
+  float *dv;    /* (B, T, KV*D) */
+  float *dg;    /* (B, T, F) */
+  float *du;    /* (B, T, F) */
+  float *datt;  /* (T, T) */
+} model_acts;
+
+/* Key/value cache and single-position scratch for greedy decoding (model_generate.c). */
+typedef struct model_kv {
+  int S;         /* positions the cache holds */
+  float *k;      /* (L, S, KV*D) after RoPE */
+  float *v;      /* (L, S, KV*D) */
+  float *x;      /* (C) residual */
+  float *xn;     /* (C) normed */
+  float *q;      /* (H*D) */
+  float *y;      /* (H*D) attention output */
+  float *g, *u;  /* (F) */
+  float *scores; /* (S) */
+  float *logits; /* (V) */
+  float *cos_t, *sin_t; /* (S, D/2) */
+} model_kv;
+
+typedef struct model {
+  model_config cfg;
+  int n_tensors;
+  param_tensor *tensors; /* HF order */
+  size_t n_params;
+  float *params; /* one allocation, n_params floats */
+  float *grads;  /* one allocation, same layout; NULL until model_alloc_grads */
+  model_views w; /* views into params */
+  model_views gw; /* views into grads */
+  model_acts acts;
+  model_kv kv;
+  /* state of the last forward pass */
+  const int *tokens; /* (B, T) */
+  const int *targets; /* (B, T), -1 = no loss at this position */
+  int B, T;
+  int n_targets;  /* positions that count in the loss */
+  float loss_div; /* the loss was divided by this */
+} model;
+
+/* Checks a configuration; the message names the offending key. */
+int model_config_check(const model_config *cfg);
+/* Builds the tensor table and allocates zeroed parameters. */
+int model_create(model *m, const model_config *cfg);
+void model_free(model *m);
+/* HF's _init_weights: normal(0, std) for linears and embedding, ones for norms. Deterministic in
+ * seed, independent of how the model is laid out. */
+void model_init_random(model *m, uint64_t seed, float std);
+/* The tensor with this HF name, or NULL. */
+const param_tensor *model_find(const model *m, const char *name);
+int model_alloc_grads(model *m);
+void model_zero_grads(model *m);
+
+/* Sizes the activation buffers for batches up to B x T once, so that training steps allocate
+ * nothing. model_forward calls it too, growing the buffers only when needed. */
+int model_reserve(model *m, int B, int T);
+/* Forward pass over tokens (B, T). With targets, *loss = sum of -log p(target) over positions with
+ * target >= 0, divided by loss_div (pass the number of such positions for a mean; 0 means use the
+ * local count). Token ids must be < V (checked). */
+int model_forward(model *m, const int *tokens, const int *targets, int B, int T, float loss_div,
+                  float *loss);
+/* Accumulates d(loss)/d(params) into m->grads for the last forward pass (which had targets). */
+int model_backward(model *m);
+/* Logits of the last forward pass, (B, T, V). */
+const float *model_logits(const model *m);
+
+/* Greedy decoding of one sequence with a KV cache: appends up to max_new tokens after prompt
+ * (n_prompt ids), stopping after eos (eos is not stored). out must hold max_new ids. */
+int model_generate(model *m, const int *prompt, int n_prompt, int max_new, int eos, int *out,
+                   int *n_out);
+
+#endif

@@ -1,0 +1,27 @@
+/* gorp's HDF5 model file: group /model holds one float32 dataset per tensor under its Hugging Face
+ * name (/model/model.layers.0.mlp.gate_proj.weight, shape [rows, cols] or [n]), each with a
+ * `crc32` attribute (crc.h), and the architecture as attributes of /model together with the HF
+ * config.json text (`hf_config`). The root carries `gorp_format_version` and `gorp_file_kind`.
+ * A checkpoint holds the same /model group next to its own groups; loading looks only inside
+ * /model, so every command that takes a model accepts either.
+ * Not for: checkpoints' other groups (ckpt), collective parallel writes, other dtypes in memory. */
+#ifndef GORP_MODELFILE_H
+#define GORP_MODELFILE_H
+
+#include "gorp/model.h"
+
+/* The layout version of gorp's HDF5 files (root attribute gorp_format_version). */
+enum { MODELFILE_FORMAT_VERSION = 1 };
+
+/* Writes m to path atomically: path.tmp is written, closed, fsynced and renamed over path, then
+ * the directory is fsynced. On failure path is left as it was and path.tmp is removed.
+ * hf_config_json is stored as /model's hf_config; NULL stores one generated from m->cfg. */
+int modelfile_save(const model *m, const char *path, const char *hf_config_json);
+/* Reads and checks the architecture stored in the attributes of path's /model. */
+int modelfile_read_config(const char *path, model_config *cfg);
+/* Creates m from path: the format version, then every tensor of the table with its exact shape and
+ * crc32; datasets in /model that the table does not know are errors too. On failure m is left
+ * freed (zeroed). */
+int modelfile_load(model *m, const char *path);
+
+#endif

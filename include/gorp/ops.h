@@ -1,0 +1,56 @@
+/* The LLaMA layer ops, one forward/backward pair each (llm.c style): outputs first, shapes in
+ * comments, backward accumulates (+=) into parameter gradients and, where noted, into input
+ * gradients. Matrix products go through the backend table. Single rank, fp32.
+ * Not for: orchestration of a whole model (model.c) or decoding (model_generate.c). */
+#ifndef GORP_OPS_H
+#define GORP_OPS_H
+
+/* out (N, C) = emb[tokens] ; emb (V, C) */
+void embedding_forward(float *out, const int *tokens, const float *emb, int N, int C);
+/* demb (V, C) += scatter of dout (N, C) */
+void embedding_backward(float *demb, const float *dout, const int *tokens, int N, int C);
+
+/* out (N, OC) = inp (N, C) @ w (OC, C)^T */
+void matmul_forward(float *out, const float *inp, const float *w, int N, int C, int OC);
+/* out (N, OC) += inp (N, C) @ w (OC, C)^T  (a linear whose output joins the residual stream) */
+void matmul_forward_add(float *out, const float *inp, const float *w, int N, int C, int OC);
+/* dinp (N, C) += dout @ w ; dw (OC, C) += dout^T @ inp ; either may be NULL to skip */
+void matmul_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                     int N, int C, int OC);
+
+/* out (N, C) = w * inp / sqrt(mean(inp^2) + eps) ; rstd (N) saved for backward */
+void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C,
+                     float eps);
+/* dinp (N, C) += ; dw (C) += (dw may be NULL) */
+void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                      const float *rstd, int N, int C);
+
+/* cos, sin (T, D/2) for positions pos0..pos0+T-1, computed in float32 like HF's rotary embedding */
+void rope_tables(float *cos_t, float *sin_t, int pos0, int T, int D, float theta);
+/* x (B, T, NH*D) rotated in place (rotate-half convention) */
+void rope_forward(float *x, const float *cos_t, const float *sin_t, int B, int T, int NH, int D);
+/* dx (B, T, NH*D): gradient w.r.t. the rotated x, turned in place into the gradient w.r.t. x */
+void rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int T, int NH, int D);
+
+/* Causal grouped-query attention.
+ * out (B, T, H*D), att (B, H, T, T) probabilities, q (B, T, H*D), k, v (B, T, KV*D) */
+void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
+                       int B, int T, int H, int KV, int D);
+/* dq (B, T, H*D) overwritten; dk, dv (B, T, KV*D) accumulated (zero them first);
+ * scratch (T, T) */
+void attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                        const float *att, const float *q, const float *k, const float *v, int B,
+                        int T, int H, int KV, int D);
+
+/* h (N) = silu(g) * u */
+void swiglu_forward(float *h, const float *g, const float *u, int N);
+/* dg, du (N) overwritten */
+void swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, int N);
+
+/* Cross-entropy over logits (N, V) against targets (N) (-1 = ignored).
+ * Returns the summed loss (double); counts targets into *n_targets. */
+double crossentropy_forward(int *n_targets, const float *logits, const int *targets, int N, int V);
+/* logits (N, V) overwritten with d(sum loss / div)/d(logits); ignored rows become 0 */
+void crossentropy_backward(float *logits, const int *targets, int N, int V, float div);
+
+#endif

@@ -1,0 +1,27 @@
+/* Optimizers over flat parameter/gradient arrays: AdamW exactly as torch.optim.AdamW computes it,
+ * and gradient clipping by global norm as torch.nn.utils.clip_grad_norm_.
+ * Not for: choosing which tensors train (the runner passes the arrays). */
+#ifndef GORP_OPTIM_H
+#define GORP_OPTIM_H
+
+#include <stddef.h>
+
+typedef struct adamw {
+  float lr, beta1, beta2, eps, weight_decay;
+  size_t n;  /* number of parameters it updates */
+  float *m;  /* (n) first moment */
+  float *v;  /* (n) second moment */
+  long step; /* steps taken */
+} adamw;
+
+int adamw_init(adamw *o, size_t n, float lr, float beta1, float beta2, float eps,
+               float weight_decay);
+void adamw_free(adamw *o);
+/* One step: decoupled weight decay, moments, bias-corrected update of params (n). */
+void adamw_step(adamw *o, float *params, const float *grads);
+
+/* Scales grads (n) so that their global L2 norm is at most max_norm (torch's 1e-6 guard
+ * included); returns the norm before clipping. max_norm <= 0 only measures. */
+double grad_clip_norm(float *grads, size_t n, float max_norm);
+
+#endif

@@ -1,0 +1,22 @@
+/* Counter-based random numbers: every value is a pure function of (seed, stream, index), so
+ * results do not depend on the rank layout and a resumed run continues the same stream.
+ * Not for: cryptography. */
+#ifndef GORP_RNG_H
+#define GORP_RNG_H
+
+#include <stdint.h>
+
+/* Streams keep unrelated uses of one seed apart. */
+enum { RNG_STREAM_INIT = 1, RNG_STREAM_SHUFFLE = 2, RNG_STREAM_DROPOUT = 3 };
+
+/* 64 well-mixed bits for (seed, stream, a, b). */
+uint64_t rng_bits(uint64_t seed, uint64_t stream, uint64_t a, uint64_t b);
+/* Uniform in [0, 1). */
+double rng_uniform(uint64_t seed, uint64_t stream, uint64_t a, uint64_t b);
+/* Standard normal (Box-Muller on two counters). */
+double rng_normal(uint64_t seed, uint64_t stream, uint64_t a, uint64_t b);
+
+/* perm (n) = a permutation of 0..n-1 that depends only on (seed, key) (Fisher-Yates). */
+void rng_permutation(int *perm, int n, uint64_t seed, uint64_t key);
+
+#endif

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs every dependency of gorp (Debian packages, a Python venv with the test/post-processing
+# packages) and builds it into build/. Idempotent: a second run only rebuilds what changed.
+# Usage: scripts/setup.sh [--no-build]
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+
+debs=(build-essential cmake pkg-config zlib1g-dev
+      libopenmpi-dev openmpi-bin libscalapack-openmpi-dev libhdf5-openmpi-dev hdf5-tools
+      libopenblas-dev liblapacke-dev libinih-dev libcjson-dev clang-format
+      python3 python3-venv python3-numpy python3-h5py python3-torch)
+missing=()
+for p in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Debian's torch/numpy/h5py are visible in the venv; pip adds what Debian lacks.
+venv=build/venv
+if [ ! -x "$venv/bin/python" ]; then
+  mkdir -p build
+  /usr/bin/python3 -m venv --system-site-packages "$venv"
+fi
+if ! "$venv/bin/python" -c "import safetensors" 2>/dev/null; then
+  "$venv/bin/pip" install -q --disable-pip-version-check "safetensors==0.8.0" \
+    || { echo "setup: pip could not install safetensors" >&2; exit 1; }
+fi
+
+[ "${1:-}" = "--no-build" ] && exit 0
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGORP_PYTHON="$here/$venv/bin/python" >/dev/null
+cmake --build build -j "$(nproc)"
+echo "setup: built build/gorp"

@@ -1,0 +1,141 @@
+/* Training half of the runner (cl.h): encoding a task's examples, batching them with padding,
+ * and the AdamW loop with progress lines. The step itself allocates nothing. */
+#include "gorp/cl.h"
+
+#include "gorp/err.h"
+#include "gorp/prompt.h"
+#include "gorp/rng.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int cl_encode_train(cl_encoded *e, const tokenizer *tok, const cl_task *t, const gorp_config *c,
+                    int task_index, int cap_len) {
+  memset(e, 0, sizeof(*e));
+  int n = t->n_train;
+  if (c->data.max_train_per_task > 0 && c->data.max_train_per_task < n)
+    n = c->data.max_train_per_task;
+  int *perm, *buf_tok, *buf_tgt;
+  GORP_ALLOC(perm, t->n_train, "training order");
+  rng_permutation(perm, t->n_train, c->run.seed, (uint64_t)task_index << 32);
+  GORP_ALLOC(buf_tok, cap_len, "token buffer");
+  GORP_ALLOC(buf_tgt, cap_len, "target buffer");
+  GORP_ALLOC(e->offset, n, "example offsets");
+  GORP_ALLOC(e->length, n, "example lengths");
+  size_t total = 0, cap = (size_t)n * 64;
+  GORP_ALLOC(e->tokens, cap, "encoded tokens");
+  GORP_ALLOC(e->targets, cap, "encoded targets");
+  for (int i = 0; i < n; i++) {
+    int len = 0;
+    GORP_CALL(prompt_encode_train(tok, t, &t->train[perm[i]], c->data.max_source_length,
+                                  c->data.max_target_length, buf_tok, buf_tgt, &len, cap_len));
+    if (total + (size_t)len > cap) {
+      while (total + (size_t)len > cap) cap *= 2;
+      int *nt = realloc(e->tokens, cap * sizeof(int)),
+          *ng = nt ? realloc(e->targets, cap * sizeof(int)) : NULL;
+      if (!nt || !ng) GORP_ERR(GORP_EMEM, "out of memory encoding %s", t->dataset);
+      e->tokens = nt;
+      e->targets = ng;
+    }
+    memcpy(e->tokens + total, buf_tok, (size_t)len * sizeof(int));
+    memcpy(e->targets + total, buf_tgt, (size_t)len * sizeof(int));
+    e->offset[i] = (int)total;
+    e->length[i] = len;
+    e->max_len = len > e->max_len ? len : e->max_len;
+    total += (size_t)len;
+  }
+  e->n = n;
+  free(perm);
+  free(buf_tok);
+  free(buf_tgt);
+  return GORP_OK;
+}
+
+void cl_encoded_free(cl_encoded *e) {
+  free(e->offset);
+  free(e->length);
+  free(e->tokens);
+  free(e->targets);
+  memset(e, 0, sizeof(*e));
+}
+
+int cl_steps_for(const gorp_config *c, int n_examples) {
+  int per_epoch = (n_examples + c->train.batch_size - 1) / c->train.batch_size;
+  int steps = per_epoch * c->train.epochs;
+  if (c->train.max_steps > 0 && c->train.max_steps < steps) steps = c->train.max_steps;
+  return steps;
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+/* Lays out examples order[0..B) right-padded to their longest: tokens/targets (B, T). */
+static int batch_fill(int *tokens, int *targets, const cl_encoded *e, const int *order, int B,
+                      int pad_id) {
+  int T = 0;
+  for (int b = 0; b < B; b++) T = e->length[order[b]] > T ? e->length[order[b]] : T;
+  for (int b = 0; b < B; b++) {
+    const int i = order[b], len = e->length[i];
+    memcpy(tokens + (size_t)b * T, e->tokens + e->offset[i], (size_t)len * sizeof(int));
+    memcpy(targets + (size_t)b * T, e->targets + e->offset[i], (size_t)len * sizeof(int));
+    for (int t = len; t < T; t++) {
+      tokens[(size_t)b * T + t] = pad_id;
+      targets[(size_t)b * T + t] = -1;
+    }
+  }
+  return T;
+}
+
+int cl_train_task(model *m, adamw *opt, const cl_encoded *e, int pad_id, const gorp_config *c,
+                  int task_index, const char *task_name, float *losses, int *n_steps) {
+  const int Bmax = c->train.batch_size, steps = cl_steps_for(c, e->n);
+  if (steps > *n_steps) GORP_ERR(GORP_EINPUT, "loss buffer too small for %d steps", steps);
+  int *order, *tokens, *targets;
+  GORP_ALLOC(order, e->n, "epoch order");
+  GORP_ALLOC(tokens, (size_t)Bmax * e->max_len, "batch tokens");
+  GORP_ALLOC(targets, (size_t)Bmax * e->max_len, "batch targets");
+  GORP_CALL(model_alloc_grads(m));
+  GORP_CALL(model_reserve(m, Bmax, e->max_len));
+  const double t0 = now_s();
+  double tokens_seen = 0.0;
+  int step = 0, epoch = 0, pos = e->n;
+  while (step < steps) {
+    if (pos >= e->n) {
+      rng_permutation(order, e->n, c->run.seed,
+                      ((uint64_t)task_index << 32) | (uint64_t)(epoch + 1));
+      epoch++;
+      pos = 0;
+    }
+    const int B = e->n - pos < Bmax ? e->n - pos : Bmax;
+    const int T = batch_fill(tokens, targets, e, order + pos, B, pad_id);
+    pos += B;
+    float loss;
+    model_zero_grads(m);
+    GORP_CALL(model_forward(m, tokens, targets, B, T, 0.0f, &loss));
+    if (!isfinite(loss))
+      GORP_ERR(GORP_ENUM, "task %s: loss became %f at step %d; stopping this run", task_name, loss,
+               step + 1);
+    GORP_CALL(model_backward(m));
+    grad_clip_norm(m->grads, m->n_params, c->train.grad_clip);
+    adamw_step(opt, m->params, m->grads);
+    for (int i = 0; i < B; i++) tokens_seen += e->length[order[pos - B + i]];
+    losses[step++] = loss;
+    if (step % c->run.log_every == 0 || step == steps) {
+      const double el = now_s() - t0;
+      printf("  %s step %5d/%d  loss %.4f  %8.0f tok/s  elapsed %6.1fs  eta %6.1fs\n", task_name,
+             step, steps, loss, tokens_seen / el, el, el / step * (steps - step));
+      fflush(stdout);
+    }
+  }
+  *n_steps = step;
+  free(order);
+  free(tokens);
+  free(targets);
+  return GORP_OK;
+}

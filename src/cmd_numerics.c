@@ -1,0 +1,270 @@
+/* gorp logits / grad / fit: the numerics checks on a fixed batch of token ids, so that anyone can
+ * compare gorp with another implementation (tests/ref/ does so against PyTorch).
+ *   IDS.txt: one sequence per line, whitespace-separated token ids, all lines the same length.
+ *   --targets TGT.txt (grad, fit): same layout, the id each position predicts, -1 = no loss;
+ *   default: next-token targets (position i predicts token i+1; the last position none). */
+#include "gorp/cmd.h"
+#include "gorp/err.h"
+#include "gorp/model.h"
+#include "gorp/modelfile.h"
+#include "gorp/optim.h"
+
+#include <errno.h>
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct numerics_args {
+  const char *model, *tokens, *targets, *out;
+  int steps;
+  float lr, beta1, beta2, eps, weight_decay, grad_clip;
+} numerics_args;
+
+static int parse_float(const char *opt, const char *s, float *v) {
+  char *end;
+  errno = 0;
+  *v = strtof(s, &end);
+  if (errno || end == s || *end) GORP_ERR(GORP_EUSAGE, "%s: expected a number, got '%s'", opt, s);
+  return GORP_OK;
+}
+
+static int parse_args(numerics_args *a, int argc, char **argv) {
+  *a = (numerics_args){.steps = 1, .lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
+  for (int i = 1; i < argc; i++) {
+    const char *o = argv[i];
+    if (i + 1 >= argc) GORP_ERR(GORP_EUSAGE, "%s: option %s needs a value", argv[0], o);
+    const char *v = argv[++i];
+    if (!strcmp(o, "--model"))
+      a->model = v;
+    else if (!strcmp(o, "--tokens"))
+      a->tokens = v;
+    else if (!strcmp(o, "--targets"))
+      a->targets = v;
+    else if (!strcmp(o, "--out"))
+      a->out = v;
+    else if (!strcmp(o, "--steps"))
+      a->steps = atoi(v);
+    else if (!strcmp(o, "--lr"))
+      GORP_CALL(parse_float(o, v, &a->lr));
+    else if (!strcmp(o, "--beta1"))
+      GORP_CALL(parse_float(o, v, &a->beta1));
+    else if (!strcmp(o, "--beta2"))
+      GORP_CALL(parse_float(o, v, &a->beta2));
+    else if (!strcmp(o, "--eps"))
+      GORP_CALL(parse_float(o, v, &a->eps));
+    else if (!strcmp(o, "--weight-decay"))
+      GORP_CALL(parse_float(o, v, &a->weight_decay));
+    else if (!strcmp(o, "--grad-clip"))
+      GORP_CALL(parse_float(o, v, &a->grad_clip));
+    else
+      GORP_ERR(GORP_EUSAGE, "%s: unknown option %s", argv[0], o);
+  }
+  if (!a->model || !a->tokens)
+    GORP_ERR(GORP_EUSAGE, "usage: gorp %s --model M.h5 --tokens IDS.txt [--out OUT.h5]", argv[0]);
+  if (a->steps < 1) GORP_ERR(GORP_EUSAGE, "%s: --steps must be >= 1", argv[0]);
+  return GORP_OK;
+}
+
+/* Reads a rectangular file of integer ids into *ids (S, T). */
+static int ids_read(const char *path, int **ids, int *S, int *T) {
+  FILE *f = fopen(path, "r");
+  if (!f) GORP_ERR(GORP_EINPUT, "%s: cannot open: %s", path, strerror(errno));
+  size_t cap = 1024, n = 0;
+  int *buf = malloc(cap * sizeof(int));
+  char *line = NULL;
+  size_t line_cap = 0;
+  int rows = 0, width = -1, rc = GORP_OK;
+  while (rc == GORP_OK && getline(&line, &line_cap, f) > 0) {
+    int count = 0;
+    char *p = line, *end;
+    for (;;) {
+      while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') p++;
+      if (!*p) break;
+      long v = strtol(p, &end, 10);
+      if (end == p) {
+        rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
+                        "%s:%d: expected an integer token id, found '%.20s'", path, rows + 1, p);
+        break;
+      }
+      if (n == cap) buf = realloc(buf, (cap *= 2) * sizeof(int));
+      buf[n++] = (int)v;
+      count++;
+      p = end;
+    }
+    if (rc) break;
+    if (count == 0) continue;
+    if (width >= 0 && count != width)
+      rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
+                      "%s:%d: %d ids, but the first line has %d (all sequences must have one "
+                      "length)",
+                      path, rows + 1, count, width);
+    width = count;
+    rows++;
+  }
+  free(line);
+  fclose(f);
+  if (!rc && rows == 0)
+    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT, "%s: no token ids", path);
+  if (rc) {
+    free(buf);
+    return rc;
+  }
+  *ids = buf;
+  *S = rows;
+  *T = width;
+  return GORP_OK;
+}
+
+static void next_token_targets(int *targets, const int *ids, int S, int T) {
+  for (int s = 0; s < S; s++)
+    for (int t = 0; t < T; t++) targets[s * T + t] = t + 1 < T ? ids[s * T + t + 1] : -1;
+}
+
+/* Loads model, tokens and targets; runs one forward pass with loss when want_loss. */
+typedef struct batch {
+  model m;
+  int *ids, *targets;
+  int S, T;
+} batch;
+
+static int batch_load(batch *b, const numerics_args *a, int want_targets) {
+  memset(b, 0, sizeof(*b));
+  GORP_CALL(modelfile_load(&b->m, a->model));
+  GORP_CALL(ids_read(a->tokens, &b->ids, &b->S, &b->T));
+  if (!want_targets) return GORP_OK;
+  if (a->targets) {
+    int S, T;
+    GORP_CALL(ids_read(a->targets, &b->targets, &S, &T));
+    if (S != b->S || T != b->T)
+      GORP_ERR(GORP_EINPUT, "%s: %d x %d targets, but %s has %d x %d ids", a->targets, S, T,
+               a->tokens, b->S, b->T);
+    for (int i = 0; i < S * T; i++)
+      if (b->targets[i] < -1 || b->targets[i] >= b->m.cfg.vocab_size)
+        GORP_ERR(GORP_EINPUT,
+                 "%s: target %d at sequence %d, position %d is neither -1 nor in [0, %d)",
+                 a->targets, b->targets[i], i / T, i % T, b->m.cfg.vocab_size);
+  } else {
+    GORP_ALLOC(b->targets, (size_t)b->S * b->T, "targets");
+    next_token_targets(b->targets, b->ids, b->S, b->T);
+  }
+  return GORP_OK;
+}
+
+static void batch_free(batch *b) {
+  model_free(&b->m);
+  free(b->ids);
+  free(b->targets);
+}
+
+static int h5_write_floats(hid_t file, const char *name, int rank, const hsize_t *dims,
+                           const float *data) {
+  hid_t space = H5Screate_simple(rank, dims, NULL);
+  GORP_H5(space);
+  hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+  GORP_H5(H5Pset_create_intermediate_group(lcpl, 1));
+  hid_t ds = H5Dcreate2(file, name, H5T_IEEE_F32LE, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+  GORP_H5(ds);
+  GORP_H5(H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
+  GORP_H5(H5Dclose(ds));
+  GORP_H5(H5Pclose(lcpl));
+  GORP_H5(H5Sclose(space));
+  return GORP_OK;
+}
+
+static int h5_create(const char *path, hid_t *file) {
+  *file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  if (*file < 0) GORP_ERR(GORP_EIO, "%s: cannot create HDF5 file", path);
+  return GORP_OK;
+}
+
+static int run_logits(const numerics_args *a) {
+  batch b;
+  GORP_CALL(batch_load(&b, a, 1));
+  float loss;
+  GORP_CALL(model_forward(&b.m, b.ids, b.targets, b.S, b.T, 0.0f, &loss));
+  printf("sequences %d, length %d, mean next-token loss %.6f\n", b.S, b.T, loss);
+  if (a->out) {
+    hid_t f;
+    GORP_CALL(h5_create(a->out, &f));
+    hsize_t dims[3] = {(hsize_t)b.S, (hsize_t)b.T, (hsize_t)b.m.cfg.vocab_size};
+    GORP_CALL(h5_write_floats(f, "logits", 3, dims, model_logits(&b.m)));
+    hsize_t one = 1;
+    GORP_CALL(h5_write_floats(f, "loss", 1, &one, &loss));
+    GORP_H5(H5Fclose(f));
+  }
+  batch_free(&b);
+  return GORP_OK;
+}
+
+static int run_grad(const numerics_args *a) {
+  batch b;
+  GORP_CALL(batch_load(&b, a, 1));
+  float loss;
+  GORP_CALL(model_forward(&b.m, b.ids, b.targets, b.S, b.T, 0.0f, &loss));
+  GORP_CALL(model_backward(&b.m));
+  printf("sequences %d, length %d, loss %.6f, loss positions %d\n", b.S, b.T, loss, b.m.n_targets);
+  if (a->out) {
+    hid_t f;
+    GORP_CALL(h5_create(a->out, &f));
+    hsize_t one = 1;
+    GORP_CALL(h5_write_floats(f, "loss", 1, &one, &loss));
+    char name[MODEL_NAME_MAX + 8];
+    for (int i = 0; i < b.m.n_tensors; i++) {
+      const param_tensor *t = &b.m.tensors[i];
+      hsize_t dims[2] = {(hsize_t)t->shape[0], (hsize_t)t->shape[1]};
+      snprintf(name, sizeof(name), "grad/%s", t->name);
+      GORP_CALL(h5_write_floats(f, name, t->ndim, dims, b.m.grads + t->offset));
+    }
+    GORP_H5(H5Fclose(f));
+  }
+  batch_free(&b);
+  return GORP_OK;
+}
+
+static int run_fit(const numerics_args *a) {
+  batch b;
+  GORP_CALL(batch_load(&b, a, 1));
+  GORP_CALL(model_alloc_grads(&b.m));
+  adamw opt;
+  GORP_CALL(adamw_init(&opt, b.m.n_params, a->lr, a->beta1, a->beta2, a->eps, a->weight_decay));
+  float *losses;
+  GORP_ALLOC(losses, a->steps, "loss trajectory");
+  for (int s = 0; s < a->steps; s++) {
+    model_zero_grads(&b.m);
+    GORP_CALL(model_forward(&b.m, b.ids, b.targets, b.S, b.T, 0.0f, &losses[s]));
+    GORP_CALL(model_backward(&b.m));
+    double norm = grad_clip_norm(b.m.grads, b.m.n_params, a->grad_clip);
+    adamw_step(&opt, b.m.params, b.m.grads);
+    printf("step %4d loss %.7f grad_norm %.5f\n", s + 1, losses[s], norm);
+  }
+  if (a->out) {
+    hid_t f;
+    GORP_CALL(h5_create(a->out, &f));
+    hsize_t n = (hsize_t)a->steps;
+    GORP_CALL(h5_write_floats(f, "losses", 1, &n, losses));
+    GORP_H5(H5Fclose(f));
+  }
+  free(losses);
+  adamw_free(&opt);
+  batch_free(&b);
+  return GORP_OK;
+}
+
+int cmd_logits(int argc, char **argv) {
+  numerics_args a;
+  GORP_CALL(parse_args(&a, argc, argv));
+  return run_logits(&a);
+}
+
+int cmd_grad(int argc, char **argv) {
+  numerics_args a;
+  GORP_CALL(parse_args(&a, argc, argv));
+  return run_grad(&a);
+}
+
+int cmd_fit(int argc, char **argv) {
+  numerics_args a;
+  GORP_CALL(parse_args(&a, argc, argv));
+  return run_fit(&a);
+}

@@ -1,0 +1,850 @@
+/* The configuration schema and everything that walks it (see config.h): INI parsing through
+ * inih, overrides, defaults, path resolution, validation, the canonical text and its hash, and
+ * the Markdown tables of docs/CONFIG.md.
+ *
+ * inih (Debian libinih r55, its defaults) behaviour this file relies on, pinned by test_config:
+ * - ';' and '#' start a comment at the start of a line; after a value only ';' preceded by
+ *   whitespace does ("lr = 1e-3 ; note"), so "lr = 1e-3 # note" is a bad number, not a comment.
+ * - "key: value" is accepted like "key = value"; names and values are whitespace-trimmed.
+ * - An indented non-blank line after a key (blank lines in between too) is a continuation: the
+ *   handler is called again with the same name and the line's text, inline comment included. We
+ *   allow that for list keys only (more names; we cut the comment) and report it otherwise,
+ *   because an indented "key = value" would silently become part of the key above.
+ * - Lines are read through our reader in chunks of at most INI_MAX_LINE (200) bytes; the reader
+ *   reports a longer line instead of letting inih parse its tail as a line of its own.
+ * - Parsing goes on after an error and returns the first bad line (one without '=' or ':' or an
+ *   unclosed "[section"); the handler's own errors are kept here, and the earliest one wins. */
+#include "gorp/config.h"
+
+#include "gorp/err.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+typedef enum { CFG_INT, CFG_U64, CFG_FLOAT, CFG_BOOL, CFG_CHOICE, CFG_PATH, CFG_LIST } config_type;
+
+enum {
+  CFG_REQUIRED = 1, /* an empty value is an error after loading */
+  CFG_LO_OPEN = 2,  /* the lower limit is excluded (> lo) */
+  CFG_HI_OPEN = 4   /* the upper limit is excluded (< hi) */
+};
+
+typedef struct config_key {
+  const char *section, *key;
+  config_type type;
+  size_t off;      /* the field in gorp_config */
+  size_t off_n;    /* CFG_LIST: its int count field */
+  const char *def; /* default, as text: parsed by the same code as file values */
+  double lo, hi;   /* CFG_INT, CFG_FLOAT: allowed range (hi = INFINITY: none) */
+  int flags;
+  const char *choices; /* CFG_CHOICE: "a,b"; CFG_PATH: a keyword kept verbatim, not a path */
+  const char *doc;     /* one line for docs/CONFIG.md */
+} config_key;
+
+static const struct {
+  const char *name, *doc;
+} sections[] = {
+    {"run", "Where results go, randomness, the matrix backend and progress output."},
+    {"model", "The model to train: fresh random weights from the architecture keys, or a file."},
+    {"data", "The task sequence and how its examples become token sequences."},
+    {"train", "Optimisation on each task of the sequence."},
+    {"eval", "Greedy-decoding evaluation after each task."},
+};
+
+#define FIELD(f) offsetof(gorp_config, f)
+#define AT_LEAST(x) .lo = (x), .hi = INFINITY
+#define ABOVE(x) .lo = (x), .hi = INFINITY, .flags = CFG_LO_OPEN
+
+static const config_key keys[] = {
+    {"run", "out_dir", CFG_PATH, FIELD(run.out_dir), .def = "runs/default",
+     .doc = "run directory (results, checkpoints, predictions)"},
+    {"run", "seed", CFG_U64, FIELD(run.seed), .def = "1",
+     .doc = "seed of every random choice (init, shuffling, dropout)"},
+    {"run", "backend", CFG_CHOICE, FIELD(run.backend), .def = "cpu", .choices = "cpu,cuda",
+     .doc = "matrix backend"},
+    {"run", "log_every", CFG_INT, FIELD(run.log_every), .def = "10", AT_LEAST(1),
+     .doc = "print a progress line every N steps"},
+
+    {"model", "init", CFG_PATH, FIELD(model.init), .def = "random", .choices = "random",
+     .doc = "`random` (fresh weights from the model.* architecture keys) or an HDF5 model file "
+            "or checkpoint (then the architecture keys are ignored)"},
+    {"model", "vocab_size", CFG_INT, FIELD(model.arch.vocab_size), .def = "0", AT_LEAST(0),
+     .doc = "vocabulary size; 0 = the tokenizer's"},
+    {"model", "hidden_size", CFG_INT, FIELD(model.arch.hidden_size), .def = "64", AT_LEAST(1),
+     .doc = "width of the residual stream"},
+    {"model", "intermediate_size", CFG_INT, FIELD(model.arch.intermediate_size), .def = "172",
+     AT_LEAST(1), .doc = "width of the SwiGLU MLP"},
+    {"model", "num_layers", CFG_INT, FIELD(model.arch.num_layers), .def = "2", AT_LEAST(1),
+     .doc = "decoder layers"},
+    {"model", "num_heads", CFG_INT, FIELD(model.arch.num_heads), .def = "4", AT_LEAST(1),
+     .doc = "attention (query) heads"},
+    {"model", "num_kv_heads", CFG_INT, FIELD(model.arch.num_kv_heads), .def = "0", AT_LEAST(0),
+     .doc = "key/value heads, dividing num_heads (grouped-query attention); 0 = num_heads"},
+    {"model", "head_dim", CFG_INT, FIELD(model.arch.head_dim), .def = "0", AT_LEAST(0),
+     .doc = "width of one head; 0 = hidden_size / num_heads, which must then divide evenly"},
+    {"model", "max_seq", CFG_INT, FIELD(model.arch.max_seq), .def = "1024", AT_LEAST(1),
+     .doc = "longest sequence (rotary position table)"},
+    {"model", "rms_eps", CFG_FLOAT, FIELD(model.arch.rms_eps), .def = "1e-6", ABOVE(0),
+     .doc = "RMSNorm epsilon"},
+    {"model", "rope_theta", CFG_FLOAT, FIELD(model.arch.rope_theta), .def = "10000", ABOVE(0),
+     .doc = "RoPE base"},
+    {"model", "tie_embeddings", CFG_BOOL, FIELD(model.arch.tie_embeddings), .def = "false",
+     .doc = "the LM head shares the embedding matrix"},
+    {"model", "init_std", CFG_FLOAT, FIELD(model.init_std), .def = "0.02", ABOVE(0),
+     .doc = "standard deviation of the random initial weights"},
+
+    {"data", "format", CFG_CHOICE, FIELD(data.format), .def = "clbench", .choices = "clbench",
+     .doc = "dataset layout; `clbench`: `root/TaskType/dataset/{train,test,labels}.json`"},
+    {"data", "root", CFG_PATH, FIELD(data.root), .def = "", .flags = CFG_REQUIRED,
+     .doc = "the benchmark folder"},
+    {"data", "instructions", CFG_PATH, FIELD(data.instructions), .def = "", .flags = CFG_REQUIRED,
+     .doc = "instruction templates (instruction_config.json)"},
+    {"data", "tasks", CFG_LIST, FIELD(data.tasks), FIELD(data.n_tasks), .def = "",
+     .flags = CFG_REQUIRED,
+     .doc = "dataset folder names in training order, comma-separated (indented lines continue)"},
+    {"data", "tokenizer", CFG_PATH, FIELD(data.tokenizer), .def = "byte", .choices = "byte",
+     .doc = "`byte` (built-in byte-level) or a Hugging Face tokenizer.json"},
+    {"data", "max_source_length", CFG_INT, FIELD(data.max_source_length), .def = "512", AT_LEAST(1),
+     .doc = "token limit of the sentence part of a prompt"},
+    {"data", "max_target_length", CFG_INT, FIELD(data.max_target_length), .def = "50", AT_LEAST(1),
+     .doc = "token limit of an answer"},
+    {"data", "max_train_per_task", CFG_INT, FIELD(data.max_train_per_task), .def = "0", AT_LEAST(0),
+     .doc = "training examples per task; 0 = all"},
+    {"data", "max_test_per_task", CFG_INT, FIELD(data.max_test_per_task), .def = "0", AT_LEAST(0),
+     .doc = "test examples per task; 0 = all"},
+
+    {"train", "batch_size", CFG_INT, FIELD(train.batch_size), .def = "8", AT_LEAST(1),
+     .doc = "examples per optimizer step (global, over all ranks)"},
+    {"train", "epochs", CFG_INT, FIELD(train.epochs), .def = "1", AT_LEAST(1),
+     .doc = "passes over each task's training set"},
+    {"train", "max_steps", CFG_INT, FIELD(train.max_steps), .def = "0", AT_LEAST(0),
+     .doc = "stop each task after this many steps; 0 = epochs decide"},
+    {"train", "lr", CFG_FLOAT, FIELD(train.lr), .def = "1e-3", ABOVE(0), .doc = "learning rate"},
+    {"train", "beta1", CFG_FLOAT, FIELD(train.beta1), .def = "0.9", .lo = 0, .hi = 1,
+     .flags = CFG_HI_OPEN, .doc = "Adam first-moment decay"},
+    {"train", "beta2", CFG_FLOAT, FIELD(train.beta2), .def = "0.999", .lo = 0, .hi = 1,
+     .flags = CFG_HI_OPEN, .doc = "Adam second-moment decay"},
+    {"train", "eps", CFG_FLOAT, FIELD(train.eps), .def = "1e-8", ABOVE(0), .doc = "Adam epsilon"},
+    {"train", "weight_decay", CFG_FLOAT, FIELD(train.weight_decay), .def = "0", AT_LEAST(0),
+     .doc = "decoupled (AdamW) weight decay"},
+    {"train", "grad_clip", CFG_FLOAT, FIELD(train.grad_clip), .def = "1.0", AT_LEAST(0),
+     .doc = "clip the global gradient norm to this; 0 = off"},
+
+    {"eval", "max_new_tokens", CFG_INT, FIELD(eval.max_new_tokens), .def = "50", AT_LEAST(1),
+     .doc = "greedy decoding stops after this many tokens (or at EOS)"},
+};
+
+enum {
+  N_SECTIONS = sizeof(sections) / sizeof(sections[0]),
+  N_KEYS = sizeof(keys) / sizeof(keys[0])
+};
+
+static void *field(gorp_config *c, size_t off) {
+  return (char *)c + off;
+}
+static const void *cfield(const gorp_config *c, size_t off) {
+  return (const char *)c + off;
+}
+
+/* An empty path, choice or list (only the required keys have empty defaults). */
+static int value_empty(const gorp_config *c, const config_key *k) {
+  if (k->type == CFG_LIST) return *(const int *)cfield(c, k->off_n) == 0;
+  if (k->type == CFG_PATH || k->type == CFG_CHOICE) return !(*(char *const *)cfield(c, k->off))[0];
+  return 0;
+}
+
+static int key_index(const char *section, const char *name) {
+  for (int i = 0; i < N_KEYS; i++)
+    if (!strcmp(keys[i].section, section) && !strcmp(keys[i].key, name)) return i;
+  return -1;
+}
+
+static int section_known(const char *section) {
+  for (int s = 0; s < N_SECTIONS; s++)
+    if (!strcmp(sections[s].name, section)) return 1;
+  return 0;
+}
+
+/* ---- describing a key: shared by error messages and the docs ---- */
+
+/* "cpu, cuda" or, with quote "`", "`cpu`, `cuda`". */
+static void choices_text(const char *choices, const char *quote, char *buf, size_t n) {
+  size_t len = 0;
+  buf[0] = '\0';
+  for (const char *p = choices; *p && len < n;) {
+    size_t m = strcspn(p, ",");
+    len += (size_t)snprintf(buf + len, n - len, "%s%s%.*s%s", p == choices ? "" : ", ", quote,
+                            (int)m, p, quote);
+    p += m + (p[m] == ',');
+  }
+}
+
+/* ">= 1", "> 0", "in [0, 1)". */
+static void range_text(const config_key *k, char *buf, size_t n) {
+  if (isinf(k->hi))
+    snprintf(buf, n, "%s %g", (k->flags & CFG_LO_OPEN) ? ">" : ">=", k->lo);
+  else
+    snprintf(buf, n, "in %c%g, %g%c", (k->flags & CFG_LO_OPEN) ? '(' : '[', k->lo, k->hi,
+             (k->flags & CFG_HI_OPEN) ? ')' : ']');
+}
+
+/* What a value of k must look like, for "expected ..." in error messages. */
+static void expected_text(const config_key *k, char *buf, size_t n) {
+  char range[64];
+  switch (k->type) {
+  case CFG_INT:
+    range_text(k, range, sizeof(range));
+    snprintf(buf, n, "an integer %s", range);
+    break;
+  case CFG_U64:
+    snprintf(buf, n, "an integer in [0, %" PRIu64 "]", UINT64_MAX);
+    break;
+  case CFG_FLOAT:
+    range_text(k, range, sizeof(range));
+    snprintf(buf, n, "a number %s", range);
+    break;
+  case CFG_BOOL:
+    snprintf(buf, n, "true, false, yes, no, 1 or 0");
+    break;
+  case CFG_CHOICE:
+    snprintf(buf, n, "one of: ");
+    choices_text(k->choices, "", buf + strlen(buf), n - strlen(buf));
+    break;
+  case CFG_PATH:
+    if (k->choices)
+      snprintf(buf, n, "'%s' or a path", k->choices);
+    else
+      snprintf(buf, n, "a path");
+    break;
+  case CFG_LIST:
+    snprintf(buf, n, "comma-separated names");
+    break;
+  }
+}
+
+/* ---- setting values ---- */
+
+static int dup_text(char **dst, const char *s, size_t len) {
+  char *p = malloc(len + 1);
+  if (!p) GORP_ERR(GORP_EMEM, "out of memory copying a config value of %zu bytes", len);
+  memcpy(p, s, len);
+  p[len] = '\0';
+  free(*dst);
+  *dst = p;
+  return GORP_OK;
+}
+
+static void list_clear(gorp_config *c, const config_key *k) {
+  char ***items = field(c, k->off);
+  int *n = field(c, k->off_n);
+  for (int i = 0; i < *n; i++) free((*items)[i]);
+  free(*items);
+  *items = NULL;
+  *n = 0;
+}
+
+/* Appends the comma-separated, whitespace-trimmed names in text[0..len); empty names (a trailing
+ * comma before a continuation line) are skipped, a name with a blank inside ("a b") is refused. */
+static int list_append(gorp_config *c, const config_key *k, const char *text, size_t len) {
+  char ***items = field(c, k->off);
+  int *n = field(c, k->off_n);
+  for (const char *p = text, *stop = text + len; p < stop;) {
+    const char *end = p;
+    while (end < stop && *end != ',') end++;
+    const char *a = p, *b = end;
+    while (a < b && isspace((unsigned char)*a)) a++;
+    while (b > a && isspace((unsigned char)b[-1])) b--;
+    for (const char *q = a; q < b; q++)
+      if (isspace((unsigned char)*q)) return GORP_EINPUT;
+    if (b > a) {
+      char **grown = realloc(*items, (size_t)(*n + 1) * sizeof(**items));
+      if (!grown) GORP_ERR(GORP_EMEM, "out of memory growing the list %s.%s", k->section, k->key);
+      *items = grown;
+      grown[*n] = NULL;
+      GORP_CALL(dup_text(&grown[*n], a, (size_t)(b - a)));
+      (*n)++;
+    }
+    p = end + 1;
+  }
+  return GORP_OK;
+}
+
+static int has_control(const char *s) {
+  for (; *s; s++)
+    if (iscntrl((unsigned char)*s)) return 1;
+  return 0;
+}
+
+static int choice_valid(const char *choices, const char *text) {
+  size_t len = strlen(text);
+  for (const char *p = choices; *p;) {
+    size_t m = strcspn(p, ",");
+    if (m == len && !strncmp(p, text, len)) return 1;
+    p += m + (p[m] == ',');
+  }
+  return 0;
+}
+
+/* Parses text into k's field of c. Returns GORP_EINPUT for a bad value (the caller names where it
+ * came from and says what was expected: expected_text), GORP_EMEM when a copy fails. Control
+ * characters are refused everywhere: they would break the canonical text. */
+static int set_value(gorp_config *c, const config_key *k, const char *text) {
+  if (has_control(text)) return GORP_EINPUT;
+  void *dst = field(c, k->off);
+  char *end;
+  errno = 0;
+  switch (k->type) {
+  case CFG_INT: {
+    long v = strtol(text, &end, 10);
+    if (end == text || *end || errno || v < INT_MIN || v > INT_MAX || v < k->lo || v > k->hi)
+      return GORP_EINPUT;
+    *(int *)dst = (int)v;
+    return GORP_OK;
+  }
+  case CFG_U64: {
+    /* strtoull would take "-1" as UINT64_MAX */
+    if (!isdigit((unsigned char)text[0])) return GORP_EINPUT;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (*end || errno) return GORP_EINPUT;
+    *(uint64_t *)dst = (uint64_t)v;
+    return GORP_OK;
+  }
+  case CFG_FLOAT: {
+    double d = strtod(text, &end);
+    float v = (float)d;
+    if (end == text || *end || !isfinite(v) || v < k->lo || v > k->hi ||
+        ((k->flags & CFG_LO_OPEN) && v == k->lo) || ((k->flags & CFG_HI_OPEN) && v == k->hi))
+      return GORP_EINPUT;
+    *(float *)dst = v;
+    return GORP_OK;
+  }
+  case CFG_BOOL: {
+    static const char *const yes[] = {"true", "yes", "1"}, *const no[] = {"false", "no", "0"};
+    for (int i = 0; i < 3; i++) {
+      if (!strcasecmp(text, yes[i])) return *(int *)dst = 1, GORP_OK;
+      if (!strcasecmp(text, no[i])) return *(int *)dst = 0, GORP_OK;
+    }
+    return GORP_EINPUT;
+  }
+  case CFG_CHOICE:
+    if (!choice_valid(k->choices, text)) return GORP_EINPUT;
+    return dup_text(dst, text, strlen(text));
+  case CFG_PATH:
+    /* only a required path may be empty, and then only until check_required runs */
+    if (!text[0] && !(k->flags & CFG_REQUIRED)) return GORP_EINPUT;
+    return dup_text(dst, text, strlen(text));
+  case CFG_LIST:
+    list_clear(c, k);
+    return list_append(c, k, text, strlen(text));
+  }
+  return GORP_EINPUT;
+}
+
+/* ---- unknown names: suggest the closest known one ---- */
+
+/* Edit distance of two short names (longer ones are never close to a key). */
+static int edit_distance(const char *a, const char *b) {
+  enum { MAX = 64 };
+  size_t la = strlen(a), lb = strlen(b);
+  if (la >= MAX || lb >= MAX) return INT_MAX;
+  int row[MAX + 1];
+  for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
+  for (size_t i = 1; i <= la; i++) {
+    int diag = row[0];
+    row[0] = (int)i;
+    for (size_t j = 1; j <= lb; j++) {
+      int up = row[j];
+      int best = diag + (a[i - 1] != b[j - 1]);
+      if (up + 1 < best) best = up + 1;
+      if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+      row[j] = best;
+      diag = up;
+    }
+  }
+  return row[lb];
+}
+
+/* " (did you mean 'lr'?)", " (did you mean 'seed' in [run]?)", " (did you mean [train]?)" or "".
+ * A name in the wrong section costs one edit; at most two edits and half the name's length. */
+static void suggestion(const char *section, const char *name, char *buf, size_t n) {
+  buf[0] = '\0';
+  if (section[0] && !section_known(section)) {
+    for (int s = 0; s < N_SECTIONS; s++)
+      if (edit_distance(section, sections[s].name) <= 2) {
+        snprintf(buf, n, " (did you mean [%s]?)", sections[s].name);
+        return;
+      }
+  }
+  int best = -1, best_cost = INT_MAX;
+  for (int i = 0; i < N_KEYS; i++) {
+    int d = edit_distance(name, keys[i].key);
+    int cost = d == INT_MAX ? d : d + (strcmp(section, keys[i].section) != 0);
+    if (cost < best_cost) best = i, best_cost = cost;
+  }
+  if (best < 0 || best_cost > 2 || (size_t)best_cost > strlen(name) / 2) return;
+  if (!strcmp(section, keys[best].section))
+    snprintf(buf, n, " (did you mean '%s'?)", keys[best].key);
+  else
+    snprintf(buf, n, " (did you mean '%s' in [%s]?)", keys[best].key, keys[best].section);
+}
+
+/* "unknown key 'lrr' in section [train] (did you mean 'lr'?)" and its variants. */
+static void unknown_text(const char *section, const char *name, char *buf, size_t n) {
+  char hint[128];
+  suggestion(section, name, hint, sizeof(hint));
+  if (!section[0])
+    snprintf(buf, n, "key '%s' comes before any [section]%s", name, hint);
+  else if (!section_known(section))
+    snprintf(buf, n, "unknown section [%s]%s", section, hint);
+  else
+    snprintf(buf, n, "unknown key '%s' in section [%s]%s", name, section, hint);
+}
+
+/* ---- reading the INI file ---- */
+
+enum { CONFIG_MSG_MAX = 1024 };
+
+typedef struct parse_state {
+  gorp_config *c;
+  const char *path;
+  FILE *f;
+  int lineno;          /* the line our reader handed to inih last */
+  int indented;        /* that line starts with whitespace (an inih continuation line) */
+  int prev_key;        /* key of the handler's previous call; -1 after a [section] line */
+  int line_of[N_KEYS]; /* line that set each key; 0 = not in the file */
+  int err_line, err;   /* first error found by us: its line and code (0 = none) */
+  char msg[CONFIG_MSG_MAX];
+} parse_state;
+
+static void parse_fail(parse_state *st, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void parse_fail(parse_state *st, int code, const char *fmt, ...) {
+  if (st->err_line) return;
+  int len = snprintf(st->msg, sizeof(st->msg), "%s:%d: ", st->path, st->lineno);
+  if (len < 0 || (size_t)len >= sizeof(st->msg)) len = (int)sizeof(st->msg) - 1;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(st->msg + len, sizeof(st->msg) - (size_t)len, fmt, ap);
+  va_end(ap);
+  st->err_line = st->lineno;
+  st->err = code;
+}
+
+/* fgets for inih that counts lines and remembers what inih will not tell the handler. */
+static char *ini_read_line(char *buf, int n, void *stream) {
+  parse_state *st = stream;
+  if (!fgets(buf, n, st->f)) return NULL;
+  st->lineno++;
+  size_t len = strlen(buf);
+  if (len && buf[len - 1] != '\n' && !feof(st->f)) {
+    parse_fail(st, GORP_EINPUT, "line longer than %d characters", n - 2);
+    int ch;
+    while ((ch = fgetc(st->f)) != EOF && ch != '\n') continue;
+  }
+  st->indented = len && isspace((unsigned char)buf[0]) && buf[0] != '\n' && buf[0] != '\r';
+  const char *p = buf;
+  while (isspace((unsigned char)*p)) p++;
+  if (*p == '[') st->prev_key = -1;
+  return buf;
+}
+
+static int ini_on_value(void *user, const char *section, const char *name, const char *value) {
+  parse_state *st = user;
+  if (st->err_line) return 1; /* the first error is the one reported */
+  int i = key_index(section, name);
+  if (i < 0) {
+    char what[256];
+    unknown_text(section, name, what, sizeof(what));
+    parse_fail(st, GORP_EINPUT, "%s", what);
+    return 1;
+  }
+  const config_key *k = &keys[i];
+  int ierr;
+  if (st->indented && st->prev_key == i) {
+    if (k->type != CFG_LIST) {
+      parse_fail(st, GORP_EINPUT,
+                 "indented line continues the value of %s.%s; only list keys may span lines "
+                 "(remove the indentation)",
+                 k->section, k->key);
+      return 1;
+    }
+    /* inih r55 cuts "  ; comment" from key lines but not from continuation lines */
+    size_t len = 0;
+    while (value[len] && !(value[len] == ';' && len && isspace((unsigned char)value[len - 1])))
+      len++;
+    ierr = has_control(value) ? GORP_EINPUT : list_append(st->c, k, value, len);
+  } else {
+    st->prev_key = i;
+    if (st->line_of[i]) {
+      parse_fail(st, GORP_EINPUT, "duplicate key '%s' in section [%s] (first set on line %d)", name,
+                 section, st->line_of[i]);
+      return 1;
+    }
+    st->line_of[i] = st->lineno;
+    ierr = set_value(st->c, k, value);
+  }
+  if (ierr) {
+    char expected[128];
+    expected_text(k, expected, sizeof(expected));
+    if (ierr == GORP_EINPUT)
+      parse_fail(st, ierr, "%s.%s = %s: expected %s", k->section, k->key, value, expected);
+    else
+      parse_fail(st, ierr, "%s.%s: out of memory", k->section, k->key);
+  }
+  return 1;
+}
+
+/* The text of line lineno of path, for a message about a line inih could not parse. */
+static void line_text(const char *path, int lineno, char *buf, size_t n) {
+  buf[0] = '\0';
+  FILE *f = fopen(path, "r");
+  if (!f) return;
+  for (int i = 0; i < lineno && fgets(buf, (int)n, f); i++) continue;
+  fclose(f);
+  buf[strcspn(buf, "\r\n")] = '\0';
+}
+
+static int parse_file(gorp_config *c, const char *path) {
+  parse_state st = {.c = c, .path = path, .prev_key = -1};
+  st.f = fopen(path, "r");
+  if (!st.f) GORP_ERR(GORP_EINPUT, "cannot open config file '%s': %s", path, strerror(errno));
+  int bad_line = ini_parse_stream(ini_read_line, &st, ini_on_value, &st);
+  int read_err = ferror(st.f) ? errno : 0;
+  fclose(st.f);
+  if (read_err) GORP_ERR(GORP_EINPUT, "cannot read config file '%s': %s", path, strerror(read_err));
+  if (bad_line > 0 && (!st.err_line || bad_line < st.err_line)) {
+    char text[256];
+    line_text(path, bad_line, text, sizeof(text));
+    GORP_ERR(GORP_EINPUT,
+             "%s:%d: cannot parse '%s': expected [section], key = value, or a comment (; or #)",
+             path, bad_line, text);
+  }
+  if (bad_line < 0) GORP_ERR(GORP_ELIB, "inih failed reading '%s' (code %d)", path, bad_line);
+  if (st.err_line) GORP_ERR(st.err, "%s", st.msg);
+  return GORP_OK;
+}
+
+/* ---- overrides, paths, derived values, checks ---- */
+
+static void trim(char **a, char **b) {
+  while (*a < *b && isspace((unsigned char)**a)) (*a)++;
+  while (*b > *a && isspace((unsigned char)(*b)[-1])) (*b)--;
+}
+
+/* Applies "section.key=value" from ov, parsed in buf (a copy of ov that is cut up in place);
+ * whitespace around each part is ignored. */
+static int apply_override_in(gorp_config *c, const char *ov, char *buf) {
+  char *eq = strchr(buf, '=');
+  char *dot = eq ? memchr(buf, '.', (size_t)(eq - buf)) : NULL;
+  if (!dot) GORP_ERR(GORP_EINPUT, "bad override '%s': expected section.key=value", ov);
+  char *s = buf, *s_end = dot, *k = dot + 1, *k_end = eq, *v = eq + 1, *v_end = eq + strlen(eq);
+  trim(&s, &s_end);
+  trim(&k, &k_end);
+  trim(&v, &v_end);
+  if (s == s_end || k == k_end)
+    GORP_ERR(GORP_EINPUT, "bad override '%s': expected section.key=value", ov);
+  *s_end = *k_end = *v_end = '\0';
+  int i = key_index(s, k);
+  if (i < 0) {
+    char what[256];
+    unknown_text(s, k, what, sizeof(what));
+    GORP_ERR(GORP_EINPUT, "override '%s': %s", ov, what);
+  }
+  int ierr = set_value(c, &keys[i], v);
+  if (ierr == GORP_EINPUT) {
+    char expected[128];
+    expected_text(&keys[i], expected, sizeof(expected));
+    GORP_ERR(GORP_EINPUT, "override '%s': %s.%s = %s: expected %s", ov, s, k, v, expected);
+  }
+  GORP_CALL(ierr);
+  return GORP_OK;
+}
+
+static int apply_override(gorp_config *c, const char *ov) {
+  char *buf = NULL;
+  GORP_CALL(dup_text(&buf, ov, strlen(ov)));
+  int ierr = apply_override_in(c, ov, buf);
+  free(buf);
+  return ierr;
+}
+
+/* Joins relative paths (not the keyword of a path-or-keyword key, not empty ones) to the folder
+ * of the config file, textually: nothing needs to exist yet, and "~" is an ordinary name. */
+static int resolve_paths(gorp_config *c, const char *config_path) {
+  const char *slash = strrchr(config_path, '/');
+  if (!slash) return GORP_OK; /* the file is in the working directory */
+  size_t dir_len = (size_t)(slash - config_path) + 1;
+  for (int i = 0; i < N_KEYS; i++) {
+    const config_key *k = &keys[i];
+    char **value = field(c, k->off);
+    if (k->type != CFG_PATH || !(*value)[0] || (*value)[0] == '/') continue;
+    if (k->choices && !strcmp(*value, k->choices)) continue;
+    size_t len = strlen(*value);
+    char *joined = malloc(dir_len + len + 1);
+    if (!joined) GORP_ERR(GORP_EMEM, "out of memory resolving %s.%s", k->section, k->key);
+    memcpy(joined, config_path, dir_len);
+    memcpy(joined + dir_len, *value, len + 1);
+    free(*value);
+    *value = joined;
+  }
+  return GORP_OK;
+}
+
+static int check_required(const gorp_config *c) {
+  for (int i = 0; i < N_KEYS; i++) {
+    const config_key *k = &keys[i];
+    if (!(k->flags & CFG_REQUIRED)) continue;
+    if (value_empty(c, k))
+      GORP_ERR(GORP_EINPUT, "%s: %s.%s is required (%s); set it in [%s] or with --set %s.%s=...",
+               c->file, k->section, k->key, k->doc, k->section, k->section, k->key);
+  }
+  return GORP_OK;
+}
+
+/* Fills model.num_kv_heads and model.head_dim when 0 and checks the heads agree. */
+static int derive_arch(gorp_config *c) {
+  model_config *a = &c->model.arch;
+  const char *origin = c->file ? c->file : "defaults";
+  if (!a->num_kv_heads) a->num_kv_heads = a->num_heads;
+  if (!a->head_dim) {
+    if (a->hidden_size % a->num_heads)
+      GORP_ERR(GORP_EINPUT,
+               "%s: model.hidden_size (%d) is not a multiple of model.num_heads (%d), so "
+               "model.head_dim cannot default to their ratio; change one or set model.head_dim",
+               origin, a->hidden_size, a->num_heads);
+    a->head_dim = a->hidden_size / a->num_heads;
+  }
+  if (a->num_heads % a->num_kv_heads)
+    GORP_ERR(GORP_EINPUT, "%s: model.num_heads (%d) must be a multiple of model.num_kv_heads (%d)",
+             origin, a->num_heads, a->num_kv_heads);
+  return GORP_OK;
+}
+
+static int fill_defaults(gorp_config *c) {
+  memset(c, 0, sizeof(*c));
+  for (int i = 0; i < N_KEYS; i++)
+    if (set_value(c, &keys[i], keys[i].def)) /* a broken schema row: test_config catches it */
+      GORP_ERR(GORP_EINPUT, "config schema: bad default '%s' for %s.%s", keys[i].def,
+               keys[i].section, keys[i].key);
+  return GORP_OK;
+}
+
+/* ---- public ---- */
+
+int config_defaults(gorp_config *c) {
+  int ierr = fill_defaults(c);
+  if (!ierr) ierr = derive_arch(c);
+  if (ierr) config_free(c);
+  return ierr;
+}
+
+static int load(gorp_config *c, const char *path, char *const *overrides, int n_overrides) {
+  GORP_CALL(fill_defaults(c));
+  GORP_CALL(dup_text(&c->file, path, strlen(path)));
+  GORP_CALL(parse_file(c, path));
+  for (int i = 0; i < n_overrides; i++) GORP_CALL(apply_override(c, overrides[i]));
+  GORP_CALL(resolve_paths(c, path));
+  GORP_CALL(check_required(c));
+  GORP_CALL(derive_arch(c));
+  return GORP_OK;
+}
+
+int config_load(gorp_config *c, const char *path, char *const *overrides, int n_overrides) {
+  int ierr = load(c, path, overrides, n_overrides);
+  if (ierr) config_free(c);
+  return ierr;
+}
+
+void config_free(gorp_config *c) {
+  for (int i = 0; i < N_KEYS; i++) {
+    const config_key *k = &keys[i];
+    if (k->type == CFG_LIST)
+      list_clear(c, k);
+    else if (k->type == CFG_PATH || k->type == CFG_CHOICE)
+      free(*(char **)field(c, k->off));
+  }
+  free(c->file);
+  memset(c, 0, sizeof(*c));
+}
+
+/* ---- canonical text and hash ---- */
+
+/* Collects text (when buf is used) and its FNV-1a hash in one pass, so that hashing needs no
+ * allocation. */
+typedef struct text_sink {
+  char *buf; /* NULL: hash only */
+  size_t len, cap;
+  uint64_t hash;
+  int oom;
+} text_sink;
+
+static void sink_put(text_sink *s, const char *p) {
+  size_t n = strlen(p);
+  for (size_t i = 0; i < n; i++) s->hash = (s->hash ^ (unsigned char)p[i]) * 0x100000001b3ULL;
+  if (!s->buf || s->oom) return;
+  if (s->len + n + 1 > s->cap) {
+    size_t cap = 2 * (s->len + n + 1);
+    char *grown = realloc(s->buf, cap);
+    if (!grown) {
+      s->oom = 1;
+      return;
+    }
+    s->buf = grown;
+    s->cap = cap;
+  }
+  memcpy(s->buf + s->len, p, n + 1);
+  s->len += n;
+}
+
+/* Shortest decimal that reads back as the same float, so that 1e-3 prints as 0.001; whole numbers
+ * print without an exponent (10000, not 1e+04). */
+static void format_float(float v, char *buf, size_t n) {
+  if (v == truncf(v) && fabsf(v) < 1e9f) {
+    snprintf(buf, n, "%.0f", (double)v);
+    return;
+  }
+  for (int digits = 1; digits <= 9; digits++) {
+    snprintf(buf, n, "%.*g", digits, (double)v);
+    if (strtof(buf, NULL) == v) return;
+  }
+}
+
+static void sink_value(text_sink *s, const gorp_config *c, const config_key *k) {
+  char num[64];
+  const void *src = cfield(c, k->off);
+  switch (k->type) {
+  case CFG_INT:
+    snprintf(num, sizeof(num), "%d", *(const int *)src);
+    break;
+  case CFG_U64:
+    snprintf(num, sizeof(num), "%" PRIu64, *(const uint64_t *)src);
+    break;
+  case CFG_FLOAT:
+    format_float(*(const float *)src, num, sizeof(num));
+    break;
+  case CFG_BOOL:
+    snprintf(num, sizeof(num), "%s", *(const int *)src ? "true" : "false");
+    break;
+  case CFG_CHOICE:
+  case CFG_PATH:
+    sink_put(s, *(char *const *)src);
+    return;
+  case CFG_LIST: {
+    char *const *items = *(char **const *)src;
+    int n = *(const int *)cfield(c, k->off_n);
+    for (int i = 0; i < n; i++) {
+      if (i) sink_put(s, ", ");
+      sink_put(s, items[i]);
+    }
+    return;
+  }
+  }
+  sink_put(s, num);
+}
+
+static void sink_config(text_sink *s, const gorp_config *c) {
+  for (int sec = 0; sec < N_SECTIONS; sec++) {
+    if (sec) sink_put(s, "\n");
+    sink_put(s, "[");
+    sink_put(s, sections[sec].name);
+    sink_put(s, "]\n");
+    for (int i = 0; i < N_KEYS; i++) {
+      if (strcmp(keys[i].section, sections[sec].name)) continue;
+      sink_put(s, keys[i].key);
+      sink_put(s, " =");
+      if (!value_empty(c, &keys[i])) {
+        sink_put(s, " ");
+        sink_value(s, c, &keys[i]);
+      }
+      sink_put(s, "\n");
+    }
+  }
+}
+
+int config_to_text(const gorp_config *c, char **text) {
+  text_sink s = {.hash = 0xcbf29ce484222325ULL};
+  GORP_ALLOC(s.buf, 256, "the config text");
+  s.cap = 256;
+  sink_config(&s, c);
+  if (s.oom) {
+    free(s.buf);
+    GORP_ERR(GORP_EMEM, "out of memory writing the config text");
+  }
+  *text = s.buf;
+  return GORP_OK;
+}
+
+uint64_t config_hash(const gorp_config *c) {
+  text_sink s = {.hash = 0xcbf29ce484222325ULL};
+  sink_config(&s, c);
+  return s.hash;
+}
+
+/* ---- docs ---- */
+
+static void md_cell(FILE *f, const char *text) {
+  for (const char *p = text; *p; p++) {
+    if (*p == '|') fputc('\\', f);
+    fputc(*p, f);
+  }
+}
+
+static void md_type(FILE *f, const config_key *k) {
+  char text[128];
+  switch (k->type) {
+  case CFG_INT:
+  case CFG_FLOAT:
+    range_text(k, text, sizeof(text));
+    fprintf(f, "%s %s", k->type == CFG_INT ? "int" : "float", text);
+    break;
+  case CFG_U64:
+    fputs("uint64", f);
+    break;
+  case CFG_BOOL:
+    fputs("bool", f);
+    break;
+  case CFG_CHOICE:
+    choices_text(k->choices, "`", text, sizeof(text));
+    fprintf(f, "one of %s", text);
+    break;
+  case CFG_PATH:
+    fputs("path", f);
+    if (k->choices) fprintf(f, " or `%s`", k->choices);
+    break;
+  case CFG_LIST:
+    fputs("list", f);
+    break;
+  }
+}
+
+int config_schema_markdown(FILE *f) {
+  for (int sec = 0; sec < N_SECTIONS; sec++) {
+    fprintf(f, "%s## [%s]\n\n%s\n\n", sec ? "\n" : "", sections[sec].name, sections[sec].doc);
+    fputs("| key | type | default | meaning |\n|---|---|---|---|\n", f);
+    for (int i = 0; i < N_KEYS; i++) {
+      const config_key *k = &keys[i];
+      if (strcmp(k->section, sections[sec].name)) continue;
+      fprintf(f, "| `%s.%s` | ", k->section, k->key);
+      md_type(f, k);
+      fputs(" | ", f);
+      if (k->flags & CFG_REQUIRED)
+        fputs("required", f);
+      else
+        fprintf(f, "`%s`", k->def);
+      fputs(" | ", f);
+      md_cell(f, k->doc);
+      fputs(" |\n", f);
+    }
+  }
+  if (ferror(f)) GORP_ERR(GORP_EIO, "cannot write the config schema: %s", strerror(errno));
+  return GORP_OK;
+}

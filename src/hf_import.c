@@ -1,0 +1,265 @@
+/* Hugging Face LLaMA directory -> model (see hf_import.h): config.json parsing with HF's defaults,
+ * then every tensor of the model table from model.safetensors or from the shards of
+ * model.safetensors.index.json, each shard opened once. */
+#include "gorp/hf_import.h"
+
+#include "gorp/err.h"
+#include "gorp/safetensors.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int read_text(const char *path, char **out) {
+  FILE *f = fopen(path, "rb");
+  if (!f) GORP_ERR(GORP_EINPUT, "cannot open %s: %s", path, strerror(errno));
+  char *text = NULL;
+  long n = -1;
+  if (fseek(f, 0, SEEK_END) == 0) n = ftell(f);
+  if (n >= 0 && fseek(f, 0, SEEK_SET) == 0) text = malloc((size_t)n + 1);
+  const size_t got = text ? fread(text, 1, (size_t)n, f) : 0;
+  fclose(f);
+  if (!text || got != (size_t)n) {
+    free(text);
+    GORP_ERR(GORP_EIO, "cannot read %s", path);
+  }
+  text[n] = '\0';
+  *out = text;
+  return GORP_OK;
+}
+
+static int join(char *out, const char *dir, const char *name) {
+  if (snprintf(out, PATH_MAX, "%s/%s", dir, name) >= PATH_MAX)
+    GORP_ERR(GORP_EINPUT, "path %s/%s is too long", dir, name);
+  return GORP_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* config.json */
+
+/* The value of key, or NULL when it is absent or null (HF's way of saying "the default"). */
+static const cJSON *config_value(const cJSON *root, const char *key) {
+  const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, key);
+  return cJSON_IsNull(j) ? NULL : j;
+}
+
+/* An optional key that is absent keeps the default already in *v. */
+static int config_int(const cJSON *root, const char *key, int required, int *v, const char *path) {
+  const cJSON *j = config_value(root, key);
+  if (!j && required) GORP_ERR(GORP_EINPUT, "%s: required key \"%s\" is missing", path, key);
+  if (!j) return GORP_OK;
+  const double d = j->valuedouble;
+  if (!cJSON_IsNumber(j) || d != floor(d) || fabs(d) > INT_MAX)
+    GORP_ERR(GORP_EINPUT, "%s: \"%s\" must be an integer", path, key);
+  *v = (int)d;
+  return GORP_OK;
+}
+
+static int config_float(const cJSON *root, const char *key, float *v, const char *path) {
+  const cJSON *j = config_value(root, key);
+  if (!j) return GORP_OK;
+  if (!cJSON_IsNumber(j)) GORP_ERR(GORP_EINPUT, "%s: \"%s\" must be a number", path, key);
+  *v = (float)j->valuedouble;
+  return GORP_OK;
+}
+
+static int config_parse(const cJSON *root, const char *path, model_config *c) {
+  if (!cJSON_IsObject(root)) GORP_ERR(GORP_EINPUT, "%s is not a JSON object", path);
+  GORP_CALL(config_int(root, "vocab_size", 1, &c->vocab_size, path));
+  GORP_CALL(config_int(root, "hidden_size", 1, &c->hidden_size, path));
+  GORP_CALL(config_int(root, "intermediate_size", 1, &c->intermediate_size, path));
+  GORP_CALL(config_int(root, "num_hidden_layers", 1, &c->num_layers, path));
+  GORP_CALL(config_int(root, "num_attention_heads", 1, &c->num_heads, path));
+  /* HF's defaults (LlamaConfig) */
+  c->num_kv_heads = c->num_heads;
+  c->head_dim = c->num_heads > 0 ? c->hidden_size / c->num_heads : 0;
+  c->max_seq = 2048;
+  c->rms_eps = 1e-6f;
+  c->rope_theta = 10000.0f;
+  GORP_CALL(config_int(root, "num_key_value_heads", 0, &c->num_kv_heads, path));
+  GORP_CALL(config_int(root, "head_dim", 0, &c->head_dim, path));
+  GORP_CALL(config_int(root, "max_position_embeddings", 0, &c->max_seq, path));
+  GORP_CALL(config_float(root, "rms_norm_eps", &c->rms_eps, path));
+  GORP_CALL(config_float(root, "rope_theta", &c->rope_theta, path));
+  const cJSON *tie = config_value(root, "tie_word_embeddings");
+  if (tie && !cJSON_IsBool(tie))
+    GORP_ERR(GORP_EINPUT, "%s: \"tie_word_embeddings\" must be true or false", path);
+  c->tie_embeddings = cJSON_IsTrue(tie);
+  /* refused rather than ignored: each would silently change the numerics */
+  if (config_value(root, "rope_scaling"))
+    GORP_ERR(GORP_EINPUT, "%s: \"rope_scaling\" is not supported (it must be null or absent)",
+             path);
+  const cJSON *act = config_value(root, "hidden_act");
+  if (act && !(cJSON_IsString(act) && !strcmp(act->valuestring, "silu")))
+    GORP_ERR(GORP_EINPUT, "%s: \"hidden_act\" must be \"silu\" (LLaMA's SwiGLU)", path);
+  if (model_config_check(c))
+    GORP_ERR(GORP_EINPUT, "%s does not describe a valid LLaMA model (see above)", path);
+  return GORP_OK;
+}
+
+int hf_config_parse(const char *json, const char *path, model_config *cfg) {
+  memset(cfg, 0, sizeof(*cfg));
+  cJSON *root = cJSON_Parse(json);
+  if (!root) GORP_ERR(GORP_EINPUT, "%s is not valid JSON", path);
+  const int rc = config_parse(root, path, cfg);
+  cJSON_Delete(root);
+  return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* tensors */
+
+static void format_shape(char *buf, size_t size, const int64_t *shape, int ndim) {
+  size_t used = (size_t)snprintf(buf, size, "[");
+  for (int i = 0; i < ndim && used < size; i++)
+    used += (size_t)snprintf(buf + used, size - used, "%s%lld", i ? ", " : "", (long long)shape[i]);
+  if (used < size) snprintf(buf + used, size - used, "]");
+}
+
+static int ends_with(const char *s, const char *suffix) {
+  const size_t n = strlen(s), k = strlen(suffix);
+  return n >= k && !strcmp(s + n - k, suffix);
+}
+
+/* Reads every tensor of f that the table knows into m->params; seen[i] marks table tensor i. */
+static int import_tensors(model *m, const safetensors_file *f, char *seen) {
+  for (int k = 0; k < f->n_tensors; k++) {
+    const safetensors_tensor *st = &f->tensors[k];
+    const param_tensor *t = model_find(m, st->name);
+    if (!t) {
+      /* HF recomputes these buffers from rope_theta, and ties lm_head to the embedding */
+      if (ends_with(st->name, ".rotary_emb.inv_freq")) continue;
+      if (m->cfg.tie_embeddings && !strcmp(st->name, "lm_head.weight")) continue;
+      GORP_ERR(GORP_EINPUT,
+               "%s: tensor %s is not part of the LLaMA model that config.json describes", f->path,
+               st->name);
+    }
+    const size_t i = (size_t)(t - m->tensors);
+    if (seen[i])
+      GORP_ERR(GORP_EINPUT, "%s: tensor %s was already read from another shard", f->path, st->name);
+    int same = st->ndim == t->ndim;
+    for (int d = 0; same && d < t->ndim; d++) same = st->shape[d] == t->shape[d];
+    if (!same) {
+      char got[128], want[64];
+      format_shape(got, sizeof(got), st->shape, st->ndim);
+      format_shape(want, sizeof(want), t->shape, t->ndim);
+      GORP_ERR(GORP_EINPUT, "%s: tensor %s has shape %s, expected %s", f->path, st->name, got,
+               want);
+    }
+    GORP_CALL(safetensors_read_f32(f, st, m->params + t->offset));
+    seen[i] = 1;
+  }
+  return GORP_OK;
+}
+
+static int import_file(model *m, const char *path, char *seen) {
+  safetensors_file f;
+  GORP_CALL(safetensors_open(&f, path));
+  const int rc = import_tensors(m, &f, seen);
+  safetensors_close(&f);
+  return rc;
+}
+
+/* Each shard of the weight map once, in order of first mention. */
+static int import_shards(model *m, const char *dir, const cJSON *wm, const char *index,
+                         char *seen) {
+  const cJSON *e;
+  cJSON_ArrayForEach(e, wm) {
+    if (!cJSON_IsString(e))
+      GORP_ERR(GORP_EINPUT, "%s: weight_map entry of %s must be a file name", index, e->string);
+    const cJSON *prev = wm->child;
+    while (prev != e && strcmp(prev->valuestring, e->valuestring)) prev = prev->next;
+    if (prev != e) continue;
+    char path[PATH_MAX];
+    GORP_CALL(join(path, dir, e->valuestring));
+    if (access(path, R_OK))
+      GORP_ERR(GORP_EINPUT, "%s: shard %s (holding tensor %s) cannot be read: %s", index, path,
+               e->string, strerror(errno));
+    GORP_CALL(import_file(m, path, seen));
+  }
+  return GORP_OK;
+}
+
+static int check_all_found(const model *m, const char *seen, const cJSON *wm, const char *where) {
+  for (int i = 0; i < m->n_tensors; i++) {
+    if (seen[i]) continue;
+    const char *name = m->tensors[i].name;
+    const cJSON *shard = wm ? cJSON_GetObjectItemCaseSensitive(wm, name) : NULL;
+    if (cJSON_IsString(shard))
+      GORP_ERR(GORP_EINPUT, "%s: tensor %s is missing from its shard %s", where, name,
+               shard->valuestring);
+    GORP_ERR(GORP_EINPUT, "%s: tensor %s is missing", where, name);
+  }
+  return GORP_OK;
+}
+
+static int import_weight_map(model *m, const char *dir, const cJSON *root, const char *index,
+                             char *seen) {
+  const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
+  if (!cJSON_IsObject(wm)) GORP_ERR(GORP_EINPUT, "%s has no \"weight_map\" object", index);
+  GORP_CALL(import_shards(m, dir, wm, index, seen));
+  GORP_CALL(check_all_found(m, seen, wm, index));
+  return GORP_OK;
+}
+
+static int import_index(model *m, const char *dir, const char *index, char *seen) {
+  char *text;
+  GORP_CALL(read_text(index, &text));
+  cJSON *root = cJSON_Parse(text);
+  free(text);
+  if (!root) GORP_ERR(GORP_EINPUT, "%s is not valid JSON", index);
+  const int rc = import_weight_map(m, dir, root, index, seen);
+  cJSON_Delete(root);
+  return rc;
+}
+
+static int import_single(model *m, const char *path, char *seen) {
+  GORP_CALL(import_file(m, path, seen));
+  GORP_CALL(check_all_found(m, seen, NULL, path));
+  return GORP_OK;
+}
+
+static int import_weights(model *m, const char *dir) {
+  char single[PATH_MAX], index[PATH_MAX];
+  GORP_CALL(join(single, dir, "model.safetensors"));
+  GORP_CALL(join(index, dir, "model.safetensors.index.json"));
+  /* like transformers: a single file wins over an index */
+  const int have_single = !access(single, F_OK), have_index = !access(index, F_OK);
+  if (!have_single && !have_index)
+    GORP_ERR(GORP_EINPUT, "%s: neither model.safetensors nor model.safetensors.index.json exists",
+             dir);
+  char *seen;
+  GORP_ALLOC(seen, m->n_tensors, "the imported-tensor flags");
+  const int rc = have_single ? import_single(m, single, seen) : import_index(m, dir, index, seen);
+  free(seen);
+  return rc;
+}
+
+static int import_dir(model *m, const char *dir, char **config_json) {
+  char path[PATH_MAX];
+  GORP_CALL(join(path, dir, "config.json"));
+  GORP_CALL(read_text(path, config_json));
+  model_config cfg;
+  GORP_CALL(hf_config_parse(*config_json, path, &cfg));
+  GORP_CALL(model_create(m, &cfg));
+  GORP_CALL(import_weights(m, dir));
+  return GORP_OK;
+}
+
+int hf_import(model *m, const char *dir, char **config_json) {
+  memset(m, 0, sizeof(*m));
+  *config_json = NULL;
+  const int rc = import_dir(m, dir, config_json);
+  if (rc) {
+    model_free(m);
+    free(*config_json);
+    *config_json = NULL;
+    gorp_trace(__FILE__, __LINE__, __func__, "import_dir(m, dir, config_json)");
+  }
+  return rc;
+}

@@ -1,0 +1,54 @@
+/* The gorp command: an MPI program (also runs as a singleton without mpirun) that dispatches to
+ * one subcommand. A failure on any rank ends the whole job with the failing rank's message. */
+#include "gorp/cmd.h"
+#include "gorp/err.h"
+
+#include <mpi.h>
+#include <stdio.h>
+#include <string.h>
+
+static const struct {
+  const char *name;
+  int (*fn)(int, char **);
+  const char *help;
+} commands[] = {
+    {"run", cmd_run, "run CONFIG.ini [--set section.key=value]...  train and evaluate"},
+    {"import-hf", cmd_import_hf, "import-hf DIR OUT.h5  convert a Hugging Face LLaMA directory"},
+    {"logits", cmd_logits, "logits --model M.h5 --tokens IDS.txt --out OUT.h5  write logits"},
+    {"grad", cmd_grad, "grad --model M.h5 --tokens IDS.txt --out OUT.h5  write loss gradients"},
+    {"fit", cmd_fit, "fit --model M.h5 --tokens IDS.txt --steps N [...]  AdamW on a fixed batch"},
+};
+
+static void usage(FILE *f) {
+  fprintf(f, "usage: gorp COMMAND [ARGS]\ncommands:\n");
+  for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+    fprintf(f, "  gorp %s\n", commands[i].help);
+}
+
+int main(int argc, char **argv) {
+  MPI_Init(&argc, &argv);
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  int rc = GORP_EUSAGE;
+  if (argc < 2) {
+    usage(stderr);
+  } else if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+    usage(stdout);
+    rc = GORP_OK;
+  } else {
+    size_t i = 0, n = sizeof(commands) / sizeof(commands[0]);
+    while (i < n && strcmp(argv[1], commands[i].name)) i++;
+    if (i == n) {
+      fprintf(stderr, "gorp: error: unknown command '%s'\n", argv[1]);
+      usage(stderr);
+    } else {
+      rc = commands[i].fn(argc - 1, argv + 1);
+    }
+  }
+  fflush(stdout);
+  fflush(stderr);
+  /* One failing rank must not leave the others waiting in a collective. */
+  if (rc && size > 1) MPI_Abort(MPI_COMM_WORLD, rc);
+  MPI_Finalize();
+  return rc;
+}

@@ -1,0 +1,186 @@
+/* Whole-model forward and backward of the LLaMA decoder on one rank, built from the op pairs in
+ * ops.c. Activations live in one allocation sized by model_reserve (see model.h). */
+#include "gorp/model.h"
+
+#include "gorp/err.h"
+#include "gorp/ops.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int model_reserve(model *m, int B, int T) {
+  model_acts *a = &m->acts;
+  if (a->x && B <= a->B && T <= a->T) return GORP_OK;
+  if (a->x) {
+    B = B > a->B ? B : a->B;
+    T = T > a->T ? T : a->T;
+  }
+  const model_config *c = &m->cfg;
+  const size_t L = c->num_layers, N = (size_t)B * T, C = c->hidden_size, F = c->intermediate_size,
+               QD = (size_t)c->num_heads * c->head_dim, KD = (size_t)c->num_kv_heads * c->head_dim,
+               V = c->vocab_size, H = c->num_heads, half = c->head_dim / 2;
+  size_t wide = C > F ? C : F;
+  wide = wide > QD ? wide : QD;
+  struct {
+    float **ptr;
+    size_t n;
+  } parts[] = {{&a->x, (L + 1) * N * C},
+               {&a->xmid, L * N * C},
+               {&a->ln1, L * N * C},
+               {&a->rstd1, L * N},
+               {&a->q, L * N * QD},
+               {&a->k, L * N * KD},
+               {&a->v, L * N * KD},
+               {&a->att, L * B * H * T * T},
+               {&a->atty, L * N * QD},
+               {&a->ln2, L * N * C},
+               {&a->rstd2, L * N},
+               {&a->g, L * N * F},
+               {&a->u, L * N * F},
+               {&a->h, L * N * F},
+               {&a->lnf, N * C},
+               {&a->rstdf, N},
+               {&a->logits, N * V},
+               {&a->rope_cos, (size_t)T * half},
+               {&a->rope_sin, (size_t)T * half},
+               {&a->dx, N * C},
+               {&a->dbuf, N * wide},
+               {&a->dbuf2, N * wide},
+               {&a->dq, N * QD},
+               {&a->dk, N * KD},
+               {&a->dv, N * KD},
+               {&a->dg, N * F},
+               {&a->du, N * F},
+               {&a->datt, (size_t)T * T}};
+  const size_t n_parts = sizeof(parts) / sizeof(parts[0]);
+  size_t total = 0;
+  for (size_t i = 0; i < n_parts; i++) total += parts[i].n;
+  free(a->x);
+  memset(a, 0, sizeof(*a));
+  float *base;
+  GORP_ALLOC(base, total, "model activations");
+  for (size_t i = 0; i < n_parts; i++) {
+    *parts[i].ptr = base;
+    base += parts[i].n;
+  }
+  a->B = B;
+  a->T = T;
+  return GORP_OK;
+}
+
+int model_forward(model *m, const int *tokens, const int *targets, int B, int T, float loss_div,
+                  float *loss) {
+  const model_config *c = &m->cfg;
+  if (T > c->max_seq)
+    GORP_ERR(GORP_EINPUT, "sequence length %d exceeds max_position_embeddings = %d", T, c->max_seq);
+  for (int i = 0; i < B * T; i++)
+    if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
+      GORP_ERR(GORP_EINPUT,
+               "token id %d at sequence %d, position %d is outside the vocabulary [0, %d)",
+               tokens[i], i / T, i % T, c->vocab_size);
+  GORP_CALL(model_reserve(m, B, T));
+  model_acts *a = &m->acts;
+  const int L = c->num_layers, N = B * T, C = c->hidden_size, F = c->intermediate_size,
+            H = c->num_heads, KV = c->num_kv_heads, D = c->head_dim, QD = H * D, KD = KV * D,
+            V = c->vocab_size;
+  m->tokens = tokens;
+  m->targets = targets;
+  m->B = B;
+  m->T = T;
+  rope_tables(a->rope_cos, a->rope_sin, 0, T, D, c->rope_theta);
+  embedding_forward(a->x, tokens, m->w.embed, N, C);
+  for (int l = 0; l < L; l++) {
+    const layer_params *p = &m->w.layers[l];
+    const float *x = a->x + (size_t)l * N * C;
+    float *xmid = a->xmid + (size_t)l * N * C, *xout = a->x + (size_t)(l + 1) * N * C;
+    float *ln1 = a->ln1 + (size_t)l * N * C, *ln2 = a->ln2 + (size_t)l * N * C;
+    float *q = a->q + (size_t)l * N * QD, *k = a->k + (size_t)l * N * KD,
+          *v = a->v + (size_t)l * N * KD, *atty = a->atty + (size_t)l * N * QD;
+    float *g = a->g + (size_t)l * N * F, *u = a->u + (size_t)l * N * F,
+          *h = a->h + (size_t)l * N * F;
+    rmsnorm_forward(ln1, a->rstd1 + (size_t)l * N, x, p->ln1, N, C, c->rms_eps);
+    matmul_forward(q, ln1, p->wq, N, C, QD);
+    matmul_forward(k, ln1, p->wk, N, C, KD);
+    matmul_forward(v, ln1, p->wv, N, C, KD);
+    rope_forward(q, a->rope_cos, a->rope_sin, B, T, H, D);
+    rope_forward(k, a->rope_cos, a->rope_sin, B, T, KV, D);
+    attention_forward(atty, a->att + (size_t)l * B * H * T * T, q, k, v, B, T, H, KV, D);
+    memcpy(xmid, x, (size_t)N * C * sizeof(float));
+    matmul_forward_add(xmid, atty, p->wo, N, QD, C);
+    rmsnorm_forward(ln2, a->rstd2 + (size_t)l * N, xmid, p->ln2, N, C, c->rms_eps);
+    matmul_forward(g, ln2, p->wg, N, C, F);
+    matmul_forward(u, ln2, p->wu, N, C, F);
+    swiglu_forward(h, g, u, N * F);
+    memcpy(xout, xmid, (size_t)N * C * sizeof(float));
+    matmul_forward_add(xout, h, p->wd, N, F, C);
+  }
+  rmsnorm_forward(a->lnf, a->rstdf, a->x + (size_t)L * N * C, m->w.norm, N, C, c->rms_eps);
+  matmul_forward(a->logits, a->lnf, m->w.head, N, C, V);
+  m->n_targets = 0;
+  if (targets) {
+    double sum = crossentropy_forward(&m->n_targets, a->logits, targets, N, V);
+    m->loss_div = loss_div > 0 ? loss_div : (float)(m->n_targets ? m->n_targets : 1);
+    if (loss) *loss = (float)(sum / m->loss_div);
+  }
+  return GORP_OK;
+}
+
+int model_backward(model *m) {
+  if (!m->targets) GORP_ERR(GORP_EINPUT, "model_backward: the last forward pass had no targets");
+  GORP_CALL(model_alloc_grads(m));
+  const model_config *c = &m->cfg;
+  model_acts *a = &m->acts;
+  const int B = m->B, T = m->T, L = c->num_layers, N = B * T, C = c->hidden_size,
+            F = c->intermediate_size, H = c->num_heads, KV = c->num_kv_heads, D = c->head_dim,
+            QD = H * D, KD = KV * D, V = c->vocab_size;
+  const size_t NC = (size_t)N * C;
+  crossentropy_backward(a->logits, m->targets, N, V, m->loss_div);
+  float *dx = a->dx;
+  memset(a->dbuf, 0, NC * sizeof(float));
+  matmul_backward(a->dbuf, m->gw.head, a->logits, a->lnf, m->w.head, N, C, V);
+  memset(dx, 0, NC * sizeof(float));
+  rmsnorm_backward(dx, m->gw.norm, a->dbuf, a->x + (size_t)L * NC, m->w.norm, a->rstdf, N, C);
+  for (int l = L - 1; l >= 0; l--) {
+    const layer_params *p = &m->w.layers[l];
+    const layer_params *gp = &m->gw.layers[l];
+    const float *x = a->x + (size_t)l * NC, *xmid = a->xmid + (size_t)l * NC;
+    const float *ln1 = a->ln1 + (size_t)l * NC, *ln2 = a->ln2 + (size_t)l * NC;
+    const float *q = a->q + (size_t)l * N * QD, *k = a->k + (size_t)l * N * KD,
+                *v = a->v + (size_t)l * N * KD, *atty = a->atty + (size_t)l * N * QD;
+    const float *g = a->g + (size_t)l * N * F, *u = a->u + (size_t)l * N * F,
+                *h = a->h + (size_t)l * N * F;
+    /* MLP: x_out = xmid + down(silu(gate(ln2)) * up(ln2)) */
+    float *dh = a->dbuf;
+    memset(dh, 0, (size_t)N * F * sizeof(float));
+    matmul_backward(dh, gp->wd, dx, h, p->wd, N, F, C);
+    swiglu_backward(a->dg, a->du, dh, g, u, N * F);
+    float *dln2 = a->dbuf2;
+    memset(dln2, 0, NC * sizeof(float));
+    matmul_backward(dln2, gp->wg, a->dg, ln2, p->wg, N, C, F);
+    matmul_backward(dln2, gp->wu, a->du, ln2, p->wu, N, C, F);
+    rmsnorm_backward(dx, gp->ln2, dln2, xmid, p->ln2, a->rstd2 + (size_t)l * N, N, C);
+    /* attention: xmid = x + o(attn(rope(q(ln1)), rope(k(ln1)), v(ln1))) */
+    float *datty = a->dbuf;
+    memset(datty, 0, (size_t)N * QD * sizeof(float));
+    matmul_backward(datty, gp->wo, dx, atty, p->wo, N, QD, C);
+    memset(a->dk, 0, (size_t)N * KD * sizeof(float));
+    memset(a->dv, 0, (size_t)N * KD * sizeof(float));
+    attention_backward(a->dq, a->dk, a->dv, a->datt, datty, a->att + (size_t)l * B * H * T * T, q,
+                       k, v, B, T, H, KV, D);
+    rope_backward(a->dq, a->rope_cos, a->rope_sin, B, T, H, D);
+    rope_backward(a->dk, a->rope_cos, a->rope_sin, B, T, KV, D);
+    float *dln1 = a->dbuf2;
+    memset(dln1, 0, NC * sizeof(float));
+    matmul_backward(dln1, gp->wq, a->dq, ln1, p->wq, N, C, QD);
+    matmul_backward(dln1, gp->wk, a->dk, ln1, p->wk, N, C, KD);
+    matmul_backward(dln1, gp->wv, a->dv, ln1, p->wv, N, C, KD);
+    rmsnorm_backward(dx, gp->ln1, dln1, x, p->ln1, a->rstd1 + (size_t)l * N, N, C);
+  }
+  embedding_backward(m->gw.embed, dx, m->tokens, N, C);
+  return GORP_OK;
+}
+
+const float *model_logits(const model *m) {
+  return m->acts.logits;
+}

@@ -1,0 +1,128 @@
+/* Greedy decoding with a key/value cache: the prompt goes through model_forward in one batch
+ * (GEMMs), its keys/values are copied into the cache, then each new token costs one
+ * matrix-vector pass per layer. */
+#include "gorp/model.h"
+
+#include "gorp/err.h"
+#include "gorp/ops.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int kv_reserve(model *m) {
+  model_kv *kv = &m->kv;
+  if (kv->k) return GORP_OK;
+  const model_config *c = &m->cfg;
+  const size_t S = c->max_seq, L = c->num_layers, C = c->hidden_size, F = c->intermediate_size,
+               QD = (size_t)c->num_heads * c->head_dim, KD = (size_t)c->num_kv_heads * c->head_dim,
+               half = c->head_dim / 2;
+  float *base;
+  GORP_ALLOC(base, 2 * L * S * KD + 2 * C + 2 * QD + 2 * F + S + c->vocab_size + 2 * S * half,
+             "decoding key/value cache");
+  kv->S = (int)S;
+  kv->k = base;
+  kv->v = kv->k + L * S * KD;
+  kv->x = kv->v + L * S * KD;
+  kv->xn = kv->x + C;
+  kv->q = kv->xn + C;
+  kv->y = kv->q + QD;
+  kv->g = kv->y + QD;
+  kv->u = kv->g + F;
+  kv->scores = kv->u + F;
+  kv->logits = kv->scores + S;
+  kv->cos_t = kv->logits + c->vocab_size;
+  kv->sin_t = kv->cos_t + S * half;
+  rope_tables(kv->cos_t, kv->sin_t, 0, (int)S, c->head_dim, c->rope_theta);
+  return GORP_OK;
+}
+
+static int argmax(const float *x, int n) {
+  int best = 0;
+  for (int i = 1; i < n; i++)
+    if (x[i] > x[best]) best = i;
+  return best;
+}
+
+/* One position through every layer, reading and extending the cache; fills kv->logits. */
+static void decode_step(model *m, int token, int pos) {
+  const model_config *c = &m->cfg;
+  model_kv *kv = &m->kv;
+  const int C = c->hidden_size, F = c->intermediate_size, H = c->num_heads, KV = c->num_kv_heads,
+            D = c->head_dim, QD = H * D, KD = KV * D, group = H / KV, S = kv->S;
+  const float scale = 1.0f / sqrtf((float)D);
+  const float *cs = kv->cos_t + (size_t)pos * (D / 2), *sn = kv->sin_t + (size_t)pos * (D / 2);
+  float rstd;
+  embedding_forward(kv->x, &token, m->w.embed, 1, C);
+  for (int l = 0; l < c->num_layers; l++) {
+    const layer_params *p = &m->w.layers[l];
+    float *kc = kv->k + (size_t)l * S * KD, *vc = kv->v + (size_t)l * S * KD;
+    rmsnorm_forward(kv->xn, &rstd, kv->x, p->ln1, 1, C, c->rms_eps);
+    matmul_forward(kv->q, kv->xn, p->wq, 1, C, QD);
+    matmul_forward(kc + (size_t)pos * KD, kv->xn, p->wk, 1, C, KD);
+    matmul_forward(vc + (size_t)pos * KD, kv->xn, p->wv, 1, C, KD);
+    rope_forward(kv->q, cs, sn, 1, 1, H, D);
+    rope_forward(kc + (size_t)pos * KD, cs, sn, 1, 1, KV, D);
+    for (int h = 0; h < H; h++) {
+      const float *qh = kv->q + (size_t)h * D;
+      const int kh = h / group;
+      float mx = -INFINITY;
+      for (int j = 0; j <= pos; j++) {
+        const float *kj = kc + (size_t)j * KD + (size_t)kh * D;
+        float s = 0.0f;
+        for (int d = 0; d < D; d++) s += qh[d] * kj[d];
+        kv->scores[j] = s * scale;
+        mx = kv->scores[j] > mx ? kv->scores[j] : mx;
+      }
+      double sum = 0.0;
+      for (int j = 0; j <= pos; j++) {
+        kv->scores[j] = expf(kv->scores[j] - mx);
+        sum += kv->scores[j];
+      }
+      float *yh = kv->y + (size_t)h * D;
+      memset(yh, 0, (size_t)D * sizeof(float));
+      for (int j = 0; j <= pos; j++) {
+        const float w = (float)(kv->scores[j] / sum);
+        const float *vj = vc + (size_t)j * KD + (size_t)kh * D;
+        for (int d = 0; d < D; d++) yh[d] += w * vj[d];
+      }
+    }
+    matmul_forward_add(kv->x, kv->y, p->wo, 1, QD, C);
+    rmsnorm_forward(kv->xn, &rstd, kv->x, p->ln2, 1, C, c->rms_eps);
+    matmul_forward(kv->g, kv->xn, p->wg, 1, C, F);
+    matmul_forward(kv->u, kv->xn, p->wu, 1, C, F);
+    swiglu_forward(kv->g, kv->g, kv->u, F);
+    matmul_forward_add(kv->x, kv->g, p->wd, 1, F, C);
+  }
+  rmsnorm_forward(kv->xn, &rstd, kv->x, m->w.norm, 1, C, c->rms_eps);
+  matmul_forward(kv->logits, kv->xn, m->w.head, 1, C, c->vocab_size);
+}
+
+int model_generate(model *m, const int *prompt, int n_prompt, int max_new, int eos, int *out,
+                   int *n_out) {
+  const model_config *c = &m->cfg;
+  *n_out = 0;
+  if (n_prompt < 1) GORP_ERR(GORP_EINPUT, "model_generate: empty prompt");
+  if (n_prompt + max_new > c->max_seq)
+    GORP_ERR(GORP_EINPUT,
+             "prompt of %d tokens + %d new tokens exceeds max_position_embeddings = %d", n_prompt,
+             max_new, c->max_seq);
+  GORP_CALL(kv_reserve(m));
+  GORP_CALL(model_forward(m, prompt, NULL, 1, n_prompt, 0.0f, NULL));
+  const size_t KD = (size_t)c->num_kv_heads * c->head_dim;
+  for (int l = 0; l < c->num_layers; l++) {
+    memcpy(m->kv.k + (size_t)l * m->kv.S * KD, m->acts.k + (size_t)l * n_prompt * KD,
+           (size_t)n_prompt * KD * sizeof(float));
+    memcpy(m->kv.v + (size_t)l * m->kv.S * KD, m->acts.v + (size_t)l * n_prompt * KD,
+           (size_t)n_prompt * KD * sizeof(float));
+  }
+  int next = argmax(m->acts.logits + (size_t)(n_prompt - 1) * c->vocab_size, c->vocab_size);
+  for (int i = 0; i < max_new; i++) {
+    if (next == eos) break;
+    out[(*n_out)++] = next;
+    if (i + 1 == max_new) break;
+    decode_step(m, next, n_prompt + i);
+    next = argmax(m->kv.logits, c->vocab_size);
+  }
+  return GORP_OK;
+}

@@ -1,0 +1,146 @@
+/* Parameter table, allocation and initialisation of the LLaMA model (see model.h).
+ * The table is the single place where HF names, shapes and offsets are derived. */
+#include "gorp/model.h"
+
+#include "gorp/err.h"
+#include "gorp/rng.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int model_config_check(const model_config *c) {
+  struct {
+    const char *key;
+    int value;
+  } pos[] = {{"vocab_size", c->vocab_size},
+             {"hidden_size", c->hidden_size},
+             {"intermediate_size", c->intermediate_size},
+             {"num_hidden_layers", c->num_layers},
+             {"num_attention_heads", c->num_heads},
+             {"num_key_value_heads", c->num_kv_heads},
+             {"head_dim", c->head_dim},
+             {"max_position_embeddings", c->max_seq}};
+  for (size_t i = 0; i < sizeof(pos) / sizeof(pos[0]); i++)
+    if (pos[i].value <= 0)
+      GORP_ERR(GORP_EINPUT, "model config: %s must be a positive integer, got %d", pos[i].key,
+               pos[i].value);
+  if (c->num_heads % c->num_kv_heads)
+    GORP_ERR(
+        GORP_EINPUT,
+        "model config: num_attention_heads (%d) must be a multiple of num_key_value_heads (%d)",
+        c->num_heads, c->num_kv_heads);
+  if (c->head_dim % 2)
+    GORP_ERR(GORP_EINPUT, "model config: head_dim must be even for rotary embeddings, got %d",
+             c->head_dim);
+  if (!(c->rms_eps > 0))
+    GORP_ERR(GORP_EINPUT, "model config: rms_norm_eps must be > 0, got %g", c->rms_eps);
+  if (!(c->rope_theta > 0))
+    GORP_ERR(GORP_EINPUT, "model config: rope_theta must be > 0, got %g", c->rope_theta);
+  return GORP_OK;
+}
+
+static void add_tensor(model *m, const char *name, int64_t rows, int64_t cols, int ndim) {
+  param_tensor *t = &m->tensors[m->n_tensors++];
+  snprintf(t->name, sizeof(t->name), "%s", name);
+  t->ndim = ndim;
+  t->shape[0] = rows;
+  t->shape[1] = cols;
+  t->numel = (size_t)(rows * cols);
+  t->offset = m->n_params;
+  m->n_params += t->numel;
+}
+
+/* Points each view at its tensor inside base (params or grads). */
+static void bind_views(model *m, float *base, model_views *v) {
+  int i = 0;
+  v->embed = base + m->tensors[i++].offset;
+  for (int l = 0; l < m->cfg.num_layers; l++) {
+    layer_params *p = &v->layers[l];
+    float **slot[] = {&p->ln1, &p->wq, &p->wk, &p->wv, &p->wo, &p->ln2, &p->wg, &p->wu, &p->wd};
+    for (int s = 0; s < 9; s++) *slot[s] = base + m->tensors[i++].offset;
+  }
+  v->norm = base + m->tensors[i++].offset;
+  v->head = m->cfg.tie_embeddings ? v->embed : base + m->tensors[i++].offset;
+}
+
+int model_create(model *m, const model_config *cfg) {
+  memset(m, 0, sizeof(*m));
+  GORP_CALL(model_config_check(cfg));
+  m->cfg = *cfg;
+  const int64_t C = cfg->hidden_size, F = cfg->intermediate_size, V = cfg->vocab_size;
+  const int64_t QD = (int64_t)cfg->num_heads * cfg->head_dim;
+  const int64_t KD = (int64_t)cfg->num_kv_heads * cfg->head_dim;
+  GORP_ALLOC(m->tensors, 3 + 9 * cfg->num_layers, "model tensor table");
+  add_tensor(m, "model.embed_tokens.weight", V, C, 2);
+  char name[MODEL_NAME_MAX];
+  for (int l = 0; l < cfg->num_layers; l++) {
+    struct {
+      const char *suffix;
+      int64_t rows, cols;
+      int ndim;
+    } spec[] = {{"input_layernorm.weight", C, 1, 1},   {"self_attn.q_proj.weight", QD, C, 2},
+                {"self_attn.k_proj.weight", KD, C, 2}, {"self_attn.v_proj.weight", KD, C, 2},
+                {"self_attn.o_proj.weight", C, QD, 2}, {"post_attention_layernorm.weight", C, 1, 1},
+                {"mlp.gate_proj.weight", F, C, 2},     {"mlp.up_proj.weight", F, C, 2},
+                {"mlp.down_proj.weight", C, F, 2}};
+    for (int s = 0; s < 9; s++) {
+      snprintf(name, sizeof(name), "model.layers.%d.%s", l, spec[s].suffix);
+      add_tensor(m, name, spec[s].rows, spec[s].cols, spec[s].ndim);
+    }
+  }
+  add_tensor(m, "model.norm.weight", C, 1, 1);
+  if (!cfg->tie_embeddings) add_tensor(m, "lm_head.weight", V, C, 2);
+  GORP_ALLOC(m->params, m->n_params, "model parameters");
+  GORP_ALLOC(m->w.layers, cfg->num_layers, "model layer views");
+  GORP_ALLOC(m->gw.layers, cfg->num_layers, "model gradient views");
+  bind_views(m, m->params, &m->w);
+  return GORP_OK;
+}
+
+int model_alloc_grads(model *m) {
+  if (m->grads) return GORP_OK;
+  GORP_ALLOC(m->grads, m->n_params, "model gradients");
+  bind_views(m, m->grads, &m->gw);
+  return GORP_OK;
+}
+
+void model_zero_grads(model *m) {
+  if (m->grads) memset(m->grads, 0, m->n_params * sizeof(float));
+}
+
+static void acts_free(model_acts *a) {
+  /* every activation lives in one allocation that starts at x */
+  free(a->x);
+  memset(a, 0, sizeof(*a));
+}
+
+void model_free(model *m) {
+  free(m->tensors);
+  free(m->params);
+  free(m->grads);
+  free(m->w.layers);
+  free(m->gw.layers);
+  acts_free(&m->acts);
+  free(m->kv.k); /* the whole decoding cache is one allocation starting at k */
+  memset(m, 0, sizeof(*m));
+}
+
+void model_init_random(model *m, uint64_t seed, float std) {
+  for (int i = 0; i < m->n_tensors; i++) {
+    const param_tensor *t = &m->tensors[i];
+    float *p = m->params + t->offset;
+    if (t->ndim == 1) {
+      for (size_t j = 0; j < t->numel; j++) p[j] = 1.0f;
+    } else {
+      for (size_t j = 0; j < t->numel; j++)
+        p[j] = (float)(std * rng_normal(seed, RNG_STREAM_INIT, (uint64_t)i, j));
+    }
+  }
+}
+
+const param_tensor *model_find(const model *m, const char *name) {
+  for (int i = 0; i < m->n_tensors; i++)
+    if (!strcmp(m->tensors[i].name, name)) return &m->tensors[i];
+  return NULL;
+}

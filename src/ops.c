@@ -1,0 +1,210 @@
+/* Forward/backward pairs of the LLaMA ops (see ops.h). Element-wise work is plain loops; every
+ * matrix product goes through backend_get()->gemm. */
+#include "gorp/ops.h"
+
+#include "gorp/backend.h"
+
+#include <math.h>
+#include <string.h>
+
+void embedding_forward(float *out, const int *tokens, const float *emb, int N, int C) {
+  for (int i = 0; i < N; i++)
+    memcpy(out + (size_t)i * C, emb + (size_t)tokens[i] * C, C * sizeof(float));
+}
+
+void embedding_backward(float *demb, const float *dout, const int *tokens, int N, int C) {
+  for (int i = 0; i < N; i++) {
+    float *d = demb + (size_t)tokens[i] * C;
+    const float *g = dout + (size_t)i * C;
+    for (int c = 0; c < C; c++) d[c] += g[c];
+  }
+}
+
+void matmul_forward(float *out, const float *inp, const float *w, int N, int C, int OC) {
+  backend_get()->gemm(0, 1, N, OC, C, 1.0f, inp, C, w, C, 0.0f, out, OC);
+}
+
+void matmul_forward_add(float *out, const float *inp, const float *w, int N, int C, int OC) {
+  backend_get()->gemm(0, 1, N, OC, C, 1.0f, inp, C, w, C, 1.0f, out, OC);
+}
+
+void matmul_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                     int N, int C, int OC) {
+  const backend_ops *be = backend_get();
+  if (dinp) be->gemm(0, 0, N, C, OC, 1.0f, dout, OC, w, C, 1.0f, dinp, C);
+  if (dw) be->gemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
+}
+
+void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C,
+                     float eps) {
+  for (int i = 0; i < N; i++) {
+    const float *x = inp + (size_t)i * C;
+    float *y = out + (size_t)i * C;
+    double ss = 0.0;
+    for (int c = 0; c < C; c++) ss += (double)x[c] * x[c];
+    float r = 1.0f / sqrtf((float)(ss / C) + eps);
+    for (int c = 0; c < C; c++) y[c] = w[c] * (x[c] * r);
+    rstd[i] = r;
+  }
+}
+
+void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                      const float *rstd, int N, int C) {
+  for (int i = 0; i < N; i++) {
+    const float *x = inp + (size_t)i * C, *dy = dout + (size_t)i * C;
+    float *dx = dinp + (size_t)i * C;
+    const float r = rstd[i];
+    double dot = 0.0; /* sum_c w_c dy_c x_c */
+    for (int c = 0; c < C; c++) dot += (double)w[c] * dy[c] * x[c];
+    const float k = (float)(dot * r * r * r / C);
+    for (int c = 0; c < C; c++) {
+      dx[c] += r * w[c] * dy[c] - x[c] * k;
+      if (dw) dw[c] += dy[c] * x[c] * r;
+    }
+  }
+}
+
+void rope_tables(float *cos_t, float *sin_t, int pos0, int T, int D, float theta) {
+  const int half = D / 2;
+  for (int i = 0; i < half; i++) {
+    /* HF: inv_freq = 1 / theta^(arange(0, D, 2) / D), all in float32 */
+    const float inv = 1.0f / powf(theta, (float)(2 * i) / (float)D);
+    for (int t = 0; t < T; t++) {
+      const float ang = (float)(pos0 + t) * inv;
+      cos_t[(size_t)t * half + i] = cosf(ang);
+      sin_t[(size_t)t * half + i] = sinf(ang);
+    }
+  }
+}
+
+/* Rotates each head vector by +angle (sign = 1) or -angle (sign = -1, the transpose). */
+static void rope_apply(float *x, const float *cos_t, const float *sin_t, int B, int T, int NH,
+                       int D, float sign) {
+  const int half = D / 2;
+  for (int b = 0; b < B; b++)
+    for (int t = 0; t < T; t++) {
+      const float *cs = cos_t + (size_t)t * half, *sn = sin_t + (size_t)t * half;
+      for (int h = 0; h < NH; h++) {
+        float *v = x + (((size_t)b * T + t) * NH + h) * D;
+        for (int i = 0; i < half; i++) {
+          const float a = v[i], c = v[i + half], s = sign * sn[i];
+          v[i] = a * cs[i] - c * s;
+          v[i + half] = c * cs[i] + a * s;
+        }
+      }
+    }
+}
+
+void rope_forward(float *x, const float *cos_t, const float *sin_t, int B, int T, int NH, int D) {
+  rope_apply(x, cos_t, sin_t, B, T, NH, D, 1.0f);
+}
+
+void rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int T, int NH, int D) {
+  rope_apply(dx, cos_t, sin_t, B, T, NH, D, -1.0f);
+}
+
+void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
+                       int B, int T, int H, int KV, int D) {
+  const backend_ops *be = backend_get();
+  const int QD = H * D, KD = KV * D, group = H / KV;
+  const float scale = 1.0f / sqrtf((float)D);
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < H; h++) {
+      const float *qh = q + (size_t)b * T * QD + (size_t)h * D;
+      const float *kh = k + (size_t)b * T * KD + (size_t)(h / group) * D;
+      const float *vh = v + (size_t)b * T * KD + (size_t)(h / group) * D;
+      float *p = att + ((size_t)b * H + h) * T * T;
+      be->gemm(0, 1, T, T, D, scale, qh, QD, kh, KD, 0.0f, p, T);
+      for (int t = 0; t < T; t++) {
+        float *row = p + (size_t)t * T;
+        float mx = -INFINITY;
+        for (int j = 0; j <= t; j++) mx = row[j] > mx ? row[j] : mx;
+        double sum = 0.0;
+        for (int j = 0; j <= t; j++) {
+          row[j] = expf(row[j] - mx);
+          sum += row[j];
+        }
+        const float inv = (float)(1.0 / sum);
+        for (int j = 0; j <= t; j++) row[j] *= inv;
+        for (int j = t + 1; j < T; j++) row[j] = 0.0f;
+      }
+      be->gemm(0, 0, T, D, T, 1.0f, p, T, vh, KD, 0.0f, out + (size_t)b * T * QD + (size_t)h * D,
+               QD);
+    }
+}
+
+void attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                        const float *att, const float *q, const float *k, const float *v, int B,
+                        int T, int H, int KV, int D) {
+  const backend_ops *be = backend_get();
+  const int QD = H * D, KD = KV * D, group = H / KV;
+  const float scale = 1.0f / sqrtf((float)D);
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < H; h++) {
+      const size_t qo = (size_t)b * T * QD + (size_t)h * D;
+      const size_t ko = (size_t)b * T * KD + (size_t)(h / group) * D;
+      const float *p = att + ((size_t)b * H + h) * T * T;
+      float *ds = scratch; /* (T, T): dP, then dS in place */
+      be->gemm(0, 1, T, T, D, 1.0f, dout + qo, QD, v + ko, KD, 0.0f, ds, T);
+      be->gemm(1, 0, T, D, T, 1.0f, p, T, dout + qo, QD, 1.0f, dv + ko, KD);
+      for (int t = 0; t < T; t++) {
+        float *drow = ds + (size_t)t * T;
+        const float *prow = p + (size_t)t * T;
+        double dot = 0.0;
+        for (int j = 0; j <= t; j++) dot += (double)drow[j] * prow[j];
+        for (int j = 0; j <= t; j++) drow[j] = prow[j] * (drow[j] - (float)dot);
+        for (int j = t + 1; j < T; j++) drow[j] = 0.0f;
+      }
+      be->gemm(0, 0, T, D, T, scale, ds, T, k + ko, KD, 0.0f, dq + qo, QD);
+      be->gemm(1, 0, T, D, T, scale, ds, T, q + qo, QD, 1.0f, dk + ko, KD);
+    }
+}
+
+void swiglu_forward(float *h, const float *g, const float *u, int N) {
+  for (int i = 0; i < N; i++) {
+    const float s = 1.0f / (1.0f + expf(-g[i]));
+    h[i] = g[i] * s * u[i];
+  }
+}
+
+void swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, int N) {
+  for (int i = 0; i < N; i++) {
+    const float s = 1.0f / (1.0f + expf(-g[i]));
+    du[i] = dh[i] * g[i] * s;
+    dg[i] = dh[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
+  }
+}
+
+double crossentropy_forward(int *n_targets, const float *logits, const int *targets, int N, int V) {
+  double total = 0.0;
+  int n = 0;
+  for (int i = 0; i < N; i++) {
+    if (targets[i] < 0) continue;
+    const float *row = logits + (size_t)i * V;
+    float mx = -INFINITY;
+    for (int j = 0; j < V; j++) mx = row[j] > mx ? row[j] : mx;
+    double sum = 0.0;
+    for (int j = 0; j < V; j++) sum += exp((double)row[j] - mx);
+    total += log(sum) + mx - row[targets[i]];
+    n++;
+  }
+  *n_targets = n;
+  return total;
+}
+
+void crossentropy_backward(float *logits, const int *targets, int N, int V, float div) {
+  for (int i = 0; i < N; i++) {
+    float *row = logits + (size_t)i * V;
+    if (targets[i] < 0) {
+      memset(row, 0, (size_t)V * sizeof(float));
+      continue;
+    }
+    float mx = -INFINITY;
+    for (int j = 0; j < V; j++) mx = row[j] > mx ? row[j] : mx;
+    double sum = 0.0;
+    for (int j = 0; j < V; j++) sum += exp((double)row[j] - mx);
+    const double inv = 1.0 / sum;
+    for (int j = 0; j < V; j++) row[j] = (float)(exp((double)row[j] - mx) * inv / div);
+    row[targets[i]] -= 1.0f / div;
+  }
+}

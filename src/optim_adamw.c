@@ -1,0 +1,52 @@
+/* AdamW and global-norm clipping with torch's formulas and operation order, so that a run can be
+ * compared step by step with torch.optim.AdamW (tests/ref/test_adamw_trajectory.py). */
+#include "gorp/optim.h"
+
+#include "gorp/err.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+int adamw_init(adamw *o, size_t n, float lr, float beta1, float beta2, float eps,
+               float weight_decay) {
+  *o = (adamw){
+      .lr = lr, .beta1 = beta1, .beta2 = beta2, .eps = eps, .weight_decay = weight_decay, .n = n};
+  float *state;
+  GORP_ALLOC(state, 2 * n, "AdamW moments");
+  o->m = state;
+  o->v = state + n;
+  return GORP_OK;
+}
+
+void adamw_free(adamw *o) {
+  free(o->m); /* m and v share one allocation */
+  o->m = o->v = NULL;
+}
+
+void adamw_step(adamw *o, float *params, const float *grads) {
+  o->step++;
+  const float b1 = o->beta1, b2 = o->beta2;
+  const double bc1 = 1.0 - pow(b1, (double)o->step), bc2 = 1.0 - pow(b2, (double)o->step);
+  const float step_size = (float)(o->lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+  const float decay = 1.0f - o->lr * o->weight_decay;
+  for (size_t i = 0; i < o->n; i++) {
+    const float g = grads[i];
+    params[i] *= decay;
+    o->m[i] += (g - o->m[i]) * (1.0f - b1); /* torch: exp_avg.lerp_(grad, 1 - beta1) */
+    o->v[i] = o->v[i] * b2 + (1.0f - b2) * g * g;
+    const float denom = sqrtf(o->v[i]) / bc2_sqrt + o->eps;
+    params[i] -= step_size * (o->m[i] / denom);
+  }
+}
+
+double grad_clip_norm(float *grads, size_t n, float max_norm) {
+  double ss = 0.0;
+  for (size_t i = 0; i < n; i++) ss += (double)grads[i] * grads[i];
+  const double norm = sqrt(ss);
+  if (max_norm > 0) {
+    const double coef = max_norm / (norm + 1e-6);
+    if (coef < 1.0)
+      for (size_t i = 0; i < n; i++) grads[i] *= (float)coef;
+  }
+  return norm;
+}

@@ -1,0 +1,36 @@
+/* Counter-based generator (see rng.h): splitmix64 finalizers chained over the key words. */
+#include "gorp/rng.h"
+
+#include <math.h>
+
+static uint64_t mix64(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+uint64_t rng_bits(uint64_t seed, uint64_t stream, uint64_t a, uint64_t b) {
+  return mix64(mix64(mix64(mix64(seed) ^ stream) ^ a) ^ b);
+}
+
+double rng_uniform(uint64_t seed, uint64_t stream, uint64_t a, uint64_t b) {
+  return (double)(rng_bits(seed, stream, a, b) >> 11) * 0x1.0p-53;
+}
+
+double rng_normal(uint64_t seed, uint64_t stream, uint64_t a, uint64_t b) {
+  double u1 = rng_uniform(seed, stream, a, 2 * b);
+  double u2 = rng_uniform(seed, stream, a, 2 * b + 1);
+  if (u1 < 1e-300) u1 = 1e-300;
+  return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+void rng_permutation(int *perm, int n, uint64_t seed, uint64_t key) {
+  for (int i = 0; i < n; i++) perm[i] = i;
+  for (int i = n - 1; i > 0; i--) {
+    int j = (int)(rng_bits(seed, RNG_STREAM_SHUFFLE, key, (uint64_t)i) % (uint64_t)(i + 1));
+    int tmp = perm[i];
+    perm[i] = perm[j];
+    perm[j] = tmp;
+  }
+}

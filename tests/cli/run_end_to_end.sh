@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# A short `gorp run` on real mini data (also run in the sanitizer build): it trains, evaluates,
+# writes the model and prediction files, and the model file then serves `gorp logits`; bad input
+# (token id >= vocab, missing/unknown config keys, unknown task) fails with a clear message.
+. "$(dirname "$0")/lib.bash"
+
+root="$GORP_DATA/CL_Benchmark/mini"
+cat >"$work/run.ini" <<INI
+[run]
+out_dir = out
+log_every = 2
+[model]
+hidden_size = 32
+intermediate_size = 40
+num_layers = 1
+num_heads = 2
+max_seq = 256
+[data]
+root = $root
+instructions = $GORP_DATA/CL_Benchmark/instruction_config.json
+tasks = SST-2
+max_source_length = 32
+max_train_per_task = 8
+max_test_per_task = 3
+[train]
+batch_size = 4
+epochs = 2
+max_steps = 3
+[eval]
+max_new_tokens = 4
+INI
+
+if "$GORP" run "$work/run.ini" >"$work/run.log" 2>&1; then pass "gorp run finishes"; else
+  fail "gorp run failed:"; cat "$work/run.log"; fi
+grep -q "step     3/3" "$work/run.log" && pass "progress line for the last step" || fail "no progress line"
+grep -q "loss curve:" "$work/run.log" && pass "loss curve printed" || fail "no loss curve"
+grep -Eq "SST-2: exact match [0-9.]+% \([0-9]+/3\)" "$work/run.log" && pass "accuracy printed" \
+  || fail "no accuracy line"
+pred="$work/out/predictions/after_01/SST-2.jsonl"
+[ "$(wc -l <"$pred" 2>/dev/null)" = 3 ] && pass "3 predictions written" || fail "prediction file"
+[ -s "$work/out/model.h5" ] && pass "model file written" || fail "no model.h5"
+
+# the run's model file serves `gorp logits`
+printf '256 10 20 30\n256 40 50 60\n' >"$work/ids.txt"
+if "$GORP" logits --model "$work/out/model.h5" --tokens "$work/ids.txt" --out "$work/l.h5" \
+  >"$work/out.txt" 2>&1 && grep -q "mean next-token loss" "$work/out.txt"; then
+  pass "gorp logits on the trained model"
+else
+  fail "gorp logits:"; cat "$work/out.txt"
+fi
+
+# bad input
+printf '256 10 259 30\n' >"$work/bad_ids.txt"
+expect_error "token id >= vocab" "token id 259 .*vocabulary" \
+  "$GORP" logits --model "$work/out/model.h5" --tokens "$work/bad_ids.txt"
+printf '256 10 20\n256 10\n' >"$work/ragged.txt"
+expect_error "ragged token file" "ragged.txt:2" \
+  "$GORP" logits --model "$work/out/model.h5" --tokens "$work/ragged.txt"
+expect_error "missing model file" "nope.h5" \
+  "$GORP" logits --model "$work/nope.h5" --tokens "$work/ids.txt"
+grep -v '^root' "$work/run.ini" >"$work/noroot.ini"
+expect_error "config key missing" "data.root" "$GORP" run "$work/noroot.ini"
+expect_error "unknown config key" "lrr" "$GORP" run "$work/run.ini" --set train.lrr=1
+expect_error "unknown task" "no-such-task" "$GORP" run "$work/run.ini" --set data.tasks=no-such-task
+if command -v mpirun >/dev/null; then
+  expect_error "two MPI ranks refused with a message, no hang" "job has 2 ranks" \
+    timeout 120 mpirun --oversubscribe -np 2 "$GORP" run "$work/run.ini" --set run.out_dir=np2
+fi
+expect_error "unknown command" "unknown command" "$GORP" frobnicate
+finish

@@ -1,0 +1,222 @@
+/* Finite-difference checks of every op's backward (ops.h). For an op y = f(x) and a fixed random
+ * R, L = sum(R * y); the analytic dL/dx from the op's backward (with dout = R) must match the
+ * central difference (L(x + h e_i) - L(x - h e_i)) / 2h on sampled coordinates. In float32 with
+ * h = 1e-2 the truncation + rounding error is ~1e-4 relative; a wrong term gives O(1). */
+#include "gorp/ops.h"
+#include "gorp/rng.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int n_pass, n_fail;
+
+static float *randv(size_t n, uint64_t key, float scale) {
+  float *x = malloc(n * sizeof(float));
+  for (size_t i = 0; i < n; i++) x[i] = (float)(scale * rng_normal(7, 99, key, i));
+  return x;
+}
+
+typedef double (*loss_fn)(void *ctx);
+
+/* Compares grad (n) with central differences of fn w.r.t. x (n) on up to 48 coordinates. */
+static void check(const char *name, loss_fn fn, void *ctx, float *x, const float *grad, size_t n) {
+  const float h = 1e-2f;
+  double gmax = 0.0;
+  for (size_t i = 0; i < n; i++) gmax = fmax(gmax, fabs(grad[i]));
+  double worst = 0.0;
+  size_t samples = n < 48 ? n : 48;
+  for (size_t s = 0; s < samples; s++) {
+    size_t i = n <= 48 ? s : (size_t)(rng_uniform(3, 5, s, n) * n);
+    float keep = x[i];
+    x[i] = keep + h;
+    double lp = fn(ctx);
+    x[i] = keep - h;
+    double lm = fn(ctx);
+    x[i] = keep;
+    double num = (lp - lm) / (2.0 * h);
+    double err = fabs(num - grad[i]) / (fabs(grad[i]) + 1e-2 * gmax + 1e-6);
+    worst = fmax(worst, err);
+  }
+  int ok = worst < 2e-2 && gmax > 0;
+  printf("%s %-28s worst relative error %.2e (max |grad| %.2e)\n", ok ? "PASS" : "FAIL", name,
+         worst, gmax);
+  ok ? n_pass++ : n_fail++;
+}
+
+static double dot(const float *a, const float *b, size_t n) {
+  double s = 0.0;
+  for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+  return s;
+}
+
+/* ---- matmul ---- */
+enum { N = 6, C = 10, OC = 7 };
+static struct {
+  float *x, *w, *y, *r;
+} mm;
+static double mm_loss(void *ctx) {
+  (void)ctx;
+  matmul_forward(mm.y, mm.x, mm.w, N, C, OC);
+  return dot(mm.y, mm.r, N * OC);
+}
+static void test_matmul(void) {
+  mm.x = randv(N * C, 1, 1), mm.w = randv(OC * C, 2, 1), mm.y = randv(N * OC, 3, 0),
+  mm.r = randv(N * OC, 4, 1);
+  float *dx = calloc(N * C, 4), *dw = calloc(OC * C, 4);
+  matmul_backward(dx, dw, mm.r, mm.x, mm.w, N, C, OC);
+  check("matmul dinp", mm_loss, NULL, mm.x, dx, N * C);
+  check("matmul dweight", mm_loss, NULL, mm.w, dw, OC * C);
+  /* matmul_forward_add must add exactly the product */
+  float *y2 = randv(N * OC, 5, 1), *y3 = malloc(N * OC * 4);
+  memcpy(y3, y2, N * OC * 4);
+  matmul_forward_add(y3, mm.x, mm.w, N, C, OC);
+  matmul_forward(mm.y, mm.x, mm.w, N, C, OC);
+  double e = 0;
+  for (int i = 0; i < N * OC; i++) e = fmax(e, fabs(y3[i] - y2[i] - mm.y[i]));
+  printf("%s matmul_forward_add           max error %.2e\n", e < 1e-5 ? "PASS" : "FAIL", e);
+  e < 1e-5 ? n_pass++ : n_fail++;
+  free(mm.x), free(mm.w), free(mm.y), free(mm.r), free(dx), free(dw), free(y2), free(y3);
+}
+
+/* ---- rmsnorm ---- */
+static struct {
+  float *x, *w, *y, *r, *rstd;
+} rn;
+static double rn_loss(void *ctx) {
+  (void)ctx;
+  rmsnorm_forward(rn.y, rn.rstd, rn.x, rn.w, N, C, 1e-5f);
+  return dot(rn.y, rn.r, N * C);
+}
+static void test_rmsnorm(void) {
+  rn.x = randv(N * C, 11, 1), rn.w = randv(C, 12, 1), rn.y = calloc(N * C, 4),
+  rn.r = randv(N * C, 13, 1), rn.rstd = calloc(N, 4);
+  float *dx = calloc(N * C, 4), *dw = calloc(C, 4);
+  rn_loss(NULL);
+  rmsnorm_backward(dx, dw, rn.r, rn.x, rn.w, rn.rstd, N, C);
+  check("rmsnorm dinp", rn_loss, NULL, rn.x, dx, N * C);
+  check("rmsnorm dweight", rn_loss, NULL, rn.w, dw, C);
+  free(rn.x), free(rn.w), free(rn.y), free(rn.r), free(rn.rstd), free(dx), free(dw);
+}
+
+/* ---- rope ---- */
+enum { RB = 2, RT = 5, RH = 3, RD = 8 };
+static struct {
+  float *x, *y, *r, *cs, *sn;
+} rp;
+static double rp_loss(void *ctx) {
+  (void)ctx;
+  memcpy(rp.y, rp.x, RB * RT * RH * RD * 4);
+  rope_forward(rp.y, rp.cs, rp.sn, RB, RT, RH, RD);
+  return dot(rp.y, rp.r, RB * RT * RH * RD);
+}
+static void test_rope(void) {
+  const int n = RB * RT * RH * RD;
+  rp.x = randv(n, 21, 1), rp.y = calloc(n, 4), rp.r = randv(n, 22, 1);
+  rp.cs = calloc(RT * RD / 2, 4), rp.sn = calloc(RT * RD / 2, 4);
+  rope_tables(rp.cs, rp.sn, 0, RT, RD, 10000.0f);
+  float *dx = malloc(n * 4);
+  memcpy(dx, rp.r, n * 4);
+  rope_backward(dx, rp.cs, rp.sn, RB, RT, RH, RD);
+  check("rope dinp", rp_loss, NULL, rp.x, dx, n);
+  free(rp.x), free(rp.y), free(rp.r), free(rp.cs), free(rp.sn), free(dx);
+}
+
+/* ---- attention (grouped-query: 4 heads over 2 kv heads) ---- */
+enum { AB = 2, AT = 5, AH = 4, AKV = 2, AD = 6 };
+static struct {
+  float *q, *k, *v, *y, *att, *r;
+} at;
+static double at_loss(void *ctx) {
+  (void)ctx;
+  attention_forward(at.y, at.att, at.q, at.k, at.v, AB, AT, AH, AKV, AD);
+  return dot(at.y, at.r, AB * AT * AH * AD);
+}
+static void test_attention(void) {
+  const int nq = AB * AT * AH * AD, nk = AB * AT * AKV * AD;
+  at.q = randv(nq, 31, 1), at.k = randv(nk, 32, 1), at.v = randv(nk, 33, 1);
+  at.y = calloc(nq, 4), at.att = calloc(AB * AH * AT * AT, 4), at.r = randv(nq, 34, 1);
+  float *dq = calloc(nq, 4), *dk = calloc(nk, 4), *dv = calloc(nk, 4),
+        *scratch = calloc(AT * AT, 4);
+  at_loss(NULL);
+  attention_backward(dq, dk, dv, scratch, at.r, at.att, at.q, at.k, at.v, AB, AT, AH, AKV, AD);
+  check("attention dq", at_loss, NULL, at.q, dq, nq);
+  check("attention dk (GQA)", at_loss, NULL, at.k, dk, nk);
+  check("attention dv (GQA)", at_loss, NULL, at.v, dv, nk);
+  free(at.q), free(at.k), free(at.v), free(at.y), free(at.att), free(at.r);
+  free(dq), free(dk), free(dv), free(scratch);
+}
+
+/* ---- swiglu ---- */
+enum { SN = 40 };
+static struct {
+  float *g, *u, *h, *r;
+} sw;
+static double sw_loss(void *ctx) {
+  (void)ctx;
+  swiglu_forward(sw.h, sw.g, sw.u, SN);
+  return dot(sw.h, sw.r, SN);
+}
+static void test_swiglu(void) {
+  sw.g = randv(SN, 41, 2), sw.u = randv(SN, 42, 1), sw.h = calloc(SN, 4), sw.r = randv(SN, 43, 1);
+  float *dg = calloc(SN, 4), *du = calloc(SN, 4);
+  swiglu_backward(dg, du, sw.r, sw.g, sw.u, SN);
+  check("swiglu dgate", sw_loss, NULL, sw.g, dg, SN);
+  check("swiglu dup", sw_loss, NULL, sw.u, du, SN);
+  free(sw.g), free(sw.u), free(sw.h), free(sw.r), free(dg), free(du);
+}
+
+/* ---- embedding ---- */
+enum { EV = 9, EN = 7 };
+static struct {
+  float *emb, *y, *r;
+  int tok[EN];
+} em;
+static double em_loss(void *ctx) {
+  (void)ctx;
+  embedding_forward(em.y, em.tok, em.emb, EN, C);
+  return dot(em.y, em.r, EN * C);
+}
+static void test_embedding(void) {
+  em.emb = randv(EV * C, 51, 1), em.y = calloc(EN * C, 4), em.r = randv(EN * C, 52, 1);
+  int tok[EN] = {3, 0, 8, 3, 5, 3, 1}; /* repeated ids must accumulate */
+  memcpy(em.tok, tok, sizeof(tok));
+  float *de = calloc(EV * C, 4);
+  embedding_backward(de, em.r, em.tok, EN, C);
+  check("embedding dweight", em_loss, NULL, em.emb, de, EV * C);
+  free(em.emb), free(em.y), free(em.r), free(de);
+}
+
+/* ---- cross-entropy (with ignored positions) ---- */
+enum { CN = 5, CV = 11 };
+static struct {
+  float *logits, *work;
+  int tgt[CN];
+} ce;
+static double ce_loss(void *ctx) {
+  (void)ctx;
+  int n;
+  return crossentropy_forward(&n, ce.logits, ce.tgt, CN, CV) / 3.0;
+}
+static void test_crossentropy(void) {
+  ce.logits = randv(CN * CV, 61, 2), ce.work = malloc(CN * CV * 4);
+  int tgt[CN] = {4, -1, 0, 10, -1};
+  memcpy(ce.tgt, tgt, sizeof(tgt));
+  memcpy(ce.work, ce.logits, CN * CV * 4);
+  crossentropy_backward(ce.work, ce.tgt, CN, CV, 3.0f);
+  check("crossentropy dlogits", ce_loss, NULL, ce.logits, ce.work, CN * CV);
+  free(ce.logits), free(ce.work);
+}
+
+int main(void) {
+  test_matmul();
+  test_rmsnorm();
+  test_rope();
+  test_attention();
+  test_swiglu();
+  test_embedding();
+  test_crossentropy();
+  printf("%d passed, %d failed\n", n_pass, n_fail);
+  return n_fail != 0;
+}

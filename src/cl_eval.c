@@ -6,12 +6,44 @@
 #include "gorp/metrics.h"
 #include "gorp/prompt.h"
 #include "gorp/rng.h"
+#include "gorp/utf8.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* A model may generate any byte sequence; the prediction files are JSON, so each invalid byte
+ * becomes U+FFFD, as Hugging Face's decode(errors="replace") does. In place when valid. */
+static int utf8_repair(char **text) {
+  const unsigned char *s = (const unsigned char *)*text;
+  size_t len = strlen(*text), bad = 0;
+  for (size_t i = 0; i < len;) {
+    size_t n = utf8_seq_len(s + i, len - i);
+    bad += !n;
+    i += n ? n : 1;
+  }
+  if (!bad) return GORP_OK;
+  char *out;
+  GORP_ALLOC(out, len + 2 * bad + 1, "prediction text");
+  size_t o = 0;
+  for (size_t i = 0; i < len;) {
+    size_t n = utf8_seq_len(s + i, len - i);
+    if (n) {
+      memcpy(out + o, s + i, n);
+      o += n;
+      i += n;
+    } else {
+      memcpy(out + o, "\xEF\xBF\xBD", 3);
+      o += 3;
+      i++;
+    }
+  }
+  free(*text);
+  *text = out;
+  return GORP_OK;
+}
 
 /* One JSON line per item; cJSON does the string escaping. */
 static int write_prediction(FILE *f, const char *path, int id, const char *pred, const char *label,
@@ -59,6 +91,7 @@ int cl_evaluate(model *m, const tokenizer *tok, const cl_task *t, const gorp_con
     GORP_CALL(model_generate(m, prompt, len, max_new, tok->eos_id, out, &n_out));
     char *pred;
     GORP_CALL(tokenizer_decode(tok, out, n_out, &pred));
+    GORP_CALL(utf8_repair(&pred));
     const int correct =
         strcmp(item->label, CL_LABEL_NONE) && metrics_exact_match(pred, item->label);
     const int in_list = metrics_in_list(pred, t->labels, t->n_labels);

@@ -6,6 +6,7 @@
 #include "gorp/clbench.h"
 
 #include "gorp/err.h"
+#include "gorp/utf8.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -26,38 +27,6 @@ static int path_fmt(char out[PATH_MAX], const char *fmt, ...) {
   if (len < 0 || len >= PATH_MAX)
     GORP_ERR(GORP_EINPUT, "path longer than %d bytes: %.200s...", PATH_MAX - 1, out);
   return GORP_OK;
-}
-
-/* Offset of the first byte that does not start a well-formed UTF-8 sequence (RFC 3629: shortest
- * form, no surrogates, nothing above U+10FFFF), or n when the whole buffer is well formed. */
-static size_t utf8_first_invalid(const unsigned char *s, size_t n) {
-  size_t i = 0;
-  while (i < n) {
-    unsigned c = s[i];
-    size_t len;
-    unsigned lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-    if (c < 0x80) {
-      i++;
-      continue;
-    } else if (c >= 0xC2 && c <= 0xDF) {
-      len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      len = 3;
-      if (c == 0xE0) lo = 0xA0; /* overlong */
-      if (c == 0xED) hi = 0x9F; /* UTF-16 surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      len = 4;
-      if (c == 0xF0) lo = 0x90; /* overlong */
-      if (c == 0xF4) hi = 0x8F; /* above U+10FFFF */
-    } else {
-      return i;
-    }
-    if (n - i < len || s[i + 1] < lo || s[i + 1] > hi) return i;
-    for (size_t k = 2; k < len; k++)
-      if (s[i + k] < 0x80 || s[i + k] > 0xBF) return i;
-    i += len;
-  }
-  return n;
 }
 
 /* 1-based line and column (in bytes) of offset off, for messages an editor can jump to. */

@@ -1,23 +1,21 @@
-/* gorp run CONFIG.ini [--set section.key=value]...: builds or loads the model, then trains and
- * evaluates it on every task of data.tasks in order, printing progress, each task's loss curve and
- * accuracy, and a summary; writes predictions and the final model into run.out_dir. */
+/* gorp run CONFIG.ini [--set section.key=value]...: builds or loads the model, evaluates it
+ * zero-shot, then trains on every task of data.tasks in order and evaluates after each task,
+ * printing progress, loss curves, the accuracy matrix and AP/BWT/FWT/forgetting; writes
+ * results.h5, predictions and the final model into run.out_dir. */
 #include "gorp/backend.h"
 #include "gorp/cl.h"
+#include "gorp/cl_metrics.h"
+#include "gorp/cl_results.h"
 #include "gorp/cmd.h"
 #include "gorp/err.h"
 #include "gorp/fsutil.h"
 #include "gorp/modelfile.h"
 
+#include <math.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct task_summary {
-  int steps;
-  float first_loss, last_loss;
-  cl_scores scores;
-} task_summary;
 
 static int model_setup(model *m, const gorp_config *c, const tokenizer *tok) {
   if (!strcmp(c->model.init, "random")) {
@@ -47,38 +45,95 @@ static void print_loss_curve(const float *losses, int n) {
   printf("\n");
 }
 
-static int run_tasks(const gorp_config *c, model *m, const tokenizer *tok, task_summary *sum) {
+/* The method of this runner: every weight trains with AdamW (LoRA and GORP arrive with
+ * their own configuration keys). */
+static const char *const run_method = "seqft";
+
+/* Evaluates task column i after row (0 = zero-shot) and records it. */
+static int eval_cell(const gorp_config *c, model *m, const tokenizer *tok, const cl_task *tasks,
+                     int row, int i, double *acc, double *in_list) {
   char path[4096];
-  for (int ti = 0; ti < c->data.n_tasks; ti++) {
-    const char *name = c->data.tasks[ti];
-    cl_task task;
-    GORP_CALL(clbench_load(&task, c->data.root, name, c->data.instructions));
+  snprintf(path, sizeof(path), "%s/predictions/after_%02d", c->run.out_dir, row);
+  GORP_CALL(fs_mkdirs(path));
+  snprintf(path, sizeof(path), "%s/predictions/after_%02d/%s.jsonl", c->run.out_dir, row,
+           tasks[i].dataset);
+  cl_scores s;
+  GORP_CALL(cl_evaluate(m, tok, &tasks[i], c, i, path, &s));
+  const int T = c->data.n_tasks;
+  acc[row * T + i] = s.accuracy;
+  in_list[row * T + i] = s.in_list_rate;
+  printf("  eval %-12s exact match %5.1f%% (%d/%d), in-list %5.1f%%\n", tasks[i].dataset,
+         s.accuracy, s.correct, s.n, s.in_list_rate);
+  return GORP_OK;
+}
+
+static void print_matrix(const gorp_config *c, const double *acc, const double *in_list) {
+  const int T = c->data.n_tasks;
+  printf("\naccuracy matrix (%%; row 0 = zero-shot, row j = after task j; in-list %% in "
+         "brackets)\n%-8s", "");
+  for (int i = 0; i < T; i++) printf(" %16s", c->data.tasks[i]);
+  printf("\n");
+  for (int r = 0; r <= T; r++) {
+    printf("after %-2d", r);
+    for (int i = 0; i < T; i++) {
+      if (isnan(acc[r * T + i]))
+        printf(" %16s", "-");
+      else
+        printf("    %5.1f (%5.1f)", acc[r * T + i], in_list[r * T + i]);
+    }
+    printf("\n");
+  }
+  cl_summary s;
+  cl_metrics(&s, acc, T);
+  printf("AP %.2f  BWT %.2f  FWT %.2f  forgetting %.2f\n", s.ap, s.bwt, s.fwt, s.forgetting);
+}
+
+/* Trains on every task in order; row 0 (zero-shot) evaluates every task, row j the tasks up to
+ * j+1 (task j+1 before training it gives FWT). results.h5 is rewritten after every row. */
+static int run_tasks(const gorp_config *c, model *m, const tokenizer *tok, const cl_task *tasks,
+                     cl_results *res) {
+  const int T = c->data.n_tasks;
+  char path[4096];
+  snprintf(path, sizeof(path), "%s/results.h5", c->run.out_dir);
+  printf("zero-shot evaluation of the base model\n");
+  for (int i = 0; i < T; i++) GORP_CALL(eval_cell(c, m, tok, tasks, 0, i, res->acc, res->in_list));
+  GORP_CALL(cl_results_write(res, path));
+  for (int ti = 0; ti < T; ti++) {
+    const cl_task *task = &tasks[ti];
     cl_encoded enc;
-    GORP_CALL(cl_encode_train(&enc, tok, &task, c, ti, m->cfg.max_seq));
-    printf("task %d/%d %s/%s: %d training examples (longest %d tokens), %d test items\n", ti + 1,
-           c->data.n_tasks, task.task_type, task.dataset, enc.n, enc.max_len, task.n_test);
+    GORP_CALL(cl_encode_train(&enc, tok, task, c, ti, m->cfg.max_seq));
+    printf("task %d/%d %s/%s: %d training examples (longest %d tokens)\n", ti + 1, T,
+           task->task_type, task->dataset, enc.n, enc.max_len);
     int steps = cl_steps_for(c, enc.n);
     float *losses;
     GORP_ALLOC(losses, steps, "loss curve");
     adamw opt; /* a fresh optimizer per task, as the benchmark's training script does */
     GORP_CALL(adamw_init(&opt, m->n_params, c->train.lr, c->train.beta1, c->train.beta2,
                          c->train.eps, c->train.weight_decay));
-    GORP_CALL(cl_train_task(m, &opt, &enc, tok->pad_id, c, ti, name, losses, &steps));
+    GORP_CALL(cl_train_task(m, &opt, &enc, tok->pad_id, c, ti, task->dataset, losses, &steps));
     print_loss_curve(losses, steps);
-    snprintf(path, sizeof(path), "%s/predictions/after_%02d", c->run.out_dir, ti + 1);
-    GORP_CALL(fs_mkdirs(path));
-    snprintf(path, sizeof(path), "%s/predictions/after_%02d/%s.jsonl", c->run.out_dir, ti + 1,
-             name);
-    GORP_CALL(cl_evaluate(m, tok, &task, c, ti, path, &sum[ti].scores));
-    printf("  %s: exact match %.1f%% (%d/%d), in-list %.1f%%\n", name, sum[ti].scores.accuracy,
-           sum[ti].scores.correct, sum[ti].scores.n, sum[ti].scores.in_list_rate);
-    sum[ti].steps = steps;
-    sum[ti].first_loss = losses[0];
-    sum[ti].last_loss = losses[steps - 1];
     free(losses);
     adamw_free(&opt);
     cl_encoded_free(&enc);
-    clbench_free(&task);
+    for (int i = 0; i <= ti + 1 && i < T; i++)
+      GORP_CALL(eval_cell(c, m, tok, tasks, ti + 1, i, res->acc, res->in_list));
+    GORP_CALL(cl_results_write(res, path));
+  }
+  return GORP_OK;
+}
+
+/* Loads every task before any training, so that a missing dataset stops the run at start-up. */
+static int load_tasks(const gorp_config *c, cl_task **tasks) {
+  GORP_ALLOC(*tasks, c->data.n_tasks, "tasks");
+  for (int i = 0; i < c->data.n_tasks; i++) {
+    GORP_CALL(clbench_load(&(*tasks)[i], c->data.root, c->data.tasks[i], c->data.instructions));
+    const cl_task *t = &(*tasks)[i];
+    printf("loaded %s/%s: %d train, %d test items\n", t->task_type, t->dataset, t->n_train,
+           t->n_test);
+    if (t->n_test_unlabelled)
+      printf("  %s: %d test items are labelled '-' (no gold label); scored as never correct, as "
+             "upstream does\n",
+             t->dataset, t->n_test_unlabelled);
   }
   return GORP_OK;
 }
@@ -96,25 +151,35 @@ static int run(const gorp_config *c) {
   GORP_CALL(backend_select(c->run.backend));
   tokenizer tok;
   GORP_CALL(tokenizer_open(&tok, c->data.tokenizer));
+  const int T = c->data.n_tasks;
+  cl_task *tasks;
+  GORP_CALL(load_tasks(c, &tasks));
   model m;
   GORP_CALL(model_setup(&m, c, &tok));
   GORP_CALL(fs_mkdirs(c->run.out_dir));
   printf("gorp run: %s, %zu parameters (%d layers, hidden %d, heads %d/%d, vocab %d), backend %s\n",
          c->file, m.n_params, m.cfg.num_layers, m.cfg.hidden_size, m.cfg.num_heads,
          m.cfg.num_kv_heads, m.cfg.vocab_size, backend_get()->name);
-  task_summary *sum;
-  GORP_ALLOC(sum, c->data.n_tasks, "task summaries");
-  GORP_CALL(run_tasks(c, &m, &tok, sum));
+  char order[4096] = "";
+  for (int i = 0; i < T; i++)
+    snprintf(order + strlen(order), sizeof(order) - strlen(order), "%s%s", i ? "," : "",
+             c->data.tasks[i]);
+  cl_results res = {.T = T, .tasks = c->data.tasks, .method = run_method, .order = order,
+                    .seed = c->run.seed};
+  GORP_ALLOC(res.acc, (size_t)(T + 1) * T, "accuracy matrix");
+  GORP_ALLOC(res.in_list, (size_t)(T + 1) * T, "in-list matrix");
+  for (int i = 0; i < (T + 1) * T; i++) res.acc[i] = res.in_list[i] = NAN;
+  GORP_CALL(run_tasks(c, &m, &tok, tasks, &res));
   char path[4096];
   snprintf(path, sizeof(path), "%s/model.h5", c->run.out_dir);
   GORP_CALL(modelfile_save(&m, path, NULL));
-  printf("\n| task | steps | first loss | last loss | exact match %% | in-list %% |\n"
-         "|---|---|---|---|---|---|\n");
-  for (int i = 0; i < c->data.n_tasks; i++)
-    printf("| %s | %d | %.3f | %.3f | %.1f | %.1f |\n", c->data.tasks[i], sum[i].steps,
-           sum[i].first_loss, sum[i].last_loss, sum[i].scores.accuracy, sum[i].scores.in_list_rate);
-  printf("\nmodel written to %s; predictions under %s/predictions/\n", path, c->run.out_dir);
-  free(sum);
+  print_matrix(c, res.acc, res.in_list);
+  printf("\nresults in %s/results.h5, model in %s, predictions under %s/predictions/\n",
+         c->run.out_dir, path, c->run.out_dir);
+  free(res.acc);
+  free(res.in_list);
+  for (int i = 0; i < T; i++) clbench_free(&tasks[i]);
+  free(tasks);
   model_free(&m);
   tokenizer_free(&tok);
   return GORP_OK;

@@ -34,11 +34,14 @@ if "$GORP" run "$work/run.ini" >"$work/run.log" 2>&1; then pass "gorp run finish
   fail "gorp run failed:"; cat "$work/run.log"; fi
 grep -q "step     3/3" "$work/run.log" && pass "progress line for the last step" || fail "no progress line"
 grep -q "loss curve:" "$work/run.log" && pass "loss curve printed" || fail "no loss curve"
-grep -Eq "SST-2: exact match [0-9.]+% \([0-9]+/3\)" "$work/run.log" && pass "accuracy printed" \
+grep -Eq "eval SST-2 +exact match +[0-9.]+% \([0-9]+/3\)" "$work/run.log" && pass "accuracy printed" \
   || fail "no accuracy line"
 pred="$work/out/predictions/after_01/SST-2.jsonl"
 [ "$(wc -l <"$pred" 2>/dev/null)" = 3 ] && pass "3 predictions written" || fail "prediction file"
 [ -s "$work/out/model.h5" ] && pass "model file written" || fail "no model.h5"
+[ -s "$work/out/results.h5" ] && pass "results.h5 written" || fail "no results.h5"
+[ "$(wc -l <"$work/out/predictions/after_00/SST-2.jsonl" 2>/dev/null)" = 3 ] \
+  && pass "zero-shot predictions written" || fail "no zero-shot predictions"
 
 # the run's model file serves `gorp logits`
 printf '256 10 20 30\n256 40 50 60\n' >"$work/ids.txt"

@@ -3,7 +3,7 @@
 
 #include <math.h>
 
-#define A(row, col) acc[(row) * T + (col)]
+#define A(row, col) acc[(row)*T + (col)]
 
 void cl_metrics(cl_summary *s, const double *acc, int T) {
   double ap = 0.0, bwt = 0.0, fwt = 0.0, fg = 0.0;
@@ -13,7 +13,7 @@ void cl_metrics(cl_summary *s, const double *acc, int T) {
     s->bwt = s->fwt = s->forgetting = NAN;
     return;
   }
-  for (int i = 1; i < T; i++) {            /* task i (1-based), column i-1 */
+  for (int i = 1; i < T; i++) { /* task i (1-based), column i-1 */
     bwt += A(T, i - 1) - A(i, i - 1);
     double best = NAN;
     for (int k = i; k < T; k++)

@@ -14,8 +14,8 @@ static int write_matrix(hid_t file, const char *name, const double *x, int T) {
   hsize_t dims[2] = {(hsize_t)T + 1, (hsize_t)T};
   hid_t space, ds;
   GORP_H5(space = H5Screate_simple(2, dims, NULL));
-  GORP_H5(ds = H5Dcreate2(file, name, H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT,
-                          H5P_DEFAULT));
+  GORP_H5(ds =
+              H5Dcreate2(file, name, H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
   GORP_H5(H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, x));
   GORP_H5(H5Dclose(ds));
   GORP_H5(H5Sclose(space));
@@ -74,7 +74,8 @@ int cl_results_write(const cl_results *r, const char *path) {
   hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   if (f < 0) GORP_ERR(GORP_EIO, "cannot create %s", tmp);
   int rc = write_file(r, f);
-  if (H5Fclose(f) < 0 && !rc) rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EIO, "%s: close failed", tmp);
+  if (H5Fclose(f) < 0 && !rc)
+    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EIO, "%s: close failed", tmp);
   if (!rc) rc = fs_publish(tmp, path);
   if (rc) {
     unlink(tmp);

@@ -335,3 +335,19 @@ void clbench_free(cl_task *t) {
   free_items(t->test, t->n_test);
   *t = (cl_task){0};
 }
+
+int clbench_drop_unlabelled(cl_task *t) {
+  int kept = 0;
+  for (int i = 0; i < t->n_test; i++) {
+    if (strcmp(t->test[i].label, CL_LABEL_NONE)) {
+      t->test[kept++] = t->test[i];
+    } else {
+      free(t->test[i].sentence);
+      free(t->test[i].label);
+    }
+  }
+  const int dropped = t->n_test - kept;
+  t->n_test = kept;
+  t->n_test_unlabelled = 0;
+  return dropped;
+}

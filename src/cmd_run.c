@@ -70,7 +70,8 @@ static int eval_cell(const gorp_config *c, model *m, const tokenizer *tok, const
 static void print_matrix(const gorp_config *c, const double *acc, const double *in_list) {
   const int T = c->data.n_tasks;
   printf("\naccuracy matrix (%%; row 0 = zero-shot, row j = after task j; in-list %% in "
-         "brackets)\n%-8s", "");
+         "brackets)\n%-8s",
+         "");
   for (int i = 0; i < T; i++) printf(" %16s", c->data.tasks[i]);
   printf("\n");
   for (int r = 0; r <= T; r++) {
@@ -130,10 +131,14 @@ static int load_tasks(const gorp_config *c, cl_task **tasks) {
     const cl_task *t = &(*tasks)[i];
     printf("loaded %s/%s: %d train, %d test items\n", t->task_type, t->dataset, t->n_train,
            t->n_test);
-    if (t->n_test_unlabelled)
+    if (t->n_test_unlabelled && !strcmp(c->data.unlabelled, "drop"))
+      printf("  %s: dropped %d test items labelled '-' (no gold label; data.unlabelled = drop)\n",
+             t->dataset, clbench_drop_unlabelled(&(*tasks)[i]));
+    else if (t->n_test_unlabelled)
       printf("  %s: %d test items are labelled '-' (no gold label); scored as never correct, as "
-             "upstream does\n",
+             "upstream does (data.unlabelled = score)\n",
              t->dataset, t->n_test_unlabelled);
+    if (!t->n_test) GORP_ERR(GORP_EINPUT, "%s: no test items left to evaluate", t->dataset);
   }
   return GORP_OK;
 }
@@ -160,12 +165,14 @@ static int run(const gorp_config *c) {
   printf("gorp run: %s, %zu parameters (%d layers, hidden %d, heads %d/%d, vocab %d), backend %s\n",
          c->file, m.n_params, m.cfg.num_layers, m.cfg.hidden_size, m.cfg.num_heads,
          m.cfg.num_kv_heads, m.cfg.vocab_size, backend_get()->name);
+  /* the order's name when it came from data.order, else the list itself */
   char order[4096] = "";
   for (int i = 0; i < T; i++)
     snprintf(order + strlen(order), sizeof(order) - strlen(order), "%s%s", i ? "," : "",
              c->data.tasks[i]);
-  cl_results res = {.T = T, .tasks = c->data.tasks, .method = run_method, .order = order,
-                    .seed = c->run.seed};
+  if (c->data.order[0]) snprintf(order, sizeof(order), "%s", c->data.order);
+  cl_results res = {
+      .T = T, .tasks = c->data.tasks, .method = run_method, .order = order, .seed = c->run.seed};
   GORP_ALLOC(res.acc, (size_t)(T + 1) * T, "accuracy matrix");
   GORP_ALLOC(res.in_list, (size_t)(T + 1) * T, "in-list matrix");
   for (int i = 0; i < (T + 1) * T; i++) res.acc[i] = res.in_list[i] = NAN;

@@ -30,7 +30,16 @@
 #include <string.h>
 #include <strings.h>
 
-typedef enum { CFG_INT, CFG_U64, CFG_FLOAT, CFG_BOOL, CFG_CHOICE, CFG_PATH, CFG_LIST } config_type;
+typedef enum {
+  CFG_INT,
+  CFG_U64,
+  CFG_FLOAT,
+  CFG_BOOL,
+  CFG_CHOICE,
+  CFG_NAME, /* one name without blanks or commas; may be empty */
+  CFG_PATH,
+  CFG_LIST
+} config_type;
 
 enum {
   CFG_REQUIRED = 1, /* an empty value is an error after loading */
@@ -109,8 +118,20 @@ static const config_key keys[] = {
     {"data", "instructions", CFG_PATH, FIELD(data.instructions), .def = "", .flags = CFG_REQUIRED,
      .doc = "instruction templates (instruction_config.json)"},
     {"data", "tasks", CFG_LIST, FIELD(data.tasks), FIELD(data.n_tasks), .def = "",
-     .flags = CFG_REQUIRED,
-     .doc = "dataset folder names in training order, comma-separated (indented lines continue)"},
+     .doc = "dataset folder names in training order, comma-separated (indented lines continue); "
+            "give this or data.order"},
+    {"data", "order", CFG_NAME, FIELD(data.order), .def = "",
+     .doc = "a task order named in data.orders (e.g. `order1`); give this or data.tasks"},
+    {"data", "orders", CFG_PATH, FIELD(data.orders), .def = "none", .choices = "none",
+     .doc = "orders file: one order a line, `name dataset dataset ...`, `#` comments "
+            "(the benchmark's six orders: inputs/orders.txt)"},
+    {"data", "substitute", CFG_LIST, FIELD(data.substitute), FIELD(data.n_substitute), .def = "",
+     .doc = "`old=new` replacements of datasets in the order, e.g. `yahoo=yelp` where yahoo is "
+            "missing; `old=` removes the dataset"},
+    {"data", "unlabelled", CFG_CHOICE, FIELD(data.unlabelled), .def = "score",
+     .choices = "score,drop",
+     .doc = "test items labelled `-` (no gold label, upstream MNLI): `score` them as never "
+            "correct, as upstream does, or `drop` them"},
     {"data", "tokenizer", CFG_PATH, FIELD(data.tokenizer), .def = "byte", .choices = "byte",
      .doc = "`byte` (built-in byte-level) or a Hugging Face tokenizer.json"},
     {"data", "max_source_length", CFG_INT, FIELD(data.max_source_length), .def = "512", AT_LEAST(1),
@@ -158,7 +179,8 @@ static const void *cfield(const gorp_config *c, size_t off) {
 /* An empty path, choice or list (only the required keys have empty defaults). */
 static int value_empty(const gorp_config *c, const config_key *k) {
   if (k->type == CFG_LIST) return *(const int *)cfield(c, k->off_n) == 0;
-  if (k->type == CFG_PATH || k->type == CFG_CHOICE) return !(*(char *const *)cfield(c, k->off))[0];
+  if (k->type == CFG_PATH || k->type == CFG_CHOICE || k->type == CFG_NAME)
+    return !(*(char *const *)cfield(c, k->off))[0];
   return 0;
 }
 
@@ -224,6 +246,9 @@ static void expected_text(const config_key *k, char *buf, size_t n) {
       snprintf(buf, n, "'%s' or a path", k->choices);
     else
       snprintf(buf, n, "a path");
+    break;
+  case CFG_NAME:
+    snprintf(buf, n, "one name without blanks or commas");
     break;
   case CFG_LIST:
     snprintf(buf, n, "comma-separated names");
@@ -337,6 +362,9 @@ static int set_value(gorp_config *c, const config_key *k, const char *text) {
   }
   case CFG_CHOICE:
     if (!choice_valid(k->choices, text)) return GORP_EINPUT;
+    return dup_text(dst, text, strlen(text));
+  case CFG_NAME:
+    if (strpbrk(text, ", \t")) return GORP_EINPUT;
     return dup_text(dst, text, strlen(text));
   case CFG_PATH:
     /* only a required path may be empty, and then only until check_required runs */
@@ -629,6 +657,88 @@ static int derive_arch(gorp_config *c) {
   return GORP_OK;
 }
 
+/* The line of an orders file that names order, as a list of dataset names in c->data.tasks. */
+static int read_order(gorp_config *c) {
+  const char *path = c->data.orders, *name = c->data.order;
+  FILE *f = fopen(path, "r");
+  if (!f) GORP_ERR(GORP_EINPUT, "data.orders: cannot open %s: %s", path, strerror(errno));
+  const config_key *k = &keys[key_index("data", "tasks")];
+  char line[4096], known[1024] = "";
+  int found = 0, ierr = GORP_OK;
+  while (!found && fgets(line, sizeof(line), f)) {
+    char *p = line + strspn(line, " \t");
+    if (*p == '#' || *p == '\n' || !*p) continue;
+    size_t n = strcspn(p, " \t\r\n");
+    if (n == strlen(name) && !strncmp(p, name, n)) {
+      found = 1;
+      /* the rest of the line: names separated by blanks */
+      for (char *q = p + n; *q; q++)
+        if (*q == ' ' || *q == '\t') *q = ',';
+      list_clear(c, k);
+      ierr = list_append(c, k, p + n, strcspn(p + n, "\r\n"));
+    } else if (strlen(known) + n + 3 < sizeof(known)) {
+      snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%.*s", known[0] ? ", " : "",
+               (int)n, p);
+    }
+  }
+  fclose(f);
+  GORP_CALL(ierr);
+  if (!found)
+    GORP_ERR(GORP_EINPUT, "%s: data.order = %s is not in the orders file %s (it has: %s)", c->file,
+             name, path, known[0] ? known : "no orders");
+  if (!c->data.n_tasks) GORP_ERR(GORP_EINPUT, "%s: order %s lists no datasets", path, name);
+  return GORP_OK;
+}
+
+/* data.tasks from data.order when given, then data.substitute; every name at most once. */
+static int resolve_tasks(gorp_config *c) {
+  const char *origin = c->file ? c->file : "defaults";
+  if (c->data.order[0]) {
+    if (c->data.n_tasks)
+      GORP_ERR(GORP_EINPUT, "%s: give data.tasks or data.order (%s), not both", origin,
+               c->data.order);
+    if (!strcmp(c->data.orders, "none"))
+      GORP_ERR(GORP_EINPUT, "%s: data.order = %s needs data.orders (the orders file)", origin,
+               c->data.order);
+    GORP_CALL(read_order(c));
+  }
+  if (!c->data.n_tasks)
+    GORP_ERR(GORP_EINPUT,
+             "%s: data.tasks or data.order is required (the datasets to train on, in order)",
+             origin);
+  for (int s = 0; s < c->data.n_substitute; s++) {
+    const char *rule = c->data.substitute[s], *eq = strchr(rule, '=');
+    if (!eq || eq == rule || strchr(eq + 1, '='))
+      GORP_ERR(GORP_EINPUT, "%s: data.substitute: '%s' is not of the form old=new (or old=)",
+               origin, rule);
+    int hit = 0;
+    for (int t = 0; t < c->data.n_tasks; t++) {
+      char *name = c->data.tasks[t];
+      if (strlen(name) != (size_t)(eq - rule) || strncmp(name, rule, (size_t)(eq - rule))) continue;
+      hit = 1;
+      if (eq[1]) {
+        GORP_CALL(dup_text(&c->data.tasks[t], eq + 1, strlen(eq + 1)));
+      } else { /* old= removes the task: every dataset of orders 4-6 is in the order already */
+        free(name);
+        memmove(&c->data.tasks[t], &c->data.tasks[t + 1],
+                (size_t)(c->data.n_tasks - t - 1) * sizeof(char *));
+        c->data.n_tasks--;
+        break;
+      }
+    }
+    if (!c->data.n_tasks) GORP_ERR(GORP_EINPUT, "%s: data.substitute removed every task", origin);
+    if (!hit)
+      GORP_ERR(GORP_EINPUT, "%s: data.substitute: '%.*s' is not one of the tasks", origin,
+               (int)(eq - rule), rule);
+  }
+  for (int a = 0; a < c->data.n_tasks; a++)
+    for (int b = a + 1; b < c->data.n_tasks; b++)
+      if (!strcmp(c->data.tasks[a], c->data.tasks[b]))
+        GORP_ERR(GORP_EINPUT, "%s: dataset %s appears twice in the task order", origin,
+                 c->data.tasks[a]);
+  return GORP_OK;
+}
+
 static int fill_defaults(gorp_config *c) {
   memset(c, 0, sizeof(*c));
   for (int i = 0; i < N_KEYS; i++)
@@ -655,6 +765,7 @@ static int load(gorp_config *c, const char *path, char *const *overrides, int n_
   GORP_CALL(resolve_paths(c, path));
   GORP_CALL(check_required(c));
   GORP_CALL(derive_arch(c));
+  GORP_CALL(resolve_tasks(c));
   return GORP_OK;
 }
 
@@ -669,7 +780,7 @@ void config_free(gorp_config *c) {
     const config_key *k = &keys[i];
     if (k->type == CFG_LIST)
       list_clear(c, k);
-    else if (k->type == CFG_PATH || k->type == CFG_CHOICE)
+    else if (k->type == CFG_PATH || k->type == CFG_CHOICE || k->type == CFG_NAME)
       free(*(char **)field(c, k->off));
   }
   free(c->file);
@@ -735,6 +846,7 @@ static void sink_value(text_sink *s, const gorp_config *c, const config_key *k) 
     snprintf(num, sizeof(num), "%s", *(const int *)src ? "true" : "false");
     break;
   case CFG_CHOICE:
+  case CFG_NAME:
   case CFG_PATH:
     sink_put(s, *(char *const *)src);
     return;
@@ -815,6 +927,9 @@ static void md_type(FILE *f, const config_key *k) {
   case CFG_CHOICE:
     choices_text(k->choices, "`", text, sizeof(text));
     fprintf(f, "one of %s", text);
+    break;
+  case CFG_NAME:
+    fputs("name", f);
     break;
   case CFG_PATH:
     fputs("path", f);

@@ -5,12 +5,12 @@
 
 #include "gorp/crc.h"
 #include "gorp/err.h"
+#include "gorp/fsutil.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
-#include <libgen.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,36 +169,13 @@ static int write_tmp(const model *m, const char *tmp, const char *hf_config) {
   return rc;
 }
 
-static int fsync_path(const char *path, int flags) {
-  const int fd = open(path, flags);
-  if (fd < 0) GORP_ERR(GORP_EIO, "cannot open %s to fsync it: %s", path, strerror(errno));
-  const int bad = fsync(fd) && errno != EINVAL; /* EINVAL: cannot sync (directories on some fs) */
-  const int err = errno;
-  close(fd);
-  if (bad) GORP_ERR(GORP_EIO, "fsync of %s failed: %s", path, strerror(err));
-  return GORP_OK;
-}
-
-/* Redis rdbSave's sequence: the data is on disk before the name points at it, and the new name is
- * on disk before we report success. */
-static int publish(const char *tmp, const char *path) {
-  GORP_CALL(fsync_path(tmp, O_RDONLY));
-  if (rename(tmp, path))
-    GORP_ERR(GORP_EIO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-  char *copy = strdup(path);
-  if (!copy) GORP_ERR(GORP_EMEM, "out of memory saving %s", path);
-  const int rc = fsync_path(dirname(copy), O_RDONLY | O_DIRECTORY);
-  free(copy);
-  return rc;
-}
-
 int modelfile_save(const model *m, const char *path, const char *hf_config_json) {
   const size_t n = strlen(path) + sizeof(".tmp");
   char *tmp;
   GORP_ALLOC(tmp, n, "a file name");
   snprintf(tmp, n, "%s.tmp", path);
   int rc = write_tmp(m, tmp, hf_config_json);
-  if (!rc) rc = publish(tmp, path);
+  if (!rc) rc = fs_publish(tmp, path);
   if (rc) {
     unlink(tmp); /* no half-written file stays behind; path was not touched before the rename */
     gorp_error(__FILE__, __LINE__, __func__, rc, "could not save model file %s", path);

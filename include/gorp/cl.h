@@ -1,6 +1,7 @@
 /* The continual-learning runner: trains a model on the configured tasks one after another and
  * evaluates each with greedy decoding and normalised exact match.
- * Not for: the optimizers' maths (optim.h), file formats (modelfile.h), prompt layout (prompt.h). */
+ * Not for: the optimizers' maths (optim.h), file formats (modelfile.h), prompt layout (prompt.h).
+ */
 #ifndef GORP_CL_H
 #define GORP_CL_H
 
@@ -35,10 +36,10 @@ int cl_train_task(model *m, adamw *opt, const cl_encoded *e, int pad_id, const g
 int cl_steps_for(const gorp_config *c, int n_examples);
 
 typedef struct cl_scores {
-  int n;             /* test items scored */
-  int correct;       /* exact matches */
-  int in_list;       /* predictions that are one of the task's options */
-  double accuracy;   /* percent */
+  int n;               /* test items scored */
+  int correct;         /* exact matches */
+  int in_list;         /* predictions that are one of the task's options */
+  double accuracy;     /* percent */
   double in_list_rate; /* percent */
 } cl_scores;
 

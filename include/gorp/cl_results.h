@@ -1,5 +1,5 @@
-/* results.h5 of a run directory: the accuracy and in-list matrices with the run's metrics, rewritten
- * atomically after every evaluation row so that a reader never sees a half-written file.
+/* results.h5 of a run directory: the accuracy and in-list matrices with the run's metrics,
+ * rewritten atomically after every evaluation row so that a reader never sees a half-written file.
  * Layout (docs/RESULTS.md): /acc_matrix [T+1, T] float64 percent (row 0 zero-shot, NaN = not
  * measured), /in_list same shape, root attributes tasks (strings), method, order, seed, AP, BWT,
  * FWT, forgetting. Predictions live beside it in predictions/after_TT/<dataset>.jsonl.

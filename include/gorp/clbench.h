@@ -36,5 +36,7 @@ typedef struct cl_task {
  * for memory) naming the file and the item index or byte offset; *t is then left empty. */
 int clbench_load(cl_task *t, const char *root, const char *dataset, const char *instructions_path);
 void clbench_free(cl_task *t);
+/* Removes the test items labelled CL_LABEL_NONE (data.unlabelled = drop); returns how many. */
+int clbench_drop_unlabelled(cl_task *t);
 
 #endif

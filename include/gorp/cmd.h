@@ -5,8 +5,9 @@
 
 int cmd_run(int argc, char **argv);       /* gorp run CONFIG.ini [--set k=v]...  (cmd_run.c) */
 int cmd_import_hf(int argc, char **argv); /* gorp import-hf DIR OUT.h5           (cmd_import.c) */
-int cmd_logits(int argc, char **argv);    /* gorp logits --model M --tokens F --out O (cmd_numerics.c) */
-int cmd_grad(int argc, char **argv);      /* gorp grad --model M --tokens F --out O   (cmd_numerics.c) */
-int cmd_fit(int argc, char **argv);       /* gorp fit --model M --tokens F --steps N  (cmd_numerics.c) */
+int cmd_logits(int argc,
+               char **argv);         /* gorp logits --model M --tokens F --out O (cmd_numerics.c) */
+int cmd_grad(int argc, char **argv); /* gorp grad --model M --tokens F --out O   (cmd_numerics.c) */
+int cmd_fit(int argc, char **argv);  /* gorp fit --model M --tokens F --steps N  (cmd_numerics.c) */
 
 #endif

@@ -31,9 +31,15 @@ typedef struct gorp_config {
     char *format;       /* "clbench" */
     char *root;         /* resolved path */
     char *instructions; /* resolved path */
-    char **tasks;       /* n_tasks dataset folder names, in training order */
+    char **tasks;       /* n_tasks dataset folder names, in training order, after data.order
+                           was expanded and data.substitute applied */
     int n_tasks;
-    char *tokenizer; /* "byte" or a resolved path to a tokenizer.json */
+    char *order;       /* a task order named in data.orders, or "" */
+    char *orders;      /* resolved path of the orders file, or "none" */
+    char **substitute; /* n_substitute "old=new" replacements of dataset names */
+    int n_substitute;
+    char *unlabelled; /* "score" or "drop": test items labelled "-" (no gold label) */
+    char *tokenizer;  /* "byte" or a resolved path to a tokenizer.json */
     int max_source_length;
     int max_target_length;
     int max_train_per_task; /* 0 = all */

@@ -56,23 +56,23 @@ typedef struct model_views {
 
 /* Activations saved by the forward pass for the backward pass, for a batch of B x T. */
 typedef struct model_acts {
-  int B, T;     /* capacity the buffers were sized for */
-  float *x;     /* (L+1, B, T, C) residual stream entering each layer; [L] enters the final norm */
-  float *xmid;  /* (L, B, T, C) residual after attention */
-  float *ln1;   /* (L, B, T, C) */
-  float *rstd1; /* (L, B, T) */
-  float *q;     /* (L, B, T, H*D) after RoPE */
-  float *k;     /* (L, B, T, KV*D) after RoPE */
-  float *v;     /* (L, B, T, KV*D) */
-  float *att;   /* (L, B, H, T, T) softmax probabilities (causal) */
-  float *atty;  /* (L, B, T, H*D) attention output before o_proj */
-  float *ln2;   /* (L, B, T, C) */
-  float *rstd2; /* (L, B, T) */
-  float *g;     /* (L, B, T, F) gate pre-activation */
-  float *u;     /* (L, B, T, F) up */
-  float *h;     /* (L, B, T, F) silu(g) * u */
-  float *lnf;   /* (B, T, C) */
-  float *rstdf; /* (B, T) */
+  int B, T;      /* capacity the buffers were sized for */
+  float *x;      /* (L+1, B, T, C) residual stream entering each layer; [L] enters the final norm */
+  float *xmid;   /* (L, B, T, C) residual after attention */
+  float *ln1;    /* (L, B, T, C) */
+  float *rstd1;  /* (L, B, T) */
+  float *q;      /* (L, B, T, H*D) after RoPE */
+  float *k;      /* (L, B, T, KV*D) after RoPE */
+  float *v;      /* (L, B, T, KV*D) */
+  float *att;    /* (L, B, H, T, T) softmax probabilities (causal) */
+  float *atty;   /* (L, B, T, H*D) attention output before o_proj */
+  float *ln2;    /* (L, B, T, C) */
+  float *rstd2;  /* (L, B, T) */
+  float *g;      /* (L, B, T, F) gate pre-activation */
+  float *u;      /* (L, B, T, F) up */
+  float *h;      /* (L, B, T, F) silu(g) * u */
+  float *lnf;    /* (B, T, C) */
+  float *rstdf;  /* (B, T) */
   float *logits; /* (B, T, V); holds dlogits after model_backward */
   float *rope_cos; /* (T, D/2) */
   float *rope_sin; /* (T, D/2) */
@@ -90,16 +90,16 @@ typedef struct model_acts {
 
 /* Key/value cache and single-position scratch for greedy decoding (model_generate.c). */
 typedef struct model_kv {
-  int S;         /* positions the cache holds */
-  float *k;      /* (L, S, KV*D) after RoPE */
-  float *v;      /* (L, S, KV*D) */
-  float *x;      /* (C) residual */
-  float *xn;     /* (C) normed */
-  float *q;      /* (H*D) */
-  float *y;      /* (H*D) attention output */
-  float *g, *u;  /* (F) */
-  float *scores; /* (S) */
-  float *logits; /* (V) */
+  int S;                /* positions the cache holds */
+  float *k;             /* (L, S, KV*D) after RoPE */
+  float *v;             /* (L, S, KV*D) */
+  float *x;             /* (C) residual */
+  float *xn;            /* (C) normed */
+  float *q;             /* (H*D) */
+  float *y;             /* (H*D) attention output */
+  float *g, *u;         /* (F) */
+  float *scores;        /* (S) */
+  float *logits;        /* (V) */
   float *cos_t, *sin_t; /* (S, D/2) */
 } model_kv;
 
@@ -108,14 +108,14 @@ typedef struct model {
   int n_tensors;
   param_tensor *tensors; /* HF order */
   size_t n_params;
-  float *params; /* one allocation, n_params floats */
-  float *grads;  /* one allocation, same layout; NULL until model_alloc_grads */
-  model_views w; /* views into params */
+  float *params;  /* one allocation, n_params floats */
+  float *grads;   /* one allocation, same layout; NULL until model_alloc_grads */
+  model_views w;  /* views into params */
   model_views gw; /* views into grads */
   model_acts acts;
   model_kv kv;
   /* state of the last forward pass */
-  const int *tokens; /* (B, T) */
+  const int *tokens;  /* (B, T) */
   const int *targets; /* (B, T), -1 = no loss at this position */
   int B, T;
   int n_targets;  /* positions that count in the loss */

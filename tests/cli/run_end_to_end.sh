@@ -65,9 +65,25 @@ grep -v '^root' "$work/run.ini" >"$work/noroot.ini"
 expect_error "config key missing" "data.root" "$GORP" run "$work/noroot.ini"
 expect_error "unknown config key" "lrr" "$GORP" run "$work/run.ini" --set train.lrr=1
 expect_error "unknown task" "no-such-task" "$GORP" run "$work/run.ini" --set data.tasks=no-such-task
+# damaged data stops the run before any training step, naming the file
+bad="$work/bad/SC"
+mkdir -p "$bad" && cp -r "$root/SC/SST-2" "$bad/"
+printf '[{"label": "positive", "sentence": "fine"},\n{"label": ' >"$bad/SST-2/train.json"
+expect_error "malformed train.json named, with its offset" "SST-2/train.json.*byte offset" \
+  "$GORP" run "$work/run.ini" --set data.root="$work/bad"
+grep -q " step " "$work/stdout.txt" && fail "a training step ran on malformed data" \
+  || pass "no training step on malformed data"
+cp "$root/SC/SST-2/train.json" "$bad/SST-2/train.json"
+printf '[{"label": "positive", "sentence": "caf\xe9"}]' >"$bad/SST-2/test.json"
+expect_error "non-UTF-8 test.json named" "SST-2/test.json.*UTF-8" \
+  "$GORP" run "$work/run.ini" --set data.root="$work/bad"
+printf '[{"label": "great", "sentence": "fine"}]' >"$bad/SST-2/test.json"
+expect_error "label not in labels.json" "test.json.*great" \
+  "$GORP" run "$work/run.ini" --set data.root="$work/bad"
+
 if command -v mpirun >/dev/null; then
   expect_error "two MPI ranks refused with a message, no hang" "job has 2 ranks" \
-    timeout 120 mpirun --oversubscribe -np 2 "$GORP" run "$work/run.ini" --set run.out_dir=np2
+    timeout 120 mpirun --allow-run-as-root --oversubscribe -np 2 "$GORP" run "$work/run.ini" --set run.out_dir=np2
 fi
 expect_error "unknown command" "unknown command" "$GORP" frobnicate
 finish

@@ -299,11 +299,51 @@ static void test_missing_and_inconsistent_values_fail_naming_keys(void) {
   expect_error("no_instructions", "[data]\nroot = /r\ntasks = a\n", NULL, 0,
                "data.instructions is required", NULL);
   expect_error("no_tasks", "[data]\nroot = /r\ninstructions = /i\ntasks = ,\n", NULL, 0,
-               "data.tasks is required", NULL);
+               "data.tasks or data.order is required", NULL);
   expect_error("head_dim_uneven", REQ "[model]\nhidden_size = 65\n", NULL, 0,
                "model.hidden_size (65) is not a multiple of model.num_heads (4)", NULL);
   expect_error("kv_heads", REQ "[model]\nnum_heads = 4\nnum_kv_heads = 3\n", NULL, 0,
                "model.num_heads (4) must be a multiple of model.num_kv_heads (3)", NULL);
+}
+
+/* data.order expands from the orders file (relative to the config folder), then
+ * data.substitute replaces datasets; misuse is refused naming the keys. */
+static void test_orders_expand_and_substitute(void) {
+  write_file("orders.txt", "# comment\norder1 dbpedia amazon yahoo agnews\n\norder2 CB  COPA\n");
+  const char *path = write_file(
+      "ordered.ini", "[data]\nroot = /r\ninstructions = /i\norder = order1\norders = orders.txt\n"
+                     "substitute = yahoo=yelp\n");
+  gorp_config c;
+  int rc = config_load(&c, path, NULL, 0);
+  CHECK(rc == GORP_OK && c.data.n_tasks == 4 && !strcmp(c.data.tasks[0], "dbpedia") &&
+            !strcmp(c.data.tasks[2], "yelp") && !strcmp(c.data.tasks[3], "agnews"),
+        "order1 with yahoo=yelp: rc %d, %d tasks", rc, c.data.n_tasks);
+  config_free(&c);
+  char *o2[] = {"data.order=order2", "data.substitute="};
+  rc = config_load(&c, path, o2, 2);
+  CHECK(rc == GORP_OK && c.data.n_tasks == 2 && !strcmp(c.data.tasks[1], "COPA"),
+        "order2 (two blanks between names): rc %d, %d tasks", rc, c.data.n_tasks);
+  config_free(&c);
+  char *o3[] = {"data.substitute=yahoo="};
+  rc = config_load(&c, path, o3, 1);
+  CHECK(rc == GORP_OK && c.data.n_tasks == 3 && !strcmp(c.data.tasks[2], "agnews"),
+        "yahoo= removes yahoo: rc %d, %d tasks", rc, c.data.n_tasks);
+  config_free(&c);
+  const char *base = "[data]\nroot = /r\ninstructions = /i\norders = orders.txt\n";
+  char text[512];
+  snprintf(text, sizeof(text), "%sorder = order9\n", base);
+  expect_error("order_unknown", text, NULL, 0, "data.order = order9 is not in the orders file",
+               "order1, order2", NULL);
+  snprintf(text, sizeof(text), "%sorder = order1\ntasks = CB\n", base);
+  expect_error("order_and_tasks", text, NULL, 0, "give data.tasks or data.order", NULL);
+  expect_error("order_no_file", "[data]\nroot = /r\ninstructions = /i\norder = order1\n", NULL, 0,
+               "data.order = order1 needs data.orders", NULL);
+  snprintf(text, sizeof(text), "%sorder = order1\nsubstitute = nope=yelp\n", base);
+  expect_error("substitute_unknown", text, NULL, 0, "data.substitute: 'nope' is not one of", NULL);
+  snprintf(text, sizeof(text), "%sorder = order1\nsubstitute = yahoo\n", base);
+  expect_error("substitute_form", text, NULL, 0, "'yahoo' is not of the form old=new", NULL);
+  snprintf(text, sizeof(text), "%sorder = order1\nsubstitute = yahoo=agnews\n", base);
+  expect_error("substitute_duplicate", text, NULL, 0, "dataset agnews appears twice", NULL);
 }
 
 static void test_bad_overrides_fail_naming_key(void) {
@@ -475,6 +515,7 @@ int main(void) {
   test_bad_files_fail_naming_line_and_key();
   test_missing_and_inconsistent_values_fail_naming_keys();
   test_bad_overrides_fail_naming_key();
+  test_orders_expand_and_substitute();
   test_text_is_stable_and_hash_tracks_values();
   test_docs_and_schema_list_the_same_keys();
 

@@ -62,10 +62,10 @@ void cl_encoded_free(cl_encoded *e) {
   memset(e, 0, sizeof(*e));
 }
 
-int cl_steps_for(const gorp_config *c, int n_examples) {
-  int per_epoch = (n_examples + c->train.batch_size - 1) / c->train.batch_size;
-  int steps = per_epoch * c->train.epochs;
-  if (c->train.max_steps > 0 && c->train.max_steps < steps) steps = c->train.max_steps;
+int cl_steps_for(const task_train *tt, int n_examples) {
+  int per_epoch = (n_examples + tt->batch_size - 1) / tt->batch_size;
+  int steps = per_epoch * tt->epochs;
+  if (tt->max_steps > 0 && tt->max_steps < steps) steps = tt->max_steps;
   return steps;
 }
 
@@ -93,8 +93,9 @@ static int batch_fill(int *tokens, int *targets, const cl_encoded *e, const int 
 }
 
 int cl_train_task(model *m, adamw *opt, const cl_encoded *e, int pad_id, const gorp_config *c,
-                  int task_index, const char *task_name, float *losses, int *n_steps) {
-  const int Bmax = c->train.batch_size, steps = cl_steps_for(c, e->n);
+                  const task_train *tt, int task_index, const char *task_name, float *losses,
+                  int *n_steps) {
+  const int Bmax = tt->batch_size, steps = cl_steps_for(tt, e->n);
   if (steps > *n_steps) GORP_ERR(GORP_EINPUT, "loss buffer too small for %d steps", steps);
   int *order, *tokens, *targets;
   GORP_ALLOC(order, e->n, "epoch order");

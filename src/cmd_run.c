@@ -103,15 +103,19 @@ static int run_tasks(const gorp_config *c, model *m, const tokenizer *tok, const
     const cl_task *task = &tasks[ti];
     cl_encoded enc;
     GORP_CALL(cl_encode_train(&enc, tok, task, c, ti, m->cfg.max_seq));
-    printf("task %d/%d %s/%s: %d training examples (longest %d tokens)\n", ti + 1, T,
-           task->task_type, task->dataset, enc.n, enc.max_len);
-    int steps = cl_steps_for(c, enc.n);
+    task_train tt;
+    config_task_train(c, task->dataset, &tt);
+    printf("task %d/%d %s/%s: %d training examples (longest %d tokens), %d epochs, batch %d, "
+           "lr %g\n",
+           ti + 1, T, task->task_type, task->dataset, enc.n, enc.max_len, tt.epochs, tt.batch_size,
+           tt.lr);
+    int steps = cl_steps_for(&tt, enc.n);
     float *losses;
     GORP_ALLOC(losses, steps, "loss curve");
     adamw opt; /* a fresh optimizer per task, as the benchmark's training script does */
-    GORP_CALL(adamw_init(&opt, m->n_params, c->train.lr, c->train.beta1, c->train.beta2,
-                         c->train.eps, c->train.weight_decay));
-    GORP_CALL(cl_train_task(m, &opt, &enc, tok->pad_id, c, ti, task->dataset, losses, &steps));
+    GORP_CALL(adamw_init(&opt, m->n_params, tt.lr, c->train.beta1, c->train.beta2, c->train.eps,
+                         c->train.weight_decay));
+    GORP_CALL(cl_train_task(m, &opt, &enc, tok->pad_id, c, &tt, ti, task->dataset, losses, &steps));
     print_loss_curve(losses, steps);
     free(losses);
     adamw_free(&opt);

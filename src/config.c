@@ -160,6 +160,10 @@ static const config_key keys[] = {
     {"train", "grad_clip", CFG_FLOAT, FIELD(train.grad_clip), .def = "1.0", AT_LEAST(0),
      .doc = "clip the global gradient norm to this; 0 = off"},
 
+    {"train", "per_task", CFG_LIST, FIELD(train.per_task), FIELD(train.n_per_task), .def = "",
+     .doc = "per-task overrides `dataset:key=value` of epochs, batch_size, max_steps or lr, e.g. "
+            "`MNLI:epochs=2`"},
+
     {"eval", "max_new_tokens", CFG_INT, FIELD(eval.max_new_tokens), .def = "50", AT_LEAST(1),
      .doc = "greedy decoding stops after this many tokens (or at EOS)"},
 };
@@ -690,6 +694,64 @@ static int read_order(gorp_config *c) {
   return GORP_OK;
 }
 
+/* Applies one train.per_task entry "dataset:key=value" to t when it names dataset (NULL: any).
+ * GORP_EINPUT for a malformed entry, an unknown key or a value out of the [train] key's range. */
+static int per_task_apply(const char *entry, const char *dataset, task_train *t) {
+  const char *colon = strchr(entry, ':'), *eq = colon ? strchr(colon, '=') : NULL;
+  if (!colon || colon == entry || !eq || eq == colon + 1 || !eq[1]) return GORP_EINPUT;
+  if (dataset && (strlen(dataset) != (size_t)(colon - entry) ||
+                  strncmp(entry, dataset, (size_t)(colon - entry))))
+    return GORP_OK;
+  static const struct {
+    const char *key;
+    size_t off;
+  } slots[] = {{"epochs", offsetof(task_train, epochs)},
+               {"batch_size", offsetof(task_train, batch_size)},
+               {"max_steps", offsetof(task_train, max_steps)},
+               {"lr", offsetof(task_train, lr)}};
+  for (size_t i = 0; i < sizeof(slots) / sizeof(slots[0]); i++) {
+    const size_t n = strlen(slots[i].key);
+    if ((size_t)(eq - colon - 1) != n || strncmp(colon + 1, slots[i].key, n)) continue;
+    /* parse through the [train] key of the same name: same type and range */
+    gorp_config scratch = {0};
+    const config_key *k = &keys[key_index("train", slots[i].key)];
+    if (set_value(&scratch, k, eq + 1)) return GORP_EINPUT;
+    memcpy((char *)t + slots[i].off, cfield(&scratch, k->off),
+           k->type == CFG_FLOAT ? sizeof(float) : sizeof(int));
+    return GORP_OK;
+  }
+  return GORP_EINPUT;
+}
+
+void config_task_train(const gorp_config *c, const char *dataset, task_train *t) {
+  *t = (task_train){.epochs = c->train.epochs,
+                    .batch_size = c->train.batch_size,
+                    .max_steps = c->train.max_steps,
+                    .lr = c->train.lr};
+  for (int i = 0; i < c->train.n_per_task; i++) per_task_apply(c->train.per_task[i], dataset, t);
+}
+
+static int check_per_task(const gorp_config *c) {
+  const char *origin = c->file ? c->file : "defaults";
+  for (int i = 0; i < c->train.n_per_task; i++) {
+    const char *e = c->train.per_task[i];
+    task_train t;
+    if (per_task_apply(e, NULL, &t))
+      GORP_ERR(GORP_EINPUT,
+               "%s: train.per_task entry '%s': expected dataset:key=value with key one of epochs, "
+               "batch_size, max_steps, lr and a value allowed for train.<key>",
+               origin, e);
+    int known = 0;
+    for (int k = 0; k < c->data.n_tasks; k++)
+      known |= strlen(c->data.tasks[k]) == (size_t)(strchr(e, ':') - e) &&
+               !strncmp(e, c->data.tasks[k], (size_t)(strchr(e, ':') - e));
+    if (!known)
+      GORP_ERR(GORP_EINPUT, "%s: train.per_task entry '%s' names a dataset that is not a task",
+               origin, e);
+  }
+  return GORP_OK;
+}
+
 /* data.tasks from data.order when given, then data.substitute; every name at most once. */
 static int resolve_tasks(gorp_config *c) {
   const char *origin = c->file ? c->file : "defaults";
@@ -766,6 +828,7 @@ static int load(gorp_config *c, const char *path, char *const *overrides, int n_
   GORP_CALL(check_required(c));
   GORP_CALL(derive_arch(c));
   GORP_CALL(resolve_tasks(c));
+  GORP_CALL(check_per_task(c));
   return GORP_OK;
 }
 

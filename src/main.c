@@ -3,7 +3,9 @@
 #include "gorp/cmd.h"
 #include "gorp/err.h"
 
+#include <hdf5.h>
 #include <mpi.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -27,6 +29,9 @@ static void usage(FILE *f) {
 
 int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
+  /* Every HDF5 failure is reported once by gorp, naming the file and dataset; HDF5's own error
+   * stack is printed only on request (GORP_HDF5_ERRORS=1), for debugging HDF5 itself. */
+  if (!getenv("GORP_HDF5_ERRORS")) H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
   int size = 1;
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   int rc = GORP_EUSAGE;

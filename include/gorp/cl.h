@@ -27,13 +27,14 @@ int cl_encode_train(cl_encoded *e, const tokenizer *tok, const cl_task *t, const
                     int task_index, int cap_len);
 void cl_encoded_free(cl_encoded *e);
 
-/* Trains m on the encoded examples with opt for the configured epochs/max_steps (batches padded
- * with pad_id), printing a progress line every run.log_every steps. losses receives one value
- * per step (capacity *n_steps on entry; the steps taken on return). */
+/* Trains m on the encoded examples with opt for the task's epochs/max_steps/batch size (tt)
+ * (batches padded with pad_id), printing a progress line every run.log_every steps. losses receives
+ * one value per step (capacity *n_steps on entry; the steps taken on return). */
 int cl_train_task(model *m, adamw *opt, const cl_encoded *e, int pad_id, const gorp_config *c,
-                  int task_index, const char *task_name, float *losses, int *n_steps);
-/* Number of steps cl_train_task will take for n examples. */
-int cl_steps_for(const gorp_config *c, int n_examples);
+                  const task_train *tt, int task_index, const char *task_name, float *losses,
+                  int *n_steps);
+/* Number of steps cl_train_task will take for n examples with the task's settings. */
+int cl_steps_for(const task_train *tt, int n_examples);
 
 typedef struct cl_scores {
   int n;               /* test items scored */

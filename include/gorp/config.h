@@ -50,6 +50,9 @@ typedef struct gorp_config {
     int epochs;
     int max_steps;                                        /* per task; 0 = epochs decide */
     float lr, beta1, beta2, eps, weight_decay, grad_clip; /* grad_clip 0 = off */
+    char **per_task; /* n_per_task "dataset:key=value" overrides of epochs, batch_size,
+                        max_steps, lr for one task (see config_task_train) */
+    int n_per_task;
   } train;
   struct {
     int max_new_tokens;
@@ -72,6 +75,14 @@ void config_free(gorp_config *c);
 int config_to_text(const gorp_config *c, char **text);
 /* 64-bit FNV-1a of config_to_text, for checkpoint compatibility checks (allocates nothing). */
 uint64_t config_hash(const gorp_config *c);
+/* The training settings of one task: [train] with the task's train.per_task entries applied
+ * (entries were validated by config_load). */
+typedef struct task_train {
+  int epochs, batch_size, max_steps;
+  float lr;
+} task_train;
+void config_task_train(const gorp_config *c, const char *dataset, task_train *t);
+
 /* Writes the schema as Markdown: per section a "## [section]" heading, its one-line purpose and a
  * table "| key | type | default | meaning |" with one "| `section.key` | ..." row per key. */
 int config_schema_markdown(FILE *f);

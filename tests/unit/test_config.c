@@ -346,6 +346,31 @@ static void test_orders_expand_and_substitute(void) {
   expect_error("substitute_duplicate", text, NULL, 0, "dataset agnews appears twice", NULL);
 }
 
+/* train.per_task overrides one task's settings and leaves the others at [train]. */
+static void test_per_task_overrides(void) {
+  const char *path =
+      write_file("per_task.ini", "[data]\nroot = /r\ninstructions = /i\n"
+                                 "tasks = MNLI, CB\n[train]\nepochs = 1\nlr = 1e-3\n"
+                                 "per_task = MNLI:epochs=2, MNLI:lr=5e-4, CB:batch_size=4\n");
+  gorp_config c;
+  int rc = config_load(&c, path, NULL, 0);
+  CHECK(rc == GORP_OK, "per_task config loads: %d", rc);
+  task_train t;
+  config_task_train(&c, "MNLI", &t);
+  CHECK(t.epochs == 2 && t.lr == 5e-4f && t.batch_size == 8, "MNLI: %d epochs lr %g batch %d",
+        t.epochs, t.lr, t.batch_size);
+  config_task_train(&c, "CB", &t);
+  CHECK(t.epochs == 1 && t.lr == 1e-3f && t.batch_size == 4, "CB: %d epochs lr %g batch %d",
+        t.epochs, t.lr, t.batch_size);
+  config_free(&c);
+  expect_error("per_task_key", REQ "[train]\nper_task = a:epoch=2\n", NULL, 0,
+               "train.per_task entry 'a:epoch=2'", NULL);
+  expect_error("per_task_value", REQ "[train]\nper_task = a:epochs=0\n", NULL, 0,
+               "train.per_task entry 'a:epochs=0'", NULL);
+  expect_error("per_task_dataset", REQ "[train]\nper_task = b:epochs=2\n", NULL, 0,
+               "'b:epochs=2' names a dataset that is not a task", NULL);
+}
+
 static void test_bad_overrides_fail_naming_key(void) {
   char *no_eq[] = {"train.lr"};
   expect_error("ov_no_eq", REQ, no_eq, 1, "bad override 'train.lr'", NULL);
@@ -516,6 +541,7 @@ int main(void) {
   test_missing_and_inconsistent_values_fail_naming_keys();
   test_bad_overrides_fail_naming_key();
   test_orders_expand_and_substitute();
+  test_per_task_overrides();
   test_text_is_stable_and_hash_tracks_values();
   test_docs_and_schema_list_the_same_keys();
 

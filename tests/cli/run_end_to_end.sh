@@ -85,5 +85,7 @@ if command -v mpirun >/dev/null; then
   expect_error "two MPI ranks refused with a message, no hang" "job has 2 ranks" \
     timeout 120 mpirun --allow-run-as-root --oversubscribe -np 2 "$GORP" run "$work/run.ini" --set run.out_dir=np2
 fi
+expect_error "cuda backend refused without a GPU" "backend 'cuda'" \
+  "$GORP" run "$work/run.ini" --set run.backend=cuda
 expect_error "unknown command" "unknown command" "$GORP" frobnicate
 finish

@@ -24,6 +24,7 @@ int cl_encode_train(cl_encoded *e, const tokenizer *tok, const cl_task *t, const
   GORP_ALLOC(buf_tok, cap_len, "token buffer");
   GORP_ALLOC(buf_tgt, cap_len, "target buffer");
   GORP_ALLOC(e->offset, n, "example offsets");
+  GORP_ALLOC(e->item, n, "example item indices");
   GORP_ALLOC(e->length, n, "example lengths");
   size_t total = 0, cap = (size_t)n * 64;
   GORP_ALLOC(e->tokens, cap, "encoded tokens");
@@ -43,6 +44,7 @@ int cl_encode_train(cl_encoded *e, const tokenizer *tok, const cl_task *t, const
     memcpy(e->tokens + total, buf_tok, (size_t)len * sizeof(int));
     memcpy(e->targets + total, buf_tgt, (size_t)len * sizeof(int));
     e->offset[i] = (int)total;
+    e->item[i] = perm[i];
     e->length[i] = len;
     e->max_len = len > e->max_len ? len : e->max_len;
     total += (size_t)len;
@@ -56,6 +58,7 @@ int cl_encode_train(cl_encoded *e, const tokenizer *tok, const cl_task *t, const
 
 void cl_encoded_free(cl_encoded *e) {
   free(e->offset);
+  free(e->item);
   free(e->length);
   free(e->tokens);
   free(e->targets);
@@ -92,17 +95,18 @@ static int batch_fill(int *tokens, int *targets, const cl_encoded *e, const int 
   return T;
 }
 
-int cl_train_task(model *m, adamw *opt, const cl_encoded *e, int pad_id, const gorp_config *c,
+int cl_train_task(trainer *tr, const cl_encoded *e, int pad_id, const gorp_config *c,
                   const task_train *tt, int task_index, const char *task_name, float *losses,
                   int *n_steps) {
   const int Bmax = tt->batch_size, steps = cl_steps_for(tt, e->n);
   if (steps > *n_steps) GORP_ERR(GORP_EINPUT, "loss buffer too small for %d steps", steps);
   int *order, *tokens, *targets;
+  int64_t *ids;
   GORP_ALLOC(order, e->n, "epoch order");
+  GORP_ALLOC(ids, Bmax, "batch example ids");
   GORP_ALLOC(tokens, (size_t)Bmax * e->max_len, "batch tokens");
   GORP_ALLOC(targets, (size_t)Bmax * e->max_len, "batch targets");
-  GORP_CALL(model_alloc_grads(m));
-  GORP_CALL(model_reserve(m, Bmax, e->max_len));
+  GORP_CALL(model_reserve(tr->m, Bmax, e->max_len));
   const double t0 = now_s();
   double tokens_seen = 0.0;
   int step = 0, epoch = 0, pos = e->n;
@@ -116,15 +120,14 @@ int cl_train_task(model *m, adamw *opt, const cl_encoded *e, int pad_id, const g
     const int B = e->n - pos < Bmax ? e->n - pos : Bmax;
     const int T = batch_fill(tokens, targets, e, order + pos, B, pad_id);
     pos += B;
+    for (int b = 0; b < B; b++) ids[b] = e->item[order[pos - B + b]];
     float loss;
-    model_zero_grads(m);
-    GORP_CALL(model_forward(m, tokens, targets, B, T, 0.0f, &loss));
-    if (!isfinite(loss))
-      GORP_ERR(GORP_ENUM, "task %s: loss became %f at step %d; stopping this run", task_name, loss,
+    const int rc = trainer_step(tr, tokens, targets, ids, B, T,
+                                ((uint64_t)task_index << 32) | (uint64_t)step, &loss);
+    if (rc == GORP_ENUM)
+      GORP_ERR(rc, "task %s stopped at step %d; the model keeps the last finite update", task_name,
                step + 1);
-    GORP_CALL(model_backward(m));
-    grad_clip_norm(m->grads, m->n_params, c->train.grad_clip);
-    adamw_step(opt, m->params, m->grads);
+    GORP_CALL(rc);
     for (int i = 0; i < B; i++) tokens_seen += e->length[order[pos - B + i]];
     losses[step++] = loss;
     if (step % c->run.log_every == 0 || step == steps) {
@@ -136,6 +139,7 @@ int cl_train_task(model *m, adamw *opt, const cl_encoded *e, int pad_id, const g
   }
   *n_steps = step;
   free(order);
+  free(ids);
   free(tokens);
   free(targets);
   return GORP_OK;

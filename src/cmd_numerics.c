@@ -214,7 +214,7 @@ static int run_grad(const numerics_args *a) {
       const param_tensor *t = &b.m.tensors[i];
       hsize_t dims[2] = {(hsize_t)t->shape[0], (hsize_t)t->shape[1]};
       snprintf(name, sizeof(name), "grad/%s", t->name);
-      GORP_CALL(h5_write_floats(f, name, t->ndim, dims, b.m.grads + t->offset));
+      GORP_CALL(h5_write_floats(f, name, t->ndim, dims, b.m.grads + t->grad_offset));
     }
     GORP_H5(H5Fclose(f));
   }
@@ -225,16 +225,17 @@ static int run_grad(const numerics_args *a) {
 static int run_fit(const numerics_args *a) {
   batch b;
   GORP_CALL(batch_load(&b, a, 1));
-  GORP_CALL(model_alloc_grads(&b.m));
+  GORP_CALL(model_alloc_grads(&b.m)); /* every tensor trains: grads share the params' layout */
   adamw opt;
-  GORP_CALL(adamw_init(&opt, b.m.n_params, a->lr, a->beta1, a->beta2, a->eps, a->weight_decay));
+  GORP_CALL(adamw_init(&opt, b.m.n_grads, a->lr, a->beta1, a->beta2, a->eps, a->weight_decay));
   float *losses;
   GORP_ALLOC(losses, a->steps, "loss trajectory");
   for (int s = 0; s < a->steps; s++) {
     model_zero_grads(&b.m);
     GORP_CALL(model_forward(&b.m, b.ids, b.targets, b.S, b.T, 0.0f, &losses[s]));
     GORP_CALL(model_backward(&b.m));
-    double norm = grad_clip_norm(b.m.grads, b.m.n_params, a->grad_clip);
+    const grad_segment all = {b.m.grads, b.m.n_grads};
+    double norm = grad_clip_norm(&all, 1, a->grad_clip);
     adamw_step(&opt, b.m.params, b.m.grads);
     printf("step %4d loss %.7f grad_norm %.5f\n", s + 1, losses[s], norm);
   }

@@ -45,10 +45,6 @@ static void print_loss_curve(const float *losses, int n) {
   printf("\n");
 }
 
-/* The method of this runner: every weight trains with AdamW (LoRA and GORP arrive with
- * their own configuration keys). */
-static const char *const run_method = "seqft";
-
 /* Evaluates task column i after row (0 = zero-shot) and records it. */
 static int eval_cell(const gorp_config *c, model *m, const tokenizer *tok, const cl_task *tasks,
                      int row, int i, double *acc, double *in_list) {
@@ -91,8 +87,9 @@ static void print_matrix(const gorp_config *c, const double *acc, const double *
 
 /* Trains on every task in order; row 0 (zero-shot) evaluates every task, row j the tasks up to
  * j+1 (task j+1 before training it gives FWT). results.h5 is rewritten after every row. */
-static int run_tasks(const gorp_config *c, model *m, const tokenizer *tok, const cl_task *tasks,
+static int run_tasks(const gorp_config *c, trainer *tr, const tokenizer *tok, const cl_task *tasks,
                      cl_results *res) {
+  model *m = tr->m;
   const int T = c->data.n_tasks;
   char path[4096];
   snprintf(path, sizeof(path), "%s/results.h5", c->run.out_dir);
@@ -112,13 +109,10 @@ static int run_tasks(const gorp_config *c, model *m, const tokenizer *tok, const
     int steps = cl_steps_for(&tt, enc.n);
     float *losses;
     GORP_ALLOC(losses, steps, "loss curve");
-    adamw opt; /* a fresh optimizer per task, as the benchmark's training script does */
-    GORP_CALL(adamw_init(&opt, m->n_params, tt.lr, c->train.beta1, c->train.beta2, c->train.eps,
-                         c->train.weight_decay));
-    GORP_CALL(cl_train_task(m, &opt, &enc, tok->pad_id, c, &tt, ti, task->dataset, losses, &steps));
+    GORP_CALL(trainer_begin_task(tr, ti, &tt));
+    GORP_CALL(cl_train_task(tr, &enc, tok->pad_id, c, &tt, ti, task->dataset, losses, &steps));
     print_loss_curve(losses, steps);
     free(losses);
-    adamw_free(&opt);
     cl_encoded_free(&enc);
     for (int i = 0; i <= ti + 1 && i < T; i++)
       GORP_CALL(eval_cell(c, m, tok, tasks, ti + 1, i, res->acc, res->in_list));
@@ -176,11 +170,13 @@ static int run(const gorp_config *c) {
              c->data.tasks[i]);
   if (c->data.order[0]) snprintf(order, sizeof(order), "%s", c->data.order);
   cl_results res = {
-      .T = T, .tasks = c->data.tasks, .method = run_method, .order = order, .seed = c->run.seed};
+      .T = T, .tasks = c->data.tasks, .method = c->run.method, .order = order, .seed = c->run.seed};
   GORP_ALLOC(res.acc, (size_t)(T + 1) * T, "accuracy matrix");
   GORP_ALLOC(res.in_list, (size_t)(T + 1) * T, "in-list matrix");
   for (int i = 0; i < (T + 1) * T; i++) res.acc[i] = res.in_list[i] = NAN;
-  GORP_CALL(run_tasks(c, &m, &tok, tasks, &res));
+  trainer tr;
+  GORP_CALL(trainer_create(&tr, &m, c, T));
+  GORP_CALL(run_tasks(c, &tr, &tok, tasks, &res));
   char path[4096];
   snprintf(path, sizeof(path), "%s/model.h5", c->run.out_dir);
   GORP_CALL(modelfile_save(&m, path, NULL));
@@ -189,6 +185,7 @@ static int run(const gorp_config *c) {
          c->run.out_dir, path, c->run.out_dir);
   free(res.acc);
   free(res.in_list);
+  trainer_free(&tr);
   for (int i = 0; i < T; i++) clbench_free(&tasks[i]);
   free(tasks);
   model_free(&m);

@@ -67,6 +67,7 @@ static const struct {
     {"data", "The task sequence and how its examples become token sequences."},
     {"train", "Optimisation on each task of the sequence."},
     {"eval", "Greedy-decoding evaluation after each task."},
+    {"lora", "LoRA adapters (methods seqlora, inclora and the methods built on them)."},
 };
 
 #define FIELD(f) offsetof(gorp_config, f)
@@ -80,6 +81,10 @@ static const config_key keys[] = {
      .doc = "seed of every random choice (init, shuffling, dropout)"},
     {"run", "backend", CFG_CHOICE, FIELD(run.backend), .def = "cpu", .choices = "cpu,cuda",
      .doc = "matrix backend"},
+    {"run", "method", CFG_CHOICE, FIELD(run.method), .def = "seqft",
+     .choices = "seqft,seqlora,inclora",
+     .doc = "training method: `seqft` every weight with AdamW; `seqlora` one LoRA pair reused "
+            "across tasks; `inclora` a new LoRA pair per task, earlier pairs frozen"},
     {"run", "log_every", CFG_INT, FIELD(run.log_every), .def = "10", AT_LEAST(1),
      .doc = "print a progress line every N steps"},
 
@@ -166,6 +171,16 @@ static const config_key keys[] = {
 
     {"eval", "max_new_tokens", CFG_INT, FIELD(eval.max_new_tokens), .def = "50", AT_LEAST(1),
      .doc = "greedy decoding stops after this many tokens (or at EOS)"},
+
+    {"lora", "targets", CFG_LIST, FIELD(lora.targets), FIELD(lora.n_targets), .def = "q, v",
+     .doc = "linears that carry adapters: any of q, k, v, o, gate, up, down, or all"},
+    {"lora", "r", CFG_INT, FIELD(lora.r), .def = "8", AT_LEAST(1), .doc = "adapter rank"},
+    {"lora", "alpha", CFG_FLOAT, FIELD(lora.alpha), .def = "32", ABOVE(0),
+     .doc = "the adapter term is scaled by alpha / r"},
+    {"lora", "dropout", CFG_FLOAT, FIELD(lora.dropout), .def = "0.1", .lo = 0, .hi = 1,
+     .flags = CFG_HI_OPEN, .doc = "dropout on the adapters' input while training"},
+    {"lora", "lr", CFG_FLOAT, FIELD(lora.lr), .def = "2e-4", ABOVE(0),
+     .doc = "learning rate of the adapters (train.lr is the full-weight learning rate)"},
 };
 
 enum {

@@ -3,6 +3,7 @@
 #include "gorp/model.h"
 
 #include "gorp/err.h"
+#include "gorp/lora.h"
 #include "gorp/ops.h"
 
 #include <math.h>
@@ -69,6 +70,18 @@ int model_reserve(model *m, int B, int T) {
   return GORP_OK;
 }
 
+/* The adapter term of linear (layer, target), when that target carries LoRA. */
+static void lora_fwd(model *m, float *out, const float *inp, int l, int t, int N) {
+  if (m->lora && (m->lora->targets & (1u << t)))
+    lora_forward_add(m->lora, out, inp, l, t, N, m->dropout, 1);
+}
+
+static void lora_bwd(model *m, float *dinp, const float *dout, const float *inp, int l, int t,
+                     int N) {
+  if (m->lora && (m->lora->targets & (1u << t)))
+    lora_backward(m->lora, dinp, dout, inp, l, t, N, m->dropout);
+}
+
 int model_forward(model *m, const int *tokens, const int *targets, int B, int T, float loss_div,
                   float *loss) {
   const model_config *c = &m->cfg;
@@ -80,6 +93,7 @@ int model_forward(model *m, const int *tokens, const int *targets, int B, int T,
                "token id %d at sequence %d, position %d is outside the vocabulary [0, %d)",
                tokens[i], i / T, i % T, c->vocab_size);
   GORP_CALL(model_reserve(m, B, T));
+  if (m->lora) GORP_CALL(lora_reserve(m->lora, B * T));
   model_acts *a = &m->acts;
   const int L = c->num_layers, N = B * T, C = c->hidden_size, F = c->intermediate_size,
             H = c->num_heads, KV = c->num_kv_heads, D = c->head_dim, QD = H * D, KD = KV * D,
@@ -101,19 +115,26 @@ int model_forward(model *m, const int *tokens, const int *targets, int B, int T,
           *h = a->h + (size_t)l * N * F;
     rmsnorm_forward(ln1, a->rstd1 + (size_t)l * N, x, p->ln1, N, C, c->rms_eps);
     matmul_forward(q, ln1, p->wq, N, C, QD);
+    lora_fwd(m, q, ln1, l, LORA_Q, N);
     matmul_forward(k, ln1, p->wk, N, C, KD);
+    lora_fwd(m, k, ln1, l, LORA_K, N);
     matmul_forward(v, ln1, p->wv, N, C, KD);
+    lora_fwd(m, v, ln1, l, LORA_V, N);
     rope_forward(q, a->rope_cos, a->rope_sin, B, T, H, D);
     rope_forward(k, a->rope_cos, a->rope_sin, B, T, KV, D);
     attention_forward(atty, a->att + (size_t)l * B * H * T * T, q, k, v, B, T, H, KV, D);
     memcpy(xmid, x, (size_t)N * C * sizeof(float));
     matmul_forward_add(xmid, atty, p->wo, N, QD, C);
+    lora_fwd(m, xmid, atty, l, LORA_O, N);
     rmsnorm_forward(ln2, a->rstd2 + (size_t)l * N, xmid, p->ln2, N, C, c->rms_eps);
     matmul_forward(g, ln2, p->wg, N, C, F);
+    lora_fwd(m, g, ln2, l, LORA_GATE, N);
     matmul_forward(u, ln2, p->wu, N, C, F);
+    lora_fwd(m, u, ln2, l, LORA_UP, N);
     swiglu_forward(h, g, u, N * F);
     memcpy(xout, xmid, (size_t)N * C * sizeof(float));
     matmul_forward_add(xout, h, p->wd, N, F, C);
+    lora_fwd(m, xout, h, l, LORA_DOWN, N);
   }
   rmsnorm_forward(a->lnf, a->rstdf, a->x + (size_t)L * N * C, m->w.norm, N, C, c->rms_eps);
   matmul_forward(a->logits, a->lnf, m->w.head, N, C, V);
@@ -154,16 +175,20 @@ int model_backward(model *m) {
     float *dh = a->dbuf;
     memset(dh, 0, (size_t)N * F * sizeof(float));
     matmul_backward(dh, gp->wd, dx, h, p->wd, N, F, C);
+    lora_bwd(m, dh, dx, h, l, LORA_DOWN, N);
     swiglu_backward(a->dg, a->du, dh, g, u, N * F);
     float *dln2 = a->dbuf2;
     memset(dln2, 0, NC * sizeof(float));
     matmul_backward(dln2, gp->wg, a->dg, ln2, p->wg, N, C, F);
+    lora_bwd(m, dln2, a->dg, ln2, l, LORA_GATE, N);
     matmul_backward(dln2, gp->wu, a->du, ln2, p->wu, N, C, F);
+    lora_bwd(m, dln2, a->du, ln2, l, LORA_UP, N);
     rmsnorm_backward(dx, gp->ln2, dln2, xmid, p->ln2, a->rstd2 + (size_t)l * N, N, C);
     /* attention: xmid = x + o(attn(rope(q(ln1)), rope(k(ln1)), v(ln1))) */
     float *datty = a->dbuf;
     memset(datty, 0, (size_t)N * QD * sizeof(float));
     matmul_backward(datty, gp->wo, dx, atty, p->wo, N, QD, C);
+    lora_bwd(m, datty, dx, atty, l, LORA_O, N);
     memset(a->dk, 0, (size_t)N * KD * sizeof(float));
     memset(a->dv, 0, (size_t)N * KD * sizeof(float));
     attention_backward(a->dq, a->dk, a->dv, a->datt, datty, a->att + (size_t)l * B * H * T * T, q,
@@ -173,11 +198,14 @@ int model_backward(model *m) {
     float *dln1 = a->dbuf2;
     memset(dln1, 0, NC * sizeof(float));
     matmul_backward(dln1, gp->wq, a->dq, ln1, p->wq, N, C, QD);
+    lora_bwd(m, dln1, a->dq, ln1, l, LORA_Q, N);
     matmul_backward(dln1, gp->wk, a->dk, ln1, p->wk, N, C, KD);
+    lora_bwd(m, dln1, a->dk, ln1, l, LORA_K, N);
     matmul_backward(dln1, gp->wv, a->dv, ln1, p->wv, N, C, KD);
+    lora_bwd(m, dln1, a->dv, ln1, l, LORA_V, N);
     rmsnorm_backward(dx, gp->ln1, dln1, x, p->ln1, a->rstd1 + (size_t)l * N, N, C);
   }
-  embedding_backward(m->gw.embed, dx, m->tokens, N, C);
+  if (m->gw.embed) embedding_backward(m->gw.embed, dx, m->tokens, N, C);
   return GORP_OK;
 }
 

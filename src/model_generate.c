@@ -4,6 +4,7 @@
 #include "gorp/model.h"
 
 #include "gorp/err.h"
+#include "gorp/lora.h"
 #include "gorp/ops.h"
 
 #include <math.h>
@@ -37,6 +38,12 @@ static int kv_reserve(model *m) {
   return GORP_OK;
 }
 
+/* The adapter term at one position (no dropout: decoding is evaluation). */
+static void lora_row(model *m, float *out, const float *inp, int l, int t) {
+  if (m->lora && (m->lora->targets & (1u << t)))
+    lora_forward_add(m->lora, out, inp, l, t, 1, NULL, 0);
+}
+
 static int argmax(const float *x, int n) {
   int best = 0;
   for (int i = 1; i < n; i++)
@@ -59,8 +66,11 @@ static void decode_step(model *m, int token, int pos) {
     float *kc = kv->k + (size_t)l * S * KD, *vc = kv->v + (size_t)l * S * KD;
     rmsnorm_forward(kv->xn, &rstd, kv->x, p->ln1, 1, C, c->rms_eps);
     matmul_forward(kv->q, kv->xn, p->wq, 1, C, QD);
+    lora_row(m, kv->q, kv->xn, l, LORA_Q);
     matmul_forward(kc + (size_t)pos * KD, kv->xn, p->wk, 1, C, KD);
+    lora_row(m, kc + (size_t)pos * KD, kv->xn, l, LORA_K);
     matmul_forward(vc + (size_t)pos * KD, kv->xn, p->wv, 1, C, KD);
+    lora_row(m, vc + (size_t)pos * KD, kv->xn, l, LORA_V);
     rope_forward(kv->q, cs, sn, 1, 1, H, D);
     rope_forward(kc + (size_t)pos * KD, cs, sn, 1, 1, KV, D);
     for (int h = 0; h < H; h++) {
@@ -88,11 +98,15 @@ static void decode_step(model *m, int token, int pos) {
       }
     }
     matmul_forward_add(kv->x, kv->y, p->wo, 1, QD, C);
+    lora_row(m, kv->x, kv->y, l, LORA_O);
     rmsnorm_forward(kv->xn, &rstd, kv->x, p->ln2, 1, C, c->rms_eps);
     matmul_forward(kv->g, kv->xn, p->wg, 1, C, F);
+    lora_row(m, kv->g, kv->xn, l, LORA_GATE);
     matmul_forward(kv->u, kv->xn, p->wu, 1, C, F);
+    lora_row(m, kv->u, kv->xn, l, LORA_UP);
     swiglu_forward(kv->g, kv->g, kv->u, F);
     matmul_forward_add(kv->x, kv->g, p->wd, 1, F, C);
+    lora_row(m, kv->x, kv->g, l, LORA_DOWN);
   }
   rmsnorm_forward(kv->xn, &rstd, kv->x, m->w.norm, 1, C, c->rms_eps);
   matmul_forward(kv->logits, kv->xn, m->w.head, 1, C, c->vocab_size);

@@ -48,20 +48,28 @@ static void add_tensor(model *m, const char *name, int64_t rows, int64_t cols, i
   t->shape[1] = cols;
   t->numel = (size_t)(rows * cols);
   t->offset = m->n_params;
+  t->trainable = 1;
   m->n_params += t->numel;
 }
 
-/* Points each view at its tensor inside base (params or grads). */
-static void bind_views(model *m, float *base, model_views *v) {
+/* Tensor i inside params, or inside grads (NULL for a frozen tensor). */
+static float *view(const model *m, int grads, int i) {
+  const param_tensor *t = &m->tensors[i];
+  if (!grads) return m->params + t->offset;
+  return t->trainable ? m->grads + t->grad_offset : NULL;
+}
+
+/* Points each view at its tensor, walking the table in its (HF) order. */
+static void bind_views(model *m, int grads, model_views *v) {
   int i = 0;
-  v->embed = base + m->tensors[i++].offset;
+  v->embed = view(m, grads, i++);
   for (int l = 0; l < m->cfg.num_layers; l++) {
     layer_params *p = &v->layers[l];
     float **slot[] = {&p->ln1, &p->wq, &p->wk, &p->wv, &p->wo, &p->ln2, &p->wg, &p->wu, &p->wd};
-    for (int s = 0; s < 9; s++) *slot[s] = base + m->tensors[i++].offset;
+    for (int s = 0; s < 9; s++) *slot[s] = view(m, grads, i++);
   }
-  v->norm = base + m->tensors[i++].offset;
-  v->head = m->cfg.tie_embeddings ? v->embed : base + m->tensors[i++].offset;
+  v->norm = view(m, grads, i++);
+  v->head = m->cfg.tie_embeddings ? v->embed : view(m, grads, i++);
 }
 
 int model_create(model *m, const model_config *cfg) {
@@ -94,19 +102,29 @@ int model_create(model *m, const model_config *cfg) {
   GORP_ALLOC(m->params, m->n_params, "model parameters");
   GORP_ALLOC(m->w.layers, cfg->num_layers, "model layer views");
   GORP_ALLOC(m->gw.layers, cfg->num_layers, "model gradient views");
-  bind_views(m, m->params, &m->w);
+  bind_views(m, 0, &m->w);
   return GORP_OK;
+}
+
+void model_set_trainable(model *m, int i, int trainable) {
+  m->tensors[i].trainable = trainable;
 }
 
 int model_alloc_grads(model *m) {
   if (m->grads) return GORP_OK;
-  GORP_ALLOC(m->grads, m->n_params, "model gradients");
-  bind_views(m, m->grads, &m->gw);
+  m->n_grads = 0;
+  for (int i = 0; i < m->n_tensors; i++) {
+    param_tensor *t = &m->tensors[i];
+    t->grad_offset = m->n_grads;
+    if (t->trainable) m->n_grads += t->numel;
+  }
+  GORP_ALLOC(m->grads, m->n_grads, "model gradients");
+  bind_views(m, 1, &m->gw);
   return GORP_OK;
 }
 
 void model_zero_grads(model *m) {
-  if (m->grads) memset(m->grads, 0, m->n_params * sizeof(float));
+  if (m->grads) memset(m->grads, 0, m->n_grads * sizeof(float));
 }
 
 static void acts_free(model_acts *a) {

@@ -39,14 +39,16 @@ void adamw_step(adamw *o, float *params, const float *grads) {
   }
 }
 
-double grad_clip_norm(float *grads, size_t n, float max_norm) {
+double grad_clip_norm(const grad_segment *segs, int n_segs, float max_norm) {
   double ss = 0.0;
-  for (size_t i = 0; i < n; i++) ss += (double)grads[i] * grads[i];
+  for (int k = 0; k < n_segs; k++)
+    for (size_t i = 0; i < segs[k].n; i++) ss += (double)segs[k].g[i] * segs[k].g[i];
   const double norm = sqrt(ss);
   if (max_norm > 0) {
     const double coef = max_norm / (norm + 1e-6);
     if (coef < 1.0)
-      for (size_t i = 0; i < n; i++) grads[i] *= (float)coef;
+      for (int k = 0; k < n_segs; k++)
+        for (size_t i = 0; i < segs[k].n; i++) segs[k].g[i] *= (float)coef;
   }
   return norm;
 }

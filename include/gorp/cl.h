@@ -8,13 +8,14 @@
 #include "gorp/clbench.h"
 #include "gorp/config.h"
 #include "gorp/model.h"
-#include "gorp/optim.h"
+#include "gorp/trainer.h"
 #include "gorp/tokenizer.h"
 
 /* A task's training split encoded once: examples laid end to end. */
 typedef struct cl_encoded {
   int n;        /* examples */
   int *offset;  /* (n) start of example i in tokens/targets */
+  int *item;    /* (n) index of example i in the task's train.json (keys its dropout masks) */
   int *length;  /* (n) */
   int *tokens;  /* (sum of lengths) */
   int *targets; /* (sum of lengths), -1 = no loss */
@@ -27,10 +28,10 @@ int cl_encode_train(cl_encoded *e, const tokenizer *tok, const cl_task *t, const
                     int task_index, int cap_len);
 void cl_encoded_free(cl_encoded *e);
 
-/* Trains m on the encoded examples with opt for the task's epochs/max_steps/batch size (tt)
+/* Trains tr's model on the encoded examples for the task's epochs/max_steps/batch size (tt)
  * (batches padded with pad_id), printing a progress line every run.log_every steps. losses receives
  * one value per step (capacity *n_steps on entry; the steps taken on return). */
-int cl_train_task(model *m, adamw *opt, const cl_encoded *e, int pad_id, const gorp_config *c,
+int cl_train_task(trainer *tr, const cl_encoded *e, int pad_id, const gorp_config *c,
                   const task_train *tt, int task_index, const char *task_name, float *losses,
                   int *n_steps);
 /* Number of steps cl_train_task will take for n examples with the task's settings. */

@@ -20,6 +20,7 @@ typedef struct gorp_config {
     char *out_dir; /* run directory: results, checkpoints, predictions */
     uint64_t seed; /* key of every random choice */
     char *backend; /* "cpu" or "cuda" */
+    char *method;  /* seqft, seqlora, inclora (see docs/ALGORITHM.md) */
     int log_every; /* progress line every N steps */
   } run;
   struct {
@@ -57,6 +58,12 @@ typedef struct gorp_config {
   struct {
     int max_new_tokens;
   } eval;
+  struct {
+    char **targets; /* n_targets of q,k,v,o,gate,up,down (or all) */
+    int n_targets;
+    int r;
+    float alpha, dropout, lr;
+  } lora;
 } gorp_config;
 
 /* Loads path (INI), then applies overrides ("section.key=value", in order; a later one wins),

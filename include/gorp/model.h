@@ -31,8 +31,10 @@ typedef struct param_tensor {
   char name[MODEL_NAME_MAX]; /* HF name, e.g. model.layers.0.mlp.gate_proj.weight */
   int ndim;                  /* 1 or 2 */
   int64_t shape[2];          /* [rows, cols] row-major; shape[1] = 1 when ndim == 1 */
-  size_t offset;             /* into model.params / model.grads */
+  size_t offset;             /* into model.params */
   size_t numel;
+  int trainable;      /* 1: model_backward computes its gradient (default: every tensor) */
+  size_t grad_offset; /* into model.grads when trainable */
 } param_tensor;
 
 typedef struct layer_params {
@@ -103,15 +105,21 @@ typedef struct model_kv {
   float *cos_t, *sin_t; /* (S, D/2) */
 } model_kv;
 
+struct lora;
+struct lora_dropout_ctx;
+
 typedef struct model {
   model_config cfg;
   int n_tensors;
   param_tensor *tensors; /* HF order */
   size_t n_params;
-  float *params;  /* one allocation, n_params floats */
-  float *grads;   /* one allocation, same layout; NULL until model_alloc_grads */
-  model_views w;  /* views into params */
-  model_views gw; /* views into grads */
+  float *params;     /* one allocation, n_params floats */
+  size_t n_grads;    /* floats of the trainable tensors */
+  float *grads;      /* one allocation over the trainable tensors; NULL until model_alloc_grads */
+  model_views w;     /* views into params */
+  model_views gw;    /* views into grads; NULL for frozen tensors */
+  struct lora *lora; /* adapters on the linears, or NULL (owned by the caller) */
+  const struct lora_dropout_ctx *dropout; /* set by the trainer for a training step, else NULL */
   model_acts acts;
   model_kv kv;
   /* state of the last forward pass */
@@ -132,6 +140,9 @@ void model_free(model *m);
 void model_init_random(model *m, uint64_t seed, float std);
 /* The tensor with this HF name, or NULL. */
 const param_tensor *model_find(const model *m, const char *name);
+/* Marks tensor i (index into tensors) trainable or frozen; before model_alloc_grads. */
+void model_set_trainable(model *m, int i, int trainable);
+/* Allocates gradients for the trainable tensors (once; later calls keep them). */
 int model_alloc_grads(model *m);
 void model_zero_grads(model *m);
 

@@ -20,8 +20,14 @@ void adamw_free(adamw *o);
 /* One step: decoupled weight decay, moments, bias-corrected update of params (n). */
 void adamw_step(adamw *o, float *params, const float *grads);
 
-/* Scales grads (n) so that their global L2 norm is at most max_norm (torch's 1e-6 guard
- * included); returns the norm before clipping. max_norm <= 0 only measures. */
-double grad_clip_norm(float *grads, size_t n, float max_norm);
+/* A gradient array; clipping treats several as one vector. */
+typedef struct grad_segment {
+  float *g;
+  size_t n;
+} grad_segment;
+
+/* Scales the gradients of every segment so that their global L2 norm is at most max_norm
+ * (torch's 1e-6 guard included); returns the norm before clipping. max_norm <= 0 only measures. */
+double grad_clip_norm(const grad_segment *segs, int n_segs, float max_norm);
 
 #endif

@@ -1,0 +1,75 @@
+/* LoRA adapters on the decoder's linears (O-LoRA style stacking): a target linear computes
+ *   y = x W^T + (alpha / r) * sum_p (drop(x) A_p^T) B_p^T
+ * over the pairs p = 0..n_pairs-1 of earlier tasks (frozen) and the current one (trained). All
+ * pairs share one dropout mask per target, drawn from the counter-based generator so that it does
+ * not depend on the rank layout. B is stored transposed (Bt_p = B_p^T, r x out) so that each pair's
+ * block is contiguous; files hold B as (out, r) like PEFT.
+ * Memory: one allocation of max_pairs blocks; the active pair's gradients are one block.
+ * Not for: optimizers (optim.h) or projections of the gradients (gorp_basis.h). */
+#ifndef GORP_LORA_H
+#define GORP_LORA_H
+
+#include "gorp/model.h"
+
+#include <stdint.h>
+
+enum { LORA_Q, LORA_K, LORA_V, LORA_O, LORA_GATE, LORA_UP, LORA_DOWN, LORA_N_TARGETS };
+
+/* "q", "k", "v", "o", "gate", "up", "down"; the HF module names follow from them. */
+extern const char *const lora_target_names[LORA_N_TARGETS];
+/* "self_attn.q_proj", ..., "mlp.down_proj" */
+extern const char *const lora_module_names[LORA_N_TARGETS];
+
+/* Parses "q,v" (or "all") into a bit set; the message names key and the bad entry. */
+int lora_parse_targets(unsigned *bits, char *const *names, int n, const char *key);
+
+typedef struct lora {
+  unsigned targets; /* bit t: target t carries adapters */
+  int r;
+  float scale;   /* alpha / r */
+  float dropout; /* probability; 0 = none */
+  int L;
+  int in[LORA_N_TARGETS], out[LORA_N_TARGETS];
+  size_t off[LORA_N_TARGETS]; /* per layer: offset of target t's A inside a layer's part */
+  size_t layer_size;          /* floats of one layer's part of a pair block */
+  size_t pair_size;           /* floats of one pair block: L * layer_size */
+  int max_pairs, n_pairs;     /* the pair n_pairs-1 trains */
+  float *params;              /* (max_pairs, pair_size) */
+  float *grads;               /* (pair_size) the active pair's gradients */
+  /* activations for the backward pass, sized by lora_reserve */
+  int N;      /* capacity in rows (B*T) */
+  float *h;   /* (L, LORA_N_TARGETS, N, r) drop(x) A_active^T per target */
+  float *xd;  /* (N, max in) scratch: drop(x) */
+  float *dh;  /* (N, r) scratch */
+  float *dxd; /* (N, max in) scratch */
+} lora;
+
+/* Dropout state of one training step: masks are a pure function of (seed, step_key, layer,
+ * target, example id, position, feature). */
+typedef struct lora_dropout_ctx {
+  uint64_t seed, step_key;
+  const int64_t *example_ids; /* (B) global index of each batch row */
+  int T;                      /* positions per row */
+} lora_dropout_ctx;
+
+int lora_create(lora *lo, const model_config *cfg, unsigned targets, int r, float alpha,
+                float dropout, int max_pairs);
+void lora_free(lora *lo);
+/* Starts a new trainable pair (A Kaiming-uniform as PEFT, bound 1/sqrt(in); B zero); with
+ * reuse (seqlora) after the first pair, keeps training the same one. */
+int lora_begin_task(lora *lo, uint64_t seed, int task, int reuse);
+int lora_reserve(lora *lo, int N);
+/* A_p (r, in) and Bt_p (r, out) of pair p at (layer, target); grads: the active pair's. */
+float *lora_A(const lora *lo, const float *base, int layer, int target);
+float *lora_Bt(const lora *lo, const float *base, int layer, int target);
+const float *lora_pair(const lora *lo, int p); /* start of pair p's block */
+
+/* out (N, out) += LoRA term of inp (N, in) at (layer, target); saves h for backward when
+ * training (dropout ctx non-NULL or save != 0). */
+void lora_forward_add(lora *lo, float *out, const float *inp, int layer, int target, int N,
+                      const lora_dropout_ctx *d, int save);
+/* dinp (N, in) += LoRA part of d(out)/d(inp); the active pair's A and Bt gradients += . */
+void lora_backward(lora *lo, float *dinp, const float *dout, const float *inp, int layer,
+                   int target, int N, const lora_dropout_ctx *d);
+
+#endif

@@ -1,0 +1,187 @@
+/* LoRA adapters (see lora.h): layout, initialisation, and the forward/backward pair of the
+ * adapter term of a target linear. */
+#include "gorp/lora.h"
+
+#include "gorp/backend.h"
+#include "gorp/err.h"
+#include "gorp/rng.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const lora_target_names[LORA_N_TARGETS] = {"q", "k", "v", "o", "gate", "up", "down"};
+const char *const lora_module_names[LORA_N_TARGETS] = {
+    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+    "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
+
+int lora_parse_targets(unsigned *bits, char *const *names, int n, const char *key) {
+  *bits = 0;
+  for (int i = 0; i < n; i++) {
+    if (!strcmp(names[i], "all")) {
+      *bits = (1u << LORA_N_TARGETS) - 1;
+      continue;
+    }
+    int t = 0;
+    while (t < LORA_N_TARGETS && strcmp(names[i], lora_target_names[t])) t++;
+    if (t == LORA_N_TARGETS)
+      GORP_ERR(GORP_EINPUT, "%s: unknown target '%s' (expected q, k, v, o, gate, up, down or all)",
+               key, names[i]);
+    *bits |= 1u << t;
+  }
+  return GORP_OK;
+}
+
+int lora_create(lora *lo, const model_config *c, unsigned targets, int r, float alpha,
+                float dropout, int max_pairs) {
+  memset(lo, 0, sizeof(*lo));
+  const int C = c->hidden_size, F = c->intermediate_size, QD = c->num_heads * c->head_dim,
+            KD = c->num_kv_heads * c->head_dim;
+  const int in[LORA_N_TARGETS] = {C, C, C, QD, C, C, F};
+  const int out[LORA_N_TARGETS] = {QD, KD, KD, C, F, F, C};
+  lo->targets = targets;
+  lo->r = r;
+  lo->scale = alpha / (float)r;
+  lo->dropout = dropout;
+  lo->L = c->num_layers;
+  lo->max_pairs = max_pairs;
+  for (int t = 0; t < LORA_N_TARGETS; t++) {
+    lo->in[t] = in[t];
+    lo->out[t] = out[t];
+    lo->off[t] = lo->layer_size;
+    if (targets & (1u << t)) lo->layer_size += (size_t)r * (in[t] + out[t]);
+  }
+  lo->pair_size = lo->layer_size * (size_t)lo->L;
+  GORP_ALLOC(lo->params, lo->pair_size * (size_t)max_pairs, "LoRA adapters");
+  GORP_ALLOC(lo->grads, lo->pair_size, "LoRA gradients");
+  return GORP_OK;
+}
+
+void lora_free(lora *lo) {
+  free(lo->params);
+  free(lo->grads);
+  free(lo->h); /* h, xd, dh and dxd share one allocation */
+  memset(lo, 0, sizeof(*lo));
+}
+
+const float *lora_pair(const lora *lo, int p) {
+  return lo->params + (size_t)p * lo->pair_size;
+}
+
+float *lora_A(const lora *lo, const float *base, int layer, int target) {
+  return (float *)base + (size_t)layer * lo->layer_size + lo->off[target];
+}
+
+float *lora_Bt(const lora *lo, const float *base, int layer, int target) {
+  return lora_A(lo, base, layer, target) + (size_t)lo->r * lo->in[target];
+}
+
+int lora_begin_task(lora *lo, uint64_t seed, int task, int reuse) {
+  if (reuse && lo->n_pairs == 1) return GORP_OK;
+  if (lo->n_pairs == lo->max_pairs)
+    GORP_ERR(GORP_EINPUT, "LoRA: all %d adapter pairs are in use", lo->max_pairs);
+  const int p = lo->n_pairs++;
+  float *pair = lo->params + (size_t)p * lo->pair_size;
+  memset(pair, 0, lo->pair_size * sizeof(float));
+  for (int l = 0; l < lo->L; l++)
+    for (int t = 0; t < LORA_N_TARGETS; t++) {
+      if (!(lo->targets & (1u << t))) continue;
+      float *A = lora_A(lo, pair, l, t);
+      const double bound = 1.0 / sqrt((double)lo->in[t]);
+      const uint64_t key = ((uint64_t)task << 32) | ((uint64_t)l << 8) | (uint64_t)t;
+      for (size_t i = 0; i < (size_t)lo->r * lo->in[t]; i++)
+        A[i] = (float)(bound *
+                       (2.0 * rng_uniform(seed, RNG_STREAM_INIT, 0x10AA0000ULL + key, i) - 1.0));
+    }
+  memset(lo->grads, 0, lo->pair_size * sizeof(float));
+  return GORP_OK;
+}
+
+int lora_reserve(lora *lo, int N) {
+  if (lo->h && N <= lo->N) return GORP_OK;
+  free(lo->h);
+  lo->h = NULL;
+  int max_in = 0;
+  for (int t = 0; t < LORA_N_TARGETS; t++) max_in = lo->in[t] > max_in ? lo->in[t] : max_in;
+  const size_t nh = (size_t)lo->L * LORA_N_TARGETS * N * lo->r;
+  float *base;
+  GORP_ALLOC(base, nh + 2 * (size_t)N * max_in + (size_t)N * lo->r, "LoRA activations");
+  lo->h = base;
+  lo->xd = base + nh;
+  lo->dxd = lo->xd + (size_t)N * max_in;
+  lo->dh = lo->dxd + (size_t)N * max_in;
+  lo->N = N;
+  return GORP_OK;
+}
+
+/* Whether feature i of row n survives dropout at (layer, target): a pure function of the key, so
+ * the backward pass redraws the forward pass's mask instead of storing it. */
+static int kept(const lora *lo, const lora_dropout_ctx *d, int layer, int target, int n, int i) {
+  const uint64_t lt = ((uint64_t)layer * LORA_N_TARGETS + (uint64_t)target) << 52;
+  const uint64_t pos = (uint64_t)d->example_ids[n / d->T] * 65536 + (uint64_t)(n % d->T);
+  const double u = rng_uniform(d->seed, RNG_STREAM_DROPOUT, d->step_key,
+                               lt ^ (pos * (uint64_t)lo->in[target] + (uint64_t)i));
+  return u >= lo->dropout;
+}
+
+static int dropout_on(const lora *lo, const lora_dropout_ctx *d) {
+  return d && lo->dropout > 0.0f;
+}
+
+/* xd (N, in) = drop(inp) (inverted dropout), or inp itself when dropout is off. */
+static const float *dropped(lora *lo, const float *inp, int layer, int target, int N,
+                            const lora_dropout_ctx *d) {
+  if (!dropout_on(lo, d)) return inp;
+  const int in = lo->in[target];
+  const float inv = 1.0f / (1.0f - lo->dropout);
+  for (int n = 0; n < N; n++)
+    for (int i = 0; i < in; i++)
+      lo->xd[(size_t)n * in + i] =
+          kept(lo, d, layer, target, n, i) ? inp[(size_t)n * in + i] * inv : 0.0f;
+  return lo->xd;
+}
+
+void lora_forward_add(lora *lo, float *out, const float *inp, int layer, int target, int N,
+                      const lora_dropout_ctx *d, int save) {
+  const backend_ops *be = backend_get();
+  const int in = lo->in[target], o = lo->out[target], r = lo->r;
+  const float *x = dropped(lo, inp, layer, target, N, d);
+  float *h = save ? lo->h + ((size_t)layer * LORA_N_TARGETS + target) * lo->N * r : lo->dh;
+  for (int p = 0; p < lo->n_pairs; p++) {
+    const float *pair = lora_pair(lo, p);
+    float *hp = p == lo->n_pairs - 1 ? h : lo->dh; /* keep the active pair's h */
+    be->gemm(0, 1, N, r, in, 1.0f, x, in, lora_A(lo, pair, layer, target), in, 0.0f, hp, r);
+    be->gemm(0, 0, N, o, r, lo->scale, hp, r, lora_Bt(lo, pair, layer, target), o, 1.0f, out, o);
+  }
+}
+
+void lora_backward(lora *lo, float *dinp, const float *dout, const float *inp, int layer,
+                   int target, int N, const lora_dropout_ctx *d) {
+  const backend_ops *be = backend_get();
+  const int in = lo->in[target], o = lo->out[target], r = lo->r, active = lo->n_pairs - 1;
+  const float *x = dropped(lo, inp, layer, target, N, d);
+  const float *h = lo->h + ((size_t)layer * LORA_N_TARGETS + target) * lo->N * r;
+  memset(lo->dxd, 0, (size_t)N * in * sizeof(float));
+  for (int p = 0; p < lo->n_pairs; p++) {
+    const float *pair = lora_pair(lo, p);
+    const float *A = lora_A(lo, pair, layer, target), *Bt = lora_Bt(lo, pair, layer, target);
+    /* dh (N, r) = scale * dout Bt^T ; d(drop x) += dh A */
+    be->gemm(0, 1, N, r, o, lo->scale, dout, o, Bt, o, 0.0f, lo->dh, r);
+    be->gemm(0, 0, N, in, r, 1.0f, lo->dh, r, A, in, 1.0f, lo->dxd, in);
+    if (p != active) continue;
+    be->gemm(1, 0, r, o, N, lo->scale, h, r, dout, o, 1.0f, lora_Bt(lo, lo->grads, layer, target),
+             o);
+    be->gemm(1, 0, r, in, N, 1.0f, lo->dh, r, x, in, 1.0f, lora_A(lo, lo->grads, layer, target),
+             in);
+  }
+  /* through the dropout: the forward pass's mask, redrawn, scales the gradient */
+  if (!dropout_on(lo, d)) {
+    for (size_t i = 0; i < (size_t)N * in; i++) dinp[i] += lo->dxd[i];
+    return;
+  }
+  const float inv = 1.0f / (1.0f - lo->dropout);
+  for (int n = 0; n < N; n++)
+    for (int i = 0; i < in; i++)
+      if (kept(lo, d, layer, target, n, i))
+        dinp[(size_t)n * in + i] += lo->dxd[(size_t)n * in + i] * inv;
+}

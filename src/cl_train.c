@@ -144,3 +144,25 @@ int cl_train_task(trainer *tr, const cl_encoded *e, int pad_id, const gorp_confi
   free(targets);
   return GORP_OK;
 }
+
+int cl_observe_task(trainer *tr, const cl_encoded *e, int pad_id, const gorp_config *c) {
+  const int n = e->n < c->gorp.activation_examples ? e->n : c->gorp.activation_examples;
+  const int Bmax = c->train.batch_size;
+  int *order, *tokens, *targets, *lengths;
+  GORP_ALLOC(order, n, "observed examples");
+  GORP_ALLOC(tokens, (size_t)Bmax * e->max_len, "batch tokens");
+  GORP_ALLOC(targets, (size_t)Bmax * e->max_len, "batch targets");
+  GORP_ALLOC(lengths, Bmax, "batch lengths");
+  for (int i = 0; i < n; i++) order[i] = i;
+  for (int pos = 0; pos < n; pos += Bmax) {
+    const int B = n - pos < Bmax ? n - pos : Bmax;
+    const int T = batch_fill(tokens, targets, e, order + pos, B, pad_id);
+    for (int b = 0; b < B; b++) lengths[b] = e->length[order[pos + b]];
+    GORP_CALL(trainer_observe(tr, tokens, lengths, B, T));
+  }
+  free(order);
+  free(tokens);
+  free(targets);
+  free(lengths);
+  return GORP_OK;
+}

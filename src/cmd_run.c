@@ -112,6 +112,8 @@ static int run_tasks(const gorp_config *c, trainer *tr, const tokenizer *tok, co
     GORP_CALL(trainer_begin_task(tr, ti, &tt));
     GORP_CALL(cl_train_task(tr, &enc, tok->pad_id, c, &tt, ti, task->dataset, losses, &steps));
     print_loss_curve(losses, steps);
+    if (tr->activation) GORP_CALL(cl_observe_task(tr, &enc, tok->pad_id, c));
+    GORP_CALL(trainer_end_task(tr, ti));
     free(losses);
     cl_encoded_free(&enc);
     for (int i = 0; i <= ti + 1 && i < T; i++)

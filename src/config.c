@@ -68,6 +68,8 @@ static const struct {
     {"train", "Optimisation on each task of the sequence."},
     {"eval", "Greedy-decoding evaluation after each task."},
     {"lora", "LoRA adapters (methods seqlora, inclora and the methods built on them)."},
+    {"full", "Full-rank weights trained in a rank-k gradient subspace (methods galore, gorp)."},
+    {"gorp", "GORP's shared gradient space (method gorp): what is protected, on which axis, how."},
 };
 
 #define FIELD(f) offsetof(gorp_config, f)
@@ -82,9 +84,11 @@ static const config_key keys[] = {
     {"run", "backend", CFG_CHOICE, FIELD(run.backend), .def = "cpu", .choices = "cpu,cuda",
      .doc = "matrix backend"},
     {"run", "method", CFG_CHOICE, FIELD(run.method), .def = "seqft",
-     .choices = "seqft,seqlora,inclora",
+     .choices = "seqft,seqlora,inclora,galore,gorp",
      .doc = "training method: `seqft` every weight with AdamW; `seqlora` one LoRA pair reused "
-            "across tasks; `inclora` a new LoRA pair per task, earlier pairs frozen"},
+            "across tasks; `inclora` a new LoRA pair per task, earlier pairs frozen; `galore` "
+            "inclora + full.targets in a rank-k subspace; `gorp` galore + the shared gradient "
+            "space ([gorp]); see docs/ALGORITHM.md"},
     {"run", "log_every", CFG_INT, FIELD(run.log_every), .def = "10", AT_LEAST(1),
      .doc = "print a progress line every N steps"},
 
@@ -181,6 +185,42 @@ static const config_key keys[] = {
      .flags = CFG_HI_OPEN, .doc = "dropout on the adapters' input while training"},
     {"lora", "lr", CFG_FLOAT, FIELD(lora.lr), .def = "2e-4", ABOVE(0),
      .doc = "learning rate of the adapters (train.lr is the full-weight learning rate)"},
+
+    {"full", "targets", CFG_LIST, FIELD(full.targets), FIELD(full.n_targets), .def = "gate",
+     .doc = "full-rank weights that train (galore, gorp): any of q, k, v, o, gate, up, down, all"},
+    {"full", "optimizer", CFG_CHOICE, FIELD(full.optimizer), .def = "lowrank",
+     .choices = "lowrank,adam",
+     .doc = "`lowrank`: one-sided rank-k projected Adam; `adam`: plain Adam on the whole matrix"},
+    {"full", "rank", CFG_INT, FIELD(full.rank), .def = "8", AT_LEAST(1),
+     .doc = "k: rank of the gradient subspace (at most the smaller side of each target)"},
+    {"full", "update_gap", CFG_INT, FIELD(full.update_gap), .def = "10", AT_LEAST(1),
+     .doc = "T: recompute the subspace every T steps"},
+    {"full", "scale", CFG_FLOAT, FIELD(full.scale), .def = "1.0", ABOVE(0),
+     .doc = "alpha_full: the step is lr * scale * N Q"},
+    {"full", "lr", CFG_FLOAT, FIELD(full.lr), .def = "1e-5", ABOVE(0),
+     .doc = "learning rate of the full-rank weights"},
+
+    {"gorp", "energy", CFG_FLOAT, FIELD(gorp.energy), .def = "0.9", .lo = 0, .hi = 1,
+     .flags = CFG_LO_OPEN,
+     .doc = "share of a moment's squared norm the stored basis must capture after each task"},
+    {"gorp", "axis", CFG_CHOICE, FIELD(gorp.axis), .def = "paper", .choices = "paper,input",
+     .doc = "`paper`: LoRA A on its rank axis, full-rank on the compressed gradient's "
+            "uncompressed axis (as released); `input`: every protected matrix on its input axis"},
+    {"gorp", "basis_source", CFG_CHOICE, FIELD(gorp.basis_source), .def = "moment",
+     .choices = "moment,activation",
+     .doc = "bases from Adam's first moments, or (input axis) from the covariance of the "
+            "layer's inputs over gorp.activation_examples examples of the finished task"},
+    {"gorp", "project_update", CFG_BOOL, FIELD(gorp.project_update), .def = "false",
+     .doc = "also project the update after Adam (exactly orthogonal steps)"},
+    {"gorp", "project_lora", CFG_BOOL, FIELD(gorp.project_lora), .def = "true",
+     .doc = "protect the LoRA A matrices (ablation switch)"},
+    {"gorp", "project_full", CFG_BOOL, FIELD(gorp.project_full), .def = "true",
+     .doc = "protect the full-rank targets (ablation switch)"},
+    {"gorp", "activation_examples", CFG_INT, FIELD(gorp.activation_examples), .def = "128",
+     AT_LEAST(1), .doc = "training examples whose layer inputs build activation bases"},
+    {"gorp", "svd", CFG_CHOICE, FIELD(gorp.svd), .def = "exact", .choices = "exact,randomized",
+     .doc = "SVD of the full-rank gradients: LAPACK, or randomized top-k (oversampling 8, 2 "
+            "power iterations)"},
 };
 
 enum {

@@ -53,13 +53,15 @@ static void put(int *tokens, int *n, int id) {
   (*n)++;
 }
 
-/* Appends [BOS] + prefix + the first max_source sentence tokens + suffix. */
+/* Appends [BOS] + prefix + the first max_source sentence tokens + suffix. The parts after the
+ * prefix are encoded as continuations, so that the ids equal the encoding of the whole prompt
+ * string (LLaMA's SentencePiece files would otherwise give every part its own leading "▁"). */
 static int encode_prompt(const tokenizer *tok, const prompt_parts *p, int max_source, int *tokens,
                          int *n, int cap) {
   put(tokens, n, tok->bos_id);
   GORP_CALL(tokenizer_encode(tok, p->prefix, tokens, n, cap));
-  GORP_CALL(tokenizer_encode_head(tok, p->sentence, max_source, tokens, n, cap));
-  GORP_CALL(tokenizer_encode(tok, p->suffix, tokens, n, cap));
+  GORP_CALL(tokenizer_encode_cont(tok, p->sentence, max_source, tokens, n, cap));
+  GORP_CALL(tokenizer_encode_cont(tok, p->suffix, -1, tokens, n, cap));
   return GORP_OK;
 }
 
@@ -69,7 +71,7 @@ static int encode_train(const tokenizer *tok, const prompt_parts *p, const char 
                         int cap) {
   GORP_CALL(encode_prompt(tok, p, max_source, tokens, n, cap));
   int answer_start = *n;
-  GORP_CALL(tokenizer_encode_head(tok, answer, max_target, tokens, n, cap));
+  GORP_CALL(tokenizer_encode_cont(tok, answer, max_target, tokens, n, cap));
   put(tokens, n, tok->eos_id);
   if (targets)
     for (int i = 0; i < *n; i++)

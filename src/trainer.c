@@ -1,62 +1,303 @@
-/* The methods' trainable sets and the training step (see trainer.h). */
+/* The methods' trainable sets, GORP's shared space and the training step (see trainer.h).
+ * docs/ALGORITHM.md states every rule implemented here. */
 #include "gorp/trainer.h"
 
+#include "gorp/backend.h"
 #include "gorp/err.h"
+#include "gorp/gorp_basis.h"
 
+#include <lapacke.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-static const char *const method_names[] = {"seqft", "seqlora", "inclora"};
+static const char *const method_names[] = {"seqft", "seqlora", "inclora", "galore", "gorp"};
+
+/* The model tensor of linear (layer, target): after the embedding, 9 per layer, the linears at
+ * offsets 1-4 (q, k, v, o) and 6-8 (gate, up, down). */
+static int linear_tensor(int layer, int target) {
+  static const int slot[LORA_N_TARGETS] = {1, 2, 3, 4, 6, 7, 8};
+  return 1 + 9 * layer + slot[target];
+}
+
+static int space_init(gorp_space *s, int len, int cap, int n_tasks, int with_cov) {
+  memset(s, 0, sizeof(*s));
+  s->len = len;
+  s->cap = cap;
+  GORP_ALLOC(s->S, (size_t)len * cap, "GORP basis");
+  GORP_ALLOC(s->task_end, n_tasks, "GORP basis task ranges");
+  if (with_cov) GORP_ALLOC(s->cov, (size_t)len * len, "input covariance");
+  return GORP_OK;
+}
+
+static void space_free(gorp_space *s) {
+  free(s->S);
+  free(s->task_end);
+  free(s->cov);
+  memset(s, 0, sizeof(*s));
+}
+
+/* Where the protected axis of each matrix lies: the input axis (len = in) or the paper's axis
+ * (LoRA A: its rank axis r; full-rank: the compressed gradient's uncompressed axis). */
+static int lora_axis_len(const trainer *t, int target) {
+  return t->input_axis ? t->lo.in[target] : t->lo.r;
+}
+
+static int full_axis_len(const trainer *t, const full_target *f) {
+  if (t->input_axis) return f->n;
+  if (!strcmp(t->c->full.optimizer, "adam")) return f->m; /* the output axis */
+  return f->low.right ? f->m : f->n;
+}
+
+static int method_index(const char *name, method_kind *k) {
+  for (int i = 0; i < (int)(sizeof(method_names) / sizeof(method_names[0])); i++)
+    if (!strcmp(method_names[i], name)) {
+      *k = (method_kind)i;
+      return GORP_OK;
+    }
+  GORP_ERR(GORP_EINPUT, "run.method = %s is not built", name);
+}
+
+static int setup_full(trainer *t, unsigned bits) {
+  const gorp_config *c = t->c;
+  model *m = t->m;
+  const int L = m->cfg.num_layers;
+  for (int tg = 0; tg < LORA_N_TARGETS; tg++) t->n_full += (bits >> tg & 1) * L;
+  GORP_ALLOC(t->full, t->n_full, "full-rank targets");
+  int i = 0;
+  for (int l = 0; l < L; l++)
+    for (int tg = 0; tg < LORA_N_TARGETS; tg++) {
+      if (!(bits >> tg & 1)) continue;
+      full_target *f = &t->full[i++];
+      f->layer = l;
+      f->target = tg;
+      f->tensor = linear_tensor(l, tg);
+      f->m = (int)m->tensors[f->tensor].shape[0];
+      f->n = (int)m->tensors[f->tensor].shape[1];
+      model_set_trainable(m, f->tensor, 1);
+      if (!strcmp(c->full.optimizer, "lowrank")) {
+        const int k = c->full.rank, small = f->m < f->n ? f->m : f->n;
+        if (k > small)
+          GORP_ERR(GORP_EINPUT, "full.rank = %d is larger than %s (%d x %d) allows (%d)", k,
+                   m->tensors[f->tensor].name, f->m, f->n, small);
+        svd_opts o;
+        svd_opts_default(&o);
+        o.seed = c->run.seed;
+        o.counter = (uint64_t)f->tensor << 32;
+        /* input axis: Q from the input side of the projected gradient for every shape */
+        const int right = t->input_axis || f->m >= f->n;
+        GORP_CALL(lowrank_init(&f->low, f->m, f->n, k, right, c->full.update_gap, c->full.lr,
+                               c->full.scale, c->train.beta1, c->train.beta2, c->train.eps,
+                               c->train.weight_decay,
+                               strcmp(c->gorp.svd, "randomized") ? SVD_EXACT : SVD_RANDOMIZED, &o));
+        GORP_CALL(lowrank_reserve(&f->low, &t->ws));
+      }
+      if (t->projecting && c->gorp.project_full && !f->low.proj && !t->full_before)
+        GORP_ALLOC(t->full_before,
+                   (size_t)m->cfg.intermediate_size *
+                       (m->cfg.hidden_size > m->cfg.num_heads * m->cfg.head_dim
+                            ? m->cfg.hidden_size
+                            : m->cfg.num_heads * m->cfg.head_dim),
+                   "full-rank weight before its update");
+      if (t->projecting && c->gorp.project_full) {
+        const int len = full_axis_len(t, f);
+        GORP_CALL(space_init(&f->space, len, len, t->n_tasks, t->activation));
+        const int other = len == f->n ? f->m : f->n;
+        GORP_CALL(gorp_basis_reserve(&t->ws, len, other > len ? other : len, len));
+        if (!strcmp(c->full.optimizer, "lowrank"))
+          GORP_CALL(gorp_basis_reserve(&t->ws, len, c->full.rank, len));
+      }
+    }
+  return GORP_OK;
+}
+
+static int setup_lora_spaces(trainer *t) {
+  const int L = t->lo.L;
+  GORP_ALLOC(t->lora_space, (size_t)L * LORA_N_TARGETS, "LoRA bases");
+  GORP_ALLOC(t->pair_before, t->lo.pair_size, "LoRA pair before its update");
+  for (int l = 0; l < L; l++)
+    for (int tg = 0; tg < LORA_N_TARGETS; tg++) {
+      if (!(t->lo.targets >> tg & 1)) continue;
+      const int len = lora_axis_len(t, tg);
+      GORP_CALL(
+          space_init(&t->lora_space[l * LORA_N_TARGETS + tg], len, len, t->n_tasks, t->activation));
+      const int other = t->input_axis ? t->lo.r : t->lo.in[tg];
+      GORP_CALL(gorp_basis_reserve(&t->ws, len, other > len ? other : len, len));
+    }
+  return GORP_OK;
+}
+
+/* Refuses key combinations that have no meaning, naming the keys. */
+static int check_keys(const trainer *t) {
+  const gorp_config *c = t->c;
+  if (t->activation && !t->input_axis)
+    GORP_ERR(GORP_EINPUT,
+             "gorp.basis_source = activation needs gorp.axis = input (input covariances live on "
+             "the input axis)");
+  return GORP_OK;
+  (void)c;
+}
 
 int trainer_create(trainer *t, model *m, const gorp_config *c, int n_tasks) {
   memset(t, 0, sizeof(*t));
   t->c = c;
   t->m = m;
-  int k = 0;
-  while (k < (int)(sizeof(method_names) / sizeof(method_names[0])) &&
-         strcmp(method_names[k], c->run.method))
-    k++;
-  if (k == (int)(sizeof(method_names) / sizeof(method_names[0])))
-    GORP_ERR(GORP_EINPUT, "run.method = %s is not built", c->run.method);
-  t->method = (method_kind)k;
-  t->has_full = t->method == METHOD_SEQFT;
-  t->has_lora = !t->has_full;
-  for (int i = 0; i < m->n_tensors; i++) model_set_trainable(m, i, t->has_full);
-  GORP_CALL(model_alloc_grads(m));
+  t->n_tasks = n_tasks;
+  GORP_CALL(method_index(c->run.method, &t->method));
+  t->has_seqft = t->method == METHOD_SEQFT;
+  t->has_lora = !t->has_seqft;
+  t->projecting = t->method == METHOD_GORP;
+  t->input_axis = t->projecting && !strcmp(c->gorp.axis, "input");
+  t->activation = t->projecting && !strcmp(c->gorp.basis_source, "activation");
+  GORP_CALL(check_keys(t));
+  for (int i = 0; i < m->n_tensors; i++) model_set_trainable(m, i, t->has_seqft);
   if (t->has_lora) {
     unsigned targets;
     GORP_CALL(lora_parse_targets(&targets, c->lora.targets, c->lora.n_targets, "lora.targets"));
     GORP_CALL(lora_create(&t->lo, &m->cfg, targets, c->lora.r, c->lora.alpha, c->lora.dropout,
                           t->method == METHOD_SEQLORA ? 1 : n_tasks));
     m->lora = &t->lo;
+    if (t->projecting && c->gorp.project_lora) GORP_CALL(setup_lora_spaces(t));
   }
+  if (t->method == METHOD_GALORE || t->method == METHOD_GORP) {
+    unsigned bits;
+    GORP_CALL(lora_parse_targets(&bits, c->full.targets, c->full.n_targets, "full.targets"));
+    GORP_CALL(setup_full(t, bits));
+  }
+  GORP_CALL(model_alloc_grads(m));
   t->drop.seed = c->run.seed;
   return GORP_OK;
 }
 
 void trainer_free(trainer *t) {
   if (t->has_lora) {
+    if (t->lora_space)
+      for (int i = 0; i < t->lo.L * LORA_N_TARGETS; i++) space_free(&t->lora_space[i]);
     lora_free(&t->lo);
     t->m->lora = NULL;
   }
-  adamw_free(&t->opt_full);
+  for (int i = 0; i < t->n_full; i++) {
+    lowrank_free(&t->full[i].low);
+    adamw_free(&t->full[i].plain);
+    space_free(&t->full[i].space);
+  }
+  free(t->full);
+  free(t->lora_space);
+  free(t->pair_before);
+  free(t->full_before);
+  adamw_free(&t->opt_all);
   adamw_free(&t->opt_lora);
+  linalg_ws_free(&t->ws);
   memset(t, 0, sizeof(*t));
+}
+
+/* input axis: a new A starts inside the free complement of its basis, A <- A - (A S) S^T. */
+static int start_in_complement(trainer *t) {
+  lora *lo = &t->lo;
+  float *pair = lo->params + (size_t)(lo->n_pairs - 1) * lo->pair_size;
+  for (int l = 0; l < lo->L; l++)
+    for (int tg = 0; tg < LORA_N_TARGETS; tg++) {
+      if (!(lo->targets >> tg & 1)) continue;
+      const gorp_space *s = &t->lora_space[l * LORA_N_TARGETS + tg];
+      GORP_CALL(
+          gorp_project_cols(lora_A(lo, pair, l, tg), s->S, s->r, s->cap, s->len, lo->r, &t->ws));
+    }
+  return GORP_OK;
 }
 
 int trainer_begin_task(trainer *t, int task, const task_train *tt) {
   const gorp_config *c = t->c;
-  adamw_free(&t->opt_full);
+  adamw_free(&t->opt_all);
   adamw_free(&t->opt_lora);
-  if (t->has_full)
-    GORP_CALL(adamw_init(&t->opt_full, t->m->n_grads, tt->lr, c->train.beta1, c->train.beta2,
+  if (t->has_seqft)
+    GORP_CALL(adamw_init(&t->opt_all, t->m->n_grads, tt->lr, c->train.beta1, c->train.beta2,
                          c->train.eps, c->train.weight_decay));
   if (t->has_lora) {
     GORP_CALL(lora_begin_task(&t->lo, c->run.seed, task, t->method == METHOD_SEQLORA));
     GORP_CALL(adamw_init(&t->opt_lora, t->lo.pair_size, c->lora.lr, c->train.beta1, c->train.beta2,
                          c->train.eps, c->train.weight_decay));
+    if (t->lora_space && t->input_axis) GORP_CALL(start_in_complement(t));
   }
+  for (int i = 0; i < t->n_full; i++) {
+    full_target *f = &t->full[i];
+    if (f->low.proj) {
+      lowrank_reset(&f->low);
+    } else {
+      adamw_free(&f->plain);
+      GORP_CALL(adamw_init(&f->plain, (size_t)f->m * f->n, c->full.lr, c->train.beta1,
+                           c->train.beta2, c->train.eps, c->train.weight_decay));
+    }
+  }
+  return GORP_OK;
+}
+
+/* G (rows, cols) of a protected matrix, projected on its protected axis: the input axis
+ * (columns, len = cols) or the rows (len = rows). */
+static int project(float *G, int rows, int cols, const gorp_space *s, int on_cols, linalg_ws *w) {
+  if (!s->S || s->r == 0) return GORP_OK;
+  if (on_cols) return gorp_project_cols(G, s->S, s->r, s->cap, cols, rows, w);
+  return gorp_project_rows(G, s->S, s->r, s->cap, rows, cols, w);
+}
+
+/* W holds the value after an optimizer step and before its value before it: W becomes
+ * before + (the step projected on the protected axis), and before holds the projected step. */
+static int keep_projected_step(float *W, float *before, int rows, int cols, const gorp_space *s,
+                               int on_cols, linalg_ws *w) {
+  const size_t n = (size_t)rows * cols;
+  for (size_t i = 0; i < n; i++) {
+    const float after = W[i];
+    W[i] = before[i];
+    before[i] = after - before[i];
+  }
+  GORP_CALL(project(before, rows, cols, s, on_cols, w));
+  for (size_t i = 0; i < n; i++) W[i] += before[i];
+  return GORP_OK;
+}
+
+static int step_lora(trainer *t) {
+  lora *lo = &t->lo;
+  float *pair = lo->params + (size_t)(lo->n_pairs - 1) * lo->pair_size;
+  const int proj_update = t->lora_space && t->c->gorp.project_update;
+  if (t->lora_space)
+    for (int l = 0; l < lo->L; l++)
+      for (int tg = 0; tg < LORA_N_TARGETS; tg++)
+        if (lo->targets >> tg & 1)
+          GORP_CALL(project(lora_A(lo, lo->grads, l, tg), lo->r, lo->in[tg],
+                            &t->lora_space[l * LORA_N_TARGETS + tg], t->input_axis, &t->ws));
+  if (proj_update) memcpy(t->pair_before, pair, lo->pair_size * sizeof(float));
+  adamw_step(&t->opt_lora, pair, lo->grads);
+  if (!proj_update) return GORP_OK;
+  for (int l = 0; l < lo->L; l++)
+    for (int tg = 0; tg < LORA_N_TARGETS; tg++)
+      if (lo->targets >> tg & 1)
+        GORP_CALL(keep_projected_step(lora_A(lo, pair, l, tg), lora_A(lo, t->pair_before, l, tg),
+                                      lo->r, lo->in[tg], &t->lora_space[l * LORA_N_TARGETS + tg],
+                                      t->input_axis, &t->ws));
+  return GORP_OK;
+}
+
+static int step_full(trainer *t, full_target *f) {
+  model *m = t->m;
+  float *W = m->params + m->tensors[f->tensor].offset;
+  float *G = m->grads + m->tensors[f->tensor].grad_offset;
+  const gorp_space *s = &f->space;
+  if (f->low.proj) {
+    const lowrank_guard g = {.S = s->S,
+                             .r = s->r,
+                             .cap = s->cap,
+                             .input_axis = t->input_axis,
+                             .project_update = t->c->gorp.project_update};
+    return lowrank_step(&f->low, W, G, s->S ? &g : NULL, &t->ws);
+  }
+  /* plain Adam: the gradient projected on the protected axis, with project_update the step too
+   * (Adam's element-wise scaling would otherwise leave the complement) */
+  GORP_CALL(project(G, f->m, f->n, s, t->input_axis, &t->ws));
+  const int proj_update = s->S && s->r > 0 && t->c->gorp.project_update;
+  if (proj_update) memcpy(t->full_before, W, (size_t)f->m * f->n * sizeof(float));
+  adamw_step(&f->plain, W, G);
+  if (proj_update)
+    GORP_CALL(keep_projected_step(W, t->full_before, f->m, f->n, s, t->input_axis, &t->ws));
   return GORP_OK;
 }
 
@@ -78,12 +319,175 @@ int trainer_step(trainer *t, const int *tokens, const int *targets, const int64_
   GORP_CALL(rc);
   grad_segment segs[2];
   int n = 0;
-  if (t->has_full) segs[n++] = (grad_segment){m->grads, m->n_grads};
+  if (m->n_grads) segs[n++] = (grad_segment){m->grads, m->n_grads};
   if (t->has_lora) segs[n++] = (grad_segment){t->lo.grads, t->lo.pair_size};
   grad_clip_norm(segs, n, t->c->train.grad_clip);
-  if (t->has_full) adamw_step(&t->opt_full, m->params, m->grads);
-  if (t->has_lora)
-    adamw_step(&t->opt_lora, t->lo.params + (size_t)(t->lo.n_pairs - 1) * t->lo.pair_size,
-               t->lo.grads);
+  if (t->has_seqft) adamw_step(&t->opt_all, m->params, m->grads);
+  if (t->has_lora) GORP_CALL(step_lora(t));
+  for (int i = 0; i < t->n_full; i++) GORP_CALL(step_full(t, &t->full[i]));
+  return GORP_OK;
+}
+
+/* The layer input that linear (layer, target) saw in the last forward pass: (N, in). */
+static const float *linear_input(const model *m, int layer, int target, int N) {
+  const model_acts *a = &m->acts;
+  const model_config *c = &m->cfg;
+  const size_t C = c->hidden_size, QD = (size_t)c->num_heads * c->head_dim,
+               F = c->intermediate_size;
+  switch (target) {
+  case LORA_O:
+    return a->atty + (size_t)layer * N * QD;
+  case LORA_GATE:
+  case LORA_UP:
+    return a->ln2 + (size_t)layer * N * C;
+  case LORA_DOWN:
+    return a->h + (size_t)layer * N * F;
+  default: /* q, k, v */
+    return a->ln1 + (size_t)layer * N * C;
+  }
+}
+
+/* cov (in, in) += X^T X over the rows of X (N, in) that hold real tokens. */
+static void accumulate(gorp_space *s, const float *X, const int *lengths, int B, int T,
+                       float *rows) {
+  const int in = s->len;
+  int n = 0;
+  for (int b = 0; b < B; b++)
+    for (int t = 0; t < lengths[b]; t++)
+      memcpy(rows + (size_t)n++ * in, X + ((size_t)b * T + t) * in, (size_t)in * sizeof(float));
+  backend_get()->gemm(1, 0, in, in, n, 1.0f, rows, in, rows, in, 1.0f, s->cov, in);
+  s->cov_rows += n;
+}
+
+int trainer_observe(trainer *t, const int *tokens, const int *lengths, int B, int T) {
+  model *m = t->m;
+  GORP_CALL(model_forward(m, tokens, NULL, B, T, 0.0f, NULL));
+  const int N = B * T;
+  size_t need = (size_t)N * m->cfg.intermediate_size;
+  if (need < (size_t)N * m->cfg.hidden_size) need = (size_t)N * m->cfg.hidden_size;
+  if (need < (size_t)N * m->cfg.num_heads * m->cfg.head_dim)
+    need = (size_t)N * m->cfg.num_heads * m->cfg.head_dim;
+  float *rows;
+  GORP_ALLOC(rows, need, "observed layer inputs");
+  if (t->lora_space)
+    for (int l = 0; l < t->lo.L; l++)
+      for (int tg = 0; tg < LORA_N_TARGETS; tg++)
+        if (t->lo.targets >> tg & 1)
+          accumulate(&t->lora_space[l * LORA_N_TARGETS + tg], linear_input(m, l, tg, N), lengths, B,
+                     T, rows);
+  for (int i = 0; i < t->n_full; i++)
+    if (t->full[i].space.cov)
+      accumulate(&t->full[i].space, linear_input(m, t->full[i].layer, t->full[i].target, N),
+                 lengths, B, T, rows);
+  free(rows);
+  return GORP_OK;
+}
+
+/* M (len, len) = V diag(sqrt(lambda)) from cov = V diag(lambda) V^T: the energy rule on M is the
+ * energy rule on the covariance's eigenvalues (GPM), since M M^T = cov. */
+static int covariance_root(float *M, const gorp_space *s) {
+  const int n = s->len;
+  double *A, *w;
+  GORP_ALLOC(A, (size_t)n * n, "covariance eigenvectors");
+  GORP_ALLOC(w, n, "covariance eigenvalues");
+  const double scale = s->cov_rows ? 1.0 / (double)s->cov_rows : 1.0;
+  for (size_t i = 0; i < (size_t)n * n; i++) A[i] = s->cov[i] * scale;
+  lapack_int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'U', n, A, n, w);
+  if (info) {
+    free(A);
+    free(w);
+    GORP_ERR(GORP_ENUM, "eigendecomposition of a %d x %d input covariance failed (info %d)", n, n,
+             (int)info);
+  }
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < n; j++)
+      M[(size_t)i * n + j] = (float)(A[(size_t)i * n + j] * sqrt(w[j] > 0 ? w[j] : 0));
+  free(A);
+  free(w);
+  return GORP_OK;
+}
+
+/* Extends s from the moment M: on its rows (M (len, k)) or its columns (M (k, len)). */
+static int extend(trainer *t, gorp_space *s, const float *M, int k, int on_cols, int *added) {
+  const float e = t->c->gorp.energy;
+  if (on_cols) return gorp_basis_extend_cols(s->S, &s->r, s->cap, M, s->len, k, e, added, &t->ws);
+  return gorp_basis_extend(s->S, &s->r, s->cap, M, s->len, k, e, added, &t->ws);
+}
+
+static int extend_from_activation(trainer *t, gorp_space *s, int *added) {
+  float *M;
+  GORP_ALLOC(M, (size_t)s->len * s->len, "covariance root");
+  int rc = covariance_root(M, s);
+  if (!rc) rc = extend(t, s, M, s->len, 0, added);
+  free(M);
+  memset(s->cov, 0, (size_t)s->len * s->len * sizeof(float));
+  s->cov_rows = 0;
+  return rc;
+}
+
+static int end_lora(trainer *t, int *added_total) {
+  lora *lo = &t->lo;
+  for (int l = 0; l < lo->L; l++)
+    for (int tg = 0; tg < LORA_N_TARGETS; tg++) {
+      if (!(lo->targets >> tg & 1)) continue;
+      gorp_space *s = &t->lora_space[l * LORA_N_TARGETS + tg];
+      int added = 0;
+      if (t->activation) {
+        GORP_CALL(extend_from_activation(t, s, &added));
+      } else { /* Adam's first moment of this task's A (r, in) */
+        const float *M = lora_A(lo, t->opt_lora.m, l, tg);
+        GORP_CALL(t->input_axis ? extend(t, s, M, lo->r, 1, &added)
+                                : extend(t, s, M, lo->in[tg], 0, &added));
+      }
+      *added_total += added;
+    }
+  return GORP_OK;
+}
+
+static int end_full(trainer *t, full_target *f, int *added) {
+  gorp_space *s = &f->space;
+  if (t->activation) return extend_from_activation(t, s, added);
+  if (!f->low.proj) /* plain Adam's moment (m, n): the input axis is its columns */
+    return t->input_axis ? extend(t, s, f->plain.m, f->m, 1, added)
+                         : extend(t, s, f->plain.m, f->n, 0, added);
+  if (!t->input_axis) /* the compressed moment: (m, k) on its rows, or (k, n) on its columns */
+    return f->low.right ? extend(t, s, f->low.mom, f->low.k, 0, added)
+                        : extend(t, s, f->low.mom, f->low.k, 1, added);
+  /* input axis: the moment brought back to (m, n) = mom (m, k) Q (k, n), on its columns */
+  float *M;
+  GORP_ALLOC(M, (size_t)f->m * f->n, "uncompressed moment");
+  backend_get()->gemm(0, 0, f->m, f->n, f->low.k, 1.0f, f->low.mom, f->low.k, f->low.proj, f->n,
+                      0.0f, M, f->n);
+  int rc = extend(t, s, M, f->m, 1, added);
+  free(M);
+  return rc;
+}
+
+int trainer_end_task(trainer *t, int task) {
+  if (!t->projecting) return GORP_OK;
+  int lora_added = 0, full_added = 0, lora_r = 0, lora_len = 0, full_r = 0, full_len = 0;
+  if (t->lora_space) {
+    GORP_CALL(end_lora(t, &lora_added));
+    for (int i = 0; i < t->lo.L * LORA_N_TARGETS; i++) {
+      gorp_space *s = &t->lora_space[i];
+      if (!s->S) continue;
+      s->task_end[task] = s->r;
+      lora_r += s->r;
+      lora_len += s->len;
+    }
+  }
+  for (int i = 0; i < t->n_full; i++) {
+    full_target *f = &t->full[i];
+    if (!f->space.S) continue;
+    int added = 0;
+    GORP_CALL(end_full(t, f, &added));
+    f->space.task_end[task] = f->space.r;
+    full_added += added;
+    full_r += f->space.r;
+    full_len += f->space.len;
+  }
+  printf("  shared space after task %d: LoRA A bases %d/%d columns (+%d), full-rank bases %d/%d "
+         "(+%d)\n",
+         task + 1, lora_r, lora_len, lora_added, full_r, full_len, full_added);
   return GORP_OK;
 }

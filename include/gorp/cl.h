@@ -34,6 +34,9 @@ void cl_encoded_free(cl_encoded *e);
 int cl_train_task(trainer *tr, const cl_encoded *e, int pad_id, const gorp_config *c,
                   const task_train *tt, int task_index, const char *task_name, float *losses,
                   int *n_steps);
+/* Feeds the layer inputs of the first gorp.activation_examples encoded examples to the trainer
+ * (activation bases), in batches of train.batch_size. */
+int cl_observe_task(trainer *tr, const cl_encoded *e, int pad_id, const gorp_config *c);
 /* Number of steps cl_train_task will take for n examples with the task's settings. */
 int cl_steps_for(const task_train *tt, int n_examples);
 

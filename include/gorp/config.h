@@ -20,7 +20,7 @@ typedef struct gorp_config {
     char *out_dir; /* run directory: results, checkpoints, predictions */
     uint64_t seed; /* key of every random choice */
     char *backend; /* "cpu" or "cuda" */
-    char *method;  /* seqft, seqlora, inclora (see docs/ALGORITHM.md) */
+    char *method;  /* seqft, seqlora, inclora, galore, gorp (see docs/ALGORITHM.md) */
     int log_every; /* progress line every N steps */
   } run;
   struct {
@@ -64,6 +64,21 @@ typedef struct gorp_config {
     int r;
     float alpha, dropout, lr;
   } lora;
+  struct {
+    char **targets; /* n_targets: full-rank weights trained by galore/gorp */
+    int n_targets;
+    char *optimizer; /* "lowrank" or "adam" */
+    int rank, update_gap;
+    float scale, lr;
+  } full;
+  struct {
+    float energy;
+    char *axis;         /* "paper" or "input" */
+    char *basis_source; /* "moment" or "activation" */
+    int project_update, project_lora, project_full;
+    int activation_examples;
+    char *svd; /* "exact" or "randomized" */
+  } gorp;
 } gorp_config;
 
 /* Loads path (INI), then applies overrides ("section.key=value", in order; a later one wins),

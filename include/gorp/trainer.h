@@ -1,41 +1,88 @@
 /* What trains and how, per method: which weights get gradients, the LoRA adapters, the
- * optimizers and one training step (forward, backward, global-norm clipping, updates).
- * The runner (cl_train.c) batches the data and calls trainer_step.
- * Not for: batching, evaluation, or the maths of the optimizers themselves (optim.h, lora.h). */
+ * full-rank targets' rank-k optimizer, GORP's shared gradient space (bases built after each task,
+ * projections while learning), and one training step (forward, backward, global-norm clipping,
+ * projections, updates). The runner (cl_train.c) batches the data and calls trainer_step.
+ * Not for: batching, evaluation, or the maths of the optimizers themselves (optim*.h, lora.h,
+ * gorp_basis.h). */
 #ifndef GORP_TRAINER_H
 #define GORP_TRAINER_H
 
 #include "gorp/config.h"
+#include "gorp/linalg.h"
 #include "gorp/lora.h"
 #include "gorp/model.h"
 #include "gorp/optim.h"
+#include "gorp/optim_lowrank.h"
 
 #include <stdint.h>
 
-typedef enum { METHOD_SEQFT, METHOD_SEQLORA, METHOD_INCLORA } method_kind;
+typedef enum {
+  METHOD_SEQFT,
+  METHOD_SEQLORA,
+  METHOD_INCLORA,
+  METHOD_GALORE,
+  METHOD_GORP
+} method_kind;
+
+/* A stored basis S (len, cap) row-major, r columns in use: the shared space of one matrix. */
+typedef struct gorp_space {
+  float *S;
+  int len, cap, r;
+  int *task_end; /* (n_tasks) columns in use after each task: task t owns [task_end[t-1], end) */
+  float *cov;    /* (len, len) input covariance being accumulated (activation bases), or NULL */
+  long cov_rows; /* rows accumulated into cov */
+} gorp_space;
+
+/* One full-rank weight that trains (full.targets under galore/gorp). */
+typedef struct full_target {
+  int tensor;        /* index into model.tensors */
+  int layer, target; /* LORA_* target */
+  int m, n;          /* shape (out, in) */
+  lowrank_adam low;  /* full.optimizer = lowrank */
+  adamw plain;       /* full.optimizer = adam */
+  gorp_space space;
+} full_target;
 
 typedef struct trainer {
   const gorp_config *c;
   method_kind method;
   model *m;
+  int n_tasks;
+  int has_seqft; /* every base weight trains with AdamW */
+  adamw opt_all;
   int has_lora;
   lora lo;
-  int has_full;   /* some base weights train */
-  adamw opt_full; /* over m->grads (the trainable base tensors) */
-  adamw opt_lora; /* over the active LoRA pair */
+  adamw opt_lora;         /* over the active pair */
+  gorp_space *lora_space; /* (L * LORA_N_TARGETS): bases of the LoRA A matrices */
+  float *pair_before;     /* (pair_size): the active pair before its update (project_update) */
+  int n_full;
+  full_target *full;
+  float *full_before; /* the largest full-rank target before its update (plain Adam,
+                         project_update) */
+  int projecting;     /* method gorp */
+  int input_axis;     /* gorp.axis = input */
+  int activation;     /* gorp.basis_source = activation */
+  linalg_ws ws;
   lora_dropout_ctx drop;
 } trainer;
 
 /* Sets up the method's trainable set on m (which must outlive the trainer) for n_tasks tasks;
- * attaches the adapters to m so that evaluation sees them. */
+ * attaches the adapters to m so that evaluation sees them. Refuses a bad combination of keys
+ * (naming them) before any training. */
 int trainer_create(trainer *t, model *m, const gorp_config *c, int n_tasks);
 void trainer_free(trainer *t);
-/* Before task `task` (0-based): a new adapter pair where the method wants one, fresh optimizers
- * (as the benchmark's training script starts each task) with the task's settings. */
+/* Before task `task` (0-based): a new adapter pair where the method wants one, fresh optimizer
+ * moments (as the benchmark's training script starts each task) with the task's settings. */
 int trainer_begin_task(trainer *t, int task, const task_train *tt);
 /* One optimizer step on tokens/targets (B, T); example_ids (B) are global example indices (they
  * key the dropout masks), step_key identifies the step (task, step). */
 int trainer_step(trainer *t, const int *tokens, const int *targets, const int64_t *example_ids,
                  int B, int T, uint64_t step_key, float *loss);
+/* With activation bases: adds the layer inputs of one batch (B, T; lengths (B) real tokens per
+ * row) of the finished task to the covariances. */
+int trainer_observe(trainer *t, const int *tokens, const int *lengths, int B, int T);
+/* After task `task`: extends every protected matrix's basis by the energy rule (method gorp);
+ * prints the basis sizes. */
+int trainer_end_task(trainer *t, int task);
 
 #endif

@@ -25,8 +25,11 @@ static int ensure_capacity(size_t n) {
 /* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands. */
 static void cuda_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
                       int lda, const float *b, int ldb, float beta, float *c, int ldc) {
-  size_t na = (size_t)(trans_a ? k : m) * lda, nb = (size_t)(trans_b ? n : k) * ldb,
-         nc = (size_t)m * ldc;
+  /* a row-major operand of R rows spans (R - 1) * ld + width floats: copy no more, so that a
+   * sub-block operand (a column offset inside a larger matrix) is never read past its end */
+  size_t na = (size_t)((trans_a ? k : m) - 1) * lda + (trans_a ? m : k),
+         nb = (size_t)((trans_b ? n : k) - 1) * ldb + (trans_b ? k : n),
+         nc = (size_t)(m - 1) * ldc + n;
   if (ensure_capacity(na + nb + nc)) {
     fprintf(stderr, "gorp: error: cudaMalloc of %zu floats failed\n", na + nb + nc);
     abort();
@@ -35,9 +38,9 @@ static void cuda_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha
   cudaMemcpy(da, a, na * sizeof(float), cudaMemcpyHostToDevice);
   cudaMemcpy(db, b, nb * sizeof(float), cudaMemcpyHostToDevice);
   if (beta != 0.0f) cudaMemcpy(dc, c, nc * sizeof(float), cudaMemcpyHostToDevice);
-  cublasStatus_t st = cublasSgemm(handle, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                  trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &alpha, db, ldb, da,
-                                  lda, &beta, dc, ldc);
+  cublasStatus_t st =
+      cublasSgemm(handle, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
+                  n, m, k, &alpha, db, ldb, da, lda, &beta, dc, ldc);
   if (st != CUBLAS_STATUS_SUCCESS) {
     fprintf(stderr, "gorp: error: cublasSgemm failed with status %d\n", (int)st);
     abort();

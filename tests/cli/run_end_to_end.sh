@@ -43,6 +43,14 @@ pred="$work/out/predictions/after_01/SST-2.jsonl"
 [ "$(wc -l <"$work/out/predictions/after_00/SST-2.jsonl" 2>/dev/null)" = 3 ] \
   && pass "zero-shot predictions written" || fail "no zero-shot predictions"
 
+# a Hugging Face tokenizer.json (GPT-2's byte-level BPE) in place of the byte tokenizer
+if "$GORP" run "$work/run.ini" --set data.tokenizer="$GORP_DATA/tokenizers/gpt2/tokenizer.json" \
+  --set run.out_dir=gpt2 >"$work/gpt2.log" 2>&1 && grep -q "vocab 50257" "$work/gpt2.log"; then
+  pass "gorp run with GPT-2's tokenizer.json (vocabulary 50257)"
+else
+  fail "gorp run with GPT-2's tokenizer.json:"; tail -5 "$work/gpt2.log"
+fi
+
 # the run's model file serves `gorp logits`
 printf '256 10 20 30\n256 40 50 60\n' >"$work/ids.txt"
 if "$GORP" logits --model "$work/out/model.h5" --tokens "$work/ids.txt" --out "$work/l.h5" \

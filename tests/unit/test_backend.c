@@ -17,7 +17,8 @@ static void naive(int ta, int tb, int m, int n, int k, float alpha, const float 
     for (int j = 0; j < n; j++) {
       double s = 0.0;
       for (int p = 0; p < k; p++)
-        s += (double)(ta ? a[p * lda + i] : a[i * lda + p]) * (tb ? b[j * ldb + p] : b[p * ldb + j]);
+        s +=
+            (double)(ta ? a[p * lda + i] : a[i * lda + p]) * (tb ? b[j * ldb + p] : b[p * ldb + j]);
       c[i * ldc + j] = (float)(alpha * s + beta * c[i * ldc + j]);
     }
 }

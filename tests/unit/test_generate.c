@@ -37,9 +37,16 @@ static int check(const model_config *cfg, int n_prompt, int max_new) {
 }
 
 int main(void) {
-  model_config mha = {.vocab_size = 31, .hidden_size = 24, .intermediate_size = 40,
-                      .num_layers = 2, .num_heads = 3, .num_kv_heads = 3, .head_dim = 8,
-                      .max_seq = 64, .rms_eps = 1e-5f, .rope_theta = 10000.0f};
+  model_config mha = {.vocab_size = 31,
+                      .hidden_size = 24,
+                      .intermediate_size = 40,
+                      .num_layers = 2,
+                      .num_heads = 3,
+                      .num_kv_heads = 3,
+                      .head_dim = 8,
+                      .max_seq = 64,
+                      .rms_eps = 1e-5f,
+                      .rope_theta = 10000.0f};
   model_config gqa = mha;
   gqa.num_heads = 4, gqa.num_kv_heads = 2, gqa.head_dim = 6, gqa.tie_embeddings = 1;
   int pass = 0, fail = 0;

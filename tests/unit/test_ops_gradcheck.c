@@ -53,9 +53,7 @@ static double dot(const float *a, const float *b, size_t n) {
 
 /* ---- matmul ---- */
 enum { N = 6, C = 10, OC = 7 };
-static struct {
-  float *x, *w, *y, *r;
-} mm;
+static struct { float *x, *w, *y, *r; } mm;
 static double mm_loss(void *ctx) {
   (void)ctx;
   matmul_forward(mm.y, mm.x, mm.w, N, C, OC);
@@ -81,9 +79,7 @@ static void test_matmul(void) {
 }
 
 /* ---- rmsnorm ---- */
-static struct {
-  float *x, *w, *y, *r, *rstd;
-} rn;
+static struct { float *x, *w, *y, *r, *rstd; } rn;
 static double rn_loss(void *ctx) {
   (void)ctx;
   rmsnorm_forward(rn.y, rn.rstd, rn.x, rn.w, N, C, 1e-5f);
@@ -102,9 +98,7 @@ static void test_rmsnorm(void) {
 
 /* ---- rope ---- */
 enum { RB = 2, RT = 5, RH = 3, RD = 8 };
-static struct {
-  float *x, *y, *r, *cs, *sn;
-} rp;
+static struct { float *x, *y, *r, *cs, *sn; } rp;
 static double rp_loss(void *ctx) {
   (void)ctx;
   memcpy(rp.y, rp.x, RB * RT * RH * RD * 4);
@@ -125,9 +119,7 @@ static void test_rope(void) {
 
 /* ---- attention (grouped-query: 4 heads over 2 kv heads) ---- */
 enum { AB = 2, AT = 5, AH = 4, AKV = 2, AD = 6 };
-static struct {
-  float *q, *k, *v, *y, *att, *r;
-} at;
+static struct { float *q, *k, *v, *y, *att, *r; } at;
 static double at_loss(void *ctx) {
   (void)ctx;
   attention_forward(at.y, at.att, at.q, at.k, at.v, AB, AT, AH, AKV, AD);
@@ -150,9 +142,7 @@ static void test_attention(void) {
 
 /* ---- swiglu ---- */
 enum { SN = 40 };
-static struct {
-  float *g, *u, *h, *r;
-} sw;
+static struct { float *g, *u, *h, *r; } sw;
 static double sw_loss(void *ctx) {
   (void)ctx;
   swiglu_forward(sw.h, sw.g, sw.u, SN);

@@ -1,0 +1,57 @@
+/* One-sided rank-k projected Adam (GaLore-like) for one full-rank weight W (m, n), as
+ * ../shared/DESIGN.md section 4 defines it: every `gap` steps the top-k singular vectors of the
+ * gradient on one side are taken (right, Q (k, n), when `right`; else left, P (m, k)); Adam runs on
+ * the compressed gradient R = G Q^T (m, k) (or P^T G (k, n)); the step is lr * scale * N Q (or
+ * P N). The Adam moments are kept across refreshes, as in GaLore.
+ * Optional protection by a stored basis S (GORP's shared space):
+ *   - on the input axis (S in R^n): G <- G - (G S) S^T before anything, and Q is then taken from
+ *     the projected G, so Q S = 0 and every step has dW S = 0 exactly;
+ *   - on the compressed gradient's uncompressed axis (paper): R (m, k) <- R - S (S^T R) with S in
+ *     R^m, or R (k, n) <- R - (R S) S^T with S in R^n, before the moments; with project_update also
+ *     the normalised update N, which makes the step exactly orthogonal to S.
+ * State: O(m k + k n) floats (Q or P, two moments, two scratch matrices), never O(m n).
+ * Not for: choosing targets or building S (trainer.c, gorp_basis.h). */
+#ifndef GORP_OPTIM_LOWRANK_H
+#define GORP_OPTIM_LOWRANK_H
+
+#include "gorp/linalg.h"
+
+#include <stddef.h>
+
+typedef struct lowrank_adam {
+  int m, n, k;
+  int right; /* 1: Q (k, n) and R (m, k); 0: P (m, k) and R (k, n) */
+  int gap;   /* refresh the projection every gap steps */
+  float lr, scale, beta1, beta2, eps, weight_decay;
+  svd_kind svd;
+  svd_opts opts;
+  long step;
+  float *proj;         /* Q (k, n) or P (m, k): the first part of the one allocation */
+  float *mom;          /* R's shape: first moment */
+  float *var;          /* R's shape: second moment */
+  float *R;            /* R's shape: compressed gradient */
+  float *N;            /* R's shape: normalised update */
+  size_t state_floats; /* floats held by this optimizer (the one allocation) */
+} lowrank_adam;
+
+/* The stored basis that protects W, or NULL: S (len, cap) row-major, r columns in use. */
+typedef struct lowrank_guard {
+  const float *S;
+  int r, cap;
+  int input_axis;     /* 1: S in R^n protects the input axis; 0: the paper's axis */
+  int project_update; /* paper axis: also project N */
+} lowrank_guard;
+
+int lowrank_init(lowrank_adam *o, int m, int n, int k, int right, int gap, float lr, float scale,
+                 float beta1, float beta2, float eps, float weight_decay, svd_kind svd,
+                 const svd_opts *opts);
+void lowrank_free(lowrank_adam *o);
+/* Resets the moments and the step count (a new task), keeping the allocation. */
+void lowrank_reset(lowrank_adam *o);
+/* Reserves w for this optimizer's SVDs and projections. */
+int lowrank_reserve(const lowrank_adam *o, linalg_ws *w);
+/* One step: W (m, n) updated from its gradient G (m, n), which is projected in place when the
+ * guard protects the input axis. */
+int lowrank_step(lowrank_adam *o, float *W, float *G, const lowrank_guard *g, linalg_ws *w);
+
+#endif

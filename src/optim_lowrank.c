@@ -1,0 +1,107 @@
+/* Rank-k projected Adam (see optim_lowrank.h). */
+#include "gorp/optim_lowrank.h"
+
+#include "gorp/backend.h"
+#include "gorp/err.h"
+#include "gorp/gorp_basis.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int lowrank_init(lowrank_adam *o, int m, int n, int k, int right, int gap, float lr, float scale,
+                 float beta1, float beta2, float eps, float weight_decay, svd_kind svd,
+                 const svd_opts *opts) {
+  memset(o, 0, sizeof(*o));
+  const int side = right ? n : m;
+  if (k < 1 || k > (m < n ? m : n))
+    GORP_ERR(GORP_EINPUT, "full.rank = %d must be in [1, %d] for a %d x %d weight", k,
+             m < n ? m : n, m, n);
+  *o = (lowrank_adam){.m = m,
+                      .n = n,
+                      .k = k,
+                      .right = right,
+                      .gap = gap,
+                      .lr = lr,
+                      .scale = scale,
+                      .beta1 = beta1,
+                      .beta2 = beta2,
+                      .eps = eps,
+                      .weight_decay = weight_decay,
+                      .svd = svd};
+  if (opts)
+    o->opts = *opts;
+  else
+    svd_opts_default(&o->opts);
+  const size_t proj = (size_t)k * side, rk = (size_t)k * (right ? m : n);
+  o->state_floats = proj + 4 * rk;
+  GORP_ALLOC(o->proj, o->state_floats, "rank-k Adam state");
+  o->mom = o->proj + proj;
+  o->var = o->mom + rk;
+  o->R = o->var + rk;
+  o->N = o->R + rk;
+  return GORP_OK;
+}
+
+void lowrank_free(lowrank_adam *o) {
+  free(o->proj);
+  memset(o, 0, sizeof(*o));
+}
+
+void lowrank_reset(lowrank_adam *o) {
+  const size_t rk = (size_t)o->k * (o->right ? o->m : o->n);
+  memset(o->mom, 0, 2 * rk * sizeof(float));
+  o->step = 0;
+}
+
+int lowrank_reserve(const lowrank_adam *o, linalg_ws *w) {
+  GORP_CALL(linalg_ws_reserve(w, o->m, o->n, o->k, &o->opts));
+  return GORP_OK;
+}
+
+/* R <- R - S (S^T R) on R's uncompressed axis (the paper's protection). */
+static int guard_compressed(const lowrank_adam *o, float *R, const lowrank_guard *g, linalg_ws *w) {
+  if (o->right) return gorp_project_rows(R, g->S, g->r, g->cap, o->m, o->k, w);
+  return gorp_project_cols(R, g->S, g->r, g->cap, o->n, o->k, w);
+}
+
+int lowrank_step(lowrank_adam *o, float *W, float *G, const lowrank_guard *g, linalg_ws *w) {
+  const backend_ops *be = backend_get();
+  const int m = o->m, n = o->n, k = o->k;
+  const int guarded = g && g->r > 0;
+  if (guarded && g->input_axis) GORP_CALL(gorp_project_cols(G, g->S, g->r, g->cap, n, m, w));
+  if (o->step % o->gap == 0) {
+    o->opts.counter++;
+    if (o->right)
+      GORP_CALL(linalg_topk_right(o->proj, NULL, G, m, n, k, o->svd, &o->opts, w));
+    else
+      GORP_CALL(linalg_topk_left(o->proj, NULL, G, m, n, k, o->svd, &o->opts, w));
+  }
+  o->step++;
+  const size_t rk = (size_t)k * (o->right ? m : n);
+  if (o->right) /* R (m, k) = G Q^T */
+    be->gemm(0, 1, m, k, n, 1.0f, G, n, o->proj, n, 0.0f, o->R, k);
+  else /* R (k, n) = P^T G */
+    be->gemm(1, 0, k, n, m, 1.0f, o->proj, k, G, n, 0.0f, o->R, n);
+  if (guarded && !g->input_axis) GORP_CALL(guard_compressed(o, o->R, g, w));
+  const double bc1 = 1.0 - pow(o->beta1, (double)o->step),
+               bc2 = 1.0 - pow(o->beta2, (double)o->step);
+  const float bc2_sqrt = (float)sqrt(bc2), inv_bc1 = (float)(1.0 / bc1);
+  for (size_t i = 0; i < rk; i++) {
+    const float r = o->R[i];
+    o->mom[i] += (r - o->mom[i]) * (1.0f - o->beta1);
+    o->var[i] = o->var[i] * o->beta2 + (1.0f - o->beta2) * r * r;
+    o->N[i] = o->mom[i] * inv_bc1 / (sqrtf(o->var[i]) / bc2_sqrt + o->eps);
+  }
+  if (guarded && !g->input_axis && g->project_update) GORP_CALL(guard_compressed(o, o->N, g, w));
+  if (o->weight_decay > 0.0f) {
+    const float decay = 1.0f - o->lr * o->weight_decay;
+    for (size_t i = 0; i < (size_t)m * n; i++) W[i] *= decay;
+  }
+  const float step = -o->lr * o->scale;
+  if (o->right) /* W += step * N Q */
+    be->gemm(0, 0, m, n, k, step, o->N, k, o->proj, n, 1.0f, W, n);
+  else /* W += step * P N */
+    be->gemm(0, 0, m, n, k, step, o->proj, k, o->N, n, 1.0f, W, n);
+  return GORP_OK;
+}

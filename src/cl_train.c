@@ -65,6 +65,33 @@ void cl_encoded_free(cl_encoded *e) {
   memset(e, 0, sizeof(*e));
 }
 
+int cl_encoded_append(cl_encoded *dst, const cl_encoded *src, int item_base) {
+  const size_t old_len = dst->n ? (size_t)dst->offset[dst->n - 1] + dst->length[dst->n - 1] : 0;
+  const size_t add_len = src->n ? (size_t)src->offset[src->n - 1] + src->length[src->n - 1] : 0;
+  const int n = dst->n + src->n;
+  int *off = realloc(dst->offset, (size_t)n * sizeof(int));
+  if (off) dst->offset = off;
+  int *len = off ? realloc(dst->length, (size_t)n * sizeof(int)) : NULL;
+  if (len) dst->length = len;
+  int *item = len ? realloc(dst->item, (size_t)n * sizeof(int)) : NULL;
+  if (item) dst->item = item;
+  int *tok = item ? realloc(dst->tokens, (old_len + add_len) * sizeof(int)) : NULL;
+  if (tok) dst->tokens = tok;
+  int *tgt = tok ? realloc(dst->targets, (old_len + add_len) * sizeof(int)) : NULL;
+  if (!tgt) GORP_ERR(GORP_EMEM, "out of memory joining the tasks' training examples");
+  dst->targets = tgt;
+  memcpy(dst->tokens + old_len, src->tokens, add_len * sizeof(int));
+  memcpy(dst->targets + old_len, src->targets, add_len * sizeof(int));
+  for (int i = 0; i < src->n; i++) {
+    dst->offset[dst->n + i] = (int)old_len + src->offset[i];
+    dst->length[dst->n + i] = src->length[i];
+    dst->item[dst->n + i] = item_base + src->item[i];
+  }
+  dst->n = n;
+  if (src->max_len > dst->max_len) dst->max_len = src->max_len;
+  return GORP_OK;
+}
+
 int cl_steps_for(const task_train *tt, int n_examples) {
   int per_epoch = (n_examples + tt->batch_size - 1) / tt->batch_size;
   int steps = per_epoch * tt->epochs;

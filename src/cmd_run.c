@@ -85,6 +85,45 @@ static void print_matrix(const gorp_config *c, const double *acc, const double *
   printf("AP %.2f  BWT %.2f  FWT %.2f  forgetting %.2f\n", s.ap, s.bwt, s.fwt, s.forgetting);
 }
 
+/* Trains on one encoded training set (a task, or for mtl the union), then lets the method
+ * update its subspaces. task_index keys the data order and dropout. */
+static int train_one(const gorp_config *c, trainer *tr, const tokenizer *tok, const cl_encoded *enc,
+                     const task_train *tt, int task_index, const char *name) {
+  int steps = cl_steps_for(tt, enc->n);
+  float *losses;
+  GORP_ALLOC(losses, steps, "loss curve");
+  GORP_CALL(trainer_begin_task(tr, task_index, tt));
+  GORP_CALL(cl_train_task(tr, enc, tok->pad_id, c, tt, task_index, name, losses, &steps));
+  print_loss_curve(losses, steps);
+  free(losses);
+  if (tr->activation) GORP_CALL(cl_observe_task(tr, enc, tok->pad_id, c));
+  return trainer_end_task(tr, task_index);
+}
+
+/* mtl: one training run on the union of every task's examples (each task's cap applies), then
+ * every task is evaluated in the last row; rows 1..T-1 stay unmeasured. */
+static int run_mtl(const gorp_config *c, trainer *tr, const tokenizer *tok, const cl_task *tasks,
+                   cl_results *res, const char *path) {
+  const int T = c->data.n_tasks;
+  cl_encoded all = {0};
+  for (int ti = 0; ti < T; ti++) {
+    cl_encoded enc;
+    GORP_CALL(cl_encode_train(&enc, tok, &tasks[ti], c, ti, tr->m->cfg.max_seq));
+    GORP_CALL(cl_encoded_append(&all, &enc, ti << 24));
+    cl_encoded_free(&enc);
+  }
+  task_train tt;
+  config_task_train(c, "", &tt);
+  printf("mtl: %d training examples of %d tasks at once (longest %d tokens), %d epochs, batch %d, "
+         "lr %g\n",
+         all.n, T, all.max_len, tt.epochs, tt.batch_size, tt.lr);
+  GORP_CALL(train_one(c, tr, tok, &all, &tt, 0, "mtl"));
+  cl_encoded_free(&all);
+  for (int i = 0; i < T; i++)
+    GORP_CALL(eval_cell(c, tr->m, tok, tasks, T, i, res->acc, res->in_list));
+  return cl_results_write(res, path);
+}
+
 /* Trains on every task in order; row 0 (zero-shot) evaluates every task, row j the tasks up to
  * j+1 (task j+1 before training it gives FWT). results.h5 is rewritten after every row. */
 static int run_tasks(const gorp_config *c, trainer *tr, const tokenizer *tok, const cl_task *tasks,
@@ -96,6 +135,7 @@ static int run_tasks(const gorp_config *c, trainer *tr, const tokenizer *tok, co
   printf("zero-shot evaluation of the base model\n");
   for (int i = 0; i < T; i++) GORP_CALL(eval_cell(c, m, tok, tasks, 0, i, res->acc, res->in_list));
   GORP_CALL(cl_results_write(res, path));
+  if (tr->method == METHOD_MTL) return run_mtl(c, tr, tok, tasks, res, path);
   for (int ti = 0; ti < T; ti++) {
     const cl_task *task = &tasks[ti];
     cl_encoded enc;
@@ -106,15 +146,7 @@ static int run_tasks(const gorp_config *c, trainer *tr, const tokenizer *tok, co
            "lr %g\n",
            ti + 1, T, task->task_type, task->dataset, enc.n, enc.max_len, tt.epochs, tt.batch_size,
            tt.lr);
-    int steps = cl_steps_for(&tt, enc.n);
-    float *losses;
-    GORP_ALLOC(losses, steps, "loss curve");
-    GORP_CALL(trainer_begin_task(tr, ti, &tt));
-    GORP_CALL(cl_train_task(tr, &enc, tok->pad_id, c, &tt, ti, task->dataset, losses, &steps));
-    print_loss_curve(losses, steps);
-    if (tr->activation) GORP_CALL(cl_observe_task(tr, &enc, tok->pad_id, c));
-    GORP_CALL(trainer_end_task(tr, ti));
-    free(losses);
+    GORP_CALL(train_one(c, tr, tok, &enc, &tt, ti, task->dataset));
     cl_encoded_free(&enc);
     for (int i = 0; i <= ti + 1 && i < T; i++)
       GORP_CALL(eval_cell(c, m, tok, tasks, ti + 1, i, res->acc, res->in_list));

@@ -84,11 +84,12 @@ static const config_key keys[] = {
     {"run", "backend", CFG_CHOICE, FIELD(run.backend), .def = "cpu", .choices = "cpu,cuda",
      .doc = "matrix backend"},
     {"run", "method", CFG_CHOICE, FIELD(run.method), .def = "seqft",
-     .choices = "seqft,seqlora,inclora,galore,gorp",
+     .choices = "seqft,seqlora,inclora,olora,nlora,galore,gorp,mtl",
      .doc = "training method: `seqft` every weight with AdamW; `seqlora` one LoRA pair reused "
-            "across tasks; `inclora` a new LoRA pair per task, earlier pairs frozen; `galore` "
+            "across tasks; `inclora` a new LoRA pair per task, earlier pairs frozen; `olora` "
+            "inclora + orthogonality loss; `nlora` inclora + L1 on the new pair; `galore` "
             "inclora + full.targets in a rank-k subspace; `gorp` galore + the shared gradient "
-            "space ([gorp]); see docs/ALGORITHM.md"},
+            "space ([gorp]); `mtl` every weight on all tasks at once; see docs/ALGORITHM.md"},
     {"run", "log_every", CFG_INT, FIELD(run.log_every), .def = "10", AT_LEAST(1),
      .doc = "print a progress line every N steps"},
 
@@ -185,6 +186,12 @@ static const config_key keys[] = {
      .flags = CFG_HI_OPEN, .doc = "dropout on the adapters' input while training"},
     {"lora", "lr", CFG_FLOAT, FIELD(lora.lr), .def = "2e-4", ABOVE(0),
      .doc = "learning rate of the adapters (train.lr is the full-weight learning rate)"},
+    {"lora", "olora_lambda1", CFG_FLOAT, FIELD(lora.olora_lambda1), .def = "0.5", AT_LEAST(0),
+     .doc = "olora: weight of sum |A_old A_new^T| (orthogonality of the new adapter)"},
+    {"lora", "olora_lambda2", CFG_FLOAT, FIELD(lora.olora_lambda2), .def = "0", AT_LEAST(0),
+     .doc = "olora: weight of the Frobenius norms of the new A and B"},
+    {"lora", "nlora_lambda", CFG_FLOAT, FIELD(lora.nlora_lambda), .def = "0.4", AT_LEAST(0),
+     .doc = "nlora: weight of the L1 norm of the new adapter pair"},
 
     {"full", "targets", CFG_LIST, FIELD(full.targets), FIELD(full.n_targets), .def = "gate",
      .doc = "full-rank weights that train (galore, gorp): any of q, k, v, o, gate, up, down, all"},

@@ -185,3 +185,55 @@ void lora_backward(lora *lo, float *dinp, const float *dout, const float *inp, i
       if (kept(lo, d, layer, target, n, i))
         dinp[(size_t)n * in + i] += lo->dxd[(size_t)n * in + i] * inv;
 }
+
+static float sign_of(float x) {
+  return (float)((x > 0.0f) - (x < 0.0f));
+}
+
+double lora_olora_penalty(lora *lo, float lambda1, float lambda2) {
+  const int active = lo->n_pairs - 1, r = lo->r;
+  const float *pair = lora_pair(lo, active);
+  double value = 0.0;
+  for (int l = 0; l < lo->L; l++)
+    for (int t = 0; t < LORA_N_TARGETS; t++) {
+      if (!(lo->targets >> t & 1)) continue;
+      const int in = lo->in[t];
+      const float *An = lora_A(lo, pair, l, t);
+      float *gA = lora_A(lo, lo->grads, l, t);
+      for (int p = 0; p < active && lambda1 > 0.0f; p++) {
+        const float *Ap = lora_A(lo, lora_pair(lo, p), l, t);
+        for (int j = 0; j < r; j++)
+          for (int k = 0; k < r; k++) {
+            double o = 0.0; /* O_jk = A_p[j] . A_new[k] */
+            for (int i = 0; i < in; i++)
+              o += (double)Ap[(size_t)j * in + i] * An[(size_t)k * in + i];
+            value += lambda1 * fabs(o);
+            const float g = lambda1 * sign_of((float)o);
+            for (int i = 0; i < in; i++) gA[(size_t)k * in + i] += g * Ap[(size_t)j * in + i];
+          }
+      }
+      if (lambda2 <= 0.0f) continue;
+      float *mats[2] = {(float *)An, lora_Bt(lo, pair, l, t)};
+      float *grads[2] = {gA, lora_Bt(lo, lo->grads, l, t)};
+      const size_t sizes[2] = {(size_t)r * in, (size_t)r * lo->out[t]};
+      for (int k = 0; k < 2; k++) {
+        double ss = 0.0;
+        for (size_t i = 0; i < sizes[k]; i++) ss += (double)mats[k][i] * mats[k][i];
+        const double norm = sqrt(ss);
+        value += lambda2 * norm;
+        if (norm > 0.0)
+          for (size_t i = 0; i < sizes[k]; i++) grads[k][i] += (float)(lambda2 * mats[k][i] / norm);
+      }
+    }
+  return value;
+}
+
+double lora_l1_penalty(lora *lo, float lambda) {
+  const float *pair = lora_pair(lo, lo->n_pairs - 1);
+  double value = 0.0;
+  for (size_t i = 0; i < lo->pair_size; i++) {
+    value += lambda * fabs(pair[i]);
+    lo->grads[i] += lambda * sign_of(pair[i]);
+  }
+  return value;
+}

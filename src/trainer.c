@@ -12,7 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const method_names[] = {"seqft", "seqlora", "inclora", "galore", "gorp"};
+static const char *const method_names[] = {"seqft", "seqlora", "inclora", "olora",
+                                           "nlora", "galore",  "gorp",    "mtl"};
 
 /* The model tensor of linear (layer, target): after the embedding, 9 per layer, the linears at
  * offsets 1-4 (q, k, v, o) and 6-8 (gate, up, down). */
@@ -145,7 +146,7 @@ int trainer_create(trainer *t, model *m, const gorp_config *c, int n_tasks) {
   t->m = m;
   t->n_tasks = n_tasks;
   GORP_CALL(method_index(c->run.method, &t->method));
-  t->has_seqft = t->method == METHOD_SEQFT;
+  t->has_seqft = t->method == METHOD_SEQFT || t->method == METHOD_MTL;
   t->has_lora = !t->has_seqft;
   t->projecting = t->method == METHOD_GORP;
   t->input_axis = t->projecting && !strcmp(c->gorp.axis, "input");
@@ -317,6 +318,11 @@ int trainer_step(trainer *t, const int *tokens, const int *targets, const int64_
   if (!rc) rc = model_backward(m);
   m->dropout = NULL;
   GORP_CALL(rc);
+  /* the regularisers' gradients join the loss's before clipping (the reported loss is the
+   * cross-entropy alone) */
+  if (t->method == METHOD_OLORA)
+    lora_olora_penalty(&t->lo, t->c->lora.olora_lambda1, t->c->lora.olora_lambda2);
+  if (t->method == METHOD_NLORA) lora_l1_penalty(&t->lo, t->c->lora.nlora_lambda);
   grad_segment segs[2];
   int n = 0;
   if (m->n_grads) segs[n++] = (grad_segment){m->grads, m->n_grads};

@@ -27,6 +27,9 @@ typedef struct cl_encoded {
 int cl_encode_train(cl_encoded *e, const tokenizer *tok, const cl_task *t, const gorp_config *c,
                     int task_index, int cap_len);
 void cl_encoded_free(cl_encoded *e);
+/* Appends src's examples to dst (mtl's union); their item indices are offset by item_base so
+ * that examples of different tasks key different dropout masks. */
+int cl_encoded_append(cl_encoded *dst, const cl_encoded *src, int item_base);
 
 /* Trains tr's model on the encoded examples for the task's epochs/max_steps/batch size (tt)
  * (batches padded with pad_id), printing a progress line every run.log_every steps. losses receives

@@ -20,7 +20,7 @@ typedef struct gorp_config {
     char *out_dir; /* run directory: results, checkpoints, predictions */
     uint64_t seed; /* key of every random choice */
     char *backend; /* "cpu" or "cuda" */
-    char *method;  /* seqft, seqlora, inclora, galore, gorp (see docs/ALGORITHM.md) */
+    char *method;  /* seqft ... mtl (see docs/ALGORITHM.md) */
     int log_every; /* progress line every N steps */
   } run;
   struct {
@@ -63,6 +63,7 @@ typedef struct gorp_config {
     int n_targets;
     int r;
     float alpha, dropout, lr;
+    float olora_lambda1, olora_lambda2, nlora_lambda;
   } lora;
   struct {
     char **targets; /* n_targets: full-rank weights trained by galore/gorp */

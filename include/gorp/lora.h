@@ -72,4 +72,12 @@ void lora_forward_add(lora *lo, float *out, const float *inp, int layer, int tar
 void lora_backward(lora *lo, float *dinp, const float *dout, const float *inp, int layer,
                    int target, int N, const lora_dropout_ctx *d);
 
+/* O-LoRA's regulariser on the active pair (Wang et al. 2023, as released):
+ *   lambda1 * sum_{earlier pairs p, layers, targets} sum_jk |(A_p A_new^T)_jk|
+ *   + lambda2 * sum_{new A and B matrices} ||X||_F
+ * Returns its value and adds its gradient to lo->grads (|x| and ||X|| have gradient 0 at 0). */
+double lora_olora_penalty(lora *lo, float lambda1, float lambda2);
+/* N-LoRA's regulariser: lambda * sum |x| over the active pair's A and B; value, gradient added. */
+double lora_l1_penalty(lora *lo, float lambda);
+
 #endif

@@ -20,8 +20,11 @@ typedef enum {
   METHOD_SEQFT,
   METHOD_SEQLORA,
   METHOD_INCLORA,
+  METHOD_OLORA,
+  METHOD_NLORA,
   METHOD_GALORE,
-  METHOD_GORP
+  METHOD_GORP,
+  METHOD_MTL /* the runner trains once on the union of the tasks; weights as seqft */
 } method_kind;
 
 /* A stored basis S (len, cap) row-major, r columns in use: the shared space of one matrix. */

@@ -41,7 +41,7 @@ run_method() {
     fail "$name:"; tail -5 "$work/$name.log"
   fi
 }
-for m in seqft seqlora inclora galore gorp; do run_method "$m" --set run.method="$m"; done
+for m in seqft seqlora inclora olora nlora galore gorp mtl; do run_method "$m" --set run.method="$m"; done
 run_method gorp_input --set run.method=gorp --set gorp.axis=input --set gorp.project_update=true
 run_method gorp_activation --set run.method=gorp --set gorp.axis=input \
   --set gorp.basis_source=activation --set full.optimizer=adam --set full.targets=all

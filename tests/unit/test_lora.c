@@ -120,6 +120,36 @@ int main(void) {
   for (int i = 0; i < m.n_tensors; i++) none &= !m.tensors[i].trainable;
   report(none && m.n_grads == 0 && m.gw.layers[0].wq == NULL,
          "frozen base weights have no gradient storage", (double)m.n_grads);
+  /* O-LoRA's and N-LoRA's penalties against central differences of their values, with three
+   * pairs (two earlier ones frozen); lambda2 > 0 so the norm term is checked too */
+  lora_begin_task(&lo, 1, 2, 0);
+  float *third = lo.params + 2 * lo.pair_size;
+  for (size_t i = 0; i < lo.pair_size; i++) third[i] = (float)(0.3 * rng_normal(9, 9, 3, i));
+  for (int which = 0; which < 2; which++) {
+    memset(lo.grads, 0, lo.pair_size * sizeof(float));
+    const double v0 = which ? lora_l1_penalty(&lo, 0.4f) : lora_olora_penalty(&lo, 0.5f, 0.3f);
+    float *g = malloc(lo.pair_size * sizeof(float));
+    memcpy(g, lo.grads, lo.pair_size * sizeof(float));
+    double worst_pen = 0.0, gm = 0.0;
+    for (size_t i = 0; i < lo.pair_size; i++) gm = fmax(gm, fabs(g[i]));
+    for (int k = 0; k < 60; k++) {
+      size_t i = (size_t)(rng_uniform(6, 6, (uint64_t)which, (uint64_t)k) * lo.pair_size);
+      const float hh = 1e-3f, keep = third[i];
+      double vals[2];
+      for (int sgn = 0; sgn < 2; sgn++) {
+        third[i] = keep + (sgn ? -hh : hh);
+        vals[sgn] = which ? lora_l1_penalty(&lo, 0.4f) : lora_olora_penalty(&lo, 0.5f, 0.3f);
+      }
+      third[i] = keep;
+      const double num = (vals[0] - vals[1]) / (2 * hh);
+      worst_pen = fmax(worst_pen, fabs(num - g[i]) / (fabs(g[i]) + 1e-2 * gm));
+    }
+    report(worst_pen < 2e-2 && v0 > 0,
+           which ? "N-LoRA L1 penalty gradient vs central differences"
+                 : "O-LoRA orthogonality + norm penalty gradient vs central differences",
+           worst_pen);
+    free(g);
+  }
   lora_free(&lo);
   m.lora = NULL;
   model_free(&m);

@@ -1,6 +1,7 @@
 /* Unit tests of the config module: defaults, parsing every type, path resolution, overrides,
  * every error case (code and a message naming the key), the canonical text and its hash, and the
  * agreement of the schema table with docs/CONFIG.md. No MPI. */
+#include "testutil.h"
 #include "gorp/config.h"
 
 #include "gorp/err.h"
@@ -12,20 +13,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                                           \
-  do {                                                                                             \
-    if (cond) {                                                                                    \
-      passed++;                                                                                    \
-    } else {                                                                                       \
-      failed++;                                                                                    \
-      printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                                       \
-      printf(__VA_ARGS__);                                                                         \
-      printf("\n");                                                                                \
-    }                                                                                              \
-  } while (0)
 
 static char tmp_dir[] = "/tmp/gorp_test_config_XXXXXX";
 static char written[64][PATH_MAX]; /* files to remove at the end, then their folders */
@@ -43,30 +30,6 @@ static const char *write_file(const char *name, const char *text) {
   fputs(text, f);
   fclose(f);
   return path;
-}
-
-/* stderr goes to a temporary file between capture_begin and capture_end. */
-static int saved_stderr = -1;
-static FILE *captured;
-
-static void capture_begin(void) {
-  fflush(stderr);
-  captured = tmpfile();
-  saved_stderr = dup(2);
-  dup2(fileno(captured), 2);
-}
-
-/* Returns what was written to stderr (malloc'd). */
-static char *capture_end(void) {
-  fflush(stderr);
-  dup2(saved_stderr, 2);
-  close(saved_stderr);
-  long n = ftell(captured);
-  char *text = calloc((size_t)n + 1, 1);
-  rewind(captured);
-  if (fread(text, 1, (size_t)n, captured) != (size_t)n) text[0] = '\0';
-  fclose(captured);
-  return text;
 }
 
 static void test_defaults_fill_every_key_and_derive_heads(void) {
@@ -550,6 +513,5 @@ int main(void) {
   snprintf(sub, sizeof(sub), "%s/sub", tmp_dir);
   rmdir(sub);
   rmdir(tmp_dir);
-  printf("%d passed, %d failed\n", passed, failed);
-  return failed != 0;
+  return tests_finish();
 }

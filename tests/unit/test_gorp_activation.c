@@ -5,13 +5,13 @@
  * <= 1e-4). Checked for the q_proj LoRA A (input = attention norm output) and the down_proj
  * full-rank weight (input = the SwiGLU product) of layer 1. */
 #include "gorp/config.h"
+#include "testutil.h"
 #include "gorp/trainer.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 enum { B = 4, T = 10, N = B * T };
 
@@ -86,19 +86,13 @@ static int compare(const char *name, const gorp_space *s, const float *X, int n,
 }
 
 int main(void) {
-  char dir[] = "/tmp/gorp_act_XXXXXX", path[64];
-  if (!mkdtemp(dir)) return 1;
-  snprintf(path, sizeof(path), "%s/c.ini", dir);
-  FILE *f = fopen(path, "w");
-  fputs("[run]\nmethod = gorp\n[data]\nroot = /r\ninstructions = /i\ntasks = a\n"
-        "[lora]\ntargets = q\n[full]\ntargets = down\noptimizer = adam\n"
-        "[gorp]\naxis = input\nbasis_source = activation\nenergy = 0.9\n",
-        f);
-  fclose(f);
   gorp_config c;
-  if (config_load(&c, path, NULL, 0)) return 1;
-  unlink(path);
-  rmdir(dir);
+  if (config_from_text(&c,
+                       "[run]\nmethod = gorp\n[data]\nroot = /r\ninstructions = /i\ntasks = a\n"
+                       "[lora]\ntargets = q\n[full]\ntargets = down\noptimizer = adam\n"
+                       "[gorp]\naxis = input\nbasis_source = activation\nenergy = 0.9\n",
+                       NULL, 0))
+    return 1;
   const model_config mc = {.vocab_size = 40,
                            .hidden_size = 16,
                            .intermediate_size = 24,

@@ -5,6 +5,7 @@
  * shapes (m >= n: right vectors; m < n: left vectors) are covered; weight decay is 0 (decay moves
  * a weight in every direction by design). */
 #include "gorp/config.h"
+#include "testutil.h"
 #include "gorp/gorp_basis.h"
 #include "gorp/trainer.h"
 
@@ -12,9 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-static int n_pass, n_fail;
 
 enum { B = 3, T = 9 };
 static int tokens[B * T], targets[B * T];
@@ -43,23 +41,17 @@ static double residual(const float *D, int rows, int cols, const gorp_space *s, 
 }
 
 static void run_case(const char *name, char **overrides, int n_over, int expect_orthogonal) {
-  char dir[] = "/tmp/gorp_orth_XXXXXX", path[64];
-  if (!mkdtemp(dir)) return;
-  snprintf(path, sizeof(path), "%s/c.ini", dir);
-  FILE *f = fopen(path, "w");
-  fputs("[run]\nmethod = gorp\n[data]\nroot = /r\ninstructions = /i\ntasks = a, b\n"
-        "[lora]\ntargets = all\nlr = 1e-2\n[full]\ntargets = all\nlr = 1e-2\nrank = 3\n"
-        "update_gap = 4\n[gorp]\nenergy = 0.95\nproject_update = true\n",
-        f);
-  fclose(f);
   gorp_config c;
-  if (config_load(&c, path, overrides, n_over)) {
+  if (config_from_text(&c,
+                       "[run]\nmethod = gorp\n[data]\nroot = /r\ninstructions = /i\n"
+                       "tasks = a, b\n[lora]\ntargets = all\nlr = 1e-2\n[full]\ntargets = all\n"
+                       "lr = 1e-2\nrank = 3\nupdate_gap = 4\n[gorp]\nenergy = 0.95\n"
+                       "project_update = true\n",
+                       overrides, n_over)) {
     printf("FAIL %s: config\n", name);
     n_fail++;
     return;
   }
-  unlink(path);
-  rmdir(dir);
   const model_config mc = {.vocab_size = 29,
                            .hidden_size = 16,
                            .intermediate_size = 24,
@@ -148,6 +140,5 @@ int main(void) {
   run_case("input axis, plain Adam", input_adam, 2, 1);
   /* control: without project_update Adam's scaling leaves the complement, and the test sees it */
   run_case("control: paper axes without project_update", control, 2, 0);
-  printf("%d passed, %d failed\n", n_pass, n_fail);
-  return n_fail != 0;
+  return tests_finish();
 }

@@ -3,7 +3,7 @@
  * other format version) with the dataset named, a /model group inside a larger checkpoint, atomic
  * save leaving an existing file alone, exact F16/BF16 conversion, and safetensors header checks.
  * Not for: import-hf end to end (tests/cli/import_errors.sh). No MPI. */
-#define _XOPEN_SOURCE 700 /* nftw, to remove the temporary folder */
+#include "testutil.h"
 #include "gorp/crc.h"
 #include "gorp/err.h"
 #include "gorp/hf_import.h"
@@ -23,72 +23,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int n_pass, n_fail;
-
-#define CHECK(cond, ...)                                                                           \
-  do {                                                                                             \
-    if (cond) {                                                                                    \
-      n_pass++;                                                                                    \
-    } else {                                                                                       \
-      n_fail++;                                                                                    \
-      printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                                       \
-      printf(__VA_ARGS__);                                                                         \
-      printf("\n");                                                                                \
-    }                                                                                              \
-  } while (0)
-
 static char tmp_dir[PATH_MAX]; /* mkdtemp folder for model files and captured stderr */
 
 /* ---- helpers ----------------------------------------------------------------------------------
  */
-
-static void fmt_path(char out[PATH_MAX], const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void fmt_path(char out[PATH_MAX], const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  int len = vsnprintf(out, PATH_MAX, fmt, ap);
-  va_end(ap);
-  if (len < 0 || len >= PATH_MAX) {
-    fprintf(stderr, "test_modelfile: path too long: %s\n", out);
-    exit(2);
-  }
-}
-
-static int capture_fd = -1, saved_stderr = -1;
-static char capture_path[PATH_MAX];
-
-/* Sends stderr to a file until capture_end, so error messages can be checked. */
-static void capture_begin(void) {
-  fmt_path(capture_path, "%s/stderr.txt", tmp_dir);
-  fflush(stderr);
-  capture_fd = open(capture_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  saved_stderr = dup(2);
-  if (capture_fd < 0 || saved_stderr < 0 || dup2(capture_fd, 2) < 0) {
-    perror("test_modelfile: capturing stderr");
-    exit(2);
-  }
-}
-
-/* Restores stderr and returns what was written to it (malloc'd). */
-static char *capture_end(void) {
-  fflush(stderr);
-  dup2(saved_stderr, 2);
-  close(saved_stderr);
-  close(capture_fd);
-  FILE *f = fopen(capture_path, "rb");
-  char *buf = calloc(1, 65536);
-  if (!f || !buf) exit(2);
-  size_t len = fread(buf, 1, 65535, f);
-  buf[len] = '\0';
-  fclose(f);
-  return buf;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-  (void)st, (void)flag, (void)ftw;
-  return remove(path);
-}
 
 static model_config tiny_config(int tie) {
   return (model_config){.vocab_size = 11,
@@ -587,7 +525,6 @@ int main(void) {
   test_load_refuses_file_that_is_not_hdf5();
   test_load_reads_model_group_inside_a_checkpoint();
   test_failed_save_leaves_existing_file_and_no_tmp();
-  nftw(tmp_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-  printf("%d passed, %d failed\n", n_pass, n_fail);
-  return n_fail ? 1 : 0;
+  rm_tree(tmp_dir);
+  return tests_finish();
 }

@@ -14,6 +14,7 @@
  * <prefix>.classes (tokenizer_codepoint_class of U+0000..U+10FFFF, one hex digit each). It
  * prints the encoding time of each tokenizer.
  * Not for: agreement with the library on real text (the reference test does that). No MPI. */
+#include "testutil.h"
 #include "gorp/err.h"
 #include "gorp/tokenizer.h"
 
@@ -25,20 +26,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-static int n_pass, n_fail;
-
-#define CHECK(cond, ...)                                                                           \
-  do {                                                                                             \
-    if (cond) {                                                                                    \
-      n_pass++;                                                                                    \
-    } else {                                                                                       \
-      n_fail++;                                                                                    \
-      printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                                       \
-      printf(__VA_ARGS__);                                                                         \
-      printf("\n");                                                                                \
-    }                                                                                              \
-  } while (0)
 
 static char data_dir[PATH_MAX], tmp_dir[PATH_MAX];
 

@@ -1,0 +1,78 @@
+/* Shared helpers of the C unit tests (see testutil.h). */
+#define _XOPEN_SOURCE 700 /* nftw */
+#include "testutil.h"
+
+#include "gorp/config.h"
+
+#include <ftw.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int n_pass, n_fail;
+
+static int saved_stderr = -1;
+static FILE *captured;
+
+void capture_begin(void) {
+  fflush(stderr);
+  captured = tmpfile();
+  saved_stderr = dup(2);
+  if (!captured || saved_stderr < 0 || dup2(fileno(captured), 2) < 0) {
+    perror("capturing stderr");
+    exit(2);
+  }
+}
+
+char *capture_end(void) {
+  fflush(stderr);
+  dup2(saved_stderr, 2);
+  close(saved_stderr);
+  long n = ftell(captured);
+  char *text = calloc((size_t)n + 1, 1);
+  if (!text) exit(2);
+  rewind(captured);
+  if (fread(text, 1, (size_t)n, captured) != (size_t)n) text[0] = '\0';
+  fclose(captured);
+  return text;
+}
+
+int tests_finish(void) {
+  printf("%d passed, %d failed\n", n_pass, n_fail);
+  return n_fail != 0;
+}
+
+void fmt_path(char *out, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int len = vsnprintf(out, PATH_MAX, fmt, ap);
+  va_end(ap);
+  if (len < 0 || len >= PATH_MAX) {
+    fprintf(stderr, "path too long: %s\n", out);
+    exit(2);
+  }
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st, (void)flag, (void)ftw;
+  return remove(path);
+}
+
+void rm_tree(const char *dir) {
+  nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int config_from_text(gorp_config *c, const char *text, char *const *overrides, int n) {
+  char dir[] = "/tmp/gorp_test_cfg_XXXXXX", path[64];
+  if (!mkdtemp(dir)) return 1;
+  snprintf(path, sizeof(path), "%s/c.ini", dir);
+  FILE *f = fopen(path, "w");
+  if (!f) return 1;
+  fputs(text, f);
+  fclose(f);
+  const int rc = config_load(c, path, overrides, n);
+  rm_tree(dir);
+  return rc;
+}

@@ -123,8 +123,8 @@ static int batch_fill(int *tokens, int *targets, const cl_encoded *e, const int 
 }
 
 int cl_train_task(trainer *tr, const cl_encoded *e, int pad_id, const gorp_config *c,
-                  const task_train *tt, int task_index, const char *task_name, float *losses,
-                  int *n_steps) {
+                  const task_train *tt, int task_index, const char *task_name, int start_step,
+                  float *losses, int *n_steps, const cl_hook *hook) {
   const int Bmax = tt->batch_size, steps = cl_steps_for(tt, e->n);
   if (steps > *n_steps) GORP_ERR(GORP_EINPUT, "loss buffer too small for %d steps", steps);
   int *order, *tokens, *targets;
@@ -136,7 +136,15 @@ int cl_train_task(trainer *tr, const cl_encoded *e, int pad_id, const gorp_confi
   GORP_CALL(model_reserve(tr->m, Bmax, e->max_len));
   const double t0 = now_s();
   double tokens_seen = 0.0;
-  int step = 0, epoch = 0, pos = e->n;
+  /* the data cursor is a function of the step: a resumed task replays the same batches */
+  const int per_epoch = (e->n + Bmax - 1) / Bmax;
+  int step = start_step, epoch = start_step / per_epoch, pos = (start_step % per_epoch) * Bmax;
+  if (pos == 0) {
+    pos = e->n;
+  } else {
+    rng_permutation(order, e->n, c->run.seed, ((uint64_t)task_index << 32) | (uint64_t)(epoch + 1));
+    epoch++;
+  }
   while (step < steps) {
     if (pos >= e->n) {
       rng_permutation(order, e->n, c->run.seed,
@@ -160,8 +168,19 @@ int cl_train_task(trainer *tr, const cl_encoded *e, int pad_id, const gorp_confi
     if (step % c->run.log_every == 0 || step == steps) {
       const double el = now_s() - t0;
       printf("  %s step %5d/%d  loss %.4f  %8.0f tok/s  elapsed %6.1fs  eta %6.1fs\n", task_name,
-             step, steps, loss, tokens_seen / el, el, el / step * (steps - step));
+             step, steps, loss, tokens_seen / el, el, el / (step - start_step) * (steps - step));
       fflush(stdout);
+    }
+    if (hook && step < steps) {
+      const int stop = hook->after_step(hook->ctx, step, losses);
+      if (stop) {
+        *n_steps = step;
+        free(order);
+        free(ids);
+        free(tokens);
+        free(targets);
+        return stop;
+      }
     }
   }
   *n_steps = step;

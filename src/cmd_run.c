@@ -1,11 +1,14 @@
-/* gorp run CONFIG.ini [--set section.key=value]...: builds or loads the model, evaluates it
- * zero-shot, then trains on every task of data.tasks in order and evaluates after each task,
- * printing progress, loss curves, the accuracy matrix and AP/BWT/FWT/forgetting; writes
- * results.h5, predictions and the final model into run.out_dir. */
+/* gorp run CONFIG.ini [--set section.key=value]... [--force-config]: builds or loads the model,
+ * evaluates it zero-shot, then trains on every task of data.tasks in order and evaluates after
+ * each task, printing progress, loss curves, the accuracy matrix and AP/BWT/FWT/forgetting;
+ * writes results.h5, predictions, checkpoints and the final model into run.out_dir. A run
+ * directory that holds checkpoints is resumed from its LATEST; SIGTERM/SIGUSR1 checkpoint and
+ * exit with CKPT_EXIT_RESUBMIT. */
 #include "gorp/backend.h"
 #include "gorp/cl.h"
 #include "gorp/cl_metrics.h"
 #include "gorp/cl_results.h"
+#include "gorp/ckpt.h"
 #include "gorp/cmd.h"
 #include "gorp/err.h"
 #include "gorp/fsutil.h"
@@ -13,6 +16,7 @@
 
 #include <math.h>
 #include <mpi.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,30 +89,93 @@ static void print_matrix(const gorp_config *c, const double *acc, const double *
   printf("AP %.2f  BWT %.2f  FWT %.2f  forgetting %.2f\n", s.ap, s.bwt, s.fwt, s.forgetting);
 }
 
-/* Trains on one encoded training set (a task, or for mtl the union), then lets the method
- * update its subspaces. task_index keys the data order and dropout. */
-static int train_one(const gorp_config *c, trainer *tr, const tokenizer *tok, const cl_encoded *enc,
-                     const task_train *tt, int task_index, const char *name) {
-  int steps = cl_steps_for(tt, enc->n);
+/* Everything a run carries from task to task. */
+typedef struct run_ctx {
+  const gorp_config *c;
+  trainer *tr;
+  const tokenizer *tok;
+  const cl_task *tasks;
+  cl_results *res;
+  char results_path[4096];
+  ckpt_pos resume; /* where a resumed run continues (task -2: a fresh run) */
+} run_ctx;
+
+static volatile sig_atomic_t stop_requested; /* SIGTERM / SIGUSR1: checkpoint and exit */
+
+static void on_stop_signal(int sig) {
+  (void)sig;
+  stop_requested = 1;
+}
+
+/* Mid-task checkpoints (every run.checkpoint_every steps) and the checkpoint-and-stop on a
+ * signal, between two training steps. */
+typedef struct step_ctx {
+  run_ctx *r;
+  int task;
+} step_ctx;
+
+static int after_step(void *ctx, int step, const float *losses) {
+  step_ctx *s = ctx;
+  const gorp_config *c = s->r->c;
+  const int every = c->run.checkpoint_every;
+  if (!stop_requested && !(every > 0 && step % every == 0)) return GORP_OK;
+  const ckpt_pos pos = {.task = s->task, .step = step, .done = 0, .losses = (float *)losses};
+  GORP_CALL(ckpt_save(c, s->r->tr, s->r->res, &pos));
+  if (!stop_requested) return GORP_OK;
+  printf("gorp run: stopped by a signal after step %d of task %d; checkpoint written, resubmit "
+         "to continue (exit code %d)\n",
+         step, s->task + 1, CKPT_EXIT_RESUBMIT);
+  return CKPT_EXIT_RESUBMIT;
+}
+
+/* Saves the state after task `task` (-1: the zero-shot row) is complete; then honours a stop. */
+static int task_done(run_ctx *r, int task) {
+  const ckpt_pos pos = {.task = task, .step = 0, .done = 1};
+  GORP_CALL(ckpt_save(r->c, r->tr, r->res, &pos));
+  if (!stop_requested) return GORP_OK;
+  printf("gorp run: stopped by a signal after task %d; checkpoint written, resubmit to continue "
+         "(exit code %d)\n",
+         task + 1, CKPT_EXIT_RESUBMIT);
+  return CKPT_EXIT_RESUBMIT;
+}
+
+/* Trains on one encoded training set (a task, or for mtl the union), from a resumed step when
+ * the checkpoint says so, then lets the method update its subspaces. */
+static int train_one(run_ctx *r, const cl_encoded *enc, const task_train *tt, int task_index,
+                     const char *name) {
+  const gorp_config *c = r->c;
+  int steps = cl_steps_for(tt, enc->n), start = 0;
   float *losses;
   GORP_ALLOC(losses, steps, "loss curve");
-  GORP_CALL(trainer_begin_task(tr, task_index, tt));
-  GORP_CALL(cl_train_task(tr, enc, tok->pad_id, c, tt, task_index, name, losses, &steps));
-  print_loss_curve(losses, steps);
+  if (r->resume.task == task_index && !r->resume.done) { /* the trainer holds the task's state */
+    start = r->resume.step;
+    if (start > steps) GORP_ERR(GORP_EINPUT, "checkpoint: step %d of a %d-step task", start, steps);
+    if (start) memcpy(losses, r->resume.losses, (size_t)start * sizeof(float));
+    printf("  resuming %s at step %d of %d\n", name, start, steps);
+  } else {
+    GORP_CALL(trainer_begin_task(r->tr, task_index, tt));
+  }
+  step_ctx sc = {.r = r, .task = task_index};
+  const cl_hook hook = {.after_step = after_step, .ctx = &sc};
+  int rc = cl_train_task(r->tr, enc, r->tok->pad_id, c, tt, task_index, name, start, losses, &steps,
+                         &hook);
+  if (!rc) print_loss_curve(losses, steps);
   free(losses);
-  if (tr->activation) GORP_CALL(cl_observe_task(tr, enc, tok->pad_id, c));
-  return trainer_end_task(tr, task_index);
+  if (rc == CKPT_EXIT_RESUBMIT) return rc;
+  GORP_CALL(rc);
+  if (r->tr->activation) GORP_CALL(cl_observe_task(r->tr, enc, r->tok->pad_id, c));
+  return trainer_end_task(r->tr, task_index);
 }
 
 /* mtl: one training run on the union of every task's examples (each task's cap applies), then
  * every task is evaluated in the last row; rows 1..T-1 stay unmeasured. */
-static int run_mtl(const gorp_config *c, trainer *tr, const tokenizer *tok, const cl_task *tasks,
-                   cl_results *res, const char *path) {
+static int run_mtl(run_ctx *r) {
+  const gorp_config *c = r->c;
   const int T = c->data.n_tasks;
   cl_encoded all = {0};
   for (int ti = 0; ti < T; ti++) {
     cl_encoded enc;
-    GORP_CALL(cl_encode_train(&enc, tok, &tasks[ti], c, ti, tr->m->cfg.max_seq));
+    GORP_CALL(cl_encode_train(&enc, r->tok, &r->tasks[ti], c, ti, r->tr->m->cfg.max_seq));
     GORP_CALL(cl_encoded_append(&all, &enc, ti << 24));
     cl_encoded_free(&enc);
   }
@@ -117,40 +184,52 @@ static int run_mtl(const gorp_config *c, trainer *tr, const tokenizer *tok, cons
   printf("mtl: %d training examples of %d tasks at once (longest %d tokens), %d epochs, batch %d, "
          "lr %g\n",
          all.n, T, all.max_len, tt.epochs, tt.batch_size, tt.lr);
-  GORP_CALL(train_one(c, tr, tok, &all, &tt, 0, "mtl"));
+  const int rc = train_one(r, &all, &tt, 0, "mtl");
   cl_encoded_free(&all);
+  if (rc) return rc;
   for (int i = 0; i < T; i++)
-    GORP_CALL(eval_cell(c, tr->m, tok, tasks, T, i, res->acc, res->in_list));
-  return cl_results_write(res, path);
+    GORP_CALL(eval_cell(c, r->tr->m, r->tok, r->tasks, T, i, r->res->acc, r->res->in_list));
+  GORP_CALL(cl_results_write(r->res, r->results_path));
+  return task_done(r, 0);
 }
 
 /* Trains on every task in order; row 0 (zero-shot) evaluates every task, row j the tasks up to
- * j+1 (task j+1 before training it gives FWT). results.h5 is rewritten after every row. */
-static int run_tasks(const gorp_config *c, trainer *tr, const tokenizer *tok, const cl_task *tasks,
-                     cl_results *res) {
-  model *m = tr->m;
+ * j+1 (task j+1 before training it gives FWT). results.h5 is rewritten and a checkpoint saved
+ * after every row; a resumed run continues after the last completed part. */
+static int run_tasks(run_ctx *r) {
+  const gorp_config *c = r->c;
+  model *m = r->tr->m;
   const int T = c->data.n_tasks;
-  char path[4096];
-  snprintf(path, sizeof(path), "%s/results.h5", c->run.out_dir);
-  printf("zero-shot evaluation of the base model\n");
-  for (int i = 0; i < T; i++) GORP_CALL(eval_cell(c, m, tok, tasks, 0, i, res->acc, res->in_list));
-  GORP_CALL(cl_results_write(res, path));
-  if (tr->method == METHOD_MTL) return run_mtl(c, tr, tok, tasks, res, path);
-  for (int ti = 0; ti < T; ti++) {
-    const cl_task *task = &tasks[ti];
+  int first = 0;
+  if (r->resume.task == -2) {
+    printf("zero-shot evaluation of the base model\n");
+    for (int i = 0; i < T; i++)
+      GORP_CALL(eval_cell(c, m, r->tok, r->tasks, 0, i, r->res->acc, r->res->in_list));
+    GORP_CALL(cl_results_write(r->res, r->results_path));
+    const int rc = task_done(r, -1);
+    if (rc) return rc;
+  } else {
+    first = r->resume.done ? r->resume.task + 1 : r->resume.task;
+  }
+  if (r->tr->method == METHOD_MTL) return first == 0 ? run_mtl(r) : GORP_OK;
+  for (int ti = first; ti < T; ti++) {
+    const cl_task *task = &r->tasks[ti];
     cl_encoded enc;
-    GORP_CALL(cl_encode_train(&enc, tok, task, c, ti, m->cfg.max_seq));
+    GORP_CALL(cl_encode_train(&enc, r->tok, task, c, ti, m->cfg.max_seq));
     task_train tt;
     config_task_train(c, task->dataset, &tt);
     printf("task %d/%d %s/%s: %d training examples (longest %d tokens), %d epochs, batch %d, "
            "lr %g\n",
            ti + 1, T, task->task_type, task->dataset, enc.n, enc.max_len, tt.epochs, tt.batch_size,
            tt.lr);
-    GORP_CALL(train_one(c, tr, tok, &enc, &tt, ti, task->dataset));
+    const int rc = train_one(r, &enc, &tt, ti, task->dataset);
     cl_encoded_free(&enc);
+    if (rc) return rc;
     for (int i = 0; i <= ti + 1 && i < T; i++)
-      GORP_CALL(eval_cell(c, m, tok, tasks, ti + 1, i, res->acc, res->in_list));
-    GORP_CALL(cl_results_write(res, path));
+      GORP_CALL(eval_cell(c, m, r->tok, r->tasks, ti + 1, i, r->res->acc, r->res->in_list));
+    GORP_CALL(cl_results_write(r->res, r->results_path));
+    const int stop = task_done(r, ti);
+    if (stop) return stop;
   }
   return GORP_OK;
 }
@@ -175,7 +254,7 @@ static int load_tasks(const gorp_config *c, cl_task **tasks) {
   return GORP_OK;
 }
 
-static int run(const gorp_config *c) {
+static int run(const gorp_config *c, int force_config) {
   int world = 1;
   GORP_MPI(MPI_Comm_size(MPI_COMM_WORLD, &world));
   /* Until the tensor/data-parallel layout exists every rank would repeat the same run and write
@@ -210,7 +289,16 @@ static int run(const gorp_config *c) {
   for (int i = 0; i < (T + 1) * T; i++) res.acc[i] = res.in_list[i] = NAN;
   trainer tr;
   GORP_CALL(trainer_create(&tr, &m, c, T));
-  GORP_CALL(run_tasks(c, &tr, &tok, tasks, &res));
+  run_ctx r = {.c = c, .tr = &tr, .tok = &tok, .tasks = tasks, .res = &res, .resume.task = -2};
+  snprintf(r.results_path, sizeof(r.results_path), "%s/results.h5", c->run.out_dir);
+  if (ckpt_exists(c)) GORP_CALL(ckpt_load(c, force_config, &tr, &res, &r.resume));
+  stop_requested = 0;
+  signal(SIGTERM, on_stop_signal);
+  signal(SIGUSR1, on_stop_signal);
+  const int rc = run_tasks(&r);
+  free(r.resume.losses);
+  if (rc == CKPT_EXIT_RESUBMIT) return rc;
+  GORP_CALL(rc);
   char path[4096];
   snprintf(path, sizeof(path), "%s/model.h5", c->run.out_dir);
   GORP_CALL(modelfile_save(&m, path, NULL));
@@ -229,6 +317,7 @@ static int run(const gorp_config *c) {
 
 int cmd_run(int argc, char **argv) {
   const char *path = NULL;
+  int force_config = 0;
   char **overrides = calloc((size_t)argc, sizeof(char *));
   int n_over = 0;
   if (!overrides) GORP_ERR(GORP_EMEM, "out of memory");
@@ -236,16 +325,20 @@ int cmd_run(int argc, char **argv) {
     if (!strcmp(argv[i], "--set")) {
       if (++i >= argc) GORP_ERR(GORP_EUSAGE, "run: --set needs section.key=value");
       overrides[n_over++] = argv[i];
+    } else if (!strcmp(argv[i], "--force-config")) {
+      force_config = 1;
     } else if (!path) {
       path = argv[i];
     } else {
       GORP_ERR(GORP_EUSAGE, "run: unexpected argument '%s'", argv[i]);
     }
   }
-  if (!path) GORP_ERR(GORP_EUSAGE, "usage: gorp run CONFIG.ini [--set section.key=value]...");
+  if (!path)
+    GORP_ERR(GORP_EUSAGE,
+             "usage: gorp run CONFIG.ini [--set section.key=value]... [--force-config]");
   gorp_config c;
   GORP_CALL(config_load(&c, path, overrides, n_over));
-  int rc = run(&c);
+  int rc = run(&c, force_config);
   config_free(&c);
   free(overrides);
   return rc;

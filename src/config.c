@@ -90,6 +90,11 @@ static const config_key keys[] = {
             "inclora + orthogonality loss; `nlora` inclora + L1 on the new pair; `galore` "
             "inclora + full.targets in a rank-k subspace; `gorp` galore + the shared gradient "
             "space ([gorp]); `mtl` every weight on all tasks at once; see docs/ALGORITHM.md"},
+    {"run", "checkpoint_every", CFG_INT, FIELD(run.checkpoint_every), .def = "0", AT_LEAST(0),
+     .doc = "write a checkpoint every N training steps (besides every task end); 0 = task ends "
+            "only"},
+    {"run", "checkpoint_keep", CFG_INT, FIELD(run.checkpoint_keep), .def = "2", AT_LEAST(1),
+     .doc = "checkpoints kept in run.out_dir/checkpoints (the newest)"},
     {"run", "log_every", CFG_INT, FIELD(run.log_every), .def = "10", AT_LEAST(1),
      .doc = "print a progress line every N steps"},
 

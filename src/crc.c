@@ -9,7 +9,11 @@
 #error "gorp assumes a little-endian host"
 #endif
 
-uint32_t crc32_floats(const float *x, size_t n) {
+uint32_t crc32_bytes(const void *x, size_t n) {
   /* crc32_z takes a size_t length: tensors over 4 GiB (a 70B model's embedding) need no split */
-  return (uint32_t)crc32_z(0, (const Bytef *)x, n * sizeof(float));
+  return (uint32_t)crc32_z(0, (const Bytef *)x, n);
+}
+
+uint32_t crc32_floats(const float *x, size_t n) {
+  return crc32_bytes(x, n * sizeof(float));
 }

@@ -233,6 +233,25 @@ int trainer_begin_task(trainer *t, int task, const task_train *tt) {
   return GORP_OK;
 }
 
+int trainer_resume_at(trainer *t, int task, int mid_task, int lora_pairs) {
+  const gorp_config *c = t->c;
+  if (task < -1 || task >= t->n_tasks)
+    GORP_ERR(GORP_EINPUT, "checkpoint: task index %d outside this run's %d tasks", task,
+             t->n_tasks);
+  if (t->has_lora) {
+    const int reuse = t->method == METHOD_SEQLORA;
+    const int before = mid_task && !reuse ? lora_pairs - 1 : lora_pairs;
+    if (before < 0 || lora_pairs > t->lo.max_pairs)
+      GORP_ERR(GORP_EINPUT, "checkpoint: %d LoRA pairs do not fit this run (%d at most)",
+               lora_pairs, t->lo.max_pairs);
+    t->lo.n_pairs = before;
+  }
+  if (!mid_task) return GORP_OK;
+  task_train tt;
+  config_task_train(c, t->method == METHOD_MTL ? "" : c->data.tasks[task], &tt);
+  return trainer_begin_task(t, task, &tt);
+}
+
 /* G (rows, cols) of a protected matrix, projected on its protected axis: the input axis
  * (columns, len = cols) or the rows (len = rows). */
 static int project(float *G, int rows, int cols, const gorp_space *s, int on_cols, linalg_ws *w) {

@@ -17,11 +17,13 @@
 typedef struct gorp_config {
   char *file; /* the config path as given (NULL for a config built from defaults only) */
   struct {
-    char *out_dir; /* run directory: results, checkpoints, predictions */
-    uint64_t seed; /* key of every random choice */
-    char *backend; /* "cpu" or "cuda" */
-    char *method;  /* seqft ... mtl (see docs/ALGORITHM.md) */
-    int log_every; /* progress line every N steps */
+    char *out_dir;        /* run directory: results, checkpoints, predictions */
+    uint64_t seed;        /* key of every random choice */
+    char *backend;        /* "cpu" or "cuda" */
+    char *method;         /* seqft ... mtl (see docs/ALGORITHM.md) */
+    int log_every;        /* progress line every N steps */
+    int checkpoint_every; /* steps between checkpoints inside a task; 0 = task ends only */
+    int checkpoint_keep;  /* checkpoints kept */
   } run;
   struct {
     char *init;        /* "random" or a resolved path to an HDF5 model file or checkpoint */

@@ -24,4 +24,16 @@ int modelfile_read_config(const char *path, model_config *cfg);
  * freed (zeroed). */
 int modelfile_load(model *m, const char *path);
 
+/* The building blocks that checkpoints share (ckpt.c), on an open file: */
+#include <hdf5.h>
+/* Root attributes gorp_format_version and gorp_file_kind ("model", "checkpoint"). */
+int modelfile_write_header(hid_t file, const char *kind, const char *path);
+/* Checks the format version and that /model exists. */
+int modelfile_check_header(hid_t file, const char *path);
+/* Writes the /model group (architecture attributes, hf_config, tensors with crc32). */
+int modelfile_write_group(hid_t file, const model *m, const char *hf_config, const char *path);
+/* Creates m from the /model group, verifying shapes and checksums; m is freed on failure by the
+ * caller (modelfile_load does). */
+int modelfile_read_group(hid_t file, model *m, const char *path);
+
 #endif

@@ -84,6 +84,10 @@ int trainer_step(trainer *t, const int *tokens, const int *targets, const int64_
 /* With activation bases: adds the layer inputs of one batch (B, T; lengths (B) real tokens per
  * row) of the finished task to the covariances. */
 int trainer_observe(trainer *t, const int *tokens, const int *lengths, int B, int T);
+/* Prepares a freshly created trainer for a checkpoint's state (ckpt.c): lora_pairs pairs exist;
+ * mid_task: task `task` is in progress (its pair and optimizers are set up as trainer_begin_task
+ * does, to be overwritten by the checkpoint's values). */
+int trainer_resume_at(trainer *t, int task, int mid_task, int lora_pairs);
 /* After task `task`: extends every protected matrix's basis by the energy rule (method gorp);
  * prints the basis sizes. */
 int trainer_end_task(trainer *t, int task);

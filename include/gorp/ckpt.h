@@ -1,0 +1,38 @@
+/* Checkpoints (docs/CHECKPOINT.md): one HDF5 file per checkpoint with the resolved config, the
+ * model, the LoRA pairs, every optimizer state, GORP's bases, the accuracy matrices and the
+ * position in the task sequence, each dataset with a crc32; saved atomically (tmp, fsync, rename,
+ * fsync of the folder, then LATEST the same way), the last run.checkpoint_keep kept. Loading
+ * verifies version, config and checksums and falls back to the previous good checkpoint when
+ * LATEST's is damaged. A resumed run ends bit-identical to an uninterrupted one.
+ * Not for: parallel (collective) writes, which arrive with the MPI layout. */
+#ifndef GORP_CKPT_H
+#define GORP_CKPT_H
+
+#include "gorp/cl_results.h"
+#include "gorp/config.h"
+#include "gorp/trainer.h"
+
+enum { CKPT_EXIT_RESUBMIT = 75 }; /* EX_TEMPFAIL: checkpointed on a signal, resubmit the job */
+
+/* Where the run stands. */
+typedef struct ckpt_pos {
+  int task;      /* task in progress (0-based) */
+  int step;      /* its steps taken */
+  int done;      /* 1: task `task` is trained, its bases built and its row evaluated */
+  float *losses; /* (step) the task's losses so far (malloc'd by ckpt_load) */
+} ckpt_pos;
+
+/* Saves into <out_dir>/checkpoints/ and updates LATEST. */
+int ckpt_save(const gorp_config *c, const trainer *t, const cl_results *res, const ckpt_pos *p);
+
+/* 1 when <out_dir>/checkpoints holds a checkpoint (the run should resume). */
+int ckpt_exists(const gorp_config *c);
+
+/* Restores t (created by trainer_create with this config), res and p from the newest good
+ * checkpoint. force_config accepts differences in the safe keys (paths, logging, backend). */
+int ckpt_load(const gorp_config *c, int force_config, trainer *t, cl_results *res, ckpt_pos *p);
+
+/* gorp inspect FILE.h5 [--verify] */
+int ckpt_inspect(const char *path, int verify);
+
+#endif

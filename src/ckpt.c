@@ -1,0 +1,641 @@
+/* Checkpoints (see ckpt.h and docs/CHECKPOINT.md). One walk over the training state serves both
+ * directions, so that what is saved and what is restored cannot drift apart. */
+#include "gorp/ckpt.h"
+
+#include "gorp/err.h"
+#include "gorp/fsutil.h"
+#include "gorp/h5io.h"
+#include "gorp/modelfile.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <hdf5.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Keys whose change does not change what a run computes: a resumed run may differ in them, with
+ * --force-config. */
+static const char *const safe_keys[] = {
+    "run.out_dir",         "run.backend", "run.log_every",     "run.checkpoint_every",
+    "run.checkpoint_keep", "data.root",   "data.instructions", "data.tokenizer",
+    "data.orders",         "model.init"};
+
+typedef struct walker {
+  int save; /* 1: write the state into file; 0: read it back into memory */
+  hid_t file;
+  const char *path;
+  float *scratch; /* transposes and basis columns */
+} walker;
+
+static int walk_floats(walker *w, const char *name, int ndim, const hsize_t *dims, float *x) {
+  return w->save ? h5io_write_floats(w->file, name, ndim, dims, x, w->path)
+                 : h5io_read_floats(w->file, name, ndim, dims, x, w->path);
+}
+
+static int walk_doubles(walker *w, const char *name, int ndim, const hsize_t *dims, double *x) {
+  return w->save ? h5io_write_doubles(w->file, name, ndim, dims, x, w->path)
+                 : h5io_read_doubles(w->file, name, ndim, dims, x, w->path);
+}
+
+/* An int64 attribute of the object `obj` (created as a group when saving and missing). */
+static int walk_i64(walker *w, const char *obj, const char *key, int64_t *v) {
+  hid_t o;
+  if (w->save && H5Lexists(w->file, obj, H5P_DEFAULT) <= 0 && strcmp(obj, "/")) {
+    hid_t lcpl;
+    GORP_H5(lcpl = H5Pcreate(H5P_LINK_CREATE));
+    GORP_H5(H5Pset_create_intermediate_group(lcpl, 1));
+    GORP_H5(o = H5Gcreate2(w->file, obj, lcpl, H5P_DEFAULT, H5P_DEFAULT));
+    H5Pclose(lcpl);
+  } else {
+    o = H5Oopen(w->file, obj, H5P_DEFAULT);
+    if (o < 0) GORP_ERR(GORP_EINPUT, "%s: %s is missing", w->path, obj);
+  }
+  const int rc = w->save ? h5io_write_attr(o, key, H5T_STD_I64LE, H5T_NATIVE_INT64, v, w->path)
+                         : h5io_read_num_attr(o, obj, key, 0, H5T_NATIVE_INT64, v, w->path);
+  H5Oclose(o);
+  return rc;
+}
+
+static int walk_int(walker *w, const char *obj, const char *key, int *v) {
+  int64_t x = *v;
+  GORP_CALL(walk_i64(w, obj, key, &x));
+  if (!w->save) *v = (int)x;
+  return GORP_OK;
+}
+
+static int walk_long(walker *w, const char *obj, const char *key, long *v) {
+  int64_t x = *v;
+  GORP_CALL(walk_i64(w, obj, key, &x));
+  if (!w->save) *v = (long)x;
+  return GORP_OK;
+}
+
+/* A basis as its logical (len, r) matrix, with r and each task's end column as attributes. */
+static int walk_space(walker *w, const char *name, gorp_space *s, int n_tasks) {
+  char obj[256];
+  snprintf(obj, sizeof(obj), "/gorp/%s", name);
+  int r = s->r;
+  GORP_CALL(walk_int(w, obj, "columns", &r));
+  if (!w->save && (r < 0 || r > s->cap))
+    GORP_ERR(GORP_EINPUT, "%s: %s has %d columns, more than its axis (%d)", w->path, obj, r,
+             s->cap);
+  for (int t = 0; t < n_tasks; t++) {
+    char key[32];
+    snprintf(key, sizeof(key), "task_%02d_end", t + 1);
+    GORP_CALL(walk_int(w, obj, key, &s->task_end[t]));
+  }
+  if (w->save)
+    for (int i = 0; i < s->len; i++)
+      for (int j = 0; j < r; j++) w->scratch[(size_t)i * r + j] = s->S[(size_t)i * s->cap + j];
+  char ds[300];
+  snprintf(ds, sizeof(ds), "%s/basis", obj);
+  const hsize_t dims[2] = {(hsize_t)s->len, (hsize_t)r};
+  if (r > 0) GORP_CALL(walk_floats(w, ds, 2, dims, w->scratch));
+  if (!w->save) {
+    memset(s->S, 0, (size_t)s->len * s->cap * sizeof(float));
+    for (int i = 0; i < s->len; i++)
+      for (int j = 0; j < r; j++) s->S[(size_t)i * s->cap + j] = w->scratch[(size_t)i * r + j];
+    s->r = r;
+  }
+  return GORP_OK;
+}
+
+static int walk_adamw(walker *w, const char *obj, adamw *o, int ndim, const hsize_t *dims) {
+  char name[300];
+  GORP_CALL(walk_long(w, obj, "step", &o->step));
+  snprintf(name, sizeof(name), "%s/exp_avg", obj);
+  GORP_CALL(walk_floats(w, name, ndim, dims, o->m));
+  snprintf(name, sizeof(name), "%s/exp_avg_sq", obj);
+  return walk_floats(w, name, ndim, dims, o->v);
+}
+
+/* Every LoRA pair: A (r, in) and B (out, r) as PEFT stores them. */
+static int walk_lora(walker *w, lora *lo) {
+  for (int p = 0; p < lo->n_pairs; p++)
+    for (int l = 0; l < lo->L; l++)
+      for (int tg = 0; tg < LORA_N_TARGETS; tg++) {
+        if (!(lo->targets >> tg & 1)) continue;
+        float *pair = lo->params + (size_t)p * lo->pair_size;
+        const int r = lo->r, in = lo->in[tg], out = lo->out[tg];
+        char name[256];
+        snprintf(name, sizeof(name), "/lora/task_%02d/model.layers.%d.%s/A", p + 1, l,
+                 lora_module_names[tg]);
+        const hsize_t da[2] = {(hsize_t)r, (hsize_t)in}, db[2] = {(hsize_t)out, (hsize_t)r};
+        GORP_CALL(walk_floats(w, name, 2, da, lora_A(lo, pair, l, tg)));
+        float *Bt = lora_Bt(lo, pair, l, tg);
+        if (w->save)
+          for (int i = 0; i < out; i++)
+            for (int k = 0; k < r; k++) w->scratch[(size_t)i * r + k] = Bt[(size_t)k * out + i];
+        name[strlen(name) - 1] = 'B';
+        GORP_CALL(walk_floats(w, name, 2, db, w->scratch));
+        if (!w->save)
+          for (int i = 0; i < out; i++)
+            for (int k = 0; k < r; k++) Bt[(size_t)k * out + i] = w->scratch[(size_t)i * r + k];
+      }
+  return GORP_OK;
+}
+
+static int walk_full(walker *w, trainer *t, full_target *f) {
+  const char *tname = t->m->tensors[f->tensor].name;
+  char obj[256], name[300];
+  snprintf(obj, sizeof(obj), "/optim/full/%s", tname);
+  if (f->low.proj) {
+    lowrank_adam *o = &f->low;
+    const hsize_t dp[2] = {(hsize_t)(o->right ? o->k : o->m), (hsize_t)(o->right ? o->n : o->k)};
+    const hsize_t dr[2] = {(hsize_t)(o->right ? o->m : o->k), (hsize_t)(o->right ? o->k : o->n)};
+    int64_t counter = (int64_t)o->opts.counter;
+    GORP_CALL(walk_long(w, obj, "step", &o->step));
+    GORP_CALL(walk_i64(w, obj, "svd_counter", &counter));
+    o->opts.counter = (uint64_t)counter;
+    snprintf(name, sizeof(name), "%s/projection", obj);
+    GORP_CALL(walk_floats(w, name, 2, dp, o->proj));
+    snprintf(name, sizeof(name), "%s/exp_avg", obj);
+    GORP_CALL(walk_floats(w, name, 2, dr, o->mom));
+    snprintf(name, sizeof(name), "%s/exp_avg_sq", obj);
+    GORP_CALL(walk_floats(w, name, 2, dr, o->var));
+  } else if (f->plain.m) {
+    const hsize_t d[2] = {(hsize_t)f->m, (hsize_t)f->n};
+    GORP_CALL(walk_adamw(w, obj, &f->plain, 2, d));
+  }
+  if (f->space.S) GORP_CALL(walk_space(w, tname, &f->space, t->n_tasks));
+  return GORP_OK;
+}
+
+/* The whole training state but /model's attributes and /config (written separately). */
+static int walk_state(walker *w, trainer *t, cl_results *res, ckpt_pos *p, int optim) {
+  model *m = t->m;
+  for (int i = 0; i < m->n_tensors; i++) {
+    const param_tensor *pt = &m->tensors[i];
+    char name[MODEL_NAME_MAX + 8];
+    snprintf(name, sizeof(name), "/model/%s", pt->name);
+    const hsize_t d[2] = {(hsize_t)pt->shape[0], (hsize_t)pt->shape[1]};
+    if (!w->save) GORP_CALL(walk_floats(w, name, pt->ndim, d, m->params + pt->offset));
+  }
+  if (t->has_lora) GORP_CALL(walk_lora(w, &t->lo));
+  const hsize_t dm[2] = {(hsize_t)res->T + 1, (hsize_t)res->T};
+  GORP_CALL(walk_doubles(w, "/results/acc_matrix", 2, dm, res->acc));
+  GORP_CALL(walk_doubles(w, "/results/in_list", 2, dm, res->in_list));
+  if (t->lora_space)
+    for (int l = 0; l < t->lo.L; l++)
+      for (int tg = 0; tg < LORA_N_TARGETS; tg++) {
+        if (!(t->lo.targets >> tg & 1)) continue;
+        char name[128];
+        snprintf(name, sizeof(name), "model.layers.%d.%s.lora_A", l, lora_module_names[tg]);
+        GORP_CALL(walk_space(w, name, &t->lora_space[l * LORA_N_TARGETS + tg], t->n_tasks));
+      }
+  for (int i = 0; i < t->n_full; i++) GORP_CALL(walk_full(w, t, &t->full[i]));
+  if (!optim) return GORP_OK; /* at a task boundary the next task starts fresh moments */
+  if (t->has_seqft) {
+    const hsize_t d = (hsize_t)m->n_grads;
+    GORP_CALL(walk_adamw(w, "/optim/all", &t->opt_all, 1, &d));
+  }
+  if (t->has_lora) {
+    const hsize_t d = (hsize_t)t->lo.pair_size;
+    GORP_CALL(walk_adamw(w, "/optim/lora", &t->opt_lora, 1, &d));
+  }
+  if (p->step > 0) {
+    const hsize_t d = (hsize_t)p->step;
+    GORP_CALL(walk_floats(w, "/optim/losses", 1, &d, p->losses));
+  }
+  return GORP_OK;
+}
+
+static size_t scratch_floats(const trainer *t) {
+  const model_config *c = &t->m->cfg;
+  size_t big = (size_t)c->intermediate_size, wide = (size_t)c->hidden_size;
+  if ((size_t)c->num_heads * c->head_dim > wide) wide = (size_t)c->num_heads * c->head_dim;
+  if (wide > big) big = wide;
+  return big * big; /* the largest basis (len x len) and every B (out x r) */
+}
+
+static void ckpt_dir(const gorp_config *c, char *buf, size_t n) {
+  snprintf(buf, n, "%s/checkpoints", c->run.out_dir);
+}
+
+/* Sequence numbers of the checkpoints in dir, newest first. */
+static int list_checkpoints(const char *dir, long **seq, int *n) {
+  *seq = NULL;
+  *n = 0;
+  DIR *d = opendir(dir);
+  if (!d) return GORP_OK;
+  int cap = 0;
+  for (struct dirent *e; (e = readdir(d));) {
+    long s;
+    char tail[8];
+    if (sscanf(e->d_name, "ckpt_%ld.h%1s", &s, tail) != 2 || strcmp(tail, "5")) continue;
+    if (strlen(e->d_name) != strlen("ckpt_000000.h5")) continue;
+    if (*n == cap) {
+      long *g = realloc(*seq, (size_t)(cap = cap ? 2 * cap : 16) * sizeof(long));
+      if (!g) {
+        closedir(d);
+        GORP_ERR(GORP_EMEM, "out of memory listing %s", dir);
+      }
+      *seq = g;
+    }
+    (*seq)[(*n)++] = s;
+  }
+  closedir(d);
+  for (int i = 0; i < *n; i++) /* newest first */
+    for (int j = i + 1; j < *n; j++)
+      if ((*seq)[j] > (*seq)[i]) {
+        long tmp = (*seq)[i];
+        (*seq)[i] = (*seq)[j];
+        (*seq)[j] = tmp;
+      }
+  return GORP_OK;
+}
+
+int ckpt_exists(const gorp_config *c) {
+  char dir[4096];
+  ckpt_dir(c, dir, sizeof(dir));
+  long *seq;
+  int n;
+  if (list_checkpoints(dir, &seq, &n)) return 0;
+  free(seq);
+  if (n) return 1;
+  snprintf(dir + strlen(dir), sizeof(dir) - strlen(dir), "/LATEST");
+  return access(dir, F_OK) == 0;
+}
+
+/* Fault injection for the crash tests (SQLite's habit): GORP_FAULT_SAVE_ABORT=k makes the k-th
+ * checkpoint save of this process abort() halfway through writing its file, as a crash would. */
+static void fault_point(void) {
+  static int saves;
+  const char *k = getenv("GORP_FAULT_SAVE_ABORT");
+  if (k && ++saves == atoi(k)) {
+    fprintf(stderr, "gorp: GORP_FAULT_SAVE_ABORT=%s: aborting inside checkpoint save %d\n", k,
+            saves);
+    abort();
+  }
+}
+
+static int write_file(const char *tmp, const gorp_config *c, trainer *t, cl_results *res,
+                      ckpt_pos *p, long seq) {
+  hid_t f;
+  GORP_CALL(h5io_create(tmp, &f));
+  walker w = {.save = 1, .file = f, .path = tmp};
+  int rc = GORP_OK;
+  char *text = NULL;
+  w.scratch = malloc(scratch_floats(t) * sizeof(float));
+  if (!w.scratch)
+    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EMEM, "out of memory saving %s", tmp);
+  if (!rc) rc = modelfile_write_header(f, "checkpoint", tmp);
+  if (!rc) rc = modelfile_write_group(f, t->m, NULL, tmp);
+  fault_point();
+  if (!rc) rc = config_to_text(c, &text);
+  if (!rc) {
+    hid_t g = H5Gcreate2(f, "config", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    uint64_t hash = config_hash(c);
+    rc = g < 0
+             ? gorp_error(__FILE__, __LINE__, __func__, GORP_EIO, "%s: cannot create /config", tmp)
+             : h5io_write_str_attr(g, "text", text, tmp);
+    if (!rc) rc = h5io_write_attr(g, "hash", H5T_STD_U64LE, H5T_NATIVE_UINT64, &hash, tmp);
+    if (g >= 0) H5Gclose(g);
+  }
+  if (!rc) rc = h5io_write_str_attr(f, "method", c->run.method, tmp);
+  int64_t pos[5] = {p->task, p->step, p->done, t->has_lora ? t->lo.n_pairs : 0, seq};
+  const char *keys[5] = {"task", "step", "task_done", "lora_pairs", "sequence"};
+  for (int i = 0; i < 5 && !rc; i++) rc = walk_i64(&w, "/", keys[i], &pos[i]);
+  if (!rc) rc = walk_state(&w, t, res, p, !p->done);
+  free(text);
+  free(w.scratch);
+  if (H5Fclose(f) < 0 && !rc)
+    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EIO, "%s: close failed", tmp);
+  return rc;
+}
+
+/* LATEST holds the newest checkpoint's file name; replaced atomically like the checkpoint. */
+static int write_latest(const char *dir, const char *name) {
+  char tmp[4200], path[4200];
+  snprintf(tmp, sizeof(tmp), "%s/LATEST.tmp", dir);
+  snprintf(path, sizeof(path), "%s/LATEST", dir);
+  FILE *f = fopen(tmp, "w");
+  if (!f) GORP_ERR(GORP_EIO, "cannot create %s: %s", tmp, strerror(errno));
+  const int bad = fprintf(f, "%s\n", name) < 0;
+  if (fclose(f) || bad) GORP_ERR(GORP_EIO, "cannot write %s", tmp);
+  return fs_publish(tmp, path);
+}
+
+int ckpt_save(const gorp_config *c, const trainer *t, const cl_results *res, const ckpt_pos *p) {
+  char dir[4096], path[4200], tmp[4300];
+  ckpt_dir(c, dir, sizeof(dir));
+  GORP_CALL(fs_mkdirs(dir));
+  long *seq;
+  int n;
+  GORP_CALL(list_checkpoints(dir, &seq, &n));
+  const long next = n ? seq[0] + 1 : 1;
+  snprintf(path, sizeof(path), "%s/ckpt_%06ld.h5", dir, next);
+  snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+  int rc = write_file(tmp, c, (trainer *)t, (cl_results *)res, (ckpt_pos *)p, next);
+  if (!rc) rc = fs_publish(tmp, path);
+  if (rc) {
+    unlink(tmp);
+    free(seq);
+    GORP_ERR(rc, "could not save checkpoint %s (the previous ones are untouched)", path);
+  }
+  snprintf(tmp, sizeof(tmp), "ckpt_%06ld.h5", next);
+  rc = write_latest(dir, tmp);
+  /* the oldest beyond run.checkpoint_keep go, only after LATEST names the new one */
+  for (int i = c->run.checkpoint_keep - 1; !rc && i < n; i++) {
+    snprintf(path, sizeof(path), "%s/ckpt_%06ld.h5", dir, seq[i]);
+    unlink(path);
+  }
+  free(seq);
+  return rc;
+}
+
+/* Lines of a that b lacks, as "section.key" names, into out. */
+static void config_diff(const char *a, const char *b, char *out, size_t n, int *unsafe) {
+  char section[64] = "";
+  out[0] = '\0';
+  *unsafe = 0;
+  for (const char *line = a; *line;) {
+    const char *end = strchr(line, '\n');
+    size_t len = end ? (size_t)(end - line) : strlen(line);
+    if (line[0] == '[') {
+      snprintf(section, sizeof(section), "%.*s", (int)(len - 2), line + 1);
+    } else if (len) {
+      int found = 0;
+      for (const char *q = b; *q && !found;) {
+        const char *qe = strchr(q, '\n');
+        size_t ql = qe ? (size_t)(qe - q) : strlen(q);
+        found = ql == len && !strncmp(q, line, len);
+        q += ql + (qe != NULL);
+      }
+      if (!found) {
+        char key[128];
+        snprintf(key, sizeof(key), "%s.%.*s", section, (int)strcspn(line, " ="), line);
+        int safe = 0;
+        for (size_t i = 0; i < sizeof(safe_keys) / sizeof(safe_keys[0]); i++)
+          safe |= !strcmp(key, safe_keys[i]);
+        *unsafe |= !safe;
+        snprintf(out + strlen(out), n - strlen(out), "%s%s", out[0] ? ", " : "", key);
+      }
+    }
+    line += len + (end != NULL);
+  }
+}
+
+static int check_config(hid_t f, const char *path, const gorp_config *c, int force) {
+  hid_t g = H5Gopen2(f, "config", H5P_DEFAULT);
+  if (g < 0) GORP_ERR(GORP_EINPUT, "%s has no /config group", path);
+  char *stored = NULL, *now = NULL;
+  int rc = h5io_read_str_attr(g, "/config", "text", &stored, path);
+  H5Gclose(g);
+  if (!rc) rc = config_to_text(c, &now);
+  if (!rc && strcmp(stored, now)) {
+    char diff[2048];
+    int unsafe;
+    config_diff(now, stored, diff, sizeof(diff), &unsafe);
+    if (unsafe || !force)
+      rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
+                      "%s was written with another config: %s differ%s", path, diff,
+                      unsafe ? " (these change what the run computes: start a new run directory)"
+                             : "; these keys are safe to change: pass --force-config to resume");
+    else
+      printf("resuming with changed safe keys: %s\n", diff);
+  }
+  free(stored);
+  free(now);
+  return rc;
+}
+
+static int load_file(const char *path, const gorp_config *c, int force, trainer *t, cl_results *res,
+                     ckpt_pos *p) {
+  hid_t f;
+  GORP_CALL(h5io_open_read(path, "checkpoint", &f));
+  walker w = {.save = 0, .file = f, .path = path};
+  int rc = modelfile_check_header(f, path);
+  char *kind = NULL;
+  if (!rc) rc = h5io_read_str_attr(f, "the root group", "gorp_file_kind", &kind, path);
+  if (!rc && strcmp(kind, "checkpoint"))
+    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT, "%s is a %s file, not a checkpoint",
+                    path, kind);
+  free(kind);
+  if (!rc) rc = check_config(f, path, c, force);
+  int64_t pos[4] = {0};
+  const char *keys[4] = {"task", "step", "task_done", "lora_pairs"};
+  for (int i = 0; i < 4 && !rc; i++) rc = walk_i64(&w, "/", keys[i], &pos[i]);
+  if (!rc) {
+    p->task = (int)pos[0];
+    p->step = (int)pos[1];
+    p->done = (int)pos[2];
+    p->losses = NULL;
+    rc = trainer_resume_at(t, p->task, !p->done, (int)pos[3]);
+  }
+  if (!rc && p->step > 0 && !(p->losses = malloc((size_t)p->step * sizeof(float))))
+    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EMEM, "out of memory reading %s", path);
+  if (!rc && !(w.scratch = malloc(scratch_floats(t) * sizeof(float))))
+    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EMEM, "out of memory reading %s", path);
+  if (!rc) rc = walk_state(&w, t, res, p, !p->done);
+  free(w.scratch);
+  H5Fclose(f);
+  if (rc) {
+    free(p->losses);
+    p->losses = NULL;
+  }
+  return rc;
+}
+
+int ckpt_load(const gorp_config *c, int force_config, trainer *t, cl_results *res, ckpt_pos *p) {
+  char dir[4096], path[4200], name[256] = "";
+  ckpt_dir(c, dir, sizeof(dir));
+  snprintf(path, sizeof(path), "%s/LATEST", dir);
+  FILE *f = fopen(path, "r");
+  if (f) {
+    if (!fgets(name, sizeof(name), f)) name[0] = '\0';
+    fclose(f);
+    name[strcspn(name, "\n")] = '\0';
+  }
+  if (!name[0])
+    printf("%s is missing or empty; looking for the newest good checkpoint in %s\n", path, dir);
+  long *seq;
+  int n;
+  GORP_CALL(list_checkpoints(dir, &seq, &n));
+  /* LATEST's file first, then the others newest first */
+  int rc = GORP_EINPUT;
+  if (name[0]) {
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    rc = load_file(path, c, force_config, t, res, p);
+    if (rc == GORP_OK)
+      printf("resuming from %s\n", path);
+    else if (rc != GORP_EINPUT) {
+      free(seq);
+      return rc;
+    }
+  }
+  for (int i = 0; rc && i < n; i++) {
+    char other[64];
+    snprintf(other, sizeof(other), "ckpt_%06ld.h5", seq[i]);
+    if (!strcmp(other, name)) continue;
+    snprintf(path, sizeof(path), "%s/%s", dir, other);
+    printf("falling back to %s\n", path);
+    rc = load_file(path, c, force_config, t, res, p);
+    if (rc == GORP_OK) printf("resuming from %s (an earlier checkpoint than LATEST's)\n", path);
+  }
+  free(seq);
+  if (rc) GORP_ERR(rc, "no usable checkpoint in %s (see the messages above)", dir);
+  return GORP_OK;
+}
+
+/* ---- gorp inspect ---- */
+
+typedef struct inspect_ctx {
+  const char *path;
+  int verify;
+  int n_datasets, n_verified, n_bad;
+  size_t floats;
+} inspect_ctx;
+
+/* Every dataset: counted, and with --verify read back and checked against its crc32. */
+static herr_t inspect_visit(hid_t loc, const char *name, const H5O_info_t *info, void *op) {
+  inspect_ctx *x = op;
+  if (info->type != H5O_TYPE_DATASET) return 0;
+  x->n_datasets++;
+  hid_t d = H5Dopen2(loc, name, H5P_DEFAULT), space = H5Dget_space(d), type = H5Dget_type(d);
+  hsize_t dims[H5S_MAX_RANK];
+  const int ndim = H5Sget_simple_extent_dims(space, dims, NULL);
+  const size_t size = H5Tget_size(type);
+  H5Sclose(space);
+  H5Tclose(type);
+  H5Dclose(d);
+  size_t n = 1;
+  for (int i = 0; i < ndim; i++) n *= (size_t)dims[i];
+  x->floats += n;
+  if (!x->verify) return 0;
+  int rc;
+  if (size == 8) {
+    double *buf = malloc((n ? n : 1) * sizeof(double));
+    rc = buf ? h5io_read_doubles(loc, name, ndim, dims, buf, x->path) : GORP_EMEM;
+    free(buf);
+  } else {
+    float *buf = malloc((n ? n : 1) * sizeof(float));
+    rc = buf ? h5io_read_floats(loc, name, ndim, dims, buf, x->path) : GORP_EMEM;
+    free(buf);
+  }
+  rc ? x->n_bad++ : x->n_verified++;
+  return 0;
+}
+
+static void print_bases(hid_t f) {
+  if (H5Lexists(f, "gorp", H5P_DEFAULT) <= 0) return;
+  hid_t g = H5Gopen2(f, "gorp", H5P_DEFAULT);
+  H5G_info_t gi;
+  H5Gget_info(g, &gi);
+  printf("GORP bases (%llu matrices): columns in use / axis length, per task end column\n",
+         (unsigned long long)gi.nlinks);
+  for (hsize_t i = 0; i < gi.nlinks; i++) {
+    char name[256];
+    H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof(name), H5P_DEFAULT);
+    hid_t o = H5Gopen2(g, name, H5P_DEFAULT);
+    int64_t cols = 0;
+    h5io_read_num_attr(o, name, "columns", 0, H5T_NATIVE_INT64, &cols, "");
+    long long len = -1;
+    if (H5Lexists(o, "basis", H5P_DEFAULT) > 0) {
+      hid_t d = H5Dopen2(o, "basis", H5P_DEFAULT), sp = H5Dget_space(d);
+      hsize_t dims[2];
+      H5Sget_simple_extent_dims(sp, dims, NULL);
+      len = (long long)dims[0];
+      H5Sclose(sp);
+      H5Dclose(d);
+    }
+    printf("  %-48s %4lld", name, (long long)cols);
+    if (len >= 0) printf(" / %lld", len);
+    printf("  ends:");
+    for (int t = 1; t < 100; t++) {
+      char key[32];
+      snprintf(key, sizeof(key), "task_%02d_end", t);
+      if (H5Aexists(o, key) <= 0) break;
+      int64_t e = 0;
+      h5io_read_num_attr(o, name, key, 0, H5T_NATIVE_INT64, &e, "");
+      printf(" %lld", (long long)e);
+    }
+    printf("\n");
+    H5Gclose(o);
+  }
+  H5Gclose(g);
+}
+
+static void print_matrix(hid_t f) {
+  if (H5Lexists(f, "results", H5P_DEFAULT) <= 0) return;
+  hid_t d = H5Dopen2(f, "results/acc_matrix", H5P_DEFAULT), sp = H5Dget_space(d);
+  hsize_t dims[2];
+  H5Sget_simple_extent_dims(sp, dims, NULL);
+  H5Sclose(sp);
+  double *a = malloc(dims[0] * dims[1] * sizeof(double));
+  if (a && H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, a) >= 0) {
+    printf("accuracy matrix (row 0 zero-shot, row j after task j; - = not measured)\n");
+    for (hsize_t r = 0; r < dims[0]; r++) {
+      printf("  after %-2llu", (unsigned long long)r);
+      for (hsize_t c = 0; c < dims[1]; c++)
+        if (a[r * dims[1] + c] != a[r * dims[1] + c])
+          printf(" %6s", "-");
+        else
+          printf(" %6.1f", a[r * dims[1] + c]);
+      printf("\n");
+    }
+  }
+  free(a);
+  H5Dclose(d);
+}
+
+int ckpt_inspect(const char *path, int verify) {
+  hid_t f;
+  GORP_CALL(h5io_open_read(path, "file", &f));
+  int rc = modelfile_check_header(f, path);
+  char *kind = NULL;
+  if (!rc) rc = h5io_read_str_attr(f, "the root group", "gorp_file_kind", &kind, path);
+  model_config mc;
+  if (!rc) rc = modelfile_read_config(path, &mc);
+  if (rc) {
+    H5Fclose(f);
+    free(kind);
+    return rc;
+  }
+  printf("%s: gorp %s file, format version %d\n", path, kind, MODELFILE_FORMAT_VERSION);
+  printf("model: %d layers, hidden %d, intermediate %d, heads %d/%d (head dim %d), vocab %d, "
+         "%s head\n",
+         mc.num_layers, mc.hidden_size, mc.intermediate_size, mc.num_heads, mc.num_kv_heads,
+         mc.head_dim, mc.vocab_size, mc.tie_embeddings ? "tied" : "untied");
+  if (!strcmp(kind, "checkpoint")) {
+    char *method = NULL, *text = NULL;
+    int64_t v[4] = {0};
+    const char *keys[4] = {"task", "step", "task_done", "lora_pairs"};
+    for (int i = 0; i < 4; i++)
+      h5io_read_num_attr(f, "/", keys[i], 0, H5T_NATIVE_INT64, &v[i], path);
+    h5io_read_str_attr(f, "/", "method", &method, path);
+    hid_t g = H5Gopen2(f, "config", H5P_DEFAULT);
+    uint64_t hash = 0;
+    if (g >= 0) {
+      h5io_read_str_attr(g, "/config", "text", &text, path);
+      h5io_read_num_attr(g, "/config", "hash", 0, H5T_NATIVE_UINT64, &hash, path);
+      H5Gclose(g);
+    }
+    printf("method %s; ", method ? method : "?");
+    if (v[2])
+      printf("tasks done: %lld\n", (long long)v[0] + 1);
+    else
+      printf("in task %lld, %lld steps taken\n", (long long)v[0] + 1, (long long)v[1]);
+    printf("LoRA pairs: %lld; config hash %016llx\n", (long long)v[3], (unsigned long long)hash);
+    if (text) printf("--- config ---\n%s--------------\n", text);
+    free(method);
+    free(text);
+    print_bases(f);
+    print_matrix(f);
+  }
+  free(kind);
+  inspect_ctx x = {.path = path, .verify = verify};
+  H5Ovisit(f, H5_INDEX_NAME, H5_ITER_INC, inspect_visit, &x);
+  H5Fclose(f);
+  printf("%d datasets, %zu values", x.n_datasets, x.floats);
+  if (!verify) {
+    printf(" (--verify checks every checksum)\n");
+    return GORP_OK;
+  }
+  printf("; verified %d, damaged %d\n", x.n_verified, x.n_bad);
+  if (x.n_bad) GORP_ERR(GORP_EINPUT, "%s: %d damaged dataset(s) (named above)", path, x.n_bad);
+  return GORP_OK;
+}

@@ -23,6 +23,16 @@ static const char *const safe_keys[] = {
     "run.checkpoint_keep", "data.root",   "data.instructions", "data.tokenizer",
     "data.orders",         "model.init"};
 
+/* Keys of the rank layout: a checkpoint is written as logical tensors, so it resumes under any
+ * layout without --force-config. */
+static const char *const layout_keys[] = {"parallel.tp", "parallel.dp"};
+
+static int listed(const char *key, const char *const *list, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (!strcmp(key, list[i])) return 1;
+  return 0;
+}
+
 typedef struct walker {
   int save; /* 1: write the state into file; 0: read it back into memory */
   hid_t file;
@@ -368,11 +378,10 @@ static void config_diff(const char *a, const char *b, char *out, size_t n, int *
       if (!found) {
         char key[128];
         snprintf(key, sizeof(key), "%s.%.*s", section, (int)strcspn(line, " ="), line);
-        int safe = 0;
-        for (size_t i = 0; i < sizeof(safe_keys) / sizeof(safe_keys[0]); i++)
-          safe |= !strcmp(key, safe_keys[i]);
-        *unsafe |= !safe;
-        snprintf(out + strlen(out), n - strlen(out), "%s%s", out[0] ? ", " : "", key);
+        if (!listed(key, layout_keys, sizeof(layout_keys) / sizeof(layout_keys[0]))) {
+          *unsafe |= !listed(key, safe_keys, sizeof(safe_keys) / sizeof(safe_keys[0]));
+          snprintf(out + strlen(out), n - strlen(out), "%s%s", out[0] ? ", " : "", key);
+        }
       }
     }
     line += len + (end != NULL);
@@ -386,10 +395,10 @@ static int check_config(hid_t f, const char *path, const gorp_config *c, int for
   int rc = h5io_read_str_attr(g, "/config", "text", &stored, path);
   H5Gclose(g);
   if (!rc) rc = config_to_text(c, &now);
-  if (!rc && strcmp(stored, now)) {
-    char diff[2048];
-    int unsafe;
-    config_diff(now, stored, diff, sizeof(diff), &unsafe);
+  char diff[2048] = "";
+  int unsafe = 0;
+  if (!rc && strcmp(stored, now)) config_diff(now, stored, diff, sizeof(diff), &unsafe);
+  if (!rc && diff[0]) {
     if (unsafe || !force)
       rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
                       "%s was written with another config: %s differ%s", path, diff,

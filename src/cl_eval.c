@@ -45,11 +45,11 @@ static int utf8_repair(char **text) {
   return GORP_OK;
 }
 
-/* One JSON line per item; cJSON does the string escaping. */
-static int write_prediction(FILE *f, const char *path, int id, const char *pred, const char *label,
-                            int correct, int in_list) {
+/* One JSON line per item (cJSON does the string escaping), appended to the growing buffer. */
+static int append_prediction(char **buf, size_t *len, size_t *cap, int id, const char *pred,
+                             const char *label, int correct, int in_list) {
   cJSON *o = cJSON_CreateObject();
-  if (!o) GORP_ERR(GORP_EMEM, "out of memory writing %s", path);
+  if (!o) GORP_ERR(GORP_EMEM, "out of memory building a prediction line");
   cJSON_AddNumberToObject(o, "id", id);
   cJSON_AddStringToObject(o, "prediction", pred);
   cJSON_AddStringToObject(o, "label", label);
@@ -57,19 +57,50 @@ static int write_prediction(FILE *f, const char *path, int id, const char *pred,
   cJSON_AddBoolToObject(o, "in_list", in_list);
   char *line = cJSON_PrintUnformatted(o);
   cJSON_Delete(o);
-  if (!line) GORP_ERR(GORP_EMEM, "out of memory writing %s", path);
-  int bad = fprintf(f, "%s\n", line) < 0;
+  if (!line) GORP_ERR(GORP_EMEM, "out of memory building a prediction line");
+  const size_t n = strlen(line);
+  if (*len + n + 2 > *cap) {
+    size_t grown_cap = 2 * (*len + n + 2);
+    char *g = realloc(*buf, grown_cap);
+    if (!g) {
+      free(line);
+      GORP_ERR(GORP_EMEM, "out of memory building the prediction file");
+    }
+    *buf = g;
+    *cap = grown_cap;
+  }
+  memcpy(*buf + *len, line, n);
+  (*buf)[*len + n] = '\n';
+  *len += n + 1;
   free(line);
-  if (bad) GORP_ERR(GORP_EIO, "%s: write failed: %s", path, strerror(errno));
+  return GORP_OK;
+}
+
+/* Rank 0 writes the ranks' lines in item order: rank r evaluated items k = r, r + p, ... */
+static int write_predictions(const char *path, const char *all, const int *lens, int p, int n) {
+  FILE *f = fopen(path, "w");
+  if (!f) GORP_ERR(GORP_EIO, "%s: cannot create: %s", path, strerror(errno));
+  const char **cursor = malloc((size_t)p * sizeof(char *));
+  if (!cursor) GORP_ERR(GORP_EMEM, "out of memory writing %s", path);
+  for (int r = 0, off = 0; r < p; off += lens[r++]) cursor[r] = all + off;
+  int bad = 0;
+  for (int k = 0; k < n && !bad; k++) {
+    const char *line = cursor[k % p], *end = strchr(line, '\n');
+    bad = fwrite(line, 1, (size_t)(end - line + 1), f) != (size_t)(end - line + 1);
+    cursor[k % p] = end + 1;
+  }
+  free(cursor);
+  if (fclose(f) || bad) GORP_ERR(GORP_EIO, "%s: write failed: %s", path, strerror(errno));
   return GORP_OK;
 }
 
 int cl_evaluate(model *m, const tokenizer *tok, const cl_task *t, const gorp_config *c,
-                int task_index, const char *pred_path, cl_scores *s) {
+                const dist *d, int task_index, const char *pred_path, cl_scores *s) {
   memset(s, 0, sizeof(*s));
   int n = t->n_test;
   if (c->data.max_test_per_task > 0 && c->data.max_test_per_task < n) n = c->data.max_test_per_task;
   const int cap = m->cfg.max_seq, max_new = c->eval.max_new_tokens;
+  const int p = d ? d->dp_size : 1, me = d ? d->dp_rank : 0;
   int *prompt, *out, *order;
   GORP_ALLOC(order, t->n_test, "test order");
   /* A capped test set is a seeded sample, the same one after every task. */
@@ -79,29 +110,56 @@ int cl_evaluate(model *m, const tokenizer *tok, const cl_task *t, const gorp_con
     for (int i = 0; i < n; i++) order[i] = i;
   GORP_ALLOC(prompt, cap, "evaluation prompt");
   GORP_ALLOC(out, max_new, "generated tokens");
-  FILE *f = NULL;
-  if (pred_path && !(f = fopen(pred_path, "w")))
-    GORP_ERR(GORP_EIO, "%s: cannot create: %s", pred_path, strerror(errno));
-  for (int k = 0; k < n; k++) {
+  char *lines = NULL;
+  size_t len = 0, lines_cap = 0;
+  double counts[3] = {0};           /* correct, in list, scored */
+  for (int k = me; k < n; k += p) { /* the data-parallel ranks share the items */
     const int i = order[k];
     const cl_item *item = &t->test[i];
-    int len = 0, n_out = 0;
-    GORP_CALL(prompt_encode_eval(tok, t, item->sentence, c->data.max_source_length, prompt, &len,
+    int plen = 0, n_out = 0;
+    GORP_CALL(prompt_encode_eval(tok, t, item->sentence, c->data.max_source_length, prompt, &plen,
                                  cap - max_new));
-    GORP_CALL(model_generate(m, prompt, len, max_new, tok->eos_id, out, &n_out));
+    GORP_CALL(model_generate(m, prompt, plen, max_new, tok->eos_id, out, &n_out));
     char *pred;
     GORP_CALL(tokenizer_decode(tok, out, n_out, &pred));
     GORP_CALL(utf8_repair(&pred));
     const int correct =
         strcmp(item->label, CL_LABEL_NONE) && metrics_exact_match(pred, item->label);
     const int in_list = metrics_in_list(pred, t->labels, t->n_labels);
-    s->correct += correct;
-    s->in_list += in_list;
-    s->n++;
-    if (f) GORP_CALL(write_prediction(f, pred_path, i, pred, item->label, correct, in_list));
+    counts[0] += correct;
+    counts[1] += in_list;
+    counts[2] += 1;
+    const int rc =
+        append_prediction(&lines, &len, &lines_cap, i, pred, item->label, correct, in_list);
     free(pred);
+    GORP_CALL(rc);
   }
-  if (f && fclose(f)) GORP_ERR(GORP_EIO, "%s: close failed: %s", pred_path, strerror(errno));
+  if (d) GORP_CALL(dist_sum_doubles(d, counts, 3));
+  /* rank 0 gathers every rank's lines and writes the file */
+  int mylen = (int)len, *lens = NULL, *offs = NULL;
+  char *all = lines;
+  if (p > 1) {
+    GORP_ALLOC(lens, p, "prediction sizes");
+    GORP_ALLOC(offs, p, "prediction offsets");
+    GORP_MPI(MPI_Gather(&mylen, 1, MPI_INT, lens, 1, MPI_INT, 0, d->dp));
+    size_t total = 0;
+    for (int r = 0; r < p; r++) offs[r] = (int)total, total += (size_t)lens[r];
+    if (me == 0) GORP_ALLOC(all, total + 1, "gathered predictions");
+    GORP_MPI(MPI_Gatherv(lines, mylen, MPI_CHAR, all, lens, offs, MPI_CHAR, 0, d->dp));
+  } else {
+    GORP_ALLOC(lens, 1, "prediction sizes");
+    lens[0] = mylen;
+  }
+  int rc = GORP_OK;
+  if (me == 0 && pred_path) rc = write_predictions(pred_path, all ? all : "", lens, p, n);
+  if (all != lines) free(all);
+  free(lines);
+  free(lens);
+  free(offs);
+  GORP_CALL(rc);
+  s->correct = (int)counts[0];
+  s->in_list = (int)counts[1];
+  s->n = (int)counts[2];
   s->accuracy = s->n ? 100.0 * s->correct / s->n : 0.0;
   s->in_list_rate = s->n ? 100.0 * s->in_list / s->n : 0.0;
   free(order);

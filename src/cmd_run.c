@@ -10,6 +10,7 @@
 #include "gorp/cl_results.h"
 #include "gorp/ckpt.h"
 #include "gorp/cmd.h"
+#include "gorp/dist.h"
 #include "gorp/err.h"
 #include "gorp/fsutil.h"
 #include "gorp/modelfile.h"
@@ -49,24 +50,6 @@ static void print_loss_curve(const float *losses, int n) {
   printf("\n");
 }
 
-/* Evaluates task column i after row (0 = zero-shot) and records it. */
-static int eval_cell(const gorp_config *c, model *m, const tokenizer *tok, const cl_task *tasks,
-                     int row, int i, double *acc, double *in_list) {
-  char path[4096];
-  snprintf(path, sizeof(path), "%s/predictions/after_%02d", c->run.out_dir, row);
-  GORP_CALL(fs_mkdirs(path));
-  snprintf(path, sizeof(path), "%s/predictions/after_%02d/%s.jsonl", c->run.out_dir, row,
-           tasks[i].dataset);
-  cl_scores s;
-  GORP_CALL(cl_evaluate(m, tok, &tasks[i], c, i, path, &s));
-  const int T = c->data.n_tasks;
-  acc[row * T + i] = s.accuracy;
-  in_list[row * T + i] = s.in_list_rate;
-  printf("  eval %-12s exact match %5.1f%% (%d/%d), in-list %5.1f%%\n", tasks[i].dataset,
-         s.accuracy, s.correct, s.n, s.in_list_rate);
-  return GORP_OK;
-}
-
 static void print_matrix(const gorp_config *c, const double *acc, const double *in_list) {
   const int T = c->data.n_tasks;
   printf("\naccuracy matrix (%%; row 0 = zero-shot, row j = after task j; in-list %% in "
@@ -92,6 +75,7 @@ static void print_matrix(const gorp_config *c, const double *acc, const double *
 /* Everything a run carries from task to task. */
 typedef struct run_ctx {
   const gorp_config *c;
+  const dist *d;
   trainer *tr;
   const tokenizer *tok;
   const cl_task *tasks;
@@ -101,6 +85,45 @@ typedef struct run_ctx {
 } run_ctx;
 
 static volatile sig_atomic_t stop_requested; /* SIGTERM / SIGUSR1: checkpoint and exit */
+
+/* Evaluates task column i after row (0 = zero-shot) and records it (rank 0 writes the file). */
+static int eval_cell(run_ctx *r, int row, int i) {
+  const gorp_config *c = r->c;
+  char path[4096];
+  snprintf(path, sizeof(path), "%s/predictions/after_%02d", c->run.out_dir, row);
+  if (r->d->rank == 0) GORP_CALL(fs_mkdirs(path));
+  snprintf(path, sizeof(path), "%s/predictions/after_%02d/%s.jsonl", c->run.out_dir, row,
+           r->tasks[i].dataset);
+  cl_scores s;
+  GORP_CALL(cl_evaluate(r->tr->m, r->tok, &r->tasks[i], c, r->d, i, path, &s));
+  const int T = c->data.n_tasks;
+  r->res->acc[row * T + i] = s.accuracy;
+  r->res->in_list[row * T + i] = s.in_list_rate;
+  printf("  eval %-12s exact match %5.1f%% (%d/%d), in-list %5.1f%%\n", r->tasks[i].dataset,
+         s.accuracy, s.correct, s.n, s.in_list_rate);
+  return GORP_OK;
+}
+
+/* Rank 0 writes results.h5 (every rank holds the same matrices). */
+static int write_results(run_ctx *r) {
+  if (r->d->rank == 0) GORP_CALL(cl_results_write(r->res, r->results_path));
+  return GORP_OK;
+}
+
+/* Rank 0 writes the checkpoint (the state is replicated); the others wait for it. */
+static int save(run_ctx *r, const ckpt_pos *pos) {
+  int rc = GORP_OK;
+  if (r->d->rank == 0) rc = ckpt_save(r->c, r->tr, r->res, pos);
+  GORP_CALL(rc);
+  return dist_barrier(r->d);
+}
+
+/* Whether any rank received SIGTERM/SIGUSR1: all ranks stop at the same step. */
+static int stop_agreed(run_ctx *r) {
+  int stop = stop_requested;
+  if (r->d->size > 1) MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  return stop;
+}
 
 static void on_stop_signal(int sig) {
   (void)sig;
@@ -117,11 +140,11 @@ typedef struct step_ctx {
 static int after_step(void *ctx, int step, const float *losses) {
   step_ctx *s = ctx;
   const gorp_config *c = s->r->c;
-  const int every = c->run.checkpoint_every;
-  if (!stop_requested && !(every > 0 && step % every == 0)) return GORP_OK;
+  const int every = c->run.checkpoint_every, stop = stop_agreed(s->r);
+  if (!stop && !(every > 0 && step % every == 0)) return GORP_OK;
   const ckpt_pos pos = {.task = s->task, .step = step, .done = 0, .losses = (float *)losses};
-  GORP_CALL(ckpt_save(c, s->r->tr, s->r->res, &pos));
-  if (!stop_requested) return GORP_OK;
+  GORP_CALL(save(s->r, &pos));
+  if (!stop) return GORP_OK;
   printf("gorp run: stopped by a signal after step %d of task %d; checkpoint written, resubmit "
          "to continue (exit code %d)\n",
          step, s->task + 1, CKPT_EXIT_RESUBMIT);
@@ -131,8 +154,8 @@ static int after_step(void *ctx, int step, const float *losses) {
 /* Saves the state after task `task` (-1: the zero-shot row) is complete; then honours a stop. */
 static int task_done(run_ctx *r, int task) {
   const ckpt_pos pos = {.task = task, .step = 0, .done = 1};
-  GORP_CALL(ckpt_save(r->c, r->tr, r->res, &pos));
-  if (!stop_requested) return GORP_OK;
+  GORP_CALL(save(r, &pos));
+  if (!stop_agreed(r)) return GORP_OK;
   printf("gorp run: stopped by a signal after task %d; checkpoint written, resubmit to continue "
          "(exit code %d)\n",
          task + 1, CKPT_EXIT_RESUBMIT);
@@ -187,9 +210,8 @@ static int run_mtl(run_ctx *r) {
   const int rc = train_one(r, &all, &tt, 0, "mtl");
   cl_encoded_free(&all);
   if (rc) return rc;
-  for (int i = 0; i < T; i++)
-    GORP_CALL(eval_cell(c, r->tr->m, r->tok, r->tasks, T, i, r->res->acc, r->res->in_list));
-  GORP_CALL(cl_results_write(r->res, r->results_path));
+  for (int i = 0; i < T; i++) GORP_CALL(eval_cell(r, T, i));
+  GORP_CALL(write_results(r));
   return task_done(r, 0);
 }
 
@@ -203,9 +225,8 @@ static int run_tasks(run_ctx *r) {
   int first = 0;
   if (r->resume.task == -2) {
     printf("zero-shot evaluation of the base model\n");
-    for (int i = 0; i < T; i++)
-      GORP_CALL(eval_cell(c, m, r->tok, r->tasks, 0, i, r->res->acc, r->res->in_list));
-    GORP_CALL(cl_results_write(r->res, r->results_path));
+    for (int i = 0; i < T; i++) GORP_CALL(eval_cell(r, 0, i));
+    GORP_CALL(write_results(r));
     const int rc = task_done(r, -1);
     if (rc) return rc;
   } else {
@@ -225,9 +246,8 @@ static int run_tasks(run_ctx *r) {
     const int rc = train_one(r, &enc, &tt, ti, task->dataset);
     cl_encoded_free(&enc);
     if (rc) return rc;
-    for (int i = 0; i <= ti + 1 && i < T; i++)
-      GORP_CALL(eval_cell(c, m, r->tok, r->tasks, ti + 1, i, r->res->acc, r->res->in_list));
-    GORP_CALL(cl_results_write(r->res, r->results_path));
+    for (int i = 0; i <= ti + 1 && i < T; i++) GORP_CALL(eval_cell(r, ti + 1, i));
+    GORP_CALL(write_results(r));
     const int stop = task_done(r, ti);
     if (stop) return stop;
   }
@@ -255,15 +275,15 @@ static int load_tasks(const gorp_config *c, cl_task **tasks) {
 }
 
 static int run(const gorp_config *c, int force_config) {
-  int world = 1;
-  GORP_MPI(MPI_Comm_size(MPI_COMM_WORLD, &world));
-  /* Until the tensor/data-parallel layout exists every rank would repeat the same run and write
-   * the same files, so more than one rank is refused rather than silently wasted. */
-  if (world != 1)
-    GORP_ERR(GORP_EINPUT,
-             "this gorp runs on one MPI rank (tensor/data parallelism is not built yet), but the "
-             "job has %d ranks: launch it with one task",
-             world);
+  /* from the start: a signal during loading is honoured at the first checkpoint */
+  stop_requested = 0;
+  signal(SIGTERM, on_stop_signal);
+  signal(SIGUSR1, on_stop_signal);
+  dist d;
+  GORP_CALL(dist_init(&d, c));
+  /* rank 0 speaks for the job; every rank still reports its own errors on stderr */
+  if (d.rank != 0 && !freopen("/dev/null", "w", stdout))
+    GORP_ERR(GORP_EIO, "cannot silence stdout on rank %d", d.rank);
   GORP_CALL(backend_select(c->run.backend));
   tokenizer tok;
   GORP_CALL(tokenizer_open(&tok, c->data.tokenizer));
@@ -272,7 +292,8 @@ static int run(const gorp_config *c, int force_config) {
   GORP_CALL(load_tasks(c, &tasks));
   model m;
   GORP_CALL(model_setup(&m, c, &tok));
-  GORP_CALL(fs_mkdirs(c->run.out_dir));
+  if (d.rank == 0) GORP_CALL(fs_mkdirs(c->run.out_dir));
+  GORP_CALL(dist_barrier(&d));
   printf("gorp run: %s, %zu parameters (%d layers, hidden %d, heads %d/%d, vocab %d), backend %s\n",
          c->file, m.n_params, m.cfg.num_layers, m.cfg.hidden_size, m.cfg.num_heads,
          m.cfg.num_kv_heads, m.cfg.vocab_size, backend_get()->name);
@@ -289,19 +310,19 @@ static int run(const gorp_config *c, int force_config) {
   for (int i = 0; i < (T + 1) * T; i++) res.acc[i] = res.in_list[i] = NAN;
   trainer tr;
   GORP_CALL(trainer_create(&tr, &m, c, T));
-  run_ctx r = {.c = c, .tr = &tr, .tok = &tok, .tasks = tasks, .res = &res, .resume.task = -2};
+  tr.dist = &d;
+  run_ctx r = {
+      .c = c, .d = &d, .tr = &tr, .tok = &tok, .tasks = tasks, .res = &res, .resume.task = -2};
   snprintf(r.results_path, sizeof(r.results_path), "%s/results.h5", c->run.out_dir);
   if (ckpt_exists(c)) GORP_CALL(ckpt_load(c, force_config, &tr, &res, &r.resume));
-  stop_requested = 0;
-  signal(SIGTERM, on_stop_signal);
-  signal(SIGUSR1, on_stop_signal);
   const int rc = run_tasks(&r);
   free(r.resume.losses);
   if (rc == CKPT_EXIT_RESUBMIT) return rc;
   GORP_CALL(rc);
   char path[4096];
   snprintf(path, sizeof(path), "%s/model.h5", c->run.out_dir);
-  GORP_CALL(modelfile_save(&m, path, NULL));
+  if (d.rank == 0) GORP_CALL(modelfile_save(&m, path, NULL));
+  GORP_CALL(dist_barrier(&d));
   print_matrix(c, res.acc, res.in_list);
   printf("\nresults in %s/results.h5, model in %s, predictions under %s/predictions/\n",
          c->run.out_dir, path, c->run.out_dir);

@@ -69,6 +69,7 @@ static const struct {
     {"eval", "Greedy-decoding evaluation after each task."},
     {"lora", "LoRA adapters (methods seqlora, inclora and the methods built on them)."},
     {"full", "Full-rank weights trained in a rank-k gradient subspace (methods galore, gorp)."},
+    {"parallel", "The MPI layout: world size = tp x dp (checked at start)."},
     {"gorp", "GORP's shared gradient space (method gorp): what is protected, on which axis, how."},
 };
 
@@ -211,6 +212,12 @@ static const config_key keys[] = {
      .doc = "alpha_full: the step is lr * scale * N Q"},
     {"full", "lr", CFG_FLOAT, FIELD(full.lr), .def = "1e-5", ABOVE(0),
      .doc = "learning rate of the full-rank weights"},
+
+    {"parallel", "tp", CFG_INT, FIELD(parallel.tp), .def = "1", AT_LEAST(1),
+     .doc = "tensor-parallel ranks per model replica (only 1 is built so far)"},
+    {"parallel", "dp", CFG_INT, FIELD(parallel.dp), .def = "1", AT_LEAST(1),
+     .doc = "data-parallel replicas: each global batch is split over them and their gradients "
+            "summed; results equal a single rank's up to reduction order"},
 
     {"gorp", "energy", CFG_FLOAT, FIELD(gorp.energy), .def = "0.9", .lo = 0, .hi = 1,
      .flags = CFG_LO_OPEN,

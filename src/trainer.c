@@ -326,19 +326,38 @@ int trainer_step(trainer *t, const int *tokens, const int *targets, const int64_
   model *m = t->m;
   model_zero_grads(m);
   if (t->has_lora) memset(t->lo.grads, 0, t->lo.pair_size * sizeof(float));
-  t->drop.example_ids = example_ids;
-  t->drop.T = T;
-  t->drop.step_key = step_key;
-  m->dropout = &t->drop;
-  int rc = model_forward(m, tokens, targets, B, T, 0.0f, loss);
-  if (!rc && !isfinite(*loss))
-    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_ENUM,
-                    "loss became %f; this step's update was not applied", *loss);
-  if (!rc) rc = model_backward(m);
-  m->dropout = NULL;
+  /* this rank's rows of the global batch; the loss is divided by the global answer-token count,
+   * so summing the ranks' gradients gives the global batch's gradient */
+  int lo = 0, hi = B, count = 0;
+  if (t->dist) dist_batch_slice(t->dist, B, &lo, &hi);
+  for (int i = 0; i < B * T; i++) count += targets[i] >= 0;
+  const float div = (float)(count ? count : 1);
+  double global_loss = 0.0;
+  int rc = GORP_OK;
+  if (hi > lo) {
+    t->drop.example_ids = example_ids + lo;
+    t->drop.T = T;
+    t->drop.step_key = step_key;
+    m->dropout = &t->drop;
+    float local;
+    rc = model_forward(m, tokens + (size_t)lo * T, targets + (size_t)lo * T, hi - lo, T, div,
+                       &local);
+    if (!rc && !isfinite(local))
+      rc = gorp_error(__FILE__, __LINE__, __func__, GORP_ENUM,
+                      "loss became %f; this step's update was not applied", local);
+    if (!rc) rc = model_backward(m);
+    m->dropout = NULL;
+    global_loss = hi > lo ? local : 0.0;
+  }
   GORP_CALL(rc);
+  if (t->dist) {
+    GORP_CALL(dist_sum_doubles(t->dist, &global_loss, 1));
+    GORP_CALL(dist_sum_floats(t->dist, m->grads, m->n_grads));
+    if (t->has_lora) GORP_CALL(dist_sum_floats(t->dist, t->lo.grads, t->lo.pair_size));
+  }
+  *loss = (float)global_loss;
   /* the regularisers' gradients join the loss's before clipping (the reported loss is the
-   * cross-entropy alone) */
+   * cross-entropy alone); every rank adds them once, after the sum */
   if (t->method == METHOD_OLORA)
     lora_olora_penalty(&t->lo, t->c->lora.olora_lambda1, t->c->lora.olora_lambda2);
   if (t->method == METHOD_NLORA) lora_l1_penalty(&t->lo, t->c->lora.nlora_lambda);
@@ -386,6 +405,12 @@ static void accumulate(gorp_space *s, const float *X, const int *lengths, int B,
 
 int trainer_observe(trainer *t, const int *tokens, const int *lengths, int B, int T) {
   model *m = t->m;
+  int lo = 0, hi = B;
+  if (t->dist) dist_batch_slice(t->dist, B, &lo, &hi);
+  if (hi == lo) return GORP_OK; /* this rank's share of the batch is empty */
+  tokens += (size_t)lo * T;
+  lengths += lo;
+  B = hi - lo;
   GORP_CALL(model_forward(m, tokens, NULL, B, T, 0.0f, NULL));
   const int N = B * T;
   size_t need = (size_t)N * m->cfg.intermediate_size;
@@ -440,6 +465,12 @@ static int extend(trainer *t, gorp_space *s, const float *M, int k, int on_cols,
 }
 
 static int extend_from_activation(trainer *t, gorp_space *s, int *added) {
+  if (t->dist) { /* every rank saw its share of the examples */
+    double rows = (double)s->cov_rows;
+    GORP_CALL(dist_sum_floats(t->dist, s->cov, (size_t)s->len * s->len));
+    GORP_CALL(dist_sum_doubles(t->dist, &rows, 1));
+    s->cov_rows = (long)rows;
+  }
   float *M;
   GORP_ALLOC(M, (size_t)s->len * s->len, "covariance root");
   int rc = covariance_root(M, s);

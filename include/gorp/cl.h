@@ -59,9 +59,11 @@ typedef struct cl_scores {
   double in_list_rate; /* percent */
 } cl_scores;
 
-/* Greedy decoding on up to data.max_test_per_task test items of t; writes one JSON line per item
- * (id, prediction, label, correct, in_list) to pred_path when it is not NULL. */
+/* Greedy decoding on up to data.max_test_per_task test items of t, shared round-robin by the
+ * data-parallel ranks (d may be NULL: one rank); rank 0 writes one JSON line per item (id,
+ * prediction, label, correct, in_list) to pred_path when it is not NULL; every rank gets the
+ * scores. */
 int cl_evaluate(model *m, const tokenizer *tok, const cl_task *t, const gorp_config *c,
-                int task_index, const char *pred_path, cl_scores *s);
+                const dist *d, int task_index, const char *pred_path, cl_scores *s);
 
 #endif

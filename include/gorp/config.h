@@ -75,6 +75,9 @@ typedef struct gorp_config {
     float scale, lr;
   } full;
   struct {
+    int tp, dp; /* tensor- and data-parallel group sizes: world = tp x dp */
+  } parallel;
+  struct {
     float energy;
     char *axis;         /* "paper" or "input" */
     char *basis_source; /* "moment" or "activation" */

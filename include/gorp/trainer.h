@@ -8,6 +8,7 @@
 #define GORP_TRAINER_H
 
 #include "gorp/config.h"
+#include "gorp/dist.h"
 #include "gorp/linalg.h"
 #include "gorp/lora.h"
 #include "gorp/model.h"
@@ -67,6 +68,7 @@ typedef struct trainer {
   int activation;     /* gorp.basis_source = activation */
   linalg_ws ws;
   lora_dropout_ctx drop;
+  const dist *dist; /* data parallelism: set by the runner after trainer_create; NULL = 1 rank */
 } trainer;
 
 /* Sets up the method's trainable set on m (which must outlive the trainer) for n_tasks tasks;

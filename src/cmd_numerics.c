@@ -2,7 +2,16 @@
  * compare gorp with another implementation (tests/ref/ does so against PyTorch).
  *   IDS.txt: one sequence per line, whitespace-separated token ids, all lines the same length.
  *   --targets TGT.txt (grad, fit): same layout, the id each position predicts, -1 = no loss;
- *   default: next-token targets (position i predicts token i+1; the last position none). */
+ *   default: next-token targets (position i predicts token i+1; the last position none).
+ *   fit --time [--warmup W]: every step line also gives its seconds (step_s), and after the run
+ *   one machine-readable line
+ *     fit-time steps=N warmup=W tokens_per_step=T mean_step_s=.. min_step_s=.. tokens_per_s=..
+ *              peak_rss_mb=..
+ *   where the first W of the --steps steps are run but not timed (N = steps - W), a step is
+ *   zero grads + forward + backward + clip + AdamW (wall clock, CLOCK_MONOTONIC), T = sequences x
+ *   length, and peak_rss_mb is the process's getrusage ru_maxrss. bench/ reads this line.
+ * Not for: benchmarking by itself (bench/bench_train.py compares with PyTorch and the SGEMM
+ * ceiling) or training on data sets (gorp run). */
 #include "gorp/cmd.h"
 #include "gorp/err.h"
 #include "gorp/model.h"
@@ -14,10 +23,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 
 typedef struct numerics_args {
   const char *model, *tokens, *targets, *out;
-  int steps;
+  int steps, warmup, time;
   float lr, beta1, beta2, eps, weight_decay, grad_clip;
 } numerics_args;
 
@@ -29,10 +40,24 @@ static int parse_float(const char *opt, const char *s, float *v) {
   return GORP_OK;
 }
 
+static int parse_int(const char *opt, const char *s, int *v) {
+  char *end;
+  errno = 0;
+  long x = strtol(s, &end, 10);
+  if (errno || end == s || *end || x < -2147483647L || x > 2147483647L)
+    GORP_ERR(GORP_EUSAGE, "%s: expected an integer, got '%s'", opt, s);
+  *v = (int)x;
+  return GORP_OK;
+}
+
 static int parse_args(numerics_args *a, int argc, char **argv) {
   *a = (numerics_args){.steps = 1, .lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
   for (int i = 1; i < argc; i++) {
     const char *o = argv[i];
+    if (!strcmp(o, "--time")) { /* the one option without a value */
+      a->time = 1;
+      continue;
+    }
     if (i + 1 >= argc) GORP_ERR(GORP_EUSAGE, "%s: option %s needs a value", argv[0], o);
     const char *v = argv[++i];
     if (!strcmp(o, "--model"))
@@ -44,7 +69,9 @@ static int parse_args(numerics_args *a, int argc, char **argv) {
     else if (!strcmp(o, "--out"))
       a->out = v;
     else if (!strcmp(o, "--steps"))
-      a->steps = atoi(v);
+      GORP_CALL(parse_int(o, v, &a->steps));
+    else if (!strcmp(o, "--warmup"))
+      GORP_CALL(parse_int(o, v, &a->warmup));
     else if (!strcmp(o, "--lr"))
       GORP_CALL(parse_float(o, v, &a->lr));
     else if (!strcmp(o, "--beta1"))
@@ -63,6 +90,9 @@ static int parse_args(numerics_args *a, int argc, char **argv) {
   if (!a->model || !a->tokens)
     GORP_ERR(GORP_EUSAGE, "usage: gorp %s --model M.h5 --tokens IDS.txt [--out OUT.h5]", argv[0]);
   if (a->steps < 1) GORP_ERR(GORP_EUSAGE, "%s: --steps must be >= 1", argv[0]);
+  if (a->warmup < 0 || a->warmup >= a->steps)
+    GORP_ERR(GORP_EUSAGE, "%s: --warmup must be in [0, --steps) (got %d with --steps %d)", argv[0],
+             a->warmup, a->steps);
   return GORP_OK;
 }
 
@@ -222,6 +252,22 @@ static int run_grad(const numerics_args *a) {
   return GORP_OK;
 }
 
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+/* Prints the fit-time line (header comment) for n_timed steps of tokens tokens each. */
+static void fit_time_print(int n_timed, int warmup, long tokens, double total_s, double min_s) {
+  struct rusage ru;
+  double peak_mb = getrusage(RUSAGE_SELF, &ru) ? -1.0 : ru.ru_maxrss / 1024.0; /* KiB on Linux */
+  double mean_s = total_s / n_timed;
+  printf("fit-time steps=%d warmup=%d tokens_per_step=%ld mean_step_s=%.6f min_step_s=%.6f "
+         "tokens_per_s=%.2f peak_rss_mb=%.1f\n",
+         n_timed, warmup, tokens, mean_s, min_s, tokens / mean_s, peak_mb);
+}
+
 static int run_fit(const numerics_args *a) {
   batch b;
   GORP_CALL(batch_load(&b, a, 1));
@@ -230,14 +276,24 @@ static int run_fit(const numerics_args *a) {
   GORP_CALL(adamw_init(&opt, b.m.n_grads, a->lr, a->beta1, a->beta2, a->eps, a->weight_decay));
   float *losses;
   GORP_ALLOC(losses, a->steps, "loss trajectory");
+  double timed_s = 0.0, min_s = 0.0;
   for (int s = 0; s < a->steps; s++) {
+    const double t0 = now_s();
     model_zero_grads(&b.m);
     GORP_CALL(model_forward(&b.m, b.ids, b.targets, b.S, b.T, 0.0f, &losses[s]));
     GORP_CALL(model_backward(&b.m));
     const grad_segment all = {b.m.grads, b.m.n_grads};
     double norm = grad_clip_norm(&all, 1, a->grad_clip);
     adamw_step(&opt, b.m.params, b.m.grads);
-    printf("step %4d loss %.7f grad_norm %.5f\n", s + 1, losses[s], norm);
+    const double dt = now_s() - t0;
+    if (s >= a->warmup) {
+      timed_s += dt;
+      if (s == a->warmup || dt < min_s) min_s = dt;
+    }
+    if (a->time)
+      printf("step %4d loss %.7f grad_norm %.5f step_s %.4f\n", s + 1, losses[s], norm, dt);
+    else
+      printf("step %4d loss %.7f grad_norm %.5f\n", s + 1, losses[s], norm);
   }
   if (a->out) {
     hid_t f;
@@ -246,6 +302,7 @@ static int run_fit(const numerics_args *a) {
     GORP_CALL(h5_write_floats(f, "losses", 1, &n, losses));
     GORP_H5(H5Fclose(f));
   }
+  if (a->time) fit_time_print(a->steps - a->warmup, a->warmup, (long)b.S * b.T, timed_s, min_s);
   free(losses);
   adamw_free(&opt);
   batch_free(&b);

@@ -254,26 +254,6 @@ static int run_tasks(run_ctx *r) {
   return GORP_OK;
 }
 
-/* Loads every task before any training, so that a missing dataset stops the run at start-up. */
-static int load_tasks(const gorp_config *c, cl_task **tasks) {
-  GORP_ALLOC(*tasks, c->data.n_tasks, "tasks");
-  for (int i = 0; i < c->data.n_tasks; i++) {
-    GORP_CALL(clbench_load(&(*tasks)[i], c->data.root, c->data.tasks[i], c->data.instructions));
-    const cl_task *t = &(*tasks)[i];
-    printf("loaded %s/%s: %d train, %d test items\n", t->task_type, t->dataset, t->n_train,
-           t->n_test);
-    if (t->n_test_unlabelled && !strcmp(c->data.unlabelled, "drop"))
-      printf("  %s: dropped %d test items labelled '-' (no gold label; data.unlabelled = drop)\n",
-             t->dataset, clbench_drop_unlabelled(&(*tasks)[i]));
-    else if (t->n_test_unlabelled)
-      printf("  %s: %d test items are labelled '-' (no gold label); scored as never correct, as "
-             "upstream does (data.unlabelled = score)\n",
-             t->dataset, t->n_test_unlabelled);
-    if (!t->n_test) GORP_ERR(GORP_EINPUT, "%s: no test items left to evaluate", t->dataset);
-  }
-  return GORP_OK;
-}
-
 static int run(const gorp_config *c, int force_config) {
   /* from the start: a signal during loading is honoured at the first checkpoint */
   stop_requested = 0;
@@ -285,15 +265,15 @@ static int run(const gorp_config *c, int force_config) {
   if (d.rank != 0 && !freopen("/dev/null", "w", stdout))
     GORP_ERR(GORP_EIO, "cannot silence stdout on rank %d", d.rank);
   GORP_CALL(backend_select(c->run.backend));
-  tokenizer tok;
-  GORP_CALL(tokenizer_open(&tok, c->data.tokenizer));
-  const int T = c->data.n_tasks;
-  cl_task *tasks;
-  GORP_CALL(load_tasks(c, &tasks));
-  model m;
-  GORP_CALL(model_setup(&m, c, &tok));
   if (d.rank == 0) GORP_CALL(fs_mkdirs(c->run.out_dir));
   GORP_CALL(dist_barrier(&d));
+  tokenizer tok;
+  GORP_CALL(cl_open_tokenizer(&tok, c, &d, c->run.out_dir));
+  const int T = c->data.n_tasks;
+  cl_task *tasks;
+  GORP_CALL(cl_load_tasks(c, &tasks));
+  model m;
+  GORP_CALL(model_setup(&m, c, &tok));
   printf("gorp run: %s, %zu parameters (%d layers, hidden %d, heads %d/%d, vocab %d), backend %s\n",
          c->file, m.n_params, m.cfg.num_layers, m.cfg.hidden_size, m.cfg.num_heads,
          m.cfg.num_kv_heads, m.cfg.vocab_size, backend_get()->name);

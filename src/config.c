@@ -17,6 +17,7 @@
 #include "gorp/config.h"
 
 #include "gorp/err.h"
+#include "gorp/synth.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -70,6 +71,7 @@ static const struct {
     {"lora", "LoRA adapters (methods seqlora, inclora and the methods built on them)."},
     {"full", "Full-rank weights trained in a rank-k gradient subspace (methods galore, gorp)."},
     {"parallel", "The MPI layout: world size = tp x dp (checked at start)."},
+    {"pretrain", "gorp pretrain: the small base model of the synthetic suite (docs/SYNTHETIC.md)."},
     {"gorp", "GORP's shared gradient space (method gorp): what is protected, on which axis, how."},
 };
 
@@ -127,17 +129,24 @@ static const config_key keys[] = {
     {"model", "init_std", CFG_FLOAT, FIELD(model.init_std), .def = "0.02", ABOVE(0),
      .doc = "standard deviation of the random initial weights"},
 
-    {"data", "format", CFG_CHOICE, FIELD(data.format), .def = "clbench", .choices = "clbench",
-     .doc = "dataset layout; `clbench`: `root/TaskType/dataset/{train,test,labels}.json`"},
-    {"data", "root", CFG_PATH, FIELD(data.root), .def = "", .flags = CFG_REQUIRED,
-     .doc = "the benchmark folder"},
-    {"data", "instructions", CFG_PATH, FIELD(data.instructions), .def = "", .flags = CFG_REQUIRED,
-     .doc = "instruction templates (instruction_config.json)"},
+    {"data", "format", CFG_CHOICE, FIELD(data.format), .def = "clbench",
+     .choices = "clbench,synthetic",
+     .doc = "`clbench`: `root/TaskType/dataset/{train,test,labels}.json`; `synthetic`: the "
+            "generated suite (docs/SYNTHETIC.md; tasks syn-*, its own tokenizer)"},
+    {"data", "synthetic_train", CFG_INT, FIELD(data.synthetic_train), .def = "1000", AT_LEAST(1),
+     .doc = "synthetic suite: training items generated per task"},
+    {"data", "synthetic_test", CFG_INT, FIELD(data.synthetic_test), .def = "150", AT_LEAST(1),
+     .doc = "synthetic suite: test items generated per task"},
+    {"data", "root", CFG_PATH, FIELD(data.root), .def = "none", .choices = "none",
+     .doc = "the benchmark folder (required for data.format = clbench)"},
+    {"data", "instructions", CFG_PATH, FIELD(data.instructions), .def = "none", .choices = "none",
+     .doc = "instruction templates, instruction_config.json (required for data.format = clbench)"},
     {"data", "tasks", CFG_LIST, FIELD(data.tasks), FIELD(data.n_tasks), .def = "",
      .doc = "dataset folder names in training order, comma-separated (indented lines continue); "
             "give this or data.order"},
     {"data", "order", CFG_NAME, FIELD(data.order), .def = "",
-     .doc = "a task order named in data.orders (e.g. `order1`); give this or data.tasks"},
+     .doc = "a task order named in data.orders (e.g. `order1`), or with data.format = synthetic "
+            "one of the suite's order1..order6; give this or data.tasks"},
     {"data", "orders", CFG_PATH, FIELD(data.orders), .def = "none", .choices = "none",
      .doc = "orders file: one order a line, `name dataset dataset ...`, `#` comments "
             "(the benchmark's six orders: inputs/orders.txt)"},
@@ -218,6 +227,20 @@ static const config_key keys[] = {
     {"parallel", "dp", CFG_INT, FIELD(parallel.dp), .def = "1", AT_LEAST(1),
      .doc = "data-parallel replicas: each global batch is split over them and their gradients "
             "summed; results equal a single rank's up to reduction order"},
+
+    {"pretrain", "out", CFG_PATH, FIELD(pretrain.out), .def = "base.h5",
+     .doc = "the base model file; an existing one made with the same pretraining config is "
+            "reused (its key is stored in OUT.key)"},
+    {"pretrain", "steps", CFG_INT, FIELD(pretrain.steps), .def = "1500", AT_LEAST(1),
+     .doc = "optimizer steps on the pretraining mix"},
+    {"pretrain", "batch_size", CFG_INT, FIELD(pretrain.batch_size), .def = "16", AT_LEAST(1),
+     .doc = "examples per step"},
+    {"pretrain", "lr", CFG_FLOAT, FIELD(pretrain.lr), .def = "3e-3", ABOVE(0),
+     .doc = "peak learning rate (AdamW with train.beta1/beta2/eps/weight_decay/grad_clip)"},
+    {"pretrain", "warmup", CFG_INT, FIELD(pretrain.warmup), .def = "50", AT_LEAST(0),
+     .doc = "linear warm-up steps, then cosine decay"},
+    {"pretrain", "min_lr_ratio", CFG_FLOAT, FIELD(pretrain.min_lr_ratio), .def = "0.1", .lo = 0,
+     .hi = 1, .doc = "the cosine decays to lr x this at the last step"},
 
     {"gorp", "energy", CFG_FLOAT, FIELD(gorp.energy), .def = "0.9", .lo = 0, .hi = 1,
      .flags = CFG_LO_OPEN,
@@ -829,14 +852,36 @@ static int check_per_task(const gorp_config *c) {
 /* data.tasks from data.order when given, then data.substitute; every name at most once. */
 static int resolve_tasks(gorp_config *c) {
   const char *origin = c->file ? c->file : "defaults";
+  if (!strcmp(c->data.format, "clbench")) {
+    if (!strcmp(c->data.root, "none"))
+      GORP_ERR(GORP_EINPUT,
+               "%s: data.root is required (the benchmark folder) for data.format = "
+               "clbench; set it in [data] or with --set data.root=...",
+               origin);
+    if (!strcmp(c->data.instructions, "none"))
+      GORP_ERR(GORP_EINPUT,
+               "%s: data.instructions is required (instruction_config.json) for "
+               "data.format = clbench; set it in [data] or with --set data.instructions=...",
+               origin);
+  }
   if (c->data.order[0]) {
     if (c->data.n_tasks)
       GORP_ERR(GORP_EINPUT, "%s: give data.tasks or data.order (%s), not both", origin,
                c->data.order);
-    if (!strcmp(c->data.orders, "none"))
+    if (!strcmp(c->data.orders, "none") && !strcmp(c->data.format, "synthetic")) {
+      const char *const *names;
+      int n;
+      if (synth_order(c->data.order, &names, &n))
+        GORP_ERR(GORP_EINPUT, "%s: data.order = %s is not one of the synthetic suite's orders",
+                 origin, c->data.order);
+      const config_key *k = &keys[key_index("data", "tasks")];
+      for (int i = 0; i < n; i++) GORP_CALL(list_append(c, k, names[i], strlen(names[i])));
+    } else if (!strcmp(c->data.orders, "none")) {
       GORP_ERR(GORP_EINPUT, "%s: data.order = %s needs data.orders (the orders file)", origin,
                c->data.order);
-    GORP_CALL(read_order(c));
+    } else {
+      GORP_CALL(read_order(c));
+    }
   }
   if (!c->data.n_tasks)
     GORP_ERR(GORP_EINPUT,

@@ -10,7 +10,10 @@ int cmd_logits(int argc,
 int cmd_grad(int argc, char **argv); /* gorp grad --model M --tokens F --out O   (cmd_numerics.c) */
 int cmd_fit(int argc, char **argv);
 int cmd_config(int argc, char **argv);
-int cmd_inspect(int argc, char **argv); /* gorp inspect FILE.h5 [--verify] (cmd_inspect.c) */
+int cmd_inspect(int argc, char **argv);
+int cmd_pretrain(int argc, char **argv);
+    /* gorp pretrain CONFIG.ini [--set k=v]... (cmd_pretrain.c) */ /* gorp inspect FILE.h5
+                                                                      [--verify] (cmd_inspect.c) */
 /* gorp config CONFIG.ini | --schema (cmd_config.c) */ /* gorp fit --model M --tokens F --steps
                                                           N  (cmd_numerics.c) */
 

@@ -31,11 +31,12 @@ typedef struct gorp_config {
     float init_std;
   } model;
   struct {
-    char *format;       /* "clbench" */
-    char *root;         /* resolved path */
-    char *instructions; /* resolved path */
-    char **tasks;       /* n_tasks dataset folder names, in training order, after data.order
-                           was expanded and data.substitute applied */
+    char *format;                        /* "clbench" or "synthetic" */
+    int synthetic_train, synthetic_test; /* items per task of the synthetic suite */
+    char *root;                          /* resolved path, or "none" */
+    char *instructions;                  /* resolved path, or "none" */
+    char **tasks; /* n_tasks dataset folder names, in training order, after data.order
+                     was expanded and data.substitute applied */
     int n_tasks;
     char *order;       /* a task order named in data.orders, or "" */
     char *orders;      /* resolved path of the orders file, or "none" */
@@ -77,6 +78,11 @@ typedef struct gorp_config {
   struct {
     int tp, dp; /* tensor- and data-parallel group sizes: world = tp x dp */
   } parallel;
+  struct {
+    char *out; /* resolved path of the base model file gorp pretrain writes (and reuses) */
+    int steps, batch_size, warmup;
+    float lr, min_lr_ratio;
+  } pretrain;
   struct {
     float energy;
     char *axis;         /* "paper" or "input" */

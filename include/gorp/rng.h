@@ -8,6 +8,7 @@
 
 /* Streams keep unrelated uses of one seed apart. */
 enum { RNG_STREAM_INIT = 1, RNG_STREAM_SHUFFLE = 2, RNG_STREAM_DROPOUT = 3, RNG_STREAM_SVD = 4 };
+enum { RNG_STREAM_SYNTH = 5 }; /* the synthetic suite's generator (synth.c) */
 
 /* 64 well-mixed bits for (seed, stream, a, b). */
 uint64_t rng_bits(uint64_t seed, uint64_t stream, uint64_t a, uint64_t b);

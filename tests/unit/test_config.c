@@ -49,8 +49,8 @@ static void test_defaults_fill_every_key_and_derive_heads(void) {
         a->head_dim);
   CHECK(a->rms_eps == 1e-6f && a->rope_theta == 10000.0f && !a->tie_embeddings, "arch floats");
   CHECK(c.model.init_std == 0.02f, "init_std %g", c.model.init_std);
-  CHECK(!strcmp(c.data.format, "clbench") && !strcmp(c.data.root, "") &&
-            !strcmp(c.data.instructions, "") && c.data.n_tasks == 0 && c.data.tasks == NULL,
+  CHECK(!strcmp(c.data.format, "clbench") && !strcmp(c.data.root, "none") &&
+            !strcmp(c.data.instructions, "none") && c.data.n_tasks == 0 && c.data.tasks == NULL,
         "data defaults");
   CHECK(!strcmp(c.data.tokenizer, "byte"), "tokenizer %s", c.data.tokenizer);
   CHECK(c.data.max_source_length == 512 && c.data.max_target_length == 50 &&
@@ -395,11 +395,12 @@ static void test_text_is_stable_and_hash_tracks_values(void) {
   free(t4);
   config_free(&c4);
 
-  /* The empty required values print as "key =" (no trailing blank). */
+  /* Empty values print as "key =" (no trailing blank). */
   gorp_config d;
   char *td;
   CHECK(config_defaults(&d) == GORP_OK && config_to_text(&d, &td) == GORP_OK, "defaults text");
-  CHECK(strstr(td, "\nroot =\n") != NULL && strstr(td, "\ntasks =\n") != NULL, "empty: %s", td);
+  CHECK(strstr(td, "\nroot = none\n") != NULL && strstr(td, "\ntasks =\n") != NULL, "empty: %s",
+        td);
   free(td);
   config_free(&d);
   free(t1);

@@ -163,7 +163,7 @@ static int pretrain(const gorp_config *c) {
   arch.vocab_size = tok.vocab_size;
   model m;
   GORP_CALL(model_create(&m, &arch));
-  model_init_random(&m, c->run.seed, c->model.init_std);
+  model_init_random(&m, c->run.seed, c->model.init_std, c->model.embed_init_std);
   gorp_config as_seqft = *c; /* every weight trains */
   as_seqft.run.method = "seqft";
   trainer tr;

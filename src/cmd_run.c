@@ -27,7 +27,7 @@ static int model_setup(model *m, const gorp_config *c, const tokenizer *tok) {
     model_config arch = c->model.arch;
     if (arch.vocab_size == 0) arch.vocab_size = tok->vocab_size;
     GORP_CALL(model_create(m, &arch));
-    model_init_random(m, c->run.seed, c->model.init_std);
+    model_init_random(m, c->run.seed, c->model.init_std, c->model.embed_init_std);
   } else {
     GORP_CALL(modelfile_load(m, c->model.init));
   }

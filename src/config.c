@@ -128,6 +128,9 @@ static const config_key keys[] = {
      .doc = "the LM head shares the embedding matrix"},
     {"model", "init_std", CFG_FLOAT, FIELD(model.init_std), .def = "0.02", ABOVE(0),
      .doc = "standard deviation of the random initial weights"},
+    {"model", "embed_init_std", CFG_FLOAT, FIELD(model.embed_init_std), .def = "0", AT_LEAST(0),
+     .doc = "standard deviation of the random embedding; 0 = model.init_std (PyTorch's own "
+            "nn.Embedding default is 1)"},
 
     {"data", "format", CFG_CHOICE, FIELD(data.format), .def = "clbench",
      .choices = "clbench,synthetic",
@@ -744,6 +747,7 @@ static int derive_arch(gorp_config *c) {
   model_config *a = &c->model.arch;
   const char *origin = c->file ? c->file : "defaults";
   if (!a->num_kv_heads) a->num_kv_heads = a->num_heads;
+  if (c->model.embed_init_std == 0.0f) c->model.embed_init_std = c->model.init_std;
   if (!a->head_dim) {
     if (a->hidden_size % a->num_heads)
       GORP_ERR(GORP_EINPUT,

@@ -144,15 +144,16 @@ void model_free(model *m) {
   memset(m, 0, sizeof(*m));
 }
 
-void model_init_random(model *m, uint64_t seed, float std) {
+void model_init_random(model *m, uint64_t seed, float std, float embed_std) {
   for (int i = 0; i < m->n_tensors; i++) {
     const param_tensor *t = &m->tensors[i];
     float *p = m->params + t->offset;
+    const double s = i == 0 ? embed_std : std; /* tensor 0 is model.embed_tokens.weight */
     if (t->ndim == 1) {
       for (size_t j = 0; j < t->numel; j++) p[j] = 1.0f;
     } else {
       for (size_t j = 0; j < t->numel; j++)
-        p[j] = (float)(std * rng_normal(seed, RNG_STREAM_INIT, (uint64_t)i, j));
+        p[j] = (float)(s * rng_normal(seed, RNG_STREAM_INIT, (uint64_t)i, j));
     }
   }
 }

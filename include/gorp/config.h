@@ -29,6 +29,7 @@ typedef struct gorp_config {
     char *init;        /* "random" or a resolved path to an HDF5 model file or checkpoint */
     model_config arch; /* num_kv_heads and head_dim resolved; vocab_size 0 = the tokenizer's */
     float init_std;
+    float embed_init_std; /* resolved: model.init_std when the key is 0 */
   } model;
   struct {
     char *format;                        /* "clbench" or "synthetic" */

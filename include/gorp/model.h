@@ -135,9 +135,9 @@ int model_config_check(const model_config *cfg);
 /* Builds the tensor table and allocates zeroed parameters. */
 int model_create(model *m, const model_config *cfg);
 void model_free(model *m);
-/* HF's _init_weights: normal(0, std) for linears and embedding, ones for norms. Deterministic in
- * seed, independent of how the model is laid out. */
-void model_init_random(model *m, uint64_t seed, float std);
+/* HF's _init_weights: normal(0, std) for linears, normal(0, embed_std) for the embedding, ones for
+ * norms. Deterministic in seed, independent of how the model is laid out. */
+void model_init_random(model *m, uint64_t seed, float std, float embed_std);
 /* The tensor with this HF name, or NULL. */
 const param_tensor *model_find(const model *m, const char *name);
 /* Marks tensor i (index into tensors) trainable or frozen; before model_alloc_grads. */

@@ -15,6 +15,10 @@
 
 enum { SYNTH_N_DATASETS = 15, SYNTH_N_ORDERS = 6 };
 
+/* Changes whenever the generated items, the vocabulary or the pretraining mix change for a given
+ * seed: a cached tokenizer or pretrained base made with another version is stale. */
+enum { SYNTH_VERSION = 1 };
+
 /* The 15 dataset names ("syn-dbpedia", ...), in the suite's table order. */
 extern const char *const synth_datasets[SYNTH_N_DATASETS];
 

@@ -16,7 +16,7 @@ static int argmax(const float *x, int n) {
 static int check(const model_config *cfg, int n_prompt, int max_new) {
   model m;
   if (model_create(&m, cfg)) return 0;
-  model_init_random(&m, 42, 0.3f);
+  model_init_random(&m, 42, 0.3f, 0.3f);
   int seq[64], out[64], n_out = 0;
   for (int i = 0; i < n_prompt; i++) seq[i] = (i * 7 + 3) % cfg->vocab_size;
   if (model_generate(&m, seq, n_prompt, max_new, -1, out, &n_out) || n_out != max_new) return 0;

@@ -105,7 +105,7 @@ int main(void) {
                            .rope_theta = 10000.0f};
   model m;
   model_create(&m, &mc);
-  model_init_random(&m, 11, 0.3f);
+  model_init_random(&m, 11, 0.3f, 0.3f);
   trainer tr;
   if (trainer_create(&tr, &m, &c, 1)) return 1;
   int tokens[N], lengths[B];

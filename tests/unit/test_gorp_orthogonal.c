@@ -64,7 +64,7 @@ static void run_case(const char *name, char **overrides, int n_over, int expect_
                            .rope_theta = 10000.0f};
   model m;
   model_create(&m, &mc);
-  model_init_random(&m, 5, 0.2f);
+  model_init_random(&m, 5, 0.2f, 0.2f);
   trainer tr;
   if (trainer_create(&tr, &m, &c, 2)) {
     printf("FAIL %s: trainer\n", name);

@@ -47,7 +47,7 @@ int main(void) {
   }
   model m;
   model_create(&m, &cfg);
-  model_init_random(&m, 3, 0.3f);
+  model_init_random(&m, 3, 0.3f, 0.3f);
   for (int i = 0; i < m.n_tensors; i++) model_set_trainable(&m, i, 0);
   model_alloc_grads(&m);
   lora lo;

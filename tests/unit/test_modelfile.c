@@ -47,7 +47,7 @@ static model_config tiny_config(int tie) {
 static void make_model(model *m, int tie) {
   const model_config cfg = tiny_config(tie);
   if (model_create(m, &cfg)) exit(2);
-  model_init_random(m, 42, 0.02f);
+  model_init_random(m, 42, 0.02f, 0.02f);
   for (size_t i = 0; i < m->n_params; i += 7) m->params[i] *= -3.0f;
   const uint32_t special[] = {0x80000000u, 0x00000123u, 0x7f800000u, 0xff800000u, 0x7fc01234u};
   for (size_t i = 0; i < sizeof(special) / sizeof(special[0]); i++)

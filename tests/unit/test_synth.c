@@ -627,7 +627,7 @@ static void test_pretraining_mix_has_the_documented_shape(void) {
          n_opt, fam_asked[0], fam_asked[1], fam_asked[2]);
   CHECK(!bad && !det_bad, "%d malformed examples, %d not deterministic", bad, det_bad);
   CHECK(n_lm > 0.175 * N && n_lm < 0.225 * N, "LM share %d of %d", n_lm, N);
-  const double share[3] = {0.5, 0.3, 0.2};
+  const double share[3] = {1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0};
   for (int f = 0; f < 3; f++)
     CHECK(fabs((double)fam_asked[f] / n_opt - share[f]) < 0.03, "family %d asked %d of %d", f,
           fam_asked[f], n_opt);

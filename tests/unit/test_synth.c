@@ -422,6 +422,14 @@ static void test_tokenizer_round_trips_every_prompt_without_unk(void) {
       sum += n;
       total_items++;
     }
+    for (int j = 0; j < t.n_labels; j++) { /* a label decodes to itself */
+      int ids[64], m = 0;
+      char *dec = NULL;
+      if (tokenizer_encode(&tok, t.labels[j], ids, &m, 64) ||
+          tokenizer_decode(&tok, ids, m, &dec) || strcmp(dec, t.labels[j]))
+        if (!bad++) printf("  label '%s' decodes to '%s'\n", t.labels[j], dec ? dec : "");
+      free(dec);
+    }
     printf("  %-12s prompt+answer tokens %d..%d (mean %.1f), answer+EOS tokens <= %d\n", t.dataset,
            lo, hi, (double)sum / (t.n_train + t.n_test), max_ans);
     synth_free(&t);

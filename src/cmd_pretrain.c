@@ -24,11 +24,12 @@
 /* Examples far beyond any pretraining step: the held-out check never saw them. */
 #define HELD_OUT_BASE (1ULL << 40)
 
-/* FNV-1a over the config lines of the sections that decide the base model. */
+/* FNV-1a over the config lines of the sections that decide the base model and the suite's
+ * version (a changed mix or vocabulary makes a new base). */
 static uint64_t pretrain_key(const gorp_config *c) {
   char *text;
   if (config_to_text(c, &text)) return 0;
-  uint64_t h = 0xcbf29ce484222325ULL;
+  uint64_t h = (0xcbf29ce484222325ULL ^ (uint64_t)SYNTH_VERSION) * 0x100000001b3ULL;
   int keep = 0;
   for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
     if (line[0] == '[')

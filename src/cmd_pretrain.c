@@ -175,6 +175,8 @@ static int pretrain(const gorp_config *c) {
   const int B = c->pretrain.batch_size, cap = arch.max_seq;
   int *tokens, *targets, *lens, *one_tok, *one_tgt;
   int64_t *ids;
+  float *weights;
+  GORP_ALLOC(weights, (size_t)B * cap, "pretraining loss weights");
   GORP_ALLOC(tokens, (size_t)B * cap, "pretraining batch");
   GORP_ALLOC(targets, (size_t)B * cap, "pretraining targets");
   GORP_ALLOC(lens, B, "pretraining lengths");
@@ -208,6 +210,15 @@ static int pretrain(const gorp_config *c) {
         tokens[(size_t)b * T + t] = tokv;
         targets[(size_t)b * T + t] = tgtv;
       }
+    /* every example weighs the same, whatever its number of answer tokens: a token mean would let
+     * the language-modelling examples (about 3/4 of the answer tokens) drown the option reading */
+    for (int b = 0; b < B; b++) {
+      int n = 0;
+      for (int t = 0; t < T; t++) n += targets[(size_t)b * T + t] >= 0;
+      for (int t = 0; t < T; t++)
+        weights[(size_t)b * T + t] = targets[(size_t)b * T + t] >= 0 ? 1.0f / ((float)n * B) : 0.0f;
+    }
+    tr.loss_weights = weights;
     tr.opt_all.lr = schedule(c, step);
     float loss;
     GORP_CALL(trainer_step(&tr, tokens, targets, ids, B, T, (uint64_t)step, &loss));
@@ -244,6 +255,7 @@ static int pretrain(const gorp_config *c) {
   free(one_tok);
   free(one_tgt);
   free(ids);
+  free(weights);
   trainer_free(&tr);
   model_free(&m);
   tokenizer_free(&tok);

@@ -140,7 +140,7 @@ int model_forward(model *m, const int *tokens, const int *targets, int B, int T,
   matmul_forward(a->logits, a->lnf, m->w.head, N, C, V);
   m->n_targets = 0;
   if (targets) {
-    double sum = crossentropy_forward(&m->n_targets, a->logits, targets, N, V);
+    double sum = crossentropy_forward(&m->n_targets, a->logits, targets, m->loss_weights, N, V);
     m->loss_div = loss_div > 0 ? loss_div : (float)(m->n_targets ? m->n_targets : 1);
     if (loss) *loss = (float)(sum / m->loss_div);
   }
@@ -156,7 +156,7 @@ int model_backward(model *m) {
             F = c->intermediate_size, H = c->num_heads, KV = c->num_kv_heads, D = c->head_dim,
             QD = H * D, KD = KV * D, V = c->vocab_size;
   const size_t NC = (size_t)N * C;
-  crossentropy_backward(a->logits, m->targets, N, V, m->loss_div);
+  crossentropy_backward(a->logits, m->targets, m->loss_weights, N, V, m->loss_div);
   float *dx = a->dx;
   memset(a->dbuf, 0, NC * sizeof(float));
   matmul_backward(a->dbuf, m->gw.head, a->logits, a->lnf, m->w.head, N, C, V);

@@ -175,7 +175,8 @@ void swiglu_backward(float *dg, float *du, const float *dh, const float *g, cons
   }
 }
 
-double crossentropy_forward(int *n_targets, const float *logits, const int *targets, int N, int V) {
+double crossentropy_forward(int *n_targets, const float *logits, const int *targets,
+                            const float *weights, int N, int V) {
   double total = 0.0;
   int n = 0;
   for (int i = 0; i < N; i++) {
@@ -185,14 +186,15 @@ double crossentropy_forward(int *n_targets, const float *logits, const int *targ
     for (int j = 0; j < V; j++) mx = row[j] > mx ? row[j] : mx;
     double sum = 0.0;
     for (int j = 0; j < V; j++) sum += exp((double)row[j] - mx);
-    total += log(sum) + mx - row[targets[i]];
+    total += (weights ? weights[i] : 1.0) * (log(sum) + mx - row[targets[i]]);
     n++;
   }
   *n_targets = n;
   return total;
 }
 
-void crossentropy_backward(float *logits, const int *targets, int N, int V, float div) {
+void crossentropy_backward(float *logits, const int *targets, const float *weights, int N, int V,
+                           float div) {
   for (int i = 0; i < N; i++) {
     float *row = logits + (size_t)i * V;
     if (targets[i] < 0) {
@@ -203,8 +205,8 @@ void crossentropy_backward(float *logits, const int *targets, int N, int V, floa
     for (int j = 0; j < V; j++) mx = row[j] > mx ? row[j] : mx;
     double sum = 0.0;
     for (int j = 0; j < V; j++) sum += exp((double)row[j] - mx);
-    const double inv = 1.0 / sum;
-    for (int j = 0; j < V; j++) row[j] = (float)(exp((double)row[j] - mx) * inv / div);
-    row[targets[i]] -= 1.0f / div;
+    const double scale = (weights ? weights[i] : 1.0) / div, inv = scale / sum;
+    for (int j = 0; j < V; j++) row[j] = (float)(exp((double)row[j] - mx) * inv);
+    row[targets[i]] -= (float)scale;
   }
 }

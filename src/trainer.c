@@ -331,7 +331,8 @@ int trainer_step(trainer *t, const int *tokens, const int *targets, const int64_
   int lo = 0, hi = B, count = 0;
   if (t->dist) dist_batch_slice(t->dist, B, &lo, &hi);
   for (int i = 0; i < B * T; i++) count += targets[i] >= 0;
-  const float div = (float)(count ? count : 1);
+  /* per-position weights already carry their normalisation (gorp pretrain's per-example mean) */
+  const float div = t->loss_weights ? 1.0f : (float)(count ? count : 1);
   double global_loss = 0.0;
   int rc = GORP_OK;
   if (hi > lo) {
@@ -339,6 +340,7 @@ int trainer_step(trainer *t, const int *tokens, const int *targets, const int64_
     t->drop.T = T;
     t->drop.step_key = step_key;
     m->dropout = &t->drop;
+    m->loss_weights = t->loss_weights ? t->loss_weights + (size_t)lo * T : NULL;
     float local;
     rc = model_forward(m, tokens + (size_t)lo * T, targets + (size_t)lo * T, hi - lo, T, div,
                        &local);
@@ -347,6 +349,7 @@ int trainer_step(trainer *t, const int *tokens, const int *targets, const int64_
                       "loss became %f; this step's update was not applied", local);
     if (!rc) rc = model_backward(m);
     m->dropout = NULL;
+    m->loss_weights = NULL;
     global_loss = hi > lo ? local : 0.0;
   }
   GORP_CALL(rc);

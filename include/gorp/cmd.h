@@ -12,8 +12,8 @@ int cmd_fit(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_pretrain(int argc, char **argv);
-    /* gorp pretrain CONFIG.ini [--set k=v]... (cmd_pretrain.c) */ /* gorp inspect FILE.h5
-                                                                      [--verify] (cmd_inspect.c) */
+/* gorp pretrain CONFIG.ini [--set k=v]... (cmd_pretrain.c) */ /* gorp inspect FILE.h5
+                                                                  [--verify] (cmd_inspect.c) */
 /* gorp config CONFIG.ini | --schema (cmd_config.c) */ /* gorp fit --model M --tokens F --steps
                                                           N  (cmd_numerics.c) */
 

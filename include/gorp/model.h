@@ -123,8 +123,9 @@ typedef struct model {
   model_acts acts;
   model_kv kv;
   /* state of the last forward pass */
-  const int *tokens;  /* (B, T) */
-  const int *targets; /* (B, T), -1 = no loss at this position */
+  const int *tokens;         /* (B, T) */
+  const int *targets;        /* (B, T), -1 = no loss at this position */
+  const float *loss_weights; /* (B, T) per-position weights set by the caller, or NULL (all 1) */
   int B, T;
   int n_targets;  /* positions that count in the loss */
   float loss_div; /* the loss was divided by this */

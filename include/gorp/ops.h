@@ -47,10 +47,12 @@ void swiglu_forward(float *h, const float *g, const float *u, int N);
 /* dg, du (N) overwritten */
 void swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, int N);
 
-/* Cross-entropy over logits (N, V) against targets (N) (-1 = ignored).
- * Returns the summed loss (double); counts targets into *n_targets. */
-double crossentropy_forward(int *n_targets, const float *logits, const int *targets, int N, int V);
-/* logits (N, V) overwritten with d(sum loss / div)/d(logits); ignored rows become 0 */
-void crossentropy_backward(float *logits, const int *targets, int N, int V, float div);
+/* Cross-entropy over logits (N, V) against targets (N) (-1 = ignored), each position weighted by
+ * weights (N) (NULL: 1). Returns the weighted summed loss (double); counts targets. */
+double crossentropy_forward(int *n_targets, const float *logits, const int *targets,
+                            const float *weights, int N, int V);
+/* logits (N, V) overwritten with d(weighted sum / div)/d(logits); ignored rows become 0 */
+void crossentropy_backward(float *logits, const int *targets, const float *weights, int N, int V,
+                           float div);
 
 #endif

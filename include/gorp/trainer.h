@@ -69,6 +69,9 @@ typedef struct trainer {
   linalg_ws ws;
   lora_dropout_ctx drop;
   const dist *dist; /* data parallelism: set by the runner after trainer_create; NULL = 1 rank */
+  const float *loss_weights; /* (B, T) of the next trainer_step's batch, normalised by the caller
+                                (the loss is then sum w * ce), or NULL: the mean over answer
+                                tokens */
 } trainer;
 
 /* Sets up the method's trainable set on m (which must outlive the trainer) for n_tasks tasks;

@@ -182,20 +182,27 @@ static void test_embedding(void) {
 enum { CN = 5, CV = 11 };
 static struct {
   float *logits, *work;
+  const float *w; /* per-position weights, or NULL */
   int tgt[CN];
 } ce;
 static double ce_loss(void *ctx) {
   (void)ctx;
   int n;
-  return crossentropy_forward(&n, ce.logits, ce.tgt, CN, CV) / 3.0;
+  return crossentropy_forward(&n, ce.logits, ce.tgt, ce.w, CN, CV) / 3.0;
 }
 static void test_crossentropy(void) {
   ce.logits = randv(CN * CV, 61, 2), ce.work = malloc(CN * CV * 4);
   int tgt[CN] = {4, -1, 0, 10, -1};
   memcpy(ce.tgt, tgt, sizeof(tgt));
   memcpy(ce.work, ce.logits, CN * CV * 4);
-  crossentropy_backward(ce.work, ce.tgt, CN, CV, 3.0f);
+  crossentropy_backward(ce.work, ce.tgt, ce.w, CN, CV, 3.0f);
   check("crossentropy dlogits", ce_loss, NULL, ce.logits, ce.work, CN * CV);
+  static const float w[CN] = {0.5f, 2.0f, 1.5f, 0.25f, 1.0f};
+  ce.w = w;
+  memcpy(ce.work, ce.logits, CN * CV * 4);
+  crossentropy_backward(ce.work, ce.tgt, ce.w, CN, CV, 3.0f);
+  check("weighted crossentropy dlogits", ce_loss, NULL, ce.logits, ce.work, CN * CV);
+  ce.w = NULL;
   free(ce.logits), free(ce.work);
 }
 

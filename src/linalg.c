@@ -2,6 +2,8 @@
  * go through the backend. Everything runs inside the caller's reserved workspace.
  * Not for: distributed matrices, the GORP energy rule (gorp_basis.c). */
 #include "gorp/linalg.h"
+
+#include "linalg_lapack.h"
 #include "gorp/backend.h"
 #include "gorp/err.h"
 #include "gorp/rng.h"
@@ -11,18 +13,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-enum { WANT_VALUES, WANT_LEFT, WANT_RIGHT };
-
-static int imin(int a, int b) {
-  return a < b ? a : b;
-}
-static int imax(int a, int b) {
-  return a > b ? a : b;
-}
-static size_t zmax(size_t a, size_t b) {
-  return a > b ? a : b;
-}
 
 void svd_opts_default(svd_opts *o) {
   o->oversample = 8;
@@ -72,29 +62,6 @@ static int check_finite(const char *fn, const float *G, int m, int n) {
   return GORP_OK;
 }
 
-/* LAPACK reports optimal sizes as floats; round up so a large one is never short. */
-static size_t lwork_from(float q) {
-  return (size_t)ceil((double)q * (1.0 + 1e-6)) + 1;
-}
-
-/* Optimal lwork of sgesvd (jobs ju, jvt) on a column-major rows x cols matrix. */
-static int query_gesvd(size_t *lwork, char ju, char jvt, int rows, int cols) {
-  float q = 0.0f, dummy = 0.0f;
-  lapack_int info = LAPACKE_sgesvd_work(LAPACK_COL_MAJOR, ju, jvt, rows, cols, &dummy, rows, &dummy,
-                                        &dummy, 1, &dummy, 1, &q, -1);
-  if (info)
-    GORP_ERR(GORP_ELIB, "sgesvd workspace query (%c%c, %d x %d) failed: info %d", ju, jvt, rows,
-             cols, (int)info);
-  *lwork = lwork_from(q);
-  return GORP_OK;
-}
-
-/* Smallest lwork sgesvd accepts (LAPACK's documented bound). */
-static size_t min_gesvd(int rows, int cols) {
-  const size_t mn = (size_t)imin(rows, cols), mx = (size_t)imax(rows, cols);
-  return zmax(1, zmax(3 * mn + mx, 5 * mn));
-}
-
 /* Optimal lwork for the QR steps (sgeqrf then sorgqr) of a column-major rows x cols matrix. */
 static int query_qr(size_t *lwork, int rows, int cols) {
   float q1 = 0.0f, q2 = 0.0f, dummy = 0.0f;
@@ -104,7 +71,7 @@ static int query_qr(size_t *lwork, int rows, int cols) {
   if (i1 || i2)
     GORP_ERR(GORP_ELIB, "sgeqrf/sorgqr workspace query (%d x %d) failed: info %d/%d", rows, cols,
              (int)i1, (int)i2);
-  *lwork = zmax(lwork_from(q1), lwork_from(q2));
+  *lwork = zmax(linalg_lwork_from(q1), linalg_lwork_from(q2));
   return GORP_OK;
 }
 
@@ -121,13 +88,6 @@ static size_t exact_fixed(int m, int n) {
 /* Floats the randomized path keeps besides LAPACK's work: Yt (l, m), X (l, n), s (l), tau (l). */
 static size_t randomized_fixed(int m, int n, int l) {
   return (size_t)l * m + (size_t)l * n + 2 * (size_t)l;
-}
-
-static char job_u(int want) {
-  return want == WANT_RIGHT ? 'O' : 'N';
-}
-static char job_vt(int want) {
-  return want == WANT_LEFT ? 'O' : 'N';
 }
 
 static int grow(float **buf, size_t *cap, size_t need, long *n_grow, const char *role) {
@@ -151,7 +111,7 @@ int linalg_ws_reserve(linalg_ws *w, int m, int n, int k, const svd_opts *o) {
   /* G (m, n) is the column-major n x m matrix G^T to LAPACK. */
   const int wants[] = {WANT_VALUES, WANT_LEFT, WANT_RIGHT};
   for (int i = 0; i < 3; i++) {
-    GORP_CALL(query_gesvd(&lw, job_u(wants[i]), job_vt(wants[i]), n, m));
+    GORP_CALL(linalg_query_gesvd(&lw, linalg_job_u(wants[i]), linalg_job_vt(wants[i]), n, m));
     need = zmax(need, exact_fixed(m, n) + lw);
   }
   const int l = sketch_cols(m, n, k, o);
@@ -161,7 +121,7 @@ int linalg_ws_reserve(linalg_ws *w, int m, int n, int k, const svd_opts *o) {
   GORP_CALL(query_qr(&lw, n, l));
   rlw = zmax(rlw, lw);
   for (int i = 1; i < 3; i++) {
-    GORP_CALL(query_gesvd(&lw, job_u(wants[i]), job_vt(wants[i]), n, l));
+    GORP_CALL(linalg_query_gesvd(&lw, linalg_job_u(wants[i]), linalg_job_vt(wants[i]), n, l));
     rlw = zmax(rlw, lw);
   }
   need = zmax(need, randomized_fixed(m, n, l) + rlw);
@@ -194,25 +154,17 @@ static lapack_int lwork_left(const linalg_ws *w, size_t fixed) {
   return (lapack_int)(left < (size_t)INT_MAX ? left : (size_t)INT_MAX);
 }
 
-static int gesvd_info(lapack_int info, const char *fn, int m, int n) {
-  if (info < 0) GORP_ERR(GORP_ELIB, "%s: sgesvd rejected argument %d", fn, (int)-info);
-  if (info > 0)
-    GORP_ERR(GORP_ENUM,
-             "%s: sgesvd did not converge on a (%d x %d) matrix (%d superdiagonals left)", fn, m, n,
-             (int)info);
-  return GORP_OK;
-}
-
 static int svd_exact(float *out, float *sv, const float *G, int m, int n, int k, int want,
                      const char *fn, linalg_ws *w) {
   const int rows = n, cols = m; /* A = G^T, column-major, lda = n */
   const size_t fixed = exact_fixed(m, n);
-  GORP_CALL(ws_check(w, fixed + min_gesvd(rows, cols), fn, m, n, k));
+  GORP_CALL(ws_check(w, fixed + linalg_min_gesvd(rows, cols), fn, m, n, k));
   float *A = w->work, *s = A + (size_t)m * n, *work = s + imin(m, n), dummy = 0.0f;
   memcpy(A, G, (size_t)m * n * sizeof(float));
-  lapack_int info = LAPACKE_sgesvd_work(LAPACK_COL_MAJOR, job_u(want), job_vt(want), rows, cols, A,
-                                        rows, s, &dummy, 1, &dummy, 1, work, lwork_left(w, fixed));
-  GORP_CALL(gesvd_info(info, fn, m, n));
+  lapack_int info =
+      LAPACKE_sgesvd_work(LAPACK_COL_MAJOR, linalg_job_u(want), linalg_job_vt(want), rows, cols, A,
+                          rows, s, &dummy, 1, &dummy, 1, work, lwork_left(w, fixed));
+  GORP_CALL(linalg_gesvd_info(info, fn, m, n));
   if (sv) memcpy(sv, s, (size_t)k * sizeof(float));
   if (want == WANT_RIGHT) { /* jobu = O: A's first columns are U of G^T = right vectors of G */
     for (int j = 0; j < k; j++) {
@@ -227,16 +179,6 @@ static int svd_exact(float *out, float *sv, const float *G, int m, int n, int k,
   return GORP_OK;
 }
 
-/* Orthonormalises the l vectors stored as rows of Y (l, len) (column-major len x l) in place. */
-static int orthonormalise(float *Y, int len, int l, float *tau, float *work, lapack_int lwork,
-                          const char *fn) {
-  lapack_int info = LAPACKE_sgeqrf_work(LAPACK_COL_MAJOR, len, l, Y, len, tau, work, lwork);
-  if (!info) info = LAPACKE_sorgqr_work(LAPACK_COL_MAJOR, len, l, l, Y, len, tau, work, lwork);
-  if (info)
-    GORP_ERR(GORP_ELIB, "%s: sgeqrf/sorgqr (%d x %d) failed: info %d", fn, len, l, (int)info);
-  return GORP_OK;
-}
-
 /* Halko et al. Alg. 4.4: the range of G is sketched with Omega (n, l), refined by q passes of
  * G G^T with a QR after every product, and G is projected onto it: B = Qy^T G (l, n). The exact
  * SVD of the small B gives the values, its right vectors directly and the left ones as Qy Ub. */
@@ -244,7 +186,7 @@ static int svd_randomized(float *out, float *sv, const float *G, int m, int n, i
                           const svd_opts *o, const char *fn, linalg_ws *w) {
   const int l = sketch_cols(m, n, k, o);
   const size_t fixed = randomized_fixed(m, n, l);
-  const size_t min_work = min_gesvd(n, l); /* >= l, the QR steps' minimum */
+  const size_t min_work = linalg_min_gesvd(n, l); /* >= l, the QR steps' minimum */
   GORP_CALL(ws_check(w, fixed + min_work, fn, m, n, k));
   float *Yt = w->work;           /* (l, m): the range basis Qy, one vector per row */
   float *X = Yt + (size_t)l * m; /* (l, n): Omega^T, then the co-range, then B */
@@ -259,18 +201,18 @@ static int svd_randomized(float *out, float *sv, const float *G, int m, int n, i
       X[(size_t)j * n + i] =
           (float)rng_normal(o->seed, RNG_STREAM_SVD, o->counter, (uint64_t)j * n + i);
   be->gemm(0, 1, l, m, n, 1.0f, X, n, G, n, 0.0f, Yt, m); /* Yt = Omega^T G^T */
-  GORP_CALL(orthonormalise(Yt, m, l, tau, work, lwork, fn));
+  GORP_CALL(linalg_orthonormalise(Yt, m, l, tau, work, lwork, fn));
   for (int q = 0; q < o->power_iters; q++) {
     be->gemm(0, 0, l, n, m, 1.0f, Yt, m, G, n, 0.0f, X, n); /* X = Qy^T G */
-    GORP_CALL(orthonormalise(X, n, l, tau, work, lwork, fn));
+    GORP_CALL(linalg_orthonormalise(X, n, l, tau, work, lwork, fn));
     be->gemm(0, 1, l, m, n, 1.0f, X, n, G, n, 0.0f, Yt, m); /* Yt = X G^T */
-    GORP_CALL(orthonormalise(Yt, m, l, tau, work, lwork, fn));
+    GORP_CALL(linalg_orthonormalise(Yt, m, l, tau, work, lwork, fn));
   }
   be->gemm(0, 0, l, n, m, 1.0f, Yt, m, G, n, 0.0f, X, n); /* B = Qy^T G; X is B^T column-major */
 
-  lapack_int info = LAPACKE_sgesvd_work(LAPACK_COL_MAJOR, job_u(want), job_vt(want), n, l, X, n, s,
-                                        &dummy, 1, &dummy, 1, work, lwork);
-  GORP_CALL(gesvd_info(info, fn, l, n));
+  lapack_int info = LAPACKE_sgesvd_work(LAPACK_COL_MAJOR, linalg_job_u(want), linalg_job_vt(want),
+                                        n, l, X, n, s, &dummy, 1, &dummy, 1, work, lwork);
+  GORP_CALL(linalg_gesvd_info(info, fn, l, n));
   if (sv) memcpy(sv, s, (size_t)k * sizeof(float));
   if (want == WANT_RIGHT) { /* U of B^T = right vectors of B = right vectors of G */
     for (int j = 0; j < k; j++) {

@@ -4,6 +4,8 @@
  * branches and reaches the same collectives; a failure on one rank is made a failure on all.
  * Not for: local matrices (linalg.c), choosing the method or the shards (the trainer). */
 #include "gorp/linalg_dist.h"
+
+#include "linalg_lapack.h"
 #include "gorp/backend.h"
 #include "gorp/err.h"
 #include "gorp/rng.h"
@@ -33,7 +35,6 @@ void psgesvd_(const char *jobu, const char *jobvt, const int *m, const int *n, f
               const int *descvt, float *work, const int *lwork, int *info, size_t len_jobu,
               size_t len_jobvt);
 
-enum { WANT_LEFT = 1, WANT_RIGHT = 2 };
 enum { ROOT = 0 };    /* the rank that sums, factors and broadcasts */
 enum { NB_MAX = 64 }; /* block size of the block-cyclic layout (square: MB = NB) */
 
@@ -57,16 +58,6 @@ enum {
   T_WIDTH = 16 /* ints per rank; 4 more per rank hold the v-collective counts */
 };
 enum { INTS_PER_RANK = T_WIDTH + 4 };
-
-static int imin(int a, int b) {
-  return a < b ? a : b;
-}
-static int imax(int a, int b) {
-  return a > b ? a : b;
-}
-static size_t zmax(size_t a, size_t b) {
-  return a > b ? a : b;
-}
 
 void dist_split(int total, int p, int r, int *off, int *len) {
   const long long lo = (long long)r * total / p, hi = (long long)(r + 1) * total / p;
@@ -120,34 +111,6 @@ static int owned(int lo, int hi, int nb, int np, int who) {
 
 /* ---- LAPACK helpers (the same calls as linalg.c, so that p = 1 reproduces it bit for bit) ---- */
 
-static size_t lwork_from(float q) {
-  return (size_t)ceil((double)q * (1.0 + 1e-6)) + 1;
-}
-
-static char job_u(int want) {
-  return want == WANT_RIGHT ? 'O' : 'N';
-}
-static char job_vt(int want) {
-  return want == WANT_LEFT ? 'O' : 'N';
-}
-
-/* Smallest lwork sgesvd accepts (LAPACK's documented bound). */
-static size_t min_gesvd(int rows, int cols) {
-  const size_t mn = (size_t)imin(rows, cols), mx = (size_t)imax(rows, cols);
-  return zmax(1, zmax(3 * mn + mx, 5 * mn));
-}
-
-static int query_gesvd(size_t *lwork, char ju, char jvt, int rows, int cols) {
-  float q = 0.0f, dummy = 0.0f;
-  lapack_int info = LAPACKE_sgesvd_work(LAPACK_COL_MAJOR, ju, jvt, rows, cols, &dummy, rows, &dummy,
-                                        &dummy, 1, &dummy, 1, &q, -1);
-  if (info)
-    GORP_ERR(GORP_ELIB, "sgesvd workspace query (%c%c, %d x %d) failed: info %d", ju, jvt, rows,
-             cols, (int)info);
-  *lwork = lwork_from(q);
-  return GORP_OK;
-}
-
 /* Optimal lwork of sgeqrf on rows x cols and sorgqr forming rows x q from q reflectors. */
 static int query_qr(size_t *lwork, int rows, int cols, int q) {
   float q1 = 0.0f, q2 = 0.0f, dummy = 0.0f;
@@ -158,26 +121,7 @@ static int query_qr(size_t *lwork, int rows, int cols, int q) {
   if (i1 || i2)
     GORP_ERR(GORP_ELIB, "sgeqrf/sorgqr workspace query (%d x %d) failed: info %d/%d", rows, cols,
              (int)i1, (int)i2);
-  *lwork = zmax(lwork_from(q1), lwork_from(q2));
-  return GORP_OK;
-}
-
-/* Orthonormalises the l vectors stored as rows of Y (l, len) (column-major len x l) in place. */
-static int orthonormalise(float *Y, int len, int l, float *tau, float *work, lapack_int lwork,
-                          const char *fn) {
-  lapack_int info = LAPACKE_sgeqrf_work(LAPACK_COL_MAJOR, len, l, Y, len, tau, work, lwork);
-  if (!info) info = LAPACKE_sorgqr_work(LAPACK_COL_MAJOR, len, l, l, Y, len, tau, work, lwork);
-  if (info)
-    GORP_ERR(GORP_ELIB, "%s: sgeqrf/sorgqr (%d x %d) failed: info %d", fn, len, l, (int)info);
-  return GORP_OK;
-}
-
-static int gesvd_info(lapack_int info, const char *fn, int m, int n) {
-  if (info < 0) GORP_ERR(GORP_ELIB, "%s: sgesvd rejected argument %d", fn, (int)-info);
-  if (info > 0)
-    GORP_ERR(GORP_ENUM,
-             "%s: sgesvd did not converge on a (%d x %d) matrix (%d superdiagonals left)", fn, m, n,
-             (int)info);
+  *lwork = zmax(linalg_lwork_from(q1), linalg_lwork_from(q2));
   return GORP_OK;
 }
 
@@ -260,7 +204,7 @@ static void plan_fill(plan *pl, const dist_matrix *d, int k, svd_kind kind, int 
       if (p > 1 && pl->rank == ROOT) f += 2 * l_ * n; /* gathered B, then reordered */
     }
     pl->fixed = f;
-    pl->min_lwork = min_gesvd(n, pl->l); /* >= l, the QR steps' minimum */
+    pl->min_lwork = linalg_min_gesvd(n, pl->l); /* >= l, the QR steps' minimum */
     return;
   }
   pl->q = imin(p, mn);
@@ -450,11 +394,11 @@ static lapack_int lwork_left(const linalg_dist_ws *w, size_t fixed) {
 
 /* Orthonormalises the l rows of Y (l, len), split over the ranks along len (column-major
  * len x l per rank), by TSQR: local Householder QR, QR of the stacked R factors on the root,
- * and Q = Q_local Q_stacked-block. With one rank it is exactly orthonormalise(). */
+ * and Q = Q_local Q_stacked-block. With one rank it is exactly linalg_orthonormalise(). */
 static int tsqr(float *Y, float *buf, float *tau, float *work, lapack_int lwork, const plan *pl,
                 linalg_dist_ws *w, const char *fn) {
   const int l = pl->l, len = pl->len, r = pl->r, p = pl->p;
-  if (p == 1) return orthonormalise(Y, len, l, tau, work, lwork, fn);
+  if (p == 1) return linalg_orthonormalise(Y, len, l, tau, work, lwork, fn);
   float *R = buf, *tmp = buf + (size_t)r * l; /* R (r x l), later this rank's block of Q */
   int rc = GORP_OK;
   if (r > 0) {
@@ -514,11 +458,11 @@ static int tsqr(float *Y, float *buf, float *tau, float *work, lapack_int lwork,
  * rows there and broadcasts the result (bit-identical everywhere). */
 static int sum_orth_bcast(float *X, int len_vec, int l, float *tau, float *work, lapack_int lwork,
                           linalg_dist_ws *w, const char *fn) {
-  if (w->size == 1) return orthonormalise(X, len_vec, l, tau, work, lwork, fn);
+  if (w->size == 1) return linalg_orthonormalise(X, len_vec, l, tau, work, lwork, fn);
   const int count = l * len_vec;
   GORP_MPI(
       MPI_Reduce(w->rank == ROOT ? MPI_IN_PLACE : X, X, count, MPI_FLOAT, MPI_SUM, ROOT, w->comm));
-  int rc = w->rank == ROOT ? orthonormalise(X, len_vec, l, tau, work, lwork, fn) : GORP_OK;
+  int rc = w->rank == ROOT ? linalg_orthonormalise(X, len_vec, l, tau, work, lwork, fn) : GORP_OK;
   GORP_CALL(all_ok(rc, w, fn));
   GORP_MPI(MPI_Bcast(X, count, MPI_FLOAT, ROOT, w->comm));
   return GORP_OK;
@@ -585,9 +529,10 @@ static int randomized_rows(float *out, float *sv, const float *G, const plan *pl
                         w->comm));
   int rc = GORP_OK;
   if (pl->rank == ROOT) {
-    lapack_int info = LAPACKE_sgesvd_work(LAPACK_COL_MAJOR, job_u(pl->want), job_vt(pl->want), n, l,
-                                          X, n, s, &dummy, 1, &dummy, 1, work, lwork);
-    rc = gesvd_info(info, fn, l, n);
+    lapack_int info =
+        LAPACKE_sgesvd_work(LAPACK_COL_MAJOR, linalg_job_u(pl->want), linalg_job_vt(pl->want), n, l,
+                            X, n, s, &dummy, 1, &dummy, 1, work, lwork);
+    rc = linalg_gesvd_info(info, fn, l, n);
     if (!rc && pl->want == WANT_RIGHT) /* U of B^T = right vectors of B = those of G */
       for (int j = 0; j < k; j++) {
         memcpy(out + (size_t)j * n, X + (size_t)j * n, (size_t)n * sizeof(float));
@@ -661,9 +606,10 @@ static int randomized_cols(float *out, float *sv, const float *G, const plan *pl
   }
   int rc = GORP_OK;
   if (pl->rank == ROOT) {
-    lapack_int info = LAPACKE_sgesvd_work(LAPACK_COL_MAJOR, job_u(pl->want), job_vt(pl->want), n, l,
-                                          B, n, s, &dummy, 1, &dummy, 1, work, lwork);
-    rc = gesvd_info(info, fn, l, n);
+    lapack_int info =
+        LAPACKE_sgesvd_work(LAPACK_COL_MAJOR, linalg_job_u(pl->want), linalg_job_vt(pl->want), n, l,
+                            B, n, s, &dummy, 1, &dummy, 1, work, lwork);
+    rc = linalg_gesvd_info(info, fn, l, n);
     if (!rc && pl->want == WANT_RIGHT) {
       for (int j = 0; j < k; j++) {
         memcpy(out + (size_t)j * n, B + (size_t)j * n, (size_t)n * sizeof(float));
@@ -718,7 +664,7 @@ static int query_psgesvd(const plan *pl, size_t *lwork, const char *fn) {
   if (info)
     GORP_ERR(GORP_ELIB, "%s: psgesvd workspace query (%c%c, %d x %d) failed: info %d", fn, ju, jv,
              pl->n, pl->m, info);
-  *lwork = lwork_from(q);
+  *lwork = linalg_lwork_from(q);
   return GORP_OK;
 }
 
@@ -918,7 +864,7 @@ static int randomized_lwork(const plan *pl, size_t *lwork) {
       best = zmax(best, lw);
     }
   }
-  GORP_CALL(query_gesvd(&lw, job_u(pl->want), job_vt(pl->want), pl->n, pl->l));
+  GORP_CALL(linalg_query_gesvd(&lw, linalg_job_u(pl->want), linalg_job_vt(pl->want), pl->n, pl->l));
   *lwork = zmax(best, lw);
   return GORP_OK;
 }

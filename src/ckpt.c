@@ -467,7 +467,11 @@ int ckpt_load(const gorp_config *c, int force_config, trainer *t, cl_results *re
   /* LATEST's file first, then the others newest first */
   int rc = GORP_EINPUT;
   if (name[0]) {
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path)) {
+      free(seq);
+      GORP_ERR(GORP_EINPUT, "%s/LATEST names '%s': the path is longer than %zu bytes", dir, name,
+               sizeof(path) - 1);
+    }
     rc = load_file(path, c, force_config, t, res, p);
     if (rc == GORP_OK)
       printf("resuming from %s\n", path);

@@ -196,7 +196,8 @@ static const config_key keys[] = {
      .doc = "greedy decoding stops after this many tokens (or at EOS)"},
 
     {"lora", "targets", CFG_LIST, FIELD(lora.targets), FIELD(lora.n_targets), .def = "q, v",
-     .doc = "linears that carry adapters: any of q, k, v, o, gate, up, down, or all"},
+     .doc = "linears that carry adapters: any of q, k, v, o, gate, up, down, or all; `none` "
+            "(galore, gorp) trains the full-rank targets alone"},
     {"lora", "r", CFG_INT, FIELD(lora.r), .def = "8", AT_LEAST(1), .doc = "adapter rank"},
     {"lora", "alpha", CFG_FLOAT, FIELD(lora.alpha), .def = "32", ABOVE(0),
      .doc = "the adapter term is scaled by alpha / r"},
@@ -212,7 +213,8 @@ static const config_key keys[] = {
      .doc = "nlora: weight of the L1 norm of the new adapter pair"},
 
     {"full", "targets", CFG_LIST, FIELD(full.targets), FIELD(full.n_targets), .def = "gate",
-     .doc = "full-rank weights that train (galore, gorp): any of q, k, v, o, gate, up, down, all"},
+     .doc = "full-rank weights that train (galore, gorp): any of q, k, v, o, gate, up, down, all, "
+            "or none"},
     {"full", "optimizer", CFG_CHOICE, FIELD(full.optimizer), .def = "lowrank",
      .choices = "lowrank,adam",
      .doc = "`lowrank`: one-sided rank-k projected Adam; `adam`: plain Adam on the whole matrix"},
@@ -541,14 +543,49 @@ static void unknown_text(const char *section, const char *name, char *buf, size_
     snprintf(buf, n, "unknown key '%s' in section [%s]%s", name, section, hint);
 }
 
+/* ---- paths ---- */
+
+/* *out = rel joined to the folder of file, textually (nothing needs to exist yet, "~" is an
+ * ordinary name); an absolute rel is copied as it is. */
+static int path_join(char **out, const char *file, const char *rel) {
+  const char *slash = strrchr(file, '/');
+  const size_t dir_len = rel[0] == '/' || !slash ? 0 : (size_t)(slash - file) + 1;
+  const size_t len = strlen(rel);
+  char *joined = malloc(dir_len + len + 1);
+  if (!joined) GORP_ERR(GORP_EMEM, "out of memory joining '%s' to the folder of '%s'", rel, file);
+  memcpy(joined, file, dir_len);
+  memcpy(joined + dir_len, rel, len + 1);
+  free(*out);
+  *out = joined;
+  return GORP_OK;
+}
+
+/* A relative path value (not the keyword of a path-or-keyword key, not an empty one) becomes
+ * relative to the folder of the config file that set it. */
+static int resolve_path(gorp_config *c, const config_key *k, const char *file) {
+  char **value = field(c, k->off);
+  if (k->type != CFG_PATH || !(*value)[0] || (*value)[0] == '/') return GORP_OK;
+  if (k->choices && !strcmp(*value, k->choices)) return GORP_OK;
+  char *joined = NULL;
+  GORP_CALL(path_join(&joined, file, *value));
+  free(*value);
+  *value = joined;
+  return GORP_OK;
+}
+
 /* ---- reading the INI file ---- */
 
 enum { CONFIG_MSG_MAX = 1024 };
+
+enum { CONFIG_INCLUDE_DEPTH = 8 };
 
 typedef struct parse_state {
   gorp_config *c;
   const char *path;
   FILE *f;
+  int depth;           /* 0 for the file given to config_load, n for a file included n deep */
+  int *from_file;      /* [N_KEYS], shared by nested files: 1 once a file set the key */
+  int include_line;    /* line of this file's include; 0 = none */
   int lineno;          /* the line our reader handed to inih last */
   int indented;        /* that line starts with whitespace (an inih continuation line) */
   int prev_key;        /* key of the handler's previous call; -1 after a [section] line */
@@ -589,9 +626,44 @@ static char *ini_read_line(char *buf, int n, void *stream) {
   return buf;
 }
 
+static int parse_file(gorp_config *c, const char *path, int depth, int *from_file);
+
+/* `include = FILE` before any [section]: FILE (relative to this file's folder) is read here, so
+ * the keys that follow in this file override its values. */
+static void include_file(parse_state *st, const char *value) {
+  st->prev_key = -1;
+  if (st->include_line) {
+    parse_fail(st, GORP_EINPUT, "a second include (the first is on line %d); one per file",
+               st->include_line);
+    return;
+  }
+  st->include_line = st->lineno;
+  if (!value[0] || has_control(value)) {
+    parse_fail(st, GORP_EINPUT, "include = %s: expected the path of a config file", value);
+    return;
+  }
+  if (st->depth + 1 >= CONFIG_INCLUDE_DEPTH) {
+    parse_fail(st, GORP_EINPUT, "include = %s: includes nest deeper than %d files (a cycle?)",
+               value, CONFIG_INCLUDE_DEPTH);
+    return;
+  }
+  char *inc = NULL;
+  if (path_join(&inc, st->path, value)) {
+    parse_fail(st, GORP_EMEM, "include = %s: out of memory", value);
+    return;
+  }
+  const int ierr = parse_file(st->c, inc, st->depth + 1, st->from_file);
+  if (ierr) parse_fail(st, ierr, "in the file included here (%s)", inc);
+  free(inc);
+}
+
 static int ini_on_value(void *user, const char *section, const char *name, const char *value) {
   parse_state *st = user;
   if (st->err_line) return 1; /* the first error is the one reported */
+  if (!section[0] && !strcmp(name, "include")) {
+    include_file(st, value);
+    return 1;
+  }
   int i = key_index(section, name);
   if (i < 0) {
     char what[256];
@@ -645,8 +717,8 @@ static void line_text(const char *path, int lineno, char *buf, size_t n) {
   buf[strcspn(buf, "\r\n")] = '\0';
 }
 
-static int parse_file(gorp_config *c, const char *path) {
-  parse_state st = {.c = c, .path = path, .prev_key = -1};
+static int parse_file(gorp_config *c, const char *path, int depth, int *from_file) {
+  parse_state st = {.c = c, .path = path, .depth = depth, .from_file = from_file, .prev_key = -1};
   st.f = fopen(path, "r");
   if (!st.f) GORP_ERR(GORP_EINPUT, "cannot open config file '%s': %s", path, strerror(errno));
   int bad_line = ini_parse_stream(ini_read_line, &st, ini_on_value, &st);
@@ -662,6 +734,11 @@ static int parse_file(gorp_config *c, const char *path) {
   }
   if (bad_line < 0) GORP_ERR(GORP_ELIB, "inih failed reading '%s' (code %d)", path, bad_line);
   if (st.err_line) GORP_ERR(st.err, "%s", st.msg);
+  for (int i = 0; i < N_KEYS; i++)
+    if (st.line_of[i]) {
+      GORP_CALL(resolve_path(c, &keys[i], path));
+      from_file[i] = 1;
+    }
   return GORP_OK;
 }
 
@@ -674,7 +751,7 @@ static void trim(char **a, char **b) {
 
 /* Applies "section.key=value" from ov, parsed in buf (a copy of ov that is cut up in place);
  * whitespace around each part is ignored. */
-static int apply_override_in(gorp_config *c, const char *ov, char *buf) {
+static int apply_override_in(gorp_config *c, const char *ov, char *buf, int *key) {
   char *eq = strchr(buf, '=');
   char *dot = eq ? memchr(buf, '.', (size_t)(eq - buf)) : NULL;
   if (!dot) GORP_ERR(GORP_EINPUT, "bad override '%s': expected section.key=value", ov);
@@ -691,6 +768,7 @@ static int apply_override_in(gorp_config *c, const char *ov, char *buf) {
     unknown_text(s, k, what, sizeof(what));
     GORP_ERR(GORP_EINPUT, "override '%s': %s", ov, what);
   }
+  *key = i;
   int ierr = set_value(c, &keys[i], v);
   if (ierr == GORP_EINPUT) {
     char expected[128];
@@ -701,34 +779,12 @@ static int apply_override_in(gorp_config *c, const char *ov, char *buf) {
   return GORP_OK;
 }
 
-static int apply_override(gorp_config *c, const char *ov) {
+static int apply_override(gorp_config *c, const char *ov, int *key) {
   char *buf = NULL;
   GORP_CALL(dup_text(&buf, ov, strlen(ov)));
-  int ierr = apply_override_in(c, ov, buf);
+  int ierr = apply_override_in(c, ov, buf, key);
   free(buf);
   return ierr;
-}
-
-/* Joins relative paths (not the keyword of a path-or-keyword key, not empty ones) to the folder
- * of the config file, textually: nothing needs to exist yet, and "~" is an ordinary name. */
-static int resolve_paths(gorp_config *c, const char *config_path) {
-  const char *slash = strrchr(config_path, '/');
-  if (!slash) return GORP_OK; /* the file is in the working directory */
-  size_t dir_len = (size_t)(slash - config_path) + 1;
-  for (int i = 0; i < N_KEYS; i++) {
-    const config_key *k = &keys[i];
-    char **value = field(c, k->off);
-    if (k->type != CFG_PATH || !(*value)[0] || (*value)[0] == '/') continue;
-    if (k->choices && !strcmp(*value, k->choices)) continue;
-    size_t len = strlen(*value);
-    char *joined = malloc(dir_len + len + 1);
-    if (!joined) GORP_ERR(GORP_EMEM, "out of memory resolving %s.%s", k->section, k->key);
-    memcpy(joined, config_path, dir_len);
-    memcpy(joined + dir_len, *value, len + 1);
-    free(*value);
-    *value = joined;
-  }
-  return GORP_OK;
 }
 
 static int check_required(const gorp_config *c) {
@@ -945,9 +1001,16 @@ int config_defaults(gorp_config *c) {
 static int load(gorp_config *c, const char *path, char *const *overrides, int n_overrides) {
   GORP_CALL(fill_defaults(c));
   GORP_CALL(dup_text(&c->file, path, strlen(path)));
-  GORP_CALL(parse_file(c, path));
-  for (int i = 0; i < n_overrides; i++) GORP_CALL(apply_override(c, overrides[i]));
-  GORP_CALL(resolve_paths(c, path));
+  int from_file[N_KEYS] = {0};
+  GORP_CALL(parse_file(c, path, 0, from_file));
+  /* defaults and overridden paths are relative to the config given on the command line */
+  for (int i = 0; i < n_overrides; i++) {
+    int key = 0;
+    GORP_CALL(apply_override(c, overrides[i], &key));
+    from_file[key] = 0;
+  }
+  for (int i = 0; i < N_KEYS; i++)
+    if (!from_file[i]) GORP_CALL(resolve_path(c, &keys[i], path));
   GORP_CALL(check_required(c));
   GORP_CALL(derive_arch(c));
   GORP_CALL(resolve_tasks(c));

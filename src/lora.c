@@ -17,6 +17,7 @@ const char *const lora_module_names[LORA_N_TARGETS] = {
 
 int lora_parse_targets(unsigned *bits, char *const *names, int n, const char *key) {
   *bits = 0;
+  if (n == 1 && !strcmp(names[0], "none")) return GORP_OK;
   for (int i = 0; i < n; i++) {
     if (!strcmp(names[i], "all")) {
       *bits = (1u << LORA_N_TARGETS) - 1;
@@ -25,7 +26,8 @@ int lora_parse_targets(unsigned *bits, char *const *names, int n, const char *ke
     int t = 0;
     while (t < LORA_N_TARGETS && strcmp(names[i], lora_target_names[t])) t++;
     if (t == LORA_N_TARGETS)
-      GORP_ERR(GORP_EINPUT, "%s: unknown target '%s' (expected q, k, v, o, gate, up, down or all)",
+      GORP_ERR(GORP_EINPUT,
+               "%s: unknown target '%s' (expected q, k, v, o, gate, up, down, all, or none alone)",
                key, names[i]);
     *bits |= 1u << t;
   }
@@ -60,7 +62,7 @@ int lora_create(lora *lo, const model_config *c, unsigned targets, int r, float 
 void lora_free(lora *lo) {
   free(lo->params);
   free(lo->grads);
-  free(lo->h); /* h, xd, dh and dxd share one allocation */
+  free(lo->h); /* h, xd, dh, dxd and keep share one allocation */
   memset(lo, 0, sizeof(*lo));
 }
 
@@ -105,23 +107,40 @@ int lora_reserve(lora *lo, int N) {
   for (int t = 0; t < LORA_N_TARGETS; t++) max_in = lo->in[t] > max_in ? lo->in[t] : max_in;
   const size_t nh = (size_t)lo->L * LORA_N_TARGETS * N * lo->r;
   float *base;
-  GORP_ALLOC(base, nh + 2 * (size_t)N * max_in + (size_t)N * lo->r, "LoRA activations");
+  GORP_ALLOC(base, nh + 2 * (size_t)N * max_in + (size_t)N * lo->r + (size_t)max_in,
+             "LoRA activations");
   lo->h = base;
   lo->xd = base + nh;
   lo->dxd = lo->xd + (size_t)N * max_in;
   lo->dh = lo->dxd + (size_t)N * max_in;
+  lo->keep = lo->dh + (size_t)N * lo->r;
   lo->N = N;
   return GORP_OK;
 }
 
-/* Whether feature i of row n survives dropout at (layer, target): a pure function of the key, so
- * the backward pass redraws the forward pass's mask instead of storing it. */
-static int kept(const lora *lo, const lora_dropout_ctx *d, int layer, int target, int n, int i) {
+/* Dropout masks are a pure function of (seed, step, layer, target, example, position, feature),
+ * so the backward pass redraws the forward pass's mask instead of storing it, and a data-parallel
+ * rank draws the same mask for an example as a single rank would. One 64-bit draw gives four
+ * 16-bit uniforms, i.e. four features (p is rounded to a multiple of 1/65536).
+ * f (in) = the factor of each feature of row n: 0 (dropped) or 1 / (1 - p). */
+static void mask_row(const lora *lo, const lora_dropout_ctx *d, uint64_t key, int layer, int target,
+                     int n, float *f) {
+  const int in = lo->in[target];
   const uint64_t lt = ((uint64_t)layer * LORA_N_TARGETS + (uint64_t)target) << 52;
   const uint64_t pos = (uint64_t)d->example_ids[n / d->T] * 65536 + (uint64_t)(n % d->T);
-  const double u = rng_uniform(d->seed, RNG_STREAM_DROPOUT, d->step_key,
-                               lt ^ (pos * (uint64_t)lo->in[target] + (uint64_t)i));
-  return u >= lo->dropout;
+  const uint64_t row = rng_bits_keyed(key, lt ^ pos);
+  const uint32_t drop_below = (uint32_t)(lo->dropout * 65536.0f + 0.5f);
+  const float inv = 1.0f / (1.0f - lo->dropout);
+  for (int i = 0; i < in; i += 4) {
+    const uint64_t bits = rng_bits_keyed(row, (uint64_t)i / 4);
+    for (int j = 0; j < 4 && i + j < in; j++)
+      f[i + j] = (uint32_t)(bits >> (16 * j) & 0xffffu) >= drop_below ? inv : 0.0f;
+  }
+}
+
+/* The part of every mask draw that depends on the step only. */
+static uint64_t mask_key(const lora_dropout_ctx *d) {
+  return rng_key(d->seed, RNG_STREAM_DROPOUT, d->step_key);
 }
 
 static int dropout_on(const lora *lo, const lora_dropout_ctx *d) {
@@ -133,11 +152,13 @@ static const float *dropped(lora *lo, const float *inp, int layer, int target, i
                             const lora_dropout_ctx *d) {
   if (!dropout_on(lo, d)) return inp;
   const int in = lo->in[target];
-  const float inv = 1.0f / (1.0f - lo->dropout);
-  for (int n = 0; n < N; n++)
-    for (int i = 0; i < in; i++)
-      lo->xd[(size_t)n * in + i] =
-          kept(lo, d, layer, target, n, i) ? inp[(size_t)n * in + i] * inv : 0.0f;
+  const uint64_t key = mask_key(d);
+  for (int n = 0; n < N; n++) {
+    mask_row(lo, d, key, layer, target, n, lo->keep);
+    const float *x = inp + (size_t)n * in;
+    float *y = lo->xd + (size_t)n * in;
+    for (int i = 0; i < in; i++) y[i] = x[i] * lo->keep[i];
+  }
   return lo->xd;
 }
 
@@ -179,11 +200,13 @@ void lora_backward(lora *lo, float *dinp, const float *dout, const float *inp, i
     for (size_t i = 0; i < (size_t)N * in; i++) dinp[i] += lo->dxd[i];
     return;
   }
-  const float inv = 1.0f / (1.0f - lo->dropout);
-  for (int n = 0; n < N; n++)
-    for (int i = 0; i < in; i++)
-      if (kept(lo, d, layer, target, n, i))
-        dinp[(size_t)n * in + i] += lo->dxd[(size_t)n * in + i] * inv;
+  const uint64_t key = mask_key(d);
+  for (int n = 0; n < N; n++) {
+    mask_row(lo, d, key, layer, target, n, lo->keep);
+    const float *g = lo->dxd + (size_t)n * in;
+    float *y = dinp + (size_t)n * in;
+    for (int i = 0; i < in; i++) y[i] += g[i] * lo->keep[i];
+  }
 }
 
 static float sign_of(float x) {

@@ -18,10 +18,14 @@ static const struct {
     {"import-hf", cmd_import_hf, "import-hf DIR OUT.h5  convert a Hugging Face LLaMA directory"},
     {"logits", cmd_logits, "logits --model M.h5 --tokens IDS.txt --out OUT.h5  write logits"},
     {"grad", cmd_grad, "grad --model M.h5 --tokens IDS.txt --out OUT.h5  write loss gradients"},
-    {"pretrain", cmd_pretrain, "pretrain CONFIG.ini [--set k=v]...  train the synthetic suite's base"},
+    {"pretrain", cmd_pretrain,
+     "pretrain CONFIG.ini [--set k=v]...  train the synthetic suite's base"},
     {"inspect", cmd_inspect, "inspect FILE.h5 [--verify]  summarise a model file or checkpoint"},
     {"config", cmd_config, "config CONFIG.ini [--set k=v]... | --schema  show the resolved config"},
     {"fit", cmd_fit, "fit --model M.h5 --tokens IDS.txt --steps N [...]  AdamW on a fixed batch"},
+    {"plan", cmd_plan,
+     "plan CONFIG.ini [--set k=v]... [--tp N] [--dp N] [--seq T] [--json]  memory and FLOPs per "
+     "rank"},
 };
 
 static void usage(FILE *f) {

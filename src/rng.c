@@ -10,8 +10,16 @@ static uint64_t mix64(uint64_t z) {
   return z ^ (z >> 31);
 }
 
+uint64_t rng_key(uint64_t seed, uint64_t stream, uint64_t a) {
+  return mix64(mix64(mix64(seed) ^ stream) ^ a);
+}
+
+uint64_t rng_bits_keyed(uint64_t key, uint64_t b) {
+  return mix64(key ^ b);
+}
+
 uint64_t rng_bits(uint64_t seed, uint64_t stream, uint64_t a, uint64_t b) {
-  return mix64(mix64(mix64(mix64(seed) ^ stream) ^ a) ^ b);
+  return rng_bits_keyed(rng_key(seed, stream, a), b);
 }
 
 double rng_uniform(uint64_t seed, uint64_t stream, uint64_t a, uint64_t b) {

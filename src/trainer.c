@@ -153,9 +153,17 @@ int trainer_create(trainer *t, model *m, const gorp_config *c, int n_tasks) {
   t->activation = t->projecting && !strcmp(c->gorp.basis_source, "activation");
   GORP_CALL(check_keys(t));
   for (int i = 0; i < m->n_tensors; i++) model_set_trainable(m, i, t->has_seqft);
-  if (t->has_lora) {
-    unsigned targets;
+  unsigned targets = 0;
+  if (t->has_lora)
     GORP_CALL(lora_parse_targets(&targets, c->lora.targets, c->lora.n_targets, "lora.targets"));
+  if (t->has_lora && !targets) {
+    /* galore and gorp can train full-rank weights alone; the adapter methods cannot */
+    if (t->method != METHOD_GALORE && t->method != METHOD_GORP)
+      GORP_ERR(GORP_EINPUT, "lora.targets = none: run.method = %s trains adapters only",
+               c->run.method);
+    t->has_lora = 0;
+  }
+  if (t->has_lora) {
     GORP_CALL(lora_create(&t->lo, &m->cfg, targets, c->lora.r, c->lora.alpha, c->lora.dropout,
                           t->method == METHOD_SEQLORA ? 1 : n_tasks));
     m->lora = &t->lo;
@@ -165,6 +173,8 @@ int trainer_create(trainer *t, model *m, const gorp_config *c, int n_tasks) {
     unsigned bits;
     GORP_CALL(lora_parse_targets(&bits, c->full.targets, c->full.n_targets, "full.targets"));
     GORP_CALL(setup_full(t, bits));
+    if (!t->has_lora && !t->n_full)
+      GORP_ERR(GORP_EINPUT, "lora.targets = none and full.targets = none: nothing would train");
   }
   GORP_CALL(model_alloc_grads(m));
   t->drop.seed = c->run.seed;

@@ -3,18 +3,21 @@
 #ifndef GORP_CMD_H
 #define GORP_CMD_H
 
-int cmd_run(int argc, char **argv);       /* gorp run CONFIG.ini [--set k=v]...  (cmd_run.c) */
-int cmd_import_hf(int argc, char **argv); /* gorp import-hf DIR OUT.h5           (cmd_import.c) */
-int cmd_logits(int argc,
-               char **argv);         /* gorp logits --model M --tokens F --out O (cmd_numerics.c) */
-int cmd_grad(int argc, char **argv); /* gorp grad --model M --tokens F --out O   (cmd_numerics.c) */
+/* gorp run CONFIG.ini [--set k=v]... (cmd_run.c) */
+int cmd_run(int argc, char **argv);
+/* gorp import-hf DIR OUT.h5 (cmd_import.c) */
+int cmd_import_hf(int argc, char **argv);
+/* gorp logits / grad / fit --model M --tokens F ... (cmd_numerics.c) */
+int cmd_logits(int argc, char **argv);
+int cmd_grad(int argc, char **argv);
 int cmd_fit(int argc, char **argv);
+/* gorp config CONFIG.ini [--set k=v]... | --schema (cmd_config.c) */
 int cmd_config(int argc, char **argv);
+/* gorp inspect FILE.h5 [--verify] (cmd_inspect.c) */
 int cmd_inspect(int argc, char **argv);
+/* gorp pretrain CONFIG.ini [--set k=v]... (cmd_pretrain.c) */
 int cmd_pretrain(int argc, char **argv);
-/* gorp pretrain CONFIG.ini [--set k=v]... (cmd_pretrain.c) */ /* gorp inspect FILE.h5
-                                                                  [--verify] (cmd_inspect.c) */
-/* gorp config CONFIG.ini | --schema (cmd_config.c) */ /* gorp fit --model M --tokens F --steps
-                                                          N  (cmd_numerics.c) */
+/* gorp plan CONFIG.ini [--set k=v]... [--tp N] [--dp N] [--seq T] [--json] (cmd_plan.c) */
+int cmd_plan(int argc, char **argv);
 
 #endif

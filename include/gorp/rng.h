@@ -14,6 +14,10 @@ enum { RNG_STREAM_SYNTH = 5 }; /* the synthetic suite's generator (synth.c) */
 uint64_t rng_bits(uint64_t seed, uint64_t stream, uint64_t a, uint64_t b);
 /* Uniform in [0, 1). */
 double rng_uniform(uint64_t seed, uint64_t stream, uint64_t a, uint64_t b);
+/* The same draws split in two: rng_bits_keyed(rng_key(seed, stream, a), b) equals
+ * rng_bits(seed, stream, a, b); a loop over b computes the key once (LoRA dropout masks). */
+uint64_t rng_key(uint64_t seed, uint64_t stream, uint64_t a);
+uint64_t rng_bits_keyed(uint64_t key, uint64_t b);
 /* Standard normal (Box-Muller on two counters). */
 double rng_normal(uint64_t seed, uint64_t stream, uint64_t a, uint64_t b);
 

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 static char tmp_dir[] = "/tmp/gorp_test_config_XXXXXX";
-static char written[64][PATH_MAX]; /* files to remove at the end, then their folders */
+static char written[128][PATH_MAX]; /* files to remove at the end, then their folders */
 static int n_written;
 
 /* Writes text to tmp_dir/name; returns its path, valid until the end of the run. */
@@ -197,6 +197,43 @@ static void expect_error(const char *name, const char *text, char *const *ov, in
 }
 
 #define REQ "[data]\nroot = /r\ninstructions = /i\ntasks = a\n"
+
+/* include = FILE: the included keys first, the including file's keys override them, each path
+ * relative to the file that set it; bad includes fail naming the file and line. */
+static void test_include_reads_a_shared_file_first(void) {
+  write_file("sub/common.ini", "[data]\nroot = data\ninstructions = /i\ntasks = a, b\n"
+                               "[train]\nlr = 0.1\nepochs = 3\n[run]\nout_dir = runs/common\n");
+  const char *path =
+      write_file("top.ini", "include = sub/common.ini\n[train]\nlr = 0.2\n[run]\nout_dir = out\n");
+  char *ov[] = {"model.init=m.h5"};
+  gorp_config c;
+  int rc = config_load(&c, path, ov, 1);
+  CHECK(rc == GORP_OK, "load with include failed with %d", rc);
+  if (rc) return;
+  char want[PATH_MAX];
+  snprintf(want, sizeof(want), "%s/sub/data", tmp_dir);
+  CHECK(!strcmp(c.data.root, want), "included path relative to its file: %s", c.data.root);
+  snprintf(want, sizeof(want), "%s/out", tmp_dir);
+  CHECK(!strcmp(c.run.out_dir, want), "overriding path relative to its file: %s", c.run.out_dir);
+  snprintf(want, sizeof(want), "%s/m.h5", tmp_dir);
+  CHECK(!strcmp(c.model.init, want), "override relative to the top file: %s", c.model.init);
+  CHECK(c.train.lr == 0.2f && c.train.epochs == 3, "lr %g epochs %d", (double)c.train.lr,
+        c.train.epochs);
+  CHECK(c.data.n_tasks == 2 && !strcmp(c.data.tasks[1], "b"), "included list kept");
+  config_free(&c);
+
+  expect_error("include_missing", "include = nowhere.ini\n", NULL, 0, "nowhere.ini",
+               "include_missing.ini:1: in the file included here", NULL);
+  expect_error("include_self", "include = include_self.ini\n", NULL, 0,
+               "includes nest deeper than 8 files (a cycle?)", NULL);
+  expect_error("include_twice", "include = sub/common.ini\ninclude = sub/common.ini\n", NULL, 0,
+               "include_twice.ini:2: a second include (the first is on line 1)", NULL);
+  expect_error("include_in_section", "[run]\ninclude = sub/common.ini\n", NULL, 0,
+               "unknown key 'include' in section [run]", NULL);
+  write_file("sub/bad.ini", "[train]\nlrr = 1\n");
+  expect_error("include_bad", "include = sub/bad.ini\n", NULL, 0,
+               "sub/bad.ini:2: unknown key 'lrr'", NULL);
+}
 
 static void test_bad_files_fail_naming_line_and_key(void) {
   expect_error("unknown_key", REQ "[train]\nlr = 1\nlrr = 2\n", NULL, 0,
@@ -500,6 +537,7 @@ int main(void) {
   test_defaults_fill_every_key_and_derive_heads();
   test_load_parses_every_type_and_comment_style();
   test_relative_paths_resolve_against_config_folder();
+  test_include_reads_a_shared_file_first();
   test_overrides_win_in_order();
   test_bad_files_fail_naming_line_and_key();
   test_missing_and_inconsistent_values_fail_naming_keys();

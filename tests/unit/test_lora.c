@@ -41,6 +41,13 @@ static double loss_of(model *m, const lora_dropout_ctx *d) {
 }
 
 int main(void) {
+  /* the dropout masks draw through a key computed once per call: the same draws as rng_bits */
+  int same = 1;
+  for (uint64_t a = 0; a < 5; a++)
+    for (uint64_t b = 0; b < 1000; b += 7)
+      same &= rng_bits_keyed(rng_key(9, RNG_STREAM_DROPOUT, a), b) ==
+              rng_bits(9, RNG_STREAM_DROPOUT, a, b);
+  report(same, "rng_bits_keyed(rng_key(...), b) == rng_bits(..., b)", 0.0);
   for (int i = 0; i < B * T; i++) {
     tokens[i] = (i * 5 + 2) % cfg.vocab_size;
     targets[i] = i % T >= 3 ? (i * 3 + 1) % cfg.vocab_size : -1;

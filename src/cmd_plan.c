@@ -1,0 +1,383 @@
+/* gorp plan CONFIG.ini [--set section.key=value]... [--tp N] [--dp N] [--seq T] [--json]:
+ * per-rank bytes (weights, trainable gradients, LoRA, optimizer states, GORP bases, activations,
+ * workspace) and FLOPs per training step of the config's run under a tp x dp layout, so that a
+ * user can choose nodes and a layout before submitting (docs/PLAN.md). The arithmetic is plan.c;
+ * this file resolves its inputs: the model's shape (model.init's /model attributes, or the
+ * model.* keys), the vocabulary, the batch and the sequence length, and prints.
+ * Reads nothing but the config, model.init's attributes and (random init without
+ * model.vocab_size) data.tokenizer; starts nothing. */
+#include "gorp/cmd.h"
+#include "gorp/config.h"
+#include "gorp/err.h"
+#include "gorp/lora.h"
+#include "gorp/modelfile.h"
+#include "gorp/plan.h"
+#include "gorp/synth.h"
+#include "gorp/tokenizer.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* Assumed when nothing says the vocabulary size (LLaMA-2's). */
+enum { PLAN_ASSUMED_VOCAB = 32000 };
+
+typedef struct plan_args {
+  const char *path;
+  char **overrides;
+  int n_overrides;
+  int tp, dp, seq; /* 0 = from the config */
+  int json;
+} plan_args;
+
+/* What the printout says about where each input came from. */
+typedef struct plan_sources {
+  char shape[4200], vocab[4200], seq[160], notes[4][4300];
+  int n_notes;
+} plan_sources;
+
+static int parse_count(const char *opt, const char *s, int *v) {
+  char *end;
+  errno = 0;
+  const long x = strtol(s, &end, 10);
+  if (errno || end == s || *end || x < 1 || x > 1000000000L)
+    GORP_ERR(GORP_EUSAGE, "plan: %s expects a positive integer, got '%s'", opt, s);
+  *v = (int)x;
+  return GORP_OK;
+}
+
+static int parse_args(plan_args *a, int argc, char **argv) {
+  for (int i = 1; i < argc; i++) {
+    const char *o = argv[i];
+    if (!strcmp(o, "--json")) {
+      a->json = 1;
+      continue;
+    }
+    const int takes_value =
+        !strcmp(o, "--set") || !strcmp(o, "--tp") || !strcmp(o, "--dp") || !strcmp(o, "--seq");
+    if (takes_value && i + 1 >= argc) GORP_ERR(GORP_EUSAGE, "plan: %s needs a value", o);
+    if (!strcmp(o, "--set"))
+      a->overrides[a->n_overrides++] = argv[++i];
+    else if (!strcmp(o, "--tp"))
+      GORP_CALL(parse_count(o, argv[++i], &a->tp));
+    else if (!strcmp(o, "--dp"))
+      GORP_CALL(parse_count(o, argv[++i], &a->dp));
+    else if (!strcmp(o, "--seq"))
+      GORP_CALL(parse_count(o, argv[++i], &a->seq));
+    else if (!a->path && strncmp(o, "--", 2))
+      a->path = o;
+    else
+      GORP_ERR(GORP_EUSAGE, "plan: unexpected argument '%s'", o);
+  }
+  if (!a->path)
+    GORP_ERR(GORP_EUSAGE, "usage: gorp plan CONFIG.ini [--set section.key=value]... [--tp N] "
+                          "[--dp N] [--seq T] [--json]");
+  return GORP_OK;
+}
+
+static void note(plan_sources *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(plan_sources *s, const char *fmt, ...) {
+  if (s->n_notes == 4) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(s->notes[s->n_notes++], sizeof(s->notes[0]), fmt, ap);
+  va_end(ap);
+}
+
+/* The vocabulary of a random-init model whose model.vocab_size is 0: the tokenizer's, as gorp run
+ * sizes it. */
+static int random_vocab(const gorp_config *c, int *V, plan_sources *s) {
+  if (!strcmp(c->data.format, "synthetic")) {
+    *V = synth_vocab_size();
+    snprintf(s->vocab, sizeof(s->vocab), "the synthetic suite's tokenizer");
+    return GORP_OK;
+  }
+  if (!strcmp(c->data.tokenizer, "byte")) {
+    *V = 259;
+    snprintf(s->vocab, sizeof(s->vocab), "the byte-level tokenizer (data.tokenizer = byte)");
+    return GORP_OK;
+  }
+  struct stat st;
+  if (stat(c->data.tokenizer, &st)) {
+    *V = PLAN_ASSUMED_VOCAB;
+    snprintf(s->vocab, sizeof(s->vocab), "assumed (LLaMA-2's)");
+    note(s,
+         "vocab_size %d is assumed: model.vocab_size is 0 and data.tokenizer = %s does not "
+         "exist; set model.vocab_size to plan another",
+         PLAN_ASSUMED_VOCAB, c->data.tokenizer);
+    return GORP_OK;
+  }
+  tokenizer tok;
+  GORP_CALL(tokenizer_open(&tok, c->data.tokenizer));
+  *V = tok.vocab_size;
+  tokenizer_free(&tok);
+  snprintf(s->vocab, sizeof(s->vocab), "data.tokenizer = %s", c->data.tokenizer);
+  return GORP_OK;
+}
+
+/* The model shape: model.init's /model attributes when it is a file, else the model.* keys. */
+static int model_shape(const gorp_config *c, model_config *cfg, plan_sources *s) {
+  if (strcmp(c->model.init, "random")) {
+    struct stat st;
+    if (stat(c->model.init, &st))
+      GORP_ERR(GORP_EINPUT,
+               "model.init = %s: %s (gorp plan reads the architecture from this file; to plan "
+               "without it, --set model.init=random and the model.* shape keys, docs/PLAN.md)",
+               c->model.init, strerror(errno));
+    GORP_CALL(modelfile_read_config(c->model.init, cfg));
+    snprintf(s->shape, sizeof(s->shape), "read from model.init = %s", c->model.init);
+    snprintf(s->vocab, sizeof(s->vocab), "the model file");
+    return GORP_OK;
+  }
+  *cfg = c->model.arch;
+  snprintf(s->shape, sizeof(s->shape), "the model.* keys (model.init = random)");
+  if (cfg->vocab_size) {
+    snprintf(s->vocab, sizeof(s->vocab), "model.vocab_size");
+    return GORP_OK;
+  }
+  return random_vocab(c, &cfg->vocab_size, s);
+}
+
+/* The largest batch of any task (train.per_task may change it) and the planned length. */
+static void batch_and_seq(const gorp_config *c, const model_config *cfg, int seq_flag,
+                          plan_layout *lay, plan_sources *s) {
+  task_train tt;
+  const int mtl = !strcmp(c->run.method, "mtl");
+  lay->batch = 0;
+  for (int i = 0; i < (mtl ? 1 : c->data.n_tasks); i++) {
+    config_task_train(c, mtl ? "" : c->data.tasks[i], &tt);
+    if (tt.batch_size > lay->batch) lay->batch = tt.batch_size;
+  }
+  if (!lay->batch) lay->batch = c->train.batch_size;
+  if (seq_flag) {
+    lay->seq = seq_flag;
+    snprintf(s->seq, sizeof(s->seq), "--seq");
+    return;
+  }
+  const int want = c->data.max_source_length + c->data.max_target_length;
+  lay->seq = want < cfg->max_seq ? want : cfg->max_seq;
+  if (want <= cfg->max_seq)
+    snprintf(s->seq, sizeof(s->seq), "data.max_source_length %d + data.max_target_length %d",
+             c->data.max_source_length, c->data.max_target_length);
+  else
+    snprintf(s->seq, sizeof(s->seq), "the model's max_position_embeddings (below %d + %d)",
+             c->data.max_source_length, c->data.max_target_length);
+}
+
+/* "q,v" from a LORA_* bit set. */
+static void target_list(char *out, size_t n, unsigned bits) {
+  out[0] = '\0';
+  for (int t = 0; t < LORA_N_TARGETS; t++)
+    if (bits >> t & 1)
+      snprintf(out + strlen(out), n - strlen(out), "%s%s", out[0] ? "," : "", lora_target_names[t]);
+  if (!out[0]) snprintf(out, n, "none");
+}
+
+static void describe_method(char *out, size_t n, const plan_method *m) {
+  char lt[64], ft[64];
+  target_list(lt, sizeof(lt), m->lora_targets);
+  target_list(ft, sizeof(ft), m->full_targets);
+  if (m->all_weights) {
+    snprintf(out, n, "%s: every tensor trains with AdamW", m->name);
+    return;
+  }
+  int k = snprintf(out, n, "%s, %d task(s): LoRA %s", m->name, m->n_tasks, lt);
+  if (m->lora_targets)
+    k += snprintf(out + k, n - k, " r=%d (%d pair(s) stacked after the last task)", m->lora_r,
+                  m->lora_pairs);
+  if (m->full_targets)
+    k += snprintf(out + k, n - k, "; full-rank %s with %s", ft,
+                  m->full_lowrank ? "rank-k projected Adam" : "plain AdamW");
+  if (m->full_targets && m->full_lowrank) k += snprintf(out + k, n - k, " (k=%d)", m->full_rank);
+  if (m->bases_lora || m->bases_full)
+    snprintf(out + k, n - k, "; GORP bases on %s%s%s, %s axis, %s source",
+             m->bases_lora ? "LoRA A" : "", m->bases_lora && m->bases_full ? " and " : "",
+             m->bases_full ? "the full-rank targets" : "", m->input_axis ? "input" : "paper",
+             m->activation_bases ? "activation" : "moment");
+}
+
+static double gib(uint64_t floats) {
+  return (double)floats * sizeof(float) / (1024.0 * 1024.0 * 1024.0);
+}
+
+static void print_text(const plan *p, const char *path, const plan_sources *s) {
+  const model_config *c = &p->cfg;
+  const plan_layout *l = &p->layout;
+  char method[512];
+  describe_method(method, sizeof(method), &p->method);
+  printf("gorp plan: %s\n", path);
+  printf("model   %d layers, hidden %d, MLP %d, %d heads (%d KV) x %d, vocab %d, %s head: %llu "
+         "parameters\n"
+         "        shape: %s; vocab: %s\n",
+         c->num_layers, c->hidden_size, c->intermediate_size, c->num_heads, c->num_kv_heads,
+         c->head_dim, c->vocab_size, c->tie_embeddings ? "tied" : "untied",
+         (unsigned long long)p->n_params, s->shape, s->vocab);
+  printf("method  %s\n", method);
+  printf("layout  tp %d x dp %d = %d rank(s); %d sequence(s) per DP rank (batch %d over dp %d) x "
+         "%d tokens (%s): N = %d tokens per rank\n\n",
+         l->tp, l->dp, l->tp * l->dp, p->batch_local, l->batch, l->dp, l->seq, s->seq,
+         p->batch_local * l->seq);
+  printf("%-66s %15s %9s  %s\n", "per rank (fp32)", "bytes", "GiB", "over tp");
+  for (int part = 0; part < PLAN_N_PARTS; part++) {
+    printf("%-66s %15llu %9.3f\n", plan_part_names[part],
+           (unsigned long long)(p->floats[part] * sizeof(float)), gib(p->floats[part]));
+    for (int i = 0; i < p->n_items; i++) {
+      const plan_item *it = &p->items[i];
+      if (it->part != part) continue;
+      printf("  %-64s %15llu %9.3f  %s\n", it->what,
+             (unsigned long long)(it->floats * sizeof(float)), gib(it->floats),
+             part == PLAN_WORK ? "per rank"
+             : it->sharded     ? "split"
+                               : "replicated");
+    }
+  }
+  printf("%-66s %15llu %9.3f\n", "total per rank", (unsigned long long)(p->total * sizeof(float)),
+         gib(p->total));
+  printf("%-66s %15llu %9.3f\n\n", "total over all ranks",
+         (unsigned long long)(p->total * sizeof(float) * l->tp * l->dp),
+         gib(p->total) * l->tp * l->dp);
+  printf("FLOPs per training step per rank: forward %.3e (attention T^2 terms %.3e), forward + "
+         "backward = 3 x forward = %.3e\n",
+         p->flops_forward, p->flops_attention, p->flops_step);
+  if (p->method.bases_lora || p->method.bases_full)
+    printf("note: GORP bases are the worst case, every basis at cap = its axis length columns "
+           "(gorp allocates them at start)\n");
+  if (l->tp > 1)
+    printf("note: gorp run refuses parallel.tp > 1 until tensor parallelism is built; this is the "
+           "Megatron layout it will use\n");
+  for (int i = 0; i < s->n_notes; i++) printf("note: %s\n", s->notes[i]);
+}
+
+static cJSON *json_bytes(const uint64_t *floats) {
+  cJSON *o = cJSON_CreateObject();
+  uint64_t total = 0;
+  for (int i = 0; i < PLAN_N_PARTS; i++) {
+    cJSON_AddNumberToObject(o, plan_part_names[i], (double)(floats[i] * sizeof(float)));
+    total += floats[i];
+  }
+  cJSON_AddNumberToObject(o, "total", (double)(total * sizeof(float)));
+  return o;
+}
+
+static int print_json(const plan *p, const char *path, const plan_sources *s) {
+  const model_config *c = &p->cfg;
+  const plan_layout *l = &p->layout;
+  const plan_method *m = &p->method;
+  char lt[64], ft[64];
+  target_list(lt, sizeof(lt), m->lora_targets);
+  target_list(ft, sizeof(ft), m->full_targets);
+  cJSON *j = cJSON_CreateObject(), *o;
+  cJSON_AddStringToObject(j, "config", path);
+  cJSON_AddItemToObject(j, "model", o = cJSON_CreateObject());
+  const struct {
+    const char *key;
+    int v;
+  } ints[] = {{"vocab_size", c->vocab_size},
+              {"hidden_size", c->hidden_size},
+              {"intermediate_size", c->intermediate_size},
+              {"num_layers", c->num_layers},
+              {"num_heads", c->num_heads},
+              {"num_kv_heads", c->num_kv_heads},
+              {"head_dim", c->head_dim},
+              {"max_seq", c->max_seq}};
+  for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++)
+    cJSON_AddNumberToObject(o, ints[i].key, ints[i].v);
+  cJSON_AddBoolToObject(o, "tie_embeddings", c->tie_embeddings);
+  cJSON_AddNumberToObject(o, "parameters", (double)p->n_params);
+  cJSON_AddStringToObject(o, "shape_source", s->shape);
+  cJSON_AddStringToObject(o, "vocab_source", s->vocab);
+  cJSON_AddItemToObject(j, "method", o = cJSON_CreateObject());
+  cJSON_AddStringToObject(o, "name", m->name);
+  cJSON_AddNumberToObject(o, "tasks", m->n_tasks);
+  cJSON_AddBoolToObject(o, "all_weights", m->all_weights);
+  cJSON_AddStringToObject(o, "lora_targets", lt);
+  cJSON_AddNumberToObject(o, "lora_r", m->lora_r);
+  cJSON_AddNumberToObject(o, "lora_pairs", m->lora_pairs);
+  cJSON_AddStringToObject(o, "full_targets", ft);
+  cJSON_AddStringToObject(o, "full_optimizer", m->full_lowrank ? "lowrank" : "adam");
+  cJSON_AddNumberToObject(o, "full_rank", m->full_rank);
+  cJSON_AddBoolToObject(o, "bases_lora", m->bases_lora);
+  cJSON_AddBoolToObject(o, "bases_full", m->bases_full);
+  cJSON_AddStringToObject(o, "axis", m->input_axis ? "input" : "paper");
+  cJSON_AddStringToObject(o, "basis_source", m->activation_bases ? "activation" : "moment");
+  cJSON_AddItemToObject(j, "layout", o = cJSON_CreateObject());
+  cJSON_AddNumberToObject(o, "tp", l->tp);
+  cJSON_AddNumberToObject(o, "dp", l->dp);
+  cJSON_AddNumberToObject(o, "ranks", l->tp * l->dp);
+  cJSON_AddNumberToObject(o, "batch", l->batch);
+  cJSON_AddNumberToObject(o, "batch_per_rank", p->batch_local);
+  cJSON_AddNumberToObject(o, "seq", l->seq);
+  cJSON_AddStringToObject(o, "seq_source", s->seq);
+  cJSON_AddItemToObject(j, "bytes_per_rank", json_bytes(p->floats));
+  cJSON_AddItemToObject(j, "bytes_per_rank_split_over_tp", json_bytes(p->sharded));
+  cJSON_AddNumberToObject(j, "bytes_all_ranks", (double)(p->total * sizeof(float)) * l->tp * l->dp);
+  cJSON *items = cJSON_AddArrayToObject(j, "items");
+  for (int i = 0; i < p->n_items; i++) {
+    cJSON *it = cJSON_CreateObject();
+    cJSON_AddStringToObject(it, "part", plan_part_names[p->items[i].part]);
+    cJSON_AddStringToObject(it, "what", p->items[i].what);
+    cJSON_AddNumberToObject(it, "bytes", (double)(p->items[i].floats * sizeof(float)));
+    cJSON_AddBoolToObject(it, "split_over_tp", p->items[i].sharded);
+    cJSON_AddItemToArray(items, it);
+  }
+  cJSON_AddItemToObject(j, "flops_per_step_per_rank", o = cJSON_CreateObject());
+  cJSON_AddNumberToObject(o, "forward", p->flops_forward);
+  cJSON_AddNumberToObject(o, "attention", p->flops_attention);
+  cJSON_AddNumberToObject(o, "step", p->flops_step);
+  cJSON *notes = cJSON_AddArrayToObject(j, "notes");
+  if (m->bases_lora || m->bases_full)
+    cJSON_AddItemToArray(notes, cJSON_CreateString("GORP bases at the worst case: cap = axis "
+                                                   "length columns, allocated at start"));
+  if (l->tp > 1)
+    cJSON_AddItemToArray(notes, cJSON_CreateString("gorp run refuses parallel.tp > 1 until tensor "
+                                                   "parallelism is built"));
+  for (int i = 0; i < s->n_notes; i++) cJSON_AddItemToArray(notes, cJSON_CreateString(s->notes[i]));
+  char *text = cJSON_Print(j);
+  cJSON_Delete(j);
+  if (!text) GORP_ERR(GORP_EMEM, "out of memory printing the plan as JSON");
+  printf("%s\n", text);
+  cJSON_free(text);
+  return GORP_OK;
+}
+
+static int plan_config(const gorp_config *c, const plan_args *a) {
+  plan_sources s = {0};
+  model_config cfg;
+  GORP_CALL(model_shape(c, &cfg, &s));
+  plan_layout lay = {.tp = a->tp ? a->tp : c->parallel.tp, .dp = a->dp ? a->dp : c->parallel.dp};
+  batch_and_seq(c, &cfg, a->seq, &lay, &s);
+  if (a->seq && a->seq > cfg.max_seq)
+    GORP_ERR(GORP_EINPUT, "--seq %d exceeds the model's max_position_embeddings = %d", a->seq,
+             cfg.max_seq);
+  plan_method m;
+  GORP_CALL(plan_method_from_config(&m, c));
+  plan *p = malloc(sizeof(*p));
+  if (!p) GORP_ERR(GORP_EMEM, "out of memory");
+  int rc = plan_compute(p, &cfg, &m, &lay);
+  if (!rc) {
+    if (a->json)
+      rc = print_json(p, a->path, &s);
+    else
+      print_text(p, a->path, &s);
+  }
+  free(p);
+  return rc;
+}
+
+int cmd_plan(int argc, char **argv) {
+  plan_args a = {0};
+  a.overrides = calloc((size_t)argc, sizeof(char *));
+  if (!a.overrides) GORP_ERR(GORP_EMEM, "out of memory");
+  int rc = parse_args(&a, argc, argv);
+  gorp_config c;
+  if (!rc) rc = config_load(&c, a.path, a.overrides, a.n_overrides);
+  free(a.overrides);
+  GORP_CALL(rc);
+  rc = plan_config(&c, &a);
+  config_free(&c);
+  return rc;
+}

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# gorp plan: the LLaMA-2-7B order-1 config (its model file is absent here, so the shape comes from
+# --set model.* keys) prints the per-rank table for tp 1/2/4/8 with weights that shrink as the
+# Megatron split says, --dp splits the batch, --json is one JSON object whose parts add up, a model
+# file's architecture is read from the file; bad input (tp not dividing the heads, a missing model
+# file, --seq past max_seq, bad flags) fails non-zero naming the key.
+. "$(dirname "$0")/lib.bash"
+src=${GORP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+cfg="$src/inputs/llama2-7b/order1.ini"
+l7=(--set model.init=random --set model.vocab_size=32000 --set model.hidden_size=4096
+  --set model.intermediate_size=11008 --set model.num_layers=32 --set model.num_heads=32
+  --set model.max_seq=4096 --set model.rms_eps=1e-5)
+
+# the model file the shipped config names does not exist here: refused, naming key and path
+expect_error "missing model file names model.init and its path" \
+  "model.init = .*models/llama-2-7b.h5: No such file" "$GORP" plan "$cfg"
+
+# field N of the line starting with WORD in a plan printout
+field() { awk -v w="$1" -v n="$2" '$1 == w { print $n; exit }' "$3"; }
+
+for tp in 1 2 4 8; do
+  if "$GORP" plan "$cfg" "${l7[@]}" --tp "$tp" >"$work/tp$tp.txt" 2>"$work/err"; then
+    pass "tp $tp: plan printed"
+  else
+    fail "tp $tp: exit non-zero"; cat "$work/err"
+  fi
+done
+t1=$work/tp1.txt
+grep -q "6738415616 parameters" "$t1" && pass "LLaMA-2-7B has 6738415616 parameters" \
+  || fail "parameter count"
+grep -q "8 sequence(s) per DP rank (batch 8 over dp 1) x 562 tokens" "$t1" \
+  && pass "batch 8 x (512 + 50) tokens" || fail "batch/sequence line"
+for part in weights gradients lora optimizer bases activations workspace; do
+  grep -Eq "^$part +[0-9]+ +[0-9.]+$" "$t1" && pass "part $part listed" || fail "part $part missing"
+done
+# weights: embedding + head + norms replicated (1049640960 B), the rest split over tp
+w1=$(field weights 2 "$t1")
+[ "$w1" = 26953662464 ] && pass "tp 1 weights 26953662464 B (fp32)" || fail "tp 1 weights $w1"
+for tp in 2 4 8; do
+  w=$(field weights 2 "$work/tp$tp.txt")
+  want=$(( 1049640960 + (26953662464 - 1049640960) / tp ))
+  [ "$w" = "$want" ] && pass "tp $tp weights = replicated + split / $tp" \
+    || fail "tp $tp weights $w, want $want"
+done
+grep -q "gate_proj full-rank: S (11008 x 11008)" "$t1" && pass "gate basis at its cap (worst case)" \
+  || fail "gate basis line"
+grep -q "note: GORP bases are the worst case" "$t1" && pass "worst case stated" \
+  || fail "worst-case note"
+grep -q "gorp run refuses parallel.tp > 1" "$work/tp2.txt" && pass "tp > 1 noted as not built" \
+  || fail "tp note"
+
+# dp 8: one sequence per rank, activations an eighth of dp 1's (no batch-independent part but RoPE)
+"$GORP" plan "$cfg" "${l7[@]}" --dp 8 >"$work/dp8.txt" 2>&1
+grep -q "1 sequence(s) per DP rank (batch 8 over dp 8)" "$work/dp8.txt" && pass "dp 8 splits the batch" \
+  || fail "dp 8 batch line"
+a1=$(field activations 2 "$t1")
+a8=$(field activations 2 "$work/dp8.txt")
+[ $(( a8 * 8 - a1 )) -lt 4000000 ] && [ $(( a1 - a8 * 8 )) -lt 4000000 ] \
+  && pass "dp 8 activations = dp 1 / 8 (RoPE aside)" || fail "dp 8 activations $a8 vs $a1"
+
+# JSON: one object; parts add up to the total; tp-split share x 2 = tp 1's
+"$GORP" plan "$cfg" "${l7[@]}" --json >"$work/p1.json" 2>&1
+"$GORP" plan "$cfg" "${l7[@]}" --json --tp 2 --dp 2 >"$work/p2.json" 2>&1
+if python3 - "$work/p1.json" "$work/p2.json" <<'EOF'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+parts = ["weights", "gradients", "lora", "optimizer", "bases", "activations", "workspace"]
+for j in (a, b):
+    assert sum(j["bytes_per_rank"][k] for k in parts) == j["bytes_per_rank"]["total"]
+assert a["model"]["parameters"] == 6738415616
+assert b["layout"] == dict(b["layout"], tp=2, dp=2, ranks=4, batch=8, batch_per_rank=4, seq=562)
+for k in ["weights", "gradients", "lora", "optimizer", "bases"]:
+    assert b["bytes_per_rank_split_over_tp"][k] * 2 == a["bytes_per_rank_split_over_tp"][k], k
+assert b["bytes_all_ranks"] == 4 * b["bytes_per_rank"]["total"]
+assert abs(a["flops_per_step_per_rank"]["step"] - 3 * a["flops_per_step_per_rank"]["forward"]) < 1
+EOF
+then pass "--json: parts add up, tp 2 halves the split share"; else fail "--json checks"; fi
+
+# a model file: its architecture wins over the model.* keys
+cat >"$work/m.ini" <<INI
+[run]
+out_dir = out
+[model]
+hidden_size = 24
+intermediate_size = 40
+num_layers = 1
+num_heads = 2
+max_seq = 256
+[data]
+root = $GORP_DATA/CL_Benchmark/mini
+instructions = $GORP_DATA/CL_Benchmark/instruction_config.json
+tasks = SST-2
+max_source_length = 24
+max_train_per_task = 4
+max_test_per_task = 1
+[train]
+batch_size = 4
+max_steps = 1
+[eval]
+max_new_tokens = 2
+INI
+if "$GORP" run "$work/m.ini" >"$work/run.log" 2>&1 && [ -s "$work/out/model.h5" ]; then
+  "$GORP" plan "$work/m.ini" --set model.init=out/model.h5 --set model.hidden_size=64 \
+    >"$work/file.txt" 2>&1
+  grep -q "1 layers, hidden 24, MLP 40, 2 heads (2 KV) x 12, vocab 259" "$work/file.txt" \
+    && grep -q "shape: read from model.init = .*out/model.h5; vocab: the model file" "$work/file.txt" \
+    && pass "architecture read from the model file" || { fail "model file plan:"; cat "$work/file.txt"; }
+else
+  fail "could not make a model file:"; tail -5 "$work/run.log"
+fi
+# random init without model.vocab_size: the byte tokenizer's 259; a missing tokenizer.json: assumed
+"$GORP" plan "$work/m.ini" >"$work/byte.txt" 2>&1
+grep -q "vocab 259.*vocab: the byte-level tokenizer" <(tr -d '\n' <"$work/byte.txt") \
+  && pass "byte tokenizer vocab" || fail "byte vocab"
+"$GORP" plan "$work/m.ini" --set data.tokenizer=/nonexistent/tokenizer.json >"$work/tok.txt" 2>&1
+grep -q "note: vocab_size 32000 is assumed: model.vocab_size is 0 and data.tokenizer = /nonexistent" \
+  "$work/tok.txt" && pass "assumed vocab stated" || fail "assumed vocab note"
+
+expect_error "tp 3 does not divide 32 heads" "parallel.tp = 3 does not divide model.num_heads = 32" \
+  "$GORP" plan "$cfg" "${l7[@]}" --tp 3
+expect_error "tp 2 does not divide 3 KV heads" "does not divide model.num_kv_heads = 3" \
+  "$GORP" plan "$work/m.ini" --set model.num_heads=6 --set model.num_kv_heads=3 --set model.head_dim=4 --tp 2
+expect_error "tp 16 does not divide the MLP" "does not divide model.intermediate_size = 40" \
+  "$GORP" plan "$work/m.ini" --set model.num_heads=16 --set model.head_dim=2 --tp 16
+expect_error "parallel.tp in the config is checked too" "parallel.tp = 5 does not divide" \
+  "$GORP" plan "$cfg" "${l7[@]}" --set parallel.tp=5
+expect_error "--seq past max_seq" "--seq 5000 exceeds the model's max_position_embeddings = 4096" \
+  "$GORP" plan "$cfg" "${l7[@]}" --seq 5000
+expect_error "--tp 0" "--tp expects a positive integer, got '0'" "$GORP" plan "$cfg" --tp 0
+expect_error "unknown flag" "unexpected argument '--tb'" "$GORP" plan "$cfg" --tb 2
+expect_error "no config" "usage: gorp plan CONFIG.ini" "$GORP" plan
+finish

@@ -1,5 +1,5 @@
-/* gorp logits / grad / fit: the numerics checks on a fixed batch of token ids, so that anyone can
- * compare gorp with another implementation (tests/ref/ does so against PyTorch).
+/* gorp logits / grad / fit / generate: the numerics checks on a fixed batch of token ids, so that
+ * anyone can compare gorp with another implementation (tests/ref/ does so against PyTorch).
  *   IDS.txt: one sequence per line, whitespace-separated token ids, all lines the same length.
  *   --targets TGT.txt (grad, fit): same layout, the id each position predicts, -1 = no loss;
  *   default: next-token targets (position i predicts token i+1; the last position none).
@@ -10,6 +10,12 @@
  *   where the first W of the --steps steps are run but not timed (N = steps - W), a step is
  *   zero grads + forward + backward + clip + AdamW (wall clock, CLOCK_MONOTONIC), T = sequences x
  *   length, and peak_rss_mb is the process's getrusage ru_maxrss. bench/ reads this line.
+ *   generate --max-new N [--eos ID] [--out OUT.txt] [--time]: greedy decoding of each line as a
+ *   prompt with the KV cache (as evaluation decodes); writes the new ids, one line per prompt, to
+ *   OUT.txt (default: standard output); --time prints after the run
+ *     generate-time sequences=S prompt_len=T new_tokens=N total_s=.. new_tokens_per_s=..
+ *                   peak_rss_mb=..
+ *   where total_s covers every prompt's prefill and decoding (the model load excluded).
  * Not for: benchmarking by itself (bench/bench_train.py compares with PyTorch and the SGEMM
  * ceiling) or training on data sets (gorp run). */
 #include "gorp/cmd.h"
@@ -29,6 +35,7 @@
 typedef struct numerics_args {
   const char *model, *tokens, *targets, *out;
   int steps, warmup, time;
+  int max_new, eos; /* generate: new tokens per prompt; the id that stops it (-1: none) */
   float lr, beta1, beta2, eps, weight_decay, grad_clip;
 } numerics_args;
 
@@ -51,7 +58,8 @@ static int parse_int(const char *opt, const char *s, int *v) {
 }
 
 static int parse_args(numerics_args *a, int argc, char **argv) {
-  *a = (numerics_args){.steps = 1, .lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
+  *a = (numerics_args){
+      .steps = 1, .eos = -1, .lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
   for (int i = 1; i < argc; i++) {
     const char *o = argv[i];
     if (!strcmp(o, "--time")) { /* the one option without a value */
@@ -84,6 +92,10 @@ static int parse_args(numerics_args *a, int argc, char **argv) {
       GORP_CALL(parse_float(o, v, &a->weight_decay));
     else if (!strcmp(o, "--grad-clip"))
       GORP_CALL(parse_float(o, v, &a->grad_clip));
+    else if (!strcmp(o, "--max-new"))
+      GORP_CALL(parse_int(o, v, &a->max_new));
+    else if (!strcmp(o, "--eos"))
+      GORP_CALL(parse_int(o, v, &a->eos));
     else
       GORP_ERR(GORP_EUSAGE, "%s: unknown option %s", argv[0], o);
   }
@@ -102,6 +114,10 @@ static int ids_read(const char *path, int **ids, int *S, int *T) {
   if (!f) GORP_ERR(GORP_EINPUT, "%s: cannot open: %s", path, strerror(errno));
   size_t cap = 1024, n = 0;
   int *buf = malloc(cap * sizeof(int));
+  if (!buf) {
+    fclose(f);
+    GORP_ERR(GORP_EMEM, "%s: out of memory reading token ids", path);
+  }
   char *line = NULL;
   size_t line_cap = 0;
   int rows = 0, width = -1, rc = GORP_OK;
@@ -117,7 +133,15 @@ static int ids_read(const char *path, int **ids, int *S, int *T) {
                         "%s:%d: expected an integer token id, found '%.20s'", path, rows + 1, p);
         break;
       }
-      if (n == cap) buf = realloc(buf, (cap *= 2) * sizeof(int));
+      if (n == cap) {
+        int *grown = realloc(buf, (cap *= 2) * sizeof(int));
+        if (!grown) {
+          rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EMEM,
+                          "%s: out of memory reading %zu token ids", path, n);
+          break;
+        }
+        buf = grown;
+      }
       buf[n++] = (int)v;
       count++;
       p = end;
@@ -309,6 +333,46 @@ static int run_fit(const numerics_args *a) {
   return GORP_OK;
 }
 
+static int run_generate(const numerics_args *a) {
+  if (a->max_new < 1) GORP_ERR(GORP_EUSAGE, "generate: --max-new N (N >= 1) is required");
+  batch b;
+  GORP_CALL(batch_load(&b, a, 0));
+  if (a->eos < -1 || a->eos >= b.m.cfg.vocab_size)
+    GORP_ERR(GORP_EUSAGE, "generate: --eos %d is neither -1 nor a token id in [0, %d)", a->eos,
+             b.m.cfg.vocab_size);
+  int *out;   /* (S, max_new) the new ids of every prompt */
+  int *n_out; /* (S) how many each prompt got (fewer than max_new after --eos) */
+  GORP_ALLOC(out, (size_t)b.S * a->max_new, "generated ids");
+  GORP_ALLOC(n_out, b.S, "generated lengths");
+  long total_new = 0;
+  const double t0 = now_s();
+  for (int s = 0; s < b.S; s++) {
+    GORP_CALL(model_generate(&b.m, b.ids + (size_t)s * b.T, b.T, a->max_new, a->eos,
+                             out + (size_t)s * a->max_new, &n_out[s]));
+    total_new += n_out[s];
+  }
+  const double total_s = now_s() - t0;
+  FILE *f = a->out ? fopen(a->out, "w") : stdout;
+  if (!f) GORP_ERR(GORP_EIO, "%s: cannot create: %s", a->out, strerror(errno));
+  for (int s = 0; s < b.S; s++) {
+    for (int i = 0; i < n_out[s]; i++)
+      fprintf(f, i ? " %d" : "%d", out[(size_t)s * a->max_new + i]);
+    fputc('\n', f);
+  }
+  if (a->out && fclose(f)) GORP_ERR(GORP_EIO, "%s: cannot write: %s", a->out, strerror(errno));
+  if (a->time) {
+    struct rusage ru;
+    const double peak_mb = getrusage(RUSAGE_SELF, &ru) ? -1.0 : ru.ru_maxrss / 1024.0;
+    printf("generate-time sequences=%d prompt_len=%d new_tokens=%ld total_s=%.6f "
+           "new_tokens_per_s=%.2f peak_rss_mb=%.1f\n",
+           b.S, b.T, total_new, total_s, total_new / total_s, peak_mb);
+  }
+  free(out);
+  free(n_out);
+  batch_free(&b);
+  return GORP_OK;
+}
+
 int cmd_logits(int argc, char **argv) {
   numerics_args a;
   GORP_CALL(parse_args(&a, argc, argv));
@@ -325,4 +389,10 @@ int cmd_fit(int argc, char **argv) {
   numerics_args a;
   GORP_CALL(parse_args(&a, argc, argv));
   return run_fit(&a);
+}
+
+int cmd_generate(int argc, char **argv) {
+  numerics_args a;
+  GORP_CALL(parse_args(&a, argc, argv));
+  return run_generate(&a);
 }

@@ -23,6 +23,9 @@ static const struct {
     {"inspect", cmd_inspect, "inspect FILE.h5 [--verify]  summarise a model file or checkpoint"},
     {"config", cmd_config, "config CONFIG.ini [--set k=v]... | --schema  show the resolved config"},
     {"fit", cmd_fit, "fit --model M.h5 --tokens IDS.txt --steps N [...]  AdamW on a fixed batch"},
+    {"generate", cmd_generate,
+     "generate --model M.h5 --tokens IDS.txt --max-new N [--eos ID --out F --time]  greedy "
+     "decoding"},
     {"plan", cmd_plan,
      "plan CONFIG.ini [--set k=v]... [--tp N] [--dp N] [--seq T] [--json]  memory and FLOPs per "
      "rank"},

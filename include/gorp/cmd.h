@@ -7,10 +7,11 @@
 int cmd_run(int argc, char **argv);
 /* gorp import-hf DIR OUT.h5 (cmd_import.c) */
 int cmd_import_hf(int argc, char **argv);
-/* gorp logits / grad / fit --model M --tokens F ... (cmd_numerics.c) */
+/* gorp logits / grad / fit / generate --model M --tokens F ... (cmd_numerics.c) */
 int cmd_logits(int argc, char **argv);
 int cmd_grad(int argc, char **argv);
 int cmd_fit(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
 /* gorp config CONFIG.ini [--set k=v]... | --schema (cmd_config.c) */
 int cmd_config(int argc, char **argv);
 /* gorp inspect FILE.h5 [--verify] (cmd_inspect.c) */

@@ -3,6 +3,8 @@
 #include "gorp/err.h"
 
 #include <cblas.h>
+#include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void cpu_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
@@ -11,7 +13,14 @@ static void cpu_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
               trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-static const backend_ops cpu_ops = {"cpu", cpu_gemm};
+static int cpu_set_gemm_threads(int n) {
+  const int prev = openblas_get_num_threads();
+  if (n != prev) openblas_set_num_threads(n);
+  return prev;
+}
+
+/* OpenBLAS (pthreads build) runs single-threaded calls from several threads at once. */
+static const backend_ops cpu_ops = {"cpu", cpu_gemm, cpu_set_gemm_threads, 1};
 static const backend_ops *current = &cpu_ops;
 
 #ifdef GORP_HAVE_CUDA
@@ -36,4 +45,8 @@ int backend_select(const char *name) {
 
 const backend_ops *backend_get(void) {
   return current;
+}
+
+void backend_threads_init(void) {
+  if (!getenv("OMP_NUM_THREADS")) omp_set_num_threads(openblas_get_num_threads());
 }

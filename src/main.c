@@ -1,5 +1,6 @@
 /* The gorp command: an MPI program (also runs as a singleton without mpirun) that dispatches to
  * one subcommand. A failure on any rank ends the whole job with the failing rank's message. */
+#include "gorp/backend.h"
 #include "gorp/cmd.h"
 #include "gorp/err.h"
 
@@ -18,7 +19,8 @@ static const struct {
     {"import-hf", cmd_import_hf, "import-hf DIR OUT.h5  convert a Hugging Face LLaMA directory"},
     {"logits", cmd_logits, "logits --model M.h5 --tokens IDS.txt --out OUT.h5  write logits"},
     {"grad", cmd_grad, "grad --model M.h5 --tokens IDS.txt --out OUT.h5  write loss gradients"},
-    {"pretrain", cmd_pretrain, "pretrain CONFIG.ini [--set k=v]...  train the synthetic suite's base"},
+    {"pretrain", cmd_pretrain,
+     "pretrain CONFIG.ini [--set k=v]...  train the synthetic suite's base"},
     {"inspect", cmd_inspect, "inspect FILE.h5 [--verify]  summarise a model file or checkpoint"},
     {"config", cmd_config, "config CONFIG.ini [--set k=v]... | --schema  show the resolved config"},
     {"fit", cmd_fit, "fit --model M.h5 --tokens IDS.txt --steps N [...]  AdamW on a fixed batch"},
@@ -35,6 +37,7 @@ int main(int argc, char **argv) {
   /* Every HDF5 failure is reported once by gorp, naming the file and dataset; HDF5's own error
    * stack is printed only on request (GORP_HDF5_ERRORS=1), for debugging HDF5 itself. */
   if (!getenv("GORP_HDF5_ERRORS")) H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  backend_threads_init();
   int size = 1;
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   int rc = GORP_EUSAGE;

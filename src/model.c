@@ -7,6 +7,7 @@
 #include "gorp/ops.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +22,7 @@ int model_reserve(model *m, int B, int T) {
   const size_t L = c->num_layers, N = (size_t)B * T, C = c->hidden_size, F = c->intermediate_size,
                QD = (size_t)c->num_heads * c->head_dim, KD = (size_t)c->num_kv_heads * c->head_dim,
                V = c->vocab_size, H = c->num_heads, half = c->head_dim / 2;
+  const int n_datt = omp_get_max_threads();
   size_t wide = C > F ? C : F;
   wide = wide > QD ? wide : QD;
   struct {
@@ -53,7 +55,7 @@ int model_reserve(model *m, int B, int T) {
                {&a->dv, N * KD},
                {&a->dg, N * F},
                {&a->du, N * F},
-               {&a->datt, (size_t)T * T}};
+               {&a->datt, (size_t)n_datt * T * T}};
   const size_t n_parts = sizeof(parts) / sizeof(parts[0]);
   size_t total = 0;
   for (size_t i = 0; i < n_parts; i++) total += parts[i].n;
@@ -67,6 +69,7 @@ int model_reserve(model *m, int B, int T) {
   }
   a->B = B;
   a->T = T;
+  a->n_datt = n_datt;
   return GORP_OK;
 }
 
@@ -191,8 +194,8 @@ int model_backward(model *m) {
     lora_bwd(m, datty, dx, atty, l, LORA_O, N);
     memset(a->dk, 0, (size_t)N * KD * sizeof(float));
     memset(a->dv, 0, (size_t)N * KD * sizeof(float));
-    attention_backward(a->dq, a->dk, a->dv, a->datt, datty, a->att + (size_t)l * B * H * T * T, q,
-                       k, v, B, T, H, KV, D);
+    attention_backward(a->dq, a->dk, a->dv, a->datt, a->n_datt, datty,
+                       a->att + (size_t)l * B * H * T * T, q, k, v, B, T, H, KV, D);
     rope_backward(a->dq, a->rope_cos, a->rope_sin, B, T, H, D);
     rope_backward(a->dk, a->rope_cos, a->rope_sin, B, T, KV, D);
     float *dln1 = a->dbuf2;

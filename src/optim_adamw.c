@@ -30,7 +30,7 @@ void adamw_step(adamw *o, float *params, const float *grads) {
   const double bc1 = 1.0 - pow(b1, (double)o->step), bc2 = 1.0 - pow(b2, (double)o->step);
   const float step_size = (float)(o->lr / bc1), bc2_sqrt = (float)sqrt(bc2);
   const float decay = 1.0f - o->lr * o->weight_decay;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
   for (size_t i = 0; i < o->n; i++) {
     const float g = grads[i];
     params[i] *= decay;
@@ -45,17 +45,18 @@ double grad_clip_norm(const grad_segment *segs, int n_segs, float max_norm) {
   double ss = 0.0;
 #pragma omp parallel
   {
+    const int nt = omp_get_num_threads(), t = omp_get_thread_num();
     double part = 0.0;
     for (int k = 0; k < n_segs; k++) {
       const float *g = segs[k].g;
-#pragma omp for schedule(static) nowait
-      for (size_t i = 0; i < segs[k].n; i++) part += (double)g[i] * g[i];
+      const size_t lo = segs[k].n * t / nt, hi = segs[k].n * (t + 1) / nt;
+#pragma omp simd reduction(+ : part)
+      for (size_t i = lo; i < hi; i++) part += (double)g[i] * g[i];
     }
     /* partial sums joined in thread order: deterministic for a given thread count */
-    const int nt = omp_get_num_threads();
-    for (int t = 0; t < nt; t++) {
+    for (int j = 0; j < nt; j++) {
 #pragma omp barrier
-      if (t == omp_get_thread_num()) ss += part;
+      if (j == t) ss += part;
     }
   }
   const double norm = sqrt(ss);
@@ -64,7 +65,7 @@ double grad_clip_norm(const grad_segment *segs, int n_segs, float max_norm) {
     if (coef < 1.0)
       for (int k = 0; k < n_segs; k++) {
         float *g = segs[k].g;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
         for (size_t i = 0; i < segs[k].n; i++) g[i] *= (float)coef;
       }
   }

@@ -39,15 +39,23 @@ static inline float exp_fast(float x) {
 }
 
 void embedding_forward(float *out, const int *tokens, const float *emb, int N, int C) {
+#pragma omp parallel for schedule(static)
   for (int i = 0; i < N; i++)
     memcpy(out + (size_t)i * C, emb + (size_t)tokens[i] * C, C * sizeof(float));
 }
 
 void embedding_backward(float *demb, const float *dout, const int *tokens, int N, int C) {
-  for (int i = 0; i < N; i++) {
-    float *d = demb + (size_t)tokens[i] * C;
-    const float *g = dout + (size_t)i * C;
-    for (int c = 0; c < C; c++) d[c] += g[c];
+  /* each thread owns a range of columns and adds the rows in order (as one thread would) */
+#pragma omp parallel
+  {
+    const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+    const int c0 = (int)((long)C * t / nt), c1 = (int)((long)C * (t + 1) / nt);
+    for (int i = 0; i < N; i++) {
+      float *d = demb + (size_t)tokens[i] * C;
+      const float *g = dout + (size_t)i * C;
+#pragma omp simd
+      for (int c = c0; c < c1; c++) d[c] += g[c];
+    }
   }
 }
 
@@ -57,6 +65,21 @@ void matmul_forward(float *out, const float *inp, const float *w, int N, int C, 
 
 void matmul_forward_add(float *out, const float *inp, const float *w, int N, int C, int OC) {
   backend_get()->gemm(0, 1, N, OC, C, 1.0f, inp, C, w, C, 1.0f, out, OC);
+}
+
+void matmul_forward_residual(float *out, const float *res, const float *inp, const float *w, int N,
+                             int C, int OC) {
+#pragma omp parallel for schedule(static)
+  for (int i = 0; i < N; i++)
+    memcpy(out + (size_t)i * OC, res + (size_t)i * OC, OC * sizeof(float));
+  backend_get()->gemm(0, 1, N, OC, C, 1.0f, inp, C, w, C, 1.0f, out, OC);
+}
+
+void matmul_backward_set(float *dinp, float *dw, const float *dout, const float *inp,
+                         const float *w, int N, int C, int OC) {
+  const backend_ops *be = backend_get();
+  if (dinp) be->gemm(0, 0, N, C, OC, 1.0f, dout, OC, w, C, 0.0f, dinp, C);
+  if (dw) be->gemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
 }
 
 void matmul_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,

@@ -14,9 +14,16 @@ void embedding_backward(float *demb, const float *dout, const int *tokens, int N
 void matmul_forward(float *out, const float *inp, const float *w, int N, int C, int OC);
 /* out (N, OC) += inp (N, C) @ w (OC, C)^T  (a linear whose output joins the residual stream) */
 void matmul_forward_add(float *out, const float *inp, const float *w, int N, int C, int OC);
+/* out (N, OC) = res (N, OC) + inp (N, C) @ w (OC, C)^T  (a linear that joins the residual stream)
+ */
+void matmul_forward_residual(float *out, const float *res, const float *inp, const float *w, int N,
+                             int C, int OC);
 /* dinp (N, C) += dout @ w ; dw (OC, C) += dout^T @ inp ; either may be NULL to skip */
 void matmul_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
                      int N, int C, int OC);
+/* the same with dinp (N, C) = dout @ w overwritten (no need to zero it first) */
+void matmul_backward_set(float *dinp, float *dw, const float *dout, const float *inp,
+                         const float *w, int N, int C, int OC);
 
 /* out (N, C) = w * inp / sqrt(mean(inp^2) + eps) ; rstd (N) saved for backward */
 void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C,

@@ -3,6 +3,8 @@
 #include "gorp/err.h"
 
 #include <cblas.h>
+#include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifdef GORP_HAVE_CUDA
@@ -10,17 +12,59 @@
 
 #include <dlfcn.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <unistd.h>
 #endif
 
-static void cpu_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
-                     int lda, const float *b, int ldb, float beta, float *c, int ldc) {
+static void cpu_gemm1(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+                      int lda, const float *b, int ldb, float beta, float *c, int ldc) {
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
               trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-static const backend_ops cpu_ops = {"cpu", cpu_gemm};
+/* Products below this many multiply-adds run on one thread: splitting costs more than it gains. */
+static const double GEMM_SPLIT_MIN = 1 << 20;
+
+/* One product on the OpenMP threads: C's rows (or columns, whichever are more) are cut into one
+ * slab per thread, each a single-threaded OpenBLAS call. Element-wise ops and GEMMs thus share
+ * one pool of threads (OpenBLAS's own pool stays idle and never competes with OpenMP's), and
+ * every element of C is computed by one thread over the whole k: deterministic. */
+static void cpu_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+                     int lda, const float *b, int ldb, float beta, float *c, int ldc) {
+  const int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (nt == 1 || (double)m * n * k < GEMM_SPLIT_MIN) {
+    cpu_gemm1(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  const int blas_threads = openblas_get_num_threads();
+  if (blas_threads != 1) openblas_set_num_threads(1);
+  const int split_m = m >= n, len = split_m ? m : n;
+#pragma omp parallel num_threads(nt)
+  {
+    const int t = omp_get_thread_num(), nth = omp_get_num_threads();
+    /* slab edges on multiples of 16 rows/columns (the micro-kernels' widths) */
+    const int units = (len + 15) / 16;
+    int lo = (int)((long)units * t / nth) * 16, hi = (int)((long)units * (t + 1) / nth) * 16;
+    hi = hi < len ? hi : len;
+    if (lo < hi) {
+      if (split_m) /* rows lo..hi of op(A) and C */
+        cpu_gemm1(trans_a, trans_b, hi - lo, n, k, alpha, trans_a ? a + lo : a + (size_t)lo * lda,
+                  lda, b, ldb, beta, c + (size_t)lo * ldc, ldc);
+      else /* columns lo..hi of op(B) and C */
+        cpu_gemm1(trans_a, trans_b, m, hi - lo, k, alpha, a, lda,
+                  trans_b ? b + (size_t)lo * ldb : b + lo, ldb, beta, c + lo, ldc);
+    }
+  }
+  if (blas_threads != 1) openblas_set_num_threads(blas_threads);
+}
+
+static int cpu_set_gemm_threads(int n) {
+  const int prev = openblas_get_num_threads();
+  if (n != prev) openblas_set_num_threads(n);
+  return prev;
+}
+
+/* OpenBLAS (pthreads build) runs single-threaded calls from several threads at once. */
+static const backend_ops cpu_ops = {"cpu", cpu_gemm, cpu_set_gemm_threads, 1};
 static const backend_ops *current = &cpu_ops;
 
 #ifdef GORP_HAVE_CUDA
@@ -84,4 +128,13 @@ int backend_select(const char *name) {
 
 const backend_ops *backend_get(void) {
   return current;
+}
+
+void backend_threads_init(int ranks_per_node) {
+  int n = openblas_get_num_threads();
+  if (!getenv("OPENBLAS_NUM_THREADS") && !getenv("OMP_NUM_THREADS") && ranks_per_node > 1) {
+    n = n / ranks_per_node > 1 ? n / ranks_per_node : 1;
+    openblas_set_num_threads(n);
+  }
+  if (!getenv("OMP_NUM_THREADS")) omp_set_num_threads(n);
 }

@@ -1,5 +1,6 @@
 /* The gorp command: an MPI program (also runs as a singleton without mpirun) that dispatches to
  * one subcommand. A failure on any rank ends the whole job with the failing rank's message. */
+#include "gorp/backend.h"
 #include "gorp/cmd.h"
 #include "gorp/err.h"
 
@@ -42,8 +43,15 @@ int main(int argc, char **argv) {
   /* Every HDF5 failure is reported once by gorp, naming the file and dataset; HDF5's own error
    * stack is printed only on request (GORP_HDF5_ERRORS=1), for debugging HDF5 itself. */
   if (!getenv("GORP_HDF5_ERRORS")) H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-  int size = 1;
+  int size = 1, local = 1;
   MPI_Comm_size(MPI_COMM_WORLD, &size);
+  MPI_Comm node;
+  if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) ==
+      MPI_SUCCESS) {
+    MPI_Comm_size(node, &local);
+    MPI_Comm_free(&node);
+  }
+  backend_threads_init(local);
   int rc = GORP_EUSAGE;
   if (argc < 2) {
     usage(stderr);

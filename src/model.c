@@ -7,6 +7,7 @@
 #include "gorp/ops.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +22,7 @@ int model_reserve(model *m, int B, int T) {
   const size_t L = c->num_layers, N = (size_t)B * T, C = c->hidden_size, F = c->intermediate_size,
                QD = (size_t)c->num_heads * c->head_dim, KD = (size_t)c->num_kv_heads * c->head_dim,
                V = c->vocab_size, H = c->num_heads, half = c->head_dim / 2;
+  const int n_datt = omp_get_max_threads();
   size_t wide = C > F ? C : F;
   wide = wide > QD ? wide : QD;
   struct {
@@ -53,7 +55,7 @@ int model_reserve(model *m, int B, int T) {
                {&a->dv, N * KD},
                {&a->dg, N * F},
                {&a->du, N * F},
-               {&a->datt, (size_t)T * T}};
+               {&a->datt, (size_t)n_datt * T * T}};
   const size_t n_parts = sizeof(parts) / sizeof(parts[0]);
   size_t total = 0;
   for (size_t i = 0; i < n_parts; i++) total += parts[i].n;
@@ -67,7 +69,18 @@ int model_reserve(model *m, int B, int T) {
   }
   a->B = B;
   a->T = T;
+  a->n_datt = n_datt;
   return GORP_OK;
+}
+
+/* x (n) = 0 on every thread */
+static void zero_parallel(float *x, size_t n) {
+#pragma omp parallel
+  {
+    const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+    const size_t lo = n * t / nt, hi = n * (t + 1) / nt;
+    memset(x + lo, 0, (hi - lo) * sizeof(float));
+  }
 }
 
 /* The adapter term of linear (layer, target), when that target carries LoRA. */
@@ -123,8 +136,7 @@ int model_forward(model *m, const int *tokens, const int *targets, int B, int T,
     rope_forward(q, a->rope_cos, a->rope_sin, B, T, H, D);
     rope_forward(k, a->rope_cos, a->rope_sin, B, T, KV, D);
     attention_forward(atty, a->att + (size_t)l * B * H * T * T, q, k, v, B, T, H, KV, D);
-    memcpy(xmid, x, (size_t)N * C * sizeof(float));
-    matmul_forward_add(xmid, atty, p->wo, N, QD, C);
+    matmul_forward_residual(xmid, x, atty, p->wo, N, QD, C);
     lora_fwd(m, xmid, atty, l, LORA_O, N);
     rmsnorm_forward(ln2, a->rstd2 + (size_t)l * N, xmid, p->ln2, N, C, c->rms_eps);
     matmul_forward(g, ln2, p->wg, N, C, F);
@@ -132,8 +144,7 @@ int model_forward(model *m, const int *tokens, const int *targets, int B, int T,
     matmul_forward(u, ln2, p->wu, N, C, F);
     lora_fwd(m, u, ln2, l, LORA_UP, N);
     swiglu_forward(h, g, u, N * F);
-    memcpy(xout, xmid, (size_t)N * C * sizeof(float));
-    matmul_forward_add(xout, h, p->wd, N, F, C);
+    matmul_forward_residual(xout, xmid, h, p->wd, N, F, C);
     lora_fwd(m, xout, h, l, LORA_DOWN, N);
   }
   rmsnorm_forward(a->lnf, a->rstdf, a->x + (size_t)L * N * C, m->w.norm, N, C, c->rms_eps);
@@ -158,9 +169,8 @@ int model_backward(model *m) {
   const size_t NC = (size_t)N * C;
   crossentropy_backward(a->logits, m->targets, m->loss_weights, N, V, m->loss_div);
   float *dx = a->dx;
-  memset(a->dbuf, 0, NC * sizeof(float));
-  matmul_backward(a->dbuf, m->gw.head, a->logits, a->lnf, m->w.head, N, C, V);
-  memset(dx, 0, NC * sizeof(float));
+  matmul_backward_set(a->dbuf, m->gw.head, a->logits, a->lnf, m->w.head, N, C, V);
+  zero_parallel(dx, NC);
   rmsnorm_backward(dx, m->gw.norm, a->dbuf, a->x + (size_t)L * NC, m->w.norm, a->rstdf, N, C);
   for (int l = L - 1; l >= 0; l--) {
     const layer_params *p = &m->w.layers[l];
@@ -173,31 +183,27 @@ int model_backward(model *m) {
                 *h = a->h + (size_t)l * N * F;
     /* MLP: x_out = xmid + down(silu(gate(ln2)) * up(ln2)) */
     float *dh = a->dbuf;
-    memset(dh, 0, (size_t)N * F * sizeof(float));
-    matmul_backward(dh, gp->wd, dx, h, p->wd, N, F, C);
+    matmul_backward_set(dh, gp->wd, dx, h, p->wd, N, F, C);
     lora_bwd(m, dh, dx, h, l, LORA_DOWN, N);
     swiglu_backward(a->dg, a->du, dh, g, u, N * F);
     float *dln2 = a->dbuf2;
-    memset(dln2, 0, NC * sizeof(float));
-    matmul_backward(dln2, gp->wg, a->dg, ln2, p->wg, N, C, F);
+    matmul_backward_set(dln2, gp->wg, a->dg, ln2, p->wg, N, C, F);
     lora_bwd(m, dln2, a->dg, ln2, l, LORA_GATE, N);
     matmul_backward(dln2, gp->wu, a->du, ln2, p->wu, N, C, F);
     lora_bwd(m, dln2, a->du, ln2, l, LORA_UP, N);
     rmsnorm_backward(dx, gp->ln2, dln2, xmid, p->ln2, a->rstd2 + (size_t)l * N, N, C);
     /* attention: xmid = x + o(attn(rope(q(ln1)), rope(k(ln1)), v(ln1))) */
     float *datty = a->dbuf;
-    memset(datty, 0, (size_t)N * QD * sizeof(float));
-    matmul_backward(datty, gp->wo, dx, atty, p->wo, N, QD, C);
+    matmul_backward_set(datty, gp->wo, dx, atty, p->wo, N, QD, C);
     lora_bwd(m, datty, dx, atty, l, LORA_O, N);
-    memset(a->dk, 0, (size_t)N * KD * sizeof(float));
-    memset(a->dv, 0, (size_t)N * KD * sizeof(float));
-    attention_backward(a->dq, a->dk, a->dv, a->datt, datty, a->att + (size_t)l * B * H * T * T, q,
-                       k, v, B, T, H, KV, D);
+    zero_parallel(a->dk, (size_t)N * KD);
+    zero_parallel(a->dv, (size_t)N * KD);
+    attention_backward(a->dq, a->dk, a->dv, a->datt, a->n_datt, datty,
+                       a->att + (size_t)l * B * H * T * T, q, k, v, B, T, H, KV, D);
     rope_backward(a->dq, a->rope_cos, a->rope_sin, B, T, H, D);
     rope_backward(a->dk, a->rope_cos, a->rope_sin, B, T, KV, D);
     float *dln1 = a->dbuf2;
-    memset(dln1, 0, NC * sizeof(float));
-    matmul_backward(dln1, gp->wq, a->dq, ln1, p->wq, N, C, QD);
+    matmul_backward_set(dln1, gp->wq, a->dq, ln1, p->wq, N, C, QD);
     lora_bwd(m, dln1, a->dq, ln1, l, LORA_Q, N);
     matmul_backward(dln1, gp->wk, a->dk, ln1, p->wk, N, C, KD);
     lora_bwd(m, dln1, a->dk, ln1, l, LORA_K, N);

@@ -5,6 +5,7 @@
 #include "gorp/err.h"
 #include "gorp/rng.h"
 
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,7 +125,13 @@ int model_alloc_grads(model *m) {
 }
 
 void model_zero_grads(model *m) {
-  if (m->grads) memset(m->grads, 0, m->n_grads * sizeof(float));
+  if (!m->grads) return;
+#pragma omp parallel
+  {
+    const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+    const size_t lo = m->n_grads * t / nt, hi = m->n_grads * (t + 1) / nt;
+    memset(m->grads + lo, 0, (hi - lo) * sizeof(float));
+  }
 }
 
 static void acts_free(model_acts *a) {

@@ -1,22 +1,61 @@
-/* Forward/backward pairs of the LLaMA ops (see ops.h). Element-wise work is plain loops; every
- * matrix product goes through backend_get()->gemm. */
+/* Forward/backward pairs of the LLaMA ops (see ops.h). Element-wise work is plain loops split
+ * over OpenMP threads with a static schedule (each output element is computed by the same code
+ * whatever the thread count; reductions over rows are combined per thread in thread order, so a
+ * result is deterministic for a given thread count); every matrix product goes through
+ * backend_get()->gemm. */
 #include "gorp/ops.h"
 
 #include "gorp/backend.h"
 
 #include <math.h>
+#include <omp.h>
+#include <stdint.h>
 #include <string.h>
 
+/* Rows of query positions per causal attention block: a block of rows [r0, r1) needs keys
+ * [0, r1) only, so the products skip most of the masked upper triangle. */
+enum { ATT_BLOCK = 64 };
+
+/* e^x in float without a library call, so that loops over it vectorize (omp simd): x = n ln2 + r
+ * with |r| <= ln2/2, e^r by Cephes' expf polynomial, 2^n written into the exponent bits.
+ * Relative error below 2e-7 (expf's own is ~1e-7); x is clamped to [-87, 88], so e^x for
+ * x < -87 is 1.6e-38 instead of 0 or a denormal, which no sum or product here can tell apart. */
+static inline float exp_fast(float x) {
+  x = x < -87.0f ? -87.0f : x;
+  x = x > 88.0f ? 88.0f : x;
+  const float n = (x * 1.44269504f + 12582912.0f) - 12582912.0f; /* round to nearest */
+  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;   /* ln 2 in two parts */
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const int32_t bits = ((int32_t)n + 127) * (1 << 23);
+  float scale;
+  memcpy(&scale, &bits, sizeof(scale));
+  return p * scale;
+}
+
 void embedding_forward(float *out, const int *tokens, const float *emb, int N, int C) {
+#pragma omp parallel for schedule(static)
   for (int i = 0; i < N; i++)
     memcpy(out + (size_t)i * C, emb + (size_t)tokens[i] * C, C * sizeof(float));
 }
 
 void embedding_backward(float *demb, const float *dout, const int *tokens, int N, int C) {
-  for (int i = 0; i < N; i++) {
-    float *d = demb + (size_t)tokens[i] * C;
-    const float *g = dout + (size_t)i * C;
-    for (int c = 0; c < C; c++) d[c] += g[c];
+  /* each thread owns a range of columns and adds the rows in order (as one thread would) */
+#pragma omp parallel
+  {
+    const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+    const int c0 = (int)((long)C * t / nt), c1 = (int)((long)C * (t + 1) / nt);
+    for (int i = 0; i < N; i++) {
+      float *d = demb + (size_t)tokens[i] * C;
+      const float *g = dout + (size_t)i * C;
+#pragma omp simd
+      for (int c = c0; c < c1; c++) d[c] += g[c];
+    }
   }
 }
 
@@ -28,6 +67,21 @@ void matmul_forward_add(float *out, const float *inp, const float *w, int N, int
   backend_get()->gemm(0, 1, N, OC, C, 1.0f, inp, C, w, C, 1.0f, out, OC);
 }
 
+void matmul_forward_residual(float *out, const float *res, const float *inp, const float *w, int N,
+                             int C, int OC) {
+#pragma omp parallel for schedule(static)
+  for (int i = 0; i < N; i++)
+    memcpy(out + (size_t)i * OC, res + (size_t)i * OC, OC * sizeof(float));
+  backend_get()->gemm(0, 1, N, OC, C, 1.0f, inp, C, w, C, 1.0f, out, OC);
+}
+
+void matmul_backward_set(float *dinp, float *dw, const float *dout, const float *inp,
+                         const float *w, int N, int C, int OC) {
+  const backend_ops *be = backend_get();
+  if (dinp) be->gemm(0, 0, N, C, OC, 1.0f, dout, OC, w, C, 0.0f, dinp, C);
+  if (dw) be->gemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
+}
+
 void matmul_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
                      int N, int C, int OC) {
   const backend_ops *be = backend_get();
@@ -37,12 +91,15 @@ void matmul_backward(float *dinp, float *dw, const float *dout, const float *inp
 
 void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C,
                      float eps) {
+#pragma omp parallel for schedule(static)
   for (int i = 0; i < N; i++) {
     const float *x = inp + (size_t)i * C;
     float *y = out + (size_t)i * C;
     double ss = 0.0;
+#pragma omp simd reduction(+ : ss)
     for (int c = 0; c < C; c++) ss += (double)x[c] * x[c];
     float r = 1.0f / sqrtf((float)(ss / C) + eps);
+#pragma omp simd
     for (int c = 0; c < C; c++) y[c] = w[c] * (x[c] * r);
     rstd[i] = r;
   }
@@ -50,16 +107,30 @@ void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, 
 
 void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
                       const float *rstd, int N, int C) {
-  for (int i = 0; i < N; i++) {
-    const float *x = inp + (size_t)i * C, *dy = dout + (size_t)i * C;
-    float *dx = dinp + (size_t)i * C;
-    const float r = rstd[i];
-    double dot = 0.0; /* sum_c w_c dy_c x_c */
-    for (int c = 0; c < C; c++) dot += (double)w[c] * dy[c] * x[c];
-    const float k = (float)(dot * r * r * r / C);
-    for (int c = 0; c < C; c++) {
-      dx[c] += r * w[c] * dy[c] - x[c] * k;
-      if (dw) dw[c] += dy[c] * x[c] * r;
+#pragma omp parallel
+  {
+#pragma omp for schedule(static)
+    for (int i = 0; i < N; i++) {
+      const float *x = inp + (size_t)i * C, *dy = dout + (size_t)i * C;
+      float *dx = dinp + (size_t)i * C;
+      const float r = rstd[i];
+      double dot = 0.0; /* sum_c w_c dy_c x_c */
+#pragma omp simd reduction(+ : dot)
+      for (int c = 0; c < C; c++) dot += (double)w[c] * dy[c] * x[c];
+      const float k = (float)(dot * r * r * r / C);
+#pragma omp simd
+      for (int c = 0; c < C; c++) dx[c] += r * w[c] * dy[c] - x[c] * k;
+    }
+    /* dw: each thread owns a range of columns and adds the rows in order (as one thread would) */
+    if (dw) {
+      const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+      const int c0 = (int)((long)C * t / nt), c1 = (int)((long)C * (t + 1) / nt);
+      for (int i = 0; i < N; i++) {
+        const float *x = inp + (size_t)i * C, *dy = dout + (size_t)i * C;
+        const float r = rstd[i];
+#pragma omp simd
+        for (int c = c0; c < c1; c++) dw[c] += dy[c] * x[c] * r;
+      }
     }
   }
 }
@@ -81,11 +152,13 @@ void rope_tables(float *cos_t, float *sin_t, int pos0, int T, int D, float theta
 static void rope_apply(float *x, const float *cos_t, const float *sin_t, int B, int T, int NH,
                        int D, float sign) {
   const int half = D / 2;
+#pragma omp parallel for collapse(2) schedule(static)
   for (int b = 0; b < B; b++)
     for (int t = 0; t < T; t++) {
       const float *cs = cos_t + (size_t)t * half, *sn = sin_t + (size_t)t * half;
       for (int h = 0; h < NH; h++) {
         float *v = x + (((size_t)b * T + t) * NH + h) * D;
+#pragma omp simd
         for (int i = 0; i < half; i++) {
           const float a = v[i], c = v[i + half], s = sign * sn[i];
           v[i] = a * cs[i] - c * s;
@@ -103,73 +176,116 @@ void rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int
   rope_apply(dx, cos_t, sin_t, B, T, NH, D, -1.0f);
 }
 
+/* Causal softmax of rows [r0, r1) of p (rows of length T), each row t over columns 0..t;
+ * columns t+1..T-1 are set to 0. */
+static void causal_softmax_rows(float *p, int r0, int r1, int T) {
+  for (int t = r0; t < r1; t++) {
+    float *row = p + (size_t)(t - r0) * T;
+    float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+    for (int j = 0; j <= t; j++) mx = row[j] > mx ? row[j] : mx;
+    double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+    for (int j = 0; j <= t; j++) {
+      row[j] = exp_fast(row[j] - mx);
+      sum += row[j];
+    }
+    const float inv = (float)(1.0 / sum);
+#pragma omp simd
+    for (int j = 0; j <= t; j++) row[j] *= inv;
+    for (int j = t + 1; j < T; j++) row[j] = 0.0f;
+  }
+}
+
+/* Threads for the (batch, kv head) pairs of attention, and the GEMM threads each may use: the
+ * pairs run in parallel with single-threaded GEMMs when the backend allows concurrent calls. */
+static int attention_threads(const backend_ops *be, int pairs, int max_threads) {
+  int nt = omp_get_max_threads();
+  nt = nt < pairs ? nt : pairs;
+  nt = nt < max_threads ? nt : max_threads;
+  return be->concurrent && be->set_gemm_threads && nt > 1 ? nt : 1;
+}
+
 void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
                        int B, int T, int H, int KV, int D) {
   const backend_ops *be = backend_get();
   const int QD = H * D, KD = KV * D, group = H / KV;
   const float scale = 1.0f / sqrtf((float)D);
-  for (int b = 0; b < B; b++)
-    for (int h = 0; h < H; h++) {
-      const float *qh = q + (size_t)b * T * QD + (size_t)h * D;
-      const float *kh = k + (size_t)b * T * KD + (size_t)(h / group) * D;
-      const float *vh = v + (size_t)b * T * KD + (size_t)(h / group) * D;
-      float *p = att + ((size_t)b * H + h) * T * T;
-      be->gemm(0, 1, T, T, D, scale, qh, QD, kh, KD, 0.0f, p, T);
-      for (int t = 0; t < T; t++) {
-        float *row = p + (size_t)t * T;
-        float mx = -INFINITY;
-        for (int j = 0; j <= t; j++) mx = row[j] > mx ? row[j] : mx;
-        double sum = 0.0;
-        for (int j = 0; j <= t; j++) {
-          row[j] = expf(row[j] - mx);
-          sum += row[j];
-        }
-        const float inv = (float)(1.0 / sum);
-        for (int j = 0; j <= t; j++) row[j] *= inv;
-        for (int j = t + 1; j < T; j++) row[j] = 0.0f;
+  const int nt = attention_threads(be, B * KV, 1 << 30);
+  const int gemm_threads = nt > 1 ? be->set_gemm_threads(1) : 0;
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int bk = 0; bk < B * KV; bk++) {
+    const int b = bk / KV, kvh = bk % KV;
+    const float *kh = k + (size_t)b * T * KD + (size_t)kvh * D; /* (T, D) stride KD */
+    const float *vh = v + (size_t)b * T * KD + (size_t)kvh * D; /* (T, D) stride KD */
+    for (int h = kvh * group; h < (kvh + 1) * group; h++) {
+      const float *qh = q + (size_t)b * T * QD + (size_t)h * D; /* (T, D) stride QD */
+      float *oh = out + (size_t)b * T * QD + (size_t)h * D;     /* (T, D) stride QD */
+      float *p = att + ((size_t)b * H + h) * T * T;             /* (T, T) */
+      for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
+        const int r1 = r0 + ATT_BLOCK < T ? r0 + ATT_BLOCK : T, rows = r1 - r0;
+        float *pb = p + (size_t)r0 * T; /* (rows, T), keys 0..r1-1 used */
+        be->gemm(0, 1, rows, r1, D, scale, qh + (size_t)r0 * QD, QD, kh, KD, 0.0f, pb, T);
+        causal_softmax_rows(pb, r0, r1, T);
+        be->gemm(0, 0, rows, D, r1, 1.0f, pb, T, vh, KD, 0.0f, oh + (size_t)r0 * QD, QD);
       }
-      be->gemm(0, 0, T, D, T, 1.0f, p, T, vh, KD, 0.0f, out + (size_t)b * T * QD + (size_t)h * D,
-               QD);
     }
+  }
+  if (nt > 1) be->set_gemm_threads(gemm_threads);
 }
 
-void attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
-                        const float *att, const float *q, const float *k, const float *v, int B,
-                        int T, int H, int KV, int D) {
+void attention_backward(float *dq, float *dk, float *dv, float *scratch, int n_scratch,
+                        const float *dout, const float *att, const float *q, const float *k,
+                        const float *v, int B, int T, int H, int KV, int D) {
   const backend_ops *be = backend_get();
   const int QD = H * D, KD = KV * D, group = H / KV;
   const float scale = 1.0f / sqrtf((float)D);
-  for (int b = 0; b < B; b++)
-    for (int h = 0; h < H; h++) {
+  const int nt = attention_threads(be, B * KV, n_scratch);
+  const int gemm_threads = nt > 1 ? be->set_gemm_threads(1) : 0;
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int bk = 0; bk < B * KV; bk++) {
+    const int b = bk / KV, kvh = bk % KV;
+    const size_t ko = (size_t)b * T * KD + (size_t)kvh * D;
+    float *ds = scratch + (size_t)omp_get_thread_num() * T * T; /* (ATT_BLOCK, T): dP, then dS */
+    for (int h = kvh * group; h < (kvh + 1) * group; h++) {
       const size_t qo = (size_t)b * T * QD + (size_t)h * D;
-      const size_t ko = (size_t)b * T * KD + (size_t)(h / group) * D;
-      const float *p = att + ((size_t)b * H + h) * T * T;
-      float *ds = scratch; /* (T, T): dP, then dS in place */
-      be->gemm(0, 1, T, T, D, 1.0f, dout + qo, QD, v + ko, KD, 0.0f, ds, T);
-      be->gemm(1, 0, T, D, T, 1.0f, p, T, dout + qo, QD, 1.0f, dv + ko, KD);
-      for (int t = 0; t < T; t++) {
-        float *drow = ds + (size_t)t * T;
-        const float *prow = p + (size_t)t * T;
-        double dot = 0.0;
-        for (int j = 0; j <= t; j++) dot += (double)drow[j] * prow[j];
-        for (int j = 0; j <= t; j++) drow[j] = prow[j] * (drow[j] - (float)dot);
-        for (int j = t + 1; j < T; j++) drow[j] = 0.0f;
+      const float *p = att + ((size_t)b * H + h) * T * T; /* (T, T) */
+      for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
+        const int r1 = r0 + ATT_BLOCK < T ? r0 + ATT_BLOCK : T, rows = r1 - r0;
+        const float *pb = p + (size_t)r0 * T;           /* (rows, T), keys 0..r1-1 */
+        const float *dob = dout + qo + (size_t)r0 * QD; /* (rows, D) stride QD */
+        be->gemm(0, 1, rows, r1, D, 1.0f, dob, QD, v + ko, KD, 0.0f, ds, T);
+        be->gemm(1, 0, r1, D, rows, 1.0f, pb, T, dob, QD, 1.0f, dv + ko, KD);
+        for (int t = r0; t < r1; t++) {
+          float *drow = ds + (size_t)(t - r0) * T;
+          const float *prow = p + (size_t)t * T;
+          double dot = 0.0;
+#pragma omp simd reduction(+ : dot)
+          for (int j = 0; j <= t; j++) dot += (double)drow[j] * prow[j];
+#pragma omp simd
+          for (int j = 0; j <= t; j++) drow[j] = prow[j] * (drow[j] - (float)dot);
+          for (int j = t + 1; j < r1; j++) drow[j] = 0.0f;
+        }
+        be->gemm(0, 0, rows, D, r1, scale, ds, T, k + ko, KD, 0.0f, dq + qo + (size_t)r0 * QD, QD);
+        be->gemm(1, 0, r1, D, rows, scale, ds, T, q + qo + (size_t)r0 * QD, QD, 1.0f, dk + ko, KD);
       }
-      be->gemm(0, 0, T, D, T, scale, ds, T, k + ko, KD, 0.0f, dq + qo, QD);
-      be->gemm(1, 0, T, D, T, scale, ds, T, q + qo, QD, 1.0f, dk + ko, KD);
     }
+  }
+  if (nt > 1) be->set_gemm_threads(gemm_threads);
 }
 
 void swiglu_forward(float *h, const float *g, const float *u, int N) {
+#pragma omp parallel for simd schedule(static)
   for (int i = 0; i < N; i++) {
-    const float s = 1.0f / (1.0f + expf(-g[i]));
+    const float s = 1.0f / (1.0f + exp_fast(-g[i]));
     h[i] = g[i] * s * u[i];
   }
 }
 
 void swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, int N) {
+#pragma omp parallel for simd schedule(static)
   for (int i = 0; i < N; i++) {
-    const float s = 1.0f / (1.0f + expf(-g[i]));
+    const float s = 1.0f / (1.0f + exp_fast(-g[i]));
     du[i] = dh[i] * g[i] * s;
     dg[i] = dh[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
   }
@@ -179,15 +295,32 @@ double crossentropy_forward(int *n_targets, const float *logits, const int *targ
                             const float *weights, int N, int V) {
   double total = 0.0;
   int n = 0;
-  for (int i = 0; i < N; i++) {
-    if (targets[i] < 0) continue;
-    const float *row = logits + (size_t)i * V;
-    float mx = -INFINITY;
-    for (int j = 0; j < V; j++) mx = row[j] > mx ? row[j] : mx;
-    double sum = 0.0;
-    for (int j = 0; j < V; j++) sum += exp((double)row[j] - mx);
-    total += (weights ? weights[i] : 1.0) * (log(sum) + mx - row[targets[i]]);
-    n++;
+#pragma omp parallel
+  {
+    double part = 0.0;
+    int np = 0;
+#pragma omp for schedule(static)
+    for (int i = 0; i < N; i++) {
+      if (targets[i] < 0) continue;
+      const float *row = logits + (size_t)i * V;
+      float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+      for (int j = 0; j < V; j++) mx = row[j] > mx ? row[j] : mx;
+      double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+      for (int j = 0; j < V; j++) sum += exp_fast(row[j] - mx);
+      part += (weights ? weights[i] : 1.0) * (log(sum) + mx - row[targets[i]]);
+      np++;
+    }
+    /* partial sums joined in thread order: deterministic for a given thread count */
+    const int nt = omp_get_num_threads();
+    for (int t = 0; t < nt; t++) {
+#pragma omp barrier
+      if (t == omp_get_thread_num()) {
+        total += part;
+        n += np;
+      }
+    }
   }
   *n_targets = n;
   return total;
@@ -195,6 +328,7 @@ double crossentropy_forward(int *n_targets, const float *logits, const int *targ
 
 void crossentropy_backward(float *logits, const int *targets, const float *weights, int N, int V,
                            float div) {
+#pragma omp parallel for schedule(static)
   for (int i = 0; i < N; i++) {
     float *row = logits + (size_t)i * V;
     if (targets[i] < 0) {
@@ -202,11 +336,15 @@ void crossentropy_backward(float *logits, const int *targets, const float *weigh
       continue;
     }
     float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
     for (int j = 0; j < V; j++) mx = row[j] > mx ? row[j] : mx;
     double sum = 0.0;
-    for (int j = 0; j < V; j++) sum += exp((double)row[j] - mx);
-    const double scale = (weights ? weights[i] : 1.0) / div, inv = scale / sum;
-    for (int j = 0; j < V; j++) row[j] = (float)(exp((double)row[j] - mx) * inv);
+#pragma omp simd reduction(+ : sum)
+    for (int j = 0; j < V; j++) sum += exp_fast(row[j] - mx);
+    const double scale = (weights ? weights[i] : 1.0) / div;
+    const float inv = (float)(scale / sum);
+#pragma omp simd
+    for (int j = 0; j < V; j++) row[j] = exp_fast(row[j] - mx) * inv;
     row[targets[i]] -= (float)scale;
   }
 }

@@ -5,6 +5,7 @@
 #include "gorp/err.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 
 int adamw_init(adamw *o, size_t n, float lr, float beta1, float beta2, float eps,
@@ -29,6 +30,7 @@ void adamw_step(adamw *o, float *params, const float *grads) {
   const double bc1 = 1.0 - pow(b1, (double)o->step), bc2 = 1.0 - pow(b2, (double)o->step);
   const float step_size = (float)(o->lr / bc1), bc2_sqrt = (float)sqrt(bc2);
   const float decay = 1.0f - o->lr * o->weight_decay;
+#pragma omp parallel for simd schedule(static)
   for (size_t i = 0; i < o->n; i++) {
     const float g = grads[i];
     params[i] *= decay;
@@ -41,14 +43,31 @@ void adamw_step(adamw *o, float *params, const float *grads) {
 
 double grad_clip_norm(const grad_segment *segs, int n_segs, float max_norm) {
   double ss = 0.0;
-  for (int k = 0; k < n_segs; k++)
-    for (size_t i = 0; i < segs[k].n; i++) ss += (double)segs[k].g[i] * segs[k].g[i];
+#pragma omp parallel
+  {
+    const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+    double part = 0.0;
+    for (int k = 0; k < n_segs; k++) {
+      const float *g = segs[k].g;
+      const size_t lo = segs[k].n * t / nt, hi = segs[k].n * (t + 1) / nt;
+#pragma omp simd reduction(+ : part)
+      for (size_t i = lo; i < hi; i++) part += (double)g[i] * g[i];
+    }
+    /* partial sums joined in thread order: deterministic for a given thread count */
+    for (int j = 0; j < nt; j++) {
+#pragma omp barrier
+      if (j == t) ss += part;
+    }
+  }
   const double norm = sqrt(ss);
   if (max_norm > 0) {
     const double coef = max_norm / (norm + 1e-6);
     if (coef < 1.0)
-      for (int k = 0; k < n_segs; k++)
-        for (size_t i = 0; i < segs[k].n; i++) segs[k].g[i] *= (float)coef;
+      for (int k = 0; k < n_segs; k++) {
+        float *g = segs[k].g;
+#pragma omp parallel for simd schedule(static)
+        for (size_t i = 0; i < segs[k].n; i++) g[i] *= (float)coef;
+      }
   }
   return norm;
 }

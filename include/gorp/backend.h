@@ -10,10 +10,20 @@ typedef struct backend_ops {
   /* Row-major C (m x n) = alpha * op(A) op(B) + beta * C, op(X) = X or X^T per trans flag. */
   void (*gemm)(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                const float *b, int ldb, float beta, float *c, int ldc);
+  /* Sets how many threads one gemm call may use from now on (n >= 1) and returns the previous
+   * count; NULL when the backend has no such knob. */
+  int (*set_gemm_threads)(int n);
+  /* 1: gemm may be called from several threads at once (each call then on its own data). */
+  int concurrent;
 } backend_ops;
 
 /* Selects "cpu" or "cuda" for this process; "cuda" fails with a clear message when no GPU. */
 int backend_select(const char *name);
 const backend_ops *backend_get(void);
+/* Makes OpenMP (element-wise ops, attention) use as many threads as the GEMMs (OpenBLAS:
+ * OPENBLAS_NUM_THREADS) unless OMP_NUM_THREADS says otherwise; called once at start-up. When
+ * neither variable is set, the cores are shared among the ranks_per_node MPI ranks of this node
+ * (OpenBLAS would otherwise give every rank every core). */
+void backend_threads_init(int ranks_per_node);
 
 #endif

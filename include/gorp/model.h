@@ -87,7 +87,8 @@ typedef struct model_acts {
   float *dv;    /* (B, T, KV*D) */
   float *dg;    /* (B, T, F) */
   float *du;    /* (B, T, F) */
-  float *datt;  /* (T, T) */
+  float *datt;  /* (n_datt, T, T): one attention-backward scratch per thread */
+  int n_datt;
 } model_acts;
 
 /* Key/value cache and single-position scratch for greedy decoding (model_generate.c). */

@@ -14,9 +14,16 @@ void embedding_backward(float *demb, const float *dout, const int *tokens, int N
 void matmul_forward(float *out, const float *inp, const float *w, int N, int C, int OC);
 /* out (N, OC) += inp (N, C) @ w (OC, C)^T  (a linear whose output joins the residual stream) */
 void matmul_forward_add(float *out, const float *inp, const float *w, int N, int C, int OC);
+/* out (N, OC) = res (N, OC) + inp (N, C) @ w (OC, C)^T  (a linear that joins the residual stream)
+ */
+void matmul_forward_residual(float *out, const float *res, const float *inp, const float *w, int N,
+                             int C, int OC);
 /* dinp (N, C) += dout @ w ; dw (OC, C) += dout^T @ inp ; either may be NULL to skip */
 void matmul_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
                      int N, int C, int OC);
+/* the same with dinp (N, C) = dout @ w overwritten (no need to zero it first) */
+void matmul_backward_set(float *dinp, float *dw, const float *dout, const float *inp,
+                         const float *w, int N, int C, int OC);
 
 /* out (N, C) = w * inp / sqrt(mean(inp^2) + eps) ; rstd (N) saved for backward */
 void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C,
@@ -32,15 +39,16 @@ void rope_forward(float *x, const float *cos_t, const float *sin_t, int B, int T
 /* dx (B, T, NH*D): gradient w.r.t. the rotated x, turned in place into the gradient w.r.t. x */
 void rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int T, int NH, int D);
 
-/* Causal grouped-query attention.
- * out (B, T, H*D), att (B, H, T, T) probabilities, q (B, T, H*D), k, v (B, T, KV*D) */
+/* Causal grouped-query attention, the (batch, kv head) pairs split over OpenMP threads.
+ * out (B, T, H*D), att (B, H, T, T) probabilities (0 above the diagonal), q (B, T, H*D),
+ * k, v (B, T, KV*D) */
 void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
                        int B, int T, int H, int KV, int D);
 /* dq (B, T, H*D) overwritten; dk, dv (B, T, KV*D) accumulated (zero them first);
- * scratch (T, T) */
-void attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
-                        const float *att, const float *q, const float *k, const float *v, int B,
-                        int T, int H, int KV, int D);
+ * scratch (n_scratch, T, T): one (T, T) per thread, so at most n_scratch threads work */
+void attention_backward(float *dq, float *dk, float *dv, float *scratch, int n_scratch,
+                        const float *dout, const float *att, const float *q, const float *k,
+                        const float *v, int B, int T, int H, int KV, int D);
 
 /* h (N) = silu(g) * u */
 void swiglu_forward(float *h, const float *g, const float *u, int N);

@@ -52,7 +52,8 @@ static void cuda_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha
   cudaMemcpy(c, dc, nc * sizeof(float), cudaMemcpyDeviceToHost);
 }
 
-static const backend_ops cuda_ops = {"cuda", cuda_gemm};
+/* one staging buffer: calls must not overlap */
+static const backend_ops cuda_ops = {"cuda", cuda_gemm, NULL, 0};
 
 int backend_cuda_ops(const backend_ops **ops, char *msg, size_t n) {
   int count = 0;

@@ -75,7 +75,23 @@ static void test_matmul(void) {
   for (int i = 0; i < N * OC; i++) e = fmax(e, fabs(y3[i] - y2[i] - mm.y[i]));
   printf("%s matmul_forward_add           max error %.2e\n", e < 1e-5 ? "PASS" : "FAIL", e);
   e < 1e-5 ? n_pass++ : n_fail++;
+  /* matmul_forward_residual: out = res + product, res untouched */
+  float *y4 = malloc(N * OC * 4);
+  matmul_forward_residual(y4, y2, mm.x, mm.w, N, C, OC);
+  e = 0;
+  for (int i = 0; i < N * OC; i++) e = fmax(e, fabs(y4[i] - y2[i] - mm.y[i]));
+  printf("%s matmul_forward_residual      max error %.2e\n", e < 1e-5 ? "PASS" : "FAIL", e);
+  e < 1e-5 ? n_pass++ : n_fail++;
+  /* matmul_backward_set overwrites dinp (garbage in it must not matter) and accumulates dw */
+  float *dx2 = randv(N * C, 6, 1), *dw2 = calloc(OC * C, 4);
+  matmul_backward_set(dx2, dw2, mm.r, mm.x, mm.w, N, C, OC);
+  e = 0;
+  for (int i = 0; i < N * C; i++) e = fmax(e, fabs(dx2[i] - dx[i]));
+  for (int i = 0; i < OC * C; i++) e = fmax(e, fabs(dw2[i] - dw[i]));
+  printf("%s matmul_backward_set          max error %.2e\n", e < 1e-5 ? "PASS" : "FAIL", e);
+  e < 1e-5 ? n_pass++ : n_fail++;
   free(mm.x), free(mm.w), free(mm.y), free(mm.r), free(dx), free(dw), free(y2), free(y3);
+  free(y4), free(dx2), free(dw2);
 }
 
 /* ---- rmsnorm ---- */
@@ -117,25 +133,33 @@ static void test_rope(void) {
   free(rp.x), free(rp.y), free(rp.r), free(rp.cs), free(rp.sn), free(dx);
 }
 
-/* ---- attention (grouped-query: 4 heads over 2 kv heads) ---- */
-enum { AB = 2, AT = 5, AH = 4, AKV = 2, AD = 6 };
-static struct { float *q, *k, *v, *y, *att, *r; } at;
+/* ---- attention (grouped-query: 4 heads over 2 kv heads); T = 70 crosses a causal block ---- */
+enum { AB = 2, AH = 4, AKV = 2, AD = 6 };
+static struct {
+  int T;
+  float *q, *k, *v, *y, *att, *r;
+} at;
 static double at_loss(void *ctx) {
   (void)ctx;
-  attention_forward(at.y, at.att, at.q, at.k, at.v, AB, AT, AH, AKV, AD);
-  return dot(at.y, at.r, AB * AT * AH * AD);
+  attention_forward(at.y, at.att, at.q, at.k, at.v, AB, at.T, AH, AKV, AD);
+  return dot(at.y, at.r, AB * at.T * AH * AD);
 }
-static void test_attention(void) {
-  const int nq = AB * AT * AH * AD, nk = AB * AT * AKV * AD;
+static void test_attention(int T) {
+  const int nq = AB * T * AH * AD, nk = AB * T * AKV * AD;
+  at.T = T;
   at.q = randv(nq, 31, 1), at.k = randv(nk, 32, 1), at.v = randv(nk, 33, 1);
-  at.y = calloc(nq, 4), at.att = calloc(AB * AH * AT * AT, 4), at.r = randv(nq, 34, 1);
+  at.y = calloc(nq, 4), at.att = calloc(AB * AH * T * T, 4), at.r = randv(nq, 34, 1);
   float *dq = calloc(nq, 4), *dk = calloc(nk, 4), *dv = calloc(nk, 4),
-        *scratch = calloc(AT * AT, 4);
+        *scratch = calloc(2 * T * T, 4);
   at_loss(NULL);
-  attention_backward(dq, dk, dv, scratch, at.r, at.att, at.q, at.k, at.v, AB, AT, AH, AKV, AD);
-  check("attention dq", at_loss, NULL, at.q, dq, nq);
-  check("attention dk (GQA)", at_loss, NULL, at.k, dk, nk);
-  check("attention dv (GQA)", at_loss, NULL, at.v, dv, nk);
+  attention_backward(dq, dk, dv, scratch, 2, at.r, at.att, at.q, at.k, at.v, AB, T, AH, AKV, AD);
+  char name[64];
+  snprintf(name, sizeof(name), "attention dq (T=%d)", T);
+  check(name, at_loss, NULL, at.q, dq, nq);
+  snprintf(name, sizeof(name), "attention dk (GQA, T=%d)", T);
+  check(name, at_loss, NULL, at.k, dk, nk);
+  snprintf(name, sizeof(name), "attention dv (GQA, T=%d)", T);
+  check(name, at_loss, NULL, at.v, dv, nk);
   free(at.q), free(at.k), free(at.v), free(at.y), free(at.att), free(at.r);
   free(dq), free(dk), free(dv), free(scratch);
 }
@@ -210,7 +234,8 @@ int main(void) {
   test_matmul();
   test_rmsnorm();
   test_rope();
-  test_attention();
+  test_attention(5);
+  test_attention(70);
   test_swiglu();
   test_embedding();
   test_crossentropy();

@@ -4,7 +4,8 @@
 For each LLaMA size it builds one random model with tests/ref/llama_ref.py, saves it as a Hugging
 Face directory, imports it with `gorp import-hf`, and times on the same model, the same batch
 (next-token targets on random ids), fp32, the same thread count and the same optimizer settings:
-  - gorp: `gorp fit --time --warmup W --steps W+N` (OPENBLAS_NUM_THREADS=threads); the harness
+  - gorp: `gorp fit --time --warmup W --steps W+N` (OPENBLAS_NUM_THREADS = OMP_NUM_THREADS =
+    threads); the harness
     reads its step_s and fit-time output (a step: zero grads + forward + backward + global-norm
     clip + AdamW);
   - PyTorch: the reference model, torch.optim.AdamW + clip_grad_norm_, torch.set_num_threads,
@@ -382,7 +383,8 @@ def main():
         "",
         f"- Command: `{command}`",
         f"- Machine: {cpu_model()}, nproc {os.cpu_count()}; threads: {args.threads} for gorp "
-        f"(OPENBLAS_NUM_THREADS) and PyTorch {tver} (torch.set_num_threads, OPENBLAS_NUM_THREADS, "
+        f"(OPENBLAS_NUM_THREADS and OMP_NUM_THREADS) and PyTorch {tver} "
+        f"(torch.set_num_threads, OPENBLAS_NUM_THREADS, "
         + ("OMP_WAIT_POLICY=PASSIVE)" if args.torch_env == "passive" else "OMP_WAIT_POLICY unset)"),
         f"- gorp: {gorp_revision()}; its peak RSS includes {gorp_base:.0f} MB that the process "
         "holds before doing anything (peak RSS of `gorp --help`)",

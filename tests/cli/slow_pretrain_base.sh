@@ -2,7 +2,7 @@
 # The demo's base (inputs/demo/pretrain.ini) learns to answer from an option list it has never
 # seen: gorp pretrain ends by greedily answering 200 held-out option-reading examples (indices far
 # beyond any pretraining step); the answer must be one of the listed options in >= 60% and name
-# the right concept in >= 50% (measured: 77.5% and 77.5%; a base that ignores the list is near 10%).
+# the right concept in >= 50% (measured: 69.5% and 69.5%; a base that ignores the list is near 10%).
 # On that base, each task of synthetic order 1 is learned alone (seqft, the demo's settings, >= 90%)
 # and every method config of the demo (inputs/demo/*.ini) runs to the end.
 . "$(dirname "$0")/lib.bash"

@@ -31,12 +31,20 @@ static const double GEMM_SPLIT_MIN = 1 << 20;
 static void cpu_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
                      int lda, const float *b, int ldb, float beta, float *c, int ldc) {
   const int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
-  if (nt == 1 || (double)m * n * k < GEMM_SPLIT_MIN) {
+  if (nt == 1) {
     cpu_gemm1(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
+  /* a small product runs on this thread alone too: OpenBLAS's own threads would wake next to
+   * OpenMP's spinning ones (measured: a LoRA run with many small products at half the speed of
+   * one thread) */
   const int blas_threads = openblas_get_num_threads();
   if (blas_threads != 1) openblas_set_num_threads(1);
+  if ((double)m * n * k < GEMM_SPLIT_MIN) {
+    cpu_gemm1(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    if (blas_threads != 1) openblas_set_num_threads(blas_threads);
+    return;
+  }
   const int split_m = m >= n, len = split_m ? m : n;
 #pragma omp parallel num_threads(nt)
   {

@@ -10,12 +10,8 @@ same ids) and appends it to BENCHMARKS.md with the command and machine.
                                                 [--new 64] [--threads 2] [--no-append]
 """
 import argparse
-import datetime
 import json
 import os
-import platform
-import shlex
-import subprocess
 import sys
 import tempfile
 import time
@@ -120,7 +116,7 @@ def main():
     if a.torch_child:
         torch_child(json.loads(a.torch_child))
         return
-    rows = []
+    rows, load_start = [], os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as work:
         for size in a.sizes.split(","):
             spec = dict(size=size, prompts=a.prompts, prompt_len=a.prompt_len, new=a.new,
@@ -140,20 +136,12 @@ def main():
     print("\n".join(table))
     if a.no_append:
         return
-    cmd = "build/venv/bin/python bench/bench_decode.py " + " ".join(map(shlex.quote, sys.argv[1:]))
-    head = [f"\n## {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC: greedy decoding, "
-            f"{a.threads} threads\n",
-            f"- Command: `{cmd.strip()}`",
-            f"- Machine: {platform.processor() or platform.machine()}, nproc {os.cpu_count()}; "
-            f"load average before: {os.getloadavg()[0]:.2f}",
-            f"- {a.prompts} prompts of {a.prompt_len} random ids, {a.new} new ids each, one prompt "
-            "at a time, KV cache on both sides (PyTorch: bench/bench_decode.py's own loop over "
-            "tests/ref/llama_ref.py's weights); tok/s = new ids / wall time of all prompts "
-            "(prefill included, model load excluded); 'same ids' counts positions where both "
-            "engines chose the same id\n"]
-    with open(os.path.join(ROOT, "BENCHMARKS.md"), "a") as f:
-        f.write("\n".join(head + table) + "\n")
-
+    bt.append_entry("bench_decode.py", "greedy decoding", a.threads, load_start, [
+        f"{a.prompts} prompts of {a.prompt_len} random ids, {a.new} new ids each, one prompt at "
+        "a time, KV cache on both sides (PyTorch: bench/bench_decode.py's own loop over "
+        "tests/ref/llama_ref.py's weights); tok/s = new ids / wall time of all prompts (prefill "
+        "included, model load excluded); 'same ids' counts positions where both engines chose "
+        "the same id"], table)
 
 if __name__ == "__main__":
     main()

@@ -12,11 +12,8 @@ excluded). Prints one Markdown table and appends it to BENCHMARKS.md.
                                                  [--threads 2] [--no-append]
 """
 import argparse
-import datetime
 import os
-import platform
 import re
-import shlex
 import sys
 import tempfile
 
@@ -71,7 +68,7 @@ def main():
     a = ap.parse_args()
     sizes, steps = a.sizes.split(","), [int(x) for x in a.steps.split(",")]
     env = bt.thread_env(a.threads)
-    rows = []
+    rows, load_start = [], os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as work:
         for size, n in zip(sizes, steps):
             t = {m: step_seconds(a.gorp, size, m, n, a.batch, work, env) for m in METHODS}
@@ -84,18 +81,10 @@ def main():
     print("\n".join(table))
     if a.no_append:
         return
-    cmd = "build/venv/bin/python bench/bench_methods.py " + " ".join(map(shlex.quote, sys.argv[1:]))
-    head = [f"\n## {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC: GORP step vs LoRA step, "
-            f"{a.threads} threads\n",
-            f"- Command: `{cmd.strip()}`",
-            f"- Machine: {platform.processor() or platform.machine()}, nproc {os.cpu_count()}; "
-            f"load average before: {os.getloadavg()[0]:.2f}",
-            f"- batch {a.batch}, synthetic prompts (45-85 tokens, padded to the batch's longest), "
-            "second task timed; gorp = LoRA q, v + gate by rank-8 projected Adam (T = 10, "
-            "randomized SVD) + the shared-space projections\n"]
-    with open(os.path.join(ROOT, "BENCHMARKS.md"), "a") as f:
-        f.write("\n".join(head + table) + "\n")
-
+    bt.append_entry("bench_methods.py", "GORP step vs LoRA step", a.threads, load_start, [
+        f"batch {a.batch}, synthetic prompts (45-85 tokens, padded to the batch's longest), second "
+        "task timed; gorp = LoRA q, v + gate by rank-8 projected Adam (T = 10, randomized SVD) + "
+        "the shared-space projections"], table)
 
 if __name__ == "__main__":
     main()

@@ -31,7 +31,6 @@ import json
 import os
 import platform
 import re
-import resource
 import shlex
 import shutil
 import subprocess
@@ -102,12 +101,14 @@ def thread_env(threads, omp_passive=False):
     return env
 
 
-def peak_rss_mb(cmd, env=None):
-    """Peak RSS of one child process (os.wait4 gives that child's own rusage)."""
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    _, status, ru = os.wait4(p.pid, 0)
-    p.returncode = os.waitstatus_to_exitcode(status)
-    return ru.ru_maxrss / 1024.0
+def vm_hwm_mb():
+    """This process's peak RSS (VmHWM): unlike ru_maxrss it does not carry the spawning harness's
+    high-water mark across exec (Linux does that for ru_maxrss), as gorp's fit-time line."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return -1.0
 
 
 def run(cmd, env=None):
@@ -145,7 +146,7 @@ def torch_child(spec):
             first_loss = loss.item()
         if s >= spec["warmup"]:
             times.append(dt)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    peak_mb = vm_hwm_mb()
     print(json.dumps(dict(mean_step_s=sum(times) / len(times), min_step_s=min(times), times=times,
                           first_loss=first_loss, peak_rss_mb=peak_mb,
                           torch=torch.__version__, threads=torch.get_num_threads())))
@@ -295,6 +296,20 @@ def gorp_revision():
         return "unknown"
 
 
+def append_entry(script, title, threads, load_start, notes, lines):
+    """Appends one entry of another bench script to BENCHMARKS.md: heading, command, machine,
+    gorp's revision, the load average taken before the run, the script's notes, its table."""
+    command = f"build/venv/bin/python bench/{script} " + " ".join(map(shlex.quote, sys.argv[1:]))
+    now = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    entry = [f"\n## {now}: {title}, {threads} thread{'s' if threads > 1 else ''}\n",
+             f"- Command: `{command.strip()}`",
+             f"- Machine: {cpu_model()}, nproc {os.cpu_count()}; load average before the run: "
+             f"{load_start:.2f}",
+             f"- gorp: {gorp_revision()}"] + [f"- {n}" for n in notes] + [""] + lines
+    with open(os.path.join(ROOT, "BENCHMARKS.md"), "a") as f:
+        f.write("\n".join(entry) + "\n")
+
+
 def table(rows, ceiling):
     hdr = ["size", "params (M)", "GFLOP/step", "timed steps", "gorp tok/s", "PyTorch tok/s",
            "gorp / PyTorch (best steps)", "gorp GFLOP/s (% ceiling)", "PyTorch GFLOP/s (% ceiling)",
@@ -361,7 +376,6 @@ def main():
         shutil.copy2(args.gorp, os.path.join(work, "gorp"))
         args.gorp = os.path.join(work, "gorp")
         os.environ["GORP"] = args.gorp
-        gorp_base = peak_rss_mb([args.gorp, "--help"])
         # The ceiling is measured before every size and at the end, and the best kept: a busy
         # machine lowers it, which would flatter the engines' shares.
         exe, sg, rows = sgemm_build(work), {}, []
@@ -386,8 +400,8 @@ def main():
         f"(OPENBLAS_NUM_THREADS and OMP_NUM_THREADS) and PyTorch {tver} "
         f"(torch.set_num_threads, OPENBLAS_NUM_THREADS, "
         + ("OMP_WAIT_POLICY=PASSIVE)" if args.torch_env == "passive" else "OMP_WAIT_POLICY unset)"),
-        f"- gorp: {gorp_revision()}; its peak RSS includes {gorp_base:.0f} MB that the process "
-        "holds before doing anything (peak RSS of `gorp --help`)",
+        f"- gorp: {gorp_revision()}; peak RSS = each process's own VmHWM (a CPU gorp process "
+        "starts at about 26 MB)",
         f"- Other load: other processes took {other:.2f} of {os.cpu_count()} cores on average "
         f"during the run (load average {load_start:.2f} before it)"
         + (f"; the timed processes ran at nice {NICE}" if NICE else "")

@@ -24,27 +24,11 @@ static void cpu_gemm1(int trans_a, int trans_b, int m, int n, int k, float alpha
 /* Products below this many multiply-adds run on one thread: splitting costs more than it gains. */
 static const double GEMM_SPLIT_MIN = 1 << 20;
 
-/* One product on the OpenMP threads: C's rows (or columns, whichever are more) are cut into one
- * slab per thread, each a single-threaded OpenBLAS call. Element-wise ops and GEMMs thus share
- * one pool of threads (OpenBLAS's own pool stays idle and never competes with OpenMP's), and
- * every element of C is computed by one thread over the whole k: deterministic. */
-static void cpu_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
-                     int lda, const float *b, int ldb, float beta, float *c, int ldc) {
-  const int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
-  if (nt == 1) {
-    cpu_gemm1(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    return;
-  }
-  /* a small product runs on this thread alone too: OpenBLAS's own threads would wake next to
-   * OpenMP's spinning ones (measured: a LoRA run with many small products at half the speed of
-   * one thread) */
-  const int blas_threads = openblas_get_num_threads();
-  if (blas_threads != 1) openblas_set_num_threads(1);
-  if ((double)m * n * k < GEMM_SPLIT_MIN) {
-    cpu_gemm1(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    if (blas_threads != 1) openblas_set_num_threads(blas_threads);
-    return;
-  }
+/* C's rows (or columns, whichever are more) cut into one slab per thread of nt, each a
+ * single-threaded OpenBLAS call. */
+static void gemm_slabs(int nt, int trans_a, int trans_b, int m, int n, int k, float alpha,
+                       const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                       int ldc) {
   const int split_m = m >= n, len = split_m ? m : n;
 #pragma omp parallel num_threads(nt)
   {
@@ -62,6 +46,28 @@ static void cpu_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha,
                   trans_b ? b + (size_t)lo * ldb : b + lo, ldb, beta, c + lo, ldc);
     }
   }
+}
+
+/* One product on the OpenMP threads: C's rows (or columns, whichever are more) are cut into one
+ * slab per thread, each a single-threaded OpenBLAS call. Element-wise ops and GEMMs thus share
+ * one pool of threads (OpenBLAS's own pool stays idle and never competes with OpenMP's), and
+ * every element of C is computed by one thread over the whole k: deterministic. */
+static void cpu_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+                     int lda, const float *b, int ldb, float beta, float *c, int ldc) {
+  const int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (nt == 1) {
+    cpu_gemm1(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  /* a small product runs on this thread alone too: OpenBLAS's own threads would wake next to
+   * OpenMP's spinning ones (measured: a LoRA run with many small products at half the speed of
+   * one thread) */
+  const int blas_threads = openblas_get_num_threads();
+  if (blas_threads != 1) openblas_set_num_threads(1);
+  if ((double)m * n * k < GEMM_SPLIT_MIN)
+    cpu_gemm1(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  else
+    gemm_slabs(nt, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   if (blas_threads != 1) openblas_set_num_threads(blas_threads);
 }
 

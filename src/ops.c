@@ -291,6 +291,22 @@ void swiglu_backward(float *dg, float *du, const float *dh, const float *g, cons
   }
 }
 
+/* max of row (V): the shift that keeps exp from overflowing */
+static float row_max(const float *row, int V) {
+  float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+  for (int j = 0; j < V; j++) mx = row[j] > mx ? row[j] : mx;
+  return mx;
+}
+
+/* sum_j exp(row[j] - mx) of row (V), in double */
+static double row_sum_exp(const float *row, int V, float mx) {
+  double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+  for (int j = 0; j < V; j++) sum += exp_fast(row[j] - mx);
+  return sum;
+}
+
 double crossentropy_forward(int *n_targets, const float *logits, const int *targets,
                             const float *weights, int N, int V) {
   double total = 0.0;
@@ -303,12 +319,8 @@ double crossentropy_forward(int *n_targets, const float *logits, const int *targ
     for (int i = 0; i < N; i++) {
       if (targets[i] < 0) continue;
       const float *row = logits + (size_t)i * V;
-      float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-      for (int j = 0; j < V; j++) mx = row[j] > mx ? row[j] : mx;
-      double sum = 0.0;
-#pragma omp simd reduction(+ : sum)
-      for (int j = 0; j < V; j++) sum += exp_fast(row[j] - mx);
+      const float mx = row_max(row, V);
+      const double sum = row_sum_exp(row, V, mx);
       part += (weights ? weights[i] : 1.0) * (log(sum) + mx - row[targets[i]]);
       np++;
     }
@@ -335,12 +347,8 @@ void crossentropy_backward(float *logits, const int *targets, const float *weigh
       memset(row, 0, (size_t)V * sizeof(float));
       continue;
     }
-    float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-    for (int j = 0; j < V; j++) mx = row[j] > mx ? row[j] : mx;
-    double sum = 0.0;
-#pragma omp simd reduction(+ : sum)
-    for (int j = 0; j < V; j++) sum += exp_fast(row[j] - mx);
+    const float mx = row_max(row, V);
+    const double sum = row_sum_exp(row, V, mx);
     const double scale = (weights ? weights[i] : 1.0) / div;
     const float inv = (float)(scale / sum);
 #pragma omp simd

@@ -179,3 +179,23 @@ def gorp(*args):
         sys.stderr.write(r.stdout + r.stderr)
         raise RuntimeError(f"gorp {' '.join(args)} exited {r.returncode}")
     return r.stdout
+
+
+class Checks:
+    """PASS/FAIL lines and their tally, shared by the reference tests."""
+
+    def __init__(self):
+        self.passes = 0
+        self.failures = 0
+
+    def report(self, ok, what):
+        print(("PASS " if ok else "FAIL ") + what, flush=True)
+        if ok:
+            self.passes += 1
+        else:
+            self.failures += 1
+
+    def finish(self):
+        """Prints the tally; the exit status for sys.exit."""
+        print(f"{self.passes} passed, {self.failures} failed")
+        return 1 if self.failures else 0

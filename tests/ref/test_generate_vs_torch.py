@@ -21,17 +21,8 @@ CASES = [
 ]
 NEW = 24
 
-failures = 0
-passes = 0
-
-
-def report(ok, what):
-    global failures, passes
-    print(("PASS " if ok else "FAIL ") + what, flush=True)
-    if ok:
-        passes += 1
-    else:
-        failures += 1
+checks = ref.Checks()
+report = checks.report
 
 
 def greedy_ref(model, prompt, n_new):
@@ -109,8 +100,7 @@ def main():
                     "--eos 61", "generate with an eos outside the vocabulary")
         expect_fail(["generate", "--model", h5, "--tokens", ids, "--max-new", "500"],
                     "max_position_embeddings", "generate past the model's positions")
-    print(f"{passes} passed, {failures} failed")
-    sys.exit(1 if failures else 0)
+    sys.exit(checks.finish())
 
 
 if __name__ == "__main__":

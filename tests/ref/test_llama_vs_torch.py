@@ -9,7 +9,6 @@ import sys
 import tempfile
 
 import h5py
-import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -26,17 +25,8 @@ CASES = [
                                      rms_norm_eps=1e-6), torch.float16),
 ]
 
-failures = 0
-passes = 0
-
-
-def report(ok, what):
-    global failures, passes
-    print(("PASS " if ok else "FAIL ") + what, flush=True)
-    if ok:
-        passes += 1
-    else:
-        failures += 1
+checks = ref.Checks()
+report = checks.report
 
 
 def masked_targets(ids, gen):
@@ -107,8 +97,7 @@ def main():
     with tempfile.TemporaryDirectory() as work:
         for name, cfg, dtype in CASES:
             run_case(name, cfg, dtype, work)
-    print(f"{passes} passed, {failures} failed")
-    return 1 if failures else 0
+    return checks.finish()
 
 
 if __name__ == "__main__":

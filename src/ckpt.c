@@ -1,7 +1,10 @@
 /* Checkpoints (see ckpt.h and docs/CHECKPOINT.md). One walk over the training state serves both
- * directions, so that what is saved and what is restored cannot drift apart. */
+ * directions, so that what is saved and what is restored cannot drift apart. With more than one
+ * rank every step of the walk is collective (h5io.h): each rank writes or reads its blocks of the
+ * logical tensors, and each step ends with every rank agreeing on its outcome. */
 #include "gorp/ckpt.h"
 
+#include "gorp/dist.h"
 #include "gorp/err.h"
 #include "gorp/fsutil.h"
 #include "gorp/h5io.h"
@@ -37,36 +40,55 @@ typedef struct walker {
   int save; /* 1: write the state into file; 0: read it back into memory */
   hid_t file;
   const char *path;
+  const dist *d;  /* the ranks sharing the file, or NULL: this process alone */
   float *scratch; /* transposes and basis columns */
 } walker;
 
+/* Dataset s, this rank's blocks in x. */
+static int walk_data(walker *w, const h5io_data *s, void *x) {
+  return w->save ? h5io_write_part(w->file, s, x, w->d, w->path)
+                 : h5io_read_part(w->file, s, x, w->d, w->path);
+}
+
+/* A dataset that every rank holds whole. */
+static int walk_whole(walker *w, const char *name, hid_t type, int ndim, const hsize_t *dims,
+                      void *x) {
+  const h5io_block b = h5io_whole(ndim, dims);
+  const h5io_data s = {name, type, ndim, dims, &b, 1};
+  return walk_data(w, &s, x);
+}
+
 static int walk_floats(walker *w, const char *name, int ndim, const hsize_t *dims, float *x) {
-  return w->save ? h5io_write_floats(w->file, name, ndim, dims, x, w->path)
-                 : h5io_read_floats(w->file, name, ndim, dims, x, w->path);
+  return walk_whole(w, name, H5T_NATIVE_FLOAT, ndim, dims, x);
 }
 
-static int walk_doubles(walker *w, const char *name, int ndim, const hsize_t *dims, double *x) {
-  return w->save ? h5io_write_doubles(w->file, name, ndim, dims, x, w->path)
-                 : h5io_read_doubles(w->file, name, ndim, dims, x, w->path);
-}
-
-/* An int64 attribute of the object `obj` (created as a group when saving and missing). */
+/* An int64 attribute of the object `obj` (created as a group when saving and missing); every
+ * rank agrees on the outcome. */
 static int walk_i64(walker *w, const char *obj, const char *key, int64_t *v) {
   hid_t o;
   if (w->save && H5Lexists(w->file, obj, H5P_DEFAULT) <= 0 && strcmp(obj, "/")) {
-    hid_t lcpl;
-    GORP_H5(lcpl = H5Pcreate(H5P_LINK_CREATE));
-    GORP_H5(H5Pset_create_intermediate_group(lcpl, 1));
-    GORP_H5(o = H5Gcreate2(w->file, obj, lcpl, H5P_DEFAULT, H5P_DEFAULT));
-    H5Pclose(lcpl);
+    const hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    o = lcpl < 0 || H5Pset_create_intermediate_group(lcpl, 1) < 0
+            ? -1
+            : H5Gcreate2(w->file, obj, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    if (lcpl >= 0) H5Pclose(lcpl);
   } else {
     o = H5Oopen(w->file, obj, H5P_DEFAULT);
-    if (o < 0) GORP_ERR(GORP_EINPUT, "%s: %s is missing", w->path, obj);
   }
-  const int rc = w->save ? h5io_write_attr(o, key, H5T_STD_I64LE, H5T_NATIVE_INT64, v, w->path)
-                         : h5io_read_num_attr(o, obj, key, 0, H5T_NATIVE_INT64, v, w->path);
-  H5Oclose(o);
-  return rc;
+  int rc = GORP_OK;
+  if (o < 0)
+    rc = w->save ? gorp_error(__FILE__, __LINE__, __func__, GORP_EIO, "%s: cannot create %s",
+                              w->path, obj)
+                 : gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT, "%s: %s is missing",
+                              w->path, obj);
+  else if (w->save)
+    rc = h5io_write_attr(o, key, H5T_STD_I64LE, H5T_NATIVE_INT64, v, w->path);
+  else
+    rc = h5io_read_num_attr(o, obj, key, 0, H5T_NATIVE_INT64, v, w->path);
+  if (o >= 0) H5Oclose(o);
+  char what[320];
+  snprintf(what, sizeof(what), "attribute %s of %s", key, obj);
+  return h5io_agree(w->d, rc, w->path, what);
 }
 
 static int walk_int(walker *w, const char *obj, const char *key, int *v) {
@@ -83,7 +105,8 @@ static int walk_long(walker *w, const char *obj, const char *key, long *v) {
   return GORP_OK;
 }
 
-/* A basis as its logical (len, r) matrix, with r and each task's end column as attributes. */
+/* A basis as its logical (cap, r) matrix (this rank's rows of it under TP), with r and each
+ * task's end column as attributes. */
 static int walk_space(walker *w, const char *name, gorp_space *s, int n_tasks) {
   char obj[256];
   snprintf(obj, sizeof(obj), "/gorp/%s", name);
@@ -102,8 +125,15 @@ static int walk_space(walker *w, const char *name, gorp_space *s, int n_tasks) {
       for (int j = 0; j < r; j++) w->scratch[(size_t)i * r + j] = s->S[(size_t)i * s->cap + j];
   char ds[300];
   snprintf(ds, sizeof(ds), "%s/basis", obj);
-  const hsize_t dims[2] = {(hsize_t)s->len, (hsize_t)r};
-  if (r > 0) GORP_CALL(walk_floats(w, ds, 2, dims, w->scratch));
+  const hsize_t dims[2] = {(hsize_t)s->cap, (hsize_t)r};
+  const h5io_block b = {.rows = dims[0],
+                        .cols = dims[1],
+                        .r0 = (uint64_t)s->row_off,
+                        .nr = (uint64_t)s->len,
+                        .nc = dims[1],
+                        .split = s->len != s->cap};
+  const h5io_data sd = {ds, H5T_NATIVE_FLOAT, 2, dims, &b, 1};
+  if (r > 0) GORP_CALL(walk_data(w, &sd, w->scratch));
   if (!w->save) {
     memset(s->S, 0, (size_t)s->len * s->cap * sizeof(float));
     for (int i = 0; i < s->len; i++)
@@ -113,13 +143,57 @@ static int walk_space(walker *w, const char *name, gorp_space *s, int n_tasks) {
   return GORP_OK;
 }
 
-static int walk_adamw(walker *w, const char *obj, adamw *o, int ndim, const hsize_t *dims) {
+/* n zeroed blocks on every rank, or NULL on every rank with *rc set (the collective steps that
+ * follow need all of them). */
+static h5io_block *walk_blocks(walker *w, size_t n, int *rc) {
+  h5io_block *b = calloc(n, sizeof(*b));
+  *rc = b ? GORP_OK
+          : gorp_error(__FILE__, __LINE__, __func__, GORP_EMEM,
+                       "out of memory walking the state of %s", w->path);
+  *rc = h5io_agree(w->d, *rc, w->path, "allocating");
+  if (*rc) {
+    free(b); /* held by the ranks whose allocation worked */
+    return NULL;
+  }
+  return b;
+}
+
+/* AdamW's step and moments; s gives the moments' dataset shape and this rank's blocks (its name
+ * is replaced by obj/exp_avg and obj/exp_avg_sq). */
+static int walk_adamw(walker *w, const char *obj, adamw *o, const h5io_data *s) {
   char name[300];
+  h5io_data moment = *s;
+  moment.name = name;
   GORP_CALL(walk_long(w, obj, "step", &o->step));
   snprintf(name, sizeof(name), "%s/exp_avg", obj);
-  GORP_CALL(walk_floats(w, name, ndim, dims, o->m));
+  GORP_CALL(walk_data(w, &moment, o->m));
   snprintf(name, sizeof(name), "%s/exp_avg_sq", obj);
-  return walk_floats(w, name, ndim, dims, o->v);
+  return walk_data(w, &moment, o->v);
+}
+
+/* An AdamW over a 1-D dataset of `total` elements made of n blocks (then freed). */
+static int walk_adamw_blocks(walker *w, const char *obj, adamw *o, h5io_block *blocks, int n,
+                             uint64_t total) {
+  const hsize_t dims = total;
+  const h5io_data s = {NULL, H5T_NATIVE_FLOAT, 1, &dims, blocks, n};
+  const int rc = walk_adamw(w, obj, o, &s);
+  free(blocks);
+  return rc;
+}
+
+/* Factor A (r, in) (which = 0) or Bt (r, out) (which = 1, B transposed) of target tg as a pair
+ * block holds it, at element base of a dataset: this rank's columns when the factor is split
+ * (A of a row-parallel target, Bt of a column-parallel one). */
+static h5io_block lora_factor_block(const lora *lo, int tg, int which, uint64_t base) {
+  const int *full = which ? lo->out_full : lo->in_full, *off = which ? lo->out_off : lo->in_off,
+            *held = which ? lo->out : lo->in;
+  return (h5io_block){.base = base,
+                      .rows = (uint64_t)lo->r,
+                      .cols = (uint64_t)full[tg],
+                      .nr = (uint64_t)lo->r,
+                      .c0 = (uint64_t)off[tg],
+                      .nc = (uint64_t)held[tg],
+                      .split = lora_factor_split(lo, tg, which)};
 }
 
 /* Every LoRA pair: A (r, in) and B (out, r) as PEFT stores them. */
@@ -129,18 +203,28 @@ static int walk_lora(walker *w, lora *lo) {
       for (int tg = 0; tg < LORA_N_TARGETS; tg++) {
         if (!(lo->targets >> tg & 1)) continue;
         float *pair = lo->params + (size_t)p * lo->pair_size;
-        const int r = lo->r, in = lo->in[tg], out = lo->out[tg];
+        const int r = lo->r, out = lo->out[tg];
         char name[256];
         snprintf(name, sizeof(name), "/lora/task_%02d/model.layers.%d.%s/A", p + 1, l,
                  lora_module_names[tg]);
-        const hsize_t da[2] = {(hsize_t)r, (hsize_t)in}, db[2] = {(hsize_t)out, (hsize_t)r};
-        GORP_CALL(walk_floats(w, name, 2, da, lora_A(lo, pair, l, tg)));
+        const hsize_t da[2] = {(hsize_t)r, (hsize_t)lo->in_full[tg]},
+                      db[2] = {(hsize_t)lo->out_full[tg], (hsize_t)r};
+        const h5io_block a = lora_factor_block(lo, tg, 0, 0);
+        const h5io_block b = {.rows = db[0],
+                              .cols = db[1],
+                              .r0 = (uint64_t)lo->out_off[tg],
+                              .nr = (uint64_t)out,
+                              .nc = db[1],
+                              .split = lora_factor_split(lo, tg, 1)};
+        const h5io_data sa = {name, H5T_NATIVE_FLOAT, 2, da, &a, 1},
+                        sb = {name, H5T_NATIVE_FLOAT, 2, db, &b, 1};
+        GORP_CALL(walk_data(w, &sa, lora_A(lo, pair, l, tg)));
         float *Bt = lora_Bt(lo, pair, l, tg);
         if (w->save)
           for (int i = 0; i < out; i++)
             for (int k = 0; k < r; k++) w->scratch[(size_t)i * r + k] = Bt[(size_t)k * out + i];
         name[strlen(name) - 1] = 'B';
-        GORP_CALL(walk_floats(w, name, 2, db, w->scratch));
+        GORP_CALL(walk_data(w, &sb, w->scratch));
         if (!w->save)
           for (int i = 0; i < out; i++)
             for (int k = 0; k < r; k++) Bt[(size_t)k * out + i] = w->scratch[(size_t)i * r + k];
@@ -148,27 +232,92 @@ static int walk_lora(walker *w, lora *lo) {
   return GORP_OK;
 }
 
+/* The AdamW moments of the active LoRA pair: the logical pair block flattened (per layer and
+ * target, A then Bt), this rank holding its blocks where its pair block holds the factors. */
+static int walk_opt_lora(walker *w, trainer *t) {
+  const lora *lo = &t->lo;
+  int rc;
+  h5io_block *blocks = walk_blocks(w, 2 * (size_t)lo->L * LORA_N_TARGETS, &rc);
+  if (!blocks) return rc;
+  int n = 0;
+  uint64_t base = 0;
+  for (int l = 0; l < lo->L; l++)
+    for (int tg = 0; tg < LORA_N_TARGETS; tg++) {
+      if (!(lo->targets >> tg & 1)) continue;
+      blocks[n] = lora_factor_block(lo, tg, 0, base);
+      blocks[n].mem = (uint64_t)(lora_A(lo, lo->grads, l, tg) - lo->grads);
+      base += (uint64_t)lo->r * lo->in_full[tg];
+      blocks[n + 1] = lora_factor_block(lo, tg, 1, base);
+      blocks[n + 1].mem = (uint64_t)(lora_Bt(lo, lo->grads, l, tg) - lo->grads);
+      base += (uint64_t)lo->r * lo->out_full[tg];
+      n += 2;
+    }
+  return walk_adamw_blocks(w, "/optim/lora", &t->opt_lora, blocks, n, base);
+}
+
+/* The seqft/mtl AdamW moments: the trainable tensors' logical tensors one after the other, in
+ * table order, this rank holding its shards at their gradients' offsets. */
+static int walk_opt_all(walker *w, trainer *t) {
+  const model *m = t->m;
+  int rc;
+  h5io_block *blocks = walk_blocks(w, (size_t)m->n_tensors, &rc);
+  if (!blocks) return rc;
+  int n = 0;
+  uint64_t base = 0;
+  for (int i = 0; i < m->n_tensors; i++) {
+    const param_tensor *pt = &m->tensors[i];
+    if (!pt->trainable) continue;
+    blocks[n] = modelfile_block(pt, base);
+    blocks[n++].mem = pt->grad_offset;
+    base += (uint64_t)(pt->full[0] * pt->full[1]);
+  }
+  return walk_adamw_blocks(w, "/optim/all", &t->opt_all, blocks, n, base);
+}
+
 static int walk_full(walker *w, trainer *t, full_target *f) {
   const char *tname = t->m->tensors[f->tensor].name;
   char obj[256], name[300];
   snprintf(obj, sizeof(obj), "/optim/full/%s", tname);
   if (f->low.proj) {
+    /* logical shapes; under TP (optim_lowrank.h) Q is whole, P holds the weight's rows when
+     * they are split, the moments the weight's rows (Q on the right) or columns (P on the left)
+     * when that axis is split */
     lowrank_adam *o = &f->low;
-    const hsize_t dp[2] = {(hsize_t)(o->right ? o->k : o->m), (hsize_t)(o->right ? o->n : o->k)};
-    const hsize_t dr[2] = {(hsize_t)(o->right ? o->m : o->k), (hsize_t)(o->right ? o->k : o->n)};
+    const dist_matrix *wd = &f->dm;
+    const int rows_split = o->m != wd->m, cols_split = o->n != wd->n;
+    const hsize_t dp[2] = {(hsize_t)(o->right ? o->k : wd->m), (hsize_t)(o->right ? wd->n : o->k)};
+    const hsize_t dr[2] = {(hsize_t)(o->right ? wd->m : o->k), (hsize_t)(o->right ? o->k : wd->n)};
+    const h5io_block bp = {.rows = dp[0],
+                           .cols = dp[1],
+                           .r0 = o->right ? 0 : (uint64_t)(rows_split ? wd->local_off : 0),
+                           .nr = o->right ? dp[0] : (uint64_t)o->m,
+                           .nc = dp[1],
+                           .split = !o->right && rows_split};
+    const h5io_block br = {.rows = dr[0],
+                           .cols = dr[1],
+                           .r0 = o->right && rows_split ? (uint64_t)wd->local_off : 0,
+                           .nr = o->right ? (uint64_t)o->m : dr[0],
+                           .c0 = !o->right && cols_split ? (uint64_t)wd->local_off : 0,
+                           .nc = o->right ? dr[1] : (uint64_t)o->n,
+                           .split = o->right ? rows_split : cols_split};
     int64_t counter = (int64_t)o->opts.counter;
     GORP_CALL(walk_long(w, obj, "step", &o->step));
     GORP_CALL(walk_i64(w, obj, "svd_counter", &counter));
     o->opts.counter = (uint64_t)counter;
     snprintf(name, sizeof(name), "%s/projection", obj);
-    GORP_CALL(walk_floats(w, name, 2, dp, o->proj));
+    const h5io_data sp = {name, H5T_NATIVE_FLOAT, 2, dp, &bp, 1},
+                    sr = {name, H5T_NATIVE_FLOAT, 2, dr, &br, 1};
+    GORP_CALL(walk_data(w, &sp, o->proj));
     snprintf(name, sizeof(name), "%s/exp_avg", obj);
-    GORP_CALL(walk_floats(w, name, 2, dr, o->mom));
+    GORP_CALL(walk_data(w, &sr, o->mom));
     snprintf(name, sizeof(name), "%s/exp_avg_sq", obj);
-    GORP_CALL(walk_floats(w, name, 2, dr, o->var));
-  } else if (f->plain.m) {
-    const hsize_t d[2] = {(hsize_t)f->m, (hsize_t)f->n};
-    GORP_CALL(walk_adamw(w, obj, &f->plain, 2, d));
+    GORP_CALL(walk_data(w, &sr, o->var));
+  } else if (f->plain.m) { /* moments of the weight's shape, held like the weight */
+    const param_tensor *pt = &t->m->tensors[f->tensor];
+    const hsize_t d[2] = {(hsize_t)pt->full[0], (hsize_t)pt->full[1]};
+    const h5io_block b = modelfile_block(pt, 0);
+    const h5io_data s = {NULL, H5T_NATIVE_FLOAT, 2, d, &b, 1};
+    GORP_CALL(walk_adamw(w, obj, &f->plain, &s));
   }
   if (f->space.S) GORP_CALL(walk_space(w, tname, &f->space, t->n_tasks));
   return GORP_OK;
@@ -177,17 +326,11 @@ static int walk_full(walker *w, trainer *t, full_target *f) {
 /* The whole training state but /model's attributes and /config (written separately). */
 static int walk_state(walker *w, trainer *t, cl_results *res, ckpt_pos *p, int optim) {
   model *m = t->m;
-  for (int i = 0; i < m->n_tensors; i++) {
-    const param_tensor *pt = &m->tensors[i];
-    char name[MODEL_NAME_MAX + 8];
-    snprintf(name, sizeof(name), "/model/%s", pt->name);
-    const hsize_t d[2] = {(hsize_t)pt->shape[0], (hsize_t)pt->shape[1]};
-    if (!w->save) GORP_CALL(walk_floats(w, name, pt->ndim, d, m->params + pt->offset));
-  }
+  if (!w->save) GORP_CALL(modelfile_read_tensors(w->file, m, w->d, w->path));
   if (t->has_lora) GORP_CALL(walk_lora(w, &t->lo));
   const hsize_t dm[2] = {(hsize_t)res->T + 1, (hsize_t)res->T};
-  GORP_CALL(walk_doubles(w, "/results/acc_matrix", 2, dm, res->acc));
-  GORP_CALL(walk_doubles(w, "/results/in_list", 2, dm, res->in_list));
+  GORP_CALL(walk_whole(w, "/results/acc_matrix", H5T_NATIVE_DOUBLE, 2, dm, res->acc));
+  GORP_CALL(walk_whole(w, "/results/in_list", H5T_NATIVE_DOUBLE, 2, dm, res->in_list));
   if (t->lora_space)
     for (int l = 0; l < t->lo.L; l++)
       for (int tg = 0; tg < LORA_N_TARGETS; tg++) {
@@ -198,14 +341,8 @@ static int walk_state(walker *w, trainer *t, cl_results *res, ckpt_pos *p, int o
       }
   for (int i = 0; i < t->n_full; i++) GORP_CALL(walk_full(w, t, &t->full[i]));
   if (!optim) return GORP_OK; /* at a task boundary the next task starts fresh moments */
-  if (t->has_seqft) {
-    const hsize_t d = (hsize_t)m->n_grads;
-    GORP_CALL(walk_adamw(w, "/optim/all", &t->opt_all, 1, &d));
-  }
-  if (t->has_lora) {
-    const hsize_t d = (hsize_t)t->lo.pair_size;
-    GORP_CALL(walk_adamw(w, "/optim/lora", &t->opt_lora, 1, &d));
-  }
+  if (t->has_seqft) GORP_CALL(walk_opt_all(w, t));
+  if (t->has_lora) GORP_CALL(walk_opt_lora(w, t));
   if (p->step > 0) {
     const hsize_t d = (hsize_t)p->step;
     GORP_CALL(walk_floats(w, "/optim/losses", 1, &d, p->losses));
@@ -282,20 +419,34 @@ static void fault_point(void) {
   }
 }
 
-static int write_file(const char *tmp, const gorp_config *c, trainer *t, cl_results *res,
-                      ckpt_pos *p, long seq) {
+/* Rank 0's n values on every rank (d NULL or one rank: nothing to do). */
+static int from_root(const dist *d, long *v, int n) {
+  if (d && d->size > 1) GORP_MPI(MPI_Bcast(v, n, MPI_LONG, 0, MPI_COMM_WORLD));
+  return GORP_OK;
+}
+
+static int is_root(const dist *d) {
+  return !d || d->rank == 0;
+}
+
+/* Writes the checkpoint into tmp (every rank of t->dist its blocks) and publishes it as path. */
+static int write_file(const char *tmp, const char *path, const gorp_config *c, trainer *t,
+                      cl_results *res, ckpt_pos *p, long seq) {
+  const dist *d = t->dist;
   hid_t f;
-  GORP_CALL(h5io_create(tmp, &f));
-  walker w = {.save = 1, .file = f, .path = tmp};
-  int rc = GORP_OK;
+  GORP_CALL(h5io_create_par(tmp, d, &f));
+  walker w = {.save = 1, .file = f, .path = tmp, .d = d};
   char *text = NULL;
+  int rc = config_to_text(c, &text);
   w.scratch = malloc(scratch_floats(t) * sizeof(float));
-  if (!w.scratch)
+  if (!rc && !w.scratch)
     rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EMEM, "out of memory saving %s", tmp);
-  if (!rc) rc = modelfile_write_header(f, "checkpoint", tmp);
-  if (!rc) rc = modelfile_write_group(f, t->m, NULL, tmp);
+  /* what can fail on one rank alone comes first: every metadata change is made by all or none */
+  rc = h5io_agree(d, rc, tmp, "preparing the checkpoint");
+  if (!rc)
+    rc = h5io_agree(d, modelfile_write_header(f, "checkpoint", tmp), tmp, "writing the header");
+  if (!rc) rc = modelfile_write_group(f, t->m, NULL, d, tmp);
   fault_point();
-  if (!rc) rc = config_to_text(c, &text);
   if (!rc) {
     hid_t g = H5Gcreate2(f, "config", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     uint64_t hash = config_hash(c);
@@ -304,17 +455,16 @@ static int write_file(const char *tmp, const gorp_config *c, trainer *t, cl_resu
              : h5io_write_str_attr(g, "text", text, tmp);
     if (!rc) rc = h5io_write_attr(g, "hash", H5T_STD_U64LE, H5T_NATIVE_UINT64, &hash, tmp);
     if (g >= 0) H5Gclose(g);
+    if (!rc) rc = h5io_write_str_attr(f, "method", c->run.method, tmp);
+    rc = h5io_agree(d, rc, tmp, "writing /config");
   }
-  if (!rc) rc = h5io_write_str_attr(f, "method", c->run.method, tmp);
   int64_t pos[5] = {p->task, p->step, p->done, t->has_lora ? t->lo.n_pairs : 0, seq};
   const char *keys[5] = {"task", "step", "task_done", "lora_pairs", "sequence"};
   for (int i = 0; i < 5 && !rc; i++) rc = walk_i64(&w, "/", keys[i], &pos[i]);
   if (!rc) rc = walk_state(&w, t, res, p, !p->done);
   free(text);
   free(w.scratch);
-  if (H5Fclose(f) < 0 && !rc)
-    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EIO, "%s: close failed", tmp);
-  return rc;
+  return h5io_close_publish(f, rc, tmp, path, d);
 }
 
 /* LATEST holds the newest checkpoint's file name; replaced atomically like the checkpoint. */
@@ -330,31 +480,44 @@ static int write_latest(const char *dir, const char *name) {
 }
 
 int ckpt_save(const gorp_config *c, const trainer *t, const cl_results *res, const ckpt_pos *p) {
+  const dist *d = t->dist;
   char dir[4096], path[4200], tmp[4300];
   ckpt_dir(c, dir, sizeof(dir));
-  GORP_CALL(fs_mkdirs(dir));
-  long *seq;
-  int n;
-  GORP_CALL(list_checkpoints(dir, &seq, &n));
-  const long next = n ? seq[0] + 1 : 1;
+  long *seq = NULL;
+  int n = 0;
+  long head[2] = {GORP_OK, 0}; /* rank 0's outcome and the new checkpoint's number */
+  if (is_root(d)) {
+    head[0] = fs_mkdirs(dir);
+    if (!head[0]) head[0] = list_checkpoints(dir, &seq, &n);
+    head[1] = n ? seq[0] + 1 : 1;
+  }
+  int rc = from_root(d, head, 2);
+  if (!rc && head[0])
+    rc = gorp_error(__FILE__, __LINE__, __func__, (int)head[0], "cannot save a checkpoint in %s",
+                    dir);
+  if (rc) {
+    free(seq);
+    return rc;
+  }
+  const long next = head[1];
   snprintf(path, sizeof(path), "%s/ckpt_%06ld.h5", dir, next);
   snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-  int rc = write_file(tmp, c, (trainer *)t, (cl_results *)res, (ckpt_pos *)p, next);
-  if (!rc) rc = fs_publish(tmp, path);
+  rc = write_file(tmp, path, c, (trainer *)t, (cl_results *)res, (ckpt_pos *)p, next);
   if (rc) {
-    unlink(tmp);
     free(seq);
     GORP_ERR(rc, "could not save checkpoint %s (the previous ones are untouched)", path);
   }
-  snprintf(tmp, sizeof(tmp), "ckpt_%06ld.h5", next);
-  rc = write_latest(dir, tmp);
-  /* the oldest beyond run.checkpoint_keep go, only after LATEST names the new one */
-  for (int i = c->run.checkpoint_keep - 1; !rc && i < n; i++) {
-    snprintf(path, sizeof(path), "%s/ckpt_%06ld.h5", dir, seq[i]);
-    unlink(path);
+  if (is_root(d)) {
+    snprintf(tmp, sizeof(tmp), "ckpt_%06ld.h5", next);
+    rc = write_latest(dir, tmp);
+    /* the oldest beyond run.checkpoint_keep go, only after LATEST names the new one */
+    for (int i = c->run.checkpoint_keep - 1; !rc && i < n; i++) {
+      snprintf(path, sizeof(path), "%s/ckpt_%06ld.h5", dir, seq[i]);
+      unlink(path);
+    }
   }
   free(seq);
-  return rc;
+  return h5io_agree(d, rc, dir, "updating LATEST");
 }
 
 /* Lines of a that b lacks, as "section.key" names, into out. */
@@ -414,9 +577,10 @@ static int check_config(hid_t f, const char *path, const gorp_config *c, int for
 
 static int load_file(const char *path, const gorp_config *c, int force, trainer *t, cl_results *res,
                      ckpt_pos *p) {
+  const dist *d = t->dist;
   hid_t f;
-  GORP_CALL(h5io_open_read(path, "checkpoint", &f));
-  walker w = {.save = 0, .file = f, .path = path};
+  GORP_CALL(h5io_open_read_par(path, "checkpoint", d, &f));
+  walker w = {.save = 0, .file = f, .path = path, .d = d};
   int rc = modelfile_check_header(f, path);
   char *kind = NULL;
   if (!rc) rc = h5io_read_str_attr(f, "the root group", "gorp_file_kind", &kind, path);
@@ -425,20 +589,22 @@ static int load_file(const char *path, const gorp_config *c, int force, trainer 
                     path, kind);
   free(kind);
   if (!rc) rc = check_config(f, path, c, force);
+  rc = h5io_agree(d, rc, path, "checking the header and config");
   int64_t pos[4] = {0};
   const char *keys[4] = {"task", "step", "task_done", "lora_pairs"};
   for (int i = 0; i < 4 && !rc; i++) rc = walk_i64(&w, "/", keys[i], &pos[i]);
+  p->losses = NULL;
   if (!rc) {
     p->task = (int)pos[0];
     p->step = (int)pos[1];
     p->done = (int)pos[2];
-    p->losses = NULL;
     rc = trainer_resume_at(t, p->task, !p->done, (int)pos[3]);
+    if (!rc && p->step > 0 && !(p->losses = malloc((size_t)p->step * sizeof(float))))
+      rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EMEM, "out of memory reading %s", path);
+    if (!rc && !(w.scratch = malloc(scratch_floats(t) * sizeof(float))))
+      rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EMEM, "out of memory reading %s", path);
+    rc = h5io_agree(d, rc, path, "preparing the trainer");
   }
-  if (!rc && p->step > 0 && !(p->losses = malloc((size_t)p->step * sizeof(float))))
-    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EMEM, "out of memory reading %s", path);
-  if (!rc && !(w.scratch = malloc(scratch_floats(t) * sizeof(float))))
-    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EMEM, "out of memory reading %s", path);
   if (!rc) rc = walk_state(&w, t, res, p, !p->done);
   free(w.scratch);
   H5Fclose(f);
@@ -449,21 +615,53 @@ static int load_file(const char *path, const gorp_config *c, int force, trainer 
   return rc;
 }
 
-int ckpt_load(const gorp_config *c, int force_config, trainer *t, cl_results *res, ckpt_pos *p) {
-  char dir[4096], path[4200], name[256] = "";
-  ckpt_dir(c, dir, sizeof(dir));
-  snprintf(path, sizeof(path), "%s/LATEST", dir);
-  FILE *f = fopen(path, "r");
-  if (f) {
-    if (!fgets(name, sizeof(name), f)) name[0] = '\0';
-    fclose(f);
-    name[strcspn(name, "\n")] = '\0';
+/* LATEST's file name and the checkpoints' numbers, newest first: read by rank 0 and shared, so
+ * that every rank tries the same files in the same order. */
+static int read_listing(const char *dir, const dist *d, char *name, size_t size, long **seq,
+                        int *n) {
+  long head[2] = {GORP_OK, 0}; /* rank 0's outcome and the number of checkpoints */
+  *seq = NULL;
+  *n = 0;
+  name[0] = '\0';
+  if (is_root(d)) {
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/LATEST", dir);
+    FILE *f = fopen(path, "r");
+    if (f) {
+      if (!fgets(name, (int)size, f)) name[0] = '\0';
+      fclose(f);
+      name[strcspn(name, "\n")] = '\0';
+    }
+    if (!name[0])
+      printf("%s is missing or empty; looking for the newest good checkpoint in %s\n", path, dir);
+    head[0] = list_checkpoints(dir, seq, n);
+    head[1] = *n;
   }
-  if (!name[0])
-    printf("%s is missing or empty; looking for the newest good checkpoint in %s\n", path, dir);
+  if (!d || d->size == 1) return (int)head[0];
+  GORP_CALL(from_root(d, head, 2));
+  if (head[0]) GORP_ERR((int)head[0], "cannot list the checkpoints in %s", dir);
+  GORP_MPI(MPI_Bcast(name, (int)size, MPI_CHAR, 0, MPI_COMM_WORLD));
+  int rc = GORP_OK;
+  if (!is_root(d)) {
+    *n = (int)head[1];
+    if (!(*seq = calloc((size_t)*n + 1, sizeof(long))))
+      rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EMEM, "out of memory listing %s", dir);
+  }
+  rc = h5io_agree(d, rc, dir, "listing the checkpoints");
+  if (!rc) rc = from_root(d, *seq, *n);
+  if (rc) {
+    free(*seq);
+    *seq = NULL;
+  }
+  return rc;
+}
+
+int ckpt_load(const gorp_config *c, int force_config, trainer *t, cl_results *res, ckpt_pos *p) {
+  char dir[4096], path[4200], name[256];
+  ckpt_dir(c, dir, sizeof(dir));
   long *seq;
   int n;
-  GORP_CALL(list_checkpoints(dir, &seq, &n));
+  GORP_CALL(read_listing(dir, t->dist, name, sizeof(name), &seq, &n));
   /* LATEST's file first, then the others newest first */
   int rc = GORP_EINPUT;
   if (name[0]) {

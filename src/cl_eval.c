@@ -151,7 +151,9 @@ int cl_evaluate(model *m, const tokenizer *tok, const cl_task *t, const gorp_con
     lens[0] = mylen;
   }
   int rc = GORP_OK;
-  if (me == 0 && pred_path) rc = write_predictions(pred_path, all ? all : "", lens, p, n);
+  /* one writer: the first DP group's rank of the first TP group (the others hold copies) */
+  if (me == 0 && (!d || d->tp_rank == 0) && pred_path)
+    rc = write_predictions(pred_path, all ? all : "", lens, p, n);
   if (all != lines) free(all);
   free(lines);
   free(lens);

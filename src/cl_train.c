@@ -167,7 +167,7 @@ int cl_train_task(trainer *tr, const cl_encoded *e, int pad_id, const gorp_confi
     losses[step++] = loss;
     if (step % c->run.log_every == 0 || step == steps) {
       const double el = now_s() - t0;
-      printf("  %s step %5d/%d  loss %.4f  %8.0f tok/s  elapsed %6.1fs  eta %6.1fs\n", task_name,
+      printf("  %s step %5d/%d  loss %.6f  %8.0f tok/s  elapsed %6.1fs  eta %6.1fs\n", task_name,
              step, steps, loss, tokens_seen / el, el, el / (step - start_step) * (steps - step));
       fflush(stdout);
     }

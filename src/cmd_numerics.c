@@ -9,7 +9,7 @@
  *              peak_rss_mb=..
  *   where the first W of the --steps steps are run but not timed (N = steps - W), a step is
  *   zero grads + forward + backward + clip + AdamW (wall clock, CLOCK_MONOTONIC), T = sequences x
- *   length, and peak_rss_mb is the process's VmHWM (peak_rss_mb below). bench/ reads this line.
+ *   length, and peak_rss_mb is the process's VmHWM (proc.h). bench/ reads this line.
  *   generate --max-new N [--eos ID] [--out OUT.txt] [--time]: greedy decoding of each line as a
  *   prompt with the KV cache (as evaluation decodes); writes the new ids, one line per prompt, to
  *   OUT.txt (default: standard output); --time prints after the run
@@ -20,6 +20,7 @@
  * ceiling) or training on data sets (gorp run). */
 #include "gorp/cmd.h"
 #include "gorp/err.h"
+#include "gorp/proc.h"
 #include "gorp/model.h"
 #include "gorp/modelfile.h"
 #include "gorp/optim.h"
@@ -281,23 +282,9 @@ static double now_s(void) {
   return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
-/* This process's peak resident memory in MB: VmHWM of /proc/self/status, or -1. Not getrusage's
- * ru_maxrss: Linux carries the spawning process's high-water mark across exec into it, so gorp
- * started from the Python harness (torch loaded) reported about 210 MB it never used. */
-static double peak_rss_mb(void) {
-  FILE *f = fopen("/proc/self/status", "r");
-  if (!f) return -1.0;
-  char line[256];
-  double kb = -1.0;
-  while (kb < 0 && fgets(line, sizeof(line), f))
-    if (!strncmp(line, "VmHWM:", 6)) kb = strtod(line + 6, NULL);
-  fclose(f);
-  return kb < 0 ? -1.0 : kb / 1024.0;
-}
-
 /* Prints the fit-time line (header comment) for n_timed steps of tokens tokens each. */
 static void fit_time_print(int n_timed, int warmup, long tokens, double total_s, double min_s) {
-  const double peak_mb = peak_rss_mb();
+  const double peak_mb = proc_peak_rss_mb();
   double mean_s = total_s / n_timed;
   printf("fit-time steps=%d warmup=%d tokens_per_step=%ld mean_step_s=%.6f min_step_s=%.6f "
          "tokens_per_s=%.2f peak_rss_mb=%.1f\n",
@@ -375,7 +362,7 @@ static int run_generate(const numerics_args *a) {
   if (a->time)
     printf("generate-time sequences=%d prompt_len=%d new_tokens=%ld total_s=%.6f "
            "new_tokens_per_s=%.2f peak_rss_mb=%.1f\n",
-           b.S, b.T, total_new, total_s, total_new / total_s, peak_rss_mb());
+           b.S, b.T, total_new, total_s, total_new / total_s, proc_peak_rss_mb());
   free(out);
   free(n_out);
   batch_free(&b);

@@ -247,8 +247,8 @@ static void print_text(const plan *p, const char *path, const plan_sources *s) {
     printf("note: GORP bases are the worst case, every basis at cap = its axis length columns "
            "(gorp allocates them at start)\n");
   if (l->tp > 1)
-    printf("note: gorp run refuses parallel.tp > 1 until tensor parallelism is built; this is the "
-           "Megatron layout it will use\n");
+    printf("note: tp > 1 is the Megatron layout gorp run uses; GORP under tp > 1 is built for "
+           "gorp.axis = input with moment bases\n");
   for (int i = 0; i < s->n_notes; i++) printf("note: %s\n", s->notes[i]);
 }
 
@@ -333,8 +333,8 @@ static int print_json(const plan *p, const char *path, const plan_sources *s) {
     cJSON_AddItemToArray(notes, cJSON_CreateString("GORP bases at the worst case: cap = axis "
                                                    "length columns, allocated at start"));
   if (l->tp > 1)
-    cJSON_AddItemToArray(notes, cJSON_CreateString("gorp run refuses parallel.tp > 1 until tensor "
-                                                   "parallelism is built"));
+    cJSON_AddItemToArray(notes, cJSON_CreateString("tp > 1: GORP is built for gorp.axis = input "
+                                                   "with moment bases"));
   for (int i = 0; i < s->n_notes; i++) cJSON_AddItemToArray(notes, cJSON_CreateString(s->notes[i]));
   char *text = cJSON_Print(j);
   cJSON_Delete(j);

@@ -163,7 +163,7 @@ static int pretrain(const gorp_config *c) {
   model_config arch = c->model.arch;
   arch.vocab_size = tok.vocab_size;
   model m;
-  GORP_CALL(model_create(&m, &arch));
+  GORP_CALL(model_create_tp(&m, &arch, &d));
   model_init_random(&m, c->run.seed, c->model.init_std, c->model.embed_init_std);
   gorp_config as_seqft = *c; /* every weight trains */
   as_seqft.run.method = "seqft";
@@ -237,8 +237,8 @@ static int pretrain(const gorp_config *c) {
   printf("gorp pretrain: on 200 held-out option lists the base answers inside the list %.1f%% "
          "and names the right concept %.1f%%\n",
          in_list, exact);
+  GORP_CALL(modelfile_save_tp(&m, c->pretrain.out, NULL, &d)); /* every rank takes part */
   if (d.rank == 0) {
-    GORP_CALL(modelfile_save(&m, c->pretrain.out, NULL));
     char path[4200], tmp[4300];
     snprintf(path, sizeof(path), "%s.key", c->pretrain.out);
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);

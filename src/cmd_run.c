@@ -14,6 +14,7 @@
 #include "gorp/err.h"
 #include "gorp/fsutil.h"
 #include "gorp/modelfile.h"
+#include "gorp/proc.h"
 
 #include <math.h>
 #include <mpi.h>
@@ -22,14 +23,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int model_setup(model *m, const gorp_config *c, const tokenizer *tok) {
+/* This rank's shard of the model: freshly initialised, or read from model.init. */
+static int model_setup(model *m, const gorp_config *c, const tokenizer *tok, const dist *d) {
   if (!strcmp(c->model.init, "random")) {
     model_config arch = c->model.arch;
     if (arch.vocab_size == 0) arch.vocab_size = tok->vocab_size;
-    GORP_CALL(model_create(m, &arch));
+    GORP_CALL(model_create_tp(m, &arch, d));
     model_init_random(m, c->run.seed, c->model.init_std, c->model.embed_init_std);
   } else {
-    GORP_CALL(modelfile_load(m, c->model.init));
+    GORP_CALL(modelfile_load_tp(m, c->model.init, d));
   }
   if (m->cfg.vocab_size < tok->vocab_size)
     GORP_ERR(GORP_EINPUT, "model.vocab_size = %d is smaller than the tokenizer's %d ids",
@@ -110,12 +112,10 @@ static int write_results(run_ctx *r) {
   return GORP_OK;
 }
 
-/* Rank 0 writes the checkpoint (the state is replicated); the others wait for it. */
+/* Every rank writes its part of the checkpoint (collective parallel HDF5, through the trainer's
+ * dist); ckpt_save returns once the file is published, on every rank. */
 static int save(run_ctx *r, const ckpt_pos *pos) {
-  int rc = GORP_OK;
-  if (r->d->rank == 0) rc = ckpt_save(r->c, r->tr, r->res, pos);
-  GORP_CALL(rc);
-  return dist_barrier(r->d);
+  return ckpt_save(r->c, r->tr, r->res, pos);
 }
 
 /* Whether any rank received SIGTERM/SIGUSR1: all ranks stop at the same step. */
@@ -254,6 +254,17 @@ static int run_tasks(run_ctx *r) {
   return GORP_OK;
 }
 
+/* Every rank's peak resident memory (VmHWM): what a user sizing nodes for a tp x dp layout needs,
+ * next to `gorp plan`'s estimate. */
+static int print_peak_memory(const dist *d) {
+  double mine = proc_peak_rss_mb(), range[2] = {mine, -mine};
+  GORP_MPI(MPI_Allreduce(MPI_IN_PLACE, range, 2, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
+  printf("peak resident memory per rank (VmHWM): max %.0f MB, min %.0f MB over %d rank(s) "
+         "(tp %d x dp %d)\n",
+         range[0], -range[1], d->size, d->tp_size, d->dp_size);
+  return GORP_OK;
+}
+
 static int run(const gorp_config *c, int force_config) {
   /* from the start: a signal during loading is honoured at the first checkpoint */
   stop_requested = 0;
@@ -273,7 +284,7 @@ static int run(const gorp_config *c, int force_config) {
   cl_task *tasks;
   GORP_CALL(cl_load_tasks(c, &tasks));
   model m;
-  GORP_CALL(model_setup(&m, c, &tok));
+  GORP_CALL(model_setup(&m, c, &tok, &d));
   printf("gorp run: %s, %zu parameters (%d layers, hidden %d, heads %d/%d, vocab %d), backend %s\n",
          c->file, m.n_params, m.cfg.num_layers, m.cfg.hidden_size, m.cfg.num_heads,
          m.cfg.num_kv_heads, m.cfg.vocab_size, backend_get()->name);
@@ -301,9 +312,9 @@ static int run(const gorp_config *c, int force_config) {
   GORP_CALL(rc);
   char path[4096];
   snprintf(path, sizeof(path), "%s/model.h5", c->run.out_dir);
-  if (d.rank == 0) GORP_CALL(modelfile_save(&m, path, NULL));
-  GORP_CALL(dist_barrier(&d));
+  GORP_CALL(modelfile_save_tp(&m, path, NULL, &d)); /* every rank its shard */
   print_matrix(c, res.acc, res.in_list);
+  GORP_CALL(print_peak_memory(&d));
   printf("\nresults in %s/results.h5, model in %s, predictions under %s/predictions/\n",
          c->run.out_dir, path, c->run.out_dir);
   free(res.acc);

@@ -228,7 +228,8 @@ static const config_key keys[] = {
      .doc = "learning rate of the full-rank weights"},
 
     {"parallel", "tp", CFG_INT, FIELD(parallel.tp), .def = "1", AT_LEAST(1),
-     .doc = "tensor-parallel ranks per model replica (only 1 is built so far)"},
+     .doc = "tensor-parallel ranks per model replica (Megatron layout; must divide the key/value "
+            "heads and the intermediate size; docs/PARALLEL.md)"},
     {"parallel", "dp", CFG_INT, FIELD(parallel.dp), .def = "1", AT_LEAST(1),
      .doc = "data-parallel replicas: each global batch is split over them and their gradients "
             "summed; results equal a single rank's up to reduction order"},

@@ -7,15 +7,9 @@
 #include <stdlib.h>
 
 int dist_init(dist *d, const gorp_config *c) {
-  d->dp = MPI_COMM_WORLD;
   GORP_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &d->rank));
   GORP_MPI(MPI_Comm_size(MPI_COMM_WORLD, &d->size));
   const int tp = c->parallel.tp, dp = c->parallel.dp;
-  if (tp != 1)
-    GORP_ERR(GORP_EINPUT,
-             "parallel.tp = %d: tensor parallelism is not built yet; use parallel.tp = 1 and "
-             "data parallelism (parallel.dp)",
-             tp);
   if (d->size != tp * dp)
     GORP_ERR(GORP_EINPUT,
              "the MPI job has %d ranks, but parallel.tp x parallel.dp = %d x %d = %d: launch "
@@ -25,9 +19,20 @@ int dist_init(dist *d, const gorp_config *c) {
   if (slurm && atoi(slurm) != d->size)
     GORP_ERR(GORP_EINPUT, "SLURM_NTASKS = %s but the MPI world has %d ranks (srun/mpirun mismatch)",
              slurm, d->size);
-  d->dp_rank = d->rank;
-  d->dp_size = d->size;
+  /* a TP group is tp consecutive ranks: one node's ranks when tp divides the ranks per node, so
+   * the per-layer all-reduces stay inside the node (Megatron's ordering) */
+  d->tp_rank = d->rank % tp;
+  d->tp_size = tp;
+  d->dp_rank = d->rank / tp;
+  d->dp_size = dp;
+  GORP_MPI(MPI_Comm_split(MPI_COMM_WORLD, d->dp_rank, d->tp_rank, &d->tp));
+  GORP_MPI(MPI_Comm_split(MPI_COMM_WORLD, d->tp_rank, d->dp_rank, &d->dp));
   return GORP_OK;
+}
+
+void dist_free(dist *d) {
+  if (d->tp != MPI_COMM_NULL) MPI_Comm_free(&d->tp);
+  if (d->dp != MPI_COMM_NULL) MPI_Comm_free(&d->dp);
 }
 
 void dist_batch_slice(const dist *d, int B, int *lo, int *hi) {
@@ -35,22 +40,30 @@ void dist_batch_slice(const dist *d, int B, int *lo, int *hi) {
   *hi = (int)((long)B * (d->dp_rank + 1) / d->dp_size);
 }
 
-static int sum(const dist *d, void *x, size_t n, MPI_Datatype type, size_t elem) {
-  if (d->dp_size == 1) return GORP_OK;
+static int sum(MPI_Comm comm, int size, void *x, size_t n, MPI_Datatype type, size_t elem) {
+  if (size == 1) return GORP_OK;
   for (size_t off = 0; off < n;) {
     const size_t chunk = n - off < (size_t)INT_MAX ? n - off : (size_t)INT_MAX;
-    GORP_MPI(MPI_Allreduce(MPI_IN_PLACE, (char *)x + off * elem, (int)chunk, type, MPI_SUM, d->dp));
+    GORP_MPI(MPI_Allreduce(MPI_IN_PLACE, (char *)x + off * elem, (int)chunk, type, MPI_SUM, comm));
     off += chunk;
   }
   return GORP_OK;
 }
 
 int dist_sum_floats(const dist *d, float *x, size_t n) {
-  return sum(d, x, n, MPI_FLOAT, sizeof(float));
+  return sum(d->dp, d->dp_size, x, n, MPI_FLOAT, sizeof(float));
 }
 
 int dist_sum_doubles(const dist *d, double *x, size_t n) {
-  return sum(d, x, n, MPI_DOUBLE, sizeof(double));
+  return sum(d->dp, d->dp_size, x, n, MPI_DOUBLE, sizeof(double));
+}
+
+int dist_tp_sum_floats(const dist *d, float *x, size_t n) {
+  return sum(d->tp, d->tp_size, x, n, MPI_FLOAT, sizeof(float));
+}
+
+int dist_tp_sum_doubles(const dist *d, double *x, size_t n) {
+  return sum(d->tp, d->tp_size, x, n, MPI_DOUBLE, sizeof(double));
 }
 
 int dist_barrier(const dist *d) {

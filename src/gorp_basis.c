@@ -1,16 +1,13 @@
 /* GORP shared basis (see gorp_basis.h): the energy-rule extension after a task and the one-sided
  * projections while learning. Products go through the backend, SVDs through linalg, scratch comes
  * from the caller's reserved workspace.
- * Not for: deciding what to protect, checkpointing S, distributed moments. */
+ * Not for: deciding what to protect, checkpointing S, sharded moments (gorp_basis_dist.c). */
 #include "gorp/gorp_basis.h"
 #include "gorp/backend.h"
 #include "gorp/err.h"
 
 #include <math.h>
 #include <string.h>
-
-/* Singular values at or below this share of sigma_1(M) are float noise, not directions. */
-#define GORP_BASIS_RANK_TOL 1e-6
 
 static int imin(int a, int b) {
   return a < b ? a : b;
@@ -133,7 +130,8 @@ static int extend(float *S, int *r, int cap, const float *M, int n, int k, float
     else
       project_rows(R, S, *r, cap, n, k, C);
   }
-  double acc = (m2 - sum_squares(R, len)) / m2;
+  /* the covered share; M orthogonal to S rounds to a hair below 0, which energy 0 must not see */
+  double acc = fmax(0.0, (m2 - sum_squares(R, len)) / m2);
   if (acc >= energy) return GORP_OK;
 
   float sigma1 = 0.0f; /* sigma_1(M), the scale of the noise threshold */

@@ -3,6 +3,7 @@
 #include "gorp/lora.h"
 
 #include "gorp/backend.h"
+#include "gorp/dist.h"
 #include "gorp/err.h"
 #include "gorp/rng.h"
 
@@ -34,13 +35,11 @@ int lora_parse_targets(unsigned *bits, char *const *names, int n, const char *ke
   return GORP_OK;
 }
 
-int lora_create(lora *lo, const model_config *c, unsigned targets, int r, float alpha,
-                float dropout, int max_pairs) {
+int lora_create(lora *lo, const model *m, unsigned targets, int r, float alpha, float dropout,
+                int max_pairs) {
   memset(lo, 0, sizeof(*lo));
-  const int C = c->hidden_size, F = c->intermediate_size, QD = c->num_heads * c->head_dim,
-            KD = c->num_kv_heads * c->head_dim;
-  const int in[LORA_N_TARGETS] = {C, C, C, QD, C, C, F};
-  const int out[LORA_N_TARGETS] = {QD, KD, KD, C, F, F, C};
+  const model_config *c = &m->cfg;
+  lo->tp = m->tp;
   lo->targets = targets;
   lo->r = r;
   lo->scale = alpha / (float)r;
@@ -48,10 +47,17 @@ int lora_create(lora *lo, const model_config *c, unsigned targets, int r, float 
   lo->L = c->num_layers;
   lo->max_pairs = max_pairs;
   for (int t = 0; t < LORA_N_TARGETS; t++) {
-    lo->in[t] = in[t];
-    lo->out[t] = out[t];
+    /* the base linear's table entry (layer 0) gives this rank's shard and its place */
+    static const int slot[LORA_N_TARGETS] = {1, 2, 3, 4, 6, 7, 8};
+    const param_tensor *w = &m->tensors[1 + slot[t]];
+    lo->out[t] = (int)w->shape[0];
+    lo->in[t] = (int)w->shape[1];
+    lo->out_full[t] = (int)w->full[0];
+    lo->in_full[t] = (int)w->full[1];
+    lo->out_off[t] = w->split == SPLIT_ROWS ? (int)w->split_off : 0;
+    lo->in_off[t] = w->split == SPLIT_COLS ? (int)w->split_off : 0;
     lo->off[t] = lo->layer_size;
-    if (targets & (1u << t)) lo->layer_size += (size_t)r * (in[t] + out[t]);
+    if (targets & (1u << t)) lo->layer_size += (size_t)r * (lo->in[t] + lo->out[t]);
   }
   lo->pair_size = lo->layer_size * (size_t)lo->L;
   GORP_ALLOC(lo->params, lo->pair_size * (size_t)max_pairs, "LoRA adapters");
@@ -89,11 +95,15 @@ int lora_begin_task(lora *lo, uint64_t seed, int task, int reuse) {
     for (int t = 0; t < LORA_N_TARGETS; t++) {
       if (!(lo->targets & (1u << t))) continue;
       float *A = lora_A(lo, pair, l, t);
-      const double bound = 1.0 / sqrt((double)lo->in[t]);
+      const int in = lo->in[t], in_full = lo->in_full[t];
+      const double bound = 1.0 / sqrt((double)in_full);
       const uint64_t key = ((uint64_t)task << 32) | ((uint64_t)l << 8) | (uint64_t)t;
-      for (size_t i = 0; i < (size_t)lo->r * lo->in[t]; i++)
-        A[i] = (float)(bound *
-                       (2.0 * rng_uniform(seed, RNG_STREAM_INIT, 0x10AA0000ULL + key, i) - 1.0));
+      for (size_t i = 0; i < (size_t)lo->r * in; i++) {
+        const uint64_t logical = i / in * in_full + lo->in_off[t] + i % in;
+        A[i] =
+            (float)(bound *
+                    (2.0 * rng_uniform(seed, RNG_STREAM_INIT, 0x10AA0000ULL + key, logical) - 1.0));
+      }
     }
   memset(lo->grads, 0, lo->pair_size * sizeof(float));
   return GORP_OK;
@@ -121,20 +131,21 @@ int lora_reserve(lora *lo, int N) {
 /* Dropout masks are a pure function of (seed, step, layer, target, example, position, feature),
  * so the backward pass redraws the forward pass's mask instead of storing it, and a data-parallel
  * rank draws the same mask for an example as a single rank would. One 64-bit draw gives four
- * 16-bit uniforms, i.e. four features (p is rounded to a multiple of 1/65536).
+ * 16-bit uniforms, i.e. four features (p is rounded to a multiple of 1/65536); features are
+ * numbered on the logical input axis, so a TP shard draws its block of the same mask.
  * f (in) = the factor of each feature of row n: 0 (dropped) or 1 / (1 - p). */
 static void mask_row(const lora *lo, const lora_dropout_ctx *d, uint64_t key, int layer, int target,
                      int n, float *f) {
-  const int in = lo->in[target];
+  const int in = lo->in[target], first = lo->in_off[target];
   const uint64_t lt = ((uint64_t)layer * LORA_N_TARGETS + (uint64_t)target) << 52;
   const uint64_t pos = (uint64_t)d->example_ids[n / d->T] * 65536 + (uint64_t)(n % d->T);
   const uint64_t row = rng_bits_keyed(key, lt ^ pos);
   const uint32_t drop_below = (uint32_t)(lo->dropout * 65536.0f + 0.5f);
   const float inv = 1.0f / (1.0f - lo->dropout);
-  for (int i = 0; i < in; i += 4) {
-    const uint64_t bits = rng_bits_keyed(row, (uint64_t)i / 4);
-    for (int j = 0; j < 4 && i + j < in; j++)
-      f[i + j] = (uint32_t)(bits >> (16 * j) & 0xffffu) >= drop_below ? inv : 0.0f;
+  for (int g = first; g < first + in;) {
+    const uint64_t bits = rng_bits_keyed(row, (uint64_t)g / 4);
+    for (int j = g % 4; j < 4 && g < first + in; j++, g++)
+      f[g - first] = (uint32_t)(bits >> (16 * j) & 0xffffu) >= drop_below ? inv : 0.0f;
   }
 }
 
@@ -207,6 +218,25 @@ void lora_backward(lora *lo, float *dinp, const float *dout, const float *inp, i
     float *y = dinp + (size_t)n * in;
     for (int i = 0; i < in; i++) y[i] += g[i] * lo->keep[i];
   }
+}
+
+int lora_factor_split(const lora *lo, int t, int which) {
+  return which ? lo->out[t] != lo->out_full[t] : lo->in[t] != lo->in_full[t];
+}
+
+int lora_tp_sum_grads(lora *lo) {
+  if (!lo->tp) return GORP_OK;
+  for (int l = 0; l < lo->L; l++)
+    for (int t = 0; t < LORA_N_TARGETS; t++) {
+      if (!(lo->targets >> t & 1)) continue;
+      if (!lora_factor_split(lo, t, 0))
+        GORP_CALL(
+            dist_tp_sum_floats(lo->tp, lora_A(lo, lo->grads, l, t), (size_t)lo->r * lo->in[t]));
+      if (!lora_factor_split(lo, t, 1))
+        GORP_CALL(
+            dist_tp_sum_floats(lo->tp, lora_Bt(lo, lo->grads, l, t), (size_t)lo->r * lo->out[t]));
+    }
+  return GORP_OK;
 }
 
 static float sign_of(float x) {

@@ -2,6 +2,7 @@
  * ops.c. Activations live in one allocation sized by model_reserve (see model.h). */
 #include "gorp/model.h"
 
+#include "gorp/dist.h"
 #include "gorp/err.h"
 #include "gorp/lora.h"
 #include "gorp/ops.h"
@@ -19,9 +20,9 @@ int model_reserve(model *m, int B, int T) {
     T = T > a->T ? T : a->T;
   }
   const model_config *c = &m->cfg;
-  const size_t L = c->num_layers, N = (size_t)B * T, C = c->hidden_size, F = c->intermediate_size,
-               QD = (size_t)c->num_heads * c->head_dim, KD = (size_t)c->num_kv_heads * c->head_dim,
-               V = c->vocab_size, H = c->num_heads, half = c->head_dim / 2;
+  const size_t L = c->num_layers, N = (size_t)B * T, C = c->hidden_size, F = m->F_loc,
+               QD = (size_t)m->H_loc * c->head_dim, KD = (size_t)m->KV_loc * c->head_dim,
+               V = c->vocab_size, H = m->H_loc, half = c->head_dim / 2;
   const int n_datt = omp_get_max_threads();
   size_t wide = C > F ? C : F;
   wide = wide > QD ? wide : QD;
@@ -95,6 +96,25 @@ static void lora_bwd(model *m, float *dinp, const float *dout, const float *inp,
     lora_backward(m->lora, dinp, dout, inp, l, t, N, m->dropout);
 }
 
+/* out (N, C) = res + inp (N, in) W^T (+ LoRA) for a row-parallel linear (o, down): under TP each
+ * rank's inp and W hold a block of the input axis, so the ranks' partial outputs are summed (g);
+ * rank 0 adds the residual once. */
+static int row_parallel_forward(model *m, float *out, const float *res, const float *inp,
+                                const float *W, int l, int target, int N, int in, int C) {
+  if (m->tp_rank == 0)
+    matmul_forward_residual(out, res, inp, W, N, in, C);
+  else
+    matmul_forward(out, inp, W, N, in, C);
+  lora_fwd(m, out, inp, l, target, N);
+  return m->tp ? dist_tp_sum_floats(m->tp, out, (size_t)N * C) : GORP_OK;
+}
+
+/* The input gradient of the column-parallel linears (N, C): each rank holds the part that flows
+ * through its rows, so the parts are summed (f) before it reaches the norm. */
+static int column_parallel_input_grad(model *m, float *dinp, int N, int C) {
+  return m->tp ? dist_tp_sum_floats(m->tp, dinp, (size_t)N * C) : GORP_OK;
+}
+
 int model_forward(model *m, const int *tokens, const int *targets, int B, int T, float loss_div,
                   float *loss) {
   const model_config *c = &m->cfg;
@@ -108,9 +128,8 @@ int model_forward(model *m, const int *tokens, const int *targets, int B, int T,
   GORP_CALL(model_reserve(m, B, T));
   if (m->lora) GORP_CALL(lora_reserve(m->lora, B * T));
   model_acts *a = &m->acts;
-  const int L = c->num_layers, N = B * T, C = c->hidden_size, F = c->intermediate_size,
-            H = c->num_heads, KV = c->num_kv_heads, D = c->head_dim, QD = H * D, KD = KV * D,
-            V = c->vocab_size;
+  const int L = c->num_layers, N = B * T, C = c->hidden_size, F = m->F_loc, H = m->H_loc,
+            KV = m->KV_loc, D = c->head_dim, QD = H * D, KD = KV * D, V = c->vocab_size;
   m->tokens = tokens;
   m->targets = targets;
   m->B = B;
@@ -136,16 +155,14 @@ int model_forward(model *m, const int *tokens, const int *targets, int B, int T,
     rope_forward(q, a->rope_cos, a->rope_sin, B, T, H, D);
     rope_forward(k, a->rope_cos, a->rope_sin, B, T, KV, D);
     attention_forward(atty, a->att + (size_t)l * B * H * T * T, q, k, v, B, T, H, KV, D);
-    matmul_forward_residual(xmid, x, atty, p->wo, N, QD, C);
-    lora_fwd(m, xmid, atty, l, LORA_O, N);
+    GORP_CALL(row_parallel_forward(m, xmid, x, atty, p->wo, l, LORA_O, N, QD, C));
     rmsnorm_forward(ln2, a->rstd2 + (size_t)l * N, xmid, p->ln2, N, C, c->rms_eps);
     matmul_forward(g, ln2, p->wg, N, C, F);
     lora_fwd(m, g, ln2, l, LORA_GATE, N);
     matmul_forward(u, ln2, p->wu, N, C, F);
     lora_fwd(m, u, ln2, l, LORA_UP, N);
     swiglu_forward(h, g, u, N * F);
-    matmul_forward_residual(xout, xmid, h, p->wd, N, F, C);
-    lora_fwd(m, xout, h, l, LORA_DOWN, N);
+    GORP_CALL(row_parallel_forward(m, xout, xmid, h, p->wd, l, LORA_DOWN, N, F, C));
   }
   rmsnorm_forward(a->lnf, a->rstdf, a->x + (size_t)L * N * C, m->w.norm, N, C, c->rms_eps);
   matmul_forward(a->logits, a->lnf, m->w.head, N, C, V);
@@ -163,9 +180,9 @@ int model_backward(model *m) {
   GORP_CALL(model_alloc_grads(m));
   const model_config *c = &m->cfg;
   model_acts *a = &m->acts;
-  const int B = m->B, T = m->T, L = c->num_layers, N = B * T, C = c->hidden_size,
-            F = c->intermediate_size, H = c->num_heads, KV = c->num_kv_heads, D = c->head_dim,
-            QD = H * D, KD = KV * D, V = c->vocab_size;
+  const int B = m->B, T = m->T, L = c->num_layers, N = B * T, C = c->hidden_size, F = m->F_loc,
+            H = m->H_loc, KV = m->KV_loc, D = c->head_dim, QD = H * D, KD = KV * D,
+            V = c->vocab_size;
   const size_t NC = (size_t)N * C;
   crossentropy_backward(a->logits, m->targets, m->loss_weights, N, V, m->loss_div);
   float *dx = a->dx;
@@ -191,6 +208,7 @@ int model_backward(model *m) {
     lora_bwd(m, dln2, a->dg, ln2, l, LORA_GATE, N);
     matmul_backward(dln2, gp->wu, a->du, ln2, p->wu, N, C, F);
     lora_bwd(m, dln2, a->du, ln2, l, LORA_UP, N);
+    GORP_CALL(column_parallel_input_grad(m, dln2, N, C));
     rmsnorm_backward(dx, gp->ln2, dln2, xmid, p->ln2, a->rstd2 + (size_t)l * N, N, C);
     /* attention: xmid = x + o(attn(rope(q(ln1)), rope(k(ln1)), v(ln1))) */
     float *datty = a->dbuf;
@@ -209,6 +227,7 @@ int model_backward(model *m) {
     lora_bwd(m, dln1, a->dk, ln1, l, LORA_K, N);
     matmul_backward(dln1, gp->wv, a->dv, ln1, p->wv, N, C, KD);
     lora_bwd(m, dln1, a->dv, ln1, l, LORA_V, N);
+    GORP_CALL(column_parallel_input_grad(m, dln1, N, C));
     rmsnorm_backward(dx, gp->ln1, dln1, x, p->ln1, a->rstd1 + (size_t)l * N, N, C);
   }
   if (m->gw.embed) embedding_backward(m->gw.embed, dx, m->tokens, N, C);

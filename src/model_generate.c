@@ -3,6 +3,7 @@
  * matrix-vector pass per layer. */
 #include "gorp/model.h"
 
+#include "gorp/dist.h"
 #include "gorp/err.h"
 #include "gorp/lora.h"
 #include "gorp/ops.h"
@@ -15,11 +16,11 @@ static int kv_reserve(model *m) {
   model_kv *kv = &m->kv;
   if (kv->k) return GORP_OK;
   const model_config *c = &m->cfg;
-  const size_t S = c->max_seq, L = c->num_layers, C = c->hidden_size, F = c->intermediate_size,
-               QD = (size_t)c->num_heads * c->head_dim, KD = (size_t)c->num_kv_heads * c->head_dim,
+  const size_t S = c->max_seq, L = c->num_layers, C = c->hidden_size, F = m->F_loc,
+               QD = (size_t)m->H_loc * c->head_dim, KD = (size_t)m->KV_loc * c->head_dim,
                half = c->head_dim / 2;
   float *base;
-  GORP_ALLOC(base, 2 * L * S * KD + 2 * C + 2 * QD + 2 * F + S + c->vocab_size + 2 * S * half,
+  GORP_ALLOC(base, 2 * L * S * KD + 3 * C + 2 * QD + 2 * F + S + c->vocab_size + 2 * S * half,
              "decoding key/value cache");
   kv->S = (int)S;
   kv->k = base;
@@ -32,7 +33,8 @@ static int kv_reserve(model *m) {
   kv->u = kv->g + F;
   kv->scores = kv->u + F;
   kv->logits = kv->scores + S;
-  kv->cos_t = kv->logits + c->vocab_size;
+  kv->part = kv->logits + c->vocab_size;
+  kv->cos_t = kv->part + C;
   kv->sin_t = kv->cos_t + S * half;
   rope_tables(kv->cos_t, kv->sin_t, 0, (int)S, c->head_dim, c->rope_theta);
   return GORP_OK;
@@ -51,12 +53,29 @@ static int argmax(const float *x, int n) {
   return best;
 }
 
+/* x (C) += inp (in) W^T (+ LoRA) for a row-parallel linear at one position; under TP the ranks'
+ * partial outputs are summed first. */
+static int row_parallel_add(model *m, const float *inp, const float *W, int l, int target, int in) {
+  model_kv *kv = &m->kv;
+  const int C = m->cfg.hidden_size;
+  if (!m->tp) {
+    matmul_forward_add(kv->x, inp, W, 1, in, C);
+    lora_row(m, kv->x, inp, l, target);
+    return GORP_OK;
+  }
+  matmul_forward(kv->part, inp, W, 1, in, C);
+  lora_row(m, kv->part, inp, l, target);
+  GORP_CALL(dist_tp_sum_floats(m->tp, kv->part, (size_t)C));
+  for (int i = 0; i < C; i++) kv->x[i] += kv->part[i];
+  return GORP_OK;
+}
+
 /* One position through every layer, reading and extending the cache; fills kv->logits. */
-static void decode_step(model *m, int token, int pos) {
+static int decode_step(model *m, int token, int pos) {
   const model_config *c = &m->cfg;
   model_kv *kv = &m->kv;
-  const int C = c->hidden_size, F = c->intermediate_size, H = c->num_heads, KV = c->num_kv_heads,
-            D = c->head_dim, QD = H * D, KD = KV * D, group = H / KV, S = kv->S;
+  const int C = c->hidden_size, F = m->F_loc, H = m->H_loc, KV = m->KV_loc, D = c->head_dim,
+            QD = H * D, KD = KV * D, group = H / KV, S = kv->S;
   const float scale = 1.0f / sqrtf((float)D);
   const float *cs = kv->cos_t + (size_t)pos * (D / 2), *sn = kv->sin_t + (size_t)pos * (D / 2);
   float rstd;
@@ -97,19 +116,18 @@ static void decode_step(model *m, int token, int pos) {
         for (int d = 0; d < D; d++) yh[d] += w * vj[d];
       }
     }
-    matmul_forward_add(kv->x, kv->y, p->wo, 1, QD, C);
-    lora_row(m, kv->x, kv->y, l, LORA_O);
+    GORP_CALL(row_parallel_add(m, kv->y, p->wo, l, LORA_O, QD));
     rmsnorm_forward(kv->xn, &rstd, kv->x, p->ln2, 1, C, c->rms_eps);
     matmul_forward(kv->g, kv->xn, p->wg, 1, C, F);
     lora_row(m, kv->g, kv->xn, l, LORA_GATE);
     matmul_forward(kv->u, kv->xn, p->wu, 1, C, F);
     lora_row(m, kv->u, kv->xn, l, LORA_UP);
     swiglu_forward(kv->g, kv->g, kv->u, F);
-    matmul_forward_add(kv->x, kv->g, p->wd, 1, F, C);
-    lora_row(m, kv->x, kv->g, l, LORA_DOWN);
+    GORP_CALL(row_parallel_add(m, kv->g, p->wd, l, LORA_DOWN, F));
   }
   rmsnorm_forward(kv->xn, &rstd, kv->x, m->w.norm, 1, C, c->rms_eps);
   matmul_forward(kv->logits, kv->xn, m->w.head, 1, C, c->vocab_size);
+  return GORP_OK;
 }
 
 int model_generate(model *m, const int *prompt, int n_prompt, int max_new, int eos, int *out,
@@ -123,7 +141,7 @@ int model_generate(model *m, const int *prompt, int n_prompt, int max_new, int e
              max_new, c->max_seq);
   GORP_CALL(kv_reserve(m));
   GORP_CALL(model_forward(m, prompt, NULL, 1, n_prompt, 0.0f, NULL));
-  const size_t KD = (size_t)c->num_kv_heads * c->head_dim;
+  const size_t KD = (size_t)m->KV_loc * c->head_dim;
   for (int l = 0; l < c->num_layers; l++) {
     memcpy(m->kv.k + (size_t)l * m->kv.S * KD, m->acts.k + (size_t)l * n_prompt * KD,
            (size_t)n_prompt * KD * sizeof(float));
@@ -135,7 +153,7 @@ int model_generate(model *m, const int *prompt, int n_prompt, int max_new, int e
     if (next == eos) break;
     out[(*n_out)++] = next;
     if (i + 1 == max_new) break;
-    decode_step(m, next, n_prompt + i);
+    GORP_CALL(decode_step(m, next, n_prompt + i));
     next = argmax(m->kv.logits, c->vocab_size);
   }
   return GORP_OK;

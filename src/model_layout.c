@@ -2,6 +2,7 @@
  * The table is the single place where HF names, shapes and offsets are derived. */
 #include "gorp/model.h"
 
+#include "gorp/dist.h"
 #include "gorp/err.h"
 #include "gorp/rng.h"
 
@@ -41,13 +42,21 @@ int model_config_check(const model_config *c) {
   return GORP_OK;
 }
 
-static void add_tensor(model *m, const char *name, int64_t rows, int64_t cols, int ndim) {
+/* Appends tensor (rows, cols) of the logical model, keeping this rank's part of it. */
+static void add_tensor(model *m, const char *name, int64_t rows, int64_t cols, int ndim,
+                       tensor_split split) {
   param_tensor *t = &m->tensors[m->n_tensors++];
   snprintf(t->name, sizeof(t->name), "%s", name);
   t->ndim = ndim;
-  t->shape[0] = rows;
-  t->shape[1] = cols;
-  t->numel = (size_t)(rows * cols);
+  t->full[0] = t->shape[0] = rows;
+  t->full[1] = t->shape[1] = cols;
+  t->split = m->tp_size > 1 ? split : SPLIT_NONE;
+  if (t->split) {
+    const int axis = t->split == SPLIT_ROWS ? 0 : 1;
+    t->shape[axis] = t->full[axis] / m->tp_size;
+    t->split_off = t->shape[axis] * m->tp_rank;
+  }
+  t->numel = (size_t)(t->shape[0] * t->shape[1]);
   t->offset = m->n_params;
   t->trainable = 1;
   m->n_params += t->numel;
@@ -73,33 +82,67 @@ static void bind_views(model *m, int grads, model_views *v) {
   v->head = m->cfg.tie_embeddings ? v->embed : view(m, grads, i++);
 }
 
+size_t model_logical_index(const param_tensor *t, size_t j) {
+  switch (t->split) {
+  case SPLIT_ROWS:
+    return j + (size_t)t->split_off * (size_t)t->full[1];
+  case SPLIT_COLS: {
+    const size_t cols = (size_t)t->shape[1];
+    return j / cols * (size_t)t->full[1] + (size_t)t->split_off + j % cols;
+  }
+  default:
+    return j;
+  }
+}
+
 int model_create(model *m, const model_config *cfg) {
+  return model_create_tp(m, cfg, NULL);
+}
+
+int model_create_tp(model *m, const model_config *cfg, const dist *d) {
   memset(m, 0, sizeof(*m));
   GORP_CALL(model_config_check(cfg));
   m->cfg = *cfg;
+  m->tp_size = d ? d->tp_size : 1;
+  m->tp_rank = d ? d->tp_rank : 0;
+  m->tp = m->tp_size > 1 ? d : NULL;
+  const int tp = m->tp_size;
+  if (cfg->num_kv_heads % tp || cfg->intermediate_size % tp)
+    GORP_ERR(GORP_EINPUT,
+             "parallel.tp = %d must divide num_key_value_heads (%d) and intermediate_size (%d): "
+             "each rank holds whole heads and an equal share of the MLP",
+             tp, cfg->num_kv_heads, cfg->intermediate_size);
+  m->H_loc = cfg->num_heads / tp;
+  m->KV_loc = cfg->num_kv_heads / tp;
+  m->F_loc = cfg->intermediate_size / tp;
   const int64_t C = cfg->hidden_size, F = cfg->intermediate_size, V = cfg->vocab_size;
   const int64_t QD = (int64_t)cfg->num_heads * cfg->head_dim;
   const int64_t KD = (int64_t)cfg->num_kv_heads * cfg->head_dim;
   GORP_ALLOC(m->tensors, 3 + 9 * cfg->num_layers, "model tensor table");
-  add_tensor(m, "model.embed_tokens.weight", V, C, 2);
+  add_tensor(m, "model.embed_tokens.weight", V, C, 2, SPLIT_NONE);
   char name[MODEL_NAME_MAX];
   for (int l = 0; l < cfg->num_layers; l++) {
     struct {
       const char *suffix;
       int64_t rows, cols;
       int ndim;
-    } spec[] = {{"input_layernorm.weight", C, 1, 1},   {"self_attn.q_proj.weight", QD, C, 2},
-                {"self_attn.k_proj.weight", KD, C, 2}, {"self_attn.v_proj.weight", KD, C, 2},
-                {"self_attn.o_proj.weight", C, QD, 2}, {"post_attention_layernorm.weight", C, 1, 1},
-                {"mlp.gate_proj.weight", F, C, 2},     {"mlp.up_proj.weight", F, C, 2},
-                {"mlp.down_proj.weight", C, F, 2}};
+      tensor_split split;
+    } spec[] = {{"input_layernorm.weight", C, 1, 1, SPLIT_NONE},
+                {"self_attn.q_proj.weight", QD, C, 2, SPLIT_ROWS},
+                {"self_attn.k_proj.weight", KD, C, 2, SPLIT_ROWS},
+                {"self_attn.v_proj.weight", KD, C, 2, SPLIT_ROWS},
+                {"self_attn.o_proj.weight", C, QD, 2, SPLIT_COLS},
+                {"post_attention_layernorm.weight", C, 1, 1, SPLIT_NONE},
+                {"mlp.gate_proj.weight", F, C, 2, SPLIT_ROWS},
+                {"mlp.up_proj.weight", F, C, 2, SPLIT_ROWS},
+                {"mlp.down_proj.weight", C, F, 2, SPLIT_COLS}};
     for (int s = 0; s < 9; s++) {
       snprintf(name, sizeof(name), "model.layers.%d.%s", l, spec[s].suffix);
-      add_tensor(m, name, spec[s].rows, spec[s].cols, spec[s].ndim);
+      add_tensor(m, name, spec[s].rows, spec[s].cols, spec[s].ndim, spec[s].split);
     }
   }
-  add_tensor(m, "model.norm.weight", C, 1, 1);
-  if (!cfg->tie_embeddings) add_tensor(m, "lm_head.weight", V, C, 2);
+  add_tensor(m, "model.norm.weight", C, 1, 1, SPLIT_NONE);
+  if (!cfg->tie_embeddings) add_tensor(m, "lm_head.weight", V, C, 2, SPLIT_NONE);
   GORP_ALLOC(m->params, m->n_params, "model parameters");
   GORP_ALLOC(m->w.layers, cfg->num_layers, "model layer views");
   GORP_ALLOC(m->gw.layers, cfg->num_layers, "model gradient views");
@@ -160,7 +203,8 @@ void model_init_random(model *m, uint64_t seed, float std, float embed_std) {
       for (size_t j = 0; j < t->numel; j++) p[j] = 1.0f;
     } else {
       for (size_t j = 0; j < t->numel; j++)
-        p[j] = (float)(s * rng_normal(seed, RNG_STREAM_INIT, (uint64_t)i, j));
+        p[j] =
+            (float)(s * rng_normal(seed, RNG_STREAM_INIT, (uint64_t)i, model_logical_index(t, j)));
     }
   }
 }

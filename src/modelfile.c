@@ -1,8 +1,10 @@
-/* The HDF5 model file (see modelfile.h): atomic save, config read, verified load. Serial HDF5 on
- * one rank; every file is opened with the "strong" close degree so that closing it on an error
- * path also closes whatever datasets and attributes the failing code left open. */
+/* The HDF5 model file (see modelfile.h): atomic save, config read, verified load, serial on one
+ * process or collective over the ranks of a dist (h5io.h). Every file is opened with the "strong"
+ * close degree so that closing it on an error path also closes whatever datasets and attributes
+ * the failing code left open. */
 #include "gorp/modelfile.h"
 
+#include "gorp/dist.h"
 #include "gorp/err.h"
 #include "gorp/fsutil.h"
 #include "gorp/h5io.h"
@@ -85,9 +87,30 @@ static int write_config(hid_t grp, const model_config *c, const char *hf_config,
   return rc;
 }
 
-static int write_tensor(hid_t grp, const param_tensor *t, const float *x, const char *path) {
-  const hsize_t dims[2] = {(hsize_t)t->shape[0], (hsize_t)t->shape[1]};
-  return h5io_write_floats(grp, t->name, t->ndim, dims, x, path);
+h5io_block modelfile_block(const param_tensor *t, uint64_t base) {
+  h5io_block b = {.base = base,
+                  .rows = (uint64_t)t->full[0],
+                  .cols = (uint64_t)t->full[1],
+                  .nr = (uint64_t)t->shape[0],
+                  .nc = (uint64_t)t->shape[1],
+                  .split = t->split != SPLIT_NONE};
+  if (t->split == SPLIT_ROWS) b.r0 = (uint64_t)t->split_off;
+  if (t->split == SPLIT_COLS) b.c0 = (uint64_t)t->split_off;
+  return b;
+}
+
+/* Writes (save) or reads every tensor of m under grp, each as this rank holds it. */
+static int walk_tensors(hid_t grp, model *m, int save, const dist *d, const char *path) {
+  int rc = GORP_OK;
+  for (int i = 0; i < m->n_tensors && !rc; i++) {
+    const param_tensor *t = &m->tensors[i];
+    const hsize_t dims[2] = {(hsize_t)t->full[0], (hsize_t)t->full[1]};
+    const h5io_block b = modelfile_block(t, 0);
+    const h5io_data s = {t->name, H5T_NATIVE_FLOAT, t->ndim, dims, &b, 1};
+    rc = save ? h5io_write_part(grp, &s, m->params + t->offset, d, path)
+              : h5io_read_part(grp, &s, m->params + t->offset, d, path);
+  }
+  return rc;
 }
 
 int modelfile_write_header(hid_t file, const char *kind, const char *path) {
@@ -97,38 +120,37 @@ int modelfile_write_header(hid_t file, const char *kind, const char *path) {
   return h5io_write_str_attr(file, "gorp_file_kind", kind, path);
 }
 
-int modelfile_write_group(hid_t file, const model *m, const char *hf_config, const char *path) {
-  hid_t grp;
-  GORP_H5(grp = H5Gcreate2(file, "model", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
-  GORP_CALL(write_config(grp, &m->cfg, hf_config, path));
-  for (int i = 0; i < m->n_tensors; i++)
-    GORP_CALL(write_tensor(grp, &m->tensors[i], m->params + m->tensors[i].offset, path));
-  GORP_H5(H5Gclose(grp));
-  return GORP_OK;
-}
-
-static int write_tmp(const model *m, const char *tmp, const char *hf_config) {
-  hid_t file;
-  GORP_CALL(h5io_create(tmp, &file));
-  int rc = modelfile_write_header(file, "model", tmp);
-  if (!rc) rc = modelfile_write_group(file, m, hf_config, tmp);
-  if (H5Fclose(file) < 0 && !rc) GORP_ERR(GORP_EIO, "%s: closing the file failed", tmp);
+int modelfile_write_group(hid_t file, const model *m, const char *hf_config, const dist *d,
+                          const char *path) {
+  const hid_t grp = H5Gcreate2(file, "model", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  int rc = grp < 0 ? gorp_error(__FILE__, __LINE__, __func__, GORP_EIO,
+                                "%s: cannot create group /model", path)
+                   : write_config(grp, &m->cfg, hf_config, path);
+  rc = h5io_agree(d, rc, path, "writing /model's attributes");
+  if (!rc) rc = walk_tensors(grp, (model *)m, 1, d, path);
+  if (grp >= 0) H5Gclose(grp);
   return rc;
 }
 
-int modelfile_save(const model *m, const char *path, const char *hf_config_json) {
+int modelfile_save_tp(const model *m, const char *path, const char *hf_config_json, const dist *d) {
   const size_t n = strlen(path) + sizeof(".tmp");
   char *tmp;
   GORP_ALLOC(tmp, n, "a file name");
   snprintf(tmp, n, "%s.tmp", path);
-  int rc = write_tmp(m, tmp, hf_config_json);
-  if (!rc) rc = fs_publish(tmp, path);
-  if (rc) {
-    unlink(tmp); /* no half-written file stays behind; path was not touched before the rename */
-    gorp_error(__FILE__, __LINE__, __func__, rc, "could not save model file %s", path);
+  hid_t file;
+  int rc = h5io_create_par(tmp, d, &file);
+  if (!rc) {
+    rc = h5io_agree(d, modelfile_write_header(file, "model", tmp), tmp, "writing the header");
+    if (!rc) rc = modelfile_write_group(file, m, hf_config_json, d, tmp);
+    rc = h5io_close_publish(file, rc, tmp, path, d);
   }
+  if (rc) gorp_error(__FILE__, __LINE__, __func__, rc, "could not save model file %s", path);
   free(tmp);
   return rc;
+}
+
+int modelfile_save(const model *m, const char *path, const char *hf_config_json) {
+  return modelfile_save_tp(m, path, hf_config_json, NULL);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -169,17 +191,13 @@ int modelfile_check_header(hid_t file, const char *path) {
   return GORP_OK;
 }
 
-/* Opens path read-only after checking that it is a gorp HDF5 file of our version with /model. */
-static int open_model_file(const char *path, hid_t *file) {
-  GORP_CALL(h5io_open_read(path, "model file", file));
-  const int rc = modelfile_check_header(*file, path);
+/* Opens path read-only (collectively over d) after checking that it is a gorp HDF5 file of our
+ * version with /model. */
+static int open_model_file(const char *path, const dist *d, hid_t *file) {
+  GORP_CALL(h5io_open_read_par(path, "model file", d, file));
+  const int rc = h5io_agree(d, modelfile_check_header(*file, path), path, "checking the header");
   if (rc) H5Fclose(*file);
   return rc;
-}
-
-static int read_tensor(hid_t grp, const param_tensor *t, float *x, const char *path) {
-  const hsize_t dims[2] = {(hsize_t)t->shape[0], (hsize_t)t->shape[1]};
-  return h5io_read_floats(grp, t->name, t->ndim, dims, x, path);
 }
 
 typedef struct unknown_links {
@@ -212,32 +230,50 @@ static int check_no_unknown(hid_t grp, const model *m, const char *path) {
            path, u.count, u.names, more);
 }
 
-int modelfile_read_group(hid_t file, model *m, const char *path) {
-  model_config cfg;
-  GORP_CALL(read_config(file, path, &cfg));
-  GORP_CALL(model_create(m, &cfg));
-  hid_t grp;
-  GORP_H5(grp = H5Gopen2(file, "model", H5P_DEFAULT));
-  GORP_CALL(check_no_unknown(grp, m, path));
-  for (int i = 0; i < m->n_tensors; i++)
-    GORP_CALL(read_tensor(grp, &m->tensors[i], m->params + m->tensors[i].offset, path));
-  GORP_H5(H5Gclose(grp));
+/* /model of file into *grp (-1 and a message when it cannot be opened). */
+static int open_model_group(hid_t file, const char *path, hid_t *grp) {
+  *grp = H5Gopen2(file, "model", H5P_DEFAULT);
+  if (*grp < 0) GORP_ERR(GORP_EINPUT, "%s: cannot open group /model", path);
   return GORP_OK;
+}
+
+int modelfile_read_tensors(hid_t file, model *m, const dist *d, const char *path) {
+  hid_t grp;
+  int rc = h5io_agree(d, open_model_group(file, path, &grp), path, "opening /model");
+  if (!rc) rc = walk_tensors(grp, m, 0, d, path);
+  if (grp >= 0) H5Gclose(grp);
+  return rc;
+}
+
+int modelfile_read_group(hid_t file, model *m, const dist *d, const char *path) {
+  model_config cfg;
+  int rc = read_config(file, path, &cfg);
+  if (!rc) rc = model_create_tp(m, &cfg, d);
+  hid_t grp = -1;
+  if (!rc) rc = open_model_group(file, path, &grp);
+  if (!rc) rc = check_no_unknown(grp, m, path);
+  if (grp >= 0) H5Gclose(grp);
+  GORP_CALL(h5io_agree(d, rc, path, "reading /model's attributes"));
+  return modelfile_read_tensors(file, m, d, path);
 }
 
 int modelfile_read_config(const char *path, model_config *cfg) {
   hid_t file;
-  GORP_CALL(open_model_file(path, &file));
+  GORP_CALL(open_model_file(path, NULL, &file));
   const int rc = read_config(file, path, cfg);
   H5Fclose(file);
   return rc;
 }
 
 int modelfile_load(model *m, const char *path) {
+  return modelfile_load_tp(m, path, NULL);
+}
+
+int modelfile_load_tp(model *m, const char *path, const dist *d) {
   memset(m, 0, sizeof(*m));
   hid_t file;
-  GORP_CALL(open_model_file(path, &file));
-  const int rc = modelfile_read_group(file, m, path);
+  GORP_CALL(open_model_file(path, d, &file));
+  const int rc = modelfile_read_group(file, m, d, path);
   H5Fclose(file);
   if (rc) model_free(m);
   return rc;

@@ -41,7 +41,7 @@ void adamw_step(adamw *o, float *params, const float *grads) {
   }
 }
 
-double grad_clip_norm(const grad_segment *segs, int n_segs, float max_norm) {
+double grad_sumsq(const grad_segment *segs, int n_segs) {
   double ss = 0.0;
 #pragma omp parallel
   {
@@ -59,7 +59,10 @@ double grad_clip_norm(const grad_segment *segs, int n_segs, float max_norm) {
       if (j == t) ss += part;
     }
   }
-  const double norm = sqrt(ss);
+  return ss;
+}
+
+void grad_clip_scale(const grad_segment *segs, int n_segs, float max_norm, double norm) {
   if (max_norm > 0) {
     const double coef = max_norm / (norm + 1e-6);
     if (coef < 1.0)
@@ -69,5 +72,10 @@ double grad_clip_norm(const grad_segment *segs, int n_segs, float max_norm) {
         for (size_t i = 0; i < segs[k].n; i++) g[i] *= (float)coef;
       }
   }
+}
+
+double grad_clip_norm(const grad_segment *segs, int n_segs, float max_norm) {
+  const double norm = sqrt(grad_sumsq(segs, n_segs));
+  grad_clip_scale(segs, n_segs, max_norm, norm);
   return norm;
 }

@@ -4,10 +4,23 @@
 #include "gorp/backend.h"
 #include "gorp/err.h"
 #include "gorp/gorp_basis.h"
+#include "gorp/gorp_basis_dist.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The one allocation: the projection (proj floats), then the moments and scratch of R's shape. */
+static int alloc_state(lowrank_adam *o, size_t proj) {
+  const size_t rk = (size_t)o->k * (o->right ? o->m : o->n);
+  o->state_floats = proj + 4 * rk;
+  GORP_ALLOC(o->proj, o->state_floats, "rank-k Adam state");
+  o->mom = o->proj + proj;
+  o->var = o->mom + rk;
+  o->R = o->var + rk;
+  o->N = o->R + rk;
+  return GORP_OK;
+}
 
 int lowrank_init(lowrank_adam *o, int m, int n, int k, int right, int gap, float lr, float scale,
                  float beta1, float beta2, float eps, float weight_decay, svd_kind svd,
@@ -33,14 +46,20 @@ int lowrank_init(lowrank_adam *o, int m, int n, int k, int right, int gap, float
     o->opts = *opts;
   else
     svd_opts_default(&o->opts);
-  const size_t proj = (size_t)k * side, rk = (size_t)k * (right ? m : n);
-  o->state_floats = proj + 4 * rk;
-  GORP_ALLOC(o->proj, o->state_floats, "rank-k Adam state");
-  o->mom = o->proj + proj;
-  o->var = o->mom + rk;
-  o->R = o->var + rk;
-  o->N = o->R + rk;
-  return GORP_OK;
+  return alloc_state(o, (size_t)k * side);
+}
+
+int lowrank_set_tp(lowrank_adam *o, const dist_matrix *dm, linalg_dist_ws *dws) {
+  if (o->k > (dm->m < dm->n ? dm->m : dm->n))
+    GORP_ERR(GORP_EINPUT, "full.rank = %d must be at most %d for a %d x %d weight", o->k,
+             dm->m < dm->n ? dm->m : dm->n, dm->m, dm->n);
+  o->dm = dm;
+  o->dws = dws;
+  if (o->right && dm->n != o->n) { /* Q spans the whole input axis */
+    free(o->proj);
+    GORP_CALL(alloc_state(o, (size_t)o->k * dm->n));
+  }
+  return linalg_dist_ws_reserve(dws, dm, o->k, &o->opts);
 }
 
 void lowrank_free(lowrank_adam *o) {
@@ -61,6 +80,8 @@ int lowrank_reserve(const lowrank_adam *o, linalg_ws *w) {
 
 /* R <- R - S (S^T R) on R's uncompressed axis (the paper's protection). */
 static int guard_compressed(const lowrank_adam *o, float *R, const lowrank_guard *g, linalg_ws *w) {
+  if (g->dm && o->right) return gorp_dist_project_rows(R, g->S, g->r, g->cap, g->dm, g->scratch);
+  if (g->dm) return gorp_dist_project_cols(R, g->S, g->r, g->cap, g->dm, g->scratch);
   if (o->right) return gorp_project_rows(R, g->S, g->r, g->cap, o->m, o->k, w);
   return gorp_project_cols(R, g->S, g->r, g->cap, o->n, o->k, w);
 }
@@ -72,17 +93,27 @@ int lowrank_step(lowrank_adam *o, float *W, float *G, const lowrank_guard *g, li
   if (guarded && g->input_axis) GORP_CALL(gorp_project_cols(G, g->S, g->r, g->cap, n, m, w));
   if (o->step % o->gap == 0) {
     o->opts.counter++;
-    if (o->right)
+    if (o->dm && o->right)
+      GORP_CALL(linalg_dist_topk_right(o->proj, NULL, G, o->dm, k, o->svd, &o->opts, o->dws));
+    else if (o->dm)
+      GORP_CALL(linalg_dist_topk_left(o->proj, NULL, G, o->dm, k, o->svd, &o->opts, o->dws));
+    else if (o->right)
       GORP_CALL(linalg_topk_right(o->proj, NULL, G, m, n, k, o->svd, &o->opts, w));
     else
       GORP_CALL(linalg_topk_left(o->proj, NULL, G, m, n, k, o->svd, &o->opts, w));
   }
   o->step++;
   const size_t rk = (size_t)k * (o->right ? m : n);
+  /* under TP with columns split, this rank's columns of Q */
+  const int n_q = o->dm ? o->dm->n : n;
+  const float *Q = o->proj + (o->dm && o->dm->layout == DIST_COLS ? o->dm->local_off : 0);
   if (o->right) /* R (m, k) = G Q^T */
-    be->gemm(0, 1, m, k, n, 1.0f, G, n, o->proj, n, 0.0f, o->R, k);
+    be->gemm(0, 1, m, k, n, 1.0f, G, n, Q, n_q, 0.0f, o->R, k);
   else /* R (k, n) = P^T G */
     be->gemm(1, 0, k, n, m, 1.0f, o->proj, k, G, n, 0.0f, o->R, n);
+  /* a projection on the split axis gives each rank a part of R */
+  if (o->dm && (o->right == (o->dm->layout == DIST_COLS)))
+    GORP_MPI(MPI_Allreduce(MPI_IN_PLACE, o->R, (int)rk, MPI_FLOAT, MPI_SUM, o->dm->comm));
   if (guarded && !g->input_axis) GORP_CALL(guard_compressed(o, o->R, g, w));
   const double bc1 = 1.0 - pow(o->beta1, (double)o->step),
                bc2 = 1.0 - pow(o->beta2, (double)o->step);
@@ -100,7 +131,7 @@ int lowrank_step(lowrank_adam *o, float *W, float *G, const lowrank_guard *g, li
   }
   const float step = -o->lr * o->scale;
   if (o->right) /* W += step * N Q */
-    be->gemm(0, 0, m, n, k, step, o->N, k, o->proj, n, 1.0f, W, n);
+    be->gemm(0, 0, m, n, k, step, o->N, k, Q, n_q, 1.0f, W, n);
   else /* W += step * P N */
     be->gemm(0, 0, m, n, k, step, o->proj, k, o->N, n, 1.0f, W, n);
   return GORP_OK;

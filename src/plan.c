@@ -150,17 +150,18 @@ static void gradients_lora_optim(plan *p, const lin *ln) {
           (unsigned long long)L);
       continue;
     }
-    /* right: Q (k, n) on the input axis and R (m, k); else P (m, k) and R (k, n). A matrix is
-     * split over tp when its axis is the weight's split axis. */
+    /* right: Q (k, n) on the input axis and R (m, k); else P (m, k) and R (k, n). P and R are
+     * split over tp when their axis is the weight's split axis; Q is kept whole (optim_lowrank.h),
+     * and R is then split when the rows are. */
     const int right = m->input_axis || w->m >= w->n;
-    const int q_split = right ? !w->rows : w->rows;
+    const int q_split = right ? 0 : w->rows;
     const u64 k = m->full_rank;
-    const u64 q_loc = right ? w->nl : w->ml, r_loc = right ? w->ml : w->nl;
+    const u64 q_loc = right ? w->n : w->ml, r_loc = right ? w->ml : w->nl;
     add(p, PLAN_OPTIM, q_split, L * k * q_loc, "%s rank-%llu Adam: %s (%llu x %llu), %llu layers",
         short_names[t], (unsigned long long)k, right ? "Q" : "P",
         right ? (unsigned long long)k : (unsigned long long)q_loc,
         right ? (unsigned long long)q_loc : (unsigned long long)k, (unsigned long long)L);
-    add(p, PLAN_OPTIM, !q_split, 4 * L * k * r_loc,
+    add(p, PLAN_OPTIM, right ? w->rows : !q_split, 4 * L * k * r_loc,
         "%s rank-%llu Adam: m, v, R, N (%llu x %llu each), %llu layers", short_names[t],
         (unsigned long long)k, right ? (unsigned long long)r_loc : (unsigned long long)k,
         right ? (unsigned long long)k : (unsigned long long)r_loc, (unsigned long long)L);
@@ -294,8 +295,10 @@ static void workspace(plan *p, const lin *ln) {
     if (!m->bases_full) continue;
     const int rows = full_axis_rows(m, w);
     const u64 len = rows ? w->m : w->n, loc = rows ? w->ml : w->nl, other = rows ? w->nl : w->ml;
-    basis_reserve(&work, &scratch, loc, umax(other, loc), len);
-    if (m->full_lowrank) basis_reserve(&work, &scratch, loc, (u64)m->full_rank, len);
+    if (m->full_lowrank && !m->input_axis) /* the compressed moment (len, k) */
+      basis_reserve(&work, &scratch, loc, (u64)m->full_rank, len);
+    else
+      basis_reserve(&work, &scratch, loc, umax(other, loc), len);
   }
   for (int t = 0; t < LORA_N_TARGETS && m->bases_lora; t++) {
     if (!(m->lora_targets >> t & 1)) continue;

@@ -5,6 +5,7 @@
 #include "gorp/backend.h"
 #include "gorp/err.h"
 #include "gorp/gorp_basis.h"
+#include "gorp/gorp_basis_dist.h"
 
 #include <lapacke.h>
 #include <math.h>
@@ -42,13 +43,63 @@ static void space_free(gorp_space *s) {
 /* Where the protected axis of each matrix lies: the input axis (len = in) or the paper's axis
  * (LoRA A: its rank axis r; full-rank: the compressed gradient's uncompressed axis). */
 static int lora_axis_len(const trainer *t, int target) {
-  return t->input_axis ? t->lo.in[target] : t->lo.r;
+  return t->input_axis ? t->lo.in_full[target] : t->lo.r;
+}
+
+/* The logical matrix of a sharded protected matrix, or NULL when it is whole on this rank (one
+ * rank, or a replicated compressed gradient under TP). */
+static const dist_matrix *full_dm(const trainer *t, const full_target *f) {
+  return t->m->tp && f->p_dist ? &f->pdm : NULL;
+}
+
+static const dist_matrix *lora_dm(const trainer *t, int target) {
+  return t->m->tp && lora_factor_split(&t->lo, target, 0) ? &t->lora_dm[target] : NULL;
+}
+
+/* Under TP: a basis of up to cap columns on the rows (on_rows) or columns of the sharded matrix
+ * d: s holds this rank's rows of it, and the SVD workspace and scratch are made to fit. */
+static int space_init_dist(trainer *t, gorp_space *s, const dist_matrix *d, int on_rows, int cap) {
+  int off, rows;
+  gorp_dist_basis_rows(d, on_rows, &off, &rows);
+  GORP_CALL(space_init(s, rows, cap, t->n_tasks, 0));
+  s->row_off = off;
+  GORP_CALL(gorp_dist_reserve(&t->dws, d, on_rows));
+  const size_t need = gorp_dist_scratch(d, on_rows, cap);
+  if (need <= t->tp_scratch_cap) return GORP_OK;
+  free(t->tp_scratch);
+  GORP_ALLOC(t->tp_scratch, need, "sharded GORP scratch");
+  t->tp_scratch_cap = need;
+  return GORP_OK;
 }
 
 static int full_axis_len(const trainer *t, const full_target *f) {
-  if (t->input_axis) return f->n;
-  if (!strcmp(t->c->full.optimizer, "adam")) return f->m; /* the output axis */
-  return f->low.right ? f->m : f->n;
+  if (t->input_axis) return f->dm.n;
+  if (!f->low.proj) return f->dm.m; /* plain Adam: the output axis */
+  return f->low.right ? f->dm.m : f->dm.n;
+}
+
+/* The protected axis lies on the rows of the protected matrix (the paper's axis: plain Adam's
+ * output axis, or the rows of the compressed (m, k) gradient when Q is on the right). */
+static int full_on_rows(const trainer *t, const full_target *f) {
+  return !t->input_axis && (!f->low.proj || f->low.right);
+}
+
+/* Under TP, the protected matrix and whether it is sharded: the weight's shard (the input axis,
+ * plain Adam), or the compressed gradient R when R stays split (optim_lowrank.h); a replicated R
+ * is protected as on one rank. */
+static int full_protected_dm(trainer *t, full_target *f) {
+  const int k = f->low.k;
+  f->p_dist = 1;
+  if (t->input_axis || !f->low.proj) {
+    f->pdm = f->dm;
+    return GORP_OK;
+  }
+  if (f->low.right && f->dm.layout == DIST_ROWS)
+    return dist_matrix_init(&f->pdm, f->dm.comm, f->dm.m, k, DIST_ROWS);
+  if (!f->low.right && f->dm.layout == DIST_COLS)
+    return dist_matrix_init(&f->pdm, f->dm.comm, k, f->dm.n, DIST_COLS);
+  f->p_dist = 0;
+  return GORP_OK;
 }
 
 static int method_index(const char *name, method_kind *k) {
@@ -74,25 +125,37 @@ static int setup_full(trainer *t, unsigned bits) {
       f->layer = l;
       f->target = tg;
       f->tensor = linear_tensor(l, tg);
-      f->m = (int)m->tensors[f->tensor].shape[0];
-      f->n = (int)m->tensors[f->tensor].shape[1];
+      const param_tensor *w = &m->tensors[f->tensor];
+      f->m = (int)w->shape[0];
+      f->n = (int)w->shape[1];
+      f->n_full = (int)w->full[1];
+      /* the logical weight (its split only matters under TP) */
+      f->dm = (dist_matrix){.comm = m->tp ? m->tp->tp : MPI_COMM_NULL,
+                            .m = (int)w->full[0],
+                            .n = (int)w->full[1],
+                            .layout = w->split == SPLIT_COLS ? DIST_COLS : DIST_ROWS,
+                            .local_off = (int)w->split_off,
+                            .local_len = (int)w->shape[w->split == SPLIT_COLS]};
       model_set_trainable(m, f->tensor, 1);
       if (!strcmp(c->full.optimizer, "lowrank")) {
-        const int k = c->full.rank, small = f->m < f->n ? f->m : f->n;
+        const int mf = (int)w->full[0], nf = f->n_full, k = c->full.rank, small = mf < nf ? mf : nf;
         if (k > small)
           GORP_ERR(GORP_EINPUT, "full.rank = %d is larger than %s (%d x %d) allows (%d)", k,
-                   m->tensors[f->tensor].name, f->m, f->n, small);
+                   w->name, mf, nf, small);
         svd_opts o;
         svd_opts_default(&o);
         o.seed = c->run.seed;
         o.counter = (uint64_t)f->tensor << 32;
         /* input axis: Q from the input side of the projected gradient for every shape */
-        const int right = t->input_axis || f->m >= f->n;
+        const int right = t->input_axis || mf >= nf; /* the logical shape decides, not the shard */
         GORP_CALL(lowrank_init(&f->low, f->m, f->n, k, right, c->full.update_gap, c->full.lr,
                                c->full.scale, c->train.beta1, c->train.beta2, c->train.eps,
                                c->train.weight_decay,
                                strcmp(c->gorp.svd, "randomized") ? SVD_EXACT : SVD_RANDOMIZED, &o));
-        GORP_CALL(lowrank_reserve(&f->low, &t->ws));
+        if (m->tp)
+          GORP_CALL(lowrank_set_tp(&f->low, &f->dm, &t->dws));
+        else
+          GORP_CALL(lowrank_reserve(&f->low, &t->ws));
       }
       if (t->projecting && c->gorp.project_full && !f->low.proj && !t->full_before)
         GORP_ALLOC(t->full_before,
@@ -103,11 +166,19 @@ static int setup_full(trainer *t, unsigned bits) {
                    "full-rank weight before its update");
       if (t->projecting && c->gorp.project_full) {
         const int len = full_axis_len(t, f);
+        if (m->tp) GORP_CALL(full_protected_dm(t, f));
+        if (full_dm(t, f)) {
+          GORP_CALL(space_init_dist(t, &f->space, full_dm(t, f), full_on_rows(t, f), len));
+          continue;
+        }
         GORP_CALL(space_init(&f->space, len, len, t->n_tasks, t->activation));
+        /* the moment the energy rule sees: the rank-k optimizer's compressed (len, k) on the
+         * paper's axis; the whole (len, other) otherwise (on the input axis: mom Q) */
         const int other = len == f->n ? f->m : f->n;
-        GORP_CALL(gorp_basis_reserve(&t->ws, len, other > len ? other : len, len));
-        if (!strcmp(c->full.optimizer, "lowrank"))
+        if (f->low.proj && !t->input_axis)
           GORP_CALL(gorp_basis_reserve(&t->ws, len, c->full.rank, len));
+        else
+          GORP_CALL(gorp_basis_reserve(&t->ws, len, other > len ? other : len, len));
       }
     }
   return GORP_OK;
@@ -121,23 +192,36 @@ static int setup_lora_spaces(trainer *t) {
     for (int tg = 0; tg < LORA_N_TARGETS; tg++) {
       if (!(t->lo.targets >> tg & 1)) continue;
       const int len = lora_axis_len(t, tg);
-      GORP_CALL(
-          space_init(&t->lora_space[l * LORA_N_TARGETS + tg], len, len, t->n_tasks, t->activation));
+      gorp_space *s = &t->lora_space[l * LORA_N_TARGETS + tg];
+      if (lora_dm(t, tg)) {
+        GORP_CALL(space_init_dist(t, s, lora_dm(t, tg), !t->input_axis, len));
+        continue;
+      }
+      GORP_CALL(space_init(s, len, len, t->n_tasks, t->activation));
       const int other = t->input_axis ? t->lo.r : t->lo.in[tg];
       GORP_CALL(gorp_basis_reserve(&t->ws, len, other > len ? other : len, len));
     }
   return GORP_OK;
 }
 
-/* Refuses key combinations that have no meaning, naming the keys. */
+/* Refuses key combinations that have no meaning (or are not built), naming the keys. */
 static int check_keys(const trainer *t) {
-  const gorp_config *c = t->c;
   if (t->activation && !t->input_axis)
     GORP_ERR(GORP_EINPUT,
              "gorp.basis_source = activation needs gorp.axis = input (input covariances live on "
              "the input axis)");
+  if (t->m->tp_size > 1 && t->method == METHOD_OLORA)
+    GORP_ERR(GORP_EINPUT,
+             "run.method = olora with parallel.tp = %d: O-LoRA's regulariser is not built for "
+             "sharded adapters yet; use parallel.tp = 1 (data parallelism works)",
+             t->m->tp_size);
+  if (t->m->tp_size > 1 && t->activation)
+    GORP_ERR(GORP_EINPUT,
+             "gorp.basis_source = activation with parallel.tp = %d: the input covariances of "
+             "row-parallel layers are not built under tensor parallelism; use gorp.basis_source "
+             "= moment, or parallel.tp = 1 (data parallelism works)",
+             t->m->tp_size);
   return GORP_OK;
-  (void)c;
 }
 
 int trainer_create(trainer *t, model *m, const gorp_config *c, int n_tasks) {
@@ -163,10 +247,15 @@ int trainer_create(trainer *t, model *m, const gorp_config *c, int n_tasks) {
                c->run.method);
     t->has_lora = 0;
   }
+  if (m->tp) GORP_CALL(linalg_dist_ws_init(&t->dws, m->tp->tp));
   if (t->has_lora) {
-    GORP_CALL(lora_create(&t->lo, &m->cfg, targets, c->lora.r, c->lora.alpha, c->lora.dropout,
+    GORP_CALL(lora_create(&t->lo, m, targets, c->lora.r, c->lora.alpha, c->lora.dropout,
                           t->method == METHOD_SEQLORA ? 1 : n_tasks));
     m->lora = &t->lo;
+    for (int tg = 0; m->tp && tg < LORA_N_TARGETS; tg++)
+      if (lora_factor_split(&t->lo, tg, 0))
+        GORP_CALL(
+            dist_matrix_init(&t->lora_dm[tg], m->tp->tp, t->lo.r, t->lo.in_full[tg], DIST_COLS));
     if (t->projecting && c->gorp.project_lora) GORP_CALL(setup_lora_spaces(t));
   }
   if (t->method == METHOD_GALORE || t->method == METHOD_GORP) {
@@ -177,6 +266,10 @@ int trainer_create(trainer *t, model *m, const gorp_config *c, int n_tasks) {
       GORP_ERR(GORP_EINPUT, "lora.targets = none and full.targets = none: nothing would train");
   }
   GORP_CALL(model_alloc_grads(m));
+  if (m->tp) {
+    t->segs_cap = (size_t)m->n_tensors + 2 * (size_t)m->cfg.num_layers * LORA_N_TARGETS;
+    GORP_ALLOC(t->segs, 2 * t->segs_cap, "gradient segments");
+  }
   t->drop.seed = c->run.seed;
   return GORP_OK;
 }
@@ -197,10 +290,24 @@ void trainer_free(trainer *t) {
   free(t->lora_space);
   free(t->pair_before);
   free(t->full_before);
+  free(t->segs);
+  free(t->tp_scratch);
+  if (t->dws.ready) linalg_dist_ws_free(&t->dws);
   adamw_free(&t->opt_all);
   adamw_free(&t->opt_lora);
   linalg_ws_free(&t->ws);
   memset(t, 0, sizeof(*t));
+}
+
+/* G (rows, cols) of a protected matrix, projected on its protected axis: the input axis
+ * (columns, len = cols) or the rows (len = rows). dm: G is this rank's shard of it (input axis). */
+static int project(trainer *t, float *G, int rows, int cols, const gorp_space *s, int on_cols,
+                   const dist_matrix *dm) {
+  if (!s->S || s->r == 0) return GORP_OK;
+  if (dm && on_cols) return gorp_dist_project_cols(G, s->S, s->r, s->cap, dm, t->tp_scratch);
+  if (dm) return gorp_dist_project_rows(G, s->S, s->r, s->cap, dm, t->tp_scratch);
+  if (on_cols) return gorp_project_cols(G, s->S, s->r, s->cap, cols, rows, &t->ws);
+  return gorp_project_rows(G, s->S, s->r, s->cap, rows, cols, &t->ws);
 }
 
 /* input axis: a new A starts inside the free complement of its basis, A <- A - (A S) S^T. */
@@ -211,8 +318,7 @@ static int start_in_complement(trainer *t) {
     for (int tg = 0; tg < LORA_N_TARGETS; tg++) {
       if (!(lo->targets >> tg & 1)) continue;
       const gorp_space *s = &t->lora_space[l * LORA_N_TARGETS + tg];
-      GORP_CALL(
-          gorp_project_cols(lora_A(lo, pair, l, tg), s->S, s->r, s->cap, s->len, lo->r, &t->ws));
+      GORP_CALL(project(t, lora_A(lo, pair, l, tg), lo->r, lo->in[tg], s, 1, lora_dm(t, tg)));
     }
   return GORP_OK;
 }
@@ -262,25 +368,17 @@ int trainer_resume_at(trainer *t, int task, int mid_task, int lora_pairs) {
   return trainer_begin_task(t, task, &tt);
 }
 
-/* G (rows, cols) of a protected matrix, projected on its protected axis: the input axis
- * (columns, len = cols) or the rows (len = rows). */
-static int project(float *G, int rows, int cols, const gorp_space *s, int on_cols, linalg_ws *w) {
-  if (!s->S || s->r == 0) return GORP_OK;
-  if (on_cols) return gorp_project_cols(G, s->S, s->r, s->cap, cols, rows, w);
-  return gorp_project_rows(G, s->S, s->r, s->cap, rows, cols, w);
-}
-
 /* W holds the value after an optimizer step and before its value before it: W becomes
  * before + (the step projected on the protected axis), and before holds the projected step. */
-static int keep_projected_step(float *W, float *before, int rows, int cols, const gorp_space *s,
-                               int on_cols, linalg_ws *w) {
+static int keep_projected_step(trainer *t, float *W, float *before, int rows, int cols,
+                               const gorp_space *s, int on_cols, const dist_matrix *dm) {
   const size_t n = (size_t)rows * cols;
   for (size_t i = 0; i < n; i++) {
     const float after = W[i];
     W[i] = before[i];
     before[i] = after - before[i];
   }
-  GORP_CALL(project(before, rows, cols, s, on_cols, w));
+  GORP_CALL(project(t, before, rows, cols, s, on_cols, dm));
   for (size_t i = 0; i < n; i++) W[i] += before[i];
   return GORP_OK;
 }
@@ -293,17 +391,18 @@ static int step_lora(trainer *t) {
     for (int l = 0; l < lo->L; l++)
       for (int tg = 0; tg < LORA_N_TARGETS; tg++)
         if (lo->targets >> tg & 1)
-          GORP_CALL(project(lora_A(lo, lo->grads, l, tg), lo->r, lo->in[tg],
-                            &t->lora_space[l * LORA_N_TARGETS + tg], t->input_axis, &t->ws));
+          GORP_CALL(project(t, lora_A(lo, lo->grads, l, tg), lo->r, lo->in[tg],
+                            &t->lora_space[l * LORA_N_TARGETS + tg], t->input_axis,
+                            lora_dm(t, tg)));
   if (proj_update) memcpy(t->pair_before, pair, lo->pair_size * sizeof(float));
   adamw_step(&t->opt_lora, pair, lo->grads);
   if (!proj_update) return GORP_OK;
   for (int l = 0; l < lo->L; l++)
     for (int tg = 0; tg < LORA_N_TARGETS; tg++)
       if (lo->targets >> tg & 1)
-        GORP_CALL(keep_projected_step(lora_A(lo, pair, l, tg), lora_A(lo, t->pair_before, l, tg),
+        GORP_CALL(keep_projected_step(t, lora_A(lo, pair, l, tg), lora_A(lo, t->pair_before, l, tg),
                                       lo->r, lo->in[tg], &t->lora_space[l * LORA_N_TARGETS + tg],
-                                      t->input_axis, &t->ws));
+                                      t->input_axis, lora_dm(t, tg)));
   return GORP_OK;
 }
 
@@ -312,22 +411,78 @@ static int step_full(trainer *t, full_target *f) {
   float *W = m->params + m->tensors[f->tensor].offset;
   float *G = m->grads + m->tensors[f->tensor].grad_offset;
   const gorp_space *s = &f->space;
+  if (f->low.proj && t->input_axis && full_dm(t, f)) { /* TP: the input-axis guard here */
+    GORP_CALL(project(t, G, f->m, f->n, s, 1, full_dm(t, f)));
+    return lowrank_step(&f->low, W, G, NULL, &t->ws);
+  }
   if (f->low.proj) {
     const lowrank_guard g = {.S = s->S,
                              .r = s->r,
                              .cap = s->cap,
                              .input_axis = t->input_axis,
-                             .project_update = t->c->gorp.project_update};
+                             .project_update = t->c->gorp.project_update,
+                             .dm = full_dm(t, f),
+                             .scratch = t->tp_scratch};
     return lowrank_step(&f->low, W, G, s->S ? &g : NULL, &t->ws);
   }
   /* plain Adam: the gradient projected on the protected axis, with project_update the step too
    * (Adam's element-wise scaling would otherwise leave the complement) */
-  GORP_CALL(project(G, f->m, f->n, s, t->input_axis, &t->ws));
+  GORP_CALL(project(t, G, f->m, f->n, s, t->input_axis, full_dm(t, f)));
   const int proj_update = s->S && s->r > 0 && t->c->gorp.project_update;
   if (proj_update) memcpy(t->full_before, W, (size_t)f->m * f->n * sizeof(float));
   adamw_step(&f->plain, W, G);
   if (proj_update)
-    GORP_CALL(keep_projected_step(W, t->full_before, f->m, f->n, s, t->input_axis, &t->ws));
+    GORP_CALL(
+        keep_projected_step(t, W, t->full_before, f->m, f->n, s, t->input_axis, full_dm(t, f)));
+  return GORP_OK;
+}
+
+/* Global-norm clipping over every trainable gradient. Under TP a split tensor's squares are
+ * summed over the group and a replicated one (identical on every rank) counted once; on one rank
+ * the two arrays are the two segments, as always. */
+static int clip_grads(trainer *t) {
+  model *m = t->m;
+  const float clip = t->c->train.grad_clip;
+  if (!m->tp) {
+    grad_segment segs[2];
+    int n = 0;
+    if (m->n_grads) segs[n++] = (grad_segment){m->grads, m->n_grads};
+    if (t->has_lora) segs[n++] = (grad_segment){t->lo.grads, t->lo.pair_size};
+    grad_clip_norm(segs, n, clip);
+    return GORP_OK;
+  }
+  const size_t cap = t->segs_cap;
+  grad_segment *segs = t->segs; /* [0, cap): split, [cap, 2 cap): replicated */
+  int n_split = 0, n_rep = 0;
+  for (int i = 0; i < m->n_tensors; i++) {
+    const param_tensor *p = &m->tensors[i];
+    if (!p->trainable) continue;
+    const grad_segment g = {m->grads + p->grad_offset, p->numel};
+    if (p->split)
+      segs[n_split++] = g;
+    else
+      segs[cap + n_rep++] = g;
+  }
+  const lora *lo = &t->lo;
+  for (int l = 0; t->has_lora && l < lo->L; l++)
+    for (int tg = 0; tg < LORA_N_TARGETS; tg++) {
+      if (!(lo->targets >> tg & 1)) continue;
+      const grad_segment a = {lora_A(lo, lo->grads, l, tg), (size_t)lo->r * lo->in[tg]},
+                         b = {lora_Bt(lo, lo->grads, l, tg), (size_t)lo->r * lo->out[tg]};
+      if (lora_factor_split(lo, tg, 0))
+        segs[n_split++] = a;
+      else
+        segs[cap + n_rep++] = a;
+      if (lora_factor_split(lo, tg, 1))
+        segs[n_split++] = b;
+      else
+        segs[cap + n_rep++] = b;
+    }
+  double ss = grad_sumsq(segs, n_split);
+  GORP_CALL(dist_tp_sum_doubles(m->tp, &ss, 1));
+  const double norm = sqrt(ss + grad_sumsq(segs + cap, n_rep));
+  grad_clip_scale(segs, n_split, clip, norm);
+  grad_clip_scale(segs + cap, n_rep, clip, norm);
   return GORP_OK;
 }
 
@@ -363,6 +518,7 @@ int trainer_step(trainer *t, const int *tokens, const int *targets, const int64_
     global_loss = hi > lo ? local : 0.0;
   }
   GORP_CALL(rc);
+  if (t->has_lora) GORP_CALL(lora_tp_sum_grads(&t->lo));
   if (t->dist) {
     GORP_CALL(dist_sum_doubles(t->dist, &global_loss, 1));
     GORP_CALL(dist_sum_floats(t->dist, m->grads, m->n_grads));
@@ -374,11 +530,7 @@ int trainer_step(trainer *t, const int *tokens, const int *targets, const int64_
   if (t->method == METHOD_OLORA)
     lora_olora_penalty(&t->lo, t->c->lora.olora_lambda1, t->c->lora.olora_lambda2);
   if (t->method == METHOD_NLORA) lora_l1_penalty(&t->lo, t->c->lora.nlora_lambda);
-  grad_segment segs[2];
-  int n = 0;
-  if (m->n_grads) segs[n++] = (grad_segment){m->grads, m->n_grads};
-  if (t->has_lora) segs[n++] = (grad_segment){t->lo.grads, t->lo.pair_size};
-  grad_clip_norm(segs, n, t->c->train.grad_clip);
+  GORP_CALL(clip_grads(t));
   if (t->has_seqft) adamw_step(&t->opt_all, m->params, m->grads);
   if (t->has_lora) GORP_CALL(step_lora(t));
   for (int i = 0; i < t->n_full; i++) GORP_CALL(step_full(t, &t->full[i]));
@@ -470,9 +622,15 @@ static int covariance_root(float *M, const gorp_space *s) {
   return GORP_OK;
 }
 
-/* Extends s from the moment M: on its rows (M (len, k)) or its columns (M (k, len)). */
-static int extend(trainer *t, gorp_space *s, const float *M, int k, int on_cols, int *added) {
+/* Extends s from the moment M: on its rows (M (len, k)) or its columns (M (k, len)); dm: M is
+ * this rank's shard of it (input axis). */
+static int extend(trainer *t, gorp_space *s, const float *M, int k, int on_cols,
+                  const dist_matrix *dm, int *added) {
   const float e = t->c->gorp.energy;
+  if (dm && on_cols)
+    return gorp_dist_extend_cols(s->S, &s->r, s->cap, M, dm, e, added, &t->dws, t->tp_scratch);
+  if (dm)
+    return gorp_dist_extend_rows(s->S, &s->r, s->cap, M, dm, e, added, &t->dws, t->tp_scratch);
   if (on_cols) return gorp_basis_extend_cols(s->S, &s->r, s->cap, M, s->len, k, e, added, &t->ws);
   return gorp_basis_extend(s->S, &s->r, s->cap, M, s->len, k, e, added, &t->ws);
 }
@@ -487,7 +645,7 @@ static int extend_from_activation(trainer *t, gorp_space *s, int *added) {
   float *M;
   GORP_ALLOC(M, (size_t)s->len * s->len, "covariance root");
   int rc = covariance_root(M, s);
-  if (!rc) rc = extend(t, s, M, s->len, 0, added);
+  if (!rc) rc = extend(t, s, M, s->len, 0, NULL, added);
   free(M);
   memset(s->cov, 0, (size_t)s->len * s->len * sizeof(float));
   s->cov_rows = 0;
@@ -505,8 +663,8 @@ static int end_lora(trainer *t, int *added_total) {
         GORP_CALL(extend_from_activation(t, s, &added));
       } else { /* Adam's first moment of this task's A (r, in) */
         const float *M = lora_A(lo, t->opt_lora.m, l, tg);
-        GORP_CALL(t->input_axis ? extend(t, s, M, lo->r, 1, &added)
-                                : extend(t, s, M, lo->in[tg], 0, &added));
+        GORP_CALL(t->input_axis ? extend(t, s, M, lo->r, 1, lora_dm(t, tg), &added)
+                                : extend(t, s, M, lo->in[tg], 0, lora_dm(t, tg), &added));
       }
       *added_total += added;
     }
@@ -517,17 +675,19 @@ static int end_full(trainer *t, full_target *f, int *added) {
   gorp_space *s = &f->space;
   if (t->activation) return extend_from_activation(t, s, added);
   if (!f->low.proj) /* plain Adam's moment (m, n): the input axis is its columns */
-    return t->input_axis ? extend(t, s, f->plain.m, f->m, 1, added)
-                         : extend(t, s, f->plain.m, f->n, 0, added);
+    return t->input_axis ? extend(t, s, f->plain.m, f->m, 1, full_dm(t, f), added)
+                         : extend(t, s, f->plain.m, f->n, 0, full_dm(t, f), added);
   if (!t->input_axis) /* the compressed moment: (m, k) on its rows, or (k, n) on its columns */
-    return f->low.right ? extend(t, s, f->low.mom, f->low.k, 0, added)
-                        : extend(t, s, f->low.mom, f->low.k, 1, added);
-  /* input axis: the moment brought back to (m, n) = mom (m, k) Q (k, n), on its columns */
+    return f->low.right ? extend(t, s, f->low.mom, f->low.k, 0, full_dm(t, f), added)
+                        : extend(t, s, f->low.mom, f->low.k, 1, full_dm(t, f), added);
+  /* input axis: the moment brought back to (m, n) = mom (m, k) Q (k, n), on its columns (under
+   * TP with the columns split: this rank's columns of Q) */
   float *M;
   GORP_ALLOC(M, (size_t)f->m * f->n, "uncompressed moment");
-  backend_get()->gemm(0, 0, f->m, f->n, f->low.k, 1.0f, f->low.mom, f->low.k, f->low.proj, f->n,
-                      0.0f, M, f->n);
-  int rc = extend(t, s, M, f->m, 1, added);
+  const int split_cols = t->m->tp && f->dm.layout == DIST_COLS;
+  backend_get()->gemm(0, 0, f->m, f->n, f->low.k, 1.0f, f->low.mom, f->low.k,
+                      f->low.proj + (split_cols ? f->dm.local_off : 0), f->n_full, 0.0f, M, f->n);
+  int rc = extend(t, s, M, f->m, 1, full_dm(t, f), added);
   free(M);
   return rc;
 }
@@ -542,7 +702,7 @@ int trainer_end_task(trainer *t, int task) {
       if (!s->S) continue;
       s->task_end[task] = s->r;
       lora_r += s->r;
-      lora_len += s->len;
+      lora_len += s->cap; /* the logical axis (len is a shard under TP) */
     }
   }
   for (int i = 0; i < t->n_full; i++) {
@@ -553,7 +713,7 @@ int trainer_end_task(trainer *t, int task) {
     f->space.task_end[task] = f->space.r;
     full_added += added;
     full_r += f->space.r;
-    full_len += f->space.len;
+    full_len += f->space.cap;
   }
   printf("  shared space after task %d: LoRA A bases %d/%d columns (+%d), full-rank bases %d/%d "
          "(+%d)\n",

@@ -3,8 +3,14 @@
  * position in the task sequence, each dataset with a crc32; saved atomically (tmp, fsync, rename,
  * fsync of the folder, then LATEST the same way), the last run.checkpoint_keep kept. Loading
  * verifies version, config and checksums and falls back to the previous good checkpoint when
- * LATEST's is damaged. A resumed run ends bit-identical to an uninterrupted one.
- * Not for: parallel (collective) writes, which arrive with the MPI layout. */
+ * LATEST's is damaged. A resumed run ends bit-identical to an uninterrupted one (on the same
+ * layout; to float tolerance on another).
+ * With the trainer's dist of more than one rank, ckpt_save and ckpt_load are collective: every
+ * rank calls them, writes or reads its blocks of the logical (unsharded) tensors through parallel
+ * HDF5 (h5io.h), and every rank returns the same code; so a checkpoint saved under one TP/DP
+ * layout resumes under any other.
+ * Not for: the rank-k optimizer's and GORP bases' state under parallel.tp > 1 (refused until its
+ * layout is defined). */
 #ifndef GORP_CKPT_H
 #define GORP_CKPT_H
 
@@ -22,14 +28,15 @@ typedef struct ckpt_pos {
   float *losses; /* (step) the task's losses so far (malloc'd by ckpt_load) */
 } ckpt_pos;
 
-/* Saves into <out_dir>/checkpoints/ and updates LATEST. */
+/* Saves into <out_dir>/checkpoints/ and updates LATEST (every rank of t->dist). */
 int ckpt_save(const gorp_config *c, const trainer *t, const cl_results *res, const ckpt_pos *p);
 
 /* 1 when <out_dir>/checkpoints holds a checkpoint (the run should resume). */
 int ckpt_exists(const gorp_config *c);
 
-/* Restores t (created by trainer_create with this config), res and p from the newest good
- * checkpoint. force_config accepts differences in the safe keys (paths, logging, backend). */
+/* Restores t (created by trainer_create with this config, its dist set), res and p from the
+ * newest good checkpoint, every rank of t->dist its shard. force_config accepts differences in
+ * the safe keys (paths, logging, backend). */
 int ckpt_load(const gorp_config *c, int force_config, trainer *t, cl_results *res, ckpt_pos *p);
 
 /* gorp inspect FILE.h5 [--verify] */

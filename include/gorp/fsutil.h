@@ -1,5 +1,5 @@
 /* Small file-system helpers: run directories and the durable publish step of every file gorp
- * writes (model files, results, later checkpoints). */
+ * writes (model files, results, checkpoints). */
 #ifndef GORP_FSUTIL_H
 #define GORP_FSUTIL_H
 

@@ -24,6 +24,9 @@
 
 #include "gorp/linalg.h"
 
+/* Singular values at or below this share of sigma_1(M) are float noise, not directions. */
+#define GORP_BASIS_RANK_TOL 1e-6
+
 /* Makes w big enough for every call below on a protected axis of length n, moments with k entries
  * on the other axis ((n, k) or (k, n)), and bases of up to cap columns. */
 int gorp_basis_reserve(linalg_ws *w, int n, int k, int cap);

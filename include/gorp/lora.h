@@ -5,6 +5,13 @@
  * not depend on the rank layout. B is stored transposed (Bt_p = B_p^T, r x out) so that each pair's
  * block is contiguous; files hold B as (out, r) like PEFT.
  * Memory: one allocation of max_pairs blocks; the active pair's gradients are one block.
+ * Tensor parallelism (DESIGN.md section 5): adapters follow their base linear's shard. On a
+ * column-parallel base (q, k, v, gate, up) B holds the base's block of output rows and A is
+ * replicated; on a row-parallel base (o, down) A holds the base's block of input columns and B is
+ * replicated. Every rank then computes its part exactly as on one rank: the adapter's partial
+ * outputs join the base's in the model's sums. The replicated factor's gradient is partial on each
+ * rank (it sees one block of the other factor) and lora_tp_sum_grads sums it. Initial values and
+ * dropout masks are drawn by logical index, so any layout trains the same adapters.
  * Not for: optimizers (optim.h) or projections of the gradients (gorp_basis.h). */
 #ifndef GORP_LORA_H
 #define GORP_LORA_H
@@ -29,7 +36,10 @@ typedef struct lora {
   float scale;   /* alpha / r */
   float dropout; /* probability; 0 = none */
   int L;
-  int in[LORA_N_TARGETS], out[LORA_N_TARGETS];
+  int in[LORA_N_TARGETS], out[LORA_N_TARGETS];           /* this rank's shapes (the base's shard) */
+  int in_full[LORA_N_TARGETS], in_off[LORA_N_TARGETS];   /* logical input axis, our first column */
+  int out_full[LORA_N_TARGETS], out_off[LORA_N_TARGETS]; /* logical output axis, our first row */
+  const struct dist *tp;                                 /* the model's TP group, or NULL */
   size_t off[LORA_N_TARGETS]; /* per layer: offset of target t's A inside a layer's part */
   size_t layer_size;          /* floats of one layer's part of a pair block */
   size_t pair_size;           /* floats of one pair block: L * layer_size */
@@ -53,8 +63,9 @@ typedef struct lora_dropout_ctx {
   int T;                      /* positions per row */
 } lora_dropout_ctx;
 
-int lora_create(lora *lo, const model_config *cfg, unsigned targets, int r, float alpha,
-                float dropout, int max_pairs);
+/* Adapters for m's linears (m's shard under TP). */
+int lora_create(lora *lo, const model *m, unsigned targets, int r, float alpha, float dropout,
+                int max_pairs);
 void lora_free(lora *lo);
 /* Starts a new trainable pair (A Kaiming-uniform as PEFT, bound 1/sqrt(in); B zero); with
  * reuse (seqlora) after the first pair, keeps training the same one. */
@@ -72,6 +83,12 @@ void lora_forward_add(lora *lo, float *out, const float *inp, int layer, int tar
 /* dinp (N, in) += LoRA part of d(out)/d(inp); the active pair's A and Bt gradients += . */
 void lora_backward(lora *lo, float *dinp, const float *dout, const float *inp, int layer,
                    int target, int N, const lora_dropout_ctx *d);
+
+/* Sums over the TP group the active pair's gradients of the replicated factors (A of the
+ * column-parallel targets, B of the row-parallel ones). No-op on one rank. */
+int lora_tp_sum_grads(lora *lo);
+/* 1 when factor A (which = 0) or B (which = 1) of target t is split over the TP group. */
+int lora_factor_split(const lora *lo, int t, int which);
 
 /* O-LoRA's regulariser on the active pair (Wang et al. 2023, as released):
  *   lambda1 * sum_{earlier pairs p, layers, targets} sum_jk |(A_p A_new^T)_jk|

@@ -4,7 +4,14 @@
  * Parameters, gradients and activations are each ONE allocation with named views (llm.c style).
  * Tensors are listed in Hugging Face order and carry their HF names so that model files,
  * checkpoints and imports never re-derive them. Shapes are row-major, [out, in] for linears.
- * Not for: optimizers (optim.h), file formats (modelfile.h), parallel layout (later: dist.h). */
+ * Tensor parallelism (DESIGN.md section 5, Megatron): with tp ranks, q, k, v, gate and up are
+ * column-parallel (this rank holds a block of output rows: H/tp query heads, KV/tp key/value heads,
+ * F/tp intermediate rows), o and down row-parallel (the matching block of input columns); norms,
+ * embedding and head are replicated. Each rank's forward pass sums the partial outputs of o and
+ * down over the TP group (g), its backward pass the partial input gradients of q,k,v and gate,up
+ * (f). Tables, views and activations hold this rank's shard; param_tensor says where it lies in
+ * the logical (Hugging Face) tensor, which files store.
+ * Not for: optimizers (optim.h), file formats (modelfile.h), the MPI layout (dist.h). */
 #ifndef GORP_MODEL_H
 #define GORP_MODEL_H
 
@@ -27,16 +34,28 @@ typedef struct model_config {
 
 enum { MODEL_NAME_MAX = 96 };
 
+/* How a tensor is cut over the TP group. */
+typedef enum tensor_split {
+  SPLIT_NONE = 0, /* replicated */
+  SPLIT_ROWS = 1, /* column-parallel linear: a block of output rows */
+  SPLIT_COLS = 2  /* row-parallel linear: a block of input columns */
+} tensor_split;
+
 typedef struct param_tensor {
   char name[MODEL_NAME_MAX]; /* HF name, e.g. model.layers.0.mlp.gate_proj.weight */
   int ndim;                  /* 1 or 2 */
-  int64_t shape[2];          /* [rows, cols] row-major; shape[1] = 1 when ndim == 1 */
-  size_t offset;             /* into model.params */
+  int64_t shape[2];          /* this rank's [rows, cols] row-major; shape[1] = 1 when ndim == 1 */
+  int64_t full[2];           /* the logical tensor's shape (== shape on one rank) */
+  tensor_split split;
+  int64_t split_off; /* first logical row (SPLIT_ROWS) or column (SPLIT_COLS) held here */
+  size_t offset;     /* into model.params */
   size_t numel;
   int trainable;      /* 1: model_backward computes its gradient (default: every tensor) */
   size_t grad_offset; /* into model.grads when trainable */
 } param_tensor;
 
+/* Shapes below name the logical sizes; under TP, H, KV and F are this rank's H_loc, KV_loc and
+ * F_loc. */
 typedef struct layer_params {
   float *ln1; /* (C) input_layernorm */
   float *wq;  /* (H*D, C) */
@@ -103,14 +122,19 @@ typedef struct model_kv {
   float *g, *u;         /* (F) */
   float *scores;        /* (S) */
   float *logits;        /* (V) */
+  float *part;          /* (C) this rank's partial output of o / down under TP */
   float *cos_t, *sin_t; /* (S, D/2) */
 } model_kv;
 
 struct lora;
 struct lora_dropout_ctx;
+struct dist;
 
 typedef struct model {
-  model_config cfg;
+  model_config cfg;         /* the logical architecture */
+  const struct dist *tp;    /* the TP group when tp_size > 1, else NULL */
+  int tp_size, tp_rank;     /* 1, 0 on one rank */
+  int H_loc, KV_loc, F_loc; /* this rank's query heads, key/value heads, intermediate rows */
   int n_tensors;
   param_tensor *tensors; /* HF order */
   size_t n_params;
@@ -136,9 +160,15 @@ typedef struct model {
 int model_config_check(const model_config *cfg);
 /* Builds the tensor table and allocates zeroed parameters. */
 int model_create(model *m, const model_config *cfg);
+/* The same for this rank's shard of the TP group of d (NULL or tp_size 1: the whole model).
+ * Refuses heads, key/value heads or intermediate size that tp does not divide. */
+int model_create_tp(model *m, const model_config *cfg, const struct dist *d);
+/* The logical index (row-major in the full tensor) of element j of this rank's shard of t. */
+size_t model_logical_index(const param_tensor *t, size_t j);
 void model_free(model *m);
 /* HF's _init_weights: normal(0, std) for linears, normal(0, embed_std) for the embedding, ones for
- * norms. Deterministic in seed, independent of how the model is laid out. */
+ * norms. Deterministic in seed, independent of how the model is laid out (a shard holds the
+ * logical tensor's values). */
 void model_init_random(model *m, uint64_t seed, float std, float embed_std);
 /* The tensor with this HF name, or NULL. */
 const param_tensor *model_find(const model *m, const char *name);

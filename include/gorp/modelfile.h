@@ -4,11 +4,19 @@
  * config.json text (`hf_config`). The root carries `gorp_format_version` and `gorp_file_kind`.
  * A checkpoint holds the same /model group next to its own groups; loading looks only inside
  * /model, so every command that takes a model accepts either.
- * Not for: checkpoints' other groups (ckpt), collective parallel writes, other dtypes in memory. */
+ * Datasets are always the logical (unsharded) tensors. With a dist of more than one rank, saving
+ * and loading are collective (h5io.h): each rank writes and reads its shard of every tensor, so a
+ * file written under one TP/DP layout loads under any other.
+ * Not for: checkpoints' other groups (ckpt), other dtypes in memory. */
 #ifndef GORP_MODELFILE_H
 #define GORP_MODELFILE_H
 
+#include "gorp/h5io.h"
 #include "gorp/model.h"
+
+#include <hdf5.h>
+
+struct dist;
 
 /* The layout version of gorp's HDF5 files (root attribute gorp_format_version). */
 enum { MODELFILE_FORMAT_VERSION = 1 };
@@ -17,23 +25,35 @@ enum { MODELFILE_FORMAT_VERSION = 1 };
  * the directory is fsynced. On failure path is left as it was and path.tmp is removed.
  * hf_config_json is stored as /model's hf_config; NULL stores one generated from m->cfg. */
 int modelfile_save(const model *m, const char *path, const char *hf_config_json);
+/* The same by every rank of d together, each writing its shard of m (NULL: this process alone,
+ * holding the whole model). */
+int modelfile_save_tp(const model *m, const char *path, const char *hf_config_json,
+                      const struct dist *d);
 /* Reads and checks the architecture stored in the attributes of path's /model. */
 int modelfile_read_config(const char *path, model_config *cfg);
 /* Creates m from path: the format version, then every tensor of the table with its exact shape and
  * crc32; datasets in /model that the table does not know are errors too. On failure m is left
  * freed (zeroed). */
 int modelfile_load(model *m, const char *path);
+/* The same for this rank's shard of the TP group of d (NULL: the whole model), by every rank of
+ * d together: each reads its block of every tensor and checks the crc32 of the logical tensor
+ * with its TP group. */
+int modelfile_load_tp(model *m, const char *path, const struct dist *d);
 
-/* The building blocks that checkpoints share (ckpt.c), on an open file: */
-#include <hdf5.h>
+/* The building blocks that checkpoints share (ckpt.c), on an open file (collective over d): */
+/* The block of tensor t that this rank holds, at element base of a dataset (h5io.h). */
+h5io_block modelfile_block(const param_tensor *t, uint64_t base);
 /* Root attributes gorp_format_version and gorp_file_kind ("model", "checkpoint"). */
 int modelfile_write_header(hid_t file, const char *kind, const char *path);
 /* Checks the format version and that /model exists. */
 int modelfile_check_header(hid_t file, const char *path);
 /* Writes the /model group (architecture attributes, hf_config, tensors with crc32). */
-int modelfile_write_group(hid_t file, const model *m, const char *hf_config, const char *path);
+int modelfile_write_group(hid_t file, const model *m, const char *hf_config, const struct dist *d,
+                          const char *path);
 /* Creates m from the /model group, verifying shapes and checksums; m is freed on failure by the
  * caller (modelfile_load does). */
-int modelfile_read_group(hid_t file, model *m, const char *path);
+int modelfile_read_group(hid_t file, model *m, const struct dist *d, const char *path);
+/* Reads every tensor of m (already created with its layout) from /model, verified. */
+int modelfile_read_tensors(hid_t file, model *m, const struct dist *d, const char *path);
 
 #endif

@@ -29,5 +29,9 @@ typedef struct grad_segment {
 /* Scales the gradients of every segment so that their global L2 norm is at most max_norm
  * (torch's 1e-6 guard included); returns the norm before clipping. max_norm <= 0 only measures. */
 double grad_clip_norm(const grad_segment *segs, int n_segs, float max_norm);
+/* The two halves of grad_clip_norm, for gradients spread over ranks: the sum of squares of the
+ * segments, and the scaling given the global norm. */
+double grad_sumsq(const grad_segment *segs, int n_segs);
+void grad_clip_scale(const grad_segment *segs, int n_segs, float max_norm, double norm);
 
 #endif

@@ -10,23 +10,34 @@
  *     R^m, or R (k, n) <- R - (R S) S^T with S in R^n, before the moments; with project_update also
  *     the normalised update N, which makes the step exactly orthogonal to S.
  * State: O(m k + k n) floats (Q or P, two moments, two scratch matrices), never O(m n).
+ * Tensor parallelism: W and G are this rank's shard of a dist_matrix (rows split for a
+ * column-parallel weight, columns for a row-parallel one). The projection comes from the
+ * distributed SVD (linalg_dist: ScaLAPACK or the distributed randomized SVD). When the projection
+ * acts on the split axis (right with columns split, left with rows split) R is summed over the
+ * group and its moments are replicated; otherwise R, its moments and the update stay local. Q is
+ * kept whole (k, n) on every rank, P as this rank's rows. On the input axis the caller projects G
+ * (gorp_basis_dist.h) and passes no guard; on the paper's axis the guard acts on R, sharded or
+ * whole.
  * Not for: choosing targets or building S (trainer.c, gorp_basis.h). */
 #ifndef GORP_OPTIM_LOWRANK_H
 #define GORP_OPTIM_LOWRANK_H
 
 #include "gorp/linalg.h"
+#include "gorp/linalg_dist.h"
 
 #include <stddef.h>
 
 typedef struct lowrank_adam {
-  int m, n, k;
-  int right; /* 1: Q (k, n) and R (m, k); 0: P (m, k) and R (k, n) */
-  int gap;   /* refresh the projection every gap steps */
+  int m, n, k;           /* this rank's shard (m, n) */
+  const dist_matrix *dm; /* the logical weight under TP, or NULL on one rank */
+  linalg_dist_ws *dws;   /* its SVD workspace under TP */
+  int right;             /* 1: Q (k, n) and R (m, k); 0: P (m, k) and R (k, n) */
+  int gap;               /* refresh the projection every gap steps */
   float lr, scale, beta1, beta2, eps, weight_decay;
   svd_kind svd;
   svd_opts opts;
   long step;
-  float *proj;         /* Q (k, n) or P (m, k): the first part of the one allocation */
+  float *proj;         /* Q (k, logical n) or P (m, k): the first part of the one allocation */
   float *mom;          /* R's shape: first moment */
   float *var;          /* R's shape: second moment */
   float *R;            /* R's shape: compressed gradient */
@@ -40,11 +51,19 @@ typedef struct lowrank_guard {
   int r, cap;
   int input_axis;     /* 1: S in R^n protects the input axis; 0: the paper's axis */
   int project_update; /* paper axis: also project N */
+  /* under TP on the paper's axis: R's logical matrix when R stays split (S holds this rank's
+   * rows of the basis, gorp_basis_dist.h) and scratch of gorp_dist_scratch floats; NULL when R
+   * is whole on this rank */
+  const dist_matrix *dm;
+  float *scratch;
 } lowrank_guard;
 
 int lowrank_init(lowrank_adam *o, int m, int n, int k, int right, int gap, float lr, float scale,
                  float beta1, float beta2, float eps, float weight_decay, svd_kind svd,
                  const svd_opts *opts);
+/* Makes o work on the shard (m, n) of dm, its SVDs on dws (reserved here); after lowrank_init
+ * with the shard's shape, before any step. dm and dws must outlive o. */
+int lowrank_set_tp(lowrank_adam *o, const dist_matrix *dm, linalg_dist_ws *dws);
 void lowrank_free(lowrank_adam *o);
 /* Resets the moments and the step count (a new task), keeping the allocation. */
 void lowrank_reset(lowrank_adam *o);

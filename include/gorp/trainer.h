@@ -10,6 +10,7 @@
 #include "gorp/config.h"
 #include "gorp/dist.h"
 #include "gorp/linalg.h"
+#include "gorp/linalg_dist.h"
 #include "gorp/lora.h"
 #include "gorp/model.h"
 #include "gorp/optim.h"
@@ -28,10 +29,13 @@ typedef enum {
   METHOD_MTL /* the runner trains once on the union of the tasks; weights as seqft */
 } method_kind;
 
-/* A stored basis S (len, cap) row-major, r columns in use: the shared space of one matrix. */
+/* A stored basis S (len, cap) row-major, r columns in use: the shared space of one matrix. Under
+ * TP, a basis on a split axis holds this rank's rows [row_off, row_off + len) of the logical
+ * (cap, cap) basis (gorp_basis_dist.h); otherwise len = cap and row_off = 0. */
 typedef struct gorp_space {
   float *S;
   int len, cap, r;
+  int row_off;
   int *task_end; /* (n_tasks) columns in use after each task: task t owns [task_end[t-1], end) */
   float *cov;    /* (len, len) input covariance being accumulated (activation bases), or NULL */
   long cov_rows; /* rows accumulated into cov */
@@ -41,9 +45,14 @@ typedef struct gorp_space {
 typedef struct full_target {
   int tensor;        /* index into model.tensors */
   int layer, target; /* LORA_* target */
-  int m, n;          /* shape (out, in) */
-  lowrank_adam low;  /* full.optimizer = lowrank */
-  adamw plain;       /* full.optimizer = adam */
+  int m, n;          /* this rank's shape (out, in) */
+  int n_full;        /* the logical input axis (the length of an input-axis basis) */
+  dist_matrix dm;    /* the logical weight and this rank's part of it (comm: under TP only) */
+  dist_matrix pdm;   /* under TP, the sharded matrix the basis protects (the weight, or the
+                        rank-k optimizer's compressed gradient), when p_dist */
+  int p_dist;
+  lowrank_adam low; /* full.optimizer = lowrank */
+  adamw plain;      /* full.optimizer = adam */
   gorp_space space;
 } full_target;
 
@@ -67,7 +76,15 @@ typedef struct trainer {
   int input_axis;     /* gorp.axis = input */
   int activation;     /* gorp.basis_source = activation */
   linalg_ws ws;
+  /* tensor parallelism: the SVD workspace of the TP group, the logical LoRA A matrices of the
+   * targets whose A is split, and scratch for the sharded projections and extensions */
+  linalg_dist_ws dws;
+  dist_matrix lora_dm[LORA_N_TARGETS];
+  float *tp_scratch;
+  size_t tp_scratch_cap;
   lora_dropout_ctx drop;
+  grad_segment *segs; /* (2 segs_cap) under TP: gradients by split (clipping) */
+  size_t segs_cap;
   const dist *dist; /* data parallelism: set by the runner after trainer_create; NULL = 1 rank */
   const float *loss_weights; /* (B, T) of the next trainer_step's batch, normalised by the caller
                                 (the loss is then sum w * ce), or NULL: the mean over answer

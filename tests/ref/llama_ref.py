@@ -5,6 +5,7 @@ eager attention), used to check gorp's numerics. Also writes a model as a Huggin
 Not for: production use; it is deliberately written out op by op, like HF's code.
 """
 import json
+import re
 import os
 import subprocess
 import sys
@@ -179,6 +180,40 @@ def gorp(*args):
         sys.stderr.write(r.stdout + r.stderr)
         raise RuntimeError(f"gorp {' '.join(args)} exited {r.returncode}")
     return r.stdout
+
+
+# The environment of a gorp run under mpirun as root, one BLAS/OpenMP thread per rank.
+MPI_ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+
+
+def gorp_ranks(args, ranks, env=None, timeout=600, expect_failure=False):
+    """`gorp ARGS` as one process, or under mpirun with `ranks` ranks and a timeout (a hang fails
+    instead of blocking the suite); prints the output's tail when it fails unexpectedly."""
+    cmd = [GORP] + list(args)
+    if ranks > 1:
+        cmd = ["timeout", str(timeout), "mpirun", "--allow-run-as-root", "--oversubscribe",
+               "-np", str(ranks)] + cmd
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env or MPI_ENV)
+    if r.returncode and not expect_failure:
+        print(r.stdout[-3000:], r.stderr[-3000:])
+    return r
+
+
+def step_losses(stdout):
+    """The loss of every training step `gorp run` printed, in order."""
+    return [float(x) for x in re.findall(r" step +\d+/\d+  loss ([0-9.]+)", stdout)]
+
+
+def checkpoint_bases(out):
+    """Columns of every GORP basis in the run's newest checkpoint, by module."""
+    import h5py
+    ck = os.path.join(out, "checkpoints")
+    latest = open(os.path.join(ck, "LATEST")).read().strip()
+    with h5py.File(os.path.join(ck, latest), "r") as f:
+        if "gorp" not in f:
+            return {}
+        return {k: int(f["gorp"][k].attrs["columns"]) for k in f["gorp"]}
 
 
 class Checks:

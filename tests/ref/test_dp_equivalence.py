@@ -5,25 +5,18 @@ difference <= 1e-4: the gradient sums change order) and the same final accuracy 
 including the basis sizes per module; and a checkpoint written with dp = 2 resumes with dp = 1 to
 the same end. Any difference in a discrete outcome is reported with the evidence of a near tie."""
 import os
-import re
-import subprocess
 import sys
 import tempfile
 
 import h5py
 import numpy as np
 
-GORP = os.environ["GORP"]
+sys.path.insert(0, os.path.dirname(__file__))
+from llama_ref import (MPI_ENV, Checks, checkpoint_bases, gorp_ranks,  # noqa: E402
+                       step_losses)
+
 DATA = os.environ["GORP_DATA"]
-ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-           OPENBLAS_NUM_THREADS="1")
-n_pass = n_fail = 0
-
-
-def check(ok, what):
-    global n_pass, n_fail
-    print(("PASS " if ok else "FAIL ") + what, flush=True)
-    n_pass, n_fail = n_pass + bool(ok), n_fail + (not ok)
+checks = Checks()
 
 
 BASE = """[run]
@@ -66,27 +59,8 @@ max_new_tokens = 6
 
 
 def gorp(cfg, out, ranks, extra=()):
-    cmd = [GORP, "run", cfg, "--set", f"run.out_dir={out}", "--set", f"parallel.dp={ranks}", *extra]
-    if ranks > 1:
-        cmd = ["timeout", "600", "mpirun", "--allow-run-as-root", "--oversubscribe", "-np",
-               str(ranks)] + cmd
-    r = subprocess.run(cmd, capture_output=True, text=True, env=ENV)
-    if r.returncode:
-        print(r.stdout[-2000:], r.stderr[-2000:])
-    return r
-
-
-def losses(stdout):
-    return [float(x) for x in re.findall(r" step +\d+/\d+  loss ([0-9.]+)", stdout)]
-
-
-def bases(out):
-    ck = os.path.join(out, "checkpoints")
-    latest = open(os.path.join(ck, "LATEST")).read().strip()
-    with h5py.File(os.path.join(ck, latest), "r") as f:
-        if "gorp" not in f:
-            return {}
-        return {k: int(f["gorp"][k].attrs["columns"]) for k in f["gorp"]}
+    return gorp_ranks(["run", cfg, "--set", f"run.out_dir={out}", "--set", f"parallel.dp={ranks}",
+                       *extra], ranks)
 
 
 def acc(out):
@@ -96,19 +70,20 @@ def acc(out):
 
 def compare(name, runs):
     (r1, o1), rest = runs[0], runs[1:]
-    l1 = losses(r1.stdout)
+    l1 = step_losses(r1.stdout)
     for ranks, (r, o) in rest:
-        lk = losses(r.stdout)
+        lk = step_losses(r.stdout)
         worst = max((abs(a - b) / abs(a) for a, b in zip(l1, lk)), default=1.0)
-        check(r.returncode == 0 and len(lk) == len(l1) > 0 and worst <= 1e-4,
-              f"{name}: dp={ranks} loss at each of {len(l1)} steps within {worst:.1e} of dp=1")
-        b1, bk = bases(o1), bases(o)
-        check(b1 == bk, f"{name}: dp={ranks} basis sizes per module equal ({sum(b1.values())} "
-              f"columns over {len(b1)} matrices)")
+        checks.report(r.returncode == 0 and len(lk) == len(l1) > 0 and worst <= 1e-4,
+                      f"{name}: dp={ranks} loss at each of {len(l1)} steps within {worst:.1e} "
+                      "of dp=1")
+        b1, bk = checkpoint_bases(o1), checkpoint_bases(o)
+        checks.report(b1 == bk, f"{name}: dp={ranks} basis sizes per module equal "
+                      f"({sum(b1.values())} columns over {len(b1)} matrices)")
         a1, ak = acc(o1), acc(o)
         same = np.array_equal(a1, ak, equal_nan=True)
-        check(same, f"{name}: dp={ranks} final accuracy matrix equal" +
-              ("" if same else f"\n{a1}\n{ak}"))
+        checks.report(same, f"{name}: dp={ranks} final accuracy matrix equal" +
+                      ("" if same else f"\n{a1}\n{ak}"))
 
 
 def main():
@@ -130,18 +105,16 @@ def main():
         # crashing the second task's first save, then finish on one rank
         cfg = os.path.join(work, "c.ini")
         out = os.path.join(work, "across")
-        env = dict(ENV, GORP_FAULT_SAVE_ABORT="3")
-        cmd = ["timeout", "600", "mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "2",
-               GORP, "run", cfg, "--set", f"run.out_dir={out}", "--set", "parallel.dp=2", "--set",
-               "run.checkpoint_every=2"]
-        subprocess.run(cmd, capture_output=True, text=True, env=env)
+        gorp_ranks(["run", cfg, "--set", f"run.out_dir={out}", "--set", "parallel.dp=2", "--set",
+                    "run.checkpoint_every=2"], 2, dict(MPI_ENV, GORP_FAULT_SAVE_ABORT="3"),
+                   expect_failure=True)
         r = gorp(cfg, out, 1, ("--set", "run.checkpoint_every=2"))
         ref = os.path.join(work, "gorp1")
-        check(r.returncode == 0 and "resuming from" in r.stdout and
-              np.array_equal(acc(out), acc(ref), equal_nan=True) and bases(out) == bases(ref),
-              "checkpoint from dp=2 resumed with dp=1: same accuracy matrix and bases")
-    print(f"{n_pass} passed, {n_fail} failed")
-    return 1 if n_fail else 0
+        same = (np.array_equal(acc(out), acc(ref), equal_nan=True)
+                and checkpoint_bases(out) == checkpoint_bases(ref))
+        checks.report(r.returncode == 0 and "resuming from" in r.stdout and same,
+                      "checkpoint from dp=2 resumed with dp=1: same accuracy matrix and bases")
+    return checks.finish()
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ int main(void) {
   for (int i = 0; i < m.n_tensors; i++) model_set_trainable(&m, i, 0);
   model_alloc_grads(&m);
   lora lo;
-  lora_create(&lo, &cfg, (1u << LORA_N_TARGETS) - 1, 3, 6.0f, 0.25f, 4);
+  lora_create(&lo, &m, (1u << LORA_N_TARGETS) - 1, 3, 6.0f, 0.25f, 4);
   m.lora = &lo;
 
   /* a fresh pair has B = 0: the model's output is unchanged */

@@ -1,11 +1,16 @@
 /* Unit tests of the model file and the safetensors reader: bit-exact save/load round trips (tied
  * and untied), refusal of damaged files (flipped byte, wrong shape, missing or unknown dataset,
  * other format version) with the dataset named, a /model group inside a larger checkpoint, atomic
- * save leaving an existing file alone, exact F16/BF16 conversion, and safetensors header checks.
- * Not for: import-hf end to end (tests/cli/import_errors.sh). No MPI. */
+ * save leaving an existing file alone, exact F16/BF16 conversion, and safetensors header checks;
+ * the crc32 of a tensor combined from the parts of its runs (as ranks holding shards compute it)
+ * equals zlib's crc32 of the whole, and the block datasets of h5io (matrices concatenated in a
+ * 1-D dataset, read from gaps in memory) on one process.
+ * Not for: import-hf end to end (tests/cli/import_errors.sh), the collective path (MPI:
+ * tests/unit/test_h5io_collective.c under tests/cli/h5io_collective.sh). No MPI. */
 #include "testutil.h"
 #include "gorp/crc.h"
 #include "gorp/err.h"
+#include "gorp/h5io.h"
 #include "gorp/hf_import.h"
 #include "gorp/model.h"
 #include "gorp/modelfile.h"
@@ -205,6 +210,103 @@ static void test_crc32_is_zlib_crc_of_little_endian_bytes(void) {
   /* python3 -c "import zlib,struct; print(hex(zlib.crc32(struct.pack('<4f',1,-2,.5,3.25))))" */
   CHECK(crc32_floats(x, 4) == 0x1810ac76u, "crc32 0x%08x", crc32_floats(x, 4));
   CHECK(crc32_floats(x, 0) == 0, "crc32 of nothing");
+}
+
+/* The parts of runs [cut[i], cut[i+1]) of x (n bytes), XOR'd in the order given by perm. */
+static uint32_t parts_of_runs(const unsigned char *x, size_t n, const size_t *cut, int runs,
+                              const int *perm) {
+  uint32_t parts = 0;
+  for (int k = 0; k < runs; k++) {
+    const int i = perm[k];
+    parts ^= crc32_part(x + cut[i], cut[i + 1] - cut[i], cut[i], n);
+  }
+  return parts;
+}
+
+static void test_crc32_parts_combine_to_crc32_of_the_whole(void) {
+  enum { N = 4096 };
+  static unsigned char x[N];
+  uint64_t state = 12345;
+  for (size_t i = 0; i < N; i++)
+    x[i] = (unsigned char)((state = state * 6364136223846793005ULL + 1) >> 56);
+  int bad = 0;
+  for (int trial = 0; trial < 300; trial++) { /* random lengths, random cuts, XOR in any order */
+    const size_t n = (size_t)(state = state * 6364136223846793005ULL + 1) % N;
+    size_t cut[33] = {0};
+    int perm[32], runs = 1 + (int)((state >> 40) % 32);
+    for (int i = 1; i < runs; i++)
+      cut[i] = (size_t)((state = state * 6364136223846793005ULL + 1) >> 33) % (n + 1);
+    cut[runs] = n;
+    for (int i = 1; i < runs; i++) /* sorted cuts; empty runs allowed */
+      for (int j = i + 1; j < runs; j++)
+        if (cut[j] < cut[i]) {
+          const size_t t = cut[i];
+          cut[i] = cut[j];
+          cut[j] = t;
+        }
+    for (int i = 0; i < runs; i++) perm[i] = runs - 1 - i;
+    bad += crc32_from_parts(parts_of_runs(x, n, cut, runs, perm), n) != crc32_bytes(x, n);
+  }
+  CHECK(bad == 0, "%d of 300 random tilings give another crc32 than the whole", bad);
+  /* a (48, 32) float tensor split on its columns over 3 ranks: one run per row and rank */
+  float t[48 * 32];
+  for (int i = 0; i < 48 * 32; i++) t[i] = (float)i * 0.25f - 7.0f;
+  uint32_t parts = 0;
+  for (int rank = 0; rank < 3; rank++)
+    for (int row = 0; row < 48; row++) {
+      const size_t first = (size_t)row * 32 + (size_t)rank * 32 / 3,
+                   last = (size_t)row * 32 + (size_t)(rank + 1) * 32 / 3;
+      parts ^=
+          crc32_part(t + first, (last - first) * sizeof(float), first * sizeof(float), sizeof(t));
+    }
+  CHECK(crc32_from_parts(parts, sizeof(t)) == crc32_floats(t, 48 * 32),
+        "column shards of 3 ranks combine to the tensor's crc32");
+  CHECK(crc32_from_parts(0, 0) == 0, "nothing combines to the crc32 of nothing");
+  /* the parts must tile the bytes once: a run counted twice cancels out */
+  const size_t cut[3] = {0, 100, 200}, twice[3] = {0, 100, 100};
+  const int order[3] = {0, 1, 2};
+  CHECK(crc32_from_parts(parts_of_runs(x, 200, cut, 2, order) ^ crc32_part(x + 100, 100, 100, 200),
+                         200) != crc32_bytes(x, 200) &&
+            crc32_from_parts(parts_of_runs(x, 200, twice, 2, order), 200) != crc32_bytes(x, 200),
+        "a run counted twice or never gives another checksum");
+}
+
+/* ---- h5io block datasets on one process -------------------------------------------------------
+ */
+
+/* Two matrices (2, 3) and (4, 1) concatenated in a 1-D dataset of 10 from a buffer with a gap. */
+static void test_block_dataset_concatenates_matrices_from_memory_with_gaps(void) {
+  char path[PATH_MAX];
+  fmt_path(path, "%s/blocks.h5", tmp_dir);
+  const float x[12] = {1, 2, 3, 4, 5, 6, -1, -1, 7, 8, 9, 10};
+  const h5io_block b[2] = {{.rows = 2, .cols = 3, .nr = 2, .nc = 3},
+                           {.base = 6, .rows = 4, .cols = 1, .nr = 4, .nc = 1, .mem = 8}};
+  const hsize_t dims = 10;
+  const h5io_data s = {"g/v", H5T_NATIVE_FLOAT, 1, &dims, b, 2};
+  hid_t f;
+  if (h5io_create(path, &f)) exit(2);
+  CHECK(h5io_write_part(f, &s, x, NULL, path) == GORP_OK, "write the blocks");
+  H5Fclose(f);
+  const float logical[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+  float flat[10] = {0}, back[12] = {0};
+  if (h5io_open_read(path, "test file", &f)) exit(2);
+  CHECK(h5io_read_floats(f, "g/v", 1, &dims, flat, path) == GORP_OK &&
+            !memcmp(flat, logical, sizeof(logical)),
+        "the dataset is the logical concatenation, its crc32 that of the whole");
+  CHECK(h5io_read_part(f, &s, back, NULL, path) == GORP_OK && !memcmp(back, x, 6 * sizeof(float)) &&
+            back[6] == 0 && back[7] == 0 && !memcmp(back + 8, x + 8, 4 * sizeof(float)),
+        "the blocks read back to their places, the gap untouched");
+  /* a shard needs the ranks that hold the rest: refused on one process, naming the dataset */
+  const h5io_block half = {.rows = 2, .cols = 3, .nr = 1, .nc = 3, .split = 1};
+  const hsize_t d2[2] = {2, 3};
+  const h5io_data s2 = {"g/v2", H5T_NATIVE_FLOAT, 2, d2, &half, 1};
+  capture_begin();
+  const int rc = h5io_read_part(f, &s2, back, NULL, path);
+  char *msg = capture_end();
+  CHECK(rc == GORP_ELIB && strstr(msg, "/g/v2") && strstr(msg, "does not fit"),
+        "a shard read by one process is refused:\n%s", msg);
+  free(msg);
+  H5Fclose(f);
 }
 
 /* ---- safetensors ------------------------------------------------------------------------------
@@ -513,6 +615,8 @@ int main(void) {
   test_every_f16_matches_ldexp_reference();
   test_every_bf16_matches_ldexp_reference();
   test_crc32_is_zlib_crc_of_little_endian_bytes();
+  test_crc32_parts_combine_to_crc32_of_the_whole();
+  test_block_dataset_concatenates_matrices_from_memory_with_gaps();
   test_safetensors_reads_f32_f16_bf16();
   test_safetensors_refuses_broken_headers();
   test_safetensors_refuses_to_read_integer_dtype();

@@ -243,42 +243,54 @@ static float sign_of(float x) {
   return (float)((x > 0.0f) - (x < 0.0f));
 }
 
-double lora_olora_penalty(lora *lo, float lambda1, float lambda2) {
+int lora_olora_penalty(lora *lo, float lambda1, float lambda2, double *value) {
   const int active = lo->n_pairs - 1, r = lo->r;
   const float *pair = lora_pair(lo, active);
-  double value = 0.0;
-  for (int l = 0; l < lo->L; l++)
-    for (int t = 0; t < LORA_N_TARGETS; t++) {
+  *value = 0.0;
+  double *O = NULL;
+  if (lambda1 > 0.0f && active > 0) GORP_ALLOC(O, (size_t)r * r, "O-LoRA overlaps");
+  int rc = GORP_OK;
+  for (int l = 0; l < lo->L && !rc; l++)
+    for (int t = 0; t < LORA_N_TARGETS && !rc; t++) {
       if (!(lo->targets >> t & 1)) continue;
       const int in = lo->in[t];
       const float *An = lora_A(lo, pair, l, t);
       float *gA = lora_A(lo, lo->grads, l, t);
-      for (int p = 0; p < active && lambda1 > 0.0f; p++) {
+      for (int p = 0; p < active && lambda1 > 0.0f && !rc; p++) {
         const float *Ap = lora_A(lo, lora_pair(lo, p), l, t);
-        for (int j = 0; j < r; j++)
+        for (int j = 0; j < r; j++) /* O_jk = A_p[j] . A_new[k], over this rank's columns */
           for (int k = 0; k < r; k++) {
-            double o = 0.0; /* O_jk = A_p[j] . A_new[k] */
+            double o = 0.0;
             for (int i = 0; i < in; i++)
               o += (double)Ap[(size_t)j * in + i] * An[(size_t)k * in + i];
-            value += lambda1 * fabs(o);
+            O[(size_t)j * r + k] = o;
+          }
+        if (lora_factor_split(lo, t, 0) && (rc = dist_tp_sum_doubles(lo->tp, O, (size_t)r * r)))
+          break;
+        for (int j = 0; j < r; j++)
+          for (int k = 0; k < r; k++) {
+            const double o = O[(size_t)j * r + k];
+            *value += lambda1 * fabs(o);
             const float g = lambda1 * sign_of((float)o);
             for (int i = 0; i < in; i++) gA[(size_t)k * in + i] += g * Ap[(size_t)j * in + i];
           }
       }
-      if (lambda2 <= 0.0f) continue;
+      if (lambda2 <= 0.0f || rc) continue;
       float *mats[2] = {(float *)An, lora_Bt(lo, pair, l, t)};
       float *grads[2] = {gA, lora_Bt(lo, lo->grads, l, t)};
       const size_t sizes[2] = {(size_t)r * in, (size_t)r * lo->out[t]};
-      for (int k = 0; k < 2; k++) {
-        double ss = 0.0;
+      for (int k = 0; k < 2 && !rc; k++) {
+        double ss = 0.0; /* ||X||_F^2 over the whole factor: summed over a split one's shards */
         for (size_t i = 0; i < sizes[k]; i++) ss += (double)mats[k][i] * mats[k][i];
+        if (lora_factor_split(lo, t, k) && (rc = dist_tp_sum_doubles(lo->tp, &ss, 1))) break;
         const double norm = sqrt(ss);
-        value += lambda2 * norm;
+        *value += lambda2 * norm;
         if (norm > 0.0)
           for (size_t i = 0; i < sizes[k]; i++) grads[k][i] += (float)(lambda2 * mats[k][i] / norm);
       }
     }
-  return value;
+  free(O);
+  return rc;
 }
 
 double lora_l1_penalty(lora *lo, float lambda) {

@@ -210,11 +210,6 @@ static int check_keys(const trainer *t) {
     GORP_ERR(GORP_EINPUT,
              "gorp.basis_source = activation needs gorp.axis = input (input covariances live on "
              "the input axis)");
-  if (t->m->tp_size > 1 && t->method == METHOD_OLORA)
-    GORP_ERR(GORP_EINPUT,
-             "run.method = olora with parallel.tp = %d: O-LoRA's regulariser is not built for "
-             "sharded adapters yet; use parallel.tp = 1 (data parallelism works)",
-             t->m->tp_size);
   if (t->m->tp_size > 1 && t->activation)
     GORP_ERR(GORP_EINPUT,
              "gorp.basis_source = activation with parallel.tp = %d: the input covariances of "
@@ -527,8 +522,10 @@ int trainer_step(trainer *t, const int *tokens, const int *targets, const int64_
   *loss = (float)global_loss;
   /* the regularisers' gradients join the loss's before clipping (the reported loss is the
    * cross-entropy alone); every rank adds them once, after the sum */
+  double penalty; /* its value is not reported */
   if (t->method == METHOD_OLORA)
-    lora_olora_penalty(&t->lo, t->c->lora.olora_lambda1, t->c->lora.olora_lambda2);
+    GORP_CALL(
+        lora_olora_penalty(&t->lo, t->c->lora.olora_lambda1, t->c->lora.olora_lambda2, &penalty));
   if (t->method == METHOD_NLORA) lora_l1_penalty(&t->lo, t->c->lora.nlora_lambda);
   GORP_CALL(clip_grads(t));
   if (t->has_seqft) adamw_step(&t->opt_all, m->params, m->grads);

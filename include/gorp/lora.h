@@ -93,8 +93,9 @@ int lora_factor_split(const lora *lo, int t, int which);
 /* O-LoRA's regulariser on the active pair (Wang et al. 2023, as released):
  *   lambda1 * sum_{earlier pairs p, layers, targets} sum_jk |(A_p A_new^T)_jk|
  *   + lambda2 * sum_{new A and B matrices} ||X||_F
- * Returns its value and adds its gradient to lo->grads (|x| and ||X|| have gradient 0 at 0). */
-double lora_olora_penalty(lora *lo, float lambda1, float lambda2);
+ * Sets *value and adds its gradient to lo->grads (|x| and ||X|| have gradient 0 at 0). Under TP
+ * the overlaps and norms of split factors are summed over the group (collective). */
+int lora_olora_penalty(lora *lo, float lambda1, float lambda2, double *value);
 /* N-LoRA's regulariser: lambda * sum |x| over the active pair's A and B; value, gradient added. */
 double lora_l1_penalty(lora *lo, float lambda);
 

@@ -6,7 +6,8 @@ matrix and, for GORP, the same shared-space sizes per module.
 The model is a base pretrained here for a few seconds on the synthetic suite (so that the
 accuracy matrices are not all zero) and loaded from its model file by every layout. Cases cover
 every piece that TP shards: seqft (all weights), inclora with dropout (LoRA B split on q/k/v/gate/
-up, A split on o/down, masks drawn by logical feature), gorp on the input axis with plain Adam on
+up, A split on o/down, masks drawn by logical feature), olora (its overlaps and norms summed over
+the shards), gorp on the input axis with plain Adam on
 all seven linears and LoRA A bases (sharded bases of o/down summed over the group, the energy rule
 on ScaLAPACK SVDs), gorp with the rank-k optimizer and the distributed randomized SVD, gorp on the
 paper's axis (LoRA A on its rank axis; the rank-k optimizer's compressed gradient, split or
@@ -51,6 +52,8 @@ max_new_tokens = 6
 CASES = {
     "seqft": ("seqft", 1, 20, ""),
     "inclora": ("inclora", 2, 8, "[lora]\ntargets = all\nr = 4\ndropout = 0.1\nlr = 3e-3\n"),
+    "olora": ("olora", 2, 8, "[lora]\ntargets = q, v, o, down\nr = 4\nlr = 3e-3\n"
+              "olora_lambda1 = 0.5\nolora_lambda2 = 0.1\n"),
     "gorp_adam": ("gorp", 2, 8,
                   "[lora]\ntargets = q, o, down\nr = 4\nlr = 3e-3\n"
                   "[full]\ntargets = all\noptimizer = adam\nlr = 5e-4\n"

@@ -40,6 +40,14 @@ static double loss_of(model *m, const lora_dropout_ctx *d) {
   return loss;
 }
 
+/* N-LoRA's (which = 1) or O-LoRA's penalty value, gradients added to lo->grads. */
+static double penalty(lora *lo, int which) {
+  double v = 0.0;
+  if (which) return lora_l1_penalty(lo, 0.4f);
+  if (lora_olora_penalty(lo, 0.5f, 0.3f, &v)) return NAN;
+  return v;
+}
+
 int main(void) {
   /* the dropout masks draw through a key computed once per call: the same draws as rng_bits */
   int same = 1;
@@ -134,7 +142,7 @@ int main(void) {
   for (size_t i = 0; i < lo.pair_size; i++) third[i] = (float)(0.3 * rng_normal(9, 9, 3, i));
   for (int which = 0; which < 2; which++) {
     memset(lo.grads, 0, lo.pair_size * sizeof(float));
-    const double v0 = which ? lora_l1_penalty(&lo, 0.4f) : lora_olora_penalty(&lo, 0.5f, 0.3f);
+    const double v0 = penalty(&lo, which);
     float *g = malloc(lo.pair_size * sizeof(float));
     memcpy(g, lo.grads, lo.pair_size * sizeof(float));
     double worst_pen = 0.0, gm = 0.0;
@@ -145,7 +153,7 @@ int main(void) {
       double vals[2];
       for (int sgn = 0; sgn < 2; sgn++) {
         third[i] = keep + (sgn ? -hh : hh);
-        vals[sgn] = which ? lora_l1_penalty(&lo, 0.4f) : lora_olora_penalty(&lo, 0.5f, 0.3f);
+        vals[sgn] = penalty(&lo, which);
       }
       third[i] = keep;
       const double num = (vals[0] - vals[1]) / (2 * hh);

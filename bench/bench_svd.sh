@@ -19,8 +19,9 @@ trap 'rm -rf "$tmp"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
 # shellcheck disable=SC2046
-mpicc -O2 -I"$root/include" $(pkg-config --cflags openblas) "$root/bench/bench_svd.c" \
-  "$root/src/linalg_dist.c" "$root/src/linalg.c" "$root/src/backend_cpu.c" "$root/src/rng.c" \
+mpicc -O2 -fopenmp -I"$root/include" $(pkg-config --cflags openblas) "$root/bench/bench_svd.c" \
+  "$root/src/linalg_dist.c" "$root/src/linalg.c" "$root/src/linalg_lapack.c" "$root/src/backend_cpu.c" \
+  "$root/src/rng.c" \
   "$root/src/err.c" -o "$tmp/bench_svd" $(pkg-config --libs scalapack-openmpi lapacke openblas) -lm
 
 shapes=(11008x8x4 4096x8x4 8x4096x4 "${square}x${square}x8")

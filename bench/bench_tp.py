@@ -117,8 +117,9 @@ def main():
         f"model hidden {a.hidden}, {a.layers} layers, {a.heads} heads, intermediate {a.inter} "
         f"({params / 1e6:.0f} M parameters in the layers), vocabulary "
         f"{a.vocab or 'of the synthetic suite (384)'}; batch {a.batch} "
-        f"synthetic prompts; median of {a.steps} steps after one untimed step; tp = 2 runs two "
-        f"ranks of {max(1, cores // 2)} thread(s) each on the same {cores} cores"], table)
+        f"synthetic prompts; median of {a.steps} steps after one untimed step"
+        + (f"; tp = 2 runs two ranks of {max(1, cores // 2)} thread(s) each on the same {cores} "
+           "cores" if "2" in a.tps.split(",") else "")], table)
 
 
 if __name__ == "__main__":

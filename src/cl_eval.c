@@ -120,6 +120,10 @@ int cl_evaluate(model *m, const tokenizer *tok, const cl_task *t, const gorp_con
     GORP_CALL(prompt_encode_eval(tok, t, item->sentence, c->data.max_source_length, prompt, &plen,
                                  cap - max_new));
     GORP_CALL(model_generate(m, prompt, plen, max_new, tok->eos_id, out, &n_out));
+    /* a model whose vocabulary is padded past the tokenizer's (model.vocab_size) can emit an id
+     * no string spells: the answer ends there, as at end-of-sequence */
+    for (int j = 0; j < n_out; j++)
+      if (out[j] >= tok->vocab_size) n_out = j;
     char *pred;
     GORP_CALL(tokenizer_decode(tok, out, n_out, &pred));
     GORP_CALL(utf8_repair(&pred));

@@ -105,7 +105,8 @@ static const config_key keys[] = {
      .doc = "`random` (fresh weights from the model.* architecture keys) or an HDF5 model file "
             "or checkpoint (then the architecture keys are ignored)"},
     {"model", "vocab_size", CFG_INT, FIELD(model.arch.vocab_size), .def = "0", AT_LEAST(0),
-     .doc = "vocabulary size; 0 = the tokenizer's"},
+     .doc = "vocabulary size; 0 = the tokenizer's; a larger one pads the embedding and head (a "
+            "generated id past the tokenizer's ends the answer)"},
     {"model", "hidden_size", CFG_INT, FIELD(model.arch.hidden_size), .def = "64", AT_LEAST(1),
      .doc = "width of the residual stream"},
     {"model", "intermediate_size", CFG_INT, FIELD(model.arch.intermediate_size), .def = "172",

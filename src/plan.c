@@ -183,10 +183,12 @@ static void bases(plan *p, const lin *ln) {
   const char *cov = m->activation_bases ? " + covariance" : "";
   for (int t = 0; t < LORA_N_TARGETS && m->bases_lora; t++) {
     if (!(m->lora_targets >> t & 1)) continue;
-    /* input axis: A's columns (split for a row-parallel base); paper: its rank axis */
+    /* input axis: A's columns (split for a row-parallel base, but activation bases are kept
+     * whole: every rank builds them from the gathered inputs); paper: its rank axis */
+    const int split = m->input_axis && !ln[t].rows && !m->activation_bases;
     const u64 len = m->input_axis ? ln[t].n : (u64)m->lora_r;
-    const u64 loc = m->input_axis ? ln[t].nl : (u64)m->lora_r;
-    add(p, PLAN_BASES, m->input_axis && !ln[t].rows, with_cov * L * loc * len,
+    const u64 loc = split ? ln[t].nl : len;
+    add(p, PLAN_BASES, split, with_cov * L * loc * len,
         "LoRA A of %s: S (%llu x %llu)%s, %llu layers", short_names[t], (unsigned long long)loc,
         (unsigned long long)len, cov, (unsigned long long)L);
   }
@@ -194,8 +196,9 @@ static void bases(plan *p, const lin *ln) {
     if (!(m->full_targets >> t & 1)) continue;
     const lin *w = &ln[t];
     const int rows = full_axis_rows(m, w);
-    const u64 len = rows ? w->m : w->n, loc = rows ? w->ml : w->nl;
-    add(p, PLAN_BASES, rows ? w->rows : !w->rows, with_cov * L * loc * len,
+    const int split = (rows ? w->rows : !w->rows) && !m->activation_bases; /* as LoRA's above */
+    const u64 len = rows ? w->m : w->n, loc = split ? (rows ? w->ml : w->nl) : len;
+    add(p, PLAN_BASES, split, with_cov * L * loc * len,
         "%s full-rank: S (%llu x %llu)%s, %llu layers", short_names[t], (unsigned long long)loc,
         (unsigned long long)len, cov, (unsigned long long)L);
   }

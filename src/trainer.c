@@ -56,20 +56,29 @@ static const dist_matrix *lora_dm(const trainer *t, int target) {
   return t->m->tp && lora_factor_split(&t->lo, target, 0) ? &t->lora_dm[target] : NULL;
 }
 
-/* Under TP: a basis of up to cap columns on the rows (on_rows) or columns of the sharded matrix
- * d: s holds this rank's rows of it, and the SVD workspace and scratch are made to fit. */
-static int space_init_dist(trainer *t, gorp_space *s, const dist_matrix *d, int on_rows, int cap) {
-  int off, rows;
-  gorp_dist_basis_rows(d, on_rows, &off, &rows);
-  GORP_CALL(space_init(s, rows, cap, t->n_tasks, 0));
-  s->row_off = off;
-  GORP_CALL(gorp_dist_reserve(&t->dws, d, on_rows));
+/* Under TP: makes the scratch of the sharded projections fit matrix d with a basis of up to cap
+ * columns on its rows (on_rows) or columns. */
+static int reserve_dist_scratch(trainer *t, const dist_matrix *d, int on_rows, int cap) {
   const size_t need = gorp_dist_scratch(d, on_rows, cap);
   if (need <= t->tp_scratch_cap) return GORP_OK;
   free(t->tp_scratch);
   GORP_ALLOC(t->tp_scratch, need, "sharded GORP scratch");
   t->tp_scratch_cap = need;
   return GORP_OK;
+}
+
+/* Under TP: a basis of up to cap columns on the rows (on_rows) or columns of the sharded matrix
+ * d: s holds this rank's rows of it, and the SVD workspace and scratch are made to fit.
+ * Activation bases are kept whole instead (every rank builds the same one from the gathered
+ * inputs, trainer_observe) and only projected through the shard. */
+static int space_init_dist(trainer *t, gorp_space *s, const dist_matrix *d, int on_rows, int cap) {
+  GORP_CALL(reserve_dist_scratch(t, d, on_rows, cap));
+  if (t->activation) return space_init(s, cap, cap, t->n_tasks, 1);
+  int off, rows;
+  gorp_dist_basis_rows(d, on_rows, &off, &rows);
+  GORP_CALL(space_init(s, rows, cap, t->n_tasks, 0));
+  s->row_off = off;
+  return gorp_dist_reserve(&t->dws, d, on_rows);
 }
 
 static int full_axis_len(const trainer *t, const full_target *f) {
@@ -169,9 +178,10 @@ static int setup_full(trainer *t, unsigned bits) {
         if (m->tp) GORP_CALL(full_protected_dm(t, f));
         if (full_dm(t, f)) {
           GORP_CALL(space_init_dist(t, &f->space, full_dm(t, f), full_on_rows(t, f), len));
-          continue;
+          if (!t->activation) continue;
+        } else {
+          GORP_CALL(space_init(&f->space, len, len, t->n_tasks, t->activation));
         }
-        GORP_CALL(space_init(&f->space, len, len, t->n_tasks, t->activation));
         /* the moment the energy rule sees: the rank-k optimizer's compressed (len, k) on the
          * paper's axis; the whole (len, other) otherwise (on the input axis: mom Q) */
         const int other = len == f->n ? f->m : f->n;
@@ -195,9 +205,10 @@ static int setup_lora_spaces(trainer *t) {
       gorp_space *s = &t->lora_space[l * LORA_N_TARGETS + tg];
       if (lora_dm(t, tg)) {
         GORP_CALL(space_init_dist(t, s, lora_dm(t, tg), !t->input_axis, len));
-        continue;
+        if (!t->activation) continue;
+      } else {
+        GORP_CALL(space_init(s, len, len, t->n_tasks, t->activation));
       }
-      GORP_CALL(space_init(s, len, len, t->n_tasks, t->activation));
       const int other = t->input_axis ? t->lo.r : t->lo.in[tg];
       GORP_CALL(gorp_basis_reserve(&t->ws, len, other > len ? other : len, len));
     }
@@ -210,12 +221,6 @@ static int check_keys(const trainer *t) {
     GORP_ERR(GORP_EINPUT,
              "gorp.basis_source = activation needs gorp.axis = input (input covariances live on "
              "the input axis)");
-  if (t->m->tp_size > 1 && t->activation)
-    GORP_ERR(GORP_EINPUT,
-             "gorp.basis_source = activation with parallel.tp = %d: the input covariances of "
-             "row-parallel layers are not built under tensor parallelism; use gorp.basis_source "
-             "= moment, or parallel.tp = 1 (data parallelism works)",
-             t->m->tp_size);
   return GORP_OK;
 }
 
@@ -299,8 +304,13 @@ void trainer_free(trainer *t) {
 static int project(trainer *t, float *G, int rows, int cols, const gorp_space *s, int on_cols,
                    const dist_matrix *dm) {
   if (!s->S || s->r == 0) return GORP_OK;
-  if (dm && on_cols) return gorp_dist_project_cols(G, s->S, s->r, s->cap, dm, t->tp_scratch);
-  if (dm) return gorp_dist_project_rows(G, s->S, s->r, s->cap, dm, t->tp_scratch);
+  if (dm) { /* the rows of S that match the shard (all of S is stored for activation bases) */
+    int off, len;
+    gorp_dist_basis_rows(dm, !on_cols, &off, &len);
+    const float *S = s->S + (size_t)(off - s->row_off) * s->cap;
+    if (on_cols) return gorp_dist_project_cols(G, S, s->r, s->cap, dm, t->tp_scratch);
+    return gorp_dist_project_rows(G, S, s->r, s->cap, dm, t->tp_scratch);
+  }
   if (on_cols) return gorp_project_cols(G, s->S, s->r, s->cap, cols, rows, &t->ws);
   return gorp_project_rows(G, s->S, s->r, s->cap, rows, cols, &t->ws);
 }
@@ -538,8 +548,7 @@ int trainer_step(trainer *t, const int *tokens, const int *targets, const int64_
 static const float *linear_input(const model *m, int layer, int target, int N) {
   const model_acts *a = &m->acts;
   const model_config *c = &m->cfg;
-  const size_t C = c->hidden_size, QD = (size_t)c->num_heads * c->head_dim,
-               F = c->intermediate_size;
+  const size_t C = c->hidden_size, QD = (size_t)m->H_loc * c->head_dim, F = m->F_loc;
   switch (target) {
   case LORA_O:
     return a->atty + (size_t)layer * N * QD;
@@ -565,6 +574,27 @@ static void accumulate(gorp_space *s, const float *X, const int *lengths, int B,
   s->cov_rows += n;
 }
 
+/* The input of linear (layer, target), (N, in) over the whole input axis: under TP the blocks of
+ * a row-parallel layer's input (o, down) are gathered from the group into X, two halves of
+ * scratch (N, in) each; otherwise the activation itself. */
+static int observed_input(trainer *t, int layer, int target, int N, float *scratch,
+                          const float **X) {
+  model *m = t->m;
+  *X = linear_input(m, layer, target, N);
+  if (!m->tp || (target != LORA_O && target != LORA_DOWN)) return GORP_OK;
+  const int p = m->tp_size;
+  const size_t in_l = target == LORA_O ? (size_t)m->H_loc * m->cfg.head_dim : (size_t)m->F_loc,
+               in = in_l * p, part = (size_t)N * in_l;
+  float *parts = scratch, *whole = scratch + (size_t)N * in; /* (p, N, in_l) -> (N, in) */
+  GORP_MPI(MPI_Allgather(*X, (int)part, MPI_FLOAT, parts, (int)part, MPI_FLOAT, m->tp->tp));
+  for (int r = 0; r < p; r++)
+    for (int n = 0; n < N; n++)
+      memcpy(whole + (size_t)n * in + (size_t)r * in_l, parts + (size_t)r * part + (size_t)n * in_l,
+             in_l * sizeof(float));
+  *X = whole;
+  return GORP_OK;
+}
+
 int trainer_observe(trainer *t, const int *tokens, const int *lengths, int B, int T) {
   model *m = t->m;
   int lo = 0, hi = B;
@@ -579,20 +609,25 @@ int trainer_observe(trainer *t, const int *tokens, const int *lengths, int B, in
   if (need < (size_t)N * m->cfg.hidden_size) need = (size_t)N * m->cfg.hidden_size;
   if (need < (size_t)N * m->cfg.num_heads * m->cfg.head_dim)
     need = (size_t)N * m->cfg.num_heads * m->cfg.head_dim;
-  float *rows;
+  float *rows, *gathered = NULL;
   GORP_ALLOC(rows, need, "observed layer inputs");
+  int rc = GORP_OK;
+  if (m->tp && !(gathered = malloc(2 * need * sizeof(float))))
+    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EMEM, "out of memory gathering inputs");
+  const float *X;
   if (t->lora_space)
-    for (int l = 0; l < t->lo.L; l++)
-      for (int tg = 0; tg < LORA_N_TARGETS; tg++)
-        if (t->lo.targets >> tg & 1)
-          accumulate(&t->lora_space[l * LORA_N_TARGETS + tg], linear_input(m, l, tg, N), lengths, B,
-                     T, rows);
-  for (int i = 0; i < t->n_full; i++)
-    if (t->full[i].space.cov)
-      accumulate(&t->full[i].space, linear_input(m, t->full[i].layer, t->full[i].target, N),
-                 lengths, B, T, rows);
+    for (int l = 0; l < t->lo.L && !rc; l++)
+      for (int tg = 0; tg < LORA_N_TARGETS && !rc; tg++)
+        if (t->lo.targets >> tg & 1 && !(rc = observed_input(t, l, tg, N, gathered, &X)))
+          accumulate(&t->lora_space[l * LORA_N_TARGETS + tg], X, lengths, B, T, rows);
+  for (int i = 0; i < t->n_full && !rc; i++) {
+    const full_target *f = &t->full[i];
+    if (f->space.cov && !(rc = observed_input(t, f->layer, f->target, N, gathered, &X)))
+      accumulate(&t->full[i].space, X, lengths, B, T, rows);
+  }
   free(rows);
-  return GORP_OK;
+  free(gathered);
+  return rc;
 }
 
 /* M (len, len) = V diag(sqrt(lambda)) from cov = V diag(lambda) V^T: the energy rule on M is the

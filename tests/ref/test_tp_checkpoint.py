@@ -7,7 +7,8 @@ checkpoint every 2 steps:
     every crc32 attribute is zlib's crc32 of the dataset's bytes and `gorp inspect --verify`
     passes, for seqft, inclora, gorp on the paper's axis (LoRA A bases, the rank-k optimizer's
     projection and moments whole or split by shape, split bases) and gorp on the input axis
-    (plain Adam on all seven linears, split bases of o and down);
+    (plain Adam on all seven linears, split bases of o and down; and with activation bases, kept
+    whole on every rank);
 (b) a run crashed inside its third save (the resume point is then step 2 of task 1, so the loaded
     moments and adapters are used) and resumed under another layout (tp2 -> tp1, tp1 -> tp2,
     dp2 -> tp2) gives the unbroken run's loss at every step after the resume (1e-4 relative), the
@@ -78,7 +79,9 @@ max_new_tokens = 6
 """
 # the methods run here: name -> overrides of the config above
 METHODS = {"seqft": (), "inclora": (), "gorp": (),
-           "gorp-input": ("gorp.axis=input", "full.optimizer=adam", "full.targets=all")}
+           "gorp-input": ("gorp.axis=input", "full.optimizer=adam", "full.targets=all"),
+           "gorp-activation": ("gorp.axis=input", "gorp.basis_source=activation",
+                               "gorp.activation_examples=8", "full.optimizer=adam")}
 
 
 def gorp(cfg, out, tp, dp, method, env=None, expect_failure=False):

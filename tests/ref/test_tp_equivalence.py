@@ -9,7 +9,7 @@ every piece that TP shards: seqft (all weights), inclora with dropout (LoRA B sp
 up, A split on o/down, masks drawn by logical feature), olora (its overlaps and norms summed over
 the shards), gorp on the input axis with plain Adam on
 all seven linears and LoRA A bases (sharded bases of o/down summed over the group, the energy rule
-on ScaLAPACK SVDs), gorp with the rank-k optimizer and the distributed randomized SVD, gorp on the
+on ScaLAPACK SVDs), the same with activation bases (inputs of o/down gathered over the group), gorp with the rank-k optimizer and the distributed randomized SVD, gorp on the
 paper's axis (LoRA A on its rank axis; the rank-k optimizer's compressed gradient, split or
 replicated by shape; plain Adam's output axis), and galore with ScaLAPACK's exact gradient SVD on
 both projection sides. Any difference in a discrete outcome
@@ -59,6 +59,11 @@ CASES = {
                   "[full]\ntargets = all\noptimizer = adam\nlr = 5e-4\n"
                   "[gorp]\naxis = input\nbasis_source = moment\nenergy = 0.99\n"
                   "project_update = true\n"),
+    "gorp_activation": ("gorp", 2, 8,
+                        "[lora]\ntargets = q, o, down\nr = 4\nlr = 3e-3\n"
+                        "[full]\ntargets = all\noptimizer = adam\nlr = 5e-4\n"
+                        "[gorp]\naxis = input\nbasis_source = activation\nenergy = 0.99\n"
+                        "project_update = true\nactivation_examples = 24\n"),
     "gorp_lowrank": ("gorp", 2, 8,
                      "[lora]\ntargets = none\n"
                      "[full]\ntargets = all\noptimizer = lowrank\nrank = 4\nupdate_gap = 3\n"

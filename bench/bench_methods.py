@@ -9,7 +9,7 @@ per step from `gorp run`'s progress line (training loop only; evaluation and bas
 excluded). Prints one Markdown table and appends it to BENCHMARKS.md.
 
     build/venv/bin/python bench/bench_methods.py [--sizes tiny,small,medium] [--steps 40,20,10]
-                                                 [--threads 2] [--no-append]
+                                                 [--threads 2] [--rounds R] [--no-append]
 """
 import argparse
 import os
@@ -43,11 +43,12 @@ def config(size, method, steps, batch):
             f"[eval]\nmax_new_tokens = 2\n" + METHODS[method])
 
 
-def step_seconds(gorp, size, method, steps, batch, work, env):
+def step_seconds(gorp, size, method, steps, batch, work, env, round_=0):
     path = os.path.join(work, f"{size}-{method}.ini")
     with open(path, "w") as f:
         f.write(config(size, method, steps, batch))
-    out = bt.run([gorp, "run", path, "--set", f"run.out_dir={work}/{size}-{method}"], env)
+    # a fresh run directory per round: gorp run resumes (and skips) a finished one
+    out = bt.run([gorp, "run", path, "--set", f"run.out_dir={work}/{size}-{method}-{round_}"], env)
     m = PROGRESS.findall(out)
     if not m:
         raise RuntimeError(f"no syn-amazon progress line in the output of {path}")
@@ -64,6 +65,9 @@ def main():
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--gorp", default=os.environ.get("GORP", os.path.join(ROOT, "build", "gorp")))
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="runs of each method per size, alternating (the table gives the mean "
+                         "and the range of the per-round differences)")
     ap.add_argument("--no-append", action="store_true")
     a = ap.parse_args()
     sizes, steps = a.sizes.split(","), [int(x) for x in a.steps.split(",")]
@@ -71,13 +75,20 @@ def main():
     rows, load_start = [], os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as work:
         for size, n in zip(sizes, steps):
-            t = {m: step_seconds(a.gorp, size, m, n, a.batch, work, env) for m in METHODS}
-            extra = t["inclora"][1] / t["gorp"][1] - 1  # time ratio = inverse tokens/s ratio
-            rows.append(f"| {size} | {n} | {1e3 * t['inclora'][0]:.1f} | {1e3 * t['gorp'][0]:.1f} "
-                        f"| {100 * extra:+.1f}% |")
+            runs = []  # alternate the methods so that both meet the same load
+            for k in range(a.rounds):
+                runs.append({m: step_seconds(a.gorp, size, m, n, a.batch, work, env, k)
+                             for m in METHODS})
+            # time ratio = inverse tokens/s ratio, per round
+            extra = [r["inclora"][1] / r["gorp"][1] - 1 for r in runs]
+            ms = {m: 1e3 * sum(r[m][0] for r in runs) / len(runs) for m in METHODS}
+            spread = (f" ({100 * min(extra):+.1f}% to {100 * max(extra):+.1f}%)"
+                      if len(runs) > 1 else "")
+            rows.append(f"| {size} | {a.rounds} x {n} | {ms['inclora']:.1f} | {ms['gorp']:.1f} "
+                        f"| {100 * sum(extra) / len(extra):+.1f}%{spread} |")
             print(rows[-1], file=sys.stderr)
-    table = ["| size | timed steps | inclora ms/step | gorp ms/step | gorp vs inclora |",
-             "|---|---:|---:|---:|---:|"] + rows
+    table = ["| size | rounds x timed steps | inclora ms/step | gorp ms/step | gorp vs inclora "
+             "(mean over rounds, range) |", "|---|---:|---:|---:|---:|"] + rows
     print("\n".join(table))
     if a.no_append:
         return

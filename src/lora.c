@@ -68,7 +68,7 @@ int lora_create(lora *lo, const model *m, unsigned targets, int r, float alpha, 
 void lora_free(lora *lo) {
   free(lo->params);
   free(lo->grads);
-  free(lo->h); /* h, xd, dh, dxd and keep share one allocation */
+  free(lo->h); /* h, xd, dh and dxd share one allocation */
   memset(lo, 0, sizeof(*lo));
 }
 
@@ -117,13 +117,11 @@ int lora_reserve(lora *lo, int N) {
   for (int t = 0; t < LORA_N_TARGETS; t++) max_in = lo->in[t] > max_in ? lo->in[t] : max_in;
   const size_t nh = (size_t)lo->L * LORA_N_TARGETS * N * lo->r;
   float *base;
-  GORP_ALLOC(base, nh + 2 * (size_t)N * max_in + (size_t)N * lo->r + (size_t)max_in,
-             "LoRA activations");
+  GORP_ALLOC(base, nh + 2 * (size_t)N * max_in + (size_t)N * lo->r, "LoRA activations");
   lo->h = base;
   lo->xd = base + nh;
   lo->dxd = lo->xd + (size_t)N * max_in;
   lo->dh = lo->dxd + (size_t)N * max_in;
-  lo->keep = lo->dh + (size_t)N * lo->r;
   lo->N = N;
   return GORP_OK;
 }
@@ -133,9 +131,10 @@ int lora_reserve(lora *lo, int N) {
  * rank draws the same mask for an example as a single rank would. One 64-bit draw gives four
  * 16-bit uniforms, i.e. four features (p is rounded to a multiple of 1/65536); features are
  * numbered on the logical input axis, so a TP shard draws its block of the same mask.
- * f (in) = the factor of each feature of row n: 0 (dropped) or 1 / (1 - p). */
+ * y (in) = x * mask of row n (add: y += x * mask); a mask factor is 0 (dropped) or 1 / (1 - p).
+ * Rows are independent: callers spread them over threads. */
 static void mask_row(const lora *lo, const lora_dropout_ctx *d, uint64_t key, int layer, int target,
-                     int n, float *f) {
+                     int n, const float *x, float *y, int add) {
   const int in = lo->in[target], first = lo->in_off[target];
   const uint64_t lt = ((uint64_t)layer * LORA_N_TARGETS + (uint64_t)target) << 52;
   const uint64_t pos = (uint64_t)d->example_ids[n / d->T] * 65536 + (uint64_t)(n % d->T);
@@ -144,8 +143,11 @@ static void mask_row(const lora *lo, const lora_dropout_ctx *d, uint64_t key, in
   const float inv = 1.0f / (1.0f - lo->dropout);
   for (int g = first; g < first + in;) {
     const uint64_t bits = rng_bits_keyed(row, (uint64_t)g / 4);
-    for (int j = g % 4; j < 4 && g < first + in; j++, g++)
-      f[g - first] = (uint32_t)(bits >> (16 * j) & 0xffffu) >= drop_below ? inv : 0.0f;
+    for (int j = g % 4; j < 4 && g < first + in; j++, g++) {
+      const float f = (uint32_t)(bits >> (16 * j) & 0xffffu) >= drop_below ? inv : 0.0f;
+      const int i = g - first;
+      y[i] = add ? y[i] + x[i] * f : x[i] * f;
+    }
   }
 }
 
@@ -164,12 +166,9 @@ static const float *dropped(lora *lo, const float *inp, int layer, int target, i
   if (!dropout_on(lo, d)) return inp;
   const int in = lo->in[target];
   const uint64_t key = mask_key(d);
-  for (int n = 0; n < N; n++) {
-    mask_row(lo, d, key, layer, target, n, lo->keep);
-    const float *x = inp + (size_t)n * in;
-    float *y = lo->xd + (size_t)n * in;
-    for (int i = 0; i < in; i++) y[i] = x[i] * lo->keep[i];
-  }
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < N; n++)
+    mask_row(lo, d, key, layer, target, n, inp + (size_t)n * in, lo->xd + (size_t)n * in, 0);
   return lo->xd;
 }
 
@@ -207,17 +206,16 @@ void lora_backward(lora *lo, float *dinp, const float *dout, const float *inp, i
              in);
   }
   /* through the dropout: the forward pass's mask, redrawn, scales the gradient */
+  const size_t len = (size_t)N * in;
   if (!dropout_on(lo, d)) {
-    for (size_t i = 0; i < (size_t)N * in; i++) dinp[i] += lo->dxd[i];
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < len; i++) dinp[i] += lo->dxd[i];
     return;
   }
   const uint64_t key = mask_key(d);
-  for (int n = 0; n < N; n++) {
-    mask_row(lo, d, key, layer, target, n, lo->keep);
-    const float *g = lo->dxd + (size_t)n * in;
-    float *y = dinp + (size_t)n * in;
-    for (int i = 0; i < in; i++) y[i] += g[i] * lo->keep[i];
-  }
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < N; n++)
+    mask_row(lo, d, key, layer, target, n, lo->dxd + (size_t)n * in, dinp + (size_t)n * in, 1);
 }
 
 int lora_factor_split(const lora *lo, int t, int which) {

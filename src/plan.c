@@ -287,8 +287,7 @@ static void workspace(plan *p, const lin *ln) {
       d.N * d.C + 2 * d.N * wide + d.N * d.QD + 2 * d.N * d.KD + 2 * d.N * d.F + d.T * d.T,
       "backward scratch: dx, dbuf x 2, dq, dk, dv, dg, du, datt");
   if (d.r)
-    add(p, PLAN_WORK, 0, (2 * d.N + 1) * wide + d.N * d.r,
-        "LoRA scratch: drop(x), its gradient, dh, one row's dropout factors");
+    add(p, PLAN_WORK, 0, 2 * d.N * wide + d.N * d.r, "LoRA scratch: drop(x), its gradient, dh");
   /* the reservations of trainer.c's setup_full and setup_lora_spaces, on this rank's shards */
   u64 work = 0, scratch = 0;
   for (int t = 0; t < LORA_N_TARGETS; t++) {

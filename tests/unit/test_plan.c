@@ -197,9 +197,8 @@ static void check_against_trainer(const char *name, const char *keys) {
   uint64_t lora_acts = 0;
   if (tr.has_lora) {
     lora_reserve(&tr.lo, B * T);
-    int max_in = 0; /* the end of the one allocation: keep (max in) after dh */
-    for (int t = 0; t < LORA_N_TARGETS; t++) max_in = tr.lo.in[t] > max_in ? tr.lo.in[t] : max_in;
-    lora_acts = (uint64_t)(tr.lo.keep + max_in - tr.lo.h);
+    /* the end of the one allocation: dh (N, r) comes last */
+    lora_acts = (uint64_t)(tr.lo.dh + (size_t)B * T * tr.lo.r - tr.lo.h);
   }
   const uint64_t kept = p->floats[PLAN_ACTS] - item(p, PLAN_ACTS, "LoRA h");
   CHECK(acts == kept + item(p, PLAN_WORK, "backward scratch"),

@@ -137,7 +137,6 @@ static int setup_full(trainer *t, unsigned bits) {
       const param_tensor *w = &m->tensors[f->tensor];
       f->m = (int)w->shape[0];
       f->n = (int)w->shape[1];
-      f->n_full = (int)w->full[1];
       /* the logical weight (its split only matters under TP) */
       f->dm = (dist_matrix){.comm = m->tp ? m->tp->tp : MPI_COMM_NULL,
                             .m = (int)w->full[0],
@@ -147,7 +146,8 @@ static int setup_full(trainer *t, unsigned bits) {
                             .local_len = (int)w->shape[w->split == SPLIT_COLS]};
       model_set_trainable(m, f->tensor, 1);
       if (!strcmp(c->full.optimizer, "lowrank")) {
-        const int mf = (int)w->full[0], nf = f->n_full, k = c->full.rank, small = mf < nf ? mf : nf;
+        const int mf = (int)w->full[0], nf = (int)w->full[1], k = c->full.rank,
+                  small = mf < nf ? mf : nf;
         if (k > small)
           GORP_ERR(GORP_EINPUT, "full.rank = %d is larger than %s (%d x %d) allows (%d)", k,
                    w->name, mf, nf, small);
@@ -718,7 +718,7 @@ static int end_full(trainer *t, full_target *f, int *added) {
   GORP_ALLOC(M, (size_t)f->m * f->n, "uncompressed moment");
   const int split_cols = t->m->tp && f->dm.layout == DIST_COLS;
   backend_get()->gemm(0, 0, f->m, f->n, f->low.k, 1.0f, f->low.mom, f->low.k,
-                      f->low.proj + (split_cols ? f->dm.local_off : 0), f->n_full, 0.0f, M, f->n);
+                      f->low.proj + (split_cols ? f->dm.local_off : 0), f->dm.n, 0.0f, M, f->n);
   int rc = extend(t, s, M, f->m, 1, full_dm(t, f), added);
   free(M);
   return rc;

@@ -46,7 +46,6 @@ typedef struct full_target {
   int tensor;        /* index into model.tensors */
   int layer, target; /* LORA_* target */
   int m, n;          /* this rank's shape (out, in) */
-  int n_full;        /* the logical input axis (the length of an input-axis basis) */
   dist_matrix dm;    /* the logical weight and this rank's part of it (comm: under TP only) */
   dist_matrix pdm;   /* under TP, the sharded matrix the basis protects (the weight, or the
                         rank-k optimizer's compressed gradient), when p_dist */

@@ -25,6 +25,40 @@ expect_error() {
   fi
 }
 
+# mpi_unit_test BIN_NAME WHAT TIMEOUT: runs the C unit test binary BIN_NAME (in
+# $GORP_TEST_BIN_DIR, or $(dirname "$GORP")/tests) under mpirun with p = 1, 2, 3, 4 ranks (p = 3
+# makes every split uneven), each run under a timeout so that a rank left waiting fails instead of
+# blocking the suite; one PASS per p when the run ends with "N passed, 0 failed". Leak checking
+# is off because Open MPI leaks by design (TOOLCHAIN.md).
+mpi_unit_test() {
+  local bin="${GORP_TEST_BIN_DIR:-$(dirname "$GORP")/tests}/$1" what=$2 limit=$3 p log rc summary
+  export OPENBLAS_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+  export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+  if [ ! -x "$bin" ]; then
+    fail "no test binary at $bin (build the $1 target, or set GORP_TEST_BIN_DIR)"
+    return
+  elif ! command -v mpirun >/dev/null; then
+    fail "mpirun is not on PATH"
+    return
+  fi
+  for p in 1 2 3 4; do
+    log="$work/p$p.log"
+    TMPDIR="$work" timeout -k 10 "$limit" mpirun --allow-run-as-root --oversubscribe -np "$p" \
+      "$bin" >"$log" 2>&1
+    rc=$?
+    summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -1)
+    if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+      fail "p=$p: no result within $limit s (a rank left waiting?)"
+      tail -20 "$log" | sed 's/^/    /'
+    elif [ "$rc" -eq 0 ] && [[ "$summary" =~ ^[1-9][0-9]*\ passed,\ 0\ failed$ ]]; then
+      pass "p=$p: $what ($summary)"
+    else
+      fail "p=$p: exit $rc, ${summary:-no summary line}"
+      { grep -E '^FAIL' "$log" || tail -20 "$log"; } | sed 's/^/    /'
+    fi
+  done
+}
+
 finish() {
   echo "$n_pass passed, $n_fail failed"
   [ "$n_fail" -eq 0 ]

@@ -47,30 +47,6 @@ static const float GUARD_VALUE = 12345.0f;
 
 static int rank = 0, nprocs = 1;
 
-static void *xcalloc(size_t n, size_t size) {
-  void *p = calloc(n ? n : 1, size);
-  if (!p) {
-    fprintf(stderr, "test_gorp_basis_dist: out of memory\n");
-    exit(2);
-  }
-  return p;
-}
-
-/* Collective check: passes when ok on every rank; value is the worst (max) over ranks. */
-static void check_all(const char *name, int ok, double value, const char *fmt) {
-  int all_ok = ok;
-  double worst = value;
-  MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-  MPI_Allreduce(&value, &worst, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-  all_ok ? n_pass++ : n_fail++;
-  if (rank == 0) {
-    printf("%s p=%d %-66s ", all_ok ? "PASS" : "FAIL", nprocs, name);
-    printf(fmt, worst);
-    printf("\n");
-    fflush(stdout);
-  }
-}
-
 /* ---- test matrices (the same on every rank) ---- */
 
 /* The two extensions of one test: moments (k, n), a basis of up to cap columns. */
@@ -572,10 +548,6 @@ static void test_numerical_rank(int ci, dist_layout layout, linalg_dist_ws *dw) 
   check_all(name, diff <= 1e-4, diff, "max |dS| %.1e");
   linalg_ws_free(&w);
   free(M1), free(M2), free(G), free(S_ref), free(S), free(M1s), free(scratch);
-}
-
-static int launched_by_mpi(void) {
-  return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK");
 }
 
 int main(int argc, char **argv) {

@@ -239,10 +239,6 @@ static void test_layout(int tp_w, const int *tps, int n_tps) {
   dist_free(&dw);
 }
 
-static int launched_by_mpi(void) {
-  return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK");
-}
-
 int main(int argc, char **argv) {
   if (!launched_by_mpi()) {
     printf("note: the collective checks run under mpirun: tests/cli/h5io_collective.sh runs this "

@@ -34,30 +34,6 @@
 
 static int rank, nprocs;
 
-static void *xcalloc(size_t n, size_t size) {
-  void *p = calloc(n ? n : 1, size);
-  if (!p) {
-    fprintf(stderr, "test_linalg_dist: out of memory\n");
-    exit(2);
-  }
-  return p;
-}
-
-/* Collective check: passes when ok on every rank; value is the worst (max) over ranks. */
-static void check_all(const char *name, int ok, double value, const char *fmt) {
-  int all_ok = ok;
-  double worst = value;
-  MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-  MPI_Allreduce(&value, &worst, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-  all_ok ? n_pass++ : n_fail++;
-  if (rank == 0) {
-    printf("%s p=%d %-78s ", all_ok ? "PASS" : "FAIL", nprocs, name);
-    printf(fmt, worst);
-    printf("\n");
-    fflush(stdout);
-  }
-}
-
 /* ---- reference matrices ---- */
 
 /* U (rows, cols) row-major with orthonormal columns: double Householder QR of a Gaussian. */
@@ -422,10 +398,6 @@ static void test_split(void) {
   ok &= off == 7338 && len == 3670;
   CHECK(ok, "dist_split: contiguous, in rank order, lengths floor or ceil of total / p");
   printf("%s dist_split tiles [0, total) evenly for total < 40, p <= 6\n", ok ? "PASS" : "FAIL");
-}
-
-static int launched_by_mpi(void) {
-  return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK");
 }
 
 int main(int argc, char **argv) {

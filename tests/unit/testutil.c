@@ -2,6 +2,8 @@
 #define _XOPEN_SOURCE 700 /* nftw */
 #include "testutil.h"
 
+#include <mpi.h>
+
 #include "gorp/config.h"
 
 #include <ftw.h>
@@ -75,4 +77,33 @@ int config_from_text(gorp_config *c, const char *text, char *const *overrides, i
   const int rc = config_load(c, path, overrides, n);
   rm_tree(dir);
   return rc;
+}
+
+int launched_by_mpi(void) {
+  return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK");
+}
+
+void check_all(const char *name, int ok, double value, const char *fmt) {
+  int all_ok = ok, rank = 0, nprocs = 1;
+  double worst = value;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &nprocs);
+  MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  MPI_Allreduce(&value, &worst, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  all_ok ? n_pass++ : n_fail++;
+  if (rank == 0) {
+    printf("%s p=%d %-72s ", all_ok ? "PASS" : "FAIL", nprocs, name);
+    printf(fmt, worst);
+    printf("\n");
+    fflush(stdout);
+  }
+}
+
+void *xcalloc(size_t n, size_t size) {
+  void *p = calloc(n ? n : 1, size);
+  if (!p) {
+    fprintf(stderr, "test: out of memory\n");
+    exit(2);
+  }
+  return p;
 }

@@ -4,6 +4,7 @@
 #ifndef GORP_TESTUTIL_H
 #define GORP_TESTUTIL_H
 
+#include <stddef.h>
 #include <stdio.h>
 
 extern int n_pass, n_fail;
@@ -32,6 +33,15 @@ void rm_tree(const char *dir);
 struct gorp_config;
 /* Loads a config from text (written to a temporary file) with overrides; 0 on success. */
 int config_from_text(struct gorp_config *c, const char *text, char *const *overrides, int n);
+/* For the tests that tests/cli runs under mpirun: */
+/* 1 when the process was started by mpirun (else only the MPI-free part runs). */
+int launched_by_mpi(void);
+/* Collective check over MPI_COMM_WORLD: counts once, passing when ok on every rank; rank 0 prints
+ * the line with the worst (largest) value over the ranks formatted by fmt. */
+void check_all(const char *name, int ok, double value, const char *fmt);
+/* calloc that never returns NULL (a test out of memory exits 2). */
+void *xcalloc(size_t n, size_t size);
+
 /* Prints "N passed, M failed" and returns the process exit code. */
 int tests_finish(void);
 

@@ -112,12 +112,6 @@ static int write_results(run_ctx *r) {
   return GORP_OK;
 }
 
-/* Every rank writes its part of the checkpoint (collective parallel HDF5, through the trainer's
- * dist); ckpt_save returns once the file is published, on every rank. */
-static int save(run_ctx *r, const ckpt_pos *pos) {
-  return ckpt_save(r->c, r->tr, r->res, pos);
-}
-
 /* Whether any rank received SIGTERM/SIGUSR1: all ranks stop at the same step. */
 static int stop_agreed(run_ctx *r) {
   int stop = stop_requested;
@@ -143,7 +137,9 @@ static int after_step(void *ctx, int step, const float *losses) {
   const int every = c->run.checkpoint_every, stop = stop_agreed(s->r);
   if (!stop && !(every > 0 && step % every == 0)) return GORP_OK;
   const ckpt_pos pos = {.task = s->task, .step = step, .done = 0, .losses = (float *)losses};
-  GORP_CALL(save(s->r, &pos));
+  /* every rank writes its part (collective parallel HDF5); ckpt_save returns once the file is
+   * published, on every rank */
+  GORP_CALL(ckpt_save(c, s->r->tr, s->r->res, &pos));
   if (!stop) return GORP_OK;
   printf("gorp run: stopped by a signal after step %d of task %d; checkpoint written, resubmit "
          "to continue (exit code %d)\n",
@@ -154,7 +150,7 @@ static int after_step(void *ctx, int step, const float *losses) {
 /* Saves the state after task `task` (-1: the zero-shot row) is complete; then honours a stop. */
 static int task_done(run_ctx *r, int task) {
   const ckpt_pos pos = {.task = task, .step = 0, .done = 1};
-  GORP_CALL(save(r, &pos));
+  GORP_CALL(ckpt_save(r->c, r->tr, r->res, &pos));
   if (!stop_agreed(r)) return GORP_OK;
   printf("gorp run: stopped by a signal after task %d; checkpoint written, resubmit to continue "
          "(exit code %d)\n",

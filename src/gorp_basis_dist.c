@@ -84,17 +84,11 @@ int gorp_dist_project_cols(float *G_local, const float *S_local, int r, int cap,
   return project(G_local, S_local, r, cap, d, scratch);
 }
 
-/* The shard's shape (rows, cols) as stored. */
-static void stored_shape(const dist_matrix *d, int *rows, int *cols) {
-  int off;
-  shard(d, rows, cols, &off);
-}
-
 int gorp_dist_project_rows(float *G_local, const float *S_local, int r, int cap,
                            const dist_matrix *d, float *scratch) {
   if (r == 0) return GORP_OK;
-  int rows, cols;
-  stored_shape(d, &rows, &cols);
+  int rows, cols, off;
+  shard(d, &rows, &cols, &off);
   const dist_matrix t = transposed(d);
   float *T = scratch; /* (cols, rows) */
   transpose(T, G_local, rows, cols);
@@ -160,8 +154,8 @@ static int append_column(float *S, int r, int cap, int len, int off, float *u, f
 int gorp_dist_extend_rows(float *S_local, int *r, int cap, const float *M_local,
                           const dist_matrix *d, float energy, int *added, linalg_dist_ws *dw,
                           float *scratch) {
-  int rows, cols;
-  stored_shape(d, &rows, &cols);
+  int rows, cols, off;
+  shard(d, &rows, &cols, &off);
   const dist_matrix t = transposed(d);
   transpose(scratch, M_local, rows, cols);
   return gorp_dist_extend_cols(S_local, r, cap, scratch, &t, energy, added, dw,

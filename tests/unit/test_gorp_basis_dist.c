@@ -220,18 +220,6 @@ static void make_dist(dist_matrix *d, int k, int n, dist_layout layout, int lops
   }
 }
 
-/* This rank's shard of X (k, n) under d: rows (len, n) or columns (k, len). */
-static float *shard(const float *X, const dist_matrix *d) {
-  const int len = d->local_len;
-  float *L = xcalloc((size_t)len * (d->layout == DIST_ROWS ? d->n : d->m), sizeof(float));
-  if (d->layout == DIST_ROWS)
-    memcpy(L, X + (size_t)d->local_off * d->n, (size_t)len * d->n * sizeof(float));
-  else
-    for (int i = 0; i < d->m; i++)
-      memcpy(L + (size_t)i * len, X + (size_t)i * d->n + d->local_off, (size_t)len * sizeof(float));
-  return L;
-}
-
 /* X (total, width) on every rank from the ranks' contiguous row blocks (len, width). */
 static void gather_rows(float *X, const float *X_local, int len, int width) {
   int *cnt = xcalloc(nprocs, sizeof(int)), *dsp = xcalloc(nprocs, sizeof(int));
@@ -350,7 +338,7 @@ static void test_case(int ci, dist_layout layout, int lopsided, linalg_dist_ws *
   gorp_dist_basis_rows(&d, 0, &off, &len);
   const size_t need = gorp_dist_scratch(&d, 0, c->cap);
   float *scratch = guarded(need), *S = xcalloc((size_t)len * c->cap, sizeof(float));
-  float *M1s = shard(M1, &d), *M2s = shard(M2, &d);
+  float *M1s = dist_shard_copy(M1, &d), *M2s = dist_shard_copy(M2, &d);
   int rc = ref.rc | gorp_dist_reserve(dw, &d, 0), r = 0, added = -1;
   rc |= gorp_dist_extend_cols(S, &r, c->cap, M1s, &d, c->e1, &added, dw, scratch);
   check_basis(tag, "task 1", S, r, added, 0, ref.S1, ref.r1, &d, c->cap);
@@ -360,13 +348,13 @@ static void test_case(int ci, dist_layout layout, int lopsided, linalg_dist_ws *
 
   /* the projection alone: both sides use the reference S, so only the products are compared */
   char name[160];
-  float *Gs = shard(G, &d), *Gd = shard(G, &d),
+  float *Gs = dist_shard_copy(G, &d), *Gd = dist_shard_copy(G, &d),
         *Sref = xcalloc((size_t)len * c->cap, sizeof(float));
   memcpy(Sref, ref.S2 + (size_t)off * c->cap, (size_t)len * c->cap * sizeof(float));
   float *Gref = xcalloc((size_t)c->k * c->n, sizeof(float));
   memcpy(Gref, G, (size_t)c->k * c->n * sizeof(float));
   rc |= gorp_project_cols(Gref, ref.S2, ref.r2, c->cap, c->n, c->k, &w);
-  float *Gref_s = shard(Gref, &d);
+  float *Gref_s = dist_shard_copy(Gref, &d);
   rc |= gorp_dist_project_cols(Gs, Sref, ref.r2, c->cap, &d, scratch);
   const size_t glen = (size_t)d.local_len * (layout == DIST_ROWS ? c->n : c->k);
   double diff = 0.0;
@@ -425,8 +413,8 @@ static void test_edges(int ci, dist_layout layout, linalg_dist_ws *dw) {
   float *scratch = guarded(need), *S = xcalloc((size_t)len * c->cap, sizeof(float));
   float *S0 = xcalloc((size_t)len * c->cap, sizeof(float)),
         *S1 = xcalloc((size_t)len * c->cap, sizeof(float));
-  float *M1s = shard(M1, &d), *M2s = shard(M2, &d);
-  float *Z = xcalloc((size_t)c->k * c->n, sizeof(float)), *Zs = shard(Z, &d);
+  float *M1s = dist_shard_copy(M1, &d), *M2s = dist_shard_copy(M2, &d);
+  float *Z = xcalloc((size_t)c->k * c->n, sizeof(float)), *Zs = dist_shard_copy(Z, &d);
   int rc = ref.rc | gorp_dist_reserve(dw, &d, 0), r1 = 0, r = 0, added = -1, ok;
   rc |= gorp_dist_extend_cols(S1, &r1, c->cap, M1s, &d, c->e1, &added, dw, scratch);
   snprintf(name, sizeof name, "%s: task 1 from an empty basis keeps %d columns", tag, ref.r1);
@@ -466,7 +454,7 @@ static void test_edges(int ci, dist_layout layout, linalg_dist_ws *dw) {
   for (int i = 0; i < c->n; i++)
     for (int j = 0; j < terms; j++)
       Wf[(size_t)i * terms + j] = Wp[(size_t)i * (ref.r1 + terms) + ref.r1 + j];
-  float *P = moment(c->k, c->n, terms, 0.7, Wf, 0.0, 4343), *Ps = shard(P, &d);
+  float *P = moment(c->k, c->n, terms, 0.7, Wf, 0.0, 4343), *Ps = dist_shard_copy(P, &d);
   int rp = ref.r1, added_ref = -1;
   float *Sp = xcalloc((size_t)c->n * c->cap, sizeof(float));
   memcpy(Sp, ref.S1, (size_t)c->n * c->cap * sizeof(float));
@@ -535,7 +523,7 @@ static void test_numerical_rank(int ci, dist_layout layout, linalg_dist_ws *dw) 
   make_dist(&d, c->k, c->n, layout, 0);
   int off, len;
   gorp_dist_basis_rows(&d, 0, &off, &len);
-  float *S = xcalloc((size_t)len * c->cap, sizeof(float)), *M1s = shard(M1, &d);
+  float *S = xcalloc((size_t)len * c->cap, sizeof(float)), *M1s = dist_shard_copy(M1, &d);
   float *scratch = guarded(gorp_dist_scratch(&d, 0, c->cap));
   rc |= gorp_dist_reserve(dw, &d, 0);
   rc |= gorp_dist_extend_cols(S, &r, c->cap, M1s, &d, 1.0f, &added, dw, scratch);

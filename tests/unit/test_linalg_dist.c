@@ -71,18 +71,6 @@ static float *build(int m, int n, uint64_t key) {
   return G;
 }
 
-/* This rank's shard of G under d: rows (len, n) or columns (m, len). */
-static float *shard(const float *G, const dist_matrix *d) {
-  const int len = d->local_len;
-  float *S = xcalloc((size_t)len * (d->layout == DIST_ROWS ? d->n : d->m), sizeof(float));
-  if (d->layout == DIST_ROWS)
-    memcpy(S, G + (size_t)d->local_off * d->n, (size_t)len * d->n * sizeof(float));
-  else
-    for (int i = 0; i < d->m; i++)
-      memcpy(S + (size_t)i * len, G + (size_t)i * d->n + d->local_off, (size_t)len * sizeof(float));
-  return S;
-}
-
 /* ---- comparisons (in double) ---- */
 
 /* k vectors of length len: vector j at x + j * sv, entries sv_e apart. */
@@ -230,7 +218,7 @@ static void test_matrix(const float *G, const dist_matrix *d, int k, const char 
   loc_rand.rc = linalg_topk_right(loc_rand.Q, loc_rand.sq, G, m, n, k, SVD_RANDOMIZED, &o, &lw);
   loc_rand.rc |= linalg_topk_left(loc_rand.P, loc_rand.sp, G, m, n, k, SVD_RANDOMIZED, &o, &lw);
 
-  float *Gs = shard(G, d);
+  float *Gs = dist_shard_copy(G, d);
   int rc = linalg_dist_ws_reserve(w, d, k, &o);
   const long grows = w->n_grow;
   run_dist(&ex, Gs, d, k, SVD_EXACT, NULL, w);
@@ -336,7 +324,7 @@ static void test_errors(linalg_dist_ws *w) {
   float *G = build(m, n, 77), Q[3 * 10], sv[3];
   dist_matrix d;
   dist_matrix_init(&d, MPI_COMM_WORLD, m, n, DIST_ROWS);
-  float *Gs = shard(G, &d);
+  float *Gs = dist_shard_copy(G, &d);
   int rc = linalg_dist_ws_reserve(w, &d, k, NULL);
   if (rank == 0) printf("     (expected error messages follow, until 'end of expected errors')\n");
   fflush(stdout);
@@ -349,7 +337,7 @@ static void test_errors(linalg_dist_ws *w) {
   check_all("a NaN on the last rank only: every rank returns the numerical error", rc == GORP_ENUM,
             rc, "rc %g");
   free(Gs);
-  Gs = shard(G, &d);
+  Gs = dist_shard_copy(G, &d);
 
   if (nprocs > 1) {
     rc = linalg_dist_topk_right(Q, sv, Gs, &d, rank == 1 ? 2 : k, SVD_EXACT, NULL, w);

@@ -5,6 +5,7 @@
 #include <mpi.h>
 
 #include "gorp/config.h"
+#include "gorp/linalg_dist.h"
 
 #include <ftw.h>
 #include <limits.h>
@@ -106,4 +107,15 @@ void *xcalloc(size_t n, size_t size) {
     exit(2);
   }
   return p;
+}
+
+float *dist_shard_copy(const float *G, const dist_matrix *d) {
+  const int len = d->local_len;
+  float *S = xcalloc((size_t)len * (d->layout == DIST_ROWS ? d->n : d->m), sizeof(float));
+  if (d->layout == DIST_ROWS)
+    memcpy(S, G + (size_t)d->local_off * d->n, (size_t)len * d->n * sizeof(float));
+  else
+    for (int i = 0; i < d->m; i++)
+      memcpy(S + (size_t)i * len, G + (size_t)i * d->n + d->local_off, (size_t)len * sizeof(float));
+  return S;
 }

@@ -41,6 +41,9 @@ int launched_by_mpi(void);
 void check_all(const char *name, int ok, double value, const char *fmt);
 /* calloc that never returns NULL (a test out of memory exits 2). */
 void *xcalloc(size_t n, size_t size);
+struct dist_matrix;
+/* A copy of this rank's shard of the whole matrix G under d: rows (len, n) or columns (m, len). */
+float *dist_shard_copy(const float *G, const struct dist_matrix *d);
 
 /* Prints "N passed, M failed" and returns the process exit code. */
 int tests_finish(void);

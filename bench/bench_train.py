@@ -20,8 +20,13 @@ table nor the norm vectors), B = batch, T = sequence length, L = layers, H = hid
 term is forward (2) + backward (4) per weight and token; the second is QK^T and PV, forward and
 backward, with the causal half counted.
 
-Not for: tests (no timing belongs in tests/), nor decoding or GORP-vs-inclora timing, which have no
-gorp command to time yet (bench/README.md says what is missing).
+The GEMM floor is bench/bench_gemm_floor.c: the step's matrix products (and attention ops) alone,
+through gorp's own backend, built by CMake beside the timed gorp: the fastest a
+step of gorp's code could be with this BLAS if everything else were free, and so the largest ratio
+to PyTorch that it could show.
+
+Not for: tests (no timing belongs in tests/), nor decoding (bench_decode.py) or GORP-vs-inclora
+timing (bench_methods.py).
 
   build/venv/bin/python bench/bench_train.py [--sizes tiny,small,medium] [--threads 2] [--rounds 1]
 """
@@ -164,6 +169,25 @@ def sgemm_build(work):
     return exe
 
 
+def floor_build(work, gorp):
+    """A private copy of the bench_gemm_floor that the build of `gorp` made (same flags)."""
+    exe = os.path.join(os.path.dirname(os.path.abspath(gorp)), "bench_gemm_floor")
+    if not os.path.exists(exe):
+        raise RuntimeError(f"{exe} not found: build it beside gorp (cmake --build build --target "
+                           "bench_gemm_floor)")
+    shutil.copy2(exe, os.path.join(work, "bench_gemm_floor"))
+    return os.path.join(work, "bench_gemm_floor")
+
+
+def floor_measure(exe, cfg, args, reps):
+    """Best seconds of one step's products alone (bench_gemm_floor)."""
+    line = run([exe, *map(str, (cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads,
+                                cfg.num_key_value_heads, cfg.intermediate_size, cfg.vocab_size,
+                                args.batch, args.seq, reps))], env=thread_env(args.threads))
+    print(f"  {line.strip()}", file=sys.stderr)
+    return float(re.search(r"best_s=([0-9.]+)", line).group(1))
+
+
 def sgemm_measure(exe, threads_list, best):
     """Best SGEMM GFLOP/s per thread count, folded into best (dict threads -> GFLOP/s)."""
     for t in threads_list:
@@ -223,11 +247,14 @@ def bench_size(size, args, work):
             raise RuntimeError(f"{size}: step-1 loss differs (gorp {g['first_loss']}, PyTorch "
                                f"{t['first_loss']}): not the same model or batch")
     g, t = (pool(runs["gorp"]), pool(runs["torch"]))
+    print(f"[{size}] GEMM floor: the step's products alone, best of {steps + warmup}",
+          file=sys.stderr)
+    floor_s = floor_measure(args.floor_exe, cfg, args, steps + warmup)
 
     tokens = args.batch * args.seq
     return dict(size=size, cfg=cfg, warmup=warmup, steps=steps, rounds=args.rounds, tokens=tokens,
                 params=params, flops=step_flops(cfg, args.batch, args.seq), gorp=g,
-                torch=t)
+                torch=t, floor_s=floor_s)
 
 
 def pool(rs):
@@ -313,7 +340,8 @@ def append_entry(script, title, threads, load_start, notes, lines):
 def table(rows, ceiling):
     hdr = ["size", "params (M)", "GFLOP/step", "timed steps", "gorp tok/s", "PyTorch tok/s",
            "gorp / PyTorch (best steps)", "gorp GFLOP/s (% ceiling)", "PyTorch GFLOP/s (% ceiling)",
-           "gorp peak RSS MB", "PyTorch peak RSS MB", "W+G+Adam MB", "step-1 loss gorp / PyTorch"]
+           "GEMM floor tok/s (/ PyTorch)", "gorp step / floor", "gorp peak RSS MB",
+           "PyTorch peak RSS MB", "W+G+Adam MB", "step-1 loss gorp / PyTorch"]
     lines = ["| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
     for r in rows:
         g, t = r["gorp"], r["torch"]
@@ -327,7 +355,9 @@ def table(rows, ceiling):
             f"{t_tps:,.0f}",
             f"{g_tps / t_tps:.2f}x ({t['min_step_s'] / g['min_step_s']:.2f}x)",
             f"{g_gf:.1f} ({100 * g_gf / ceiling:.0f}%)",
-            f"{t_gf:.1f} ({100 * t_gf / ceiling:.0f}%)", f"{g['peak_rss_mb']:,.0f}",
+            f"{t_gf:.1f} ({100 * t_gf / ceiling:.0f}%)",
+            f"{r['tokens'] / r['floor_s']:,.0f} ({r['tokens'] / r['floor_s'] / t_tps:.2f}x)",
+            f"{g['mean_step_s'] / r['floor_s']:.2f}", f"{g['peak_rss_mb']:,.0f}",
             f"{t['peak_rss_mb']:,.0f}", f"{16 * r['params'] / 2**20:,.0f}",
             f"{g['first_loss']:.5f} / {t['first_loss']:.5f}"]) + " |")
     return "\n".join(lines)
@@ -373,11 +403,13 @@ def main():
     cpu0 = cpu_busy()
     with tempfile.TemporaryDirectory(prefix="gorp-bench-") as work:
         # a private copy: a rebuild of build/ during the run must not change the binary timed
+        gorp_built = args.gorp
         shutil.copy2(args.gorp, os.path.join(work, "gorp"))
         args.gorp = os.path.join(work, "gorp")
         os.environ["GORP"] = args.gorp
         # The ceiling is measured before every size and at the end, and the best kept: a busy
         # machine lowers it, which would flatter the engines' shares.
+        args.floor_exe = floor_build(work, gorp_built)
         exe, sg, rows = sgemm_build(work), {}, []
         for s in sizes:
             print("SGEMM ceiling:", file=sys.stderr)

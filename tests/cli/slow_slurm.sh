@@ -1,0 +1,339 @@
+#!/usr/bin/env bash
+# The sbatch scripts of jobs/ on a private one-node Slurm (munged, slurmctld, slurmd under this
+# test's temp folder, on ports of their own), with tiny synthetic configs: a 2-rank array of two
+# runs and its chained post-processing job (jobs/submit.sh); a run stopped by USR1 mid-training
+# checkpoints, is requeued and ends equal to an uninterrupted run (launched with mpirun); a broken
+# config fails its job without a requeue and its post job never runs; --ntasks against the
+# config's tp x dp fails with gorp's message. Also: every sbatch script's --ntasks equals tp x dp
+# of each of its default configs. docs/SLURM.md.
+. "$(dirname "$0")/lib.bash"
+: "${GORP_SRC:?GORP_SRC must name the source tree}"
+: "${GORP_PYTHON:?GORP_PYTHON must name a Python with h5py}"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export GORP GORP_PYTHON GORP_HOME=$GORP_SRC
+
+# --- every sbatch script asks for tp x dp tasks of its default configs (no Slurm needed) --------
+for script in "$GORP_SRC"/jobs/*.sbatch; do
+  name=$(basename "$script")
+  grep -q '^: "${GORP_CONFIGS:=' "$script" || continue
+  ntasks=$(sed -n 's/^#SBATCH --ntasks=\([0-9]*\)$/\1/p' "$script")
+  # the configs named in the default list and the --set options on the exec line
+  mapfile -t cfgs < <(sed -n '/GORP_CONFIGS:=/,/}"/p' "$script" | grep -o 'inputs/[^ }"]*\.ini')
+  read -ra sets < <(grep '^exec ' "$script" | grep -o -- '--set [^ "]*' | tr '\n' ' ')
+  bad=()
+  for cfg in "${cfgs[@]}"; do
+    layout=$("$GORP" config "$GORP_SRC/$cfg" "${sets[@]}" 2>&1 | sed -n '/^\[parallel\]/,/^\[/p')
+    tp=$(sed -n 's/^tp = //p' <<<"$layout")
+    dp=$(sed -n 's/^dp = //p' <<<"$layout")
+    [ -n "$tp" ] && [ -n "$dp" ] && [ $((tp * dp)) -eq "${ntasks:-0}" ] || bad+=("$cfg: tp ${tp:-?} x dp ${dp:-?}")
+  done
+  if [ ${#cfgs[@]} -gt 0 ] && [ ${#bad[@]} -eq 0 ]; then
+    pass "$name: --ntasks=$ntasks = tp x dp of its ${#cfgs[@]} configs"
+  else
+    fail "$name: --ntasks=${ntasks:-none} but ${bad[*]:-no configs found}"
+  fi
+done
+
+# --- a private Slurm ------------------------------------------------------------------------------
+for cmd in munged munge unmunge slurmctld slurmd sbatch squeue scontrol scancel sinfo srun; do
+  command -v "$cmd" >/dev/null || {
+    fail "$cmd is not installed (apt-get install -y --no-install-recommends slurmctld slurmd slurm-client munge)"
+    finish
+    exit
+  }
+done
+sl=$work/slurm
+mkdir -p "$sl"/{state,spool,log,munge}
+chmod 755 "$work" "$sl" # munged runs as munge and must reach its folder
+chown munge: "$sl/munge"
+chmod 700 "$sl/munge"
+sock=$sl/munge/munge.sock
+pids=()
+
+# two free TCP ports next to each other, from this process's id
+free_port() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port=$((20000 + ($$ * 7) % 40000))
+until free_port "$port" && free_port $((port + 1)); do port=$((port + 2)); done
+
+cancel_all() { scancel --quiet "${jobs_all[@]}" 2>/dev/null; }
+stop_slurm() {
+  local i pid
+  if [ ${#jobs_all[@]} -gt 0 ] && [ -n "${SLURM_CONF:-}" ]; then
+    cancel_all
+    # the jobs' step daemons outlive slurmd: let them end before the daemons go
+    for i in $(seq 50); do
+      [ -z "$(squeue -h -o %i 2>/dev/null)" ] && break
+      sleep 0.2
+    done
+  fi
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    pid=${pids[i]}
+    kill "$pid" 2>/dev/null || continue
+    timeout 15 tail --pid="$pid" -f /dev/null || kill -KILL "$pid" 2>/dev/null
+  done
+}
+jobs_all=()
+trap 'stop_slurm; rm -rf "$work"' EXIT
+trap 'exit 1' INT TERM
+
+daemon_logs() {
+  for f in "$sl"/log/*.log "$sl"/munge/munged.log; do
+    [ -f "$f" ] && { echo "--- $f"; tail -30 "$f"; }
+  done
+}
+# wait_for WHAT SECONDS CMD...: polls CMD; on timeout fails with the daemon logs and ends the test
+wait_for() {
+  local what=$1 limit=$2 t0=$SECONDS
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    if [ $((SECONDS - t0)) -ge "$limit" ]; then
+      fail "$what did not come up within $limit s"
+      daemon_logs
+      finish
+      exit
+    fi
+    sleep 0.2
+  done
+}
+
+setsid runuser -u munge -- munged -F --socket="$sock" --pid-file="$sl/munge/munged.pid" \
+  --log-file="$sl/munge/munged.log" --seed-file="$sl/munge/munged.seed" >"$sl/log/munged.out" 2>&1 &
+pids+=($!)
+munge_ok() { munge -S "$sock" -n | unmunge -S "$sock"; }
+wait_for "munged" 10 munge_ok
+
+mem=$(awk '/^MemTotal/ { print int($2 / 1024 * 0.8) }' /proc/meminfo)
+export SLURM_CONF=$sl/slurm.conf
+cat >"$SLURM_CONF" <<CONF
+ClusterName=gorptest
+SlurmctldHost=localhost
+SlurmctldPort=$port
+SlurmdPort=$((port + 1))
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket=$sock
+MpiDefault=pmix
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+MailProg=/bin/true
+StateSaveLocation=$sl/state
+SlurmdSpoolDir=$sl/spool
+SlurmctldPidFile=$sl/slurmctld.pid
+SlurmdPidFile=$sl/slurmd.pid
+SlurmctldLogFile=$sl/log/slurmctld.log
+SlurmdLogFile=$sl/log/slurmd.log
+ReturnToService=2
+MinJobAge=600
+KillWait=5
+NodeName=localhost NodeAddr=127.0.0.1 CPUs=2 RealMemory=$mem State=UNKNOWN
+PartitionName=test Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+CONF
+setsid slurmctld -D >"$sl/log/slurmctld.out" 2>&1 &
+pids+=($!)
+wait_for "slurmctld" 20 scontrol ping
+setsid slurmd -D -N localhost >"$sl/log/slurmd.out" 2>&1 &
+pids+=($!)
+node_idle() { [ "$(sinfo -h -N -o %t)" = idle ]; }
+wait_for "slurmd (node idle)" 20 node_idle
+pass "private Slurm up (ports $port/$((port + 1)), node localhost idle)"
+
+# --- tiny synthetic configs -----------------------------------------------------------------------
+cat >"$work/common.ini" <<INI
+[run]
+seed = 2
+log_every = 1
+[model]
+hidden_size = 32
+intermediate_size = 48
+num_layers = 1
+num_heads = 2
+max_seq = 256
+[data]
+format = synthetic
+order = order1
+synthetic_train = 16
+synthetic_test = 4
+[pretrain]
+out = base.h5
+steps = 20
+batch_size = 4
+warmup = 5
+[train]
+batch_size = 4
+max_steps = 3
+[eval]
+max_new_tokens = 4
+INI
+# config NAME LINES...: $work/NAME.ini, the common settings on the pretrained base plus LINES
+config() {
+  local name=$1
+  shift
+  printf '%s\n' "include = common.ini" "[model]" "init = base.h5" "$@" >"$work/$name.ini"
+}
+config a "[run]" "method = seqft" "[parallel]" "dp = 2"
+config b "[run]" "method = inclora" "[parallel]" "tp = 2"
+# long enough that the signal lands inside a task: 4 tasks of 60 steps
+config long "[run]" "method = inclora" "[parallel]" "dp = 2" "[train]" "epochs = 100" "max_steps = 60"
+config broken "[train]" "batch_size = four"
+config single
+"$GORP" pretrain "$work/common.ini" >"$work/pre.log" 2>&1 || { fail "gorp pretrain:"; tail -5 "$work/pre.log"; }
+
+# --- job helpers ----------------------------------------------------------------------------------
+# field ID KEY: KEY's value in `scontrol show job ID` (the first record)
+field() { scontrol -o show job "$1" 2>/dev/null | head -1 | grep -o " $2=[^ ]*" | cut -d= -f2-; }
+# all_done ID: every record of ID (all tasks of an array) is in a final state
+all_done() {
+  local states
+  states=$(scontrol -o show job "$1" 2>/dev/null | grep -o ' JobState=[A-Z_]*' | cut -d= -f2)
+  [ -n "$states" ] && ! grep -qvE '^(COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY|BOOT_FAIL|DEADLINE|PREEMPTED)$' <<<"$states"
+}
+# wait_job ID SECONDS: waits for all_done; a timeout fails the check (the caller's) instead of hanging
+wait_job() {
+  local t0=$SECONDS
+  until all_done "$1"; do
+    [ $((SECONDS - t0)) -lt "$2" ] || { echo "    job $1 not done after $2 s: $(squeue -h -j "$1" -o '%i %T %r' | tr '\n' ';')"; return 1; }
+    sleep 0.3
+  done
+}
+# complete RUN_DIR: results.h5 whose last row is measured for every task, AP included
+complete() {
+  "$GORP_PYTHON" - "$1/results.h5" <<'PY'
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "r") as f:
+    a = f["acc_matrix"][()]
+    ok = a.shape[0] == a.shape[1] + 1 and not np.isnan(a[-1]).any() and np.isfinite(f.attrs["AP"])
+sys.exit(0 if ok else 1)
+PY
+}
+submit() { # submit sbatch-args...: the job id, recorded for teardown
+  local id
+  id=$(sbatch --parsable "$@") || return 1
+  id=${id%%;*}
+  jobs_all+=("$id")
+  echo "$id"
+}
+cd "$GORP_SRC" || exit 1
+few=(--ntasks=2 --cpus-per-task=1 --mem-per-cpu=500M)
+
+# --- queue everything at once: the node runs one 2-rank job at a time, in submission order --------
+read -r arr post < <(GORP_RUN_ROOT=$work/ok jobs/submit.sh standard "${few[@]}" --array=1-2 \
+  -- "$work/a.ini" "$work/b.ini")
+jobs_all+=("$arr" "$post")
+long=$(GORP_RUN_ROOT=$work/long submit "${few[@]}" --array=1 --output="$work/long.log" \
+  jobs/clbench_standard.sbatch "$work/long.ini")
+ref=$(GORP_RUN_ROOT=$work/ref GORP_LAUNCHER=mpirun submit "${few[@]}" --array=1 \
+  --output="$work/ref.log" jobs/clbench_standard.sbatch "$work/long.ini")
+read -r bad badpost < <(GORP_RUN_ROOT=$work/bad jobs/submit.sh standard "${few[@]}" --array=1 \
+  -- "$work/broken.ini")
+jobs_all+=("$bad" "$badpost")
+mis=$(GORP_RUN_ROOT=$work/mis submit "${few[@]}" --array=1 --output="$work/mis.log" \
+  jobs/clbench_standard.sbatch "$work/single.ini")
+[ -n "$arr" ] && [ -n "$post" ] && [ -n "$long" ] && [ -n "$ref" ] && [ -n "$bad" ] && [ -n "$mis" ] \
+  && pass "submitted: array $arr + post $post, checkpoint run $long, reference $ref, broken $bad + post $badpost, mismatch $mis" \
+  || fail "sbatch refused a job (array '$arr', post '$post', long '$long', ref '$ref', bad '$bad', mis '$mis')"
+
+# --- the array and its chained post job -----------------------------------------------------------
+if wait_job "$arr" 90 && wait_job "$post" 60; then
+  states=$(scontrol -o show job "$arr" | grep -o ' JobState=[A-Z]*' | sort | uniq -c | tr -s ' ')
+  [ "$states" = " 2 JobState=COMPLETED" ] && pass "array $arr: both tasks COMPLETED" || fail "array $arr:$states"
+  for r in a b; do
+    d=$work/ok/$(basename "$work")-$r
+    complete "$d" && pass "run $r (2 ranks): results.h5 with the last row of every task" \
+      || { fail "run $r: results.h5 incomplete or missing in $d"; cat "$work"/ok/logs/gorp-std-"$arr"_*.out; }
+  done
+  grep -l "tp 1 x dp 2" "$work"/ok/logs/gorp-std-"$arr"_1.out >/dev/null \
+    && grep -l "tp 2 x dp 1" "$work"/ok/logs/gorp-std-"$arr"_2.out >/dev/null \
+    && grep -q "srun --mpi=pmix --ntasks=2" "$work"/ok/logs/gorp-std-"$arr"_1.out \
+    && pass "srun --mpi=pmix launched 2 ranks per task (dp 2, tp 2)" || fail "the array's logs lack the 2-rank layouts"
+  last_end=$(scontrol -o show job "$arr" | grep -o ' EndTime=[^ ]*' | cut -d= -f2 | sort | tail -1)
+  post_start=$(field "$post" StartTime)
+  [ "$(field "$post" JobState)" = COMPLETED ] && [[ ! $post_start < $last_end ]] \
+    && pass "post job $post COMPLETED, started $post_start >= the array's last end $last_end" \
+    || { fail "post job $post: $(field "$post" JobState), start $post_start, array end $last_end"; cat "$work"/ok/logs/gorp-post-"$post".out; }
+  tables=$work/ok/tables/tables.md
+  [ -s "$tables" ] && grep -q seqft "$tables" && grep -q inclora "$tables" \
+    && pass "tables.md lists both runs (seqft, inclora)" \
+    || { fail "tables.md missing or without both runs:"; cat "$tables" "$work"/ok/logs/gorp-post-"$post".out; }
+else
+  fail "the array $arr or its post job $post did not end in time"
+fi
+
+# --- checkpoint and requeue -----------------------------------------------------------------------
+# signal once task 2 is training (a progress line of it); the time limit sends the same USR1
+t0=$SECONDS
+in_task2() { awk '/^task 2\/4/ { t = 1 } t && / step / { n++ } END { exit !(n >= 5) }' "$work/long.log"; }
+until in_task2 2>/dev/null; do
+  [ $((SECONDS - t0)) -lt 60 ] || break
+  sleep 0.2
+done
+if scancel --signal=USR1 --batch "$long"; then
+  if wait_job "$long" 90; then
+    restarts=$(field "$long" Restarts)
+    [ "$(field "$long" JobState)" = COMPLETED ] && [ "${restarts:-0}" -ge 1 ] \
+      && pass "job $long requeued after USR1 (Restarts=$restarts) and COMPLETED" \
+      || fail "job $long: $(field "$long" JobState), Restarts=${restarts:-?}"
+    grep -q "stopped by a signal after step [0-9]* of task" "$work/long.log" \
+      && grep -q "requeueing job $long" "$work/long.log" && grep -q "resuming syn-" "$work/long.log" \
+      && pass "the log: checkpointed mid-task on the signal, requeued, resumed mid-task" \
+      || { fail "the log lacks checkpoint/requeue/resume:"; grep -E "gorp_launch|stopped|resuming" "$work/long.log"; }
+  else
+    fail "the signalled job $long did not end in time"
+  fi
+else
+  fail "scancel --signal=USR1 --batch $long refused"
+fi
+if wait_job "$ref" 60 && [ "$(field "$ref" JobState)" = COMPLETED ] \
+  && grep -q "mpirun -np 2" "$work/ref.log"; then
+  pass "reference job $ref (GORP_LAUNCHER=mpirun) COMPLETED uninterrupted"
+  same=$("$GORP_PYTHON" - "$work"/long/*/results.h5 "$work"/ref/*/results.h5 <<'PY'
+import sys, h5py, numpy as np
+a, b = (h5py.File(p, "r")["acc_matrix"][()] for p in sys.argv[1:3])
+print("equal" if a.shape == b.shape and np.array_equal(a, b, equal_nan=True) and not np.isnan(a[-1]).any()
+      else f"differ:\n{a}\n{b}")
+PY
+)
+  [ "$same" = equal ] && pass "the requeued run's acc_matrix equals the uninterrupted run's" \
+    || fail "acc_matrix: $same"
+else
+  fail "reference job $ref: $(field "$ref" JobState)"; tail -20 "$work/ref.log"
+fi
+
+# --- a broken config fails the job, no requeue; its post job never runs ----------------------------
+if wait_job "$bad" 60; then
+  log=$(ls "$work"/bad/logs/gorp-std-"$bad"_1.out)
+  [ "$(field "$bad" JobState)" = FAILED ] && [ "$(field "$bad" Restarts)" = 0 ] \
+    && [ "$(field "$bad" ExitCode)" = 2:0 ] && grep -q "batch_size" "$log" \
+    && pass "broken config: job $bad FAILED with exit 2 naming the key, not requeued" \
+    || { fail "broken config: job $bad $(field "$bad" JobState) Restarts=$(field "$bad" Restarts) ExitCode=$(field "$bad" ExitCode)"; cat "$log"; }
+  t0=$SECONDS
+  until [ "$(field "$badpost" Reason)" = DependencyNeverSatisfied ] || all_done "$badpost"; do
+    [ $((SECONDS - t0)) -lt 20 ] || break
+    sleep 0.3
+  done
+  state=$(field "$badpost" JobState) reason=$(field "$badpost" Reason)
+  { [ "$state/$reason" = PENDING/DependencyNeverSatisfied ] || [ "$state" = CANCELLED ]; } \
+    && [ ! -e "$work/bad/tables" ] && [ "$(field "$badpost" StartTime)" = Unknown -o "$state" = CANCELLED ] \
+    && pass "its post job $badpost never ran ($state, $reason)" \
+    || fail "post job $badpost after the failure: $state, $reason"
+  scancel "$badpost"
+else
+  fail "the broken job $bad did not end in time"
+fi
+
+# --- world size against tp x dp -------------------------------------------------------------------
+if wait_job "$mis" 60; then
+  [ "$(field "$mis" JobState)" = FAILED ] \
+    && grep -q "the MPI job has 2 ranks, but parallel.tp x parallel.dp = 1 x 1 = 1" "$work/mis.log" \
+    && pass "--ntasks=2 with a 1 x 1 config: FAILED with gorp's world-size message" \
+    || { fail "mismatch job $mis: $(field "$mis" JobState)"; cat "$work/mis.log"; }
+else
+  fail "the mismatch job $mis did not end in time"
+fi
+finish

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The body every gorp sbatch script ends in (`exec`ed, so it *is* the batch shell and receives
-# `--signal=B:USR1@...`): picks this array task's config, launches `gorp run CONFIG` over the job's
-# tasks, and turns gorp's "checkpointed on a signal" exit into a requeue. docs/SLURM.md.
+# `--signal=B:USR1@...`): picks this array task's config, checks it with `gorp config`, launches
+# `gorp run CONFIG` over the job's tasks, and turns gorp's "checkpointed on USR1" exit into a
+# requeue. docs/SLURM.md.
 #
 #   gorp_launch.sh [CONFIG...] [--set KEY=VALUE]...
 #
@@ -61,6 +62,14 @@ if [ -n "${GORP_RUN_ROOT:-}" ]; then
   out=(--set "run.out_dir=$GORP_RUN_ROOT/$(basename "$(dirname "$config")")-$(basename "$config" .ini)")
 fi
 
+# the run directory as gorp resolves it; a broken config stops here, before any rank starts
+resolved=$("$GORP" config "$config" "${out[@]}" "${sets[@]}") || exit
+run_dir=$(sed -n '/^\[run\]/,/^\[/s/^out_dir = //p' <<<"$resolved")
+[[ $run_dir = /* ]] || run_dir=$(dirname "$config")/$run_dir
+# model.h5 is written once, at the end of a run: if it is the same file after the launcher
+# returned 0, no rank ran (srun was seen to exit 0 when it could not start the tasks)
+model_before=$(stat -c '%y %i %s' "$run_dir/model.h5" 2>/dev/null)
+
 ntasks=${SLURM_NTASKS:-1}
 # one BLAS thread per rank unless the job gave each task more cores
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}
@@ -74,22 +83,23 @@ esac
 echo "gorp_launch: job ${SLURM_JOB_ID:-?} array task ${SLURM_ARRAY_TASK_ID:--}" \
   "restart ${SLURM_RESTART_COUNT:-0}: ${launch[*]} $GORP run $config ${out[*]} ${sets[*]}"
 
-# Slurm signals only this shell (B:): pass a stop on to gorp, which finishes its step, checkpoints
-# and exits 75. srun and mpirun both forward SIGUSR1 to every rank; SIGTERM would make them kill
-# the ranks instead of letting them save.
-signalled=0
+# Slurm's warning before the time limit (--signal=B:USR1@...) reaches only this shell: pass it on
+# to gorp, which finishes its step, checkpoints and exits 75; srun and mpirun forward SIGUSR1 to
+# every rank. SIGTERM (scancel, preemption, the limit itself) also gets a checkpoint but no
+# requeue: a cancelled job must stay cancelled.
+warned=0
 interrupted=0
 pid=
-forward() {
-  signalled=1
+stop_gorp() {
   interrupted=1
   if [ -n "$pid" ]; then kill -USR1 "$pid" 2>/dev/null; fi
 }
-trap forward USR1 TERM
+trap 'warned=1; stop_gorp' USR1
+trap stop_gorp TERM
 
 "${launch[@]}" "$GORP" run "$config" "${out[@]}" "${sets[@]}" &
 pid=$!
-[ "$signalled" -eq 0 ] || kill -USR1 "$pid" 2>/dev/null
+[ "$interrupted" -eq 0 ] || kill -USR1 "$pid" 2>/dev/null
 # a trapped signal interrupts `wait` (status > 128) while the ranks are still saving: wait again
 while true; do
   interrupted=0
@@ -100,10 +110,14 @@ done
 
 # 75 = gorp's "checkpointed on a signal, resubmit me" (CKPT_EXIT_RESUBMIT); any other failure
 # fails the job so that a dependent job never runs on a broken result
-if [ "$rc" -eq 75 ]; then
-  echo "gorp_launch: gorp checkpointed (exit 75, signal seen here: $signalled); requeueing job $SLURM_JOB_ID"
+if [ "$rc" -eq 75 ] && [ "$warned" -eq 1 ]; then
+  echo "gorp_launch: gorp checkpointed on USR1 (exit 75); requeueing job $SLURM_JOB_ID"
   scontrol requeue "$SLURM_JOB_ID" || { echo "gorp_launch: scontrol requeue failed" >&2; exit 75; }
   exit 0
+fi
+if [ "$rc" -eq 0 ] && [ "$(stat -c '%y %i %s' "$run_dir/model.h5" 2>/dev/null)" = "$model_before" ]; then
+  echo "gorp_launch: ${launch[0]} exited 0 but $run_dir/model.h5 was not written: the ranks did not run" >&2
+  exit 1
 fi
 echo "gorp_launch: gorp run exited $rc"
 exit "$rc"

@@ -13,6 +13,7 @@ set -euo pipefail
 usage="usage: jobs/submit.sh standard|large|7b [SBATCH_OPTION...] [-- [CONFIG...] [--set KEY=VALUE]...]"
 [ $# -ge 1 ] || { echo "$usage" >&2; exit 64; }
 : "${GORP_HOME:=$PWD}"
+GORP_HOME=$(cd "$GORP_HOME" && pwd)
 case $1 in
   standard) script=clbench_standard.sbatch ;;
   large) script=clbench_large.sbatch ;;
@@ -32,6 +33,7 @@ done
 : "${GORP_RUN_ROOT:=$GORP_HOME/runs/$bench}"
 export GORP_HOME GORP_RUN_ROOT
 mkdir -p "$GORP_RUN_ROOT/logs"
+GORP_RUN_ROOT=$(cd "$GORP_RUN_ROOT" && pwd) # the jobs run in GORP_HOME, not here
 # --parsable prints "ID" or "ID;CLUSTER"; a later --output among the options wins
 array=$(sbatch --parsable --chdir="$GORP_HOME" --output="$GORP_RUN_ROOT/logs/%x-%A_%a.out" \
   "${opts[@]}" "$GORP_HOME/jobs/$script" "$@")

@@ -14,91 +14,42 @@ column i-1 = task i; NaN = not measured):
     in-list % = mean of the last row of in_list
 
 An mtl run trains once on all tasks: only rows 0 and T are measured, so its diag mean and BWT are
-'-'. AP and BWT are checked against the file's own attributes (a mismatch above 1e-6 is an error).
+'-'. Reading and checks are gorp_tables.py's (every stored metric must equal the matrices).
 Run directories named <name>-s<seed> (scripts/demo.sh --seeds) are grouped by <name>: when a group
 has more than one run, a seed column and a mean row per group are added. A missing or malformed
 input stops with exit code 1 and a message naming the file.
 """
-import math
 import os
 import re
 import sys
 
-import h5py
 import numpy as np
 
-TOL = 1e-6
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gorp_tables  # noqa: E402  (reading, checks and the metrics shared with the papers' tables)
 
-
-class TableError(Exception):
-    pass
-
-
-def text(v):
-    """An HDF5 string attribute as str (h5py gives str, bytes or a 0-d array)."""
-    if isinstance(v, np.ndarray) and v.shape == ():
-        v = v[()]
-    return v.decode() if isinstance(v, bytes) else str(v)
-
-
-def same(x, y):
-    """Equal within TOL, or both NaN."""
-    return (math.isnan(x) and math.isnan(y)) or abs(x - y) <= TOL
+TableError = gorp_tables.TableError
 
 
 def read_run(run_dir):
     path = os.path.join(run_dir, "results.h5")
     if not os.path.isfile(path):
         raise TableError(f"{path}: missing (did the run fail or not start? see its log)")
-    try:
-        with h5py.File(path, "r") as f:
-            for name in ("acc_matrix", "in_list"):
-                if name not in f or not isinstance(f[name], h5py.Dataset):
-                    raise TableError(f"{path}: no dataset '{name}' (not a gorp results.h5?)")
-            acc = np.asarray(f["acc_matrix"][...], dtype=np.float64)
-            inl = np.asarray(f["in_list"][...], dtype=np.float64)
-            attrs = dict(f.attrs)
-    except OSError as e:
-        raise TableError(f"{path}: not a readable HDF5 file ({e})") from None
-    if acc.ndim != 2 or acc.shape[0] != acc.shape[1] + 1 or acc.shape[1] < 1:
-        raise TableError(f"{path}: acc_matrix has shape {acc.shape}, expected [T+1, T]")
-    if inl.shape != acc.shape:
-        raise TableError(f"{path}: in_list has shape {inl.shape}, acc_matrix {acc.shape}")
-    T = acc.shape[1]
-    for key in ("method", "seed"):
-        if key not in attrs:
-            raise TableError(f"{path}: no attribute '{key}'")
-    try:
-        method, seed = text(attrs["method"]), int(attrs["seed"])
-        metric_attrs = {k: float(attrs[k]) for k in ("AP", "BWT") if k in attrs}
-    except (TypeError, ValueError) as e:
-        raise TableError(f"{path}: malformed attribute ({e})") from None
-    for name, m in (("acc_matrix", acc), ("in_list", inl)):
-        ok = m[~np.isnan(m)]
-        if ok.size and (ok.min() < 0 or ok.max() > 100):
-            raise TableError(f"{path}: {name} has values outside 0..100 percent")
-    last, last_in = acc[T], inl[T]
-    if np.isnan(last).any() or np.isnan(last_in).any():
+    r = gorp_tables.read_run(path)  # refuses a malformed file or a stored metric off the matrices
+    acc, T = r.acc, r.acc.shape[1]
+    if r.partial:
         raise TableError(f"{path}: the last row (after task {T}) is not fully measured "
                          "(an unfinished run?)")
     diag = np.array([acc[j, j - 1] for j in range(1, T + 1)])
-    drops = [acc[T, i - 1] - acc[i, i - 1] for i in range(1, T)]  # task i after all vs just after
-    bwt = float(np.mean(drops)) if drops else math.nan
-    ap = float(np.mean(last))
-    if method == "mtl":
-        inner = acc[1:T]
-        if not np.isnan(inner).all():
+    if r.method == "mtl":
+        if not np.isnan(acc[1:T]).all():
             raise TableError(f"{path}: an mtl run with measured rows between 0 and {T}")
         diag_mean = None
     elif np.isnan(diag).any():
-        raise TableError(f"{path}: method {method} but the diagonal a[j, j-1] is not fully "
+        raise TableError(f"{path}: method {r.method} but the diagonal a[j, j-1] is not fully "
                          "measured")
     else:
         diag_mean = float(np.mean(diag))
-    for key, mine in (("AP", ap), ("BWT", bwt)):
-        if key in metric_attrs and not same(metric_attrs[key], mine):
-            raise TableError(f"{path}: attribute {key} = {metric_attrs[key]!r} but the matrix "
-                             f"gives {mine!r}")
     wall = None
     wall_path = os.path.join(run_dir, "wall_seconds")
     if os.path.exists(wall_path):
@@ -109,14 +60,14 @@ def read_run(run_dir):
             raise TableError(f"{wall_path}: not a number of seconds") from None
     return {
         "run": os.path.basename(os.path.normpath(run_dir)),
-        "method": method,
-        "seed": seed,
-        "order": text(attrs["order"]) if "order" in attrs else "?",
+        "method": r.method,
+        "seed": r.seed,
+        "order": r.order,
         "T": T,
         "diag": diag_mean,
-        "AP": ap,
-        "BWT": None if method == "mtl" or T < 2 else bwt,
-        "in_list": float(np.mean(last_in)),
+        "AP": r.values["AP"],
+        "BWT": None if r.method == "mtl" or T < 2 else r.values["BWT"],
+        "in_list": r.values["in_list"],
         "time": wall,
     }
 

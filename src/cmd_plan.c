@@ -247,8 +247,8 @@ static void print_text(const plan *p, const char *path, const plan_sources *s) {
     printf("note: GORP bases are the worst case, every basis at cap = its axis length columns "
            "(gorp allocates them at start)\n");
   if (l->tp > 1)
-    printf("note: tp > 1 is the Megatron layout gorp run uses; GORP under tp > 1 is built for "
-           "gorp.axis = input with moment bases\n");
+    printf("note: tp > 1 is the Megatron layout gorp run uses, for every method and GORP "
+           "variant (docs/PARALLEL.md)\n");
   for (int i = 0; i < s->n_notes; i++) printf("note: %s\n", s->notes[i]);
 }
 

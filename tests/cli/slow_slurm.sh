@@ -4,13 +4,16 @@
 # runs and its chained post-processing job (jobs/submit.sh); a run stopped by USR1 mid-training
 # checkpoints, is requeued and ends equal to an uninterrupted run (launched with mpirun); a broken
 # config fails its job without a requeue and its post job never runs; --ntasks against the
-# config's tp x dp fails with gorp's message. Also: every sbatch script's --ntasks equals tp x dp
+# config's tp x dp fails with gorp's message; scancel does not requeue. Also: every sbatch script's --ntasks equals tp x dp
 # of each of its default configs. docs/SLURM.md.
 . "$(dirname "$0")/lib.bash"
 : "${GORP_SRC:?GORP_SRC must name the source tree}"
 : "${GORP_PYTHON:?GORP_PYTHON must name a Python with h5py}"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export GORP GORP_PYTHON GORP_HOME=$GORP_SRC
+export GORP GORP_PYTHON GORP_HOME=$GORP_SRC TMPDIR=$work
+# nothing from an outer Slurm (a real cluster's SLURM_CONF, or this test run inside a job) may reach
+# the private one, or be cancelled by the teardown
+unset $(compgen -e | grep -E '^(SLURM|SBATCH|SRUN|SALLOC)_')
 
 # --- every sbatch script asks for tp x dp tasks of its default configs (no Slurm needed) --------
 for script in "$GORP_SRC"/jobs/*.sbatch; do
@@ -43,10 +46,10 @@ for cmd in munged munge unmunge slurmctld slurmd sbatch squeue scontrol scancel 
   }
 done
 sl=$work/slurm
-mkdir -p "$sl"/{state,spool,log,munge}
+mkdir -p "$sl"/{state,spool,log,munge,tmp}
 chmod 755 "$work" "$sl" # munged runs as munge and must reach its folder
 chown munge: "$sl/munge"
-chmod 700 "$sl/munge"
+chmod 755 "$sl/munge" # its socket must be reachable by every user
 sock=$sl/munge/munge.sock
 pids=()
 
@@ -55,11 +58,11 @@ free_port() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 port=$((20000 + ($$ * 7) % 40000))
 until free_port "$port" && free_port $((port + 1)); do port=$((port + 2)); done
 
-cancel_all() { scancel --quiet "${jobs_all[@]}" 2>/dev/null; }
 stop_slurm() {
   local i pid
-  if [ ${#jobs_all[@]} -gt 0 ] && [ -n "${SLURM_CONF:-}" ]; then
-    cancel_all
+  if [ "${SLURM_CONF:-}" = "$sl/slurm.conf" ]; then
+    # every job of this private cluster is this test's
+    scancel --quiet --user="$(id -un)" 2>/dev/null
     # the jobs' step daemons outlive slurmd: let them end before the daemons go
     for i in $(seq 50); do
       [ -z "$(squeue -h -o %i 2>/dev/null)" ] && break
@@ -72,12 +75,11 @@ stop_slurm() {
     timeout 15 tail --pid="$pid" -f /dev/null || kill -KILL "$pid" 2>/dev/null
   done
 }
-jobs_all=()
 trap 'stop_slurm; rm -rf "$work"' EXIT
 trap 'exit 1' INT TERM
 
 daemon_logs() {
-  for f in "$sl"/log/*.log "$sl"/munge/munged.log; do
+  for f in "$sl"/log/* "$sl"/munge/munged.log; do
     [ -f "$f" ] && { echo "--- $f"; tail -30 "$f"; }
   done
 }
@@ -113,7 +115,8 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$sock
+# a requeued job waits cred_expire (default 120 s) before it may start again
+AuthInfo=socket=$sock,cred_expire=5
 MpiDefault=pmix
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
@@ -130,9 +133,16 @@ SlurmdPidFile=$sl/slurmd.pid
 SlurmctldLogFile=$sl/log/slurmctld.log
 SlurmdLogFile=$sl/log/slurmd.log
 ReturnToService=2
+# job ids and temporary files of its own: PMIx and Open MPI name their /tmp files after the job id,
+# and two copies of this test once broke each other's step launches through them
+FirstJobId=$((port * 10))
+TmpFS=$sl/tmp
 MinJobAge=600
 KillWait=5
-NodeName=localhost NodeAddr=127.0.0.1 CPUs=2 RealMemory=$mem State=UNKNOWN
+# 8 CPUs on 2 cores (config_overrides: slurmd believes the config): the tiny jobs run side by
+# side, and a post job started without waiting for its dependency would run at once
+SlurmdParameters=config_overrides
+NodeName=localhost NodeAddr=127.0.0.1 CPUs=8 RealMemory=$mem State=UNKNOWN
 PartitionName=test Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 CONF
 setsid slurmctld -D >"$sl/log/slurmctld.out" 2>&1 &
@@ -179,8 +189,10 @@ config() {
 }
 config a "[run]" "method = seqft" "[parallel]" "dp = 2"
 config b "[run]" "method = inclora" "[parallel]" "tp = 2"
-# long enough that the signal lands inside a task: 4 tasks of 60 steps
-config long "[run]" "method = inclora" "[parallel]" "dp = 2" "[train]" "epochs = 100" "max_steps = 60"
+# long enough (about 5 s) in its second task for the signal to land inside it
+config long "[run]" "method = inclora" "log_every = 500" "[data]" "order =" \
+  "tasks = syn-dbpedia, syn-amazon" "[parallel]" "dp = 2" "[train]" "epochs = 10000" \
+  "max_steps = 6000" "per_task = syn-dbpedia:max_steps=300"
 config broken "[train]" "batch_size = four"
 config single
 "$GORP" pretrain "$work/common.ini" >"$work/pre.log" 2>&1 || { fail "gorp pretrain:"; tail -5 "$work/pre.log"; }
@@ -212,27 +224,23 @@ with h5py.File(sys.argv[1], "r") as f:
 sys.exit(0 if ok else 1)
 PY
 }
-submit() { # submit sbatch-args...: the job id, recorded for teardown
+submit() { # submit SBATCH_ARGS...: the job id
   local id
   id=$(sbatch --parsable "$@") || return 1
-  id=${id%%;*}
-  jobs_all+=("$id")
-  echo "$id"
+  echo "${id%%;*}"
 }
 cd "$GORP_SRC" || exit 1
 few=(--ntasks=2 --cpus-per-task=1 --mem-per-cpu=500M)
 
-# --- queue everything at once: the node runs one 2-rank job at a time, in submission order --------
+# --- queue everything at once -------------------------------------------------------------------
 read -r arr post < <(GORP_RUN_ROOT=$work/ok jobs/submit.sh standard "${few[@]}" --array=1-2 \
   -- "$work/a.ini" "$work/b.ini")
-jobs_all+=("$arr" "$post")
 long=$(GORP_RUN_ROOT=$work/long submit "${few[@]}" --array=1 --output="$work/long.log" \
   jobs/clbench_standard.sbatch "$work/long.ini")
 ref=$(GORP_RUN_ROOT=$work/ref GORP_LAUNCHER=mpirun submit "${few[@]}" --array=1 \
   --output="$work/ref.log" jobs/clbench_standard.sbatch "$work/long.ini")
 read -r bad badpost < <(GORP_RUN_ROOT=$work/bad jobs/submit.sh standard "${few[@]}" --array=1 \
   -- "$work/broken.ini")
-jobs_all+=("$bad" "$badpost")
 mis=$(GORP_RUN_ROOT=$work/mis submit "${few[@]}" --array=1 --output="$work/mis.log" \
   jobs/clbench_standard.sbatch "$work/single.ini")
 [ -n "$arr" ] && [ -n "$post" ] && [ -n "$long" ] && [ -n "$ref" ] && [ -n "$bad" ] && [ -n "$mis" ] \
@@ -268,7 +276,7 @@ fi
 # --- checkpoint and requeue -----------------------------------------------------------------------
 # signal once task 2 is training (a progress line of it); the time limit sends the same USR1
 t0=$SECONDS
-in_task2() { awk '/^task 2\/4/ { t = 1 } t && / step / { n++ } END { exit !(n >= 5) }' "$work/long.log"; }
+in_task2() { awk '/^task 2\/2/ { t = 1 } t && / step / { n++ } END { exit !(n >= 2) }' "$work/long.log"; }
 until in_task2 2>/dev/null; do
   [ $((SECONDS - t0)) -lt 60 ] || break
   sleep 0.2
@@ -292,17 +300,43 @@ fi
 if wait_job "$ref" 60 && [ "$(field "$ref" JobState)" = COMPLETED ] \
   && grep -q "mpirun -np 2" "$work/ref.log"; then
   pass "reference job $ref (GORP_LAUNCHER=mpirun) COMPLETED uninterrupted"
-  same=$("$GORP_PYTHON" - "$work"/long/*/results.h5 "$work"/ref/*/results.h5 <<'PY'
+  same=$("$GORP_PYTHON" - "$work"/long/*/ "$work"/ref/*/ <<'PY'
 import sys, h5py, numpy as np
-a, b = (h5py.File(p, "r")["acc_matrix"][()] for p in sys.argv[1:3])
-print("equal" if a.shape == b.shape and np.array_equal(a, b, equal_nan=True) and not np.isnan(a[-1]).any()
-      else f"differ:\n{a}\n{b}")
+resumed, whole = sys.argv[1:3]
+def arrays(path):
+    with h5py.File(path, "r") as f:
+        out = {}
+        f.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) else None)
+    return out
+diff = []
+for name in ("results.h5", "model.h5"):
+    a, b = arrays(resumed + name), arrays(whole + name)
+    if a.keys() != b.keys():
+        diff.append(f"{name}: datasets differ")
+    diff += [f"{name}:{k}" for k in a if k in b and not np.array_equal(a[k], b[k], equal_nan=True)]
+print("equal" if not diff else "differ: " + " ".join(diff[:10]))
 PY
 )
-  [ "$same" = equal ] && pass "the requeued run's acc_matrix equals the uninterrupted run's" \
+  [ "$same" = equal ] && pass "the requeued run's acc_matrix and model.h5 equal the uninterrupted run's" \
     || fail "acc_matrix: $same"
 else
   fail "reference job $ref: $(field "$ref" JobState)"; tail -20 "$work/ref.log"
+fi
+
+# --- scancel ends a job for good: gorp checkpoints on the SIGTERM, but only USR1 requeues ------------
+cancelled=$(GORP_RUN_ROOT=$work/cancel submit "${few[@]}" --array=1 --output="$work/cancel.log" \
+  jobs/clbench_standard.sbatch "$work/long.ini")
+t0=$SECONDS
+until grep -q " step " "$work/cancel.log" 2>/dev/null || [ $((SECONDS - t0)) -ge 60 ]; do sleep 0.2; done
+scancel "$cancelled"
+# past the requeue hold (cred_expire = 5 s): a requeued job would be back by then
+if wait_job "$cancelled" 30 && sleep 8 && all_done "$cancelled"; then
+  [ "$(field "$cancelled" JobState)" = CANCELLED ] && [ "$(field "$cancelled" Restarts)" = 0 ] \
+    && pass "scancel while training: job $cancelled CANCELLED, not requeued" \
+    || { fail "scancel: job $cancelled $(field "$cancelled" JobState) Restarts=$(field "$cancelled" Restarts)"; grep gorp_launch "$work/cancel.log"; }
+else
+  fail "the cancelled job $cancelled came back: $(field "$cancelled" JobState) Restarts=$(field "$cancelled" Restarts)"
+  grep gorp_launch "$work/cancel.log"
 fi
 
 # --- a broken config fails the job, no requeue; its post job never runs ----------------------------

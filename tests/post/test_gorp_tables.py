@@ -1,4 +1,4 @@
-"""post/gorp_tables.py on hand-made results.h5 files (no gorp run): two methods x two orders x two
+"""postprocess/gorp_tables.py on hand-made results.h5 files (no gorp run): two methods x two orders x two
 seeds built with h5py in gorp's layout (src/cl_results.c: vlen UTF-8 strings, uint64 seed, float64
 metrics), from four 3-task accuracy matrices whose metrics are worked out by hand below. Checks
 the Markdown, CSV and LaTeX numbers, the means and sample stds over seeds and the means over
@@ -9,7 +9,6 @@ import csv
 import io
 import math
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -17,17 +16,14 @@ import tempfile
 import h5py
 import numpy as np
 
-TOOL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "post",
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ref"))
+from checks import Checks  # noqa: E402
+
+TOOL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "postprocess",
                     "gorp_tables.py")
 N = math.nan
-n_pass = n_fail = 0
-
-
-def check(ok, what, detail=""):
-    global n_pass, n_fail
-    print(("PASS " if ok else "FAIL ") + what + ("" if ok or not detail else f"\n    {detail}"),
-          flush=True)
-    n_pass, n_fail = n_pass + bool(ok), n_fail + (not ok)
+checks = Checks()
+check = checks.report
 
 
 # Four accuracy matrices, T = 3 (rows: zero-shot, after 1, 2, 3; 1-based a[row, task] below),
@@ -46,12 +42,15 @@ B = {"acc": [[10, 20, 30], [80, 40, N], [85, 90, 50], [40, 70, 90]],
      # AP = (40 + 70 + 90) / 3 = 200/3; BWT = ((40 - 80) + (70 - 90)) / 2 = -30
      # FWT = 20 as A; forgetting = ((85 - 40) + (90 - 70)) / 2 = 32.5; in-list = 260/3
      "want": {"AP": 200 / 3, "BWT": -30.0, "FWT": 20.0, "forgetting": 32.5, "in_list": 260 / 3}}
-C = {"acc": [[30, 30, 30], [60, 30, N], [50, 80, 40], [55, 60, 70]],
+C = {"acc": [[70, 30, 30], [60, 95, N], [50, 80, 40], [55, 60, 70]],
      "inl_last": [90, 90, 90],
      # AP = (55 + 60 + 70) / 3 = 185/3; BWT = ((55 - 60) + (60 - 80)) / 2 = -12.5
-     # FWT = ((30 - 30) + (40 - 30)) / 2 = 5; forgetting = ((60 - 55) + (80 - 60)) / 2 = 12.5
+     # FWT = ((a12 - a02) + (a23 - a03)) / 2 = ((95 - 30) + (40 - 30)) / 2 = 37.5
+     # forgetting = ((max(a11, a21) - a31) + (a22 - a32)) / 2 = ((60 - 55) + (80 - 60)) / 2 = 12.5:
+     #   the zero-shot a01 = 70 and the before-training a12 = 95 are not learned accuracy and
+     #   must not enter the max
      # in-list = 90
-     "want": {"AP": 185 / 3, "BWT": -12.5, "FWT": 5.0, "forgetting": 12.5, "in_list": 90.0}}
+     "want": {"AP": 185 / 3, "BWT": -12.5, "FWT": 37.5, "forgetting": 12.5, "in_list": 90.0}}
 D = {"acc": [[0, 10, 20], [70, 20, N], [75, 60, 30], [65, 50, 80]],
      "inl_last": [70, 80, 90],
      # AP = (65 + 50 + 80) / 3 = 65; BWT = ((65 - 70) + (50 - 60)) / 2 = -7.5
@@ -61,8 +60,10 @@ D = {"acc": [[0, 10, 20], [70, 20, N], [75, 60, 30], [65, 50, 80]],
 KEYS = ("AP", "BWT", "FWT", "forgetting", "in_list")
 TASKS = {"order1": ["syn-dbpedia", "syn-amazon", "syn-yahoo"],
          "order2": ["syn-yahoo", "syn-dbpedia", "syn-amazon"]}
-# (method, order) -> the matrices of seeds 1 and 2; inclora mixes them so no std is zero
-PLAN = {("seqft", "order1"): (A, B), ("seqft", "order2"): (C, D),
+# (method, order) -> the matrices of seeds 1, 2, ...; inclora mixes them so no std is zero;
+# seqft/order2 has three seeds, so the mean over orders (of per-order means) differs from the mean
+# over all of seqft's runs
+PLAN = {("seqft", "order1"): (A, B), ("seqft", "order2"): (C, D, A),
         ("inclora", "order1"): (A, C), ("inclora", "order2"): (A, D)}
 
 
@@ -107,22 +108,23 @@ def md_tables(stdout):
     return out
 
 
-def mean2(x, y):
-    return (x + y) / 2
+def mean(xs):
+    return sum(xs) / len(xs)
 
 
-def std2(x, y):
-    # sample std of two values: sqrt(((x-m)^2 + (y-m)^2) / (2-1)) = |x - y| / sqrt(2)
-    return abs(x - y) / math.sqrt(2)
+def sample_std(xs):
+    # sqrt(sum (x - mean)^2 / (n - 1)); for two values this is |x - y| / sqrt(2)
+    m = mean(xs)
+    return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
 
 
 def expected():
     """Per (method, order): mean and std of each metric; per method: mean of the order means."""
     per_order = {}
-    for (method, order), (s1, s2) in PLAN.items():
-        per_order[method, order] = {k: (mean2(s1["want"][k], s2["want"][k]),
-                                         std2(s1["want"][k], s2["want"][k])) for k in KEYS}
-    per_method = {m: {k: mean2(per_order[m, "order1"][k][0], per_order[m, "order2"][k][0])
+    for (method, order), ms in PLAN.items():
+        per_order[method, order] = {k: (mean([m["want"][k] for m in ms]),
+                                         sample_std([m["want"][k] for m in ms])) for k in KEYS}
+    per_method = {m: {k: mean([per_order[m, "order1"][k][0], per_order[m, "order2"][k][0]])
                       for k in KEYS} for m in ("inclora", "seqft")}
     return per_order, per_method
 
@@ -132,13 +134,9 @@ def f2(v):
 
 
 def main():
-    work = tempfile.mkdtemp(prefix="post_tables_")
-    try:
+    with tempfile.TemporaryDirectory(prefix="post_tables_") as work:
         tests(work)
-    finally:
-        shutil.rmtree(work)
-    print(f"{n_pass} passed, {n_fail} failed")
-    return 1 if n_fail else 0
+    return checks.finish()
 
 
 def tests(work):
@@ -152,7 +150,7 @@ def tests(work):
     per_order, per_method = expected()
 
     r = tool(root)
-    check(r.returncode == 0, "exit 0 on a folder of 8 runs", r.stderr)
+    check(r.returncode == 0, "exit 0 on a folder of 9 runs", r.stderr)
     t = md_tables(r.stdout)
     rows = t.get("Per method and order", [])
     check([(x["method"], x["order"]) for x in rows] ==
@@ -161,25 +159,26 @@ def tests(work):
     bad = []
     for x in rows:
         for k, head in zip(KEYS, ("AP", "BWT", "FWT", "forgetting", "in-list")):
-            mean, std = per_order[x["method"], x["order"]][k]
-            if x[head] != f"{f2(mean)} ± {f2(std)}" or x["seeds"] != "2":
-                bad.append((x["method"], x["order"], head, x[head], f2(mean), f2(std)))
+            mu, std = per_order[x["method"], x["order"]][k]
+            if (x[head] != f"{f2(mu)} ± {f2(std)}"
+                    or x["seeds"] != str(len(PLAN[x["method"], x["order"]]))):
+                bad.append((x["method"], x["order"], head, x[head], f2(mu), f2(std)))
     check(rows and not bad, "Markdown: mean ± sample std over the two seeds of every metric", bad)
     mrows = t.get("Per method, mean over orders", [])
     bad = [(x["method"], k, x[h]) for x in mrows
            for k, h in zip(KEYS, ("AP", "BWT", "FWT", "forgetting", "in-list"))
            if x[h] != f2(per_method[x["method"]][k]) or x["orders"] != "order1, order2"
-           or x["seeds"] != "4"]
+           or x["seeds"] != {"inclora": "4", "seqft": "5"}[x["method"]]]
     check([x["method"] for x in mrows] == ["inclora", "seqft"] and not bad,
           "Markdown: per method the mean of its per-order means, orders listed", (mrows, bad))
     runs = t.get("Runs", [])
     want_runs = [(m, o, str(s), PLAN[m, o][s - 1]) for m in ("inclora", "seqft")
-                 for o in ("order1", "order2") for s in (1, 2)]
+                 for o in ("order1", "order2") for s in range(1, len(PLAN[m, o]) + 1)]
     bad = [(x, w[:3]) for x, w in zip(runs, want_runs)
            if (x["method"], x["order"], x["seed"]) != w[:3] or x["status"] != "complete"
            or [x[h] for h in ("AP", "BWT", "FWT", "forgetting", "in-list")] !=
            [f2(w[3]["want"][k]) for k in KEYS]]
-    check(len(runs) == 8 and not bad, "Markdown: per-run rows in (method, order, seed) order "
+    check(len(runs) == 9 and not bad, "Markdown: per-run rows in (method, order, seed) order "
           "with the hand-computed metrics", bad)
 
     r2 = tool(*reversed(dirs))
@@ -192,22 +191,22 @@ def tests(work):
     for x in recs:
         for k in KEYS:
             if x["table"] == "order":
-                mean, std = per_order[x["method"], x["order"]][k]
+                mu, std = per_order[x["method"], x["order"]][k]
             elif x["table"] == "method":
-                mean, std = per_method[x["method"]][k], None
+                mu, std = per_method[x["method"]][k], None
             else:
                 m, o, s = x["method"], x["order"], int(x["seed"])
-                mean, std = PLAN[m, o][s - 1]["want"][k], None
-            if abs(float(x[k]) - mean) > 1e-6 or (
+                mu, std = PLAN[m, o][s - 1]["want"][k], None
+            if abs(float(x[k]) - mu) > 1e-6 or (
                     x[k + "_std"] if std is None else abs(float(x[k + "_std"]) - std) > 1e-6):
                 bad.append((x["table"], x["method"], x["order"], x["seed"], k))
     check(c.returncode == 0 and [x["table"] for x in recs] == ["order"] * 4 + ["method"] * 2 +
-          ["run"] * 8 and not bad, "CSV: every mean and std to 1e-6", (c.stderr, bad))
+          ["run"] * 9 and not bad, "CSV: every mean and std to 1e-6", (c.stderr, bad))
 
     lt = tool(root, "--format", "latex")
     s1, s2 = per_order["seqft", "order1"]["AP"]
     pm = per_method["seqft"]
-    want_line = " & ".join(["seqft", "order1, order2", "4"] +
+    want_line = " & ".join(["seqft", "order1, order2", "5"] +
                            [f2(pm[k]) for k in KEYS]) + r" \\"
     check(lt.returncode == 0 and lt.stdout.count(r"\begin{tabular}") == 3 and
           rf"seqft & order1 & 2 & ${f2(s1)} \pm {f2(s2)}$ &" in lt.stdout
@@ -225,14 +224,14 @@ def tests(work):
           "and the complete rows", p.stderr)
     p = tool(root, "--allow-partial")
     t = md_tables(p.stdout)
-    prow = [x for x in t.get("Runs", []) if x["seed"] == "3"]
+    prow = [x for x in t.get("Runs", []) if x["seed"] == "3" and x["order"] == "order1"]
     orow = [x for x in t.get("Per method and order", []) if x["method"] == "seqft"
             and x["order"] == "order1"]
-    mean, std = per_order["seqft", "order1"]["AP"]
+    mu, std = per_order["seqft", "order1"]["AP"]
     check(p.returncode == 0 and len(prow) == 1 and prow[0]["status"] == "partial (3 of 4 rows)"
           and all(prow[0][h] == "n/a" for h in ("AP", "BWT", "FWT", "forgetting", "in-list"))
           and orow and orow[0]["seeds"] == "2 (+1 partial)"
-          and orow[0]["AP"] == f"{f2(mean)} ± {f2(std)}",
+          and orow[0]["AP"] == f"{f2(mu)} ± {f2(std)}",
           "--allow-partial lists it with n/a and a partial mark, outside the averages",
           (p.stderr, prow, orow))
     os.remove(os.path.join(part, "results.h5"))
@@ -281,7 +280,7 @@ def tests(work):
             if os.path.exists(os.path.join(out, f"tables.{ext}"))]
     check(same == [True] * 3, "--out writes tables.md, tables.csv, tables.tex as --format prints")
     pngs = [f"{kind}_{m}_{o}_s{s}.png" for kind in ("heatmap", "per_task")
-            for (m, o) in PLAN for s in (1, 2)]
+            for (m, o), ms in PLAN.items() for s in range(1, len(ms) + 1)]
     missing = [p for p in pngs if p not in files]
     not_png = [p for p in pngs if p in files and
                open(os.path.join(out, p), "rb").read(8) != b"\x89PNG\r\n\x1a\n"]
@@ -301,7 +300,8 @@ def bad_input(work):
     os.makedirs(junk)
     with open(os.path.join(junk, "results.h5"), "w") as f:
         f.write("not hdf5\n")
-    cases.append(("a results.h5 that is not HDF5", junk, ["junk/results.h5", "not a readable HDF5"]))
+    cases.append(("a results.h5 that is not HDF5", junk,
+                  ["junk/results.h5", "not a readable HDF5"]))
     cut = os.path.join(work, "cut")
     write_results(cut, A, "seqft", "order1", 1)
     h5 = os.path.join(cut, "results.h5")

@@ -13,6 +13,8 @@ import sys
 import torch
 from safetensors.torch import save_file
 
+from checks import Checks  # noqa: F401  (the tests import it from here)
+
 GORP = os.environ.get("GORP", "build/gorp")
 
 
@@ -214,23 +216,3 @@ def checkpoint_bases(out):
         if "gorp" not in f:
             return {}
         return {k: int(f["gorp"][k].attrs["columns"]) for k in f["gorp"]}
-
-
-class Checks:
-    """PASS/FAIL lines and their tally, shared by the reference tests."""
-
-    def __init__(self):
-        self.passes = 0
-        self.failures = 0
-
-    def report(self, ok, what):
-        print(("PASS " if ok else "FAIL ") + what, flush=True)
-        if ok:
-            self.passes += 1
-        else:
-            self.failures += 1
-
-    def finish(self):
-        """Prints the tally; the exit status for sys.exit."""
-        print(f"{self.passes} passed, {self.failures} failed")
-        return 1 if self.failures else 0

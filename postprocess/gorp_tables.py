@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Tables of gorp run directories: AP, BWT, FWT, forgetting and in-list rate per method and order.
 
-    python post/gorp_tables.py PATH [PATH ...] [--format md|csv|latex] [--out DIR] [--plots]
-                               [--allow-partial]
+    python postprocess/gorp_tables.py PATH [PATH ...] [--format md|csv|latex] [--out DIR]
+                                      [--plots] [--allow-partial]
 
 PATH is a run directory (it holds results.h5, docs/RESULTS.md) or a folder searched recursively
 for them. Every metric is recomputed here with numpy from the matrices and must equal the
@@ -41,7 +41,6 @@ class Run:
     seed: int
     tasks: list
     acc: np.ndarray
-    in_list: np.ndarray
     values: dict  # COLUMNS -> float (NaN: undefined, e.g. BWT of an mtl run)
     rows_complete: int
 
@@ -175,7 +174,7 @@ def read_run(path):
         if not agree(stored[k], values[k]):
             raise TableError(f"{path}: attribute {k} = {stored[k]!r} but the matrices give "
                              f"{values[k]!r} (more than {REL_TOL:g} relative apart)")
-    return Run(path, method, order, seed, tasks, acc, inl, values, rows_complete(acc))
+    return Run(path, method, order, seed, tasks, acc, values, rows_complete(acc))
 
 
 def natural(s):
@@ -267,9 +266,12 @@ NOTE = ("Accuracies in percent (exact match), metrics after the last task. Per m
         "listed, not averaged. Formulas: docs/POSTPROCESS.md.")
 
 
+def md_escape(s):
+    return s.replace("|", "\\|")
+
+
 def markdown(tables):
     by_order, by_method, runs = tables
-    esc = lambda s: s.replace("|", "\\|")
     heads = [HEAD[k] for k in COLUMNS]
 
     def table(cols, n_left, rows):
@@ -280,15 +282,16 @@ def markdown(tables):
 
     out = ["## Per method and order", ""]
     out += table(["method", "order", "seeds"] + heads, 2, [
-        [esc(o["method"]), esc(o["order"]), seeds_cell(o)] +
+        [md_escape(o["method"]), md_escape(o["order"]), seeds_cell(o)] +
         [cell(o["mean"][k], o["std"][k], " ± ") for k in COLUMNS] for o in by_order])
     out += ["", "## Per method, mean over orders", ""]
     out += table(["method", "orders", "seeds"] + heads, 2, [
-        [esc(m["method"]), esc(", ".join(m["orders"])), str(m["seeds"])] +
+        [md_escape(m["method"]), md_escape(", ".join(m["orders"])), str(m["seeds"])] +
         [num(m["mean"][k], 2) for k in COLUMNS] for m in by_method])
     out += ["", "## Runs", ""]
     out += table(["method", "order", "seed", "status"] + heads, 4, [
-        [esc(r.method), esc(r.order), str(r.seed), status(r)] + run_cells(r) for r in runs])
+        [md_escape(r.method), md_escape(r.order), str(r.seed), status(r)] + run_cells(r)
+        for r in runs])
     out += ["", NOTE.format(pm=" ± "), ""]
     return "\n".join(out)
 
@@ -314,11 +317,16 @@ def csv_text(tables):
     return buf.getvalue()
 
 
+TEX_SPECIAL = {**{c: "\\" + c for c in "&%$#_{}"},
+               "\\": r"\textbackslash{}", "~": r"\textasciitilde{}", "^": r"\^{}"}
+
+
+def tex_escape(s):
+    return "".join(TEX_SPECIAL.get(c, c) for c in s)
+
+
 def latex(tables):
     by_order, by_method, runs = tables
-    special = {c: "\\" + c for c in "&%$#_{}"}
-    special.update({"\\": r"\textbackslash{}", "~": r"\textasciitilde{}", "^": r"\^{}"})
-    esc = lambda s: "".join(special.get(c, c) for c in s)
     heads = [HEAD[k] for k in COLUMNS]
 
     def table(title, cols, n_left, rows):
@@ -333,21 +341,21 @@ def latex(tables):
 
     out = [f"% gorp_tables.py. {NOTE.format(pm=' +- ')}", ""]
     out += table("per method and order", ["method", "order", "seeds"] + heads, 2, [
-        [esc(o["method"]), esc(o["order"]), esc(seeds_cell(o))] +
+        [tex_escape(o["method"]), tex_escape(o["order"]), tex_escape(seeds_cell(o))] +
         [lcell(o["mean"][k], o["std"][k]) for k in COLUMNS] for o in by_order])
     out += table("per method, mean over orders", ["method", "orders", "seeds"] + heads, 2, [
-        [esc(m["method"]), esc(", ".join(m["orders"])), str(m["seeds"])] +
+        [tex_escape(m["method"]), tex_escape(", ".join(m["orders"])), str(m["seeds"])] +
         [num(m["mean"][k], 2) for k in COLUMNS] for m in by_method])
     out += table("runs", ["method", "order", "seed", "status"] + heads, 4, [
-        [esc(r.method), esc(r.order), str(r.seed), esc(status(r))] + run_cells(r)
-        for r in runs])
+        [tex_escape(r.method), tex_escape(r.order), str(r.seed), tex_escape(status(r))] +
+        run_cells(r) for r in runs])
     return "\n".join(out)
 
 
-def write_atomic(path, data, mode="w"):
+def write_atomic(path, data):
     """A reader (or a job killed halfway) never sees half a table."""
     tmp = path + ".tmp"
-    with open(tmp, mode) as f:
+    with open(tmp, "w") as f:
         f.write(data)
     os.replace(tmp, path)
 

@@ -1,10 +1,8 @@
 /* Top-k SVD timings on GORP's shapes: LAPACK (linalg_topk_right SVD_EXACT), ScaLAPACK
  * (linalg_dist_topk_right SVD_EXACT) and the randomized SVD (local linalg and distributed), run
- * under mpirun with P ranks. bench/bench_svd.sh builds it, runs P = 1 and 2 and prints the
- * Markdown table; by hand:
- *   mpicc -O2 -Iinclude bench/bench_svd.c src/linalg_dist.c src/linalg.c src/backend_cpu.c \
- *         src/rng.c src/err.c -o bench_svd -lscalapack-openmpi -llapacke -lopenblas -lm
- *   OPENBLAS_NUM_THREADS=1 mpirun -np P ./bench_svd REPS MODE MxNxK...
+ * under mpirun with P ranks. CMake builds it beside gorp (build/bench_svd, with the unit tests'
+ * helpers); bench/bench_svd.sh runs P = 1 and 2 and prints the Markdown table; by hand:
+ *   OPENBLAS_NUM_THREADS=1 mpirun -np P build/bench_svd REPS MODE MxNxK...
  * MODE: all (every method; the local ones only when P = 1) or local (only the local ones).
  * Prints one line per measurement:
  *   RESULT <M>x<N> k=<K> <method> p=<P> <layout> median_s=<..> min_s=<..>
@@ -16,6 +14,7 @@
 #include "gorp/linalg.h"
 #include "gorp/linalg_dist.h"
 #include "gorp/rng.h"
+#include "testutil.h" /* xcalloc, dist_shard_copy */
 
 #include <math.h>
 #include <mpi.h>
@@ -24,15 +23,6 @@
 #include <string.h>
 
 static int rank, nprocs;
-
-static void *xcalloc(size_t n, size_t size) {
-  void *p = calloc(n ? n : 1, size);
-  if (!p) {
-    fprintf(stderr, "bench_svd: out of memory\n");
-    MPI_Abort(MPI_COMM_WORLD, 2);
-  }
-  return p;
-}
 
 static int cmp_double(const void *a, const void *b) {
   const double x = *(const double *)a, y = *(const double *)b;
@@ -81,17 +71,6 @@ static void time_job(job *j, int reps, const char *method, const char *layout) {
   free(t);
 }
 
-static float *shard(const float *G, const dist_matrix *d) {
-  const int len = d->local_len;
-  float *S = xcalloc((size_t)len * (d->layout == DIST_ROWS ? d->n : d->m), sizeof(float));
-  if (d->layout == DIST_ROWS)
-    memcpy(S, G + (size_t)d->local_off * d->n, (size_t)len * d->n * sizeof(float));
-  else
-    for (int i = 0; i < d->m; i++)
-      memcpy(S + (size_t)i * len, G + (size_t)i * d->n + d->local_off, (size_t)len * sizeof(float));
-  return S;
-}
-
 static void bench_shape(int m, int n, int k, int reps, int local_only, linalg_dist_ws *dw) {
   float *G = xcalloc((size_t)m * n, sizeof(float));
   for (int i = 0; i < m; i++)
@@ -114,7 +93,7 @@ static void bench_shape(int m, int n, int k, int reps, int local_only, linalg_di
   for (int lay = 0; lay < 2 && !local_only; lay++) {
     if (nprocs == 1 && lay == DIST_COLS) break; /* one rank: the layouts differ only in a copy */
     dist_matrix_init(&j.d, MPI_COMM_WORLD, m, n, (dist_layout)lay);
-    float *Gs = shard(G, &j.d);
+    float *Gs = dist_shard_copy(G, &j.d);
     j.Gs = Gs;
     j.dist = 1;
     if (linalg_dist_ws_reserve(dw, &j.d, k, &j.o)) MPI_Abort(MPI_COMM_WORLD, 1);

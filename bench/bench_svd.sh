@@ -2,7 +2,7 @@
 # Top-k SVD time on GORP's shapes: LAPACK vs ScaLAPACK (p = 1, 2) vs randomized (local and
 # distributed), median of REPS calls, printed as a Markdown table (for BENCHMARKS.md).
 #   bench/bench_svd.sh [REPS] [SQUARE]     (defaults: 3 repetitions, a 4096 x 4096 square)
-# Builds bench/bench_svd.c with mpicc from the sources it needs (no CMake target), then runs
+# Builds bench/bench_svd.c (CMake target bench_svd in build/), then runs
 #   1 rank, 1 OpenBLAS thread: every method (ScaLAPACK and distributed randomized on a 1 x 1 grid)
 #   1 rank, 2 OpenBLAS threads: LAPACK and local randomized (what one process gets from 2 cores)
 #   2 ranks, 1 thread each: ScaLAPACK and distributed randomized, rows split and columns split
@@ -18,20 +18,18 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
-# shellcheck disable=SC2046
-mpicc -O2 -fopenmp -I"$root/include" $(pkg-config --cflags openblas) "$root/bench/bench_svd.c" \
-  "$root/src/linalg_dist.c" "$root/src/linalg.c" "$root/src/linalg_lapack.c" "$root/src/backend_cpu.c" \
-  "$root/src/rng.c" \
-  "$root/src/err.c" -o "$tmp/bench_svd" $(pkg-config --libs scalapack-openmpi lapacke openblas) -lm
+# built by CMake with gorp (the same flags and library); a stale binary is rebuilt first
+cmake --build "$root/build" --target bench_svd >/dev/null
+exe=$root/build/bench_svd
 
 shapes=(11008x8x4 4096x8x4 8x4096x4 "${square}x${square}x8")
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores" >&2
 {
-  OPENBLAS_NUM_THREADS=1 mpirun -np 1 "$tmp/bench_svd" "$reps" all "${shapes[@]}" |
+  OPENBLAS_NUM_THREADS=1 mpirun -np 1 "$exe" "$reps" all "${shapes[@]}" |
     sed 's/$/ thr=1/'
-  OPENBLAS_NUM_THREADS=2 mpirun -np 1 "$tmp/bench_svd" "$reps" local "${shapes[@]}" |
+  OPENBLAS_NUM_THREADS=2 mpirun -np 1 "$exe" "$reps" local "${shapes[@]}" |
     sed 's/$/ thr=2/'
-  OPENBLAS_NUM_THREADS=1 mpirun --oversubscribe -np 2 "$tmp/bench_svd" "$reps" all "${shapes[@]}" |
+  OPENBLAS_NUM_THREADS=1 mpirun --oversubscribe -np 2 "$exe" "$reps" all "${shapes[@]}" |
     sed 's/$/ thr=1/'
 } >"$tmp/results.txt"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2

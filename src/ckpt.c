@@ -811,6 +811,12 @@ int ckpt_inspect(const char *path, int verify) {
          "%s head\n",
          mc.num_layers, mc.hidden_size, mc.intermediate_size, mc.num_heads, mc.num_kv_heads,
          mc.head_dim, mc.vocab_size, mc.tie_embeddings ? "tied" : "untied");
+  rc = strcmp(kind, "model") ? GORP_OK : modelfile_print_adapters(f, path);
+  if (rc) {
+    H5Fclose(f);
+    free(kind);
+    return rc;
+  }
   if (!strcmp(kind, "checkpoint")) {
     char *method = NULL, *text = NULL;
     int64_t v[4] = {0};

@@ -261,6 +261,23 @@ static int print_peak_memory(const dist *d) {
   return GORP_OK;
 }
 
+/* model.h5: the fine-tuned model as it evaluates (adapters merged), the adapters kept beside it
+ * (modelfile_save_merged_tp). Pair p trained on task p; seqlora's one pair on every task. */
+static int save_final_model(const run_ctx *r, const char *path) {
+  const gorp_config *c = r->c;
+  const lora *lo = r->tr->has_lora ? &r->tr->lo : NULL;
+  const int n = lo ? lo->n_pairs : 0;
+  char all[4096] = "", **names;
+  GORP_ALLOC(names, n + 1, "adapter pair names");
+  for (int i = 0; i < c->data.n_tasks; i++)
+    snprintf(all + strlen(all), sizeof(all) - strlen(all), "%s%s", i ? "," : "", c->data.tasks[i]);
+  for (int p = 0; p < n; p++) names[p] = r->tr->method == METHOD_SEQLORA ? all : c->data.tasks[p];
+  const int rc = modelfile_save_merged_tp(r->tr->m, lo, c->run.method, (const char *const *)names,
+                                          path, NULL, r->d); /* every rank its shard */
+  free(names);
+  return rc;
+}
+
 static int run(const gorp_config *c, int force_config) {
   /* from the start: a signal during loading is honoured at the first checkpoint */
   stop_requested = 0;
@@ -308,7 +325,7 @@ static int run(const gorp_config *c, int force_config) {
   GORP_CALL(rc);
   char path[4096];
   snprintf(path, sizeof(path), "%s/model.h5", c->run.out_dir);
-  GORP_CALL(modelfile_save_tp(&m, path, NULL, &d)); /* every rank its shard */
+  GORP_CALL(save_final_model(&r, path));
   print_matrix(c, res.acc, res.in_list);
   GORP_CALL(print_peak_memory(&d));
   printf("\nresults in %s/results.h5, model in %s, predictions under %s/predictions/\n",

@@ -8,6 +8,7 @@
 #include "gorp/rng.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,6 +43,7 @@ int lora_create(lora *lo, const model *m, unsigned targets, int r, float alpha, 
   lo->tp = m->tp;
   lo->targets = targets;
   lo->r = r;
+  lo->alpha = alpha;
   lo->scale = alpha / (float)r;
   lo->dropout = dropout;
   lo->L = c->num_layers;
@@ -216,6 +218,33 @@ void lora_backward(lora *lo, float *dinp, const float *dout, const float *inp, i
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < N; n++)
     mask_row(lo, d, key, layer, target, n, lo->dxd + (size_t)n * in, dinp + (size_t)n * in, 1);
+}
+
+int lora_tensor_target(const lora *lo, const model *m, const param_tensor *t, int *layer) {
+  int l, used = 0;
+  /* HF names: model.layers.<l>.<module>.weight */
+  if (sscanf(t->name, "model.layers.%d.%n", &l, &used) != 1 || !used || l < 0 ||
+      l >= m->cfg.num_layers)
+    return -1;
+  for (int tg = 0; tg < LORA_N_TARGETS; tg++) {
+    const size_t n = strlen(lora_module_names[tg]);
+    if (lo->targets >> tg & 1 && !strncmp(t->name + used, lora_module_names[tg], n) &&
+        !strcmp(t->name + used + n, ".weight")) {
+      *layer = l;
+      return tg;
+    }
+  }
+  return -1;
+}
+
+void lora_merge(const lora *lo, float *w, int layer, int target) {
+  const backend_ops *be = backend_get();
+  const int in = lo->in[target], o = lo->out[target];
+  for (int p = 0; p < lo->n_pairs; p++) { /* w += scale * Bt^T A */
+    const float *pair = lora_pair(lo, p);
+    be->gemm(1, 0, o, in, lo->r, lo->scale, lora_Bt(lo, pair, layer, target), o,
+             lora_A(lo, pair, layer, target), in, 1.0f, w, in);
+  }
 }
 
 int lora_factor_split(const lora *lo, int t, int which) {

@@ -8,6 +8,7 @@
 #include "gorp/err.h"
 #include "gorp/fsutil.h"
 #include "gorp/h5io.h"
+#include "gorp/lora.h"
 
 #include <cjson/cJSON.h>
 #include <hdf5.h>
@@ -99,16 +100,24 @@ h5io_block modelfile_block(const param_tensor *t, uint64_t base) {
   return b;
 }
 
-/* Writes (save) or reads every tensor of m under grp, each as this rank holds it. */
-static int walk_tensors(hid_t grp, model *m, int save, const dist *d, const char *path) {
+/* Writes (save) or reads every tensor of m under grp, each as this rank holds it. With merge, the
+ * linears that carry its adapters are written merged (lora_merge) from a copy in scratch. */
+static int walk_tensors(hid_t grp, model *m, int save, const lora *merge, float *scratch,
+                        const dist *d, const char *path) {
   int rc = GORP_OK;
   for (int i = 0; i < m->n_tensors && !rc; i++) {
     const param_tensor *t = &m->tensors[i];
     const hsize_t dims[2] = {(hsize_t)t->full[0], (hsize_t)t->full[1]};
     const h5io_block b = modelfile_block(t, 0);
     const h5io_data s = {t->name, H5T_NATIVE_FLOAT, t->ndim, dims, &b, 1};
-    rc = save ? h5io_write_part(grp, &s, m->params + t->offset, d, path)
-              : h5io_read_part(grp, &s, m->params + t->offset, d, path);
+    float *x = m->params + t->offset;
+    int layer, tg = merge ? lora_tensor_target(merge, m, t, &layer) : -1;
+    if (tg >= 0) {
+      memcpy(scratch, x, t->numel * sizeof(float));
+      lora_merge(merge, scratch, layer, tg);
+      x = scratch;
+    }
+    rc = save ? h5io_write_part(grp, &s, x, d, path) : h5io_read_part(grp, &s, x, d, path);
   }
   return rc;
 }
@@ -120,37 +129,199 @@ int modelfile_write_header(hid_t file, const char *kind, const char *path) {
   return h5io_write_str_attr(file, "gorp_file_kind", kind, path);
 }
 
-int modelfile_write_group(hid_t file, const model *m, const char *hf_config, const dist *d,
-                          const char *path) {
+/* /model; with merge, the target linears merged with its adapters (walk_tensors). */
+static int write_group(hid_t file, const model *m, const lora *merge, float *scratch,
+                       const char *hf_config, const dist *d, const char *path) {
   const hid_t grp = H5Gcreate2(file, "model", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   int rc = grp < 0 ? gorp_error(__FILE__, __LINE__, __func__, GORP_EIO,
                                 "%s: cannot create group /model", path)
                    : write_config(grp, &m->cfg, hf_config, path);
   rc = h5io_agree(d, rc, path, "writing /model's attributes");
-  if (!rc) rc = walk_tensors(grp, (model *)m, 1, d, path);
+  if (!rc) rc = walk_tensors(grp, (model *)m, 1, merge, scratch, d, path);
   if (grp >= 0) H5Gclose(grp);
   return rc;
 }
 
-int modelfile_save_tp(const model *m, const char *path, const char *hf_config_json, const dist *d) {
+int modelfile_write_group(hid_t file, const model *m, const char *hf_config, const dist *d,
+                          const char *path) {
+  return write_group(file, m, NULL, NULL, hf_config, d, path);
+}
+
+void modelfile_lora_blocks(const lora *lo, int tg, h5io_block *a, h5io_block *b) {
+  *a = (h5io_block){.rows = (uint64_t)lo->r,
+                    .cols = (uint64_t)lo->in_full[tg],
+                    .nr = (uint64_t)lo->r,
+                    .c0 = (uint64_t)lo->in_off[tg],
+                    .nc = (uint64_t)lo->in[tg],
+                    .split = lora_factor_split(lo, tg, 0)};
+  *b = (h5io_block){.rows = (uint64_t)lo->out_full[tg],
+                    .cols = (uint64_t)lo->r,
+                    .r0 = (uint64_t)lo->out_off[tg],
+                    .nr = (uint64_t)lo->out[tg],
+                    .nc = (uint64_t)lo->r,
+                    .split = lora_factor_split(lo, tg, 1)};
+}
+
+/* A comma-separated list of the names of lo's targets (short or module names) into buf. */
+static void target_list(char *buf, size_t size, const lora *lo, const char *const *names) {
+  buf[0] = '\0';
+  for (int tg = 0; tg < LORA_N_TARGETS; tg++)
+    if (lo->targets >> tg & 1)
+      snprintf(buf + strlen(buf), size - strlen(buf), "%s%s", buf[0] ? "," : "", names[tg]);
+}
+
+static int write_adapter_attrs(hid_t grp, const lora *lo, const char *method, const char *path) {
+  char list[256];
+  const double alpha = float_decimal(lo->alpha);
+  const int merged = 1;
+  GORP_CALL(h5io_write_attr(grp, "r", H5T_STD_I32LE, H5T_NATIVE_INT, &lo->r, path));
+  GORP_CALL(h5io_write_attr(grp, "alpha", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &alpha, path));
+  GORP_CALL(h5io_write_attr(grp, "pairs", H5T_STD_I32LE, H5T_NATIVE_INT, &lo->n_pairs, path));
+  GORP_CALL(h5io_write_attr(grp, "merged", H5T_STD_I32LE, H5T_NATIVE_INT, &merged, path));
+  GORP_CALL(h5io_write_str_attr(grp, "method", method, path));
+  target_list(list, sizeof(list), lo, lora_target_names);
+  GORP_CALL(h5io_write_str_attr(grp, "targets", list, path));
+  target_list(list, sizeof(list), lo, lora_module_names);
+  return h5io_write_str_attr(grp, "target_modules", list, path);
+}
+
+/* Group name under loc into *grp (-1 on failure, reported). */
+static int create_group(hid_t loc, const char *name, const char *path, hid_t *grp) {
+  *grp = H5Gcreate2(loc, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  if (*grp < 0) GORP_ERR(GORP_EIO, "%s: cannot create group %s", path, name);
+  return GORP_OK;
+}
+
+/* /adapters/task_NN/<module>.lora_A (r, in) and .lora_B (out, r) of every pair, each rank
+ * writing its part of the factors (B transposed back from lora's Bt through scratch). */
+static int write_pair(hid_t grp, const lora *lo, int p, float *scratch, const dist *d,
+                      const char *path) {
+  const float *pair = lora_pair(lo, p);
+  for (int l = 0; l < lo->L; l++)
+    for (int tg = 0; tg < LORA_N_TARGETS; tg++) {
+      if (!(lo->targets >> tg & 1)) continue;
+      const int r = lo->r, out = lo->out[tg];
+      char name[MODEL_NAME_MAX + 16];
+      h5io_block a, b;
+      modelfile_lora_blocks(lo, tg, &a, &b);
+      const hsize_t da[2] = {a.rows, a.cols}, db[2] = {b.rows, b.cols};
+      snprintf(name, sizeof(name), "model.layers.%d.%s.lora_A", l, lora_module_names[tg]);
+      const h5io_data sa = {name, H5T_NATIVE_FLOAT, 2, da, &a, 1};
+      GORP_CALL(h5io_write_part(grp, &sa, lora_A(lo, pair, l, tg), d, path));
+      const float *Bt = lora_Bt(lo, pair, l, tg);
+      for (int i = 0; i < out; i++)
+        for (int k = 0; k < r; k++) scratch[(size_t)i * r + k] = Bt[(size_t)k * out + i];
+      name[strlen(name) - 1] = 'B';
+      const h5io_data sb = {name, H5T_NATIVE_FLOAT, 2, db, &b, 1};
+      GORP_CALL(h5io_write_part(grp, &sb, scratch, d, path));
+    }
+  return GORP_OK;
+}
+
+static int write_adapters(hid_t file, const lora *lo, const char *method,
+                          const char *const *pair_tasks, float *scratch, const dist *d,
+                          const char *path) {
+  hid_t grp;
+  int rc = create_group(file, "adapters", path, &grp);
+  if (!rc) rc = write_adapter_attrs(grp, lo, method, path);
+  rc = h5io_agree(d, rc, path, "writing /adapters' attributes");
+  for (int p = 0; p < lo->n_pairs && !rc; p++) {
+    char name[16];
+    snprintf(name, sizeof(name), "task_%02d", p + 1);
+    hid_t pg;
+    rc = create_group(grp, name, path, &pg);
+    if (!rc) rc = h5io_write_str_attr(pg, "tasks", pair_tasks[p], path);
+    rc = h5io_agree(d, rc, path, "creating an adapter pair's group");
+    if (!rc) rc = write_pair(pg, lo, p, scratch, d, path);
+    if (pg >= 0) H5Gclose(pg);
+  }
+  if (grp >= 0) H5Gclose(grp);
+  return rc;
+}
+
+/* Floats of the largest of: a merged weight's shard, a pair's B factor (transposed). */
+static size_t merge_scratch_len(const model *m, const lora *lo) {
+  size_t n = 0;
+  for (int i = 0; i < m->n_tensors; i++) {
+    int layer;
+    if (lora_tensor_target(lo, m, &m->tensors[i], &layer) >= 0 && m->tensors[i].numel > n)
+      n = m->tensors[i].numel;
+  }
+  for (int tg = 0; tg < LORA_N_TARGETS; tg++)
+    if (lo->targets >> tg & 1 && (size_t)lo->out[tg] * lo->r > n) n = (size_t)lo->out[tg] * lo->r;
+  return n;
+}
+
+int modelfile_save_merged_tp(const model *m, const lora *lo, const char *method,
+                             const char *const *pair_tasks, const char *path,
+                             const char *hf_config_json, const dist *d) {
+  if (lo && !lo->n_pairs) lo = NULL; /* nothing to merge or keep */
   const size_t n = strlen(path) + sizeof(".tmp");
   char *tmp;
   GORP_ALLOC(tmp, n, "a file name");
   snprintf(tmp, n, "%s.tmp", path);
+  float *scratch = NULL;
+  int rc = GORP_OK;
+  if (lo && !(scratch = malloc(merge_scratch_len(m, lo) * sizeof(float))))
+    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EMEM,
+                    "out of memory for one merged weight of %s", path);
   hid_t file;
-  int rc = h5io_create_par(tmp, d, &file);
+  rc = h5io_agree(d, rc, path, "allocating");
+  if (!rc) rc = h5io_create_par(tmp, d, &file);
   if (!rc) {
     rc = h5io_agree(d, modelfile_write_header(file, "model", tmp), tmp, "writing the header");
-    if (!rc) rc = modelfile_write_group(file, m, hf_config_json, d, tmp);
+    if (!rc) rc = write_group(file, m, lo, scratch, hf_config_json, d, tmp);
+    if (!rc && lo) rc = write_adapters(file, lo, method, pair_tasks, scratch, d, tmp);
     rc = h5io_close_publish(file, rc, tmp, path, d);
   }
   if (rc) gorp_error(__FILE__, __LINE__, __func__, rc, "could not save model file %s", path);
+  free(scratch);
   free(tmp);
   return rc;
 }
 
+int modelfile_save_tp(const model *m, const char *path, const char *hf_config_json, const dist *d) {
+  return modelfile_save_merged_tp(m, NULL, NULL, NULL, path, hf_config_json, d);
+}
+
 int modelfile_save(const model *m, const char *path, const char *hf_config_json) {
   return modelfile_save_tp(m, path, hf_config_json, NULL);
+}
+
+int modelfile_print_adapters(hid_t file, const char *path) {
+  if (H5Lexists(file, "adapters", H5P_DEFAULT) <= 0) return GORP_OK;
+  hid_t grp;
+  GORP_H5(grp = H5Gopen2(file, "adapters", H5P_DEFAULT));
+  int r = 0, pairs = 0, merged = 0;
+  double alpha = 0.0;
+  char *method = NULL, *targets = NULL;
+  int rc = h5io_read_num_attr(grp, "/adapters", "r", 0, H5T_NATIVE_INT, &r, path);
+  if (!rc) rc = h5io_read_num_attr(grp, "/adapters", "alpha", 1, H5T_NATIVE_DOUBLE, &alpha, path);
+  if (!rc) rc = h5io_read_num_attr(grp, "/adapters", "pairs", 0, H5T_NATIVE_INT, &pairs, path);
+  if (!rc) rc = h5io_read_num_attr(grp, "/adapters", "merged", 0, H5T_NATIVE_INT, &merged, path);
+  if (!rc) rc = h5io_read_str_attr(grp, "/adapters", "method", &method, path);
+  if (!rc) rc = h5io_read_str_attr(grp, "/adapters", "targets", &targets, path);
+  if (!rc)
+    printf("adapters: %d pair(s) of %s, r %d, alpha %g, on %s; %s\n", pairs, method, r, alpha,
+           targets, merged ? "merged into /model" : "not merged");
+  for (int p = 0; p < pairs && !rc; p++) {
+    char name[16], *tasks = NULL;
+    snprintf(name, sizeof(name), "task_%02d", p + 1);
+    hid_t pg = H5Gopen2(grp, name, H5P_DEFAULT);
+    if (pg < 0) {
+      rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT, "%s: /adapters/%s is missing",
+                      path, name);
+      break;
+    }
+    rc = h5io_read_str_attr(pg, name, "tasks", &tasks, path);
+    if (!rc) printf("  /adapters/%s: trained on %s\n", name, tasks);
+    free(tasks);
+    H5Gclose(pg);
+  }
+  free(method);
+  free(targets);
+  H5Gclose(grp);
+  return rc;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -240,7 +411,7 @@ static int open_model_group(hid_t file, const char *path, hid_t *grp) {
 int modelfile_read_tensors(hid_t file, model *m, const dist *d, const char *path) {
   hid_t grp;
   int rc = h5io_agree(d, open_model_group(file, path, &grp), path, "opening /model");
-  if (!rc) rc = walk_tensors(grp, m, 0, d, path);
+  if (!rc) rc = walk_tensors(grp, m, 0, NULL, NULL, d, path);
   if (grp >= 0) H5Gclose(grp);
   return rc;
 }

@@ -5,7 +5,7 @@
  * not depend on the rank layout. B is stored transposed (Bt_p = B_p^T, r x out) so that each pair's
  * block is contiguous; files hold B as (out, r) like PEFT.
  * Memory: one allocation of max_pairs blocks; the active pair's gradients are one block.
- * Tensor parallelism (DESIGN.md section 5): adapters follow their base linear's shard. On a
+ * Tensor parallelism (docs/PARALLEL.md): adapters follow their base linear's shard. On a
  * column-parallel base (q, k, v, gate, up) B holds the base's block of output rows and A is
  * replicated; on a row-parallel base (o, down) A holds the base's block of input columns and B is
  * replicated. Every rank then computes its part exactly as on one rank: the adapter's partial
@@ -33,6 +33,7 @@ int lora_parse_targets(unsigned *bits, char *const *names, int n, const char *ke
 typedef struct lora {
   unsigned targets; /* bit t: target t carries adapters */
   int r;
+  float alpha;
   float scale;   /* alpha / r */
   float dropout; /* probability; 0 = none */
   int L;
@@ -82,6 +83,15 @@ void lora_forward_add(lora *lo, float *out, const float *inp, int layer, int tar
 /* dinp (N, in) += LoRA part of d(out)/d(inp); the active pair's A and Bt gradients += . */
 void lora_backward(lora *lo, float *dinp, const float *dout, const float *inp, int layer,
                    int target, int N, const lora_dropout_ctx *d);
+
+/* The LoRA target that tensor t of m is (its layer in *layer), or -1 for a tensor that is no target
+ * linear (embedding, norms, head) or whose target carries no adapters. */
+int lora_tensor_target(const lora *lo, const model *m, const param_tensor *t, int *layer);
+/* w (out, in) += (alpha / r) * sum over every pair p of B_p A_p: this rank's shard of the base
+ * weight at (layer, target) as the model holds it, merged with the pairs' factors as this rank
+ * holds them. Under TP the factors follow the shard (see above), so the merge is local: no
+ * communication. Dropout plays no part (evaluation has none). */
+void lora_merge(const lora *lo, float *w, int layer, int target);
 
 /* Sums over the TP group the active pair's gradients of the replicated factors (A of the
  * column-parallel targets, B of the row-parallel ones). No-op on one rank. */

@@ -17,6 +17,7 @@
 #include <hdf5.h>
 
 struct dist;
+struct lora;
 
 /* The layout version of gorp's HDF5 files (root attribute gorp_format_version). */
 enum { MODELFILE_FORMAT_VERSION = 1 };
@@ -29,6 +30,20 @@ int modelfile_save(const model *m, const char *path, const char *hf_config_json)
  * holding the whole model). */
 int modelfile_save_tp(const model *m, const char *path, const char *hf_config_json,
                       const struct dist *d);
+/* The model file of a fine-tuning run (`gorp run`'s model.h5): /model holds m's weights with lo's
+ * adapters merged, W + (alpha / r) * sum_p B_p A_p for every linear that carries adapters (the
+ * model as it evaluates), and /adapters keeps the pairs themselves: /adapters/task_NN/<HF module
+ * name>.lora_A (r, in) and .lora_B (out, r) as PEFT stores them, with the attributes r, alpha,
+ * pairs, merged (1), method, targets and target_modules on /adapters and `tasks` (what the pair
+ * trained on, pair_tasks[p]) on each pair's group. Loading reads /model only. lo NULL or without
+ * pairs: modelfile_save_tp. Neither m nor lo changes: one shard of one weight is copied at a time.
+ * Atomic and collective as modelfile_save_tp. */
+int modelfile_save_merged_tp(const model *m, const struct lora *lo, const char *method,
+                             const char *const *pair_tasks, const char *path,
+                             const char *hf_config_json, const struct dist *d);
+/* gorp inspect: one line on /adapters (pairs, method, r, alpha, targets) and what each pair
+ * trained on; nothing when the file has no adapters. */
+int modelfile_print_adapters(hid_t file, const char *path);
 /* Reads and checks the architecture stored in the attributes of path's /model. */
 int modelfile_read_config(const char *path, model_config *cfg);
 /* Creates m from path: the format version, then every tensor of the table with its exact shape and
@@ -45,6 +60,9 @@ int modelfile_load_tp(model *m, const char *path, const struct dist *d);
 h5io_block modelfile_block(const param_tensor *t, uint64_t base);
 /* Root attributes gorp_format_version and gorp_file_kind ("model", "checkpoint"). */
 int modelfile_write_header(hid_t file, const char *kind, const char *path);
+/* The blocks of the factors A (r, in) and B (out, r) of target tg as dataset (r, in_full) and
+ * (out_full, r) that this rank holds (a shard where the factor is split over the TP group). */
+void modelfile_lora_blocks(const struct lora *lo, int tg, h5io_block *a, h5io_block *b);
 /* Checks the format version and that /model exists. */
 int modelfile_check_header(hid_t file, const char *path);
 /* Writes the /model group (architecture attributes, hf_config, tensors with crc32). */

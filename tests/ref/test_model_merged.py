@@ -201,6 +201,8 @@ def main():
                       and tasks == ["CB", "SST-2"] and shapes,
                       f"/adapters holds 2 pairs of 14 (A, B) with shapes (r, in), (out, r) and "
                       f"attributes {attrs}, tasks {tasks}")
+        if a is None:
+            return checks.finish()  # nothing to merge against
         r = gorp_ranks(["inspect", model_h5, "--verify"], 1)
         checks.report(r.returncode == 0 and "adapters: 2 pair(s)" in r.stdout,
                       "gorp inspect --verify names the adapter group and verifies every dataset")

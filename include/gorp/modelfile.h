@@ -2,8 +2,9 @@
  * name (/model/model.layers.0.mlp.gate_proj.weight, shape [rows, cols] or [n]), each with a
  * `crc32` attribute (crc.h), and the architecture as attributes of /model together with the HF
  * config.json text (`hf_config`). The root carries `gorp_format_version` and `gorp_file_kind`.
- * A checkpoint holds the same /model group next to its own groups; loading looks only inside
- * /model, so every command that takes a model accepts either.
+ * A checkpoint holds the same /model group next to its own groups, and a LoRA run's model.h5
+ * its merged weights there with the adapters under /adapters (modelfile_save_merged_tp); loading
+ * looks only inside /model, so every command that takes a model accepts any of them.
  * Datasets are always the logical (unsharded) tensors. With a dist of more than one rank, saving
  * and loading are collective (h5io.h): each rank writes and reads its shard of every tensor, so a
  * file written under one TP/DP layout loads under any other.

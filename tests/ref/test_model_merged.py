@@ -20,6 +20,7 @@ and an all-zero accuracy row would make check (c) pass for any model). Then:
   gorp with LoRA on q, v, down and full-rank gate, o: /model is the last checkpoint's trained
   weights (the full-rank targets moved too) with the adapters merged on q, v, down only."""
 import os
+import shutil
 import sys
 import tempfile
 
@@ -217,6 +218,27 @@ def main():
         r = gorp_ranks(["inspect", model_h5, "--verify"], 1)
         checks.report(r.returncode == 0 and "adapters: 2 pair(s)" in r.stdout,
                       "gorp inspect --verify names the adapter group and verifies every dataset")
+
+        # damaged adapters: inspect names them; loading, which reads /model only, is unaffected
+        bad = {n: os.path.join(work, f"{n}.h5") for n in ("no_r", "flipped")}
+        for path in bad.values():
+            shutil.copy(model_h5, path)
+        with h5py.File(bad["no_r"], "r+") as f:
+            del f["adapters"].attrs["r"]
+        with h5py.File(bad["flipped"], "r+") as f:
+            d = f["adapters/task_02/model.layers.1.mlp.down_proj.lora_B"]
+            x = d[...]
+            x[0, 0] += 1.0
+            d[...] = x
+        r1 = gorp_ranks(["inspect", bad["no_r"]], 1, expect_failure=True)
+        r2 = gorp_ranks(["inspect", bad["flipped"], "--verify"], 1, expect_failure=True)
+        r3 = gorp_ranks(["logits", "--model", bad["flipped"], "--tokens", ids_path, "--out",
+                         os.path.join(work, "l.h5")], 1)
+        checks.report(r1.returncode == 2 and "/adapters has no attribute r" in r1.stderr
+                      and r2.returncode == 2 and "task_02/model.layers.1.mlp.down_proj.lora_B is "
+                      "damaged" in r2.stderr and r3.returncode == 0,
+                      "a missing /adapters attribute and a damaged factor are named by inspect "
+                      f"(exit {r1.returncode}, {r2.returncode}); the model still loads")
 
         # (b) the merge, and the forward of the merged model
         check_merge("tp 1", model_h5, base, ids, ids_path, work)

@@ -1,15 +1,19 @@
 /* LoRA adapters inside the model: the adapter term equals its formula; with two stacked pairs
  * (one frozen, one training), dropout on and every target carrying adapters, the active pair's
  * gradients from model_backward match central differences of the model's loss; frozen base
- * weights get no gradient; a new pair starts with B = 0 so it does not change the model. */
+ * weights get no gradient; a new pair starts with B = 0 so it does not change the model; the
+ * merged model (test_merge) computes what the model with its pairs computes. */
 #include "gorp/lora.h"
 #include "gorp/model.h"
+#include "gorp/modelfile.h"
 #include "gorp/rng.h"
 
+#include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int n_pass, n_fail;
 
@@ -46,6 +50,67 @@ static double penalty(lora *lo, int which) {
   if (which) return lora_l1_penalty(lo, 0.4f);
   if (lora_olora_penalty(lo, 0.5f, 0.3f, &v)) return NAN;
   return v;
+}
+
+/* The merge that gorp run's model.h5 holds: lora_tensor_target finds the 14 target linears and
+ * nothing else; a model whose targets are merged (lora_merge) and that carries no adapters gives
+ * the logits of m with its pairs; modelfile_save_merged_tp writes those merged weights bit for bit
+ * and the pairs under /adapters (B as (out, r)), and leaves m unchanged. */
+static void test_merge(model *m, lora *lo) {
+  model merged;
+  model_create(&merged, &m->cfg);
+  memcpy(merged.params, m->params, m->n_params * sizeof(float));
+  int found = 0, layer;
+  for (int i = 0; i < m->n_tensors; i++) {
+    const int tg = lora_tensor_target(lo, m, &m->tensors[i], &layer);
+    if (tg < 0) continue;
+    found++;
+    lora_merge(lo, merged.params + m->tensors[i].offset, layer, tg);
+  }
+  report(found == 2 * LORA_N_TARGETS, "lora_tensor_target finds the 14 target linears", found);
+  const size_t nl = (size_t)B * T * m->cfg.vocab_size;
+  float *want = malloc(nl * sizeof(float)), loss;
+  model_forward(m, tokens, targets, B, T, 0.0f, &loss);
+  memcpy(want, model_logits(m), nl * sizeof(float));
+  model_forward(&merged, tokens, targets, B, T, 0.0f, &loss);
+  double e = 0.0, big = 0.0;
+  for (size_t i = 0; i < nl; i++) {
+    e = fmax(e, fabs(model_logits(&merged)[i] - want[i]));
+    big = fmax(big, fabs(want[i]));
+  }
+  /* float rounding of x(W + s BA)^T against xW^T + s (xA^T)B^T: 1.4e-6 of max|logit| measured */
+  report(e <= 1e-5 * big, "merged weights without adapters = model with its 3 pairs", e / big);
+  free(want);
+
+  char dir[] = "/tmp/gorp_test_lora_XXXXXX", path[64];
+  if (!mkdtemp(dir)) exit(2);
+  snprintf(path, sizeof(path), "%s/model.h5", dir);
+  float *before = malloc(m->n_params * sizeof(float));
+  memcpy(before, m->params, m->n_params * sizeof(float));
+  const char *names[] = {"a", "b", "c"};
+  int rc = modelfile_save_merged_tp(m, lo, "inclora", names, path, NULL, NULL);
+  model back;
+  rc = rc ? rc : modelfile_load(&back, path);
+  report(!rc && !memcmp(back.params, merged.params, m->n_params * sizeof(float)) &&
+             !memcmp(before, m->params, m->n_params * sizeof(float)),
+         "model file holds the merged weights; m unchanged", rc);
+  /* pair 3's B of layer 1's down_proj as (out, r) */
+  float Bf[12 * 3];
+  const float *Bt = lora_Bt(lo, lora_pair(lo, 2), 1, LORA_DOWN);
+  const int out = lo->out[LORA_DOWN], r = lo->r;
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  hid_t ds = H5Dopen2(f, "adapters/task_03/model.layers.1.mlp.down_proj.lora_B", H5P_DEFAULT);
+  int same = ds >= 0 && H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, Bf) >= 0;
+  for (int i = 0; same && i < out; i++)
+    for (int k = 0; k < r; k++) same &= Bf[i * r + k] == Bt[k * out + i];
+  if (ds >= 0) H5Dclose(ds);
+  H5Fclose(f);
+  report(same && out * r <= 12 * 3, "/adapters/task_03 holds pair 3's B as (out, r)", 0.0);
+  if (!rc) model_free(&back);
+  remove(path);
+  rmdir(dir);
+  free(before);
+  model_free(&merged);
 }
 
 int main(void) {
@@ -165,6 +230,7 @@ int main(void) {
            worst_pen);
     free(g);
   }
+  test_merge(&m, &lo);
   lora_free(&lo);
   m.lora = NULL;
   model_free(&m);

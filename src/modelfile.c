@@ -305,16 +305,16 @@ int modelfile_print_adapters(hid_t file, const char *path) {
     printf("adapters: %d pair(s) of %s, r %d, alpha %g, on %s; %s\n", pairs, method, r, alpha,
            targets, merged ? "merged into /model" : "not merged");
   for (int p = 0; p < pairs && !rc; p++) {
-    char name[16], *tasks = NULL;
-    snprintf(name, sizeof(name), "task_%02d", p + 1);
-    hid_t pg = H5Gopen2(grp, name, H5P_DEFAULT);
+    char name[32], *tasks = NULL;
+    snprintf(name, sizeof(name), "/adapters/task_%02d", p + 1);
+    hid_t pg = H5Gopen2(file, name, H5P_DEFAULT);
     if (pg < 0) {
-      rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT, "%s: /adapters/%s is missing",
-                      path, name);
+      rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
+                      "%s: /adapters says %d pairs but group %s is missing", path, pairs, name);
       break;
     }
     rc = h5io_read_str_attr(pg, name, "tasks", &tasks, path);
-    if (!rc) printf("  /adapters/%s: trained on %s\n", name, tasks);
+    if (!rc) printf("  %s: trained on %s\n", name, tasks);
     free(tasks);
     H5Gclose(pg);
   }

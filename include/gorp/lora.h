@@ -5,7 +5,7 @@
  * not depend on the rank layout. B is stored transposed (Bt_p = B_p^T, r x out) so that each pair's
  * block is contiguous; files hold B as (out, r) like PEFT.
  * Memory: one allocation of max_pairs blocks; the active pair's gradients are one block.
- * Tensor parallelism (DESIGN.md section 5): adapters follow their base linear's shard. On a
+ * Tensor parallelism (docs/PARALLEL.md): adapters follow their base linear's shard. On a
  * column-parallel base (q, k, v, gate, up) B holds the base's block of output rows and A is
  * replicated; on a row-parallel base (o, down) A holds the base's block of input columns and B is
  * replicated. Every rank then computes its part exactly as on one rank: the adapter's partial

@@ -152,3 +152,8 @@ void backend_threads_init(int ranks_per_node) {
   }
   if (!getenv("OMP_NUM_THREADS")) omp_set_num_threads(n);
 }
+
+void backend_threads(int *openmp, int *openblas) {
+  *openmp = omp_get_max_threads();
+  *openblas = openblas_get_num_threads();
+}

@@ -4,6 +4,7 @@
  * logical tensors, and each step ends with every rank agreeing on its outcome. */
 #include "gorp/ckpt.h"
 
+#include "gorp/backend.h"
 #include "gorp/dist.h"
 #include "gorp/err.h"
 #include "gorp/fsutil.h"
@@ -18,23 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/* Keys whose change does not change what a run computes: a resumed run may differ in them, with
- * --force-config. */
-static const char *const safe_keys[] = {
-    "run.out_dir",         "run.backend", "run.log_every",     "run.checkpoint_every",
-    "run.checkpoint_keep", "data.root",   "data.instructions", "data.tokenizer",
-    "data.orders",         "model.init"};
-
-/* Keys of the rank layout: a checkpoint is written as logical tensors, so it resumes under any
- * layout without --force-config. */
-static const char *const layout_keys[] = {"parallel.tp", "parallel.dp"};
-
-static int listed(const char *key, const char *const *list, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    if (!strcmp(key, list[i])) return 1;
-  return 0;
-}
 
 typedef struct walker {
   int save; /* 1: write the state into file; 0: read it back into memory */
@@ -449,18 +433,25 @@ static int write_file(const char *tmp, const char *path, const gorp_config *c, t
   fault_point();
   if (!rc) {
     hid_t g = H5Gcreate2(f, "config", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    uint64_t hash = config_hash(c);
+    const uint64_t hash[2] = {config_hash(c), config_scope_hash(c, CONFIG_RUN)};
     rc = g < 0
              ? gorp_error(__FILE__, __LINE__, __func__, GORP_EIO, "%s: cannot create /config", tmp)
              : h5io_write_str_attr(g, "text", text, tmp);
-    if (!rc) rc = h5io_write_attr(g, "hash", H5T_STD_U64LE, H5T_NATIVE_UINT64, &hash, tmp);
+    if (!rc) rc = h5io_write_attr(g, "hash", H5T_STD_U64LE, H5T_NATIVE_UINT64, &hash[0], tmp);
+    if (!rc) rc = h5io_write_attr(g, "run_hash", H5T_STD_U64LE, H5T_NATIVE_UINT64, &hash[1], tmp);
     if (g >= 0) H5Gclose(g);
     if (!rc) rc = h5io_write_str_attr(f, "method", c->run.method, tmp);
     rc = h5io_agree(d, rc, tmp, "writing /config");
   }
-  int64_t pos[5] = {p->task, p->step, p->done, t->has_lora ? t->lo.n_pairs : 0, seq};
-  const char *keys[5] = {"task", "step", "task_done", "lora_pairs", "sequence"};
-  for (int i = 0; i < 5 && !rc; i++) rc = walk_i64(&w, "/", keys[i], &pos[i]);
+  /* rank 0's thread counts: every rank writes the same attribute values */
+  int threads[2];
+  backend_threads(&threads[0], &threads[1]);
+  long th[2] = {threads[0], threads[1]};
+  if (!rc) rc = from_root(d, th, 2);
+  int64_t pos[7] = {p->task, p->step, p->done, t->has_lora ? t->lo.n_pairs : 0, seq, th[0], th[1]};
+  const char *keys[7] = {"task",     "step",           "task_done",       "lora_pairs",
+                         "sequence", "threads_openmp", "threads_openblas"};
+  for (int i = 0; i < 7 && !rc; i++) rc = walk_i64(&w, "/", keys[i], &pos[i]);
   if (!rc) rc = walk_state(&w, t, res, p, !p->done);
   free(text);
   free(w.scratch);
@@ -520,59 +511,71 @@ int ckpt_save(const gorp_config *c, const trainer *t, const cl_results *res, con
   return h5io_agree(d, rc, dir, "updating LATEST");
 }
 
-/* Lines of a that b lacks, as "section.key" names, into out. */
-static void config_diff(const char *a, const char *b, char *out, size_t n, int *unsafe) {
-  char section[64] = "";
-  out[0] = '\0';
-  *unsafe = 0;
-  for (const char *line = a; *line;) {
-    const char *end = strchr(line, '\n');
-    size_t len = end ? (size_t)(end - line) : strlen(line);
-    if (line[0] == '[') {
-      snprintf(section, sizeof(section), "%.*s", (int)(len - 2), line + 1);
-    } else if (len) {
-      int found = 0;
-      for (const char *q = b; *q && !found;) {
-        const char *qe = strchr(q, '\n');
-        size_t ql = qe ? (size_t)(qe - q) : strlen(q);
-        found = ql == len && !strncmp(q, line, len);
-        q += ql + (qe != NULL);
-      }
-      if (!found) {
-        char key[128];
-        snprintf(key, sizeof(key), "%s.%.*s", section, (int)strcspn(line, " ="), line);
-        if (!listed(key, layout_keys, sizeof(layout_keys) / sizeof(layout_keys[0]))) {
-          *unsafe |= !listed(key, safe_keys, sizeof(safe_keys) / sizeof(safe_keys[0]));
-          snprintf(out + strlen(out), n - strlen(out), "%s%s", out[0] ? ", " : "", key);
-        }
-      }
-    }
-    line += len + (end != NULL);
-  }
+/* The keys of a config change, listed for the message; unsafe once one is refused whatever
+ * --force-config says. */
+typedef struct changed_keys {
+  char list[2048];
+  int unsafe;
+} changed_keys;
+
+static void add_changed(const config_change *ch, void *arg) {
+  changed_keys *k = arg;
+  k->unsafe |= config_key_resume(ch->key) == CONFIG_RESUME_NEVER;
+  const size_t len = strlen(k->list);
+  snprintf(k->list + len, sizeof(k->list) - len, "%s%s", len ? ", " : "", ch->key);
 }
 
+/* Compares the keys of the run hash (config.h CONFIG_RUN, docs/CHECKPOINT.md) with the config the
+ * checkpoint stores: the others (run.out_dir, logging, the rank layout, pretrain.*) may differ. */
 static int check_config(hid_t f, const char *path, const gorp_config *c, int force) {
   hid_t g = H5Gopen2(f, "config", H5P_DEFAULT);
   if (g < 0) GORP_ERR(GORP_EINPUT, "%s has no /config group", path);
   char *stored = NULL, *now = NULL;
   int rc = h5io_read_str_attr(g, "/config", "text", &stored, path);
   H5Gclose(g);
-  if (!rc) rc = config_to_text(c, &now);
-  char diff[2048] = "";
-  int unsafe = 0;
-  if (!rc && strcmp(stored, now)) config_diff(now, stored, diff, sizeof(diff), &unsafe);
-  if (!rc && diff[0]) {
-    if (unsafe || !force)
+  if (!rc) rc = config_scope_text(c, CONFIG_RUN, &now);
+  changed_keys diff = {.unsafe = 0};
+  if (!rc && config_text_diff(now, stored, add_changed, &diff)) {
+    if (diff.unsafe || !force)
       rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
-                      "%s was written with another config: %s differ%s", path, diff,
-                      unsafe ? " (these change what the run computes: start a new run directory)"
-                             : "; these keys are safe to change: pass --force-config to resume");
+                      "%s was written with another config: %s differ%s", path, diff.list,
+                      diff.unsafe
+                          ? " (these change what the run computes: start a new run directory)"
+                          : "; these keys name where inputs lie or the backend: if the inputs "
+                            "are the same, pass --force-config to resume");
     else
-      printf("resuming with changed safe keys: %s\n", diff);
+      printf("resuming with changed input locations: %s\n", diff.list);
   }
   free(stored);
   free(now);
   return rc;
+}
+
+/* A checkpoint records the threads it was computed with (backend_threads). Another count is
+ * allowed, but the sums then round differently: say so, once, on rank 0. Checkpoints written
+ * before the count was recorded say nothing. */
+static int check_threads(hid_t f, const char *path, const dist *d) {
+  int64_t was[2] = {0, 0};
+  const char *keys[2] = {"threads_openmp", "threads_openblas"};
+  for (int i = 0; i < 2; i++)
+    if (H5Aexists(f, keys[i]) > 0)
+      GORP_CALL(h5io_read_num_attr(f, "/", keys[i], 0, H5T_NATIVE_INT64, &was[i], path));
+  int now[2];
+  backend_threads(&now[0], &now[1]);
+  int range[4] = {now[0], now[1], -now[0], -now[1]}; /* max and -min over the ranks */
+  if (d && d->size > 1)
+    GORP_MPI(MPI_Allreduce(MPI_IN_PLACE, range, 4, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+  int differ = 0;
+  for (int i = 0; i < 2; i++) differ |= was[i] && (range[i] != was[i] || -range[2 + i] != was[i]);
+  if (differ && is_root(d))
+    fprintf(stderr,
+            "gorp: warning: %s was written with %lld OpenMP / %lld OpenBLAS threads per rank, "
+            "resuming with %d / %d%s: results will not be bit-identical to an uninterrupted run "
+            "(the sums round differently); set OMP_NUM_THREADS and OPENBLAS_NUM_THREADS as when "
+            "it was written to keep them so\n",
+            path, (long long)was[0], (long long)was[1], range[0], range[1],
+            range[0] != -range[2] || range[1] != -range[3] ? " (at most, over the ranks)" : "");
+  return GORP_OK;
 }
 
 static int load_file(const char *path, const gorp_config *c, int force, trainer *t, cl_results *res,
@@ -606,6 +609,7 @@ static int load_file(const char *path, const gorp_config *c, int force, trainer 
     rc = h5io_agree(d, rc, path, "preparing the trainer");
   }
   if (!rc) rc = walk_state(&w, t, res, p, !p->done);
+  if (!rc) rc = check_threads(f, path, d);
   free(w.scratch);
   H5Fclose(f);
   if (rc) {
@@ -825,18 +829,29 @@ int ckpt_inspect(const char *path, int verify) {
       h5io_read_num_attr(f, "/", keys[i], 0, H5T_NATIVE_INT64, &v[i], path);
     h5io_read_str_attr(f, "/", "method", &method, path);
     hid_t g = H5Gopen2(f, "config", H5P_DEFAULT);
-    uint64_t hash = 0;
+    uint64_t hash[2] = {0, 0};
     if (g >= 0) {
       h5io_read_str_attr(g, "/config", "text", &text, path);
-      h5io_read_num_attr(g, "/config", "hash", 0, H5T_NATIVE_UINT64, &hash, path);
+      h5io_read_num_attr(g, "/config", "hash", 0, H5T_NATIVE_UINT64, &hash[0], path);
+      if (H5Aexists(g, "run_hash") > 0) /* older checkpoints lack it and the thread counts */
+        h5io_read_num_attr(g, "/config", "run_hash", 0, H5T_NATIVE_UINT64, &hash[1], path);
       H5Gclose(g);
     }
+    int64_t threads[2] = {0, 0};
+    const char *tkeys[2] = {"threads_openmp", "threads_openblas"};
+    for (int i = 0; i < 2; i++)
+      if (H5Aexists(f, tkeys[i]) > 0)
+        h5io_read_num_attr(f, "/", tkeys[i], 0, H5T_NATIVE_INT64, &threads[i], path);
     printf("method %s; ", method ? method : "?");
     if (v[2])
       printf("tasks done: %lld\n", (long long)v[0] + 1);
     else
       printf("in task %lld, %lld steps taken\n", (long long)v[0] + 1, (long long)v[1]);
-    printf("LoRA pairs: %lld; config hash %016llx\n", (long long)v[3], (unsigned long long)hash);
+    printf("LoRA pairs: %lld; config hash %016llx, run hash %016llx\n", (long long)v[3],
+           (unsigned long long)hash[0], (unsigned long long)hash[1]);
+    if (threads[0])
+      printf("written with %lld OpenMP / %lld OpenBLAS threads per rank\n", (long long)threads[0],
+             (long long)threads[1]);
     if (text) printf("--- config ---\n%s--------------\n", text);
     free(method);
     free(text);

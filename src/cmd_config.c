@@ -1,5 +1,6 @@
-/* gorp config: prints a config file as gorp resolves it (defaults filled, paths resolved, order
- * expanded), or with --schema the Markdown tables of every key (the tables of docs/CONFIG.md). */
+/* gorp config: prints a config file as gorp resolves it (defaults filled, paths resolved and
+ * canonical, order expanded) with its hash and run hash, or with --schema the Markdown tables of
+ * every key and the lists of what each hash covers (as docs/CONFIG.md has them). */
 #include "gorp/cmd.h"
 #include "gorp/config.h"
 #include "gorp/err.h"
@@ -9,7 +10,11 @@
 #include <string.h>
 
 int cmd_config(int argc, char **argv) {
-  if (argc == 2 && !strcmp(argv[1], "--schema")) return config_schema_markdown(stdout);
+  if (argc == 2 && !strcmp(argv[1], "--schema")) {
+    GORP_CALL(config_schema_markdown(stdout));
+    fputs("\n## What the hashes cover\n\n", stdout);
+    return config_scope_markdown(stdout);
+  }
   if (argc < 2)
     GORP_ERR(GORP_EUSAGE, "usage: gorp config CONFIG.ini [--set section.key=value]... | --schema");
   char **overrides = calloc((size_t)argc, sizeof(char *));
@@ -29,7 +34,9 @@ int cmd_config(int argc, char **argv) {
   char *text;
   rc = config_to_text(&c, &text);
   if (!rc) {
-    printf("# %s resolved (hash %016llx)\n%s", argv[1], (unsigned long long)config_hash(&c), text);
+    printf("# %s resolved (hash %016llx, run hash %016llx)\n%s", argv[1],
+           (unsigned long long)config_hash(&c),
+           (unsigned long long)config_scope_hash(&c, CONFIG_RUN), text);
     free(text);
   }
   config_free(&c);

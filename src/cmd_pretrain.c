@@ -24,24 +24,10 @@
 /* Examples far beyond any pretraining step: the held-out check never saw them. */
 #define HELD_OUT_BASE (1ULL << 40)
 
-/* FNV-1a over the config lines of the sections that decide the base model and the suite's
- * version (a changed mix or vocabulary makes a new base). */
+/* The hash of what the base model depends on (config.h CONFIG_PRETRAIN) and the suite's version
+ * (a changed mix or vocabulary makes a new base). */
 static uint64_t pretrain_key(const gorp_config *c) {
-  char *text;
-  if (config_to_text(c, &text)) return 0;
-  uint64_t h = (0xcbf29ce484222325ULL ^ (uint64_t)SYNTH_VERSION) * 0x100000001b3ULL;
-  int keep = 0;
-  for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
-    if (line[0] == '[')
-      keep = !strcmp(line, "[model]") || !strcmp(line, "[pretrain]") || !strcmp(line, "[train]");
-    if (!strncmp(line, "seed = ", 7) || !strncmp(line, "format = ", 9)) keep = 1;
-    if (!keep || !strncmp(line, "out = ", 6)) continue;
-    for (const char *p = line; *p; p++) h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
-    if (line[0] != '[' && (!strncmp(line, "seed = ", 7) || !strncmp(line, "format = ", 9)))
-      keep = 0;
-  }
-  free(text);
-  return h;
+  return (config_scope_hash(c, CONFIG_PRETRAIN) ^ (uint64_t)SYNTH_VERSION) * 0x100000001b3ULL;
 }
 
 static int cached(const char *out, uint64_t key) {

@@ -1040,6 +1040,132 @@ void config_free(gorp_config *c) {
 
 /* ---- canonical text and hash ---- */
 
+/* Which keys each scope covers (docs/CONFIG.md "What the hashes cover"), by name so that the key
+ * table above stays one line per key. The rule: a key enters the run hash when an uninterrupted
+ * gorp run's results depend on it. A key in neither of the first two lists is in the run hash
+ * and a resume refuses any change of it, so a new key is safe by default. */
+
+/* gorp run's results do not depend on these: where results go, how often it logs and saves, the
+ * rank layout (a checkpoint holds logical tensors), the orders file and the substitutions (their
+ * outcome is data.tasks, which is hashed) and what only gorp pretrain reads. */
+static const char *const outside_run[] = {
+    "run.out_dir", "run.checkpoint_every", "run.checkpoint_keep",  "run.log_every",
+    "data.order",  "data.orders",          "data.substitute",      "parallel.tp",
+    "parallel.dp", "pretrain.out",         "pretrain.steps",       "pretrain.batch_size",
+    "pretrain.lr", "pretrain.warmup",      "pretrain.min_lr_ratio"};
+
+/* In the run hash, but they say where an input lies or which backend rounds the sums: a resume
+ * accepts a change with --force-config (the data moved; the user vouches that it is the same). */
+static const char *const run_force[] = {"run.backend", "model.init", "data.root",
+                                        "data.instructions", "data.tokenizer"};
+
+/* What gorp pretrain reads (the base model is a function of these and the synthetic suite's
+ * version): its reuse key of pretrain.out. */
+static const char *const pretrain_in[] = {"run.seed",
+                                          "data.format",
+                                          "model.hidden_size",
+                                          "model.intermediate_size",
+                                          "model.num_layers",
+                                          "model.num_heads",
+                                          "model.num_kv_heads",
+                                          "model.head_dim",
+                                          "model.max_seq",
+                                          "model.rms_eps",
+                                          "model.rope_theta",
+                                          "model.tie_embeddings",
+                                          "model.init_std",
+                                          "model.embed_init_std",
+                                          "train.beta1",
+                                          "train.beta2",
+                                          "train.eps",
+                                          "train.weight_decay",
+                                          "train.grad_clip",
+                                          "pretrain.steps",
+                                          "pretrain.batch_size",
+                                          "pretrain.lr",
+                                          "pretrain.warmup",
+                                          "pretrain.min_lr_ratio"};
+
+#define N_OF(list) (sizeof(list) / sizeof((list)[0]))
+
+/* "section.key" is k. */
+static int names_key(const char *name, const config_key *k) {
+  const size_t n = strlen(k->section);
+  return !strncmp(name, k->section, n) && name[n] == '.' && !strcmp(name + n + 1, k->key);
+}
+
+static int listed(const config_key *k, const char *const *list, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (names_key(list[i], k)) return 1;
+  return 0;
+}
+
+static int in_scope(const config_key *k, config_scope scope) {
+  switch (scope) {
+  case CONFIG_RUN:
+    return !listed(k, outside_run, N_OF(outside_run));
+  case CONFIG_PRETRAIN:
+    return listed(k, pretrain_in, N_OF(pretrain_in));
+  case CONFIG_ALL:
+    break;
+  }
+  return 1;
+}
+
+config_resume config_key_resume(const char *name) {
+  for (int i = 0; i < N_KEYS; i++) {
+    if (!names_key(name, &keys[i])) continue;
+    if (listed(&keys[i], outside_run, N_OF(outside_run))) return CONFIG_RESUME_ANY;
+    return listed(&keys[i], run_force, N_OF(run_force)) ? CONFIG_RESUME_FORCE : CONFIG_RESUME_NEVER;
+  }
+  return CONFIG_RESUME_NEVER;
+}
+
+/* p made absolute with symbolic links, "." and ".." resolved, so that one file named two ways (a
+ * relative path from another working directory, through a link) has one spelling: realpath of
+ * the longest prefix that exists, then the rest appended component by component (it holds no
+ * links: it does not exist yet, e.g. a run directory to be made). 0 when not even the working
+ * directory resolves or the result does not fit. */
+static int canonical_path(const char *p, char *out, size_t n) {
+  char head[PATH_MAX], real[PATH_MAX];
+  const size_t len = strlen(p);
+  if (!len || len >= sizeof(head)) return 0;
+  memcpy(head, p, len + 1);
+  size_t rest = len; /* p + rest: the components not found on disk */
+  while (!realpath(head[0] ? head : ".", real)) {
+    if (!head[0] || !strcmp(head, "/")) return 0;
+    char *slash = strrchr(head, '/');
+    rest = slash ? (size_t)(slash - head) : 0;
+    if (slash == head)
+      head[1] = '\0';
+    else if (slash)
+      *slash = '\0';
+    else
+      head[0] = '\0';
+  }
+  size_t m = strlen(real);
+  if (m >= n) return 0;
+  memcpy(out, real, m + 1);
+  for (const char *c = p + rest; *c;) {
+    c += strspn(c, "/");
+    const size_t cl = strcspn(c, "/");
+    if (cl == 2 && !strncmp(c, "..", 2)) {
+      char *up = strrchr(out, '/');
+      m = up == out ? 1 : (size_t)(up - out);
+      out[m] = '\0';
+    } else if (cl && !(cl == 1 && c[0] == '.')) {
+      const int sep = out[m - 1] != '/';
+      if (m + sep + cl >= n) return 0;
+      if (sep) out[m++] = '/';
+      memcpy(out + m, c, cl);
+      m += cl;
+      out[m] = '\0';
+    }
+    c += cl;
+  }
+  return 1;
+}
+
 /* Collects text (when buf is used) and its FNV-1a hash in one pass, so that hashing needs no
  * allocation. */
 typedef struct text_sink {
@@ -1096,9 +1222,15 @@ static void sink_value(text_sink *s, const gorp_config *c, const config_key *k) 
   case CFG_BOOL:
     snprintf(num, sizeof(num), "%s", *(const int *)src ? "true" : "false");
     break;
+  case CFG_PATH: {
+    const char *path = *(char *const *)src;
+    char real[PATH_MAX];
+    const int keyword = k->choices && !strcmp(path, k->choices);
+    sink_put(s, !keyword && canonical_path(path, real, sizeof(real)) ? real : path);
+    return;
+  }
   case CFG_CHOICE:
   case CFG_NAME:
-  case CFG_PATH:
     sink_put(s, *(char *const *)src);
     return;
   case CFG_LIST: {
@@ -1114,14 +1246,19 @@ static void sink_value(text_sink *s, const gorp_config *c, const config_key *k) 
   sink_put(s, num);
 }
 
-static void sink_config(text_sink *s, const gorp_config *c) {
+static void sink_config(text_sink *s, const gorp_config *c, config_scope scope) {
+  int first = 1;
   for (int sec = 0; sec < N_SECTIONS; sec++) {
-    if (sec) sink_put(s, "\n");
-    sink_put(s, "[");
-    sink_put(s, sections[sec].name);
-    sink_put(s, "]\n");
+    int any = 0;
     for (int i = 0; i < N_KEYS; i++) {
-      if (strcmp(keys[i].section, sections[sec].name)) continue;
+      if (strcmp(keys[i].section, sections[sec].name) || !in_scope(&keys[i], scope)) continue;
+      if (!any) {
+        sink_put(s, first ? "[" : "\n[");
+        sink_put(s, sections[sec].name);
+        sink_put(s, "]\n");
+        any = 1;
+        first = 0;
+      }
       sink_put(s, keys[i].key);
       sink_put(s, " =");
       if (!value_empty(c, &keys[i])) {
@@ -1133,11 +1270,11 @@ static void sink_config(text_sink *s, const gorp_config *c) {
   }
 }
 
-int config_to_text(const gorp_config *c, char **text) {
+int config_scope_text(const gorp_config *c, config_scope scope, char **text) {
   text_sink s = {.hash = 0xcbf29ce484222325ULL};
   GORP_ALLOC(s.buf, 256, "the config text");
   s.cap = 256;
-  sink_config(&s, c);
+  sink_config(&s, c, scope);
   if (s.oom) {
     free(s.buf);
     GORP_ERR(GORP_EMEM, "out of memory writing the config text");
@@ -1146,10 +1283,72 @@ int config_to_text(const gorp_config *c, char **text) {
   return GORP_OK;
 }
 
-uint64_t config_hash(const gorp_config *c) {
+uint64_t config_scope_hash(const gorp_config *c, config_scope scope) {
   text_sink s = {.hash = 0xcbf29ce484222325ULL};
-  sink_config(&s, c);
+  sink_config(&s, c, scope);
   return s.hash;
+}
+
+int config_to_text(const gorp_config *c, char **text) {
+  return config_scope_text(c, CONFIG_ALL, text);
+}
+
+uint64_t config_hash(const gorp_config *c) {
+  return config_scope_hash(c, CONFIG_ALL);
+}
+
+/* The line after line (or the end). */
+static const char *next_line(const char *line, size_t *len) {
+  const char *end = strchr(line, '\n');
+  *len = end ? (size_t)(end - line) : strlen(line);
+  return line + *len + (end != NULL);
+}
+
+/* In text, the "key = ..." line of section.key: its value (and length), or NULL. */
+static const char *text_value(const char *text, const char *section, size_t sec_len,
+                              const char *key, size_t key_len, size_t *value_len) {
+  const char *sec = "";
+  size_t sl = 0, len;
+  for (const char *line = text, *next; *line; line = next) {
+    next = next_line(line, &len);
+    if (line[0] == '[') {
+      sec = line + 1;
+      sl = len >= 2 ? len - 2 : 0;
+    } else if (sl == sec_len && !strncmp(sec, section, sl) && len >= key_len + 2 &&
+               !strncmp(line, key, key_len) && line[key_len] == ' ' && line[key_len + 1] == '=') {
+      const char *v = line + key_len + 2 + (line[key_len + 2] == ' ');
+      *value_len = len - (size_t)(v - line);
+      return v;
+    }
+  }
+  return NULL;
+}
+
+int config_text_diff(const char *now, const char *was, void (*fn)(const config_change *, void *),
+                     void *arg) {
+  const char *sec = "";
+  size_t sl = 0, len;
+  int n = 0;
+  for (const char *line = now, *next; *line; line = next) {
+    next = next_line(line, &len);
+    if (line[0] == '[') {
+      sec = line + 1;
+      sl = len >= 2 ? len - 2 : 0;
+      continue;
+    }
+    if (!len) continue;
+    const size_t kl = strcspn(line, " =\n");
+    config_change ch = {.now = line + kl + 2 + (line[kl + 2] == ' ')};
+    ch.now_len = (int)(len - (size_t)(ch.now - line));
+    size_t was_len = 0;
+    ch.was = text_value(was, sec, sl, line, kl, &was_len);
+    ch.was_len = (int)was_len;
+    if (ch.was && ch.was_len == ch.now_len && !strncmp(ch.was, ch.now, was_len)) continue;
+    snprintf(ch.key, sizeof(ch.key), "%.*s.%.*s", (int)sl, sec, (int)kl, line);
+    if (fn) fn(&ch, arg);
+    n++;
+  }
+  return n;
 }
 
 /* ---- docs ---- */
@@ -1211,6 +1410,30 @@ int config_schema_markdown(FILE *f) {
       fputs(" |\n", f);
     }
   }
+  if (ferror(f)) GORP_ERR(GORP_EIO, "cannot write the config schema: %s", strerror(errno));
+  return GORP_OK;
+}
+
+/* One "- **title**: `a.b`, `c.d`." line; a name that is no key is a slip in the lists above. */
+static int md_list(FILE *f, const char *title, const char *const *list, size_t n) {
+  fprintf(f, "- **%s**: ", title);
+  for (size_t i = 0; i < n; i++) {
+    int known = 0;
+    for (int k = 0; k < N_KEYS && !known; k++) known = names_key(list[i], &keys[k]);
+    if (!known) GORP_ERR(GORP_EINPUT, "config.c: '%s' in a hash list is not a config key", list[i]);
+    fprintf(f, "%s`%s`", i ? ", " : "", list[i]);
+  }
+  fputs(".\n", f);
+  return GORP_OK;
+}
+
+int config_scope_markdown(FILE *f) {
+  GORP_CALL(md_list(f, "Outside the run hash (a resume accepts any value)", outside_run,
+                    N_OF(outside_run)));
+  GORP_CALL(md_list(f, "In the run hash, a change resumes only with `--force-config`", run_force,
+                    N_OF(run_force)));
+  fputs("- **In the run hash, a change is refused**: every other key.\n", f);
+  GORP_CALL(md_list(f, "In the pretrain key", pretrain_in, N_OF(pretrain_in)));
   if (ferror(f)) GORP_ERR(GORP_EIO, "cannot write the config schema: %s", strerror(errno));
   return GORP_OK;
 }

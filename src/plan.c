@@ -1,6 +1,6 @@
 /* gorp plan's arithmetic (see plan.h; every formula is in docs/PLAN.md). The sizes mirror what
  * model.c, lora.c, optim_*.c and trainer.c allocate at tp = 1; for tp > 1 they follow the Megatron
- * layout of ../shared/DESIGN.md section 5, which gorp run does not build yet. */
+ * layout that gorp run builds (docs/PARALLEL.md). */
 #include "gorp/plan.h"
 
 #include "gorp/config.h"

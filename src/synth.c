@@ -9,7 +9,7 @@
  * one family (topic group, polarity level, entity class) or of whether a marker word occurs, and
  * every item holds words of that family from one label only. A bag of words decides it, which a
  * 2-layer model of about 100k parameters learns; the subset/overlap rules of the real pair tasks
- * stayed at chance at that size (../shared/SYNTHETIC-NOTES.md).
+ * stayed at chance at that size (docs/SYNTHETIC.md section 4).
  *
  * Randomness: draw j of item i of split s of dataset d is
  *   rng_bits(seed, RNG_STREAM_SYNTH, rng_bits(seed, RNG_STREAM_SYNTH, H(d) + s, i), j)

@@ -25,5 +25,9 @@ const backend_ops *backend_get(void);
  * neither variable is set, the cores are shared among the ranks_per_node MPI ranks of this node
  * (OpenBLAS would otherwise give every rank every core). */
 void backend_threads_init(int ranks_per_node);
+/* The threads this process computes with: OpenMP's (GEMM slabs, attention, element-wise ops)
+ * and OpenBLAS's own (LAPACK). Some sums are split by thread, so a run is bit-identical to
+ * another only with the same two counts (checkpoints record them, docs/CHECKPOINT.md). */
+void backend_threads(int *openmp, int *openblas);
 
 #endif

@@ -8,9 +8,9 @@
  * With the trainer's dist of more than one rank, ckpt_save and ckpt_load are collective: every
  * rank calls them, writes or reads its blocks of the logical (unsharded) tensors through parallel
  * HDF5 (h5io.h), and every rank returns the same code; so a checkpoint saved under one TP/DP
- * layout resumes under any other.
- * Not for: the rank-k optimizer's and GORP bases' state under parallel.tp > 1 (refused until its
- * layout is defined). */
+ * layout resumes under any other, the rank-k optimizer's and GORP's bases included (their
+ * logical layout: docs/CHECKPOINT.md).
+ * Not for: results.h5 and model.h5 (cl_results.h, modelfile.h). */
 #ifndef GORP_CKPT_H
 #define GORP_CKPT_H
 
@@ -35,8 +35,10 @@ int ckpt_save(const gorp_config *c, const trainer *t, const cl_results *res, con
 int ckpt_exists(const gorp_config *c);
 
 /* Restores t (created by trainer_create with this config, its dist set), res and p from the
- * newest good checkpoint, every rank of t->dist its shard. force_config accepts differences in
- * the safe keys (paths, logging, backend). */
+ * newest good checkpoint, every rank of t->dist its shard. Only the keys of the run hash are
+ * compared (config.h CONFIG_RUN); force_config accepts a change of those that name where an
+ * input lies or the backend (CONFIG_RESUME_FORCE). Warns when the thread counts differ from the
+ * checkpoint's (the rest of the run then is not bit-identical to an uninterrupted one). */
 int ckpt_load(const gorp_config *c, int force_config, trainer *t, cl_results *res, ckpt_pos *p);
 
 /* gorp inspect FILE.h5 [--verify] */

@@ -1,5 +1,5 @@
-/* Continual-learning metrics over an accuracy matrix, as the O-LoRA/N-LoRA/GORP papers and
- * ../shared/DESIGN.md section 9 define them.
+/* Continual-learning metrics over an accuracy matrix, as the O-LoRA/N-LoRA/GORP papers define
+ * them (docs/RESULTS.md).
  * acc is (T+1, T) row-major in percent: row 0 = the base model's zero-shot accuracy, row j = after
  * training task j (1-based), column i = task i+1; NaN = not measured.
  *   AP         = mean_i a[T, i]                       (macro: every task weighs the same)

@@ -105,11 +105,42 @@ int config_defaults(gorp_config *c);
 /* Frees every string and list of c and zeroes it. */
 void config_free(gorp_config *c);
 /* Canonical text of every key with its resolved value ("[section]\nkey = value\n", sections
- * separated by a blank line), in table order: what checkpoints store and hash. *text is malloc'd.
- * config.file is not part of it. */
+ * separated by a blank line, paths canonical as in config_scope_text), in table order: what
+ * checkpoints store. *text is malloc'd. config.file is not part of it. */
 int config_to_text(const gorp_config *c, char **text);
-/* 64-bit FNV-1a of config_to_text, for checkpoint compatibility checks (allocates nothing). */
+/* 64-bit FNV-1a of config_to_text (allocates nothing). */
 uint64_t config_hash(const gorp_config *c);
+/* The keys a canonical text or hash covers (docs/CONFIG.md "What the hashes cover"). */
+typedef enum config_scope {
+  CONFIG_ALL,     /* every key: what the ranks of one job compare at start-up (dist_init) */
+  CONFIG_RUN,     /* the keys gorp run's results depend on: what a resume compares */
+  CONFIG_PRETRAIN /* the keys gorp pretrain's base model depends on: its reuse key */
+} config_scope;
+/* config_to_text and config_hash of the keys in scope only (sections without one are left out).
+ * Paths are canonical (absolute, links resolved) in every scope, so that one config named from
+ * another folder, or through a link, has one text. */
+int config_scope_text(const gorp_config *c, config_scope scope, char **text);
+uint64_t config_scope_hash(const gorp_config *c, config_scope scope);
+
+/* How a resume treats a change of key "section.key" since the checkpoint. */
+typedef enum config_resume {
+  CONFIG_RESUME_ANY,   /* outside the run hash: any value resumes */
+  CONFIG_RESUME_FORCE, /* where an input lies, or the backend: resumes with --force-config */
+  CONFIG_RESUME_NEVER  /* changes what the run computes (also an unknown name): refused */
+} config_resume;
+config_resume config_key_resume(const char *name);
+
+/* A key whose value differs between two canonical texts. */
+typedef struct config_change {
+  char key[128];         /* "section.key" */
+  const char *now, *was; /* its values in the two texts, not NUL-terminated; was NULL: absent */
+  int now_len, was_len;
+} config_change;
+/* Calls fn (when not NULL) for each key line of text now whose key has another value, or none,
+ * in text was (matched within the same section), in now's order; returns how many. */
+int config_text_diff(const char *now, const char *was, void (*fn)(const config_change *, void *),
+                     void *arg);
+
 /* The training settings of one task: [train] with the task's train.per_task entries applied
  * (entries were validated by config_load). */
 typedef struct task_train {
@@ -121,5 +152,8 @@ void config_task_train(const gorp_config *c, const char *dataset, task_train *t)
 /* Writes the schema as Markdown: per section a "## [section]" heading, its one-line purpose and a
  * table "| key | type | default | meaning |" with one "| `section.key` | ..." row per key. */
 int config_schema_markdown(FILE *f);
+/* Writes which keys each hash covers, one "- **...**: `section.key`, ..." line per class (the
+ * list lines of docs/CONFIG.md "What the hashes cover"). */
+int config_scope_markdown(FILE *f);
 
 #endif

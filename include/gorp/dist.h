@@ -1,5 +1,6 @@
 /* The MPI layout of a run: world = tp x dp ranks, checked at start against the config (and
- * SLURM_NTASKS when set), and the collectives the model, trainer and evaluator use.
+ * SLURM_NTASKS when set) once the ranks agreed that they run one config, and the collectives the
+ * model, trainer and evaluator use.
  * World rank = dp_rank * tp + tp_rank: a tensor-parallel (TP) group is tp consecutive ranks that
  * hold one copy of the model between them (Megatron's layout, model.h); a data-parallel (DP)
  * group is the ranks that hold the same shard. Data parallelism splits every global batch over
@@ -23,7 +24,10 @@ typedef struct dist {
   int tp_rank, tp_size;
 } dist;
 
-/* Checks the world against parallel.tp x parallel.dp (and SLURM_NTASKS), naming the keys. */
+/* Checks that every rank runs the same config (the full config_hash; on a mismatch every rank
+ * fails, rank 0 naming each differing rank and its first differing key), then the world against
+ * parallel.tp x parallel.dp (and SLURM_NTASKS), naming the keys. Collective: the first
+ * collective call of every MPI command that reads a config. */
 int dist_init(dist *d, const gorp_config *c);
 /* Frees the communicators (before MPI_Finalize). */
 void dist_free(dist *d);

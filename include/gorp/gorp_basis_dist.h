@@ -1,4 +1,4 @@
-/* GORP's shared basis for a matrix sharded over the tensor-parallel group (DESIGN.md section 5),
+/* GORP's shared basis for a matrix sharded over the tensor-parallel group (docs/PARALLEL.md),
  * on the input axis: the protected axis is the columns of M (rows, n); the logical basis is
  * S (n, cap), and each rank stores the rows of S that match its columns of M.
  * - DIST_ROWS (column-parallel weights and their moments, q k v gate up): each rank holds a block

@@ -1,6 +1,6 @@
 /* Top-k singular vectors of a matrix sharded over an MPI communicator (the tensor-parallel
  * group), for GORP under tensor parallelism: the gradient SVD of sharded full-rank targets and
- * the shared-space SVD of sharded first moments (DESIGN.md section 5).
+ * the shared-space SVD of sharded first moments (docs/PARALLEL.md).
  *
  * Two methods, chosen by svd_kind as in linalg.h:
  * - SVD_EXACT: ScaLAPACK psgesvd (float) on a 1-D BLACS grid built over the communicator

@@ -4,7 +4,7 @@
  * Parameters, gradients and activations are each ONE allocation with named views (llm.c style).
  * Tensors are listed in Hugging Face order and carry their HF names so that model files,
  * checkpoints and imports never re-derive them. Shapes are row-major, [out, in] for linears.
- * Tensor parallelism (DESIGN.md section 5, Megatron): with tp ranks, q, k, v, gate and up are
+ * Tensor parallelism (docs/PARALLEL.md, Megatron): with tp ranks, q, k, v, gate and up are
  * column-parallel (this rank holds a block of output rows: H/tp query heads, KV/tp key/value heads,
  * F/tp intermediate rows), o and down row-parallel (the matching block of input columns); norms,
  * embedding and head are replicated. Each rank's forward pass sums the partial outputs of o and

@@ -1,5 +1,5 @@
 /* One-sided rank-k projected Adam (GaLore-like) for one full-rank weight W (m, n), as
- * ../shared/DESIGN.md section 4 defines it: every `gap` steps the top-k singular vectors of the
+ * docs/ALGORITHM.md defines it: every `gap` steps the top-k singular vectors of the
  * gradient on one side are taken (right, Q (k, n), when `right`; else left, P (m, k)); Adam runs on
  * the compressed gradient R = G Q^T (m, k) (or P^T G (k, n)); the step is lr * scale * N Q (or
  * P N). The Adam moments are kept across refreshes, as in GaLore.

@@ -4,7 +4,7 @@
  * Counts, per rank, in fp32 as gorp stores everything (docs/PLAN.md has every formula):
  *   weights      every tensor; q,k,v,gate,up split on their rows (column-parallel), o,down on
  *                their columns (row-parallel), heads and KV heads over tp; embedding, head and
- *                norms replicated (Megatron, ../shared/DESIGN.md section 5)
+ *                norms replicated (Megatron, docs/PARALLEL.md)
  *   gradients    trainable tensors only: every tensor (seqft, mtl), the full-rank targets (galore,
  *                gorp: the whole m x n gradient, the rank-k optimizer compresses it afterwards),
  *                the active LoRA pair

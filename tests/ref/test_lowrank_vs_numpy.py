@@ -1,7 +1,7 @@
 """The rank-k projected Adam against an independent numpy implementation in float64: 30 steps with
 a refresh every 10 (the initial SVD and two refreshes), for a tall weight (right vectors, R = G Q^T)
 and a wide one (left vectors, R = P^T G); the weight after every step agrees within 1e-4 relative.
-Singular vectors are signed as DESIGN.md says (largest-magnitude entry positive)."""
+Singular vectors are signed as linalg.h says (largest-magnitude entry positive)."""
 import os
 import subprocess
 import sys

@@ -6,7 +6,7 @@ WordLevel file built here from the benchmark's words (Split regex `\\w+|[^\\w\\s
 encodes with gorp's C code and with `Tokenizer.from_file(path).encode(text,
 add_special_tokens=False).ids` every sentence, every label (and " " + label, as prompt.c encodes
 it), every prompt part, the full prompt and the full training string of every item of every split
-of every dataset in CL_Benchmark/mini (the prompt built as ../shared/data/README.md describes),
+of every dataset in CL_Benchmark/mini (the prompt built as docs/DATA.md describes),
 plus edge cases, and requires equal ids. It also requires decode(encode(text)) to equal the text
 (and the library's decode), and gorp's \\p{L}/\\p{N}/\\s table to agree with the library's GPT-2
 split on every code point U+0000..U+10FFFF.
@@ -84,7 +84,7 @@ def benchmark_items():
 
 
 def prompt_parts(task_type, dataset, labels, instr, sentence):
-    """(prefix, sentence, suffix) exactly as ../shared/data/README.md (and prompt.c) lays out."""
+    """(prefix, sentence, suffix) exactly as docs/DATA.md (and prompt.c) lays out."""
     prefix = f"Task:{task_type}\nDataset:{dataset}\n"
     if task_type != "COPA":
         prefix += f"{instr}Option: {', '.join(labels)} \n"

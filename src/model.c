@@ -130,6 +130,8 @@ int model_forward(model *m, const int *tokens, const int *targets, int B, int T,
   const model_config *c = &m->cfg;
   if (T > c->max_seq)
     GORP_ERR(GORP_EINPUT, "sequence length %d exceeds max_position_embeddings = %d", T, c->max_seq);
+  if ((int64_t)B * T > INT_MAX) /* N = B * T is an int below */
+    GORP_ERR(GORP_EINPUT, "a batch of %d sequences x %d tokens is too large for this model", B, T);
   for (int i = 0; i < B * T; i++)
     if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
       GORP_ERR(GORP_EINPUT,

@@ -81,6 +81,11 @@ refuse "num_heads x head_dim past an int" "model.num_heads x model.head_dim = 65
   "$GORP" plan "$work/base.ini" --set model.num_heads=65536 --set model.head_dim=65536
 refuse "parameters past 2^40" "model.num_layers = 65536 .* over gorp's limit of 1099511627776" \
   "$GORP" plan "$work/base.ini" --set model.num_layers=65536 --set model.hidden_size=100000
+# 1000 layers x 2e9 sequences x 64 heads x 1024^2 attention floats wrapped gorp plan's u64 sums
+refuse "plan sizes past 2^62 floats" "a batch of 2000000000 sequences of 1024 tokens .* more than 2\^62" \
+  "$GORP" plan "$work/base.ini" --set model.num_layers=1000 --set model.num_heads=64 \
+  --set model.hidden_size=1024 --set model.max_seq=1024 --set train.batch_size=2000000000 \
+  --set data.max_source_length=1000
 refuse "model.max_seq = 1" "model.max_seq = 1: expected an integer in \[2," \
   "$GORP" config "$work/base.ini" --set model.max_seq=1
 refuse "model.max_seq below the answer" "model.max_seq = 2 must be larger than eval.max_new_tokens = 2" \

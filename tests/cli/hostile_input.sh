@@ -57,6 +57,9 @@ printf 'include = /dev/zero\n[run]\nseed = 2\n' >"$work/inc.ini"
 refuse "include = /dev/zero" "config file '/dev/zero': not a regular file" "$GORP" config "$work/inc.ini"
 refuse "data.orders = /dev/zero" "data.orders '/dev/zero': not a regular file" \
   "$GORP" config "$work/base.ini" --set data.tasks= --set data.order=order1 --set data.orders=/dev/zero
+mkfifo "$work/fifo.h5"
+refuse "gorp plan: model.init is a FIFO" "model.init '.*fifo.h5': not a regular file \(a FIFO\)" \
+  "$GORP" plan "$work/base.ini" --set model.init="$work/fifo.h5"
 refuse "data.tokenizer = /dev/zero" "tokenizer '/dev/zero': not a regular file" \
   "$GORP" plan "$work/base.ini" --set data.tokenizer=/dev/zero
 

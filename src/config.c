@@ -12,11 +12,11 @@
  *   because an indented "key = value" would silently become part of the key above.
  * - Lines are read through our reader in chunks of at most INI_MAX_LINE (200) bytes; the reader
  *   reports a longer line instead of letting inih parse its tail as a line of its own.
+ * - Parsing goes on after an error and returns the first bad line (one without '=' or ':' or an
+ *   unclosed "[section"); the handler's own errors are kept here, and the earliest one wins.
  * Files are read whole first (fs_read_regular: regular files of at most FS_MAX_CONFIG bytes, so
  * /dev/zero or a FIFO is refused instead of read forever) and a NUL byte is refused: inih and
- * every line check here stop at the first NUL, so the rest of its line would go unseen.
- * - Parsing goes on after an error and returns the first bad line (one without '=' or ':' or an
- *   unclosed "[section"); the handler's own errors are kept here, and the earliest one wins. */
+ * every line check here stop at the first NUL, so the rest of its line would go unseen. */
 #include "gorp/config.h"
 
 #include "gorp/err.h"
@@ -869,7 +869,9 @@ static int derive_arch(gorp_config *c) {
   if (a->num_heads % a->num_kv_heads)
     GORP_ERR(GORP_EINPUT, "%s: model.num_heads (%d) must be a multiple of model.num_kv_heads (%d)",
              origin, a->num_heads, a->num_kv_heads);
-  /* the same limits as model_config_check, named as this file spells the keys */
+  /* the same limits as model_config_check, named as this file spells the keys; a model file's
+   * own shape (model.init) is checked when it is read */
+  if (strcmp(c->model.init, "random")) return GORP_OK;
   if ((int64_t)a->num_heads * a->head_dim > MODEL_MAX_DIM)
     GORP_ERR(GORP_EINPUT,
              "%s: model.num_heads x model.head_dim = %d x %d is over gorp's limit of %d for the "

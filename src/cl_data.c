@@ -4,6 +4,7 @@
 #include "gorp/cl.h"
 
 #include "gorp/err.h"
+#include "gorp/fsutil.h"
 #include "gorp/synth.h"
 
 #include <stdio.h>
@@ -18,7 +19,7 @@ int cl_open_tokenizer(tokenizer *tok, const gorp_config *c, const dist *d, const
              "data.tokenizer unset",
              c->data.tokenizer);
   char path[4096];
-  snprintf(path, sizeof(path), "%s/synthetic-tokenizer.json", dir);
+  GORP_CALL(fs_path_fmt(path, sizeof(path), "%s/synthetic-tokenizer.json", dir));
   if (d->rank == 0) GORP_CALL(synth_write_tokenizer(path));
   GORP_CALL(dist_barrier(d));
   return tokenizer_open(tok, path);

@@ -6,7 +6,9 @@
 #include "gorp/prompt.h"
 #include "gorp/rng.h"
 
+#include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +35,9 @@ int cl_encode_train(cl_encoded *e, const tokenizer *tok, const cl_task *t, const
     int len = 0;
     GORP_CALL(prompt_encode_train(tok, t, &t->train[perm[i]], c->data.max_source_length,
                                   c->data.max_target_length, buf_tok, buf_tgt, &len, cap_len));
+    if (total + (size_t)len > INT_MAX) /* offsets are ints */
+      GORP_ERR(GORP_EINPUT, "task %s: its training examples hold more than %d tokens", t->dataset,
+               INT_MAX);
     if (total + (size_t)len > cap) {
       while (total + (size_t)len > cap) cap *= 2;
       int *nt = realloc(e->tokens, cap * sizeof(int)),
@@ -68,6 +73,9 @@ void cl_encoded_free(cl_encoded *e) {
 int cl_encoded_append(cl_encoded *dst, const cl_encoded *src, int item_base) {
   const size_t old_len = dst->n ? (size_t)dst->offset[dst->n - 1] + dst->length[dst->n - 1] : 0;
   const size_t add_len = src->n ? (size_t)src->offset[src->n - 1] + src->length[src->n - 1] : 0;
+  if (old_len + add_len > INT_MAX) /* offsets are ints */
+    GORP_ERR(GORP_EINPUT, "the tasks' training examples hold more than %d tokens together",
+             INT_MAX);
   const int n = dst->n + src->n;
   int *off = realloc(dst->offset, (size_t)n * sizeof(int));
   if (off) dst->offset = off;
@@ -92,11 +100,21 @@ int cl_encoded_append(cl_encoded *dst, const cl_encoded *src, int item_base) {
   return GORP_OK;
 }
 
-int cl_steps_for(const task_train *tt, int n_examples) {
-  int per_epoch = (n_examples + tt->batch_size - 1) / tt->batch_size;
-  int steps = per_epoch * tt->epochs;
-  if (tt->max_steps > 0 && tt->max_steps < steps) steps = tt->max_steps;
-  return steps;
+int cl_steps_for(const task_train *tt, int n_examples, const char *task, int *steps) {
+  if (n_examples < 1) GORP_ERR(GORP_EINPUT, "task %s has no training examples", task);
+  /* in 64 bits: epochs x batches per epoch wrapped an int to 0 steps, a run that "trained" */
+  const int64_t per_epoch = ((int64_t)n_examples + tt->batch_size - 1) / tt->batch_size;
+  int64_t n = per_epoch * tt->epochs;
+  if (tt->max_steps > 0 && tt->max_steps < n) n = tt->max_steps;
+  if (n > CL_MAX_STEPS)
+    GORP_ERR(GORP_EINPUT,
+             "task %s: train.epochs = %d x %lld steps per epoch (%d examples, batch %d) = %lld "
+             "steps, over gorp's limit of %d steps per task; lower train.epochs or set "
+             "train.max_steps",
+             task, tt->epochs, (long long)per_epoch, n_examples, tt->batch_size, (long long)n,
+             CL_MAX_STEPS);
+  *steps = (int)n;
+  return GORP_OK;
 }
 
 static double now_s(void) {
@@ -125,7 +143,9 @@ static int batch_fill(int *tokens, int *targets, const cl_encoded *e, const int 
 int cl_train_task(trainer *tr, const cl_encoded *e, int pad_id, const gorp_config *c,
                   const task_train *tt, int task_index, const char *task_name, int start_step,
                   float *losses, int *n_steps, const cl_hook *hook) {
-  const int Bmax = tt->batch_size, steps = cl_steps_for(tt, e->n);
+  const int Bmax = tt->batch_size;
+  int steps;
+  GORP_CALL(cl_steps_for(tt, e->n, task_name, &steps));
   if (steps > *n_steps) GORP_ERR(GORP_EINPUT, "loss buffer too small for %d steps", steps);
   int *order, *tokens, *targets;
   int64_t *ids;

@@ -9,6 +9,7 @@
 #include "gorp/cmd.h"
 #include "gorp/config.h"
 #include "gorp/err.h"
+#include "gorp/fsutil.h"
 #include "gorp/lora.h"
 #include "gorp/modelfile.h"
 #include "gorp/plan.h"
@@ -128,6 +129,8 @@ static int model_shape(const gorp_config *c, model_config *cfg, plan_sources *s)
                "model.init = %s: %s (gorp plan reads the architecture from this file; to plan "
                "without it, --set model.init=random and the model.* shape keys, docs/PLAN.md)",
                c->model.init, strerror(errno));
+    /* HDF5 would open a FIFO and wait for a writer */
+    GORP_CALL(fs_check_regular(c->model.init, "model.init", NULL));
     GORP_CALL(modelfile_read_config(c->model.init, cfg));
     snprintf(s->shape, sizeof(s->shape), "read from model.init = %s", c->model.init);
     snprintf(s->vocab, sizeof(s->vocab), "the model file");

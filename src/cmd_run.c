@@ -163,7 +163,8 @@ static int task_done(run_ctx *r, int task) {
 static int train_one(run_ctx *r, const cl_encoded *enc, const task_train *tt, int task_index,
                      const char *name) {
   const gorp_config *c = r->c;
-  int steps = cl_steps_for(tt, enc->n), start = 0;
+  int steps, start = 0;
+  GORP_CALL(cl_steps_for(tt, enc->n, name, &steps));
   float *losses;
   GORP_ALLOC(losses, steps, "loss curve");
   if (r->resume.task == task_index && !r->resume.done) { /* the trainer holds the task's state */

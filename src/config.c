@@ -13,10 +13,14 @@
  * - Lines are read through our reader in chunks of at most INI_MAX_LINE (200) bytes; the reader
  *   reports a longer line instead of letting inih parse its tail as a line of its own.
  * - Parsing goes on after an error and returns the first bad line (one without '=' or ':' or an
- *   unclosed "[section"); the handler's own errors are kept here, and the earliest one wins. */
+ *   unclosed "[section"); the handler's own errors are kept here, and the earliest one wins.
+ * Files are read whole first (fs_read_regular: regular files of at most FS_MAX_CONFIG bytes, so
+ * /dev/zero or a FIFO is refused instead of read forever) and a NUL byte is refused: inih and
+ * every line check here stop at the first NUL, so the rest of its line would go unseen. */
 #include "gorp/config.h"
 
 #include "gorp/err.h"
+#include "gorp/fsutil.h"
 #include "gorp/synth.h"
 
 #include <ctype.h>
@@ -78,6 +82,7 @@ static const struct {
 #define FIELD(f) offsetof(gorp_config, f)
 #define AT_LEAST(x) .lo = (x), .hi = INFINITY
 #define ABOVE(x) .lo = (x), .hi = INFINITY, .flags = CFG_LO_OPEN
+#define DIM(x) .lo = (x), .hi = MODEL_MAX_DIM /* a model dimension (see model.h's limits) */
 
 static const config_key keys[] = {
     {"run", "out_dir", CFG_PATH, FIELD(run.out_dir), .def = "runs/default",
@@ -104,23 +109,24 @@ static const config_key keys[] = {
     {"model", "init", CFG_PATH, FIELD(model.init), .def = "random", .choices = "random",
      .doc = "`random` (fresh weights from the model.* architecture keys) or an HDF5 model file "
             "or checkpoint (then the architecture keys are ignored)"},
-    {"model", "vocab_size", CFG_INT, FIELD(model.arch.vocab_size), .def = "0", AT_LEAST(0),
+    {"model", "vocab_size", CFG_INT, FIELD(model.arch.vocab_size), .def = "0", DIM(0),
      .doc = "vocabulary size; 0 = the tokenizer's; a larger one pads the embedding and head (a "
             "generated id past the tokenizer's ends the answer)"},
-    {"model", "hidden_size", CFG_INT, FIELD(model.arch.hidden_size), .def = "64", AT_LEAST(1),
+    {"model", "hidden_size", CFG_INT, FIELD(model.arch.hidden_size), .def = "64", DIM(1),
      .doc = "width of the residual stream"},
     {"model", "intermediate_size", CFG_INT, FIELD(model.arch.intermediate_size), .def = "172",
-     AT_LEAST(1), .doc = "width of the SwiGLU MLP"},
-    {"model", "num_layers", CFG_INT, FIELD(model.arch.num_layers), .def = "2", AT_LEAST(1),
-     .doc = "decoder layers"},
-    {"model", "num_heads", CFG_INT, FIELD(model.arch.num_heads), .def = "4", AT_LEAST(1),
+     DIM(1), .doc = "width of the SwiGLU MLP"},
+    {"model", "num_layers", CFG_INT, FIELD(model.arch.num_layers), .def = "2", .lo = 1,
+     .hi = MODEL_MAX_LAYERS, .doc = "decoder layers"},
+    {"model", "num_heads", CFG_INT, FIELD(model.arch.num_heads), .def = "4", DIM(1),
      .doc = "attention (query) heads"},
-    {"model", "num_kv_heads", CFG_INT, FIELD(model.arch.num_kv_heads), .def = "0", AT_LEAST(0),
+    {"model", "num_kv_heads", CFG_INT, FIELD(model.arch.num_kv_heads), .def = "0", DIM(0),
      .doc = "key/value heads, dividing num_heads (grouped-query attention); 0 = num_heads"},
-    {"model", "head_dim", CFG_INT, FIELD(model.arch.head_dim), .def = "0", AT_LEAST(0),
+    {"model", "head_dim", CFG_INT, FIELD(model.arch.head_dim), .def = "0", DIM(0),
      .doc = "width of one head; 0 = hidden_size / num_heads, which must then divide evenly"},
-    {"model", "max_seq", CFG_INT, FIELD(model.arch.max_seq), .def = "1024", AT_LEAST(1),
-     .doc = "longest sequence (rotary position table)"},
+    {"model", "max_seq", CFG_INT, FIELD(model.arch.max_seq), .def = "1024", DIM(2),
+     .doc = "longest sequence (rotary position table); an evaluation prompt and its answer share "
+            "it, so it must exceed eval.max_new_tokens"},
     {"model", "rms_eps", CFG_FLOAT, FIELD(model.arch.rms_eps), .def = "1e-6", ABOVE(0),
      .doc = "RMSNorm epsilon"},
     {"model", "rope_theta", CFG_FLOAT, FIELD(model.arch.rope_theta), .def = "10000", ABOVE(0),
@@ -318,13 +324,14 @@ static void choices_text(const char *choices, const char *quote, char *buf, size
   }
 }
 
-/* ">= 1", "> 0", "in [0, 1)". */
+/* ">= 1", "> 0", "in [0, 1)", "in [1, 65536]" (integers in full, never as 6.5536e+04). */
 static void range_text(const config_key *k, char *buf, size_t n) {
+  const int digits = k->type == CFG_INT ? 10 : 6;
   if (isinf(k->hi))
-    snprintf(buf, n, "%s %g", (k->flags & CFG_LO_OPEN) ? ">" : ">=", k->lo);
+    snprintf(buf, n, "%s %.*g", (k->flags & CFG_LO_OPEN) ? ">" : ">=", digits, k->lo);
   else
-    snprintf(buf, n, "in %c%g, %g%c", (k->flags & CFG_LO_OPEN) ? '(' : '[', k->lo, k->hi,
-             (k->flags & CFG_HI_OPEN) ? ')' : ']');
+    snprintf(buf, n, "in %c%.*g, %.*g%c", (k->flags & CFG_LO_OPEN) ? '(' : '[', digits, k->lo,
+             digits, k->hi, (k->flags & CFG_HI_OPEN) ? ')' : ']');
 }
 
 /* What a value of k must look like, for "expected ..." in error messages. */
@@ -584,7 +591,8 @@ enum { CONFIG_INCLUDE_DEPTH = 8 };
 typedef struct parse_state {
   gorp_config *c;
   const char *path;
-  FILE *f;
+  const char *text;    /* the whole file, NUL-free */
+  size_t len, pos;     /* its length and the reader's position */
   int depth;           /* 0 for the file given to config_load, n for a file included n deep */
   int *from_file;      /* [N_KEYS], shared by nested files: 1 once a file set the key */
   int include_line;    /* line of this file's include; 0 = none */
@@ -610,21 +618,40 @@ static void parse_fail(parse_state *st, int code, const char *fmt, ...) {
   st->err = code;
 }
 
-/* fgets for inih that counts lines and remembers what inih will not tell the handler. */
+/* Byte offset of the first NUL in text[0..len) as line:column (1-based), or 0 when none. */
+static int nul_position(const char *text, size_t len, int *line, int *col) {
+  const char *nul = memchr(text, '\0', len);
+  if (!nul) return 0;
+  *line = 1;
+  *col = 1;
+  for (const char *p = text; p < nul; p++) {
+    if (*p == '\n')
+      (*line)++, *col = 1;
+    else
+      (*col)++;
+  }
+  return 1;
+}
+
+/* fgets over the file's text for inih, that counts lines and remembers what inih will not tell
+ * the handler. */
 static char *ini_read_line(char *buf, int n, void *stream) {
   parse_state *st = stream;
-  if (!fgets(buf, n, st->f)) return NULL;
+  if (st->pos >= st->len || n < 2) return NULL;
+  const char *p = st->text + st->pos;
+  const size_t avail = st->len - st->pos;
+  const char *nl = memchr(p, '\n', avail);
+  const size_t line_len = nl ? (size_t)(nl - p) + 1 : avail; /* with its newline */
+  const size_t take = line_len < (size_t)n - 1 ? line_len : (size_t)n - 1;
+  memcpy(buf, p, take);
+  buf[take] = '\0';
+  st->pos += line_len; /* the part of a too-long line past take is skipped */
   st->lineno++;
-  size_t len = strlen(buf);
-  if (len && buf[len - 1] != '\n' && !feof(st->f)) {
-    parse_fail(st, GORP_EINPUT, "line longer than %d characters", n - 2);
-    int ch;
-    while ((ch = fgetc(st->f)) != EOF && ch != '\n') continue;
-  }
-  st->indented = len && isspace((unsigned char)buf[0]) && buf[0] != '\n' && buf[0] != '\r';
-  const char *p = buf;
-  while (isspace((unsigned char)*p)) p++;
-  if (*p == '[') st->prev_key = -1;
+  if (take < line_len) parse_fail(st, GORP_EINPUT, "line longer than %d characters", n - 2);
+  st->indented = take && isspace((unsigned char)buf[0]) && buf[0] != '\n' && buf[0] != '\r';
+  const char *q = buf;
+  while (isspace((unsigned char)*q)) q++;
+  if (*q == '[') st->prev_key = -1;
   return buf;
 }
 
@@ -709,33 +736,44 @@ static int ini_on_value(void *user, const char *section, const char *name, const
   return 1;
 }
 
-/* The text of line lineno of path, for a message about a line inih could not parse. */
-static void line_text(const char *path, int lineno, char *buf, size_t n) {
-  buf[0] = '\0';
-  FILE *f = fopen(path, "r");
-  if (!f) return;
-  for (int i = 0; i < lineno && fgets(buf, (int)n, f); i++) continue;
-  fclose(f);
-  buf[strcspn(buf, "\r\n")] = '\0';
+/* The text of line lineno of text, for a message about a line inih could not parse. */
+static void line_text(const char *text, int lineno, char *buf, size_t n) {
+  const char *p = text;
+  for (int i = 1; i < lineno && p; i++) {
+    p = strchr(p, '\n');
+    if (p) p++;
+  }
+  if (!p) p = "";
+  const size_t len = strcspn(p, "\r\n");
+  snprintf(buf, n, "%.*s", (int)(len < n ? len : n - 1), p);
+}
+
+static int parse_text(parse_state *st) {
+  int line, col;
+  if (nul_position(st->text, st->len, &line, &col))
+    GORP_ERR(GORP_EINPUT, "%s:%d: NUL byte at column %d; a config file is text", st->path, line,
+             col);
+  const int bad_line = ini_parse_stream(ini_read_line, st, ini_on_value, st);
+  if (bad_line > 0 && (!st->err_line || bad_line < st->err_line)) {
+    char text[256];
+    line_text(st->text, bad_line, text, sizeof(text));
+    GORP_ERR(GORP_EINPUT,
+             "%s:%d: cannot parse '%s': expected [section], key = value, or a comment (; or #)",
+             st->path, bad_line, text);
+  }
+  if (bad_line < 0) GORP_ERR(GORP_ELIB, "inih failed reading '%s' (code %d)", st->path, bad_line);
+  if (st->err_line) GORP_ERR(st->err, "%s", st->msg);
+  return GORP_OK;
 }
 
 static int parse_file(gorp_config *c, const char *path, int depth, int *from_file) {
   parse_state st = {.c = c, .path = path, .depth = depth, .from_file = from_file, .prev_key = -1};
-  st.f = fopen(path, "r");
-  if (!st.f) GORP_ERR(GORP_EINPUT, "cannot open config file '%s': %s", path, strerror(errno));
-  int bad_line = ini_parse_stream(ini_read_line, &st, ini_on_value, &st);
-  int read_err = ferror(st.f) ? errno : 0;
-  fclose(st.f);
-  if (read_err) GORP_ERR(GORP_EINPUT, "cannot read config file '%s': %s", path, strerror(read_err));
-  if (bad_line > 0 && (!st.err_line || bad_line < st.err_line)) {
-    char text[256];
-    line_text(path, bad_line, text, sizeof(text));
-    GORP_ERR(GORP_EINPUT,
-             "%s:%d: cannot parse '%s': expected [section], key = value, or a comment (; or #)",
-             path, bad_line, text);
-  }
-  if (bad_line < 0) GORP_ERR(GORP_ELIB, "inih failed reading '%s' (code %d)", path, bad_line);
-  if (st.err_line) GORP_ERR(st.err, "%s", st.msg);
+  char *text;
+  GORP_CALL(fs_read_regular(path, "config file", FS_MAX_CONFIG, &text, &st.len));
+  st.text = text;
+  const int ierr = parse_text(&st);
+  free(text);
+  GORP_CALL(ierr);
   for (int i = 0; i < N_KEYS; i++)
     if (st.line_of[i]) {
       GORP_CALL(resolve_path(c, &keys[i], path));
@@ -800,6 +838,20 @@ static int check_required(const gorp_config *c) {
   return GORP_OK;
 }
 
+static int check_path_lengths(const gorp_config *c) {
+  for (int i = 0; i < N_KEYS; i++) {
+    const config_key *k = &keys[i];
+    if (k->type != CFG_PATH) continue;
+    const size_t len = strlen(*(char *const *)cfield(c, k->off));
+    if (len > CONFIG_PATH_MAX)
+      GORP_ERR(GORP_EINPUT,
+               "%s: %s.%s is a path of %zu bytes (after resolving it against the config's "
+               "folder); the limit is %d, so that the file names gorp builds under it fit",
+               c->file, k->section, k->key, len, CONFIG_PATH_MAX);
+  }
+  return GORP_OK;
+}
+
 /* Fills model.num_kv_heads and model.head_dim when 0 and checks the heads agree. */
 static int derive_arch(gorp_config *c) {
   model_config *a = &c->model.arch;
@@ -817,34 +869,71 @@ static int derive_arch(gorp_config *c) {
   if (a->num_heads % a->num_kv_heads)
     GORP_ERR(GORP_EINPUT, "%s: model.num_heads (%d) must be a multiple of model.num_kv_heads (%d)",
              origin, a->num_heads, a->num_kv_heads);
+  /* the same limits as model_config_check, named as this file spells the keys; a model file's
+   * own shape (model.init) is checked when it is read */
+  if (strcmp(c->model.init, "random")) return GORP_OK;
+  if ((int64_t)a->num_heads * a->head_dim > MODEL_MAX_DIM)
+    GORP_ERR(GORP_EINPUT,
+             "%s: model.num_heads x model.head_dim = %d x %d is over gorp's limit of %d for the "
+             "width of the attention",
+             origin, a->num_heads, a->head_dim, MODEL_MAX_DIM);
+  model_config shape = *a;
+  if (!shape.vocab_size) shape.vocab_size = 1; /* the tokenizer's: not known yet */
+  uint64_t n;
+  if (!model_config_params(&shape, &n) || n > MODEL_MAX_PARAMS)
+    GORP_ERR(GORP_EINPUT,
+             "%s: model.num_layers = %d with model.hidden_size = %d and model.intermediate_size = "
+             "%d is over gorp's limit of %llu (2^40) parameters",
+             origin, a->num_layers, a->hidden_size, a->intermediate_size,
+             (unsigned long long)MODEL_MAX_PARAMS);
+  if (a->max_seq <= c->eval.max_new_tokens)
+    GORP_ERR(GORP_EINPUT,
+             "%s: model.max_seq = %d must be larger than eval.max_new_tokens = %d: an evaluation "
+             "prompt and its answer share the model's positions",
+             origin, a->max_seq, c->eval.max_new_tokens);
   return GORP_OK;
 }
 
 /* The line of an orders file that names order, as a list of dataset names in c->data.tasks. */
 static int read_order(gorp_config *c) {
   const char *path = c->data.orders, *name = c->data.order;
-  FILE *f = fopen(path, "r");
-  if (!f) GORP_ERR(GORP_EINPUT, "data.orders: cannot open %s: %s", path, strerror(errno));
+  char *text;
+  size_t len;
+  GORP_CALL(fs_read_regular(path, "data.orders", FS_MAX_ORDERS, &text, &len));
+  int line, col;
+  if (nul_position(text, len, &line, &col)) {
+    free(text);
+    GORP_ERR(GORP_EINPUT, "data.orders: %s:%d: NUL byte at column %d; an orders file is text", path,
+             line, col);
+  }
   const config_key *k = &keys[key_index("data", "tasks")];
-  char line[4096], known[1024] = "";
+  char known[1024] = "";
   int found = 0, ierr = GORP_OK;
-  while (!found && fgets(line, sizeof(line), f)) {
-    char *p = line + strspn(line, " \t");
-    if (*p == '#' || *p == '\n' || !*p) continue;
-    size_t n = strcspn(p, " \t\r\n");
+  for (char *p = text, *next; !found && p < text + len; p = next) {
+    char *eol = strchr(p, '\n');
+    next = eol ? eol + 1 : text + len;
+    if (eol) *eol = '\0';
+    p += strspn(p, " \t");
+    if (*p == '#' || *p == '\r' || !*p) continue;
+    size_t n = strcspn(p, " \t\r");
     if (n == strlen(name) && !strncmp(p, name, n)) {
       found = 1;
       /* the rest of the line: names separated by blanks */
       for (char *q = p + n; *q; q++)
         if (*q == ' ' || *q == '\t') *q = ',';
       list_clear(c, k);
-      ierr = list_append(c, k, p + n, strcspn(p + n, "\r\n"));
+      ierr = list_append(c, k, p + n, strcspn(p + n, "\r"));
+      if (ierr == GORP_EINPUT)
+        ierr = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
+                          "data.orders: %s: the line of order %s holds a name that is not a "
+                          "dataset name",
+                          path, name);
     } else if (strlen(known) + n + 3 < sizeof(known)) {
       snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%.*s", known[0] ? ", " : "",
                (int)n, p);
     }
   }
-  fclose(f);
+  free(text);
   GORP_CALL(ierr);
   if (!found)
     GORP_ERR(GORP_EINPUT, "%s: data.order = %s is not in the orders file %s (it has: %s)", c->file,
@@ -1013,6 +1102,7 @@ static int load(gorp_config *c, const char *path, char *const *overrides, int n_
   }
   for (int i = 0; i < N_KEYS; i++)
     if (!from_file[i]) GORP_CALL(resolve_path(c, &keys[i], path));
+  GORP_CALL(check_path_lengths(c));
   GORP_CALL(check_required(c));
   GORP_CALL(derive_arch(c));
   GORP_CALL(resolve_tasks(c));

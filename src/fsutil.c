@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,4 +52,95 @@ int fs_publish(const char *tmp, const char *path) {
   const int rc = fsync_path(dirname(copy), O_RDONLY | O_DIRECTORY);
   free(copy);
   return rc;
+}
+
+static const char *file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a file";
+}
+
+int fs_check_regular(const char *path, const char *what, uint64_t *size) {
+  struct stat st;
+  if (stat(path, &st)) GORP_ERR(GORP_EINPUT, "%s '%s': %s", what, path, strerror(errno));
+  if (!S_ISREG(st.st_mode))
+    GORP_ERR(GORP_EINPUT, "%s '%s': not a regular file (%s)", what, path, file_kind(st.st_mode));
+  if (size) *size = (uint64_t)st.st_size;
+  return GORP_OK;
+}
+
+int fs_open_regular(const char *path, const char *what, int *fd, uint64_t *size) {
+  /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer */
+  const int f = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (f < 0) GORP_ERR(GORP_EINPUT, "%s '%s': cannot open it: %s", what, path, strerror(errno));
+  struct stat st;
+  if (fstat(f, &st)) {
+    const int err = errno;
+    close(f);
+    GORP_ERR(GORP_EIO, "%s '%s': cannot stat it: %s", what, path, strerror(err));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    close(f);
+    GORP_ERR(GORP_EINPUT, "%s '%s': not a regular file (%s)", what, path, file_kind(st.st_mode));
+  }
+  /* regular files never block; clear the flag so that reads behave as usual */
+  if (fcntl(f, F_SETFL, fcntl(f, F_GETFL) & ~O_NONBLOCK)) {
+    const int err = errno;
+    close(f);
+    GORP_ERR(GORP_EIO, "%s '%s': fcntl failed: %s", what, path, strerror(err));
+  }
+  *fd = f;
+  *size = (uint64_t)st.st_size;
+  return GORP_OK;
+}
+
+int fs_read_regular(const char *path, const char *what, size_t max_bytes, char **buf, size_t *len) {
+  int fd;
+  uint64_t size;
+  GORP_CALL(fs_open_regular(path, what, &fd, &size));
+  if (size > max_bytes) {
+    close(fd);
+    GORP_ERR(GORP_EINPUT,
+             "%s '%s': %llu bytes is over the limit of %zu bytes for this kind of file", what, path,
+             (unsigned long long)size, max_bytes);
+  }
+  char *p = malloc((size_t)size + 1);
+  if (!p) {
+    close(fd);
+    GORP_ERR(GORP_EMEM, "out of memory reading %s '%s' (%llu bytes)", what, path,
+             (unsigned long long)size);
+  }
+  size_t got = 0;
+  const char *why = NULL;
+  while (got < size) {
+    const ssize_t r = read(fd, p + got, (size_t)size - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      why = r < 0 ? strerror(errno) : "the file shrank while being read";
+      break;
+    }
+    got += (size_t)r;
+  }
+  close(fd);
+  if (why) {
+    free(p);
+    GORP_ERR(GORP_EIO, "%s '%s': read failed: %s", what, path, why);
+  }
+  p[got] = '\0';
+  *buf = p;
+  *len = got;
+  return GORP_OK;
+}
+
+int fs_path_fmt(char *out, size_t n, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  const int len = vsnprintf(out, n, fmt, ap);
+  va_end(ap);
+  if (len < 0 || (size_t)len >= n)
+    GORP_ERR(GORP_EINPUT, "path longer than %zu bytes: %.200s...", n - 1, out);
+  return GORP_OK;
 }

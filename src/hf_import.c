@@ -4,10 +4,13 @@
 #include "gorp/hf_import.h"
 
 #include "gorp/err.h"
+#include "gorp/fsutil.h"
+#include "gorp/jsonutil.h"
 #include "gorp/safetensors.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -15,28 +18,8 @@
 #include <string.h>
 #include <unistd.h>
 
-static int read_text(const char *path, char **out) {
-  FILE *f = fopen(path, "rb");
-  if (!f) GORP_ERR(GORP_EINPUT, "cannot open %s: %s", path, strerror(errno));
-  char *text = NULL;
-  long n = -1;
-  if (fseek(f, 0, SEEK_END) == 0) n = ftell(f);
-  if (n >= 0 && fseek(f, 0, SEEK_SET) == 0) text = malloc((size_t)n + 1);
-  const size_t got = text ? fread(text, 1, (size_t)n, f) : 0;
-  fclose(f);
-  if (!text || got != (size_t)n) {
-    free(text);
-    GORP_ERR(GORP_EIO, "cannot read %s", path);
-  }
-  text[n] = '\0';
-  *out = text;
-  return GORP_OK;
-}
-
 static int join(char *out, const char *dir, const char *name) {
-  if (snprintf(out, PATH_MAX, "%s/%s", dir, name) >= PATH_MAX)
-    GORP_ERR(GORP_EINPUT, "path %s/%s is too long", dir, name);
-  return GORP_OK;
+  return fs_path_fmt(out, PATH_MAX, "%s/%s", dir, name);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -64,6 +47,10 @@ static int config_float(const cJSON *root, const char *key, float *v, const char
   const cJSON *j = config_value(root, key);
   if (!j) return GORP_OK;
   if (!cJSON_IsNumber(j)) GORP_ERR(GORP_EINPUT, "%s: \"%s\" must be a number", path, key);
+  /* a larger value would become inf in the float32 the model keeps */
+  if (!isfinite(j->valuedouble) || fabs(j->valuedouble) > FLT_MAX)
+    GORP_ERR(GORP_EINPUT, "%s: \"%s\" = %g is outside the range of a float32", path, key,
+             j->valuedouble);
   *v = (float)j->valuedouble;
   return GORP_OK;
 }
@@ -104,8 +91,8 @@ static int config_parse(const cJSON *root, const char *path, model_config *c) {
 
 int hf_config_parse(const char *json, const char *path, model_config *cfg) {
   memset(cfg, 0, sizeof(*cfg));
-  cJSON *root = cJSON_Parse(json);
-  if (!root) GORP_ERR(GORP_EINPUT, "%s is not valid JSON", path);
+  cJSON *root;
+  GORP_CALL(json_parse(path, json, strlen(json), &root));
   const int rc = config_parse(root, path, cfg);
   cJSON_Delete(root);
   return rc;
@@ -208,11 +195,8 @@ static int import_weight_map(model *m, const char *dir, const cJSON *root, const
 }
 
 static int import_index(model *m, const char *dir, const char *index, char *seen) {
-  char *text;
-  GORP_CALL(read_text(index, &text));
-  cJSON *root = cJSON_Parse(text);
-  free(text);
-  if (!root) GORP_ERR(GORP_EINPUT, "%s is not valid JSON", index);
+  cJSON *root;
+  GORP_CALL(json_read_file(index, "safetensors index", FS_MAX_HF_CONFIG, &root));
   const int rc = import_weight_map(m, dir, root, index, seen);
   cJSON_Delete(root);
   return rc;
@@ -243,7 +227,11 @@ static int import_weights(model *m, const char *dir) {
 static int import_dir(model *m, const char *dir, char **config_json) {
   char path[PATH_MAX];
   GORP_CALL(join(path, dir, "config.json"));
-  GORP_CALL(read_text(path, config_json));
+  size_t len;
+  GORP_CALL(fs_read_regular(path, "Hugging Face config", FS_MAX_HF_CONFIG, config_json, &len));
+  if (strlen(*config_json) != len)
+    GORP_ERR(GORP_EINPUT, "'%s': NUL byte at byte offset %zu; expected JSON text", path,
+             strlen(*config_json));
   model_config cfg;
   GORP_CALL(hf_config_parse(*config_json, path, &cfg));
   GORP_CALL(model_create(m, &cfg));

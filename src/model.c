@@ -7,8 +7,10 @@
 #include "gorp/lora.h"
 #include "gorp/ops.h"
 
+#include <limits.h>
 #include <math.h>
 #include <omp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,8 +60,16 @@ int model_reserve(model *m, int B, int T) {
                {&a->du, N * F},
                {&a->datt, (size_t)n_datt * T * T}};
   const size_t n_parts = sizeof(parts) / sizeof(parts[0]);
-  size_t total = 0;
-  for (size_t i = 0; i < n_parts; i++) total += parts[i].n;
+  /* the sizes above cannot wrap (model_config_check bounds every dimension by 2^24, layers by
+   * 2^16), but B and T come from the data: the forward pass holds B * T in an int, and the
+   * total must fit in memory's address space */
+  size_t total = 0, big;
+  if ((size_t)B * T > INT_MAX || __builtin_mul_overflow(L * B * H, (size_t)T * T, &big))
+    GORP_ERR(GORP_EINPUT, "a batch of %d sequences x %d tokens is too large for this model", B, T);
+  for (size_t i = 0; i < n_parts; i++)
+    if (__builtin_add_overflow(total, parts[i].n, &total) || total > SIZE_MAX / sizeof(float))
+      GORP_ERR(GORP_EINPUT, "a batch of %d sequences x %d tokens is too large for this model", B,
+               T);
   free(a->x);
   memset(a, 0, sizeof(*a));
   float *base;
@@ -120,6 +130,8 @@ int model_forward(model *m, const int *tokens, const int *targets, int B, int T,
   const model_config *c = &m->cfg;
   if (T > c->max_seq)
     GORP_ERR(GORP_EINPUT, "sequence length %d exceeds max_position_embeddings = %d", T, c->max_seq);
+  if ((int64_t)B * T > INT_MAX) /* N = B * T is an int below */
+    GORP_ERR(GORP_EINPUT, "a batch of %d sequences x %d tokens is too large for this model", B, T);
   for (int i = 0; i < B * T; i++)
     if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
       GORP_ERR(GORP_EINPUT,

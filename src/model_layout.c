@@ -6,27 +6,37 @@
 #include "gorp/err.h"
 #include "gorp/rng.h"
 
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* a * b in *out, 0 when it overflows */
+static int mul_ok(uint64_t a, uint64_t b, uint64_t *out) {
+  return !__builtin_mul_overflow(a, b, out);
+}
+
 int model_config_check(const model_config *c) {
   struct {
     const char *key;
-    int value;
-  } pos[] = {{"vocab_size", c->vocab_size},
-             {"hidden_size", c->hidden_size},
-             {"intermediate_size", c->intermediate_size},
-             {"num_hidden_layers", c->num_layers},
-             {"num_attention_heads", c->num_heads},
-             {"num_key_value_heads", c->num_kv_heads},
-             {"head_dim", c->head_dim},
-             {"max_position_embeddings", c->max_seq}};
-  for (size_t i = 0; i < sizeof(pos) / sizeof(pos[0]); i++)
+    int value, max;
+  } pos[] = {{"vocab_size", c->vocab_size, MODEL_MAX_DIM},
+             {"hidden_size", c->hidden_size, MODEL_MAX_DIM},
+             {"intermediate_size", c->intermediate_size, MODEL_MAX_DIM},
+             {"num_hidden_layers", c->num_layers, MODEL_MAX_LAYERS},
+             {"num_attention_heads", c->num_heads, MODEL_MAX_DIM},
+             {"num_key_value_heads", c->num_kv_heads, MODEL_MAX_DIM},
+             {"head_dim", c->head_dim, MODEL_MAX_DIM},
+             {"max_position_embeddings", c->max_seq, MODEL_MAX_DIM}};
+  for (size_t i = 0; i < sizeof(pos) / sizeof(pos[0]); i++) {
     if (pos[i].value <= 0)
       GORP_ERR(GORP_EINPUT, "model config: %s must be a positive integer, got %d", pos[i].key,
                pos[i].value);
+    if (pos[i].value > pos[i].max)
+      GORP_ERR(GORP_EINPUT, "model config: %s = %d is over gorp's limit of %d", pos[i].key,
+               pos[i].value, pos[i].max);
+  }
   if (c->num_heads % c->num_kv_heads)
     GORP_ERR(
         GORP_EINPUT,
@@ -35,11 +45,44 @@ int model_config_check(const model_config *c) {
   if (c->head_dim % 2)
     GORP_ERR(GORP_EINPUT, "model config: head_dim must be even for rotary embeddings, got %d",
              c->head_dim);
-  if (!(c->rms_eps > 0))
-    GORP_ERR(GORP_EINPUT, "model config: rms_norm_eps must be > 0, got %g", c->rms_eps);
-  if (!(c->rope_theta > 0))
-    GORP_ERR(GORP_EINPUT, "model config: rope_theta must be > 0, got %g", c->rope_theta);
+  /* the forward pass holds num_heads * head_dim (the width of q) in an int */
+  if ((int64_t)c->num_heads * c->head_dim > MODEL_MAX_DIM)
+    GORP_ERR(GORP_EINPUT,
+             "model config: num_attention_heads x head_dim = %d x %d = %lld is over gorp's limit "
+             "of %d",
+             c->num_heads, c->head_dim, (long long)c->num_heads * c->head_dim, MODEL_MAX_DIM);
+  uint64_t n;
+  if (!model_config_params(c, &n) || n > MODEL_MAX_PARAMS)
+    GORP_ERR(GORP_EINPUT,
+             "model config: %d layers of hidden_size %d, intermediate_size %d and %d x %d heads "
+             "with vocab_size %d hold %s%llu parameters, over gorp's limit of %llu (2^40); check "
+             "num_hidden_layers and the sizes",
+             c->num_layers, c->hidden_size, c->intermediate_size, c->num_heads, c->head_dim,
+             c->vocab_size, n > MODEL_MAX_PARAMS ? "" : "more than ", (unsigned long long)n,
+             (unsigned long long)MODEL_MAX_PARAMS);
+  if (!(c->rms_eps > 0) || !isfinite(c->rms_eps))
+    GORP_ERR(GORP_EINPUT, "model config: rms_norm_eps must be a finite number > 0, got %g",
+             c->rms_eps);
+  if (!(c->rope_theta > 0) || !isfinite(c->rope_theta))
+    GORP_ERR(GORP_EINPUT, "model config: rope_theta must be a finite number > 0, got %g",
+             c->rope_theta);
   return GORP_OK;
+}
+
+int model_config_params(const model_config *c, uint64_t *n) {
+  const uint64_t V = (uint64_t)c->vocab_size, C = (uint64_t)c->hidden_size,
+                 F = (uint64_t)c->intermediate_size, L = (uint64_t)c->num_layers,
+                 QD = (uint64_t)c->num_heads * (uint64_t)c->head_dim,
+                 KD = (uint64_t)c->num_kv_heads * (uint64_t)c->head_dim;
+  uint64_t embed, attn, mlp, layer, layers;
+  /* per layer: 2 norms (C), q and o (QD x C), k and v (KD x C), gate, up, down (F x C) */
+  if (!mul_ok(V, C * (c->tie_embeddings ? 1 : 2), &embed) || !mul_ok(2 * (QD + KD), C, &attn) ||
+      !mul_ok(3 * F, C, &mlp) || __builtin_add_overflow(attn, mlp + 2 * C, &layer) ||
+      !mul_ok(L, layer, &layers) || __builtin_add_overflow(layers, embed + C, n)) {
+    *n = UINT64_MAX;
+    return 0;
+  }
+  return 1;
 }
 
 /* Appends tensor (rows, cols) of the logical model, keeping this rank's part of it. */

@@ -364,6 +364,20 @@ int plan_compute(plan *p, const model_config *cfg, const plan_method *m, const p
   p->method = *m;
   p->layout = *lay;
   p->batch_local = (lay->batch + lay->dp - 1) / lay->dp;
+  {
+    /* every count below is a u64 product of these sizes: refuse a plan whose largest terms (the
+     * activations, the weights and their optimizer state) would not fit in 63 bits, instead of
+     * printing wrapped numbers. model_config_check bounded the model; the batch is the rest. */
+    const dims d = local_dims(p);
+    const double N = (double)d.N, L = (double)d.L,
+                 est = L * N * (4.0 * d.C + 2.0 * d.QD + 2.0 * d.KD + 3.0 * d.F + 7.0 * d.r + 2.0) +
+                       L * d.B * d.H * (double)d.T * d.T + N * (double)d.V + 8.0 * MODEL_MAX_PARAMS;
+    if (est > 0x1p62)
+      GORP_ERR(GORP_EINPUT,
+               "a batch of %d sequences of %d tokens on this model needs more than 2^62 floats; "
+               "lower train.batch_size or the sequence length",
+               lay->batch, lay->seq);
+  }
   const u64 V = cfg->vocab_size, C = cfg->hidden_size, L = cfg->num_layers;
   p->n_params = V * C * (cfg->tie_embeddings ? 1 : 2) + (2 * L + 1) * C;
   for (int t = 0; t < LORA_N_TARGETS; t++) p->n_params += L * ln[t].m * ln[t].n;

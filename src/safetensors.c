@@ -3,14 +3,14 @@
 #include "gorp/safetensors.h"
 
 #include "gorp/err.h"
+#include "gorp/fsutil.h"
+#include "gorp/jsonutil.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 /* The reference implementation refuses larger headers; so do we, before allocating them. */
@@ -128,6 +128,38 @@ static int parse_tensor(safetensors_file *f, const cJSON *e, safetensors_tensor 
   return GORP_OK;
 }
 
+static int cmp_begin(const void *a, const void *b) {
+  const safetensors_tensor *x = *(const safetensors_tensor *const *)a,
+                           *y = *(const safetensors_tensor *const *)b;
+  return (x->begin > y->begin) - (x->begin < y->begin);
+}
+
+/* Two tensors whose bytes overlap would alias each other's data (the safetensors library refuses
+ * such files); sorted by offset, each non-empty tensor must start at or after the end of the
+ * previous one. */
+static int check_overlaps(const safetensors_file *f) {
+  const safetensors_tensor **by;
+  GORP_ALLOC(by, f->n_tensors, "the offset check of a safetensors file");
+  int n = 0;
+  for (int i = 0; i < f->n_tensors; i++)
+    if (f->tensors[i].end > f->tensors[i].begin) by[n++] = &f->tensors[i];
+  qsort(by, (size_t)n, sizeof(*by), cmp_begin);
+  int bad = -1;
+  for (int i = 1; i < n && bad < 0; i++)
+    if (by[i]->begin < by[i - 1]->end) bad = i;
+  if (bad < 0) {
+    free(by);
+    return GORP_OK;
+  }
+  const safetensors_tensor *a = by[bad - 1], *b = by[bad];
+  free(by);
+  GORP_ERR(GORP_EINPUT,
+           "%s: tensors '%s' (data_offsets [%llu, %llu]) and '%s' ([%llu, %llu]) overlap; each "
+           "tensor needs bytes of its own",
+           f->path, a->name, (unsigned long long)a->begin, (unsigned long long)a->end, b->name,
+           (unsigned long long)b->begin, (unsigned long long)b->end);
+}
+
 static int parse_entries(safetensors_file *f, const cJSON *root) {
   if (!cJSON_IsObject(root)) GORP_ERR(GORP_EINPUT, "%s: header is not a JSON object", f->path);
   const cJSON *e;
@@ -139,7 +171,7 @@ static int parse_entries(safetensors_file *f, const cJSON *root) {
     /* counted first, so that safetensors_close frees the name of a half-parsed entry */
     GORP_CALL(parse_tensor(f, e, &f->tensors[f->n_tensors++]));
   }
-  return GORP_OK;
+  return check_overlaps(f);
 }
 
 static int parse_header(safetensors_file *f, const char *text, size_t n) {
@@ -149,7 +181,8 @@ static int parse_header(safetensors_file *f, const char *text, size_t n) {
   if (!root)
     GORP_ERR(GORP_EINPUT, "%s: header is not valid JSON (error near byte %lld of %zu)", f->path,
              (long long)(end - text), n);
-  const int rc = parse_entries(f, root);
+  int rc = json_check_unique_keys(f->path, root);
+  if (!rc) rc = parse_entries(f, root);
   cJSON_Delete(root);
   return rc;
 }
@@ -157,12 +190,8 @@ static int parse_header(safetensors_file *f, const char *text, size_t n) {
 static int open_and_parse(safetensors_file *f, const char *path) {
   f->path = strdup(path);
   if (!f->path) GORP_ERR(GORP_EMEM, "out of memory opening %s", path);
-  f->fd = open(path, O_RDONLY);
-  if (f->fd < 0)
-    GORP_ERR(GORP_EINPUT, "cannot open safetensors file %s: %s", path, strerror(errno));
-  struct stat st;
-  if (fstat(f->fd, &st)) GORP_ERR(GORP_EIO, "cannot stat %s: %s", path, strerror(errno));
-  const uint64_t size = (uint64_t)st.st_size;
+  uint64_t size;
+  GORP_CALL(fs_open_regular(path, "safetensors file", &f->fd, &size));
   if (size < 8)
     GORP_ERR(GORP_EINPUT, "%s: %llu bytes is too short for a safetensors file", path,
              (unsigned long long)size);

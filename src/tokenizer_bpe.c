@@ -25,12 +25,14 @@
  * points that 14.0 leaves unassigned. tests/ref/test_tokenizer_vs_hf.py re-checks every code
  * point, and likewise \w and \d of the Split regex subset. */
 #include "gorp/err.h"
+#include "gorp/fsutil.h"
+#include "gorp/jsonutil.h"
 #include "gorp/tokenizer.h"
 #include "gorp/utf8.h"
 
 #include <cjson/cJSON.h>
 
-#include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -749,8 +751,9 @@ void tokenizer_hf_free(struct tokenizer_hf *h) {
  * optional greedy quantifier (+ * ?). Atoms: a literal character (UTF-8, or escaped
  * punctuation), '.', \w \W \s \S \d \D \p{L} \p{N} \P{L} \P{N}, \n \t \r \f \v, and bracket
  * classes [...] / [^...] of literals, ranges a-z and those escapes. Groups, anchors, lookaround,
- * counted or lazy repetition are refused when the file is loaded. Matching backtracks and the
- * first alternative that matches wins, as in Oniguruma. */
+ * counted or lazy repetition are refused when the file is loaded. Matches are those of a
+ * backtracking matcher (the first alternative that matches wins, as in Oniguruma), computed in
+ * time linear in the text (rx_alt). */
 
 /* Parses one escape after the backslash at p; sets a class bit, a negated class bit or a
  * literal. Returns the number of bytes consumed, 0 when unsupported. */
@@ -931,57 +934,141 @@ static int rx_classes(uint32_t cp) {
   return c;
 }
 
-static int rx_atom_matches(const ratom *a, uint32_t cp) {
-  int c = rx_classes(cp);
-  int m = (a->cls & c) || (a->negcls & ~c);
+static int rx_atom_matches(const ratom *a, uint32_t cp, int classes) {
+  int m = (a->cls & classes) || (a->negcls & ~classes);
   for (int i = 0; !m && i < a->nr; i++) m = cp >= a->r[i].lo && cp <= a->r[i].hi;
   return a->neg ? !m : m;
 }
 
-/* End of a match of atoms k.. of q at pos, or -1. */
-static long rx_seq(const rseq *q, int k, const char *s, size_t len, size_t pos) {
-  if (k == q->n) return (long)pos;
-  const ratom *a = &q->a[k];
-  size_t p = pos, cl;
-  int count = 0;
-  while (p < len && (a->max < 0 || count < a->max) && rx_atom_matches(a, next_cp(s, len, p, &cl))) {
-    p += cl;
-    count++;
-  }
-  if (count < a->min) return -1;
-  if (k == q->n - 1) return (long)p;
-  for (int r = count; r >= a->min; r--) {
-    size_t e = pos;
-    for (int i = 0; i < r; i++) {
-      next_cp(s, len, e, &cl);
-      e += cl;
-    }
-    long end = rx_seq(q, k + 1, s, len, e);
-    if (end >= 0) return end;
-  }
-  return -1;
+/* Scratch of the regex matcher, grown as needed and reused across texts. Indices count code
+ * points of the text being split. */
+typedef struct {
+  uint32_t *cp;  /* [n] the code points */
+  int *cls;      /* [n] their rx_classes */
+  size_t *at;    /* [n + 1] byte offset of each, at[n] = len */
+  int *best_at;  /* [n + 1] largest j <= i whose next-atom result is a match, or -1 */
+  int *best_res; /* [n + 1] that result */
+  int *run;      /* [n + 1] code points from i the atom matches in a row */
+  int *alt_end;  /* [n_alt][n + 1] each alternative's match end at each start, or -1 */
+  size_t cap, alt_cap;
+} rx_scratch;
+
+static void rx_scratch_free(rx_scratch *x) {
+  free(x->cp);
+  free(x->cls);
+  free(x->at);
+  free(x->best_at);
+  free(x->best_res);
+  free(x->run);
+  free(x->alt_end);
+  *x = (rx_scratch){0};
 }
 
-/* Segments of s: non-empty matches of the regex (or of the literal) and the gaps between. */
-static int find_segments(const rprog *rx, const char *literal, const char *s, size_t len,
-                         segvec *sv) {
-  sv->n = 0;
-  size_t pos = 0, prev = 0, llen = literal ? strlen(literal) : 0;
-  while (pos < len) {
-    long end = -1;
-    if (literal) {
-      if (llen && len - pos >= llen && !memcmp(s + pos, literal, llen)) end = (long)(pos + llen);
-    } else {
-      for (int i = 0; i < rx->n && end < 0; i++) end = rx_seq(&rx->alt[i], 0, s, len, pos);
+/* Solves one alternative for every start position at once, in O(atoms x n), leaving in out[i]
+ * the end of its match at i (or -1) exactly as a backtracking matcher would find it: each atom
+ * greedily takes as many code points as it can, and gives them back one at a time until the
+ * rest of the sequence matches. Backtracking itself is exponential in the number of nested
+ * repetitions (a pattern like \w*\w*\w*x took minutes on a short text); this dynamic program
+ * computes, atom by atom from the last, res[i] = the end of the match of atoms k.. from i. For
+ * atom k at i the backtracking tries the ends i+count, i+count-1, ..., i+min (count = the
+ * greedy run, capped at max) and takes the first, i.e. largest, end j whose rest res_next[j]
+ * matches: that is best_at[i+count] when it is >= i+min. */
+static void rx_alt(const rseq *q, rx_scratch *x, size_t n, int *out) {
+  for (size_t i = 0; i <= n; i++) out[i] = (int)i; /* after the last atom: matched, ends here */
+  for (int k = q->n - 1; k >= 0; k--) {
+    const ratom *a = &q->a[k];
+    int ba = -1, br = -1;
+    for (size_t j = 0; j <= n; j++) {
+      if (out[j] >= 0) ba = (int)j, br = out[j];
+      x->best_at[j] = ba;
+      x->best_res[j] = br;
     }
-    if (end > (long)pos) {
-      if (prev < pos) GORP_CALL(sv_push(sv, prev, pos, 0));
-      GORP_CALL(sv_push(sv, pos, (size_t)end, 1));
-      pos = prev = (size_t)end;
-    } else {
+    x->run[n] = 0;
+    for (size_t i = n; i-- > 0;)
+      x->run[i] = rx_atom_matches(a, x->cp[i], x->cls[i]) ? x->run[i + 1] + 1 : 0;
+    for (size_t i = 0; i <= n; i++) {
+      const int count = a->max >= 0 && x->run[i] > a->max ? a->max : x->run[i];
+      const size_t hi = i + (size_t)count;
+      out[i] = count >= a->min && x->best_at[hi] >= (int)i + a->min ? x->best_res[hi] : -1;
+    }
+  }
+}
+
+static int rx_reserve(rx_scratch *x, size_t n, int n_alt) {
+  if (n + 1 > x->cap) {
+    size_t cap = 2 * (n + 1);
+    uint32_t *cp = realloc(x->cp, cap * sizeof(*cp));
+    if (cp) x->cp = cp;
+    int *cls = cp ? realloc(x->cls, cap * sizeof(*cls)) : NULL;
+    if (cls) x->cls = cls;
+    size_t *at = cls ? realloc(x->at, cap * sizeof(*at)) : NULL;
+    if (at) x->at = at;
+    int **rows[] = {&x->best_at, &x->best_res, &x->run};
+    int ok = at != NULL;
+    for (int r = 0; ok && r < 3; r++) {
+      int *p = realloc(*rows[r], cap * sizeof(int));
+      if (p) *rows[r] = p;
+      ok = p != NULL;
+    }
+    if (!ok) GORP_ERR(GORP_EMEM, "out of memory matching a tokenizer regex on %zu characters", n);
+    x->cap = cap;
+    x->alt_cap = 0; /* alt_end is sized by cap too */
+  }
+  if ((size_t)n_alt * x->cap > x->alt_cap) {
+    int *p = realloc(x->alt_end, (size_t)n_alt * x->cap * sizeof(int));
+    if (!p) GORP_ERR(GORP_EMEM, "out of memory matching a tokenizer regex on %zu characters", n);
+    x->alt_end = p;
+    x->alt_cap = (size_t)n_alt * x->cap;
+  }
+  return GORP_OK;
+}
+
+/* Segments of s: non-empty matches of the regex (or of the literal) and the gaps between. At
+ * each position the first alternative that matches wins (as in Oniguruma); an empty match
+ * moves on by one character. */
+static int find_segments(const rprog *rx, const char *literal, const char *s, size_t len,
+                         segvec *sv, rx_scratch *x) {
+  sv->n = 0;
+  size_t prev = 0;
+  if (literal) {
+    const size_t llen = strlen(literal);
+    for (size_t pos = 0; pos < len;) {
+      if (llen && len - pos >= llen && !memcmp(s + pos, literal, llen)) {
+        if (prev < pos) GORP_CALL(sv_push(sv, prev, pos, 0));
+        GORP_CALL(sv_push(sv, pos, pos + llen, 1));
+        pos = prev = pos + llen;
+      } else {
+        size_t cl;
+        next_cp(s, len, pos, &cl);
+        pos += cl;
+      }
+    }
+  } else {
+    if (len >= INT_MAX)
+      GORP_ERR(GORP_EINPUT, "a text of %zu bytes is too long for a tokenizer Split regex", len);
+    GORP_CALL(rx_reserve(x, len, rx->n));
+    size_t n = 0;
+    for (size_t pos = 0; pos < len; n++) {
       size_t cl;
-      next_cp(s, len, pos, &cl);
+      x->cp[n] = next_cp(s, len, pos, &cl);
+      x->cls[n] = rx_classes(x->cp[n]);
+      x->at[n] = pos;
       pos += cl;
+    }
+    x->at[n] = len;
+    const size_t stride = n + 1;
+    for (int k = 0; k < rx->n; k++) rx_alt(&rx->alt[k], x, n, x->alt_end + (size_t)k * stride);
+    for (size_t i = 0; i < n;) {
+      int end = -1;
+      for (int k = 0; k < rx->n && end < 0; k++) end = x->alt_end[(size_t)k * stride + i];
+      if (end > (int)i) {
+        if (prev < x->at[i]) GORP_CALL(sv_push(sv, prev, x->at[i], 0));
+        GORP_CALL(sv_push(sv, x->at[i], x->at[end], 1));
+        prev = x->at[end];
+        i = (size_t)end;
+      } else {
+        i++;
+      }
     }
   }
   if (prev < len) GORP_CALL(sv_push(sv, prev, len, 0));
@@ -1101,6 +1188,7 @@ typedef struct {
   wlist wa, wb;
   sbuf n1, n2, tmp, key;
   segvec sv;
+  rx_scratch rx;
   bsym *sym;
   size_t nsym, sym_cap;
   bmerge *heap;
@@ -1117,6 +1205,7 @@ static void enc_free(enc_ctx *c) {
   free(c->tmp.p);
   free(c->key.p);
   free(c->sv.p);
+  rx_scratch_free(&c->rx);
   free(c->sym);
   free(c->heap);
 }
@@ -1390,11 +1479,11 @@ static int pre_apply(enc_ctx *c, const pre_step *p, const char *s, size_t len, i
       if (c->tmp.n) GORP_CALL(wl_add(out, c->tmp.p, c->tmp.n, at0));
       return GORP_OK;
     }
-    GORP_CALL(find_segments(NULL, p->repl, c->tmp.p, c->tmp.n, &c->sv));
+    GORP_CALL(find_segments(NULL, p->repl, c->tmp.p, c->tmp.n, &c->sv, &c->rx));
     GORP_CALL(split_behavior(&c->sv, SPLIT_MERGED_NEXT, 0, c->tmp.p, at0, out));
     return GORP_OK;
   }
-  GORP_CALL(find_segments(&p->rx, p->literal, s, len, &c->sv));
+  GORP_CALL(find_segments(&p->rx, p->literal, s, len, &c->sv, &c->rx));
   GORP_CALL(split_behavior(&c->sv, p->behavior, p->invert, s, at0, out));
   return GORP_OK;
 }
@@ -1655,31 +1744,6 @@ static int dup_str(const char *s, char **out) {
   return GORP_OK;
 }
 
-static int read_whole(const char *path, char **buf, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    GORP_ERR(GORP_EINPUT,
-             "tokenizer '%s': cannot open it (%s); expected 'byte' or the path of a "
-             "Hugging Face tokenizer.json",
-             path, strerror(errno));
-  sbuf b = {0};
-  char chunk[65536];
-  size_t got;
-  int ierr = GORP_OK;
-  while (!ierr && (got = fread(chunk, 1, sizeof chunk, f)) > 0) ierr = sb_cat(&b, chunk, got);
-  int bad = ferror(f);
-  fclose(f);
-  if (ierr || bad) {
-    free(b.p);
-    if (ierr) return ierr;
-    GORP_ERR(GORP_EIO, "tokenizer '%s': read failed", path);
-  }
-  if (!b.p) GORP_CALL(sb_cat(&b, "", 0));
-  *buf = b.p;
-  *len = b.n;
-  return GORP_OK;
-}
-
 /* Pattern {"String": s} (literal) or {"Regex": r}. */
 static int get_pattern(const char *path, const char *what, const cJSON *o, const char **lit,
                        const char **rx) {
@@ -1913,7 +1977,7 @@ static int load_vocab(struct tokenizer_hf *h, const cJSON *vocab, const cJSON *a
   const char *path = h->path;
   const cJSON *it;
   size_t bytes = 0, count = 0;
-  int max_id = -1;
+  int max_id = -1, n_added = 0;
   cJSON_ArrayForEach(it, vocab) {
     int id = jid(it);
     if (id < 0 || !it->string)
@@ -1938,7 +2002,7 @@ static int load_vocab(struct tokenizer_hf *h, const cJSON *vocab, const cJSON *a
                path, content);
     bytes += strlen(content) + 1;
     if (id > max_id) max_id = id;
-    h->n_added++;
+    n_added++;
   }
   if (max_id < 0) GORP_ERR(GORP_EINPUT, "tokenizer '%s': the vocabulary is empty", path);
   h->n_ids = max_id + 1;
@@ -1946,7 +2010,9 @@ static int load_vocab(struct tokenizer_hf *h, const cJSON *vocab, const cJSON *a
   GORP_ALLOC(h->tok, h->n_ids, "tokenizer id table");
   GORP_ALLOC(h->tok_len, h->n_ids, "tokenizer id table");
   GORP_ALLOC(h->special, h->n_ids, "tokenizer id table");
-  GORP_ALLOC(h->added, h->n_added ? h->n_added : 1, "added tokens");
+  /* h->n_added counts filled entries only, so that tokenizer_hf_free after a failure frees
+   * exactly those */
+  GORP_ALLOC(h->added, n_added, "added tokens");
   GORP_CALL(sm_init(&h->vocab, count));
   char *w = h->arena;
   cJSON_ArrayForEach(it, vocab) {
@@ -1972,6 +2038,7 @@ static int load_vocab(struct tokenizer_hf *h, const cJSON *vocab, const cJSON *a
     h->special[id] = (unsigned char)jbool(it, "special", 0);
     int normalized = jbool(it, "normalized", 0);
     GORP_CALL(dup_str(content, &h->added[k].s));
+    h->n_added = k + 1;
     h->added[k].len = len;
     h->added[k].id = id;
     h->added[k].normalized = normalized;
@@ -2125,19 +2192,8 @@ static int load(struct tokenizer_hf *h, tokenizer *t, const cJSON *root) {
 }
 
 int tokenizer_hf_open(tokenizer *t, const char *path) {
-  char *buf;
-  size_t len;
-  GORP_CALL(read_whole(path, &buf, &len));
-  cJSON *root = cJSON_ParseWithLength(buf, len);
-  if (!root) {
-    size_t at = (size_t)(cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() - buf : 0);
-    free(buf);
-    GORP_ERR(GORP_EINPUT,
-             "tokenizer '%s': not valid JSON (near byte %zu); expected a Hugging "
-             "Face tokenizer.json",
-             path, at);
-  }
-  free(buf);
+  cJSON *root;
+  GORP_CALL(json_read_file(path, "tokenizer", FS_MAX_TOKENIZER, &root));
   struct tokenizer_hf *h = calloc(1, sizeof *h);
   int ierr = h ? dup_str(path, &h->path) : GORP_EMEM;
   if (!h) gorp_error(__FILE__, __LINE__, __func__, GORP_EMEM, "out of memory opening tokenizer");

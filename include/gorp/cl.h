@@ -55,8 +55,13 @@ int cl_train_task(trainer *tr, const cl_encoded *e, int pad_id, const gorp_confi
 /* Feeds the layer inputs of the first gorp.activation_examples encoded examples to the trainer
  * (activation bases), in batches of train.batch_size. */
 int cl_observe_task(trainer *tr, const cl_encoded *e, int pad_id, const gorp_config *c);
-/* Number of steps cl_train_task will take for n examples with the task's settings. */
-int cl_steps_for(const task_train *tt, int n_examples);
+/* The most optimizer steps one task may take (docs/CONFIG.md, train.epochs): its loss curve is
+ * kept in memory and in checkpoints. */
+enum { CL_MAX_STEPS = 100000000 };
+
+/* *steps = the number of steps cl_train_task will take for n examples with the task's settings;
+ * GORP_EINPUT naming the task when there are no examples or more than CL_MAX_STEPS steps. */
+int cl_steps_for(const task_train *tt, int n_examples, const char *task, int *steps);
 
 typedef struct cl_scores {
   int n;               /* test items scored */

@@ -94,6 +94,11 @@ typedef struct gorp_config {
   } gorp;
 } gorp_config;
 
+/* The longest path a path key may hold after it is resolved against the config's folder: gorp
+ * builds file names under it (run.out_dir/predictions/after_NN/DATASET.jsonl, checkpoints, .tmp
+ * files) in buffers of the system's PATH_MAX (4096), so a longer one would be cut silently. */
+enum { CONFIG_PATH_MAX = 3072 };
+
 /* Loads path (INI), then applies overrides ("section.key=value", in order; a later one wins),
  * fills defaults, resolves relative paths (overrides and defaults included) against the folder
  * of path, derives model.num_kv_heads / model.head_dim when 0, and validates. On failure c is

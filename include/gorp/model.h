@@ -34,6 +34,12 @@ typedef struct model_config {
 
 enum { MODEL_NAME_MAX = 96 };
 
+/* Limits that keep every size product of the model, its activations and its files in range
+ * (docs/CONFIG.md): each dimension (and num_heads x head_dim) at most MODEL_MAX_DIM, at most
+ * MODEL_MAX_LAYERS layers and MODEL_MAX_PARAMS parameters in all. */
+enum { MODEL_MAX_DIM = 1 << 24, MODEL_MAX_LAYERS = 1 << 16 };
+#define MODEL_MAX_PARAMS (1ull << 40)
+
 /* How a tensor is cut over the TP group. */
 typedef enum tensor_split {
   SPLIT_NONE = 0, /* replicated */
@@ -156,8 +162,11 @@ typedef struct model {
   float loss_div; /* the loss was divided by this */
 } model;
 
-/* Checks a configuration; the message names the offending key. */
+/* Checks a configuration, including the size limits above; the message names the offending key
+ * (as config.json spells it). */
 int model_config_check(const model_config *cfg);
+/* The parameter count of the logical model in *n; 0 (and *n = UINT64_MAX) when it overflows. */
+int model_config_params(const model_config *cfg, uint64_t *n);
 /* Builds the tensor table and allocates zeroed parameters. */
 int model_create(model *m, const model_config *cfg);
 /* The same for this rank's shard of the TP group of d (NULL or tp_size 1: the whole model).

@@ -184,12 +184,12 @@ expect_ok() {
   fi
 }
 
-# expect_fail NAME DIR PATTERN...: import exits non-zero, prints every PATTERN (fixed strings) and
-# leaves neither the output nor its temporary file behind.
+# expect_fail NAME DIR PATTERN...: import exits non-zero within 20 s, prints every PATTERN (fixed
+# strings) and leaves neither the output nor its temporary file behind.
 expect_fail() {
   local name=$1 dir=$2 out="$work/$1.h5" rc=0
   shift 2
-  "$GORP" import-hf "$dir" "$out" >"$work/log" 2>&1 || rc=$?
+  timeout 20 "$GORP" import-hf "$dir" "$out" >"$work/log" 2>&1 || rc=$?
   local ok=1
   [ "$rc" -ne 0 ] || ok=0
   for pattern in "$@"; do grep -qF -- "$pattern" "$work/log" || ok=0; done
@@ -212,9 +212,45 @@ $work/nokey --config-drop hidden_size
 $work/scaling --config-set 'rope_scaling={"type":"linear","factor":2.0}'
 $work/noconfig
 $work/lostshard --shards
+$work/deep --config-set num_hidden_layers=477218589
+$work/wide --config-set num_attention_heads=65536 --config-set head_dim=65536 --config-set num_key_value_heads=1
+$work/hugeeps --config-set rms_norm_eps=1e300
+$work/hugetheta --config-set rope_theta=1e300
+$work/overlap
+$work/dupheader
+$work/dupconfig
+$work/dirconfig
+$work/fifoweights
 EOF
 rm "$work/nofile/model.safetensors" "$work/noconfig/config.json" \
   "$work/lostshard/model-00002-of-00002.safetensors"
+# hostile files: a directory where config.json belongs, a FIFO where the weights belong (a
+# blocking open would hang: every import below runs under timeout 20), a key twice in
+# config.json (Python keeps the last, cJSON the first)
+rm "$work/dirconfig/config.json" "$work/fifoweights/model.safetensors"
+mkdir "$work/dirconfig/config.json"
+mkfifo "$work/fifoweights/model.safetensors"
+sed -i 's/"hidden_size": 16,/"hidden_size": 16, "hidden_size": 32,/' "$work/dupconfig/config.json"
+# headers rewritten in place: two tensors sharing bytes; a tensor named twice
+"$GORP_PYTHON" - "$work" <<'EOF'
+import json, struct, sys
+w = sys.argv[1]
+def rewrite(path, edit):
+    raw = open(path, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    text = edit(json.loads(raw[8:8 + n]), raw[8:8 + n].decode())
+    open(path, "wb").write(struct.pack("<Q", len(text)) + text.encode() + raw[8 + n:])
+def overlap(h, _):
+    a, b = "model.layers.0.input_layernorm.weight", "model.layers.0.post_attention_layernorm.weight"
+    h[b]["data_offsets"] = h[a]["data_offsets"]
+    return json.dumps(h)
+def twice(h, text):
+    name = "model.norm.weight"
+    entry = json.dumps({name: h[name]})[1:-1]
+    return text.rstrip()[:-1] + ", " + entry + "}"
+rewrite(w + "/overlap/model.safetensors", overlap)
+rewrite(w + "/dupheader/model.safetensors", twice)
+EOF
 # hand-made headers: length past the end, not JSON, offsets past the data
 mkdir "$work/biglen" "$work/notjson" "$work/badoffsets"
 for d in biglen notjson badoffsets; do cp "$work/single/config.json" "$work/$d/"; done
@@ -255,6 +291,21 @@ expect_fail missing_config_key "$work/nokey" "$work/nokey/config.json" "hidden_s
 expect_fail rope_scaling_refused "$work/scaling" "$work/scaling/config.json" "rope_scaling" \
   "not supported"
 expect_fail missing_config "$work/noconfig" "$work/noconfig/config.json"
+
+# --- hostile input: sizes that overflowed, non-finite floats, overlaps, duplicates, FIFOs ---
+expect_fail layers_past_limit "$work/deep" "num_hidden_layers = 477218589 is over gorp's limit of 65536"
+expect_fail heads_times_dim_past_int "$work/wide" "num_attention_heads x head_dim = 65536 x 65536"
+expect_fail rms_norm_eps_1e300 "$work/hugeeps" "$work/hugeeps/config.json" \
+  '"rms_norm_eps" = 1e+300 is outside the range of a float32'
+expect_fail rope_theta_1e300 "$work/hugetheta" '"rope_theta" = 1e+300 is outside the range'
+expect_fail overlapping_offsets "$work/overlap" "$work/overlap/model.safetensors" \
+  "'model.layers.0.input_layernorm.weight'" "'model.layers.0.post_attention_layernorm.weight'" \
+  "overlap"
+expect_fail duplicate_tensor_in_header "$work/dupheader" 'duplicate key "model.norm.weight"'
+expect_fail duplicate_config_key "$work/dupconfig" "$work/dupconfig/config.json" \
+  'duplicate key "hidden_size"'
+expect_fail config_is_a_directory "$work/dirconfig" "not a regular file (a directory)"
+expect_fail weights_are_a_fifo "$work/fifoweights" "model.safetensors': not a regular file (a FIFO)"
 
 # --- command line and output ---
 rc=0

@@ -290,7 +290,8 @@ static void test_bad_files_fail_naming_line_and_key(void) {
   char long_line[400];
   snprintf(long_line, sizeof(long_line), "[data]\nroot = /%0300d\n", 0);
   expect_error("long_line", long_line, NULL, 0, "long_line.ini:2: line longer than", NULL);
-  expect_error("missing_file", NULL, NULL, 0, "missing_file.ini': No such file", NULL);
+  expect_error("missing_file", NULL, NULL, 0, "config file",
+               "missing_file.ini': cannot open it: No such file", NULL);
 }
 
 static void test_missing_and_inconsistent_values_fail_naming_keys(void) {

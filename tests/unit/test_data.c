@@ -440,6 +440,21 @@ static void test_loader_errors_name_file_and_position(void) {
   expect_error("cut UTF-8", toy_test, "[{\"label\": \"World\", \"sentence\": \"\xe4\xb8\"}]", "toy",
                toy_test, "invalid UTF-8", NULL);
 
+  /* cJSON would end the sentence at \u0000, and keep the first of two keys where Python keeps
+   * the last: both are refused, naming file, item and key */
+  expect_error("\\u0000 in a sentence", toy_train,
+               "[{\"label\": \"World\", \"sentence\": \"a\"},\n {\"label\": \"World\", "
+               "\"sentence\": \"cut\\u0000here\"}]",
+               "toy", toy_train, "\\u0000 (a NUL character)",
+               "line 2, column 37) in item 1 (0-based)");
+  expect_error("escaped backslash before u0000 is text", toy_train,
+               "[{\"label\": \"World\", \"sentence\": \"\\\\u0000\"}, {\"label\": 1}]", "toy",
+               toy_train, "\"label\" is a number", NULL);
+  expect_error("duplicate key", toy_test,
+               "[{\"label\": \"World\", \"sentence\": \"a\"}, {\"label\": \"World\", "
+               "\"sentence\": \"b\", \"label\": \"Sports\"}]",
+               "toy", toy_test, "duplicate key \"label\" in the object at $[1]", NULL);
+
   expect_error("unknown dataset", NULL, NULL, "nosuch", "dataset 'nosuch' not found", toy_root,
                NULL);
   char missing[PATH_MAX];

@@ -317,6 +317,70 @@ static void test_load_errors(void) {
   CHECK(tokenizer_open(&t, path) == GORP_EINPUT, "regex groups are refused");
 }
 
+/* Each broken file is refused with GORP_EINPUT and a message naming the file and the problem;
+ * none may crash on the way out (an added token without "id" used to free a table that was never
+ * allocated). */
+static void test_hostile_files_are_refused(void) {
+  char path[PATH_MAX + 32];
+  snprintf(path, sizeof path, "%s/hostile.json", tmp_dir);
+  static const char vocab[] = "\"model\": {\"type\": \"BPE\", \"vocab\": {\"<s>\": 0, "
+                              "\"</s>\": 1, \"a\": 2}, \"merges\": []}";
+  static const struct {
+    const char *what, *added, *needle;
+  } cases[] = {
+      {"added token without id", "[{\"id\": 0, \"content\": \"<s>\"}, {\"content\": \"x\"}]",
+       "needs an id"},
+      {"added token with lstrip",
+       "[{\"id\": 0, \"content\": \"<s>\"}, {\"id\": 3, \"content\": \"x\", \"lstrip\": true}]",
+       "lstrip"},
+      {"duplicate key", "[{\"id\": 3, \"content\": \"x\", \"id\": 4}]", "duplicate key \"id\""},
+      {"\\u0000 in a token", "[{\"id\": 3, \"content\": \"x\\u0000y\"}]", "\\u0000"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char text[1024];
+    snprintf(text, sizeof text, "{\"added_tokens\": %s, %s}", cases[i].added, vocab);
+    write_file(path, text);
+    tokenizer t;
+    capture_begin();
+    const int rc = tokenizer_open(&t, path);
+    char *msg = capture_end();
+    CHECK(rc == GORP_EINPUT && strstr(msg, path) && strstr(msg, cases[i].needle),
+          "%s: rc %d, message lacks the file or [%s]:\n%s", cases[i].what, rc, cases[i].needle,
+          msg);
+    free(msg);
+  }
+  tokenizer t;
+  capture_begin();
+  const int rc = tokenizer_open(&t, tmp_dir);
+  char *msg = capture_end();
+  CHECK(rc == GORP_EINPUT && strstr(msg, "not a regular file"), "a directory: rc %d\n%s", rc, msg);
+  free(msg);
+}
+
+/* Twelve nested \w* before an 'x' that never comes: a backtracking matcher tries every way of
+ * sharing 30 letters among twelve atoms (~10^9) and takes hours; the matcher must finish at
+ * once and still find what backtracking finds (the second alternative, then "ax"). */
+static void test_split_regex_nested_repetition_is_linear(void) {
+  char path[PATH_MAX + 32];
+  snprintf(path, sizeof path, "%s/nested.json", tmp_dir);
+  write_file(path,
+             "{\"added_tokens\":[{\"id\":0,\"content\":\"<unk>\",\"special\":true},"
+             "{\"id\":1,\"content\":\"<s>\",\"special\":true},"
+             "{\"id\":2,\"content\":\"</s>\",\"special\":true}],"
+             "\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":{\"Regex\":"
+             "\"\\\\w*\\\\w*\\\\w*\\\\w*\\\\w*\\\\w*\\\\w*\\\\w*\\\\w*\\\\w*\\\\w*\\\\w*x|"
+             "\\\\w+\"},\"behavior\":\"Removed\",\"invert\":true},"
+             "\"model\":{\"type\":\"WordLevel\",\"unk_token\":\"<unk>\",\"vocab\":{\"<unk>\":0,"
+             "\"<s>\":1,\"</s>\":2,\"ax\":3,\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\":4,\"aab\":5}}}");
+  tokenizer t;
+  int ierr = tokenizer_open(&t, path);
+  CHECK(!ierr, "opening the nested-repetition WordLevel file");
+  if (ierr) return;
+  ENC(&t, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa ax", 4, 3);
+  ENC(&t, "aab ax aaxb", 5, 3, 0, 0); /* "aax" (the longest run ending in x), then "b" */
+  tokenizer_free(&t);
+}
+
 /* ---- driver mode ------------------------------------------------------------------------------
  */
 
@@ -461,6 +525,8 @@ int main(void) {
   test_llama2_converted_file();
   test_codepoint_classes();
   test_load_errors();
+  test_hostile_files_are_refused();
+  test_split_regex_nested_repetition_is_linear();
   rm_tmp();
   const char *cases = getenv("GORP_TOK_CASES"), *out = getenv("GORP_TOK_OUT");
   int rc = 0;

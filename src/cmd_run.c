@@ -33,6 +33,12 @@ static int model_setup(model *m, const gorp_config *c, const tokenizer *tok, con
   } else {
     GORP_CALL(modelfile_load_tp(m, c->model.init, d));
   }
+  /* the config's own max_seq is checked with the config; a model file brings its own */
+  if (m->cfg.max_seq <= c->eval.max_new_tokens)
+    GORP_ERR(GORP_EINPUT,
+             "model.init '%s' has max_position_embeddings = %d, not larger than "
+             "eval.max_new_tokens = %d: an evaluation prompt and its answer share the positions",
+             c->model.init, m->cfg.max_seq, c->eval.max_new_tokens);
   if (m->cfg.vocab_size < tok->vocab_size)
     GORP_ERR(GORP_EINPUT, "model.vocab_size = %d is smaller than the tokenizer's %d ids",
              m->cfg.vocab_size, tok->vocab_size);

@@ -6,8 +6,8 @@
 # directories where a regular file belongs (config, include, orders, tokenizer); NUL bytes in
 # configs and orders; files over their size cap; paths past CONFIG_PATH_MAX; model sizes whose
 # products overflow; an epoch count whose step count wrapped to 0; max_seq too small for the
-# answer; tokenizer.json added tokens without id; a Split regex with nested repetition; dataset
-# JSON with \u0000, duplicate keys, and 300,000 labels.
+# answer (in the config or in a model.init file); tokenizer.json added tokens without id; a Split
+# regex with nested repetition; dataset JSON with \u0000, duplicate keys, and 300,000 labels.
 . "$(dirname "$0")/lib.bash"
 mini="$GORP_DATA/CL_Benchmark/mini"
 instr="$GORP_DATA/CL_Benchmark/instruction_config.json"
@@ -144,5 +144,13 @@ else
 fi
 echo '["good", "bad", "good"]' >"$root/SC/toy/labels.json"
 refuse "duplicate label still named" "label 'good' appears twice \(labels 0 and 2, 0-based\)" "${toy[@]}"
+
+# --- a model file whose positions cannot hold an answer (was: "the buffer holds -3") ---
+(cd "$work" && timeout 60 "$GORP" run base.ini --set run.out_dir=small_model >/dev/null 2>&1) \
+  || fail "a 1-step run to make a model file failed"
+refuse "model.init with max_position_embeddings <= eval.max_new_tokens" \
+  "model.init '.*model.h5' has max_position_embeddings = 256, not larger than eval.max_new_tokens = 300" \
+  "$GORP" run "$work/base.ini" --set model.init="$work/small_model/model.h5" \
+  --set run.out_dir="$work/out_small" --set eval.max_new_tokens=300
 
 finish

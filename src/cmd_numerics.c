@@ -20,6 +20,7 @@
  * ceiling) or training on data sets (gorp run). */
 #include "gorp/cmd.h"
 #include "gorp/err.h"
+#include "gorp/fsutil.h"
 #include "gorp/proc.h"
 #include "gorp/model.h"
 #include "gorp/modelfile.h"
@@ -27,6 +28,7 @@
 
 #include <errno.h>
 #include <hdf5.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,29 +110,37 @@ static int parse_args(numerics_args *a, int argc, char **argv) {
   return GORP_OK;
 }
 
-/* Reads a rectangular file of integer ids into *ids (S, T). */
+/* Reads a rectangular file of integer ids into *ids (S, T): a regular file under a size cap, so
+ * a device or a FIFO given as --tokens cannot stall the command. */
 static int ids_read(const char *path, int **ids, int *S, int *T) {
-  FILE *f = fopen(path, "r");
-  if (!f) GORP_ERR(GORP_EINPUT, "%s: cannot open: %s", path, strerror(errno));
+  char *text;
+  size_t len;
+  GORP_CALL(fs_read_regular(path, "token id file", FS_MAX_TOKEN_IDS, &text, &len));
+  if (memchr(text, '\0', len)) {
+    free(text);
+    GORP_ERR(GORP_EINPUT, "%s: holds a NUL byte (expected token ids as text)", path);
+  }
   size_t cap = 1024, n = 0;
   int *buf = malloc(cap * sizeof(int));
   if (!buf) {
-    fclose(f);
+    free(text);
     GORP_ERR(GORP_EMEM, "%s: out of memory reading token ids", path);
   }
-  char *line = NULL;
-  size_t line_cap = 0;
-  int rows = 0, width = -1, rc = GORP_OK;
-  while (rc == GORP_OK && getline(&line, &line_cap, f) > 0) {
+  int rows = 0, width = -1, line_no = 0, rc = GORP_OK;
+  for (char *line = text; rc == GORP_OK && line && *line;) {
+    char *eol = strchr(line, '\n');
+    if (eol) *eol = '\0';
+    line_no++;
     int count = 0;
     char *p = line, *end;
     for (;;) {
-      while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') p++;
+      while (*p == ' ' || *p == '\t' || *p == '\r') p++;
       if (!*p) break;
+      errno = 0;
       long v = strtol(p, &end, 10);
-      if (end == p) {
+      if (end == p || errno || v < INT_MIN || v > INT_MAX) {
         rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
-                        "%s:%d: expected an integer token id, found '%.20s'", path, rows + 1, p);
+                        "%s:%d: expected an integer token id, found '%.20s'", path, line_no, p);
         break;
       }
       if (n == cap) {
@@ -146,18 +156,17 @@ static int ids_read(const char *path, int **ids, int *S, int *T) {
       count++;
       p = end;
     }
-    if (rc) break;
-    if (count == 0) continue;
+    line = eol ? eol + 1 : NULL;
+    if (rc || count == 0) continue;
     if (width >= 0 && count != width)
       rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
                       "%s:%d: %d ids, but the first line has %d (all sequences must have one "
                       "length)",
-                      path, rows + 1, count, width);
+                      path, line_no, count, width);
     width = count;
     rows++;
   }
-  free(line);
-  fclose(f);
+  free(text);
   if (!rc && rows == 0)
     rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT, "%s: no token ids", path);
   if (rc) {

@@ -16,6 +16,8 @@
 #define FS_MAX_DATASET (1u << 30)       /* a dataset's train/test/labels.json: 1 GiB */
 #define FS_MAX_INSTRUCTIONS (16u << 20) /* instruction_config.json: 16 MiB */
 #define FS_MAX_HF_CONFIG (16u << 20)    /* a Hugging Face config.json or index.json: 16 MiB */
+#define FS_MAX_TOKEN_IDS                                                                           \
+  (256u << 20) /* gorp logits/grad/fit/generate --tokens/--targets: 256 MiB */
 
 /* mkdir -p path (mode 0755); an existing directory is fine, an existing file is an error. */
 int fs_mkdirs(const char *path);

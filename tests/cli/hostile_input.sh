@@ -153,4 +153,7 @@ refuse "model.init with max_position_embeddings <= eval.max_new_tokens" \
   "$GORP" run "$work/base.ini" --set model.init="$work/small_model/model.h5" \
   --set run.out_dir="$work/out_small" --set eval.max_new_tokens=300
 
+refuse "gorp logits --tokens /dev/zero" "token id file '/dev/zero': not a regular file" \
+  "$GORP" logits --model "$work/small_model/model.h5" --tokens /dev/zero --out "$work/logits.h5"
+
 finish

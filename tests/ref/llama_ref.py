@@ -241,8 +241,8 @@ TRAINED = ("model/", "lora/", "optim/")
 def trained_signal(out):
     """('' or why not, summary): the newest checkpoint carries what training did, so that an equality
     check on it can fail: the weights moved from the oldest checkpoint kept (the zero-shot one, or
-    an earlier task's end), every LoRA B (zero at the start of its task) and every Adam moment is
-    nonzero."""
+    an earlier task's end) or there are LoRA adapters (the LoRA methods freeze the weights), and
+    every LoRA B (zero at the start of its task) and every Adam moment is nonzero."""
     import numpy as np
     ck = os.path.join(out, "checkpoints")
     oldest = sorted(n for n in os.listdir(ck) if re.fullmatch(r"ckpt_\d+\.h5", n))[0]
@@ -255,8 +255,8 @@ def trained_signal(out):
     summary = (f"weights moved up to {moved:.1e} from {oldest}, "
                f"{sum(k.endswith('/B') for k in last)} LoRA B and "
                f"{sum('/exp_avg' in k for k in last)} Adam moments nonzero")
-    if not moved > 0:
-        return f"the weights equal {oldest}'s", summary
+    if not moved > 0 and not any(k.endswith("/B") for k in last):
+        return f"no LoRA adapters, and the weights equal {oldest}'s", summary
     if zero:
         return f"all zero: {zero[:3]}", summary
     return "", summary

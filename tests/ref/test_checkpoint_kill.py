@@ -3,7 +3,9 @@ shared space) checkpointing every step is killed with SIGKILL at random times (s
 the time, so kills land inside saves too; the test reports how many left a half-written .tmp)
 and resumed each time, until it finishes; then once more with SIGTERM, which must checkpoint and
 exit with code 75. Every run ends bit-identical to an uninterrupted one: weights (model.h5), LoRA
-factors, optimizer states, GORP bases and the accuracy matrix (the final checkpoint)."""
+factors, optimizer states, GORP bases and the accuracy matrix (the final checkpoint). This tiny
+model's accuracies are all zero, so the uninterrupted run is first required to carry signal:
+weights moved, every LoRA B and Adam moment of its final checkpoint nonzero."""
 import glob
 import os
 import random
@@ -15,6 +17,9 @@ import time
 
 import h5py
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from llama_ref import trained_signal  # noqa: E402
 
 GORP = os.environ["GORP"]
 DATA = os.environ["GORP_DATA"]
@@ -112,6 +117,9 @@ def main():
         if p.returncode:
             print(err)
             return 1
+        why, summary = trained_signal(ref)
+        check(not why, f"the uninterrupted run carries signal to compare: {summary}" +
+              (f": {why}" if why else ""))
 
         killed = os.path.join(work, "killed")
         kills = in_save = 0

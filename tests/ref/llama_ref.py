@@ -254,7 +254,7 @@ def trained_signal(out):
             and not np.abs(v).max() > 0]
     summary = (f"weights moved up to {moved:.1e} from {oldest}, "
                f"{sum(k.endswith('/B') for k in last)} LoRA B and "
-               f"{sum('/exp_avg' in k for k in last)} Adam moments nonzero")
+               f"{sum('/exp_avg' in k for k in last)} Adam moments, zero: {len(zero)}")
     if not moved > 0 and not any(k.endswith("/B") for k in last):
         return f"no LoRA adapters, and the weights equal {oldest}'s", summary
     if zero:

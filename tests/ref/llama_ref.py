@@ -239,10 +239,11 @@ TRAINED = ("model/", "lora/", "optim/")
 
 
 def trained_signal(out):
-    """('' or why not, summary): the newest checkpoint carries what training did, so that an equality
-    check on it can fail: the weights moved from the oldest checkpoint kept (the zero-shot one, or
-    an earlier task's end) or there are LoRA adapters (the LoRA methods freeze the weights), and
-    every LoRA B (zero at the start of its task) and every Adam moment is nonzero."""
+    """('' or why not, summary): the newest checkpoint carries what training did, so that an
+    equality check on it can fail: the weights moved from the oldest checkpoint kept (the
+    zero-shot one, or an earlier task's end) or there are LoRA adapters (the LoRA methods freeze
+    the weights), and every LoRA B (zero at the start of its task) and every Adam moment is
+    nonzero."""
     import numpy as np
     ck = os.path.join(out, "checkpoints")
     oldest = sorted(n for n in os.listdir(ck) if re.fullmatch(r"ckpt_\d+\.h5", n))[0]

@@ -139,8 +139,8 @@ def main():
                                       and checkpoint_bases(out) == checkpoint_bases(ref))
         state, text = same_state(ref, out) if r.returncode == 0 else (False, "no run")
         checks.report("resuming from" in r.stdout and same and state,
-                      "checkpoint from dp=2 resumed with dp=1: same accuracy matrix, bases, weights,"
-                      f" adapters and moments ({text})")
+                      "checkpoint from dp=2 resumed with dp=1: same accuracy matrix, bases, "
+                      f"weights, adapters and moments ({text})")
     return checks.finish()
 
 

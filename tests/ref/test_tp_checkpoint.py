@@ -269,8 +269,8 @@ def main():
                 print(r.stderr[-2000:])
                 continue
             why, summary = trained_signal(out)
-            checks.report(not why, f"{method}: the unbroken run carries signal to compare: {summary}",
-                          why)
+            checks.report(not why,
+                          f"{method}: the unbroken run carries signal to compare: {summary}", why)
             test_tp2_files_equal_tp1_files(work, cfg, method, (out, r))
             test_resume_across_layouts(work, cfg, method, (out, r))
             if method == "seqft":

@@ -5,13 +5,13 @@ matrix, for a 20-step seqft run and for a 2-task gorp sequence with activation b
 axis, including the basis sizes per module; and a checkpoint written with dp = 2 resumes with
 dp = 1 to the same end.
 
-This tiny model trained from scratch answers nothing right (all-zero accuracy matrices), so the
-signal compared is the trained state: the test first requires that the weights moved and that
-every LoRA B and Adam moment is nonzero. Tolerances (relative) are ~10x the largest difference
-measured: loss 1e-5 (1.1e-6 measured in test_tp_equivalence.py, one unit in the printed loss's
-last digit; 2.3e-7 here), each checkpoint dataset against its own largest value 5e-3 (4.4e-4
-measured, a task-2 LoRA B: Adam turns tiny gradient differences of a young B into visible ones;
-weights differ by <= 7e-6). Any difference in a discrete outcome is reported with the evidence of
+The runs start from a base fine-tuned on IMDB first (seqft; its model.h5 is the trained model),
+so that the accuracy matrices are not all zero (required before they are compared); the trained
+state carries the finer signal: the test first requires that the weights moved and that every
+LoRA B and Adam moment is nonzero. Tolerances (relative) are ~10x the largest difference
+measured: loss 4e-5 (4.1e-6 measured: one unit in the last printed digit of a loss near 0.25),
+each checkpoint dataset against its own largest value 1.5e-3 (1.4e-4 measured, a task-2 LoRA B:
+Adam turns tiny gradient differences of a young B into visible ones; weights differ by <= 1e-5). Any difference in a discrete outcome is reported with the evidence of
 a near tie."""
 import os
 import sys
@@ -27,7 +27,7 @@ from llama_ref import (MPI_ENV, TRAINED, Checks, checkpoint_bases,  # noqa: E402
 
 DATA = os.environ["GORP_DATA"]
 # relative tolerances, ~10x the largest difference measured (see the docstring)
-TOL_LOSS, TOL_STATE = 1e-5, 5e-3
+TOL_LOSS, TOL_STATE = 4e-5, 1.5e-3
 checks = Checks()
 
 
@@ -36,6 +36,7 @@ seed = 5
 log_every = 1
 method = {method}
 [model]
+init = {init}
 hidden_size = 32
 intermediate_size = 48
 num_layers = 2
@@ -105,21 +106,28 @@ def compare(name, runs):
         same, text = same_state(o1, o)
         checks.report(same, f"{name}: dp={ranks} final weights, adapters and moments equal: {text}")
         a1, ak = acc(o1), acc(o)
-        same = np.array_equal(a1, ak, equal_nan=True)
-        checks.report(same, f"{name}: dp={ranks} final accuracy matrix equal (mean "
-                      f"{np.nanmean(a1):.1f}%: this tiny model answers little)",
-                      f"\n{a1}\n{ak}")
+        same = np.nanmax(a1) > 0 and np.array_equal(a1, ak, equal_nan=True)
+        checks.report(same, f"{name}: dp={ranks} final accuracy matrix equal and not all zero "
+                      f"(max {np.nanmax(a1):.1f}%)", f"\n{a1}\n{ak}")
 
 
 def main():
     with tempfile.TemporaryDirectory() as work:
+        # the base: the same tiny model, seqft on IMDB (answers Good/Bad on SST-2 afterwards)
+        cfg = os.path.join(work, "base.ini")
+        with open(cfg, "w") as f:
+            f.write(BASE.format(data=DATA, init="random", method="seqft", tasks="IMDB", ntrain=128,
+                                steps=0).replace("max_steps = 0\n", "epochs = 6\n"))
+        init = os.path.join(work, "base", "model.h5")
+        r = gorp(cfg, os.path.dirname(init), 1)
+        checks.report(r.returncode == 0, "the base: seqft on IMDB")
         cases = (("seqft, 20 steps", dict(method="seqft", tasks="SST-2", ntrain=80, steps=20)),
                  ("gorp 2 tasks, input axis, activation bases",
                   dict(method="gorp", tasks="SST-2, CB", ntrain=16, steps=0)))
         for name, kw in cases:
             cfg = os.path.join(work, "c.ini")
             with open(cfg, "w") as f:
-                f.write(BASE.format(data=DATA, **kw).replace("max_steps = 0\n", ""))
+                f.write(BASE.format(data=DATA, init=init, **kw).replace("max_steps = 0\n", ""))
             runs = []
             for ranks in (1, 2, 3):
                 out = os.path.join(work, f"{kw['method']}{ranks}")

@@ -4,8 +4,8 @@ test_dp_equivalence.py (hidden 32, intermediate 48, 2 layers, 2 heads), 2 tasks 
 checkpoint every 2 steps:
 (a) a tp=2 run's model.h5 and every one of its checkpoints (zero-shot, mid-task with the AdamW
     moments, task ends) hold the tp=1 run's datasets, shape for shape and value for value (each
-    dataset within TOL of its own largest value: Adam's second moments are ~1e-5, an absolute
-    1e-4 would not compare them at all),
+    dataset within TOL of its own largest value: Adam's second moments are ~1e-7..1e-5, an
+    absolute 1e-4 would not compare them at all),
     every crc32 attribute is zlib's crc32 of the dataset's bytes and `gorp inspect --verify`
     passes, for seqft, inclora, gorp on the paper's axis (LoRA A bases, the rank-k optimizer's
     projection and moments whole or split by shape, split bases) and gorp on the input axis
@@ -20,8 +20,9 @@ checkpoint every 2 steps:
     ranks and the run falls back to the previous checkpoint, ending as the unbroken run; with
     every checkpoint damaged the run fails on every rank with the message instead of hanging
     (each mpirun is under `timeout`).
-The unbroken runs are first required to carry signal (weights moved, every LoRA B and Adam moment
-nonzero): this tiny model's accuracy matrices are all zero, so they alone prove nothing."""
+Every run starts from a base fine-tuned on IMDB first (seqft), so that the accuracy matrices are not
+all zero; the unbroken runs are first required to carry signal (a nonzero accuracy, weights moved
+or LoRA adapters, every LoRA B and Adam moment nonzero)."""
 import os
 import re
 import subprocess
@@ -39,11 +40,17 @@ from llama_ref import (MPI_ENV, Checks, gorp_ranks, h5_datasets, trained_signal,
 GORP = os.environ["GORP"]
 DATA = os.environ["GORP_DATA"]
 checks = Checks()
-# relative tolerance of every dataset against its own largest value: ~10x the largest difference
-# measured over every comparison of this test (printed at its end; 3.2e-4 when written, a task-2
-# LoRA B after a resume across layouts)
-TOL = 3e-3
-measured = {"worst": 0.0, "where": ""}
+# relative tolerance of a dataset against its own largest value, by family: ~10x the largest
+# difference measured over every comparison of this test (printed at its end). LoRA factors are
+# the loosest: a B two Adam steps old is about +-lr * sign(gradient), and the few entries whose
+# gradient is ~0 change visibly with the order of the sums over ranks. Measured when written: LoRA
+# 3.5e-3 (a task-2 B, two steps old), optimizer states 4.8e-5, weights and the rest 3.9e-4.
+TOL = {"lora": 4e-2, "optim": 5e-4, "other": 4e-3}
+measured = {k: (0.0, "") for k in TOL}
+
+
+def family(name):
+    return next((k for k in ("lora", "optim") if name.startswith(k + "/")), "other")
 
 
 CONFIG = """[run]
@@ -53,6 +60,7 @@ method = seqft
 checkpoint_every = 2
 checkpoint_keep = 20
 [model]
+init = {init}
 hidden_size = 32
 intermediate_size = 48
 num_layers = 2
@@ -120,11 +128,18 @@ def datasets(path):
 
 def same_datasets(a, b):
     """'' when files a and b hold the same datasets (shapes; values within TOL of each dataset's
-    largest value), else why not."""
-    worst, where = worst_relative(h5_datasets(a), h5_datasets(b))
-    if worst > measured["worst"]:
-        measured.update(worst=worst, where=f"{os.path.basename(b)}:{where}")
-    return "" if worst <= TOL else f"{where}: relative difference {worst:.1e}"
+    largest value, by family), else why not."""
+    da, db = h5_datasets(a), h5_datasets(b)
+    if da.keys() != db.keys():
+        return f"datasets differ: {sorted(set(da) ^ set(db))[:4]}"
+    for k in da:
+        worst, where = worst_relative({k: da[k]}, {k: db[k]})
+        f = family(k)
+        if worst > measured[f][0]:
+            measured[f] = (worst, f"{os.path.basename(b)}:{where}")
+        if worst > TOL[f]:
+            return f"{where}: relative difference {worst:.1e} (> {TOL[f]})"
+    return ""
 
 
 def bad_crcs(path):
@@ -259,8 +274,14 @@ def test_damaged_checkpoint_under_tp2(work, cfg, ref):
 def main():
     with tempfile.TemporaryDirectory() as work:
         cfg = os.path.join(work, "c.ini")
+        init = os.path.join(work, "base", "model.h5")
         with open(cfg, "w") as f:
-            f.write(CONFIG.format(data=DATA))
+            f.write(CONFIG.format(data=DATA, init=init))
+        # the base: seqft on IMDB (it answers Good/Bad on SST-2 afterwards)
+        r = gorp_ranks(["run", cfg, "--set", "model.init=random", "--set", "data.tasks=IMDB",
+                        "--set", "data.max_train_per_task=128", "--set", "train.epochs=6",
+                        "--set", f"run.out_dir={os.path.dirname(init)}"], 1)
+        checks.report(r.returncode == 0, "the base: seqft on IMDB")
         for method in METHODS:
             out = os.path.join(work, f"{method}-ref")
             r = gorp(cfg, out, 1, 1, method)
@@ -269,14 +290,17 @@ def main():
                 print(r.stderr[-2000:])
                 continue
             why, summary = trained_signal(out)
-            checks.report(not why,
-                          f"{method}: the unbroken run carries signal to compare: {summary}", why)
+            a = acc(out)
+            checks.report(not why and np.nanmax(a) > 0,
+                          f"{method}: the unbroken run carries signal to compare: accuracy up to "
+                          f"{np.nanmax(a):.1f}%, {summary}", why)
             test_tp2_files_equal_tp1_files(work, cfg, method, (out, r))
             test_resume_across_layouts(work, cfg, method, (out, r))
             if method == "seqft":
                 test_damaged_checkpoint_under_tp2(work, cfg, (out, r))
-    print(f"largest relative difference measured: {measured['worst']:.1e} ({measured['where']}); "
-          f"tolerance {TOL}")
+    for f, (worst, where) in measured.items():
+        print(f"largest relative difference measured, {f}: {worst:.1e} ({where}); tolerance "
+              f"{TOL[f]}")
     return checks.finish()
 
 

@@ -52,6 +52,9 @@ crash_at 4
 ls "$ck"/*.tmp >/dev/null 2>&1 && pass "the half-written save is a .tmp, never a checkpoint name" \
   || fail "no .tmp left by the crash (the fault point did not fire inside the write?)"
 
+# model.h5, results.h5 and the last checkpoint (LoRA adapters, optimizer moments, GORP bases) equal
+# the reference's bit for bit; the reference's LoRA B and moments must be nonzero (this tiny model's
+# accuracies are all zero, so the results alone would prove nothing)
 same_as_reference() {
   "$GORP_PYTHON" - "$work/run" "$reference" <<'PY'
 import sys, h5py, numpy as np
@@ -60,10 +63,16 @@ def ds(path):
     with h5py.File(path, "r") as f:
         f.visititems(lambda n, o: out.__setitem__(n, o[...]) if isinstance(o, h5py.Dataset) else None)
     return out
-for name in ("model.h5", "results.h5"):
-    a, b = ds(f"{sys.argv[1]}/{name}"), ds(f"{sys.argv[2]}/{name}")
+# each run's own LATEST: a fallback numbers its later checkpoints past the damaged one
+last = ["checkpoints/" + open(f"{run}/checkpoints/LATEST").read().strip() for run in sys.argv[1:3]]
+ref = ds(f"{sys.argv[2]}/{last[1]}")
+signal = [k for k in ref if k.endswith("/B") or "/exp_avg" in k]
+if not signal or any(not np.abs(ref[k]).max() > 0 for k in signal):
+    sys.exit(f"the reference's {last[1]} carries no signal (LoRA B / moments zero or absent)")
+for name in (("model.h5",) * 2, ("results.h5",) * 2, last):
+    a, b = ds(f"{sys.argv[1]}/{name[0]}"), ds(f"{sys.argv[2]}/{name[1]}")
     if a.keys() != b.keys() or any(not np.array_equal(a[k], b[k], equal_nan=True) for k in a):
-        sys.exit(f"{name} differs")
+        sys.exit(f"{name[0]} differs")
 PY
 }
 

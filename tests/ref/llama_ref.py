@@ -216,3 +216,70 @@ def checkpoint_bases(out):
         if "gorp" not in f:
             return {}
         return {k: int(f["gorp"][k].attrs["columns"]) for k in f["gorp"]}
+
+
+def h5_datasets(path, prefixes=("",)):
+    """Every dataset of an HDF5 file whose path starts with one of `prefixes`, as arrays by path."""
+    import h5py
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset)
+                     and n.startswith(prefixes) else None)
+    return out
+
+
+def checkpoint_path(out, name=None):
+    """The run's newest checkpoint (LATEST), or checkpoint `name` of it."""
+    ck = os.path.join(out, "checkpoints")
+    return os.path.join(ck, name or open(os.path.join(ck, "LATEST")).read().strip())
+
+
+# what a run trained: weights, adapters, optimizer moments (GORP bases are compared by size)
+TRAINED = ("model/", "lora/", "optim/")
+
+
+def trained_signal(out):
+    """('' or why not, summary): the newest checkpoint carries what training did, so that an
+    equality check on it can fail: the weights moved from the oldest checkpoint kept (the
+    zero-shot one, or an earlier task's end) or there are LoRA adapters (the LoRA methods freeze
+    the weights), and every LoRA B (zero at the start of its task) and every Adam moment is
+    nonzero."""
+    import numpy as np
+    ck = os.path.join(out, "checkpoints")
+    oldest = sorted(n for n in os.listdir(ck) if re.fullmatch(r"ckpt_\d+\.h5", n))[0]
+    last = h5_datasets(checkpoint_path(out), TRAINED)
+    first = h5_datasets(checkpoint_path(out, oldest), ("model/",))
+    moved = max((float(np.abs(last[k] - v).max()) for k, v in first.items() if k in last),
+                default=0.0)
+    zero = [k for k, v in last.items() if (k.endswith("/B") or "/exp_avg" in k)
+            and not np.abs(v).max() > 0]
+    summary = (f"weights moved up to {moved:.1e} from {oldest}, "
+               f"{sum(k.endswith('/B') for k in last)} LoRA B and "
+               f"{sum('/exp_avg' in k for k in last)} Adam moments, zero: {len(zero)}")
+    if not moved > 0 and not any(k.endswith("/B") for k in last):
+        return f"no LoRA adapters, and the weights equal {oldest}'s", summary
+    if zero:
+        return f"all zero: {zero[:3]}", summary
+    return "", summary
+
+
+def worst_relative(a, b):
+    """(worst, name): the largest max|a - b| / max|a| over the datasets of dicts a and b (the same
+    names required: else (inf, the names that differ)); each dataset on its own scale, so that small
+    tensors such as Adam's second moments are compared as strictly as the weights."""
+    import numpy as np
+    if a.keys() != b.keys():
+        return float("inf"), str(sorted(set(a) ^ set(b))[:4])
+    worst, name = 0.0, ""
+    for k in a:
+        x, y = np.asarray(a[k], dtype=np.float64), np.asarray(b[k], dtype=np.float64)
+        if x.shape != y.shape:
+            return float("inf"), f"{k}: shape {x.shape} vs {y.shape}"
+        scale = np.nanmax(np.abs(x)) if x.size else 0.0
+        d = np.nanmax(np.abs(x - y)) if x.size else 0.0
+        if np.any(np.isnan(x) != np.isnan(y)):
+            return float("inf"), f"{k}: NaN pattern"
+        rel = 0.0 if d == 0 else (d / scale if scale > 0 else float("inf"))
+        if rel > worst:
+            worst, name = rel, k
+    return worst, name

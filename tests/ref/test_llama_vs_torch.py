@@ -1,18 +1,25 @@
 """gorp's LLaMA forward and backward against an independent PyTorch reference (llama_ref.py):
 tiny random models (tied and untied heads, grouped-query attention, sizes that are not powers of
 two, 2-3 layers, F32/F16/BF16 safetensors) are written as Hugging Face directories, imported with
-`gorp import-hf`, and compared on logits (max abs diff <= 1e-4), loss, and every parameter gradient
-of one backward pass (max |diff| / max |ref| <= 1e-3 per tensor), with next-token and with
-answer-masked targets."""
+`gorp import-hf`, and compared on logits, loss, and every parameter gradient of one backward pass
+(max |diff| / max |ref| per tensor), with next-token and with answer-masked targets.
+
+Tolerances are about 10x what was measured on these cases (fixed seeds), so that a dropped term
+or a wrong scale in any backward fails: logits max abs diff 1.6e-6 measured (2e-5 allowed), loss
+relative 6.5e-8 (1e-6 allowed), worst gradient 1.7e-6 of max |ref| (2e-5 allowed)."""
 import os
 import sys
 import tempfile
+import zlib
 
 import h5py
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 import llama_ref as ref  # noqa: E402
+
+# the measured worst cases times ~10 (see the docstring)
+TOL_LOGITS, TOL_LOSS, TOL_GRAD = 2e-5, 1e-6, 2e-5
 
 CASES = [
     # name, config, weight dtype in the safetensors file
@@ -39,7 +46,8 @@ def masked_targets(ids, gen):
 
 
 def run_case(name, cfg, dtype, work):
-    model = ref.make_model(cfg, seed=hash(name) % 1000)
+    # a fixed seed per case: Python randomises hash() of a str per process
+    model = ref.make_model(cfg, seed=zlib.crc32(name.encode()) % 1000)
     hf_dir = os.path.join(work, name)
     ref.save_hf(model, hf_dir, dtype)
     h5 = os.path.join(work, name + ".h5")
@@ -60,9 +68,9 @@ def run_case(name, cfg, dtype, work):
         logits = torch.from_numpy(f["logits"][...])
         loss = float(f["loss"][0])
     diff = (logits - logits_ref).abs().max().item()
-    report(diff <= 1e-4, f"{name}: logits max abs diff {diff:.2e} (<= 1e-4)")
+    report(diff <= TOL_LOGITS, f"{name}: logits max abs diff {diff:.2e} (<= {TOL_LOGITS})")
     rel = abs(loss - loss_ref) / abs(loss_ref)
-    report(rel <= 1e-5, f"{name}: loss {loss:.6f} vs torch {loss_ref:.6f} (rel {rel:.1e})")
+    report(rel <= TOL_LOSS, f"{name}: loss {loss:.6f} vs torch {loss_ref:.6f} (rel {rel:.1e})")
 
     # gradients, next-token targets and answer-masked targets
     for tname, targets in (("next-token", ref.next_token_targets(ids)),
@@ -86,10 +94,10 @@ def run_case(name, cfg, dtype, work):
                 err = (g - p.grad).abs().max().item() / scale
                 if err > worst:
                     worst, worst_name = err, pname
-        report(worst <= 1e-3, f"{name} {tname}: worst gradient rel error {worst:.2e} "
-               f"({worst_name}) over {len(params)} tensors (<= 1e-3)")
+        report(worst <= TOL_GRAD, f"{name} {tname}: worst gradient rel error {worst:.2e} "
+               f"({worst_name}) over {len(params)} tensors (<= {TOL_GRAD})")
         rel = abs(loss - loss_ref.item()) / abs(loss_ref.item())
-        report(rel <= 1e-5, f"{name} {tname}: loss rel diff {rel:.1e}")
+        report(rel <= TOL_LOSS, f"{name} {tname}: loss rel diff {rel:.1e}")
 
 
 def main():

@@ -3,7 +3,9 @@ a run saved under one TP/DP layout resumes under another. On the tiny model of
 test_dp_equivalence.py (hidden 32, intermediate 48, 2 layers, 2 heads), 2 tasks of 4 steps, a
 checkpoint every 2 steps:
 (a) a tp=2 run's model.h5 and every one of its checkpoints (zero-shot, mid-task with the AdamW
-    moments, task ends) hold the tp=1 run's datasets, shape for shape and value for value (1e-4),
+    moments, task ends) hold the tp=1 run's datasets, shape for shape and value for value (each
+    dataset within TOL of its own largest value: Adam's second moments are ~1e-7..1e-5, an
+    absolute 1e-4 would not compare them at all),
     every crc32 attribute is zlib's crc32 of the dataset's bytes and `gorp inspect --verify`
     passes, for seqft, inclora, gorp on the paper's axis (LoRA A bases, the rank-k optimizer's
     projection and moments whole or split by shape, split bases) and gorp on the input axis
@@ -12,12 +14,15 @@ checkpoint every 2 steps:
 (b) a run crashed inside its third save (the resume point is then step 2 of task 1, so the loaded
     moments and adapters are used) and resumed under another layout (tp2 -> tp1, tp1 -> tp2,
     dp2 -> tp2) gives the unbroken run's loss at every step after the resume (1e-4 relative), the
-    same accuracy matrix and the same final model and adapters, for the same four methods (LoRA
-    with lora.dropout = 0.1);
+    same accuracy matrix and the same final model, adapters and moments, for the same four methods
+    (LoRA with lora.dropout = 0.1);
 (c) under tp=2, a flipped byte in one rank's shard of the newest checkpoint is named by both
     ranks and the run falls back to the previous checkpoint, ending as the unbroken run; with
     every checkpoint damaged the run fails on every rank with the message instead of hanging
-    (each mpirun is under `timeout`)."""
+    (each mpirun is under `timeout`).
+Every run starts from a base fine-tuned on IMDB first (seqft), so that the accuracy matrices are not
+all zero; the unbroken runs are first required to carry signal (a nonzero accuracy, weights moved
+or LoRA adapters, every LoRA B and Adam moment nonzero)."""
 import os
 import re
 import subprocess
@@ -29,11 +34,23 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from llama_ref import MPI_ENV, Checks, gorp_ranks  # noqa: E402
+from llama_ref import (MPI_ENV, Checks, gorp_ranks, h5_datasets, trained_signal,  # noqa: E402
+                       worst_relative)
 
 GORP = os.environ["GORP"]
 DATA = os.environ["GORP_DATA"]
 checks = Checks()
+# relative tolerance of a dataset against its own largest value, by family: ~10x the largest
+# difference measured over every comparison of this test (printed at its end). LoRA factors are
+# the loosest: a B two Adam steps old is about +-lr * sign(gradient), and the few entries whose
+# gradient is ~0 change visibly with the order of the sums over ranks. Measured when written: LoRA
+# 3.5e-3 (a task-2 B, two steps old), optimizer states 4.8e-5, weights and the rest 3.9e-4.
+TOL = {"lora": 4e-2, "optim": 5e-4, "other": 4e-3}
+measured = {k: (0.0, "") for k in TOL}
+
+
+def family(name):
+    return next((k for k in ("lora", "optim") if name.startswith(k + "/")), "other")
 
 
 CONFIG = """[run]
@@ -43,6 +60,7 @@ method = seqft
 checkpoint_every = 2
 checkpoint_keep = 20
 [model]
+init = {init}
 hidden_size = 32
 intermediate_size = 48
 num_layers = 2
@@ -109,16 +127,18 @@ def datasets(path):
 
 
 def same_datasets(a, b):
-    """'' when files a and b hold the same datasets (shape, values within 1e-4), else why not."""
-    da, db = datasets(a), datasets(b)
+    """'' when files a and b hold the same datasets (shapes; values within TOL of each dataset's
+    largest value, by family), else why not."""
+    da, db = h5_datasets(a), h5_datasets(b)
     if da.keys() != db.keys():
         return f"datasets differ: {sorted(set(da) ^ set(db))[:4]}"
     for k in da:
-        x, y = da[k][0], db[k][0]
-        if x.shape != y.shape:
-            return f"{k}: shape {x.shape} vs {y.shape}"
-        if not np.allclose(x, y, rtol=1e-4, atol=1e-4, equal_nan=True):
-            return f"{k}: values differ by up to {np.nanmax(np.abs(x - y)):.2e}"
+        worst, where = worst_relative({k: da[k]}, {k: db[k]})
+        f = family(k)
+        if worst > measured[f][0]:
+            measured[f] = (worst, f"{os.path.basename(b)}:{where}")
+        if worst > TOL[f]:
+            return f"{where}: relative difference {worst:.1e} (> {TOL[f]})"
     return ""
 
 
@@ -210,12 +230,10 @@ def test_resume_across_layouts(work, cfg, method, ref):
               f"{name}: loss at each of the {len(after)} steps after the resume within "
               f"{worst:.1e} of the unbroken run")
         a1, ak = acc(ref[0]), acc(out)
-        checks.report(np.array_equal(a1, ak, equal_nan=True),
-              f"{name}: same accuracy matrix" + ("" if np.array_equal(a1, ak, equal_nan=True)
-                                                 else f"\n{a1}\n{ak}"))
-        why = same_datasets(latest(ref[0]), latest(out)) or \
+        why = ("" if np.array_equal(a1, ak, equal_nan=True) else f"\n{a1}\n{ak}") or \
+            same_datasets(latest(ref[0]), latest(out)) or \
             same_datasets(os.path.join(ref[0], "model.h5"), os.path.join(out, "model.h5"))
-        checks.report(not why, f"{name}: same final model, adapters and results" +
+        checks.report(not why, f"{name}: same accuracy matrix, final model, adapters and moments" +
               ("" if not why else f": {why}"))
 
 
@@ -235,9 +253,10 @@ def test_damaged_checkpoint_under_tp2(work, cfg, ref):
           f"tp=2: one rank's damaged shard is named by both ranks ({named}x) and the run falls "
           f"back to {names[-2]} (exit {r.returncode})" +
           ("" if r.returncode == 0 else r.stderr[-1500:]))
-    why = same_datasets(os.path.join(ref[0], "model.h5"), os.path.join(out, "model.h5"))
-    checks.report(r.returncode == 0 and not why and np.array_equal(acc(ref[0]), acc(out), equal_nan=True),
-          "tp=2: after the fallback the run ends as the unbroken one" +
+    why = same_datasets(os.path.join(ref[0], "model.h5"), os.path.join(out, "model.h5")) or \
+        same_datasets(latest(ref[0]), latest(out)) if r.returncode == 0 else "no run"
+    checks.report(not why and np.array_equal(acc(ref[0]), acc(out), equal_nan=True),
+          "tp=2: after the fallback the run ends as the unbroken one (model.h5, last checkpoint)" +
           ("" if not why else f": {why}"))
 
     out = os.path.join(work, "all-damaged")
@@ -255,8 +274,14 @@ def test_damaged_checkpoint_under_tp2(work, cfg, ref):
 def main():
     with tempfile.TemporaryDirectory() as work:
         cfg = os.path.join(work, "c.ini")
+        init = os.path.join(work, "base", "model.h5")
         with open(cfg, "w") as f:
-            f.write(CONFIG.format(data=DATA))
+            f.write(CONFIG.format(data=DATA, init=init))
+        # the base: seqft on IMDB (it answers Good/Bad on SST-2 afterwards)
+        r = gorp_ranks(["run", cfg, "--set", "model.init=random", "--set", "data.tasks=IMDB",
+                        "--set", "data.max_train_per_task=128", "--set", "train.epochs=6",
+                        "--set", f"run.out_dir={os.path.dirname(init)}"], 1)
+        checks.report(r.returncode == 0, "the base: seqft on IMDB")
         for method in METHODS:
             out = os.path.join(work, f"{method}-ref")
             r = gorp(cfg, out, 1, 1, method)
@@ -264,10 +289,18 @@ def main():
             if r.returncode:
                 print(r.stderr[-2000:])
                 continue
+            why, summary = trained_signal(out)
+            a = acc(out)
+            checks.report(not why and np.nanmax(a) > 0,
+                          f"{method}: the unbroken run carries signal to compare: accuracy up to "
+                          f"{np.nanmax(a):.1f}%, {summary}", why)
             test_tp2_files_equal_tp1_files(work, cfg, method, (out, r))
             test_resume_across_layouts(work, cfg, method, (out, r))
             if method == "seqft":
                 test_damaged_checkpoint_under_tp2(work, cfg, (out, r))
+    for f, (worst, where) in measured.items():
+        print(f"largest relative difference measured, {f}: {worst:.1e} ({where}); tolerance "
+              f"{TOL[f]}")
     return checks.finish()
 
 

@@ -1,7 +1,11 @@
 /* Finite-difference checks of every op's backward (ops.h). For an op y = f(x) and a fixed random
  * R, L = sum(R * y); the analytic dL/dx from the op's backward (with dout = R) must match the
  * central difference (L(x + h e_i) - L(x - h e_i)) / 2h on sampled coordinates. In float32 with
- * h = 1e-2 the truncation + rounding error is ~1e-4 relative; a wrong term gives O(1). */
+ * h = 1e-2 the truncation + rounding error measured here is 1e-6 to 2e-4 relative, up to 1.7e-3
+ * for attention over T = 70 (the float rounding of L over many outputs, divided by 2h); a wrong
+ * term gives O(1). Each check's tolerance is 10x its measured worst error, rounded up to one
+ * significant digit (the same in the release and the sanitizer build), so that a small wrong term
+ * fails too. */
 #include "gorp/ops.h"
 #include "gorp/rng.h"
 
@@ -20,8 +24,10 @@ static float *randv(size_t n, uint64_t key, float scale) {
 
 typedef double (*loss_fn)(void *ctx);
 
-/* Compares grad (n) with central differences of fn w.r.t. x (n) on up to 48 coordinates. */
-static void check(const char *name, loss_fn fn, void *ctx, float *x, const float *grad, size_t n) {
+/* Compares grad (n) with central differences of fn w.r.t. x (n) on up to 48 coordinates; the worst
+ * relative error must be below tol. */
+static void check(const char *name, loss_fn fn, void *ctx, float *x, const float *grad, size_t n,
+                  double tol) {
   const float h = 1e-2f;
   double gmax = 0.0;
   for (size_t i = 0; i < n; i++) gmax = fmax(gmax, fabs(grad[i]));
@@ -39,9 +45,9 @@ static void check(const char *name, loss_fn fn, void *ctx, float *x, const float
     double err = fabs(num - grad[i]) / (fabs(grad[i]) + 1e-2 * gmax + 1e-6);
     worst = fmax(worst, err);
   }
-  int ok = worst < 2e-2 && gmax > 0;
-  printf("%s %-28s worst relative error %.2e (max |grad| %.2e)\n", ok ? "PASS" : "FAIL", name,
-         worst, gmax);
+  int ok = worst < tol && gmax > 0;
+  printf("%s %-28s worst relative error %.2e (tolerance %.0e, max |grad| %.2e)\n",
+         ok ? "PASS" : "FAIL", name, worst, tol, gmax);
   ok ? n_pass++ : n_fail++;
 }
 
@@ -64,8 +70,8 @@ static void test_matmul(void) {
   mm.r = randv(N * OC, 4, 1);
   float *dx = calloc(N * C, 4), *dw = calloc(OC * C, 4);
   matmul_backward(dx, dw, mm.r, mm.x, mm.w, N, C, OC);
-  check("matmul dinp", mm_loss, NULL, mm.x, dx, N * C);
-  check("matmul dweight", mm_loss, NULL, mm.w, dw, OC * C);
+  check("matmul dinp", mm_loss, NULL, mm.x, dx, N * C, 6e-4);
+  check("matmul dweight", mm_loss, NULL, mm.w, dw, OC * C, 6e-4);
   /* matmul_forward_add must add exactly the product */
   float *y2 = randv(N * OC, 5, 1), *y3 = malloc(N * OC * 4);
   memcpy(y3, y2, N * OC * 4);
@@ -107,8 +113,8 @@ static void test_rmsnorm(void) {
   float *dx = calloc(N * C, 4), *dw = calloc(C, 4);
   rn_loss(NULL);
   rmsnorm_backward(dx, dw, rn.r, rn.x, rn.w, rn.rstd, N, C);
-  check("rmsnorm dinp", rn_loss, NULL, rn.x, dx, N * C);
-  check("rmsnorm dweight", rn_loss, NULL, rn.w, dw, C);
+  check("rmsnorm dinp", rn_loss, NULL, rn.x, dx, N * C, 2e-3);
+  check("rmsnorm dweight", rn_loss, NULL, rn.w, dw, C, 4e-5);
   free(rn.x), free(rn.w), free(rn.y), free(rn.r), free(rn.rstd), free(dx), free(dw);
 }
 
@@ -129,7 +135,7 @@ static void test_rope(void) {
   float *dx = malloc(n * 4);
   memcpy(dx, rp.r, n * 4);
   rope_backward(dx, rp.cs, rp.sn, RB, RT, RH, RD);
-  check("rope dinp", rp_loss, NULL, rp.x, dx, n);
+  check("rope dinp", rp_loss, NULL, rp.x, dx, n, 3e-4);
   free(rp.x), free(rp.y), free(rp.r), free(rp.cs), free(rp.sn), free(dx);
 }
 
@@ -144,7 +150,8 @@ static double at_loss(void *ctx) {
   attention_forward(at.y, at.att, at.q, at.k, at.v, AB, at.T, AH, AKV, AD);
   return dot(at.y, at.r, AB * at.T * AH * AD);
 }
-static void test_attention(int T) {
+/* tol: dq, dk, dv tolerances for this T */
+static void test_attention(int T, const double tol[3]) {
   const int nq = AB * T * AH * AD, nk = AB * T * AKV * AD;
   at.T = T;
   at.q = randv(nq, 31, 1), at.k = randv(nk, 32, 1), at.v = randv(nk, 33, 1);
@@ -155,11 +162,11 @@ static void test_attention(int T) {
   attention_backward(dq, dk, dv, scratch, 2, at.r, at.att, at.q, at.k, at.v, AB, T, AH, AKV, AD);
   char name[64];
   snprintf(name, sizeof(name), "attention dq (T=%d)", T);
-  check(name, at_loss, NULL, at.q, dq, nq);
+  check(name, at_loss, NULL, at.q, dq, nq, tol[0]);
   snprintf(name, sizeof(name), "attention dk (GQA, T=%d)", T);
-  check(name, at_loss, NULL, at.k, dk, nk);
+  check(name, at_loss, NULL, at.k, dk, nk, tol[1]);
   snprintf(name, sizeof(name), "attention dv (GQA, T=%d)", T);
-  check(name, at_loss, NULL, at.v, dv, nk);
+  check(name, at_loss, NULL, at.v, dv, nk, tol[2]);
   free(at.q), free(at.k), free(at.v), free(at.y), free(at.att), free(at.r);
   free(dq), free(dk), free(dv), free(scratch);
 }
@@ -176,8 +183,8 @@ static void test_swiglu(void) {
   sw.g = randv(SN, 41, 2), sw.u = randv(SN, 42, 1), sw.h = calloc(SN, 4), sw.r = randv(SN, 43, 1);
   float *dg = calloc(SN, 4), *du = calloc(SN, 4);
   swiglu_backward(dg, du, sw.r, sw.g, sw.u, SN);
-  check("swiglu dgate", sw_loss, NULL, sw.g, dg, SN);
-  check("swiglu dup", sw_loss, NULL, sw.u, du, SN);
+  check("swiglu dgate", sw_loss, NULL, sw.g, dg, SN, 4e-4);
+  check("swiglu dup", sw_loss, NULL, sw.u, du, SN, 7e-5);
   free(sw.g), free(sw.u), free(sw.h), free(sw.r), free(dg), free(du);
 }
 
@@ -198,7 +205,7 @@ static void test_embedding(void) {
   memcpy(em.tok, tok, sizeof(tok));
   float *de = calloc(EV * C, 4);
   embedding_backward(de, em.r, em.tok, EN, C);
-  check("embedding dweight", em_loss, NULL, em.emb, de, EV * C);
+  check("embedding dweight", em_loss, NULL, em.emb, de, EV * C, 1e-5);
   free(em.emb), free(em.y), free(em.r), free(de);
 }
 
@@ -220,12 +227,12 @@ static void test_crossentropy(void) {
   memcpy(ce.tgt, tgt, sizeof(tgt));
   memcpy(ce.work, ce.logits, CN * CV * 4);
   crossentropy_backward(ce.work, ce.tgt, ce.w, CN, CV, 3.0f);
-  check("crossentropy dlogits", ce_loss, NULL, ce.logits, ce.work, CN * CV);
+  check("crossentropy dlogits", ce_loss, NULL, ce.logits, ce.work, CN * CV, 2e-4);
   static const float w[CN] = {0.5f, 2.0f, 1.5f, 0.25f, 1.0f};
   ce.w = w;
   memcpy(ce.work, ce.logits, CN * CV * 4);
   crossentropy_backward(ce.work, ce.tgt, ce.w, CN, CV, 3.0f);
-  check("weighted crossentropy dlogits", ce_loss, NULL, ce.logits, ce.work, CN * CV);
+  check("weighted crossentropy dlogits", ce_loss, NULL, ce.logits, ce.work, CN * CV, 2e-4);
   ce.w = NULL;
   free(ce.logits), free(ce.work);
 }
@@ -234,8 +241,8 @@ int main(void) {
   test_matmul();
   test_rmsnorm();
   test_rope();
-  test_attention(5);
-  test_attention(70);
+  test_attention(5, (const double[3]){2e-3, 4e-3, 6e-4});
+  test_attention(70, (const double[3]){7e-3, 2e-2, 3e-3});
   test_swiglu();
   test_embedding();
   test_crossentropy();

@@ -122,10 +122,9 @@ int modelfile_write_header(hid_t file, const char *kind, const char *path) {
 
 int modelfile_write_group(hid_t file, const model *m, const char *hf_config, const dist *d,
                           const char *path) {
-  const hid_t grp = H5Gcreate2(file, "model", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  int rc = grp < 0 ? gorp_error(__FILE__, __LINE__, __func__, GORP_EIO,
-                                "%s: cannot create group /model", path)
-                   : write_config(grp, &m->cfg, hf_config, path);
+  hid_t grp;
+  int rc = h5io_create_group(file, "model", path, &grp);
+  if (!rc) rc = write_config(grp, &m->cfg, hf_config, path);
   rc = h5io_agree(d, rc, path, "writing /model's attributes");
   if (!rc) rc = walk_tensors(grp, (model *)m, 1, d, path);
   if (grp >= 0) H5Gclose(grp);

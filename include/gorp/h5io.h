@@ -40,9 +40,14 @@ int h5io_close_publish(hid_t file, int rc, const char *tmp, const char *path, co
  * own rc is 0 says that another rank failed at `what` (its message names the cause). */
 int h5io_agree(const struct dist *d, int rc, const char *path, const char *what);
 
+/* Creates group name under loc (and its missing parents), its links and attributes kept in its
+ * checksummed object header however many there are; every group of a gorp file is made so. */
+int h5io_create_group(hid_t loc, const char *name, const char *path, hid_t *grp);
+
 int h5io_write_attr(hid_t obj, const char *key, hid_t file_type, hid_t mem_type, const void *v,
                     const char *path);
-/* A variable-length UTF-8 string attribute (h5py reads it as str; no 64 KiB limit). */
+/* A fixed-length UTF-8 string attribute (inside the checksummed object header: a variable-length
+ * one lives in the global heap, which has no checksum; h5py reads it as bytes). */
 int h5io_write_str_attr(hid_t obj, const char *key, const char *s, const char *path);
 /* A numeric scalar attribute; float_ok also accepts floating-point values (read as mem_type). */
 int h5io_read_num_attr(hid_t obj, const char *obj_name, const char *key, int float_ok,

@@ -653,8 +653,8 @@ static int load_file(const char *path, const gorp_config *c, int force, trainer 
     p->task = (int)pos[0];
     p->step = (int)pos[1];
     p->done = (int)pos[2];
-    hsize_t size = 0; /* the losses (step floats) are in the file: a bound before allocating */
-    if (H5Fget_filesize(f, &size) < 0 || pos[1] < 0 || (uint64_t)pos[1] > size / sizeof(float) ||
+    struct stat st; /* the losses (step floats) are in the file: a bound before allocating */
+    if (stat(path, &st) || pos[1] < 0 || (uint64_t)pos[1] > (uint64_t)st.st_size / sizeof(float) ||
         pos[0] != p->task || pos[3] != (int)pos[3] || (pos[2] != 0 && pos[2] != 1))
       rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
                       "%s: position attributes task %" PRId64 ", step %" PRId64
@@ -854,7 +854,8 @@ static int verify_checkpoint(hid_t f, const char *path) {
   if (!rc) rc = modelfile_read_config(path, &mc);
   if (!rc) rc = model_create(&m, &mc);
   trainer t = {0};
-  const int made = !rc && !(rc = trainer_create(&t, &m, &c, c.data.n_tasks));
+  int made = 0;
+  if (!rc) made = !(rc = trainer_create(&t, &m, &c, c.data.n_tasks));
   cl_results res = {.T = c.data.n_tasks};
   ckpt_pos p = {0};
   if (!rc && (!(res.acc = calloc((size_t)(res.T + 1) * res.T, sizeof(double))) ||
@@ -889,9 +890,9 @@ static void print_bases(hid_t f) {
     long long len = -1;
     if (H5Lexists(o, "basis", H5P_DEFAULT) > 0) {
       hid_t d = H5Dopen2(o, "basis", H5P_DEFAULT), sp = H5Dget_space(d);
-      hsize_t dims[2];
-      H5Sget_simple_extent_dims(sp, dims, NULL);
-      len = (long long)dims[0];
+      hsize_t dims[2] = {0};
+      if (H5Sget_simple_extent_ndims(sp) == 2 && H5Sget_simple_extent_dims(sp, dims, NULL) == 2)
+        len = (long long)dims[0];
       H5Sclose(sp);
       H5Dclose(d);
     }

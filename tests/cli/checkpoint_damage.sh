@@ -124,7 +124,7 @@ done
 crash_at 4
 latest="$ck/$(cat "$ck/LATEST")"
 rm "$latest" && mkfifo "$latest"
-if timeout 120 "$GORP" run "$work/c.ini" >"$work/fifo.log" 2>&1 \
+if timeout -k 5 120 "$GORP" run "$work/c.ini" >"$work/fifo.log" 2>&1 \
   && grep -q "$latest is not a regular file" "$work/fifo.log" \
   && grep -q "falling back to" "$work/fifo.log" && same_as_reference; then
   pass "a FIFO as LATEST's checkpoint: named, fell back, same final result"
@@ -133,7 +133,7 @@ else
 fi
 crash_at 4
 rm "$ck/LATEST" && mkfifo "$ck/LATEST"
-if timeout 120 "$GORP" run "$work/c.ini" >"$work/fifo.log" 2>&1 \
+if timeout -k 5 120 "$GORP" run "$work/c.ini" >"$work/fifo.log" 2>&1 \
   && grep -q "LATEST is missing, empty or not a regular file" "$work/fifo.log" && same_as_reference; then
   pass "a FIFO as LATEST: reported, newest good checkpoint used, same final result"
 else

@@ -48,9 +48,9 @@ INI
   || { fail "reference run"; cat "$work/ref.log"; }
 
 full=0
-for kb in 64 96 128 160 192 224 256 288 320 352 384 416 424 432 436 440 480; do
+for kb in 64 96 128 160 192 224 256 288 304 308 312 320 352 384 416 424 432 436 440 480; do
   mount -t tmpfs -o size=${kb}k tmpfs "$mnt"
-  "$GORP" run "$work/c.ini" >"$work/full.log" 2>&1
+  timeout -k 10 300 "$GORP" run "$work/c.ini" >"$work/full.log" 2>&1
   rc=$?
   ck="$mnt/run/checkpoints"
   bad=""
@@ -81,11 +81,11 @@ done
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 for kb in 96 144 200 312 400; do
   mount -t tmpfs -o size=${kb}k tmpfs "$mnt"
-  timeout 120 mpirun --allow-run-as-root --oversubscribe -np 2 "$GORP" run "$work/c.ini" \
+  timeout -k 10 120 mpirun --allow-run-as-root --oversubscribe -np 2 "$GORP" run "$work/c.ini" \
     --set parallel.tp=2 >"$work/full.log" 2>&1
   rc=$?
   if [ "$rc" -eq 3 ] && grep -q "No space left on device\|cannot write" "$work/full.log"; then
-    pass "tp = 2, ${kb} KiB: exit 3 on every rank"
+    pass "tp = 2, ${kb} KiB: exit 3, no hang"
   else
     fail "tp = 2, ${kb} KiB: exit $rc"; grep -m3 "error" "$work/full.log" | sed 's/^/    /'
   fi

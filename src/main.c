@@ -1,5 +1,6 @@
 /* The gorp command: an MPI program (also runs as a singleton without mpirun) that dispatches to
- * one subcommand. A failure on any rank ends the whole job with the failing rank's message. */
+ * one subcommand; a serial one (gorp inspect) runs without MPI. A failure on any rank ends the
+ * whole job with the failing rank's message. */
 #include "gorp/backend.h"
 #include "gorp/cmd.h"
 #include "gorp/err.h"

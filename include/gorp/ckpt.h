@@ -46,7 +46,9 @@ int ckpt_exists(const gorp_config *c);
  * the safe keys (paths, logging, backend). */
 int ckpt_load(const gorp_config *c, int force_config, trainer *t, cl_results *res, ckpt_pos *p);
 
-/* gorp inspect FILE.h5 [--verify] */
+/* gorp inspect FILE.h5 [--verify]: --verify checks every dataset's crc32, then reads a checkpoint
+ * by the resume's own loader (on a trainer built from its stored config) and a model file by
+ * modelfile_load, so that it accepts exactly what they accept. Serial, no MPI. */
 int ckpt_inspect(const char *path, int verify);
 
 #endif

@@ -86,6 +86,7 @@ int h5io_create_group(hid_t loc, const char *name, const char *path, hid_t *grp)
  * opened on this rank while another failed stays open: closing it is collective. */
 static int open_agreed(const char *path, int create, const dist *d, hid_t *file) {
   const hid_t fapl = access_list(d), fcpl = create ? compact_list(H5P_FILE_CREATE) : H5P_DEFAULT;
+  errno = 0; /* what the file system said, if it said anything */
   *file = fapl < 0 || fcpl < 0 ? -1
           : create             ? H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl)
                                : H5Fopen(path, H5F_ACC_RDONLY, fapl);
@@ -93,7 +94,8 @@ static int open_agreed(const char *path, int create, const dist *d, hid_t *file)
   if (create && fcpl >= 0) H5Pclose(fcpl);
   int rc = GORP_OK;
   if (*file < 0)
-    rc = create ? gorp_error(__FILE__, __LINE__, __func__, GORP_EIO, "cannot create %s", path)
+    rc = create ? gorp_error(__FILE__, __LINE__, __func__, GORP_EIO, "cannot create %s%s%s", path,
+                             errno ? ": " : "", errno ? strerror(errno) : "")
                 : gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
                              "cannot open HDF5 file %s (damaged?)", path);
   return h5io_agree(d, rc, path, create ? "creating the file" : "opening the file");

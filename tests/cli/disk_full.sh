@@ -57,7 +57,7 @@ for kb in 64 96 128 160 192 224 256 288 304 308 312 320 352 384 416 424 432 436 
   for f in "$ck"/ckpt_*.h5; do # every published checkpoint is whole
     [ -e "$f" ] && ! "$GORP" inspect "$f" --verify >/dev/null 2>&1 && bad="$bad $(basename "$f")"
   done
-  if [ "$rc" -eq 3 ] && grep -q "No space left on device\|cannot write" "$work/full.log" \
+  if [ "$rc" -eq 3 ] && grep -q "No space left on device\|cannot write\|cannot create" "$work/full.log" \
     && [ -z "$bad" ] && ! ls "$ck"/*.tmp >/dev/null 2>&1; then
     full=$((full + 1))
     mount -o remount,size=8m "$mnt" # space freed: the run resumes

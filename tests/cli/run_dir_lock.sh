@@ -26,13 +26,15 @@ max_train_per_task = 24
 max_test_per_task = 2
 [train]
 batch_size = 4
+epochs = 60
 [eval]
 max_new_tokens = 3
 INI
 "$GORP" run "$work/c.ini" --set run.out_dir="$work/ref" >"$work/ref.log" 2>&1 \
   || { fail "reference run"; cat "$work/ref.log"; }
 
-# the first run, frozen (SIGSTOP) once it holds the lock, so that the second surely overlaps it
+# the first run, frozen (SIGSTOP) as soon as it holds the lock (its 60 epochs leave seconds for
+# that), so that the second surely overlaps it
 "$GORP" run "$work/c.ini" >"$work/first.log" 2>&1 &
 first=$!
 for _ in $(seq 600); do

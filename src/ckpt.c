@@ -13,11 +13,15 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <hdf5.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef struct walker {
@@ -49,26 +53,18 @@ static int walk_floats(walker *w, const char *name, int ndim, const hsize_t *dim
 /* An int64 attribute of the object `obj` (created as a group when saving and missing); every
  * rank agrees on the outcome. */
 static int walk_i64(walker *w, const char *obj, const char *key, int64_t *v) {
-  hid_t o;
-  if (w->save && H5Lexists(w->file, obj, H5P_DEFAULT) <= 0 && strcmp(obj, "/")) {
-    const hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-    o = lcpl < 0 || H5Pset_create_intermediate_group(lcpl, 1) < 0
-            ? -1
-            : H5Gcreate2(w->file, obj, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-    if (lcpl >= 0) H5Pclose(lcpl);
-  } else {
-    o = H5Oopen(w->file, obj, H5P_DEFAULT);
-  }
+  hid_t o = -1;
   int rc = GORP_OK;
-  if (o < 0)
-    rc = w->save ? gorp_error(__FILE__, __LINE__, __func__, GORP_EIO, "%s: cannot create %s",
-                              w->path, obj)
-                 : gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT, "%s: %s is missing",
-                              w->path, obj);
-  else if (w->save)
-    rc = h5io_write_attr(o, key, H5T_STD_I64LE, H5T_NATIVE_INT64, v, w->path);
-  else
-    rc = h5io_read_num_attr(o, obj, key, 0, H5T_NATIVE_INT64, v, w->path);
+  if (w->save && H5Lexists(w->file, obj, H5P_DEFAULT) <= 0 && strcmp(obj, "/"))
+    rc = h5io_create_group(w->file, obj, w->path, &o);
+  else if ((o = H5Oopen(w->file, obj, H5P_DEFAULT)) < 0)
+    rc = w->save ? gorp_error(__FILE__, __LINE__, __func__, GORP_EIO, "%s: cannot open %s", w->path,
+                              obj)
+                 : gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
+                              "%s: %s is missing or damaged", w->path, obj);
+  if (!rc)
+    rc = w->save ? h5io_write_attr(o, key, H5T_STD_I64LE, H5T_NATIVE_INT64, v, w->path)
+                 : h5io_read_num_attr(o, obj, key, 0, H5T_NATIVE_INT64, v, w->path);
   if (o >= 0) H5Oclose(o);
   char what[320];
   snprintf(what, sizeof(what), "attribute %s of %s", key, obj);
@@ -355,9 +351,13 @@ static int list_checkpoints(const char *dir, long **seq, int *n) {
   int cap = 0;
   for (struct dirent *e; (e = readdir(d));) {
     long s;
-    char tail[8];
-    if (sscanf(e->d_name, "ckpt_%ld.h%1s", &s, tail) != 2 || strcmp(tail, "5")) continue;
-    if (strlen(e->d_name) != strlen("ckpt_000000.h5")) continue;
+    char tail[8], name[64];
+    /* exactly the names ckpt_save writes: six digits or more (past 999999 the name grows) */
+    if (sscanf(e->d_name, "ckpt_%ld.h%1s", &s, tail) != 2 || strcmp(tail, "5") || s < 1 ||
+        s > CKPT_MAX_SEQUENCE)
+      continue;
+    snprintf(name, sizeof(name), "ckpt_%06ld.h5", s);
+    if (strcmp(name, e->d_name)) continue;
     if (*n == cap) {
       long *g = realloc(*seq, (size_t)(cap = cap ? 2 * cap : 16) * sizeof(long));
       if (!g) {
@@ -413,6 +413,48 @@ static int is_root(const dist *d) {
   return !d || d->rank == 0;
 }
 
+int ckpt_lock(const gorp_config *c, const dist *d) {
+  char path[4200];
+  snprintf(path, sizeof(path), "%s/gorp.lock", c->run.out_dir);
+  int rc = GORP_OK;
+  if (is_root(d)) {
+    /* non-blocking open, regular file: whatever is there must not hang us */
+    const int fd = open(path, O_RDWR | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0644);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+      rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EIO, "cannot open the lock file %s: %s",
+                      path, fd < 0 ? strerror(errno) : "not a regular file");
+    } else if (flock(fd, LOCK_EX | LOCK_NB)) {
+      char holder[512] = "";
+      const int busy = errno == EWOULDBLOCK, err = errno;
+      const ssize_t got = busy ? pread(fd, holder, sizeof(holder) - 1, 0) : -1;
+      holder[got > 0 ? got : 0] = '\0';
+      holder[strcspn(holder, "\n")] = '\0';
+      rc = !busy ? gorp_error(__FILE__, __LINE__, __func__, GORP_EIO, "cannot lock %s: %s", path,
+                              strerror(err))
+                 : gorp_error(__FILE__, __LINE__, __func__, GORP_EIO,
+                              "run.out_dir %s is in use by another gorp run (%s, says %s): wait "
+                              "for it to end or choose another run.out_dir",
+                              c->run.out_dir, holder[0] ? holder : "holder unknown", path);
+    } else {
+      /* held until this process ends (the descriptor is never closed): who holds it, for the
+       * message above */
+      char host[256] = "?", when[64] = "?", text[512];
+      const time_t now = time(NULL);
+      struct tm tm;
+      if (gethostname(host, sizeof(host) - 1)) snprintf(host, sizeof(host), "?");
+      if (gmtime_r(&now, &tm)) strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+      const int len =
+          snprintf(text, sizeof(text), "pid %ld on host %s since %s\n", (long)getpid(), host, when);
+      if (ftruncate(fd, 0) || pwrite(fd, text, (size_t)len, 0) != len)
+        rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EIO, "cannot write %s: %s", path,
+                        strerror(errno));
+    }
+    if (rc && fd >= 0) close(fd);
+  }
+  return h5io_agree(d, rc, path, "locking run.out_dir");
+}
+
 /* Writes the checkpoint into tmp (every rank of t->dist its blocks) and publishes it as path. */
 static int write_file(const char *tmp, const char *path, const gorp_config *c, trainer *t,
                       cl_results *res, ckpt_pos *p, long seq) {
@@ -432,11 +474,10 @@ static int write_file(const char *tmp, const char *path, const gorp_config *c, t
   if (!rc) rc = modelfile_write_group(f, t->m, NULL, d, tmp);
   fault_point();
   if (!rc) {
-    hid_t g = H5Gcreate2(f, "config", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t g;
     const uint64_t hash[2] = {config_hash(c), config_scope_hash(c, CONFIG_RUN)};
-    rc = g < 0
-             ? gorp_error(__FILE__, __LINE__, __func__, GORP_EIO, "%s: cannot create /config", tmp)
-             : h5io_write_str_attr(g, "text", text, tmp);
+    rc = h5io_create_group(f, "config", tmp, &g);
+    if (!rc) rc = h5io_write_str_attr(g, "text", text, tmp);
     if (!rc) rc = h5io_write_attr(g, "hash", H5T_STD_U64LE, H5T_NATIVE_UINT64, &hash[0], tmp);
     if (!rc) rc = h5io_write_attr(g, "run_hash", H5T_STD_U64LE, H5T_NATIVE_UINT64, &hash[1], tmp);
     if (g >= 0) H5Gclose(g);
@@ -466,7 +507,11 @@ static int write_latest(const char *dir, const char *name) {
   FILE *f = fopen(tmp, "w");
   if (!f) GORP_ERR(GORP_EIO, "cannot create %s: %s", tmp, strerror(errno));
   const int bad = fprintf(f, "%s\n", name) < 0;
-  if (fclose(f) || bad) GORP_ERR(GORP_EIO, "cannot write %s", tmp);
+  if (fclose(f) || bad) {
+    const int err = errno;
+    unlink(tmp);
+    GORP_ERR(GORP_EIO, "cannot write %s: %s", tmp, strerror(err));
+  }
   return fs_publish(tmp, path);
 }
 
@@ -491,6 +536,13 @@ int ckpt_save(const gorp_config *c, const trainer *t, const cl_results *res, con
     return rc;
   }
   const long next = head[1];
+  if (next > CKPT_MAX_SEQUENCE) {
+    free(seq);
+    GORP_ERR(GORP_EIO,
+             "%s holds checkpoint %ld, the last number gorp writes: start a new run "
+             "directory from it (model.init = its path)",
+             dir, next - 1);
+  }
   snprintf(path, sizeof(path), "%s/ckpt_%06ld.h5", dir, next);
   snprintf(tmp, sizeof(tmp), "%s.tmp", path);
   rc = write_file(tmp, path, c, (trainer *)t, (cl_results *)res, (ckpt_pos *)p, next);
@@ -578,6 +630,9 @@ static int check_threads(hid_t f, const char *path, const dist *d) {
   return GORP_OK;
 }
 
+/* Reads checkpoint path into t, res and p: the one path by which a resume and gorp inspect
+ * --verify accept a checkpoint. c is the resuming run's config, compared with the stored one
+ * (NULL: t was built from the stored one; nothing to compare). */
 static int load_file(const char *path, const gorp_config *c, int force, trainer *t, cl_results *res,
                      ckpt_pos *p) {
   const dist *d = t->dist;
@@ -591,7 +646,7 @@ static int load_file(const char *path, const gorp_config *c, int force, trainer 
     rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT, "%s is a %s file, not a checkpoint",
                     path, kind);
   free(kind);
-  if (!rc) rc = check_config(f, path, c, force);
+  if (!rc && c) rc = check_config(f, path, c, force);
   rc = h5io_agree(d, rc, path, "checking the header and config");
   int64_t pos[4] = {0};
   const char *keys[4] = {"task", "step", "task_done", "lora_pairs"};
@@ -601,7 +656,14 @@ static int load_file(const char *path, const gorp_config *c, int force, trainer 
     p->task = (int)pos[0];
     p->step = (int)pos[1];
     p->done = (int)pos[2];
-    rc = trainer_resume_at(t, p->task, !p->done, (int)pos[3]);
+    struct stat st; /* the losses (step floats) are in the file: a bound before allocating */
+    if (stat(path, &st) || pos[1] < 0 || (uint64_t)pos[1] > (uint64_t)st.st_size / sizeof(float) ||
+        pos[0] != p->task || pos[3] != (int)pos[3] || (pos[2] != 0 && pos[2] != 1))
+      rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
+                      "%s: position attributes task %" PRId64 ", step %" PRId64
+                      ", task_done %" PRId64 ", lora_pairs %" PRId64 " are out of range",
+                      path, pos[0], pos[1], pos[2], pos[3]);
+    if (!rc) rc = trainer_resume_at(t, p->task, !p->done, (int)pos[3]);
     if (!rc && p->step > 0 && !(p->losses = malloc((size_t)p->step * sizeof(float))))
       rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EMEM, "out of memory reading %s", path);
     if (!rc && !(w.scratch = malloc(scratch_floats(t) * sizeof(float))))
@@ -609,7 +671,7 @@ static int load_file(const char *path, const gorp_config *c, int force, trainer 
     rc = h5io_agree(d, rc, path, "preparing the trainer");
   }
   if (!rc) rc = walk_state(&w, t, res, p, !p->done);
-  if (!rc) rc = check_threads(f, path, d);
+  if (!rc && c) rc = check_threads(f, path, d); /* a resume, not inspect --verify */
   free(w.scratch);
   H5Fclose(f);
   if (rc) {
@@ -630,14 +692,18 @@ static int read_listing(const char *dir, const dist *d, char *name, size_t size,
   if (is_root(d)) {
     char path[4200];
     snprintf(path, sizeof(path), "%s/LATEST", dir);
-    FILE *f = fopen(path, "r");
-    if (f) {
-      if (!fgets(name, (int)size, f)) name[0] = '\0';
-      fclose(f);
-      name[strcspn(name, "\n")] = '\0';
-    }
+    /* non-blocking and regular files only: a FIFO put there must not hang the resume */
+    const int fd = open(path, O_RDONLY | O_NONBLOCK);
+    struct stat st;
+    const int regular = fd >= 0 && !fstat(fd, &st) && S_ISREG(st.st_mode);
+    const ssize_t got = regular ? read(fd, name, size - 1) : -1;
+    if (fd >= 0) close(fd);
+    name[got > 0 ? got : 0] = '\0';
+    name[strcspn(name, "\n")] = '\0';
     if (!name[0])
-      printf("%s is missing or empty; looking for the newest good checkpoint in %s\n", path, dir);
+      printf("%s is missing, empty or not a regular file; looking for the newest good checkpoint "
+             "in %s\n",
+             path, dir);
     head[0] = list_checkpoints(dir, seq, n);
     head[1] = *n;
   }
@@ -701,45 +767,122 @@ int ckpt_load(const gorp_config *c, int force_config, trainer *t, cl_results *re
 typedef struct inspect_ctx {
   const char *path;
   int verify;
+  hsize_t file_size;
   int n_datasets, n_verified, n_bad;
   size_t floats;
 } inspect_ctx;
+
+/* The shape and element size of dataset name under loc, bounded by the file's size (a shape that
+ * does not fit the file is damage, not a reason to allocate). */
+static int dataset_shape(hid_t loc, const char *name, hsize_t file_size, const char *path,
+                         int *ndim, hsize_t *dims, size_t *n, size_t *esize) {
+  const hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
+  const hid_t space = d < 0 ? -1 : H5Dget_space(d), type = d < 0 ? -1 : H5Dget_type(d);
+  *ndim = space < 0 ? -1 : H5Sget_simple_extent_dims(space, dims, NULL);
+  *esize = type < 0 ? 0 : H5Tget_size(type);
+  if (space >= 0) H5Sclose(space);
+  if (type >= 0) H5Tclose(type);
+  if (d >= 0) H5Dclose(d);
+  if (*ndim < 0 || *esize == 0)
+    GORP_ERR(GORP_EINPUT, "%s: cannot read dataset %s (damaged file?)", path, name);
+  *n = 1;
+  for (int i = 0; i < *ndim; i++) {
+    if (dims[i] && *n > file_size / dims[i] / *esize)
+      GORP_ERR(GORP_EINPUT, "%s: dataset %s is larger than the file (damaged file?)", path, name);
+    *n *= (size_t)dims[i];
+  }
+  return GORP_OK;
+}
 
 /* Every dataset: counted, and with --verify read back and checked against its crc32. */
 static herr_t inspect_visit(hid_t loc, const char *name, const H5O_info_t *info, void *op) {
   inspect_ctx *x = op;
   if (info->type != H5O_TYPE_DATASET) return 0;
   x->n_datasets++;
-  hid_t d = H5Dopen2(loc, name, H5P_DEFAULT), space = H5Dget_space(d), type = H5Dget_type(d);
+  int ndim;
   hsize_t dims[H5S_MAX_RANK];
-  const int ndim = H5Sget_simple_extent_dims(space, dims, NULL);
-  const size_t size = H5Tget_size(type);
-  H5Sclose(space);
-  H5Tclose(type);
-  H5Dclose(d);
-  size_t n = 1;
-  for (int i = 0; i < ndim; i++) n *= (size_t)dims[i];
-  x->floats += n;
-  if (!x->verify) return 0;
-  int rc;
-  if (size == 8) {
-    double *buf = malloc((n ? n : 1) * sizeof(double));
-    rc = buf ? h5io_read_doubles(loc, name, ndim, dims, buf, x->path) : GORP_EMEM;
-    free(buf);
-  } else {
-    float *buf = malloc((n ? n : 1) * sizeof(float));
-    rc = buf ? h5io_read_floats(loc, name, ndim, dims, buf, x->path) : GORP_EMEM;
+  size_t n, esize;
+  int rc = dataset_shape(loc, name, x->file_size, x->path, &ndim, dims, &n, &esize);
+  if (!rc) x->floats += n;
+  if (!rc && x->verify) {
+    void *buf = malloc((n ? n : 1) * esize);
+    rc = !buf         ? GORP_EMEM
+         : esize == 8 ? h5io_read_doubles(loc, name, ndim, dims, buf, x->path)
+                      : h5io_read_floats(loc, name, ndim, dims, buf, x->path);
     free(buf);
   }
   rc ? x->n_bad++ : x->n_verified++;
   return 0;
 }
 
+/* A checkpoint's stored config text as a config: loaded from a temporary file like any INI
+ * file; data.order and data.substitute were already applied to the stored data.tasks. */
+static int config_from_text(const char *text, const char *path, gorp_config *c) {
+  const char *dir = getenv("TMPDIR");
+  char tmp[4200];
+  snprintf(tmp, sizeof(tmp), "%s/gorp_config_XXXXXX", dir && dir[0] ? dir : "/tmp");
+  const int fd = mkstemp(tmp);
+  if (fd < 0) GORP_ERR(GORP_EIO, "cannot create a temporary file %s: %s", tmp, strerror(errno));
+  const size_t len = strlen(text);
+  const int bad = write(fd, text, len) != (ssize_t)len;
+  close(fd);
+  char *applied[] = {"data.order=", "data.substitute="};
+  int rc = bad ? gorp_error(__FILE__, __LINE__, __func__, GORP_EIO, "cannot write %s", tmp)
+               : config_load(c, tmp, applied, 2);
+  unlink(tmp);
+  if (rc) GORP_ERR(rc, "%s: its /config text is not a valid config (see above)", path);
+  return GORP_OK;
+}
+
+/* Checks model file path by the code every --model option and model.init run. */
+static int verify_model(const char *path) {
+  model m;
+  GORP_CALL(modelfile_load(&m, path));
+  model_free(&m);
+  return GORP_OK;
+}
+
+/* Checks checkpoint path by the code a resume runs (load_file), on a model and trainer built
+ * from the config and architecture stored in it. */
+static int verify_checkpoint(hid_t f, const char *path) {
+  hid_t g = H5Lexists(f, "config", H5P_DEFAULT) > 0 ? H5Gopen2(f, "config", H5P_DEFAULT) : -1;
+  if (g < 0) GORP_ERR(GORP_EINPUT, "%s has no /config group (damaged file?)", path);
+  char *text = NULL;
+  int rc = h5io_read_str_attr(g, "/config", "text", &text, path);
+  H5Gclose(g);
+  gorp_config c = {0};
+  if (!rc) rc = config_from_text(text, path, &c);
+  free(text);
+  model_config mc;
+  model m = {0};
+  if (!rc) rc = modelfile_read_config(path, &mc);
+  if (!rc) rc = model_create(&m, &mc);
+  trainer t = {0};
+  int made = 0;
+  if (!rc) made = !(rc = trainer_create(&t, &m, &c, c.data.n_tasks));
+  cl_results res = {.T = c.data.n_tasks};
+  ckpt_pos p = {0};
+  if (!rc && (!(res.acc = calloc((size_t)(res.T + 1) * res.T, sizeof(double))) ||
+              !(res.in_list = calloc((size_t)(res.T + 1) * res.T, sizeof(double)))))
+    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EMEM, "out of memory verifying %s", path);
+  if (!rc) rc = load_file(path, NULL, 0, &t, &res, &p);
+  free(p.losses);
+  free(res.acc);
+  free(res.in_list);
+  if (made) trainer_free(&t);
+  model_free(&m);
+  config_free(&c);
+  return rc;
+}
+
 static void print_bases(hid_t f) {
   if (H5Lexists(f, "gorp", H5P_DEFAULT) <= 0) return;
   hid_t g = H5Gopen2(f, "gorp", H5P_DEFAULT);
-  H5G_info_t gi;
-  H5Gget_info(g, &gi);
+  H5G_info_t gi = {0};
+  if (g < 0 || H5Gget_info(g, &gi) < 0) {
+    if (g >= 0) H5Gclose(g);
+    return;
+  }
   printf("GORP bases (%llu matrices): columns in use / axis length, per task end column\n",
          (unsigned long long)gi.nlinks);
   for (hsize_t i = 0; i < gi.nlinks; i++) {
@@ -751,9 +894,9 @@ static void print_bases(hid_t f) {
     long long len = -1;
     if (H5Lexists(o, "basis", H5P_DEFAULT) > 0) {
       hid_t d = H5Dopen2(o, "basis", H5P_DEFAULT), sp = H5Dget_space(d);
-      hsize_t dims[2];
-      H5Sget_simple_extent_dims(sp, dims, NULL);
-      len = (long long)dims[0];
+      hsize_t dims[2] = {0};
+      if (H5Sget_simple_extent_ndims(sp) == 2 && H5Sget_simple_extent_dims(sp, dims, NULL) == 2)
+        len = (long long)dims[0];
       H5Sclose(sp);
       H5Dclose(d);
     }
@@ -774,14 +917,15 @@ static void print_bases(hid_t f) {
   H5Gclose(g);
 }
 
-static void print_matrix(hid_t f) {
+static void print_matrix(hid_t f, hsize_t file_size, const char *path) {
   if (H5Lexists(f, "results", H5P_DEFAULT) <= 0) return;
-  hid_t d = H5Dopen2(f, "results/acc_matrix", H5P_DEFAULT), sp = H5Dget_space(d);
-  hsize_t dims[2];
-  H5Sget_simple_extent_dims(sp, dims, NULL);
-  H5Sclose(sp);
-  double *a = malloc(dims[0] * dims[1] * sizeof(double));
-  if (a && H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, a) >= 0) {
+  int ndim;
+  hsize_t dims[H5S_MAX_RANK];
+  size_t n, esize;
+  if (dataset_shape(f, "results/acc_matrix", file_size, path, &ndim, dims, &n, &esize) || ndim != 2)
+    return;
+  double *a = malloc((n ? n : 1) * sizeof(double));
+  if (a && !h5io_read_doubles(f, "results/acc_matrix", 2, dims, a, path)) {
     printf("accuracy matrix (row 0 zero-shot, row j after task j; - = not measured)\n");
     for (hsize_t r = 0; r < dims[0]; r++) {
       printf("  after %-2llu", (unsigned long long)r);
@@ -794,7 +938,6 @@ static void print_matrix(hid_t f) {
     }
   }
   free(a);
-  H5Dclose(d);
 }
 
 int ckpt_inspect(const char *path, int verify) {
@@ -855,19 +998,32 @@ int ckpt_inspect(const char *path, int verify) {
     if (text) printf("--- config ---\n%s--------------\n", text);
     free(method);
     free(text);
+    hsize_t size = 0;
     print_bases(f);
-    print_matrix(f);
+    if (H5Fget_filesize(f, &size) >= 0) print_matrix(f, size, path);
   }
-  free(kind);
   inspect_ctx x = {.path = path, .verify = verify};
-  H5Ovisit(f, H5_INDEX_NAME, H5_ITER_INC, inspect_visit, &x);
-  H5Fclose(f);
-  printf("%d datasets, %zu values", x.n_datasets, x.floats);
-  if (!verify) {
-    printf(" (--verify checks every checksum)\n");
-    return GORP_OK;
+  rc = H5Fget_filesize(f, &x.file_size) < 0 ||
+               H5Ovisit(f, H5_INDEX_NAME, H5_ITER_INC, inspect_visit, &x) < 0
+           ? gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
+                        "%s: cannot list its objects (damaged file?)", path)
+           : GORP_OK;
+  const int is_checkpoint = !strcmp(kind, "checkpoint");
+  free(kind);
+  if (!rc) {
+    printf("%d datasets, %zu values", x.n_datasets, x.floats);
+    if (verify)
+      printf("; verified %d, damaged %d\n", x.n_verified, x.n_bad);
+    else
+      printf(" (--verify checks every checksum)\n");
   }
-  printf("; verified %d, damaged %d\n", x.n_verified, x.n_bad);
-  if (x.n_bad) GORP_ERR(GORP_EINPUT, "%s: %d damaged dataset(s) (named above)", path, x.n_bad);
+  if (!rc && x.n_bad)
+    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
+                    "%s: %d damaged dataset(s) (named above)", path, x.n_bad);
+  /* then what a resume (or a --model option) reads, by the same code */
+  if (!rc && verify) rc = is_checkpoint ? verify_checkpoint(f, path) : verify_model(path);
+  H5Fclose(f);
+  GORP_CALL(rc);
+  if (verify) printf("%s: %s\n", path, is_checkpoint ? "a resume accepts it" : "loads as a model");
   return GORP_OK;
 }

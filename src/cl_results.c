@@ -1,15 +1,13 @@
-/* Writes results.h5 (see cl_results.h): a fresh tmp file, then fs_publish. */
+/* Writes results.h5 (see cl_results.h): a fresh tmp file, then h5io_close_publish. */
 #include "gorp/cl_results.h"
 
 #include "gorp/cl_metrics.h"
 #include "gorp/err.h"
-#include "gorp/fsutil.h"
 #include "gorp/h5io.h"
 
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 /* A 1-D array attribute of n variable-length UTF-8 strings. */
 static int write_strings(hid_t obj, const char *key, const char *const *s, int n) {
@@ -52,13 +50,8 @@ int cl_results_write(const cl_results *r, const char *path) {
     GORP_ERR(GORP_EINPUT, "path too long: %s", path);
   hid_t f;
   GORP_CALL(h5io_create(tmp, &f));
-  int rc = write_file(r, f, tmp);
-  if (H5Fclose(f) < 0 && !rc)
-    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EIO, "%s: close failed", tmp);
-  if (!rc) rc = fs_publish(tmp, path);
-  if (rc) {
-    unlink(tmp);
-    GORP_ERR(rc, "could not write %s", path);
-  }
+  /* closed by h5io: a close that fails for space would crash HDF5 1.10 at exit */
+  const int rc = h5io_close_publish(f, write_file(r, f, tmp), tmp, path, NULL);
+  if (rc) GORP_ERR(rc, "could not write %s", path);
   return GORP_OK;
 }

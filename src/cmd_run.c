@@ -285,11 +285,17 @@ static int save_final_model(const run_ctx *r, const char *path) {
   return rc;
 }
 
+int cmd_run_catch_stop_signals(void) {
+  struct sigaction sa = {.sa_handler = on_stop_signal};
+  sigset_t stop;
+  if (sigemptyset(&sa.sa_mask) || sigaction(SIGTERM, &sa, NULL) || sigaction(SIGUSR1, &sa, NULL) ||
+      sigemptyset(&stop) || sigaddset(&stop, SIGTERM) || sigaddset(&stop, SIGUSR1) ||
+      sigprocmask(SIG_UNBLOCK, &stop, NULL))
+    GORP_ERR(GORP_ELIB, "cannot catch SIGTERM and SIGUSR1");
+  return GORP_OK;
+}
+
 static int run(const gorp_config *c, int force_config) {
-  /* from the start: a signal during loading is honoured at the first checkpoint */
-  stop_requested = 0;
-  signal(SIGTERM, on_stop_signal);
-  signal(SIGUSR1, on_stop_signal);
   dist d;
   GORP_CALL(dist_init(&d, c));
   /* rank 0 speaks for the job; every rank still reports its own errors on stderr */
@@ -298,6 +304,7 @@ static int run(const gorp_config *c, int force_config) {
   GORP_CALL(backend_select(c->run.backend));
   if (d.rank == 0) GORP_CALL(fs_mkdirs(c->run.out_dir));
   GORP_CALL(dist_barrier(&d));
+  GORP_CALL(ckpt_lock(c, &d)); /* before anything in run.out_dir is read or written */
   tokenizer tok;
   GORP_CALL(cl_open_tokenizer(&tok, c, &d, c->run.out_dir));
   const int T = c->data.n_tasks;

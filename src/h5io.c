@@ -1,4 +1,5 @@
 /* HDF5 building blocks with checksums, serial or collective (see h5io.h). */
+#define _GNU_SOURCE /* memfd_create */
 #include "gorp/h5io.h"
 
 #include "gorp/crc.h"
@@ -12,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* More than one rank shares the file: MPI-IO and collective calls. */
@@ -29,28 +32,70 @@ int h5io_agree(const dist *d, int rc, const char *path, const char *what) {
 }
 
 /* A file access list whose H5Fclose also closes every object still open in the file; through
- * MPI-IO over the world when d has more than one rank. */
+ * MPI-IO over the world when d has more than one rank. The file format is HDF5 1.8's (superblock
+ * 2, object headers 2, readable by HDF5 >= 1.8 and h5py): every piece of metadata carries a
+ * checksum that HDF5 verifies when it reads it, so a damaged byte is an error, never garbage fed
+ * to HDF5's parsers (gorp's own crc32 covers the data). No sieve buffer: raw data goes to the
+ * file inside H5Dwrite, so a full disk fails the write, not a later H5Dclose (which HDF5 1.10
+ * does not survive). */
 static hid_t access_list(const dist *d) {
   hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-  if (fapl >= 0 && (H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0 ||
-                    (parallel(d) && H5Pset_fapl_mpio(fapl, MPI_COMM_WORLD, MPI_INFO_NULL) < 0))) {
+  if (fapl >= 0 &&
+      (H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0 || H5Pset_sieve_buf_size(fapl, 0) < 0 ||
+       H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST) < 0 ||
+       (parallel(d) && H5Pset_fapl_mpio(fapl, MPI_COMM_WORLD, MPI_INFO_NULL) < 0))) {
     H5Pclose(fapl);
     return -1;
   }
   return fapl;
 }
 
+/* Links and attributes stay in their object's header, whatever their number (up to 65535):
+ * object headers carry checksums, while the dense storage that HDF5 switches to after 8 (a
+ * fractal heap of link names and attributes) does not, and HDF5 1.10 crashes iterating over a
+ * damaged one. Intermediate groups inherit this from their parent. */
+static herr_t set_compact(hid_t gcpl) {
+  return H5Pset_link_phase_change(gcpl, 65535, 65534) < 0 ||
+                 H5Pset_attr_phase_change(gcpl, 65535, 65534) < 0
+             ? -1
+             : 0;
+}
+
+/* A creation list for a file (its root group) or a group with compact links and attributes. */
+static hid_t compact_list(hid_t cls) {
+  hid_t list = H5Pcreate(cls);
+  if (list >= 0 && set_compact(list) < 0) {
+    H5Pclose(list);
+    return -1;
+  }
+  return list;
+}
+
+int h5io_create_group(hid_t loc, const char *name, const char *path, hid_t *grp) {
+  const hid_t lcpl = H5Pcreate(H5P_LINK_CREATE), gcpl = compact_list(H5P_GROUP_CREATE);
+  *grp = lcpl < 0 || gcpl < 0 || H5Pset_create_intermediate_group(lcpl, 1) < 0
+             ? -1
+             : H5Gcreate2(loc, name, lcpl, gcpl, H5P_DEFAULT);
+  if (lcpl >= 0) H5Pclose(lcpl);
+  if (gcpl >= 0) H5Pclose(gcpl);
+  if (*grp < 0) GORP_ERR(GORP_EIO, "%s: cannot create group %s", path, name);
+  return GORP_OK;
+}
+
 /* Opens or creates path with the access list of d; the code every rank agrees on. A file that
  * opened on this rank while another failed stays open: closing it is collective. */
 static int open_agreed(const char *path, int create, const dist *d, hid_t *file) {
-  const hid_t fapl = access_list(d);
-  *file = fapl < 0 ? -1
-          : create ? H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)
-                   : H5Fopen(path, H5F_ACC_RDONLY, fapl);
+  const hid_t fapl = access_list(d), fcpl = create ? compact_list(H5P_FILE_CREATE) : H5P_DEFAULT;
+  errno = 0; /* what the file system said, if it said anything */
+  *file = fapl < 0 || fcpl < 0 ? -1
+          : create             ? H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl)
+                               : H5Fopen(path, H5F_ACC_RDONLY, fapl);
   if (fapl >= 0) H5Pclose(fapl);
+  if (create && fcpl >= 0) H5Pclose(fcpl);
   int rc = GORP_OK;
   if (*file < 0)
-    rc = create ? gorp_error(__FILE__, __LINE__, __func__, GORP_EIO, "cannot create %s", path)
+    rc = create ? gorp_error(__FILE__, __LINE__, __func__, GORP_EIO, "cannot create %s%s%s", path,
+                             errno ? ": " : "", errno ? strerror(errno) : "")
                 : gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
                              "cannot open HDF5 file %s (damaged?)", path);
   return h5io_agree(d, rc, path, create ? "creating the file" : "opening the file");
@@ -78,11 +123,17 @@ int h5io_create(const char *path, hid_t *file) {
 int h5io_open_read_par(const char *path, const char *what, const dist *d, hid_t *file) {
   *file = -1;
   int rc = GORP_OK;
-  FILE *f = fopen(path, "rb");
-  if (!f)
+  /* stat, not open: opening a FIFO would block until a writer comes, out of reach of SIGTERM */
+  struct stat st;
+  if (stat(path, &st))
     rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT, "cannot open %s %s: %s", what, path,
                     strerror(errno));
-  if (f) fclose(f);
+  else if (!S_ISREG(st.st_mode))
+    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
+                    "%s %s is not a regular file (a directory, FIFO or device)", what, path);
+  else if (access(path, R_OK))
+    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT, "cannot open %s %s: %s", what, path,
+                    strerror(errno));
   if (!rc && H5Fis_hdf5(path) <= 0)
     rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT, "%s is not an HDF5 file", path);
   GORP_CALL(h5io_agree(d, rc, path, "opening the file"));
@@ -93,7 +144,65 @@ int h5io_open_read(const char *path, const char *what, hid_t *file) {
   return h5io_open_read_par(path, what, NULL, file);
 }
 
+/* A lost file (its writing failed) of one process: HDF5's descriptor of it is pointed at an
+ * anonymous memory file, so that whatever the close still writes (cached metadata) lands in
+ * memory and the close succeeds, full disk or not. The file itself is removed afterwards. */
+static void divert_close(hid_t file, const char *tmp) {
+  void *handle = NULL;
+  const int mem = memfd_create("gorp-lost-file", MFD_CLOEXEC);
+  if (mem < 0 || H5Fget_vfd_handle(file, H5P_DEFAULT, &handle) < 0 || !handle ||
+      dup2(mem, *(int *)handle) < 0)
+    gorp_error(__FILE__, __LINE__, __func__, GORP_EIO,
+               "%s: cannot divert the closing of a lost file", tmp);
+  if (mem >= 0) close(mem);
+}
+
+/* How far the file extends once closed, at most. One process: HDF5 knows (its end of
+ * allocation). Ranks sharing a file through MPI-IO: HDF5 1.10 does not say, but the raw data is in
+ * the file already (collective writes), and the close adds at most the cached metadata (in holes
+ * below the end or past it) and the aggregators' blocks (2 KiB each by default; 64 KiB is ample).
+ */
+static int closed_size(hid_t file, const char *tmp, const dist *d, hsize_t *size) {
+  if (!parallel(d)) {
+    if (H5Fget_filesize(file, size) < 0) GORP_ERR(GORP_EIO, "%s: cannot get the file's size", tmp);
+    return GORP_OK;
+  }
+  size_t max_size, min_clean, cached;
+  int entries;
+  struct stat st;
+  if (H5Fget_mdc_size(file, &max_size, &min_clean, &cached, &entries) < 0 || stat(tmp, &st))
+    GORP_ERR(GORP_EIO, "%s: cannot get the file's size", tmp);
+  *size = (hsize_t)st.st_size + cached + 65536;
+  return GORP_OK;
+}
+
+/* HDF5 writes its cached metadata when the file closes, and HDF5 1.10 does not survive a close
+ * that fails: one process's cache stays half-destroyed and the library crashes when it shuts down
+ * (in MPI_Finalize); the ranks of a collective close wait for each other forever. So the close
+ * comes only where it cannot fail for space: the file's extent is allocated first (by world rank
+ * 0 for a shared file), and a full disk is reported here. Returns the code every rank agrees on. */
+static int prepare_close(hid_t file, int rc, const char *tmp, const dist *d) {
+  hsize_t size = 0;
+  if (!rc && (!d || d->rank == 0)) rc = closed_size(file, tmp, d, &size);
+  if (!rc && (!d || d->rank == 0)) {
+    const int fd = open(tmp, O_WRONLY);
+    const int err = fd < 0 ? errno : posix_fallocate(fd, 0, (off_t)size);
+    if (fd >= 0) close(fd);
+    if (err)
+      rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EIO, "cannot write %s: %s", tmp,
+                      strerror(err));
+  }
+  return h5io_agree(d, rc, tmp, "allocating the file's space");
+}
+
 int h5io_close_publish(hid_t file, int rc, const char *tmp, const char *path, const dist *d) {
+  rc = prepare_close(file, rc, tmp, d);
+  if (rc && parallel(d)) {
+    /* left open: the job ends in MPI_Abort (main), before HDF5 shuts down */
+    if (d->rank == 0) unlink(tmp);
+    return rc;
+  }
+  if (rc) divert_close(file, tmp); /* lost, one process: its close writes into memory */
   if (H5Fclose(file) < 0 && !rc)
     rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EIO, "%s: closing the file failed", tmp);
   rc = h5io_agree(d, rc, tmp, "closing the file");
@@ -116,9 +225,11 @@ int h5io_write_attr(hid_t obj, const char *key, hid_t file_type, hid_t mem_type,
   return GORP_OK;
 }
 
-static hid_t vlen_utf8_type(void) {
+/* A UTF-8 string type: fixed-length (size bytes with the terminating NUL) or variable-length. */
+static hid_t utf8_type(size_t size) {
   hid_t type = H5Tcopy(H5T_C_S1);
-  if (type >= 0 && (H5Tset_size(type, H5T_VARIABLE) < 0 || H5Tset_cset(type, H5T_CSET_UTF8) < 0)) {
+  if (type >= 0 && (H5Tset_size(type, size) < 0 || H5Tset_cset(type, H5T_CSET_UTF8) < 0 ||
+                    (size != H5T_VARIABLE && H5Tset_strpad(type, H5T_STR_NULLTERM) < 0))) {
     H5Tclose(type);
     return -1;
   }
@@ -127,54 +238,98 @@ static hid_t vlen_utf8_type(void) {
 
 int h5io_write_str_attr(hid_t obj, const char *key, const char *s, const char *path) {
   hid_t type;
-  GORP_H5(type = vlen_utf8_type());
-  const int rc = h5io_write_attr(obj, key, type, type, &s, path);
+  GORP_H5(type = utf8_type(strlen(s) + 1));
+  const int rc = h5io_write_attr(obj, key, type, type, s, path);
   H5Tclose(type);
   return rc;
 }
 
-int h5io_read_num_attr(hid_t obj, const char *obj_name, const char *key, int float_ok,
-                       hid_t mem_type, void *out, const char *path) {
-  if (H5Aexists(obj, key) <= 0)
-    GORP_ERR(GORP_EINPUT, "%s: %s has no attribute %s", path, obj_name, key);
-  hid_t attr, type, space;
-  GORP_H5(attr = H5Aopen(obj, key, H5P_DEFAULT));
-  GORP_H5(type = H5Aget_type(attr));
-  GORP_H5(space = H5Aget_space(attr));
-  const H5T_class_t cls = H5Tget_class(type);
-  const hssize_t npoints = H5Sget_simple_extent_npoints(space);
-  H5Tclose(type);
-  H5Sclose(space);
-  if (npoints != 1 || !(cls == H5T_INTEGER || (float_ok && cls == H5T_FLOAT)))
-    GORP_ERR(GORP_EINPUT, "%s: attribute %s of %s must be a single %s", path, key, obj_name,
-             float_ok ? "number" : "integer");
-  if (H5Aread(attr, mem_type, out) < 0)
-    GORP_ERR(GORP_EINPUT, "%s: cannot read attribute %s of %s", path, key, obj_name);
-  GORP_H5(H5Aclose(attr));
+/* A failing HDF5 call while reading a file is the file's fault (damaged or foreign), reported as
+ * bad input naming the file, so that a checkpoint's reader falls back to an earlier one. */
+#define H5IO_READ(call, path, what, ...)                                                           \
+  do {                                                                                             \
+    if ((long long)(call) < 0)                                                                     \
+      GORP_ERR(GORP_EINPUT, "%s: cannot read " what " (damaged file?)", path, __VA_ARGS__);        \
+  } while (0)
+
+int h5io_open_group(hid_t loc, const char *name, const char *path, hid_t *grp) {
+  *grp = -1;
+  H5IO_READ(*grp = H5Gopen2(loc, name, H5P_DEFAULT), path, "group %s", name);
   return GORP_OK;
 }
 
+/* Opens attribute key of obj; a missing one is an error naming it. */
+static int open_attr(hid_t obj, const char *obj_name, const char *key, const char *path,
+                     hid_t *attr) {
+  const htri_t exists = H5Aexists(obj, key);
+  H5IO_READ(exists, path, "the attributes of %s", obj_name);
+  if (!exists) GORP_ERR(GORP_EINPUT, "%s: %s has no attribute %s", path, obj_name, key);
+  H5IO_READ(*attr = H5Aopen(obj, key, H5P_DEFAULT), path, "attribute %s of %s", key, obj_name);
+  return GORP_OK;
+}
+
+int h5io_read_num_attr(hid_t obj, const char *obj_name, const char *key, int float_ok,
+                       hid_t mem_type, void *out, const char *path) {
+  hid_t attr, type = -1, space = -1;
+  GORP_CALL(open_attr(obj, obj_name, key, path, &attr));
+  const int ok = (type = H5Aget_type(attr)) >= 0 && (space = H5Aget_space(attr)) >= 0;
+  const H5T_class_t cls = ok ? H5Tget_class(type) : H5T_NO_CLASS;
+  const hssize_t npoints = ok ? H5Sget_simple_extent_npoints(space) : -1;
+  if (type >= 0) H5Tclose(type);
+  if (space >= 0) H5Sclose(space);
+  int rc = GORP_OK;
+  if (npoints != 1 || !(cls == H5T_INTEGER || (float_ok && cls == H5T_FLOAT)))
+    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
+                    "%s: attribute %s of %s must be a single %s", path, key, obj_name,
+                    float_ok ? "number" : "integer");
+  else if (H5Aread(attr, mem_type, out) < 0)
+    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
+                    "%s: cannot read attribute %s of %s (damaged file?)", path, key, obj_name);
+  H5Aclose(attr);
+  return rc;
+}
+
+/* The longest string attribute read: far above any config text, far below what a corrupt size
+ * in an unchecked (pre-checksum) file could make us allocate. */
+enum { H5IO_STR_MAX = 1 << 24 };
+
 int h5io_read_str_attr(hid_t obj, const char *obj_name, const char *key, char **out,
                        const char *path) {
-  if (H5Aexists(obj, key) <= 0)
-    GORP_ERR(GORP_EINPUT, "%s: %s has no attribute %s", path, obj_name, key);
-  hid_t attr, type, mem;
-  GORP_H5(attr = H5Aopen(obj, key, H5P_DEFAULT));
-  GORP_H5(type = H5Aget_type(attr));
-  const int is_vlen = H5Tget_class(type) == H5T_STRING && H5Tis_variable_str(type) > 0;
-  H5Tclose(type);
-  if (!is_vlen)
-    GORP_ERR(GORP_EINPUT, "%s: attribute %s of %s is not a string", path, key, obj_name);
-  GORP_H5(mem = vlen_utf8_type());
-  char *s = NULL;
-  const herr_t e = H5Aread(attr, mem, &s);
-  H5Tclose(mem);
+  *out = NULL;
+  hid_t attr, type, mem = -1;
+  GORP_CALL(open_attr(obj, obj_name, key, path, &attr));
+  type = H5Aget_type(attr);
+  const int is_str = type >= 0 && H5Tget_class(type) == H5T_STRING;
+  /* files of earlier gorp versions hold variable-length strings */
+  const int vlen = is_str && H5Tis_variable_str(type) > 0;
+  const size_t size = is_str && !vlen ? H5Tget_size(type) : 0;
+  if (type >= 0) H5Tclose(type);
+  int rc = GORP_OK;
+  if (!is_str || (!vlen && (size == 0 || size > H5IO_STR_MAX)))
+    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
+                    "%s: attribute %s of %s is not a string%s", path, key, obj_name,
+                    size > H5IO_STR_MAX ? " of a sane size (damaged file?)" : "");
+  else if ((mem = utf8_type(vlen ? H5T_VARIABLE : size)) < 0)
+    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_ELIB, "HDF5 call failed: H5Tcopy");
+  char *fixed = NULL, *var = NULL;
+  if (!rc && !vlen && !(fixed = calloc(size + 1, 1)))
+    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EMEM, "out of memory reading %s", path);
+  if (!rc && (H5Aread(attr, mem, vlen ? (void *)&var : fixed) < 0 || (vlen && !var)))
+    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
+                    "%s: cannot read attribute %s of %s (damaged file?)", path, key, obj_name);
+  if (mem >= 0) H5Tclose(mem);
   H5Aclose(attr);
-  if (e < 0 || !s) GORP_ERR(GORP_EINPUT, "%s: cannot read attribute %s of %s", path, key, obj_name);
-  *out = strdup(s);
-  H5free_memory(s);
-  if (!*out) GORP_ERR(GORP_EMEM, "out of memory reading %s", path);
-  return GORP_OK;
+  if (!rc && vlen) {
+    fixed = strdup(var);
+    if (!fixed)
+      rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EMEM, "out of memory reading %s", path);
+  }
+  if (var) H5free_memory(var);
+  if (rc)
+    free(fixed);
+  else
+    *out = fixed;
+  return rc;
 }
 
 /* "<loc path>/<name>" for messages ("/model/x"; at the root "/x"). */
@@ -363,19 +518,20 @@ static void format_dims(char *buf, size_t size, const hsize_t *dims, int ndim) {
 /* Opens dataset s after checking that it exists, is floating-point and has s's shape. */
 static int open_checked(hid_t loc, const h5io_data *s, const char *where, const char *path,
                         hid_t *dset) {
-  if (H5Lexists(loc, s->name, H5P_DEFAULT) <= 0)
+  const htri_t exists = H5Lexists(loc, s->name, H5P_DEFAULT);
+  if (exists <= 0) /* < 0: a group on its path is missing too, or damaged */
     GORP_ERR(GORP_EINPUT, "%s: dataset %s is missing", path, where);
-  GORP_H5(*dset = H5Oopen(loc, s->name, H5P_DEFAULT));
+  H5IO_READ(*dset = H5Oopen(loc, s->name, H5P_DEFAULT), path, "dataset %s", where);
   if (H5Iget_type(*dset) != H5I_DATASET)
     GORP_ERR(GORP_EINPUT, "%s: %s is not a dataset", path, where);
   hid_t type, space;
-  GORP_H5(type = H5Dget_type(*dset));
+  H5IO_READ(type = H5Dget_type(*dset), path, "the type of dataset %s", where);
   const H5T_class_t cls = H5Tget_class(type);
   H5Tclose(type);
   if (cls != H5T_FLOAT)
     GORP_ERR(GORP_EINPUT, "%s: dataset %s is not floating-point (%s expected)", path, where,
              s->mem_type == H5T_NATIVE_FLOAT ? "float32" : "float64");
-  GORP_H5(space = H5Dget_space(*dset));
+  H5IO_READ(space = H5Dget_space(*dset), path, "the shape of dataset %s", where);
   hsize_t dims[H5S_MAX_RANK];
   const int got_ndim = H5Sget_simple_extent_dims(space, dims, NULL);
   H5Sclose(space);
@@ -435,8 +591,8 @@ static int transfer(hid_t loc, const h5io_data *s, void *x, const dist *d, const
   } else if (!rc) {
     rc = open_checked(loc, s, where, path, &dset);
     if (!rc && (space = H5Dget_space(dset)) < 0)
-      rc = gorp_error(__FILE__, __LINE__, __func__, GORP_ELIB, "%s: dataset %s has no dataspace",
-                      path, where);
+      rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
+                      "%s: dataset %s has no dataspace (damaged file?)", path, where);
   }
   /* a write transfers the blocks it owns; a read every block this rank holds */
   if (!rc && (dxpl < 0 || select_blocks(space, &mem, s, d, save ? rule : COUNT_ALL) < 0))

@@ -132,10 +132,9 @@ int modelfile_write_header(hid_t file, const char *kind, const char *path) {
 /* /model; with merge, the target linears merged with its adapters (walk_tensors). */
 static int write_group(hid_t file, const model *m, const lora *merge, float *scratch,
                        const char *hf_config, const dist *d, const char *path) {
-  const hid_t grp = H5Gcreate2(file, "model", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  int rc = grp < 0 ? gorp_error(__FILE__, __LINE__, __func__, GORP_EIO,
-                                "%s: cannot create group /model", path)
-                   : write_config(grp, &m->cfg, hf_config, path);
+  hid_t grp;
+  int rc = h5io_create_group(file, "model", path, &grp);
+  if (!rc) rc = write_config(grp, &m->cfg, hf_config, path);
   rc = h5io_agree(d, rc, path, "writing /model's attributes");
   if (!rc) rc = walk_tensors(grp, (model *)m, 1, merge, scratch, d, path);
   if (grp >= 0) H5Gclose(grp);
@@ -185,13 +184,6 @@ static int write_adapter_attrs(hid_t grp, const lora *lo, const char *method, co
   return h5io_write_str_attr(grp, "target_modules", list, path);
 }
 
-/* Group name under loc into *grp (-1 on failure, reported). */
-static int create_group(hid_t loc, const char *name, const char *path, hid_t *grp) {
-  *grp = H5Gcreate2(loc, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  if (*grp < 0) GORP_ERR(GORP_EIO, "%s: cannot create group %s", path, name);
-  return GORP_OK;
-}
-
 /* /adapters/task_NN/<module>.lora_A (r, in) and .lora_B (out, r) of every pair, each rank
  * writing its part of the factors (B transposed back from lora's Bt through scratch). */
 static int write_pair(hid_t grp, const lora *lo, int p, float *scratch, const dist *d,
@@ -222,14 +214,14 @@ static int write_adapters(hid_t file, const lora *lo, const char *method,
                           const char *const *pair_tasks, float *scratch, const dist *d,
                           const char *path) {
   hid_t grp;
-  int rc = create_group(file, "adapters", path, &grp);
+  int rc = h5io_create_group(file, "adapters", path, &grp);
   if (!rc) rc = write_adapter_attrs(grp, lo, method, path);
   rc = h5io_agree(d, rc, path, "writing /adapters' attributes");
   for (int p = 0; p < lo->n_pairs && !rc; p++) {
     char name[16];
     snprintf(name, sizeof(name), "task_%02d", p + 1);
     hid_t pg;
-    rc = create_group(grp, name, path, &pg);
+    rc = h5io_create_group(grp, name, path, &pg);
     if (!rc) rc = h5io_write_str_attr(pg, "tasks", pair_tasks[p], path);
     rc = h5io_agree(d, rc, path, "creating an adapter pair's group");
     if (!rc) rc = write_pair(pg, lo, p, scratch, d, path);
@@ -289,9 +281,12 @@ int modelfile_save(const model *m, const char *path, const char *hf_config_json)
 }
 
 int modelfile_print_adapters(hid_t file, const char *path) {
-  if (H5Lexists(file, "adapters", H5P_DEFAULT) <= 0) return GORP_OK;
+  const htri_t has = H5Lexists(file, "adapters", H5P_DEFAULT);
+  if (has < 0)
+    GORP_ERR(GORP_EINPUT, "%s: cannot read the root group's links (damaged file?)", path);
+  if (!has) return GORP_OK;
   hid_t grp;
-  GORP_H5(grp = H5Gopen2(file, "adapters", H5P_DEFAULT));
+  GORP_CALL(h5io_open_group(file, "adapters", path, &grp));
   int r = 0, pairs = 0, merged = 0;
   double alpha = 0.0;
   char *method = NULL, *targets = NULL;
@@ -330,7 +325,7 @@ int modelfile_print_adapters(hid_t file, const char *path) {
 static int read_config(hid_t file, const char *path, model_config *c) {
   memset(c, 0, sizeof(*c));
   hid_t grp;
-  GORP_H5(grp = H5Gopen2(file, "model", H5P_DEFAULT));
+  GORP_CALL(h5io_open_group(file, "model", path, &grp));
   for (size_t i = 0; i < N_KEYS(int_keys); i++)
     GORP_CALL(h5io_read_num_attr(grp, "/model", int_keys[i].key, 0, H5T_NATIVE_INT,
                                  (char *)c + int_keys[i].offset, path));
@@ -401,16 +396,9 @@ static int check_no_unknown(hid_t grp, const model *m, const char *path) {
            path, u.count, u.names, more);
 }
 
-/* /model of file into *grp (-1 and a message when it cannot be opened). */
-static int open_model_group(hid_t file, const char *path, hid_t *grp) {
-  *grp = H5Gopen2(file, "model", H5P_DEFAULT);
-  if (*grp < 0) GORP_ERR(GORP_EINPUT, "%s: cannot open group /model", path);
-  return GORP_OK;
-}
-
 int modelfile_read_tensors(hid_t file, model *m, const dist *d, const char *path) {
   hid_t grp;
-  int rc = h5io_agree(d, open_model_group(file, path, &grp), path, "opening /model");
+  int rc = h5io_agree(d, h5io_open_group(file, "model", path, &grp), path, "opening /model");
   if (!rc) rc = walk_tensors(grp, m, 0, NULL, NULL, d, path);
   if (grp >= 0) H5Gclose(grp);
   return rc;
@@ -421,7 +409,7 @@ int modelfile_read_group(hid_t file, model *m, const dist *d, const char *path) 
   int rc = read_config(file, path, &cfg);
   if (!rc) rc = model_create_tp(m, &cfg, d);
   hid_t grp = -1;
-  if (!rc) rc = open_model_group(file, path, &grp);
+  if (!rc) rc = h5io_open_group(file, "model", path, &grp);
   if (!rc) rc = check_no_unknown(grp, m, path);
   if (grp >= 0) H5Gclose(grp);
   GORP_CALL(h5io_agree(d, rc, path, "reading /model's attributes"));

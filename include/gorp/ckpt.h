@@ -19,6 +19,8 @@
 #include "gorp/trainer.h"
 
 enum { CKPT_EXIT_RESUBMIT = 75 }; /* EX_TEMPFAIL: checkpointed on a signal, resubmit the job */
+/* The last checkpoint number (ckpt_NNNNNN.h5 grows past six digits; a save beyond is refused). */
+#define CKPT_MAX_SEQUENCE 999999999999L
 
 /* Where the run stands. */
 typedef struct ckpt_pos {
@@ -27,6 +29,11 @@ typedef struct ckpt_pos {
   int done;      /* 1: task `task` is trained, its bases built and its row evaluated */
   float *losses; /* (step) the task's losses so far (malloc'd by ckpt_load) */
 } ckpt_pos;
+
+/* Takes the exclusive lock of run.out_dir for the rest of this process (flock on
+ * <out_dir>/gorp.lock, which names the holder: pid, host, start time). World rank 0 takes it; every
+ * rank returns the same code: GORP_EIO, naming the holder, when another run holds it. */
+int ckpt_lock(const gorp_config *c, const dist *d);
 
 /* Saves into <out_dir>/checkpoints/ and updates LATEST (every rank of t->dist). */
 int ckpt_save(const gorp_config *c, const trainer *t, const cl_results *res, const ckpt_pos *p);
@@ -41,7 +48,9 @@ int ckpt_exists(const gorp_config *c);
  * checkpoint's (the rest of the run then is not bit-identical to an uninterrupted one). */
 int ckpt_load(const gorp_config *c, int force_config, trainer *t, cl_results *res, ckpt_pos *p);
 
-/* gorp inspect FILE.h5 [--verify] */
+/* gorp inspect FILE.h5 [--verify]: --verify checks every dataset's crc32, then reads a checkpoint
+ * by the resume's own loader (on a trainer built from its stored config) and a model file by
+ * modelfile_load, so that it accepts exactly what they accept. Serial, no MPI. */
 int ckpt_inspect(const char *path, int verify);
 
 #endif

@@ -5,6 +5,10 @@
 
 /* gorp run CONFIG.ini [--set k=v]... (cmd_run.c) */
 int cmd_run(int argc, char **argv);
+/* Catches SIGTERM/SIGUSR1 for gorp run (checkpoint and exit 75) and unblocks them: called first
+ * thing in main, before MPI_Init, so that a signal during start-up is honoured (a launcher may
+ * block them until then to close the gap before main). */
+int cmd_run_catch_stop_signals(void);
 /* gorp import-hf DIR OUT.h5 (cmd_import.c) */
 int cmd_import_hf(int argc, char **argv);
 /* gorp logits / grad / fit / generate --model M --tokens F ... (cmd_numerics.c) */

@@ -1,7 +1,10 @@
 /* The HDF5 building blocks of gorp's files (model files, checkpoints): checked file creation and
  * opening, scalar and string attributes, and float32/float64 datasets that carry a `crc32`
  * attribute of their logical little-endian bytes and are verified (shape, class, checksum) when
- * read. Every failure names the file and the dataset or attribute.
+ * read. Every failure names the file and the dataset or attribute; reading, a failing HDF5 call is
+ * damage (GORP_EINPUT), never GORP_ELIB. Files are written so that HDF5 checksums every piece of
+ * their metadata (docs/CHECKPOINT.md, "Damaged files"): the HDF5 1.8 format, fixed-length
+ * strings, links and attributes kept in their object headers (h5io_create_group).
  *
  * Parallel files (the `_par` functions and h5io_write_part/h5io_read_part with a dist of more than
  * one rank): every rank of the world opens the file through the MPI-IO driver and makes every
@@ -32,17 +35,27 @@ int h5io_open_read(const char *path, const char *what, hid_t *file);
 /* The same, collectively by every rank of d through MPI-IO (d NULL or one rank: as above). */
 int h5io_create_par(const char *path, const struct dist *d, hid_t *file);
 int h5io_open_read_par(const char *path, const char *what, const struct dist *d, hid_t *file);
-/* Ends writing tmp: closes file (collectively), then, if every rank succeeded (rc 0 on all),
+/* Ends writing tmp: allocates its space (a full disk fails here, not in HDF5's close, which HDF5
+ * 1.10 does not survive), closes file (collectively), then, if every rank succeeded (rc 0 on all),
  * world rank 0 publishes tmp as path (fs_publish) while the others wait; otherwise tmp is removed
- * and path left as it was. Returns the code every rank agrees on. */
+ * and path left as it was (ranks sharing a lost file leave it open: the job ends in MPI_Abort).
+ * Returns the code every rank agrees on. */
 int h5io_close_publish(hid_t file, int rc, const char *tmp, const char *path, const struct dist *d);
 /* The worst of rc over every rank of d (a collective call; d NULL or one rank: rc). A rank whose
  * own rc is 0 says that another rank failed at `what` (its message names the cause). */
 int h5io_agree(const struct dist *d, int rc, const char *path, const char *what);
 
+/* Creates group name under loc (and its missing parents), its links and attributes kept in its
+ * checksummed object header however many there are; every group of a gorp file is made so. */
+int h5io_create_group(hid_t loc, const char *name, const char *path, hid_t *grp);
+/* Opens group name under loc; a missing or unreadable one is bad input naming the file (a damaged
+ * file falls back like any other read failure). */
+int h5io_open_group(hid_t loc, const char *name, const char *path, hid_t *grp);
+
 int h5io_write_attr(hid_t obj, const char *key, hid_t file_type, hid_t mem_type, const void *v,
                     const char *path);
-/* A variable-length UTF-8 string attribute (h5py reads it as str; no 64 KiB limit). */
+/* A fixed-length UTF-8 string attribute (inside the checksummed object header: a variable-length
+ * one lives in the global heap, which has no checksum; h5py reads it as bytes). */
 int h5io_write_str_attr(hid_t obj, const char *key, const char *s, const char *path);
 /* A numeric scalar attribute; float_ok also accepts floating-point values (read as mem_type). */
 int h5io_read_num_attr(hid_t obj, const char *obj_name, const char *key, int float_ok,

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Checkpoints that users can trust: a run that crashes inside a checkpoint save leaves the earlier
-# checkpoints intact and resumes; a damaged (flipped bytes) or truncated LATEST checkpoint is
-# detected by name and the run falls back to the previous good one; a checkpoint of another config
-# is refused naming the differing keys (safe keys only with --force-config); a missing LATEST is
-# reported and the newest good checkpoint used; inspect --verify finds the damage; h5ls reads it.
+# checkpoints intact and resumes; a damaged (flipped bytes in data or metadata), truncated or
+# incomplete LATEST checkpoint, or a FIFO in its place, is detected by name and the run falls back
+# to the previous good one; inspect --verify refuses exactly what a resume refuses; a checkpoint of
+# another config is refused naming the differing keys (safe keys only with --force-config); a
+# missing LATEST (or a FIFO there) is reported and the newest good checkpoint used; numbers go on
+# past 999999; h5ls reads a checkpoint. ckpt_fuzz.sh flips metadata bytes wholesale.
 . "$(dirname "$0")/lib.bash"
 
 cat >"$work/c.ini" <<INI
@@ -52,29 +54,7 @@ crash_at 4
 ls "$ck"/*.tmp >/dev/null 2>&1 && pass "the half-written save is a .tmp, never a checkpoint name" \
   || fail "no .tmp left by the crash (the fault point did not fire inside the write?)"
 
-# model.h5, results.h5 and the last checkpoint (LoRA adapters, optimizer moments, GORP bases) equal
-# the reference's bit for bit; the reference's LoRA B and moments must be nonzero (this tiny model's
-# accuracies are all zero, so the results alone would prove nothing)
-same_as_reference() {
-  "$GORP_PYTHON" - "$work/run" "$reference" <<'PY'
-import sys, h5py, numpy as np
-def ds(path):
-    out = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda n, o: out.__setitem__(n, o[...]) if isinstance(o, h5py.Dataset) else None)
-    return out
-# each run's own LATEST: a fallback numbers its later checkpoints past the damaged one
-last = ["checkpoints/" + open(f"{run}/checkpoints/LATEST").read().strip() for run in sys.argv[1:3]]
-ref = ds(f"{sys.argv[2]}/{last[1]}")
-signal = [k for k in ref if k.endswith("/B") or "/exp_avg" in k]
-if not signal or any(not np.abs(ref[k]).max() > 0 for k in signal):
-    sys.exit(f"the reference's {last[1]} carries no signal (LoRA B / moments zero or absent)")
-for name in (("model.h5",) * 2, ("results.h5",) * 2, last):
-    a, b = ds(f"{sys.argv[1]}/{name[0]}"), ds(f"{sys.argv[2]}/{name[1]}")
-    if a.keys() != b.keys() or any(not np.array_equal(a[k], b[k], equal_nan=True) for k in a):
-        sys.exit(f"{name[0]} differs")
-PY
-}
+same_as_reference() { same_run "$work/run" "$reference"; }
 
 if "$GORP" run "$work/c.ini" >"$work/resume.log" 2>&1 && grep -q "resuming from" "$work/resume.log" \
   && same_as_reference; then
@@ -100,6 +80,78 @@ if "$GORP" run "$work/c.ini" >"$work/flip.log" 2>&1 && grep -q "is damaged" "$wo
   pass "flipped bytes: named, fell back to the previous checkpoint, same final result"
 else
   fail "flipped bytes:"; tail -8 "$work/flip.log"
+fi
+
+# a flipped byte in the HDF5 metadata (the object header of a dataset), not in its data: HDF5's
+# metadata checksum fails, the file is named and skipped (it used to end in exit 5, "HDF5 call
+# failed: H5Oopen", naming no file)
+crash_at 4
+latest="$ck/$(cat "$ck/LATEST")"
+"$GORP_PYTHON" - "$latest" <<'PY'
+import sys, h5py
+with h5py.File(sys.argv[1], "r") as f:
+    addr = h5py.h5o.get_info(f["model/model.norm.weight"].id).addr
+with open(sys.argv[1], "r+b") as f:
+    f.seek(addr + 12); b = f.read(1); f.seek(addr + 12); f.write(bytes([b[0] ^ 0xFF]))
+PY
+expect_error "inspect --verify names a checkpoint with damaged metadata" "$latest" \
+  "$GORP" inspect "$latest" --verify
+if "$GORP" run "$work/c.ini" >"$work/meta.log" 2>&1 && grep -q "$latest.*damaged" "$work/meta.log" \
+  && grep -q "falling back to" "$work/meta.log" && same_as_reference; then
+  pass "flipped metadata byte: named, fell back to the previous checkpoint, same final result"
+else
+  fail "flipped metadata byte:"; tail -8 "$work/meta.log"
+fi
+
+# inspect --verify accepts exactly what a resume accepts: a checkpoint without /config, or
+# without a dataset that its position needs, is refused by both
+for what in config optim/lora/exp_avg; do
+  crash_at 4
+  latest="$ck/$(cat "$ck/LATEST")"
+  "$GORP_PYTHON" -c "import sys, h5py; del h5py.File(sys.argv[1], 'r+')[sys.argv[2]]" "$latest" "$what"
+  expect_error "inspect --verify refuses a checkpoint without /$what" "/$what" \
+    "$GORP" inspect "$latest" --verify
+  if "$GORP" run "$work/c.ini" >"$work/missing.log" 2>&1 && grep -q "falling back to" "$work/missing.log" \
+    && same_as_reference; then
+    pass "without /$what: the resume falls back too, same final result"
+  else
+    fail "without /$what:"; tail -8 "$work/missing.log"
+  fi
+done
+
+# a FIFO in place of LATEST's checkpoint, or of LATEST: only regular files are opened (a FIFO
+# used to block the resume in fopen, out of reach of SIGTERM)
+crash_at 4
+latest="$ck/$(cat "$ck/LATEST")"
+rm "$latest" && mkfifo "$latest"
+if timeout -k 5 120 "$GORP" run "$work/c.ini" >"$work/fifo.log" 2>&1 \
+  && grep -q "$latest is not a regular file" "$work/fifo.log" \
+  && grep -q "falling back to" "$work/fifo.log" && same_as_reference; then
+  pass "a FIFO as LATEST's checkpoint: named, fell back, same final result"
+else
+  fail "a FIFO as LATEST's checkpoint:"; tail -8 "$work/fifo.log"
+fi
+crash_at 4
+rm "$ck/LATEST" && mkfifo "$ck/LATEST"
+if timeout -k 5 120 "$GORP" run "$work/c.ini" >"$work/fifo.log" 2>&1 \
+  && grep -q "LATEST is missing, empty or not a regular file" "$work/fifo.log" && same_as_reference; then
+  pass "a FIFO as LATEST: reported, newest good checkpoint used, same final result"
+else
+  fail "a FIFO as LATEST:"; tail -8 "$work/fifo.log"
+fi
+
+# checkpoint numbers past 999999: the name grows a digit, the numbering goes on (the 7-digit
+# names used to be invisible, so ckpt_1000000.h5 was overwritten by every save)
+crash_at 4
+mv "$ck/ckpt_000003.h5" "$ck/ckpt_999999.h5" && rm "$ck"/ckpt_00000[12].h5
+echo ckpt_999999.h5 >"$ck/LATEST"
+if "$GORP" run "$work/c.ini" >"$work/wide.log" 2>&1 && same_as_reference \
+  && [ "$(ls "$ck" | grep -c '^ckpt_.*\.h5$')" -eq 3 ] && [ ! -e "$ck/ckpt_999999.h5" ] \
+  && grep -Eq '^ckpt_100000[2-9]\.h5$' "$ck/LATEST"; then
+  pass "numbers past 999999: $(cat "$ck/LATEST") is the newest of 3 kept, same final result"
+else
+  fail "numbers past 999999: LATEST $(cat "$ck/LATEST"), files: $(ls "$ck" | tr '\n' ' ')"
+  tail -4 "$work/wide.log"
 fi
 
 # a truncated newest checkpoint

@@ -135,7 +135,7 @@ for path in sorted(glob.glob(hf + "/*.safetensors")):
 cfg = json.load(open(hf + "/config.json"))
 with h5py.File(out, "r") as f:
     assert f.attrs["gorp_format_version"] == 1
-    assert f.attrs["gorp_file_kind"] == "model"
+    assert f.attrs["gorp_file_kind"] == b"model"  # fixed-length strings: h5py reads bytes
     g = f["model"]
     expected = {n for n in src if not n.endswith("rotary_emb.inv_freq")}
     if cfg.get("tie_word_embeddings"):

@@ -59,6 +59,33 @@ mpi_unit_test() {
   done
 }
 
+# same_run RUN REF: two run directories hold the same state, bit for bit: model.h5, results.h5
+# and the datasets of each one's newest checkpoint (the adapters, bases and moments: state that is
+# not zero, where the accuracy matrix of a tiny run may be: asserted on REF's LoRA B factors and
+# Adam moments before comparing, so two empty runs never pass as equal).
+same_run() {
+  "$GORP_PYTHON" - "$1" "$2" <<'PY'
+import sys, h5py, numpy as np
+def ds(path):
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda n, o: out.__setitem__(n, o[...]) if isinstance(o, h5py.Dataset) else None)
+    return out
+def last(run):
+    return f"{run}/checkpoints/" + open(f"{run}/checkpoints/LATEST").read().strip()
+run, ref = sys.argv[1:]
+state = ds(last(ref))
+signal = [k for k in state if k.endswith("/B") or "/exp_avg" in k]
+if not signal or any(not np.abs(state[k]).max() > 0 for k in signal):
+    sys.exit(f"{last(ref)} carries no signal (LoRA B / Adam moments zero or absent)")
+for a, b in ((f"{run}/model.h5", f"{ref}/model.h5"), (f"{run}/results.h5", f"{ref}/results.h5"),
+             (last(run), last(ref))):
+    x, y = ds(a), ds(b)
+    if x.keys() != y.keys() or any(not np.array_equal(x[k], y[k], equal_nan=True) for k in x):
+        sys.exit(f"{a} differs from {b}")
+PY
+}
+
 finish() {
   echo "$n_pass passed, $n_fail failed"
   [ "$n_fail" -eq 0 ]

@@ -115,6 +115,11 @@ def max_rel(a, b):
     return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
 
 
+def text(v):
+    """An HDF5 string attribute as str (h5py gives fixed-length strings as bytes)."""
+    return v.decode() if isinstance(v, bytes) else v
+
+
 def torch_logits(model_h5, weights, ids):
     """Logits of llama_ref's forward in float64 with these weights (HF names) and model_h5's
     architecture."""
@@ -198,11 +203,12 @@ def main():
                       f"by >= {rel:.1e} of its max|W|) and nowhere else")
         with h5py.File(model_h5, "r") as f:
             a = f.get("adapters")
-            attrs = dict(a.attrs) if a is not None else {}
+            # gorp writes fixed-length strings (no unchecksummed heap), which h5py reads as bytes
+            attrs = {k: text(v) for k, v in a.attrs.items()} if a is not None else {}
             want = {"r": 4, "alpha": 16.0, "pairs": 2, "merged": 1, "method": "inclora",
                     "targets": "q,k,v,o,gate,up,down", "target_modules": ",".join(MODULES)}
             pairs = sorted(a) if a is not None else []
-            tasks = [a[p].attrs.get("tasks") for p in pairs]
+            tasks = [text(a[p].attrs.get("tasks")) for p in pairs]
             shapes = a is not None and all(
                 a[p][f"model.layers.{l}.{m}.lora_A"].shape == (4, 64 if "down" in m else 32)
                 and a[p][f"model.layers.{l}.{m}.lora_B"].shape == (64 if m.split(".")[1]
@@ -285,7 +291,7 @@ def main():
             check_merge("seqlora", sh5, base, ids, ids_path, work)
             with h5py.File(sh5, "r") as f:
                 a = f["adapters"]
-                got_pairs = (int(a.attrs["pairs"]), sorted(a), a["task_01"].attrs["tasks"])
+                got_pairs = (int(a.attrs["pairs"]), sorted(a), text(a["task_01"].attrs["tasks"]))
             checks.report(got_pairs == (1, ["task_01"], "CB,SST-2"),
                           f"seqlora: one pair, trained on every task: {got_pairs}")
 

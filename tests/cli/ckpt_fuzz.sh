@@ -11,33 +11,7 @@
 # run.
 . "$(dirname "$0")/lib.bash"
 
-cat >"$work/c.ini" <<INI
-[run]
-out_dir = run
-checkpoint_every = 2
-checkpoint_keep = 3
-method = gorp
-log_every = 100
-[model]
-hidden_size = 24
-intermediate_size = 40
-num_layers = 1
-num_heads = 2
-max_seq = 256
-[data]
-root = $GORP_DATA/CL_Benchmark/mini
-instructions = $GORP_DATA/CL_Benchmark/instruction_config.json
-tasks = SST-2, CB
-max_source_length = 24
-max_train_per_task = 24
-max_test_per_task = 2
-[train]
-batch_size = 4
-[full]
-rank = 4
-[eval]
-max_new_tokens = 3
-INI
+small_run_config "$work/c.ini"
 ck="$work/run/checkpoints"
 reference="$work/ref"
 "$GORP" run "$work/c.ini" --set run.out_dir="$reference" >"$work/ref.log" 2>&1 \

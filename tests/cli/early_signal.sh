@@ -7,29 +7,8 @@
 # have caught it whatever the machine's speed.
 . "$(dirname "$0")/lib.bash"
 
-cat >"$work/c.ini" <<INI
-[run]
-out_dir = run
-method = inclora
-log_every = 100
-[model]
-hidden_size = 24
-intermediate_size = 40
-num_layers = 1
-num_heads = 2
-max_seq = 256
-[data]
-root = $GORP_DATA/CL_Benchmark/mini
-instructions = $GORP_DATA/CL_Benchmark/instruction_config.json
-tasks = SST-2, CB
-max_source_length = 24
-max_train_per_task = 24
-max_test_per_task = 2
-[train]
-batch_size = 4
-[eval]
-max_new_tokens = 3
-INI
+small_run_config "$work/base.ini"
+printf 'include = base.ini\n[run]\nmethod = inclora\ncheckpoint_every = 0\n' >"$work/c.ini"
 "$GORP" run "$work/c.ini" --set run.out_dir="$work/ref" >"$work/ref.log" 2>&1 \
   || { fail "reference run"; cat "$work/ref.log"; }
 

@@ -59,6 +59,39 @@ mpi_unit_test() {
   done
 }
 
+# small_run_config FILE: the small real-data run that the checkpoint and fault tests share (one
+# layer, SST-2 -> CB of mini, gorp with rank-4 full-rank targets, a checkpoint every 2 steps, 3
+# kept, out_dir "run" beside FILE). A test's own keys go in a config that includes FILE.
+small_run_config() {
+  cat >"$1" <<INI
+[run]
+out_dir = run
+checkpoint_every = 2
+checkpoint_keep = 3
+method = gorp
+log_every = 100
+[model]
+hidden_size = 24
+intermediate_size = 40
+num_layers = 1
+num_heads = 2
+max_seq = 256
+[data]
+root = $GORP_DATA/CL_Benchmark/mini
+instructions = $GORP_DATA/CL_Benchmark/instruction_config.json
+tasks = SST-2, CB
+max_source_length = 24
+max_train_per_task = 24
+max_test_per_task = 2
+[train]
+batch_size = 4
+[full]
+rank = 4
+[eval]
+max_new_tokens = 3
+INI
+}
+
 # same_run RUN REF: two run directories hold the same state, bit for bit: model.h5, results.h5
 # and the datasets of each one's newest checkpoint (the adapters, bases and moments: state that is
 # not zero, where the accuracy matrix of a tiny run may be: asserted on REF's LoRA B factors and

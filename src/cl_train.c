@@ -3,6 +3,7 @@
 #include "gorp/cl.h"
 
 #include "gorp/err.h"
+#include "gorp/proc.h"
 #include "gorp/prompt.h"
 #include "gorp/rng.h"
 
@@ -12,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 int cl_encode_train(cl_encoded *e, const tokenizer *tok, const cl_task *t, const gorp_config *c,
                     int task_index, int cap_len) {
@@ -117,12 +117,6 @@ int cl_steps_for(const task_train *tt, int n_examples, const char *task, int *st
   return GORP_OK;
 }
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
 /* Lays out examples order[0..B) right-padded to their longest: tokens/targets (B, T). */
 static int batch_fill(int *tokens, int *targets, const cl_encoded *e, const int *order, int B,
                       int pad_id) {
@@ -154,7 +148,7 @@ int cl_train_task(trainer *tr, const cl_encoded *e, int pad_id, const gorp_confi
   GORP_ALLOC(tokens, (size_t)Bmax * e->max_len, "batch tokens");
   GORP_ALLOC(targets, (size_t)Bmax * e->max_len, "batch targets");
   GORP_CALL(model_reserve(tr->m, Bmax, e->max_len));
-  const double t0 = now_s();
+  const double t0 = proc_now_s();
   double tokens_seen = 0.0;
   /* the data cursor is a function of the step: a resumed task replays the same batches */
   const int per_epoch = (e->n + Bmax - 1) / Bmax;
@@ -186,7 +180,7 @@ int cl_train_task(trainer *tr, const cl_encoded *e, int pad_id, const gorp_confi
     for (int i = 0; i < B; i++) tokens_seen += e->length[order[pos - B + i]];
     losses[step++] = loss;
     if (step % c->run.log_every == 0 || step == steps) {
-      const double el = now_s() - t0;
+      const double el = proc_now_s() - t0;
       printf("  %s step %5d/%d  loss %.6f  %8.0f tok/s  elapsed %6.1fs  eta %6.1fs\n", task_name,
              step, steps, loss, tokens_seen / el, el, el / (step - start_step) * (steps - step));
       fflush(stdout);

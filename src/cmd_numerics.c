@@ -32,7 +32,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 typedef struct numerics_args {
   const char *model, *tokens, *targets, *out;
@@ -285,12 +284,6 @@ static int run_grad(const numerics_args *a) {
   return GORP_OK;
 }
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
 /* Prints the fit-time line (header comment) for n_timed steps of tokens tokens each. */
 static void fit_time_print(int n_timed, int warmup, long tokens, double total_s, double min_s) {
   const double peak_mb = proc_peak_rss_mb();
@@ -310,14 +303,14 @@ static int run_fit(const numerics_args *a) {
   GORP_ALLOC(losses, a->steps, "loss trajectory");
   double timed_s = 0.0, min_s = 0.0;
   for (int s = 0; s < a->steps; s++) {
-    const double t0 = now_s();
+    const double t0 = proc_now_s();
     model_zero_grads(&b.m);
     GORP_CALL(model_forward(&b.m, b.ids, b.targets, b.S, b.T, 0.0f, &losses[s]));
     GORP_CALL(model_backward(&b.m));
     const grad_segment all = {b.m.grads, b.m.n_grads};
     double norm = grad_clip_norm(&all, 1, a->grad_clip);
     adamw_step(&opt, b.m.params, b.m.grads);
-    const double dt = now_s() - t0;
+    const double dt = proc_now_s() - t0;
     if (s >= a->warmup) {
       timed_s += dt;
       if (s == a->warmup || dt < min_s) min_s = dt;
@@ -353,13 +346,13 @@ static int run_generate(const numerics_args *a) {
   GORP_ALLOC(out, (size_t)b.S * a->max_new, "generated ids");
   GORP_ALLOC(n_out, b.S, "generated lengths");
   long total_new = 0;
-  const double t0 = now_s();
+  const double t0 = proc_now_s();
   for (int s = 0; s < b.S; s++) {
     GORP_CALL(model_generate(&b.m, b.ids + (size_t)s * b.T, b.T, a->max_new, a->eos,
                              out + (size_t)s * a->max_new, &n_out[s]));
     total_new += n_out[s];
   }
-  const double total_s = now_s() - t0;
+  const double total_s = proc_now_s() - t0;
   FILE *f = a->out ? fopen(a->out, "w") : stdout;
   if (!f) GORP_ERR(GORP_EIO, "%s: cannot create: %s", a->out, strerror(errno));
   for (int s = 0; s < b.S; s++) {

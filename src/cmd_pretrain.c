@@ -10,6 +10,7 @@
 #include "gorp/fsutil.h"
 #include "gorp/metrics.h"
 #include "gorp/modelfile.h"
+#include "gorp/proc.h"
 #include "gorp/synth.h"
 #include "gorp/trainer.h"
 
@@ -18,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 /* Examples far beyond any pretraining step: the held-out check never saw them. */
@@ -68,12 +68,6 @@ static float schedule(const gorp_config *c, int step) {
   const double p = span > 1 ? (double)(step - c->pretrain.warmup) / (span - 1) : 1.0;
   const double lo = c->pretrain.min_lr_ratio;
   return (float)(lr * (lo + (1.0 - lo) * 0.5 * (1.0 + cos(M_PI * p))));
-}
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
 /* Greedy answers to n held-out option-reading examples: the share inside the listed options and
@@ -173,7 +167,7 @@ static int pretrain(const gorp_config *c) {
          "examples, lr %g (warm-up %d, cosine to x%g)\n",
          m.n_params, arch.num_layers, arch.hidden_size, arch.vocab_size, c->pretrain.steps, B,
          c->pretrain.lr, c->pretrain.warmup, c->pretrain.min_lr_ratio);
-  const double t0 = now_s();
+  const double t0 = proc_now_s();
   double smooth = 0.0;
   for (int step = 0; step < c->pretrain.steps; step++) {
     int T = 0;
@@ -210,7 +204,7 @@ static int pretrain(const gorp_config *c) {
     GORP_CALL(trainer_step(&tr, tokens, targets, ids, B, T, (uint64_t)step, &loss));
     smooth = step ? 0.95 * smooth + 0.05 * loss : loss;
     if ((step + 1) % c->run.log_every == 0 || step + 1 == c->pretrain.steps) {
-      const double el = now_s() - t0;
+      const double el = proc_now_s() - t0;
       printf("  pretrain step %5d/%d  loss %.4f (smoothed %.4f)  lr %.2e  elapsed %6.1fs  eta "
              "%6.1fs\n",
              step + 1, c->pretrain.steps, loss, smooth, tr.opt_all.lr, el,
@@ -232,7 +226,7 @@ static int pretrain(const gorp_config *c) {
     if (!f || fprintf(f, "%016llx\n", (unsigned long long)key) < 0 || fclose(f))
       GORP_ERR(GORP_EIO, "cannot write %s", tmp);
     GORP_CALL(fs_publish(tmp, path));
-    printf("gorp pretrain: wrote %s (%.1f s)\n", c->pretrain.out, now_s() - t0);
+    printf("gorp pretrain: wrote %s (%.1f s)\n", c->pretrain.out, proc_now_s() - t0);
   }
   GORP_CALL(dist_barrier(&d));
   free(tokens);

@@ -50,8 +50,7 @@ int lora_create(lora *lo, const model *m, unsigned targets, int r, float alpha, 
   lo->max_pairs = max_pairs;
   for (int t = 0; t < LORA_N_TARGETS; t++) {
     /* the base linear's table entry (layer 0) gives this rank's shard and its place */
-    static const int slot[LORA_N_TARGETS] = {1, 2, 3, 4, 6, 7, 8};
-    const param_tensor *w = &m->tensors[1 + slot[t]];
+    const param_tensor *w = &m->tensors[model_linear_tensor(0, t)];
     lo->out[t] = (int)w->shape[0];
     lo->in[t] = (int)w->shape[1];
     lo->out_full[t] = (int)w->full[0];

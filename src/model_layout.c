@@ -105,6 +105,11 @@ static void add_tensor(model *m, const char *name, int64_t rows, int64_t cols, i
   m->n_params += t->numel;
 }
 
+int model_linear_tensor(int layer, int linear) {
+  static const int slot[MODEL_N_LINEARS] = {1, 2, 3, 4, 6, 7, 8}; /* the norms sit at 0 and 5 */
+  return 1 + MODEL_LAYER_TENSORS * layer + slot[linear];
+}
+
 /* Tensor i inside params, or inside grads (NULL for a frozen tensor). */
 static float *view(const model *m, int grads, int i) {
   const param_tensor *t = &m->tensors[i];
@@ -119,7 +124,7 @@ static void bind_views(model *m, int grads, model_views *v) {
   for (int l = 0; l < m->cfg.num_layers; l++) {
     layer_params *p = &v->layers[l];
     float **slot[] = {&p->ln1, &p->wq, &p->wk, &p->wv, &p->wo, &p->ln2, &p->wg, &p->wu, &p->wd};
-    for (int s = 0; s < 9; s++) *slot[s] = view(m, grads, i++);
+    for (int s = 0; s < MODEL_LAYER_TENSORS; s++) *slot[s] = view(m, grads, i++);
   }
   v->norm = view(m, grads, i++);
   v->head = m->cfg.tie_embeddings ? v->embed : view(m, grads, i++);
@@ -161,7 +166,7 @@ int model_create_tp(model *m, const model_config *cfg, const dist *d) {
   const int64_t C = cfg->hidden_size, F = cfg->intermediate_size, V = cfg->vocab_size;
   const int64_t QD = (int64_t)cfg->num_heads * cfg->head_dim;
   const int64_t KD = (int64_t)cfg->num_kv_heads * cfg->head_dim;
-  GORP_ALLOC(m->tensors, 3 + 9 * cfg->num_layers, "model tensor table");
+  GORP_ALLOC(m->tensors, 3 + MODEL_LAYER_TENSORS * cfg->num_layers, "model tensor table");
   add_tensor(m, "model.embed_tokens.weight", V, C, 2, SPLIT_NONE);
   char name[MODEL_NAME_MAX];
   for (int l = 0; l < cfg->num_layers; l++) {
@@ -179,7 +184,7 @@ int model_create_tp(model *m, const model_config *cfg, const dist *d) {
                 {"mlp.gate_proj.weight", F, C, 2, SPLIT_ROWS},
                 {"mlp.up_proj.weight", F, C, 2, SPLIT_ROWS},
                 {"mlp.down_proj.weight", C, F, 2, SPLIT_COLS}};
-    for (int s = 0; s < 9; s++) {
+    for (int s = 0; s < MODEL_LAYER_TENSORS; s++) {
       snprintf(name, sizeof(name), "model.layers.%d.%s", l, spec[s].suffix);
       add_tensor(m, name, spec[s].rows, spec[s].cols, spec[s].ndim, spec[s].split);
     }

@@ -16,13 +16,6 @@
 static const char *const method_names[] = {"seqft", "seqlora", "inclora", "olora",
                                            "nlora", "galore",  "gorp",    "mtl"};
 
-/* The model tensor of linear (layer, target): after the embedding, 9 per layer, the linears at
- * offsets 1-4 (q, k, v, o) and 6-8 (gate, up, down). */
-static int linear_tensor(int layer, int target) {
-  static const int slot[LORA_N_TARGETS] = {1, 2, 3, 4, 6, 7, 8};
-  return 1 + 9 * layer + slot[target];
-}
-
 static int space_init(gorp_space *s, int len, int cap, int n_tasks, int with_cov) {
   memset(s, 0, sizeof(*s));
   s->len = len;
@@ -133,7 +126,7 @@ static int setup_full(trainer *t, unsigned bits) {
       full_target *f = &t->full[i++];
       f->layer = l;
       f->target = tg;
-      f->tensor = linear_tensor(l, tg);
+      f->tensor = model_linear_tensor(l, tg);
       const param_tensor *w = &m->tensors[f->tensor];
       f->m = (int)w->shape[0];
       f->n = (int)w->shape[1];

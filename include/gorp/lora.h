@@ -21,6 +21,8 @@
 #include <stdint.h>
 
 enum { LORA_Q, LORA_K, LORA_V, LORA_O, LORA_GATE, LORA_UP, LORA_DOWN, LORA_N_TARGETS };
+/* a target is a linear of the layer, numbered as model_linear_tensor numbers them */
+_Static_assert((int)LORA_N_TARGETS == (int)MODEL_N_LINEARS, "LoRA targets are the model's linears");
 
 /* "q", "k", "v", "o", "gate", "up", "down"; the HF module names follow from them. */
 extern const char *const lora_target_names[LORA_N_TARGETS];

@@ -34,6 +34,14 @@ typedef struct model_config {
 
 enum { MODEL_NAME_MAX = 96 };
 
+/* The tensor table (HF order): the embedding, then MODEL_LAYER_TENSORS per layer (input norm, q,
+ * k, v, o, post-attention norm, gate, up, down), the final norm, and lm_head unless tied. The
+ * MODEL_N_LINEARS linears of a layer are numbered q, k, v, o, gate, up, down (lora.h's targets). */
+enum { MODEL_LAYER_TENSORS = 9, MODEL_N_LINEARS = 7 };
+
+/* Index in the tensor table of linear `linear` (0..MODEL_N_LINEARS-1) of layer `layer`. */
+int model_linear_tensor(int layer, int linear);
+
 /* Limits that keep every size product of the model, its activations and its files in range
  * (docs/CONFIG.md): each dimension (and num_heads x head_dim) at most MODEL_MAX_DIM, at most
  * MODEL_MAX_LAYERS layers and MODEL_MAX_PARAMS parameters in all. */

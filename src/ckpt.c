@@ -189,13 +189,8 @@ static int walk_lora(walker *w, lora *lo) {
                  lora_module_names[tg]);
         const hsize_t da[2] = {(hsize_t)r, (hsize_t)lo->in_full[tg]},
                       db[2] = {(hsize_t)lo->out_full[tg], (hsize_t)r};
-        const h5io_block a = lora_factor_block(lo, tg, 0, 0);
-        const h5io_block b = {.rows = db[0],
-                              .cols = db[1],
-                              .r0 = (uint64_t)lo->out_off[tg],
-                              .nr = (uint64_t)out,
-                              .nc = db[1],
-                              .split = lora_factor_split(lo, tg, 1)};
+        h5io_block a, b; /* the layout model.h5's /adapters uses too */
+        modelfile_lora_blocks(lo, tg, &a, &b);
         const h5io_data sa = {name, H5T_NATIVE_FLOAT, 2, da, &a, 1},
                         sb = {name, H5T_NATIVE_FLOAT, 2, db, &b, 1};
         GORP_CALL(walk_data(w, &sa, lora_A(lo, pair, l, tg)));

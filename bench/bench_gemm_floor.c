@@ -9,7 +9,7 @@
  *   bench_gemm_floor HIDDEN LAYERS HEADS KV_HEADS INTER VOCAB BATCH SEQ REPS
  * prints one line: gemm-floor ... best_s=.. mean_s=.. gflop=.. (one untimed pass first).
  * Multi-head and grouped-query shapes as model.c; no LoRA. Built and run by bench/bench_train.py
- * against the libgorpcore.a of the gorp it times. Not for: correctness (tests/ref compare gorp's
+ * against the libraries of the gorp it times. Not for: correctness (tests/ref compare gorp's
  * numbers with PyTorch), or timing gorp's step (gorp fit --time does). */
 #include "gorp/backend.h"
 #include "gorp/ops.h"

@@ -1,5 +1,5 @@
 """postprocess/gorp_tables.py on hand-made results.h5 files (no gorp run): two methods x two orders x two
-seeds built with h5py in gorp's layout (src/cl_results.c: vlen UTF-8 strings, uint64 seed, float64
+seeds built with h5py in gorp's layout (src/cl/cl_results.c: vlen UTF-8 strings, uint64 seed, float64
 metrics), from four 3-task accuracy matrices whose metrics are worked out by hand below. Checks
 the Markdown, CSV and LaTeX numbers, the means and sample stds over seeds and the means over
 orders, the deterministic order, partial runs (refused; listed with --allow-partial), stored

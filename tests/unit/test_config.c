@@ -524,7 +524,7 @@ static void test_docs_and_schema_list_the_same_keys(void) {
     size_t len;
     if (row_key(line, key, sizeof(key)))
       CHECK(find_row(schema, key, &len) != NULL,
-            "docs/CONFIG.md documents %s, which the schema in src/config.c lacks", key);
+            "docs/CONFIG.md documents %s, which the schema in src/config/config.c lacks", key);
   }
   free(schema);
   free(docs);

@@ -44,12 +44,7 @@ static const model_config arch = {.vocab_size = 7,
 
 /* The layout tp x dp of the world (dist_init, as gorp run makes it). */
 static void make_dist(dist *d, int tp) {
-  gorp_config c; /* the same on every rank: dist_init checks that */
-  if (config_defaults(&c)) MPI_Abort(MPI_COMM_WORLD, 2);
-  c.parallel.tp = tp;
-  c.parallel.dp = nprocs / tp;
-  if (dist_init(d, &c)) MPI_Abort(MPI_COMM_WORLD, 2);
-  config_free(&c);
+  if (dist_init(d, tp, nprocs / tp)) MPI_Abort(MPI_COMM_WORLD, 2);
 }
 
 /* This rank's shard of the model under d, with the same logical values under every layout. */

@@ -924,7 +924,7 @@ static int read_order(gorp_config *c) {
       list_clear(c, k);
       ierr = list_append(c, k, p + n, strcspn(p + n, "\r"));
       if (ierr == GORP_EINPUT)
-        ierr = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
+        ierr = GORP_ERROR(GORP_EINPUT,
                           "data.orders: %s: the line of order %s holds a name that is not a "
                           "dataset name",
                           path, name);

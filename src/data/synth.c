@@ -628,9 +628,8 @@ static int gen_split(cl_item *items, int n, int d, uint64_t seed, uint64_t split
     sbuf s = {0};
     gen_sentence(d, concept_for_label(sp, &r, y), &r, &s);
     if (s.over) {
-      ierr = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
-                        "%s item %d: the sentence outgrew %d bytes (a generator bug)", sp->name, i,
-                        SBUF_MAX);
+      ierr = GORP_ERROR(GORP_EINPUT, "%s item %d: the sentence outgrew %d bytes (a generator bug)",
+                        sp->name, i, SBUF_MAX);
       break;
     }
     ierr = dup_text(s.b, &items[i].sentence);

@@ -508,8 +508,7 @@ int trainer_step(trainer *t, const int *tokens, const int *targets, const int64_
     rc = model_forward(m, tokens + (size_t)lo * T, targets + (size_t)lo * T, hi - lo, T, div,
                        &local);
     if (!rc && !isfinite(local))
-      rc = gorp_error(__FILE__, __LINE__, __func__, GORP_ENUM,
-                      "loss became %f; this step's update was not applied", local);
+      rc = GORP_ERROR(GORP_ENUM, "loss became %f; this step's update was not applied", local);
     if (!rc) rc = model_backward(m);
     m->dropout = NULL;
     m->loss_weights = NULL;
@@ -606,7 +605,7 @@ int trainer_observe(trainer *t, const int *tokens, const int *lengths, int B, in
   GORP_ALLOC(rows, need, "observed layer inputs");
   int rc = GORP_OK;
   if (m->tp && !(gathered = malloc(2 * need * sizeof(float))))
-    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EMEM, "out of memory gathering inputs");
+    rc = GORP_ERROR(GORP_EMEM, "out of memory gathering inputs");
   const float *X;
   if (t->lora_space)
     for (int l = 0; l < t->lo.L && !rc; l++)

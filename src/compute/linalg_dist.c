@@ -407,9 +407,8 @@ static int tsqr(float *Y, float *buf, float *tau, float *work, lapack_int lwork,
       for (int i = 0; i < r; i++) R[i + (size_t)j * r] = i <= j ? Y[i + (size_t)j * len] : 0.0f;
     if (!info) info = LAPACKE_sorgqr_work(LAPACK_COL_MAJOR, len, r, r, Y, len, tau, work, lwork);
     if (info)
-      rc = gorp_error(__FILE__, __LINE__, __func__, GORP_ELIB,
-                      "%s: TSQR local sgeqrf/sorgqr (%d x %d) failed: info %d", fn, len, l,
-                      (int)info);
+      rc = GORP_ERROR(GORP_ELIB, "%s: TSQR local sgeqrf/sorgqr (%d x %d) failed: info %d", fn, len,
+                      l, (int)info);
   }
   int *cnt = w->ints + (size_t)p * T_WIDTH, *dsp = cnt + p, S = 0;
   for (int s = 0; s < p; s++) {
@@ -434,9 +433,8 @@ static int tsqr(float *Y, float *buf, float *tau, float *work, lapack_int lwork,
     lapack_int info = LAPACKE_sgeqrf_work(LAPACK_COL_MAJOR, S, l, stack, S, tau, work, lwork);
     if (!info) info = LAPACKE_sorgqr_work(LAPACK_COL_MAJOR, S, l, l, stack, S, tau, work, lwork);
     if (info)
-      rc = gorp_error(__FILE__, __LINE__, __func__, GORP_ELIB,
-                      "%s: TSQR stacked sgeqrf/sorgqr (%d x %d) failed: info %d", fn, S, l,
-                      (int)info);
+      rc = GORP_ERROR(GORP_ELIB, "%s: TSQR stacked sgeqrf/sorgqr (%d x %d) failed: info %d", fn, S,
+                      l, (int)info);
     for (int s = 0, row = 0; s < p; s++) {
       const int rs = cnt[s] / l;
       for (int j = 0; j < l; j++)
@@ -740,7 +738,7 @@ static int exact(float *out, float *sv, const float *G, const plan *pl, linalg_d
   GORP_CALL(query_psgesvd(pl, &need, fn));
   int rc = GORP_OK;
   if (pl->fixed + need > w->work_cap)
-    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
+    rc = GORP_ERROR(GORP_EINPUT,
                     "%s: psgesvd on the (%d x %d) matrix needs %zu floats of workspace on this "
                     "rank but %zu are reserved: call linalg_dist_ws_reserve with this matrix first",
                     fn, m, n, pl->fixed + need, w->work_cap);
@@ -756,11 +754,10 @@ static int exact(float *out, float *sv, const float *G, const plan *pl, linalg_d
              work, &lwork, &info, 1, 1);
   }
   if (info < 0)
-    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_ELIB, "%s: psgesvd rejected argument %d", fn,
-                    -info);
+    rc = GORP_ERROR(GORP_ELIB, "%s: psgesvd rejected argument %d", fn, -info);
   else if (info > 0)
-    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_ENUM,
-                    "%s: psgesvd failed on the (%d x %d) matrix: info %d (%s)", fn, m, n, info,
+    rc = GORP_ERROR(GORP_ENUM, "%s: psgesvd failed on the (%d x %d) matrix: info %d (%s)", fn, m, n,
+                    info,
                     info == pl->size + 1 ? "singular values differ between ranks"
                                          : "the bidiagonal QR did not converge");
   GORP_CALL(all_ok(rc, w, fn));
@@ -830,7 +827,7 @@ static int grid_make(linalg_dist_ws *w, int q, int cols) {
     Cblacs_gridinfo(*ctxt, &pr, &pc, &r, &c);
     const int want_r = cols ? w->rank : 0, want_c = cols ? 0 : w->rank;
     if (pr != (cols ? q : 1) || pc != (cols ? 1 : q) || r != want_r || c != want_c)
-      rc = gorp_error(__FILE__, __LINE__, __func__, GORP_ELIB,
+      rc = GORP_ERROR(GORP_ELIB,
                       "BLACS placed rank %d at (%d, %d) of a %d x %d grid; expected (%d, %d) of "
                       "%d x %d",
                       w->rank, r, c, pr, pc, want_r, want_c, cols ? q : 1, cols ? 1 : q);

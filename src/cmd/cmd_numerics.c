@@ -138,15 +138,14 @@ static int ids_read(const char *path, int **ids, int *S, int *T) {
       errno = 0;
       long v = strtol(p, &end, 10);
       if (end == p || errno || v < INT_MIN || v > INT_MAX) {
-        rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
-                        "%s:%d: expected an integer token id, found '%.20s'", path, line_no, p);
+        rc = GORP_ERROR(GORP_EINPUT, "%s:%d: expected an integer token id, found '%.20s'", path,
+                        line_no, p);
         break;
       }
       if (n == cap) {
         int *grown = realloc(buf, (cap *= 2) * sizeof(int));
         if (!grown) {
-          rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EMEM,
-                          "%s: out of memory reading %zu token ids", path, n);
+          rc = GORP_ERROR(GORP_EMEM, "%s: out of memory reading %zu token ids", path, n);
           break;
         }
         buf = grown;
@@ -158,7 +157,7 @@ static int ids_read(const char *path, int **ids, int *S, int *T) {
     line = eol ? eol + 1 : NULL;
     if (rc || count == 0) continue;
     if (width >= 0 && count != width)
-      rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
+      rc = GORP_ERROR(GORP_EINPUT,
                       "%s:%d: %d ids, but the first line has %d (all sequences must have one "
                       "length)",
                       path, line_no, count, width);
@@ -166,8 +165,7 @@ static int ids_read(const char *path, int **ids, int *S, int *T) {
     rows++;
   }
   free(text);
-  if (!rc && rows == 0)
-    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT, "%s: no token ids", path);
+  if (!rc && rows == 0) rc = GORP_ERROR(GORP_EINPUT, "%s: no token ids", path);
   if (rc) {
     free(buf);
     return rc;

@@ -1593,8 +1593,8 @@ int tokenizer_hf_encode(const tokenizer *t, const char *text, int cont, int **id
   enc_ctx c = {.h = t->hf};
   int ierr = encode_text(&c, text, cont);
   if (!ierr && c.out.n > (size_t)INT32_MAX)
-    ierr = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
-                      "tokenizer: text of %zu bytes has too many tokens", strlen(text));
+    ierr =
+        GORP_ERROR(GORP_EINPUT, "tokenizer: text of %zu bytes has too many tokens", strlen(text));
   if (ierr) {
     enc_free(&c);
     return ierr;
@@ -2075,8 +2075,8 @@ static int load_merges(struct tokenizer_hf *h, const cJSON *merges) {
       b = cJSON_GetArrayItem(it, 1)->valuestring;
     }
     if (!a) {
-      ierr = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
-                        "tokenizer '%s': merge %d must be \"a b\" or [\"a\", \"b\"]", path, rank);
+      ierr = GORP_ERROR(GORP_EINPUT, "tokenizer '%s': merge %d must be \"a b\" or [\"a\", \"b\"]",
+                        path, rank);
       break;
     }
     size_t blen = strlen(b);
@@ -2088,7 +2088,7 @@ static int load_merges(struct tokenizer_hf *h, const cJSON *merges) {
     if (ierr) break;
     int inew = sm_get(&h->vocab, tmp.p, tmp.n);
     if (ia < 0 || ib < 0 || inew < 0) {
-      ierr = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
+      ierr = GORP_ERROR(GORP_EINPUT,
                         "tokenizer '%s': merge %d ('%.*s' + '%s') names a token that is not in "
                         "the vocabulary",
                         path, rank, (int)alen, a, b);
@@ -2196,7 +2196,7 @@ int tokenizer_hf_open(tokenizer *t, const char *path) {
   GORP_CALL(json_read_file(path, "tokenizer", FS_MAX_TOKENIZER, &root));
   struct tokenizer_hf *h = calloc(1, sizeof *h);
   int ierr = h ? dup_str(path, &h->path) : GORP_EMEM;
-  if (!h) gorp_error(__FILE__, __LINE__, __func__, GORP_EMEM, "out of memory opening tokenizer");
+  if (!h) GORP_ERROR(GORP_EMEM, "out of memory opening tokenizer");
   if (!ierr) ierr = load(h, t, root);
   cJSON_Delete(root);
   if (ierr) {

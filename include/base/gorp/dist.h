@@ -1,5 +1,5 @@
-/* The MPI layout of a run: world = tp x dp ranks, checked at start against the config (and
- * SLURM_NTASKS when set) once the ranks agreed that they run one config, and the collectives the
+/* The MPI layout of a run: world = tp x dp ranks, checked at start (and against SLURM_NTASKS when
+ * set) once the ranks agreed that they run one config (config_dist.h), and the collectives the
  * model, trainer and evaluator use.
  * World rank = dp_rank * tp + tp_rank: a tensor-parallel (TP) group is tp consecutive ranks that
  * hold one copy of the model between them (Megatron's layout, model.h); a data-parallel (DP)
@@ -9,8 +9,6 @@
  * Not for: pipeline parallelism. */
 #ifndef GORP_DIST_H
 #define GORP_DIST_H
-
-#include "gorp/config.h"
 
 #include <mpi.h>
 #include <stddef.h>
@@ -24,11 +22,9 @@ typedef struct dist {
   int tp_rank, tp_size;
 } dist;
 
-/* Checks that every rank runs the same config (the full config_hash; on a mismatch every rank
- * fails, rank 0 naming each differing rank and its first differing key), then the world against
- * parallel.tp x parallel.dp (and SLURM_NTASKS), naming the keys. Collective: the first
- * collective call of every MPI command that reads a config. */
-int dist_init(dist *d, const gorp_config *c);
+/* Checks the world against tp x dp (the config's parallel.tp and parallel.dp, named in the message)
+ * and SLURM_NTASKS, then splits it into the tp and dp groups. Collective. */
+int dist_init(dist *d, int tp, int dp);
 /* Frees the communicators (before MPI_Finalize). */
 void dist_free(dist *d);
 /* The rows [*lo, *hi) of a global batch of B rows that this rank processes. */

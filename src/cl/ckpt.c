@@ -58,10 +58,8 @@ static int walk_i64(walker *w, const char *obj, const char *key, int64_t *v) {
   if (w->save && H5Lexists(w->file, obj, H5P_DEFAULT) <= 0 && strcmp(obj, "/"))
     rc = h5io_create_group(w->file, obj, w->path, &o);
   else if ((o = H5Oopen(w->file, obj, H5P_DEFAULT)) < 0)
-    rc = w->save ? gorp_error(__FILE__, __LINE__, __func__, GORP_EIO, "%s: cannot open %s", w->path,
-                              obj)
-                 : gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
-                              "%s: %s is missing or damaged", w->path, obj);
+    rc = w->save ? GORP_ERROR(GORP_EIO, "%s: cannot open %s", w->path, obj)
+                 : GORP_ERROR(GORP_EINPUT, "%s: %s is missing or damaged", w->path, obj);
   if (!rc)
     rc = w->save ? h5io_write_attr(o, key, H5T_STD_I64LE, H5T_NATIVE_INT64, v, w->path)
                  : h5io_read_num_attr(o, obj, key, 0, H5T_NATIVE_INT64, v, w->path);
@@ -127,9 +125,7 @@ static int walk_space(walker *w, const char *name, gorp_space *s, int n_tasks) {
  * follow need all of them). */
 static h5io_block *walk_blocks(walker *w, size_t n, int *rc) {
   h5io_block *b = calloc(n, sizeof(*b));
-  *rc = b ? GORP_OK
-          : gorp_error(__FILE__, __LINE__, __func__, GORP_EMEM,
-                       "out of memory walking the state of %s", w->path);
+  *rc = b ? GORP_OK : GORP_ERROR(GORP_EMEM, "out of memory walking the state of %s", w->path);
   *rc = h5io_agree(w->d, *rc, w->path, "allocating");
   if (*rc) {
     free(b); /* held by the ranks whose allocation worked */
@@ -417,17 +413,16 @@ int ckpt_lock(const gorp_config *c, const dist *d) {
     const int fd = open(path, O_RDWR | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0644);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-      rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EIO, "cannot open the lock file %s: %s",
-                      path, fd < 0 ? strerror(errno) : "not a regular file");
+      rc = GORP_ERROR(GORP_EIO, "cannot open the lock file %s: %s", path,
+                      fd < 0 ? strerror(errno) : "not a regular file");
     } else if (flock(fd, LOCK_EX | LOCK_NB)) {
       char holder[512] = "";
       const int busy = errno == EWOULDBLOCK, err = errno;
       const ssize_t got = busy ? pread(fd, holder, sizeof(holder) - 1, 0) : -1;
       holder[got > 0 ? got : 0] = '\0';
       holder[strcspn(holder, "\n")] = '\0';
-      rc = !busy ? gorp_error(__FILE__, __LINE__, __func__, GORP_EIO, "cannot lock %s: %s", path,
-                              strerror(err))
-                 : gorp_error(__FILE__, __LINE__, __func__, GORP_EIO,
+      rc = !busy ? GORP_ERROR(GORP_EIO, "cannot lock %s: %s", path, strerror(err))
+                 : GORP_ERROR(GORP_EIO,
                               "run.out_dir %s is in use by another gorp run (%s, says %s): wait "
                               "for it to end or choose another run.out_dir",
                               c->run.out_dir, holder[0] ? holder : "holder unknown", path);
@@ -442,8 +437,7 @@ int ckpt_lock(const gorp_config *c, const dist *d) {
       const int len =
           snprintf(text, sizeof(text), "pid %ld on host %s since %s\n", (long)getpid(), host, when);
       if (ftruncate(fd, 0) || pwrite(fd, text, (size_t)len, 0) != len)
-        rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EIO, "cannot write %s: %s", path,
-                        strerror(errno));
+        rc = GORP_ERROR(GORP_EIO, "cannot write %s: %s", path, strerror(errno));
     }
     if (rc && fd >= 0) close(fd);
   }
@@ -460,8 +454,7 @@ static int write_file(const char *tmp, const char *path, const gorp_config *c, t
   char *text = NULL;
   int rc = config_to_text(c, &text);
   w.scratch = malloc(scratch_floats(t) * sizeof(float));
-  if (!rc && !w.scratch)
-    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EMEM, "out of memory saving %s", tmp);
+  if (!rc && !w.scratch) rc = GORP_ERROR(GORP_EMEM, "out of memory saving %s", tmp);
   /* what can fail on one rank alone comes first: every metadata change is made by all or none */
   rc = h5io_agree(d, rc, tmp, "preparing the checkpoint");
   if (!rc)
@@ -523,9 +516,7 @@ int ckpt_save(const gorp_config *c, const trainer *t, const cl_results *res, con
     head[1] = n ? seq[0] + 1 : 1;
   }
   int rc = from_root(d, head, 2);
-  if (!rc && head[0])
-    rc = gorp_error(__FILE__, __LINE__, __func__, (int)head[0], "cannot save a checkpoint in %s",
-                    dir);
+  if (!rc && head[0]) rc = GORP_ERROR((int)head[0], "cannot save a checkpoint in %s", dir);
   if (rc) {
     free(seq);
     return rc;
@@ -584,12 +575,11 @@ static int check_config(hid_t f, const char *path, const gorp_config *c, int for
   changed_keys diff = {.unsafe = 0};
   if (!rc && config_text_diff(now, stored, add_changed, &diff)) {
     if (diff.unsafe || !force)
-      rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
-                      "%s was written with another config: %s differ%s", path, diff.list,
-                      diff.unsafe
-                          ? " (these change what the run computes: start a new run directory)"
-                          : "; these keys name where inputs lie or the backend: if the inputs "
-                            "are the same, pass --force-config to resume");
+      rc = GORP_ERROR(
+          GORP_EINPUT, "%s was written with another config: %s differ%s", path, diff.list,
+          diff.unsafe ? " (these change what the run computes: start a new run directory)"
+                      : "; these keys name where inputs lie or the backend: if the inputs "
+                        "are the same, pass --force-config to resume");
     else
       printf("resuming with changed input locations: %s\n", diff.list);
   }
@@ -638,8 +628,7 @@ static int load_file(const char *path, const gorp_config *c, int force, trainer 
   char *kind = NULL;
   if (!rc) rc = h5io_read_str_attr(f, "the root group", "gorp_file_kind", &kind, path);
   if (!rc && strcmp(kind, "checkpoint"))
-    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT, "%s is a %s file, not a checkpoint",
-                    path, kind);
+    rc = GORP_ERROR(GORP_EINPUT, "%s is a %s file, not a checkpoint", path, kind);
   free(kind);
   if (!rc && c) rc = check_config(f, path, c, force);
   rc = h5io_agree(d, rc, path, "checking the header and config");
@@ -654,15 +643,15 @@ static int load_file(const char *path, const gorp_config *c, int force, trainer 
     struct stat st; /* the losses (step floats) are in the file: a bound before allocating */
     if (stat(path, &st) || pos[1] < 0 || (uint64_t)pos[1] > (uint64_t)st.st_size / sizeof(float) ||
         pos[0] != p->task || pos[3] != (int)pos[3] || (pos[2] != 0 && pos[2] != 1))
-      rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
+      rc = GORP_ERROR(GORP_EINPUT,
                       "%s: position attributes task %" PRId64 ", step %" PRId64
                       ", task_done %" PRId64 ", lora_pairs %" PRId64 " are out of range",
                       path, pos[0], pos[1], pos[2], pos[3]);
     if (!rc) rc = trainer_resume_at(t, p->task, !p->done, (int)pos[3]);
     if (!rc && p->step > 0 && !(p->losses = malloc((size_t)p->step * sizeof(float))))
-      rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EMEM, "out of memory reading %s", path);
+      rc = GORP_ERROR(GORP_EMEM, "out of memory reading %s", path);
     if (!rc && !(w.scratch = malloc(scratch_floats(t) * sizeof(float))))
-      rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EMEM, "out of memory reading %s", path);
+      rc = GORP_ERROR(GORP_EMEM, "out of memory reading %s", path);
     rc = h5io_agree(d, rc, path, "preparing the trainer");
   }
   if (!rc) rc = walk_state(&w, t, res, p, !p->done);
@@ -710,7 +699,7 @@ static int read_listing(const char *dir, const dist *d, char *name, size_t size,
   if (!is_root(d)) {
     *n = (int)head[1];
     if (!(*seq = calloc((size_t)*n + 1, sizeof(long))))
-      rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EMEM, "out of memory listing %s", dir);
+      rc = GORP_ERROR(GORP_EMEM, "out of memory listing %s", dir);
   }
   rc = h5io_agree(d, rc, dir, "listing the checkpoints");
   if (!rc) rc = from_root(d, *seq, *n);
@@ -822,8 +811,7 @@ static int config_from_text(const char *text, const char *path, gorp_config *c) 
   const int bad = write(fd, text, len) != (ssize_t)len;
   close(fd);
   char *applied[] = {"data.order=", "data.substitute="};
-  int rc = bad ? gorp_error(__FILE__, __LINE__, __func__, GORP_EIO, "cannot write %s", tmp)
-               : config_load(c, tmp, applied, 2);
+  int rc = bad ? GORP_ERROR(GORP_EIO, "cannot write %s", tmp) : config_load(c, tmp, applied, 2);
   unlink(tmp);
   if (rc) GORP_ERR(rc, "%s: its /config text is not a valid config (see above)", path);
   return GORP_OK;
@@ -859,7 +847,7 @@ static int verify_checkpoint(hid_t f, const char *path) {
   ckpt_pos p = {0};
   if (!rc && (!(res.acc = calloc((size_t)(res.T + 1) * res.T, sizeof(double))) ||
               !(res.in_list = calloc((size_t)(res.T + 1) * res.T, sizeof(double)))))
-    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EMEM, "out of memory verifying %s", path);
+    rc = GORP_ERROR(GORP_EMEM, "out of memory verifying %s", path);
   if (!rc) rc = load_file(path, NULL, 0, &t, &res, &p);
   free(p.losses);
   free(res.acc);
@@ -1000,8 +988,7 @@ int ckpt_inspect(const char *path, int verify) {
   inspect_ctx x = {.path = path, .verify = verify};
   rc = H5Fget_filesize(f, &x.file_size) < 0 ||
                H5Ovisit(f, H5_INDEX_NAME, H5_ITER_INC, inspect_visit, &x) < 0
-           ? gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
-                        "%s: cannot list its objects (damaged file?)", path)
+           ? GORP_ERROR(GORP_EINPUT, "%s: cannot list its objects (damaged file?)", path)
            : GORP_OK;
   const int is_checkpoint = !strcmp(kind, "checkpoint");
   free(kind);
@@ -1013,8 +1000,7 @@ int ckpt_inspect(const char *path, int verify) {
       printf(" (--verify checks every checksum)\n");
   }
   if (!rc && x.n_bad)
-    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
-                    "%s: %d damaged dataset(s) (named above)", path, x.n_bad);
+    rc = GORP_ERROR(GORP_EINPUT, "%s: %d damaged dataset(s) (named above)", path, x.n_bad);
   /* then what a resume (or a --model option) reads, by the same code */
   if (!rc && verify) rc = is_checkpoint ? verify_checkpoint(f, path) : verify_model(path);
   H5Fclose(f);

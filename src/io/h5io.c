@@ -94,10 +94,9 @@ static int open_agreed(const char *path, int create, const dist *d, hid_t *file)
   if (create && fcpl >= 0) H5Pclose(fcpl);
   int rc = GORP_OK;
   if (*file < 0)
-    rc = create ? gorp_error(__FILE__, __LINE__, __func__, GORP_EIO, "cannot create %s%s%s", path,
-                             errno ? ": " : "", errno ? strerror(errno) : "")
-                : gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
-                             "cannot open HDF5 file %s (damaged?)", path);
+    rc = create ? GORP_ERROR(GORP_EIO, "cannot create %s%s%s", path, errno ? ": " : "",
+                             errno ? strerror(errno) : "")
+                : GORP_ERROR(GORP_EINPUT, "cannot open HDF5 file %s (damaged?)", path);
   return h5io_agree(d, rc, path, create ? "creating the file" : "opening the file");
 }
 
@@ -126,16 +125,13 @@ int h5io_open_read_par(const char *path, const char *what, const dist *d, hid_t 
   /* stat, not open: opening a FIFO would block until a writer comes, out of reach of SIGTERM */
   struct stat st;
   if (stat(path, &st))
-    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT, "cannot open %s %s: %s", what, path,
-                    strerror(errno));
+    rc = GORP_ERROR(GORP_EINPUT, "cannot open %s %s: %s", what, path, strerror(errno));
   else if (!S_ISREG(st.st_mode))
-    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
-                    "%s %s is not a regular file (a directory, FIFO or device)", what, path);
+    rc = GORP_ERROR(GORP_EINPUT, "%s %s is not a regular file (a directory, FIFO or device)", what,
+                    path);
   else if (access(path, R_OK))
-    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT, "cannot open %s %s: %s", what, path,
-                    strerror(errno));
-  if (!rc && H5Fis_hdf5(path) <= 0)
-    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT, "%s is not an HDF5 file", path);
+    rc = GORP_ERROR(GORP_EINPUT, "cannot open %s %s: %s", what, path, strerror(errno));
+  if (!rc && H5Fis_hdf5(path) <= 0) rc = GORP_ERROR(GORP_EINPUT, "%s is not an HDF5 file", path);
   GORP_CALL(h5io_agree(d, rc, path, "opening the file"));
   return open_agreed(path, 0, d, file);
 }
@@ -152,8 +148,7 @@ static void divert_close(hid_t file, const char *tmp) {
   const int mem = memfd_create("gorp-lost-file", MFD_CLOEXEC);
   if (mem < 0 || H5Fget_vfd_handle(file, H5P_DEFAULT, &handle) < 0 || !handle ||
       dup2(mem, *(int *)handle) < 0)
-    gorp_error(__FILE__, __LINE__, __func__, GORP_EIO,
-               "%s: cannot divert the closing of a lost file", tmp);
+    GORP_ERROR(GORP_EIO, "%s: cannot divert the closing of a lost file", tmp);
   if (mem >= 0) close(mem);
 }
 
@@ -188,9 +183,7 @@ static int prepare_close(hid_t file, int rc, const char *tmp, const dist *d) {
     const int fd = open(tmp, O_WRONLY);
     const int err = fd < 0 ? errno : posix_fallocate(fd, 0, (off_t)size);
     if (fd >= 0) close(fd);
-    if (err)
-      rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EIO, "cannot write %s: %s", tmp,
-                      strerror(err));
+    if (err) rc = GORP_ERROR(GORP_EIO, "cannot write %s: %s", tmp, strerror(err));
   }
   return h5io_agree(d, rc, tmp, "allocating the file's space");
 }
@@ -203,8 +196,7 @@ int h5io_close_publish(hid_t file, int rc, const char *tmp, const char *path, co
     return rc;
   }
   if (rc) divert_close(file, tmp); /* lost, one process: its close writes into memory */
-  if (H5Fclose(file) < 0 && !rc)
-    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EIO, "%s: closing the file failed", tmp);
+  if (H5Fclose(file) < 0 && !rc) rc = GORP_ERROR(GORP_EIO, "%s: closing the file failed", tmp);
   rc = h5io_agree(d, rc, tmp, "closing the file");
   if (!d || d->rank == 0) {
     if (!rc) rc = fs_publish(tmp, path);
@@ -279,12 +271,11 @@ int h5io_read_num_attr(hid_t obj, const char *obj_name, const char *key, int flo
   if (space >= 0) H5Sclose(space);
   int rc = GORP_OK;
   if (npoints != 1 || !(cls == H5T_INTEGER || (float_ok && cls == H5T_FLOAT)))
-    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
-                    "%s: attribute %s of %s must be a single %s", path, key, obj_name,
+    rc = GORP_ERROR(GORP_EINPUT, "%s: attribute %s of %s must be a single %s", path, key, obj_name,
                     float_ok ? "number" : "integer");
   else if (H5Aread(attr, mem_type, out) < 0)
-    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
-                    "%s: cannot read attribute %s of %s (damaged file?)", path, key, obj_name);
+    rc = GORP_ERROR(GORP_EINPUT, "%s: cannot read attribute %s of %s (damaged file?)", path, key,
+                    obj_name);
   H5Aclose(attr);
   return rc;
 }
@@ -306,23 +297,21 @@ int h5io_read_str_attr(hid_t obj, const char *obj_name, const char *key, char **
   if (type >= 0) H5Tclose(type);
   int rc = GORP_OK;
   if (!is_str || (!vlen && (size == 0 || size > H5IO_STR_MAX)))
-    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
-                    "%s: attribute %s of %s is not a string%s", path, key, obj_name,
+    rc = GORP_ERROR(GORP_EINPUT, "%s: attribute %s of %s is not a string%s", path, key, obj_name,
                     size > H5IO_STR_MAX ? " of a sane size (damaged file?)" : "");
   else if ((mem = utf8_type(vlen ? H5T_VARIABLE : size)) < 0)
-    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_ELIB, "HDF5 call failed: H5Tcopy");
+    rc = GORP_ERROR(GORP_ELIB, "HDF5 call failed: H5Tcopy");
   char *fixed = NULL, *var = NULL;
   if (!rc && !vlen && !(fixed = calloc(size + 1, 1)))
-    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EMEM, "out of memory reading %s", path);
+    rc = GORP_ERROR(GORP_EMEM, "out of memory reading %s", path);
   if (!rc && (H5Aread(attr, mem, vlen ? (void *)&var : fixed) < 0 || (vlen && !var)))
-    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
-                    "%s: cannot read attribute %s of %s (damaged file?)", path, key, obj_name);
+    rc = GORP_ERROR(GORP_EINPUT, "%s: cannot read attribute %s of %s (damaged file?)", path, key,
+                    obj_name);
   if (mem >= 0) H5Tclose(mem);
   H5Aclose(attr);
   if (!rc && vlen) {
     fixed = strdup(var);
-    if (!fixed)
-      rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EMEM, "out of memory reading %s", path);
+    if (!fixed) rc = GORP_ERROR(GORP_EMEM, "out of memory reading %s", path);
   }
   if (var) H5free_memory(var);
   if (rc)
@@ -585,27 +574,21 @@ static int transfer(hid_t loc, const h5io_data *s, void *x, const dist *d, const
   if (!rc && save) {
     space = H5Screate_simple(s->ndim, s->dims, NULL);
     dset = space < 0 ? -1 : create_dataset(loc, s, space);
-    if (dset < 0)
-      rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EIO, "%s: cannot create dataset %s", path,
-                      where);
+    if (dset < 0) rc = GORP_ERROR(GORP_EIO, "%s: cannot create dataset %s", path, where);
   } else if (!rc) {
     rc = open_checked(loc, s, where, path, &dset);
     if (!rc && (space = H5Dget_space(dset)) < 0)
-      rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
-                      "%s: dataset %s has no dataspace (damaged file?)", path, where);
+      rc = GORP_ERROR(GORP_EINPUT, "%s: dataset %s has no dataspace (damaged file?)", path, where);
   }
   /* a write transfers the blocks it owns; a read every block this rank holds */
   if (!rc && (dxpl < 0 || select_blocks(space, &mem, s, d, save ? rule : COUNT_ALL) < 0))
-    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_ELIB, "%s: cannot select blocks of %s", path,
-                    where);
+    rc = GORP_ERROR(GORP_ELIB, "%s: cannot select blocks of %s", path, where);
   rc = h5io_agree(d, rc, path, what);
   const int transferring = !rc; /* the same on every rank */
   if (transferring && (save ? H5Dwrite(dset, s->mem_type, mem, space, dxpl, x)
                             : H5Dread(dset, s->mem_type, mem, space, dxpl, x)) < 0)
-    rc = save ? gorp_error(__FILE__, __LINE__, __func__, GORP_EIO, "%s: cannot write dataset %s",
-                           path, where)
-              : gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT, "%s: cannot read dataset %s",
-                           path, where);
+    rc = save ? GORP_ERROR(GORP_EIO, "%s: cannot write dataset %s", path, where)
+              : GORP_ERROR(GORP_EINPUT, "%s: cannot read dataset %s", path, where);
   uint32_t crc = 0;
   if (transferring) { /* even after this rank's transfer failed: no rank left in the all-reduce */
     const int crc_rc = combine_crc(&crc, counted_parts(s, x, esize, d, rule), s, esize, d, rule);

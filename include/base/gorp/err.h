@@ -25,7 +25,16 @@ int gorp_error(const char *file, int line, const char *func, int code, const cha
 /* Prints one trace line for a failing call on the way up. */
 void gorp_trace(const char *file, int line, const char *func, const char *call);
 
-#define GORP_ERR(code, ...) return gorp_error(__FILE__, __LINE__, __func__, (code), __VA_ARGS__)
+/* The error as an expression (libCEED's CeedError): prints the message with its origin and yields
+ * code, for paths that must clean up before returning (rc = GORP_ERROR(...); goto done). */
+#define GORP_ERROR(code, ...) gorp_error(__FILE__, __LINE__, __func__, (code), __VA_ARGS__)
+/* Returns the error from the current function. */
+#define GORP_ERR(code, ...) return GORP_ERROR((code), __VA_ARGS__)
+/* Returns the error unless cond holds (libCEED's CeedCheck). */
+#define GORP_CHECK(cond, code, ...)                                                                \
+  do {                                                                                             \
+    if (!(cond)) GORP_ERR((code), __VA_ARGS__);                                                    \
+  } while (0)
 
 #define GORP_CALL(call)                                                                            \
   do {                                                                                             \

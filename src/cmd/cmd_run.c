@@ -10,6 +10,7 @@
 #include "gorp/cl_results.h"
 #include "gorp/ckpt.h"
 #include "gorp/cmd.h"
+#include "gorp/config_dist.h"
 #include "gorp/dist.h"
 #include "gorp/err.h"
 #include "gorp/fsutil.h"
@@ -297,7 +298,8 @@ int cmd_run_catch_stop_signals(void) {
 
 static int run(const gorp_config *c, int force_config) {
   dist d;
-  GORP_CALL(dist_init(&d, c));
+  GORP_CALL(config_check_same_on_ranks(c));
+  GORP_CALL(dist_init(&d, c->parallel.tp, c->parallel.dp));
   /* rank 0 speaks for the job; every rank still reports its own errors on stderr */
   if (d.rank != 0 && !freopen("/dev/null", "w", stdout))
     GORP_ERR(GORP_EIO, "cannot silence stdout on rank %d", d.rank);

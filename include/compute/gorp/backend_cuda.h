@@ -1,6 +1,6 @@
-/* The entry point of the CUDA backend module libgorp_cuda.so (src/cuda/backend_cuda.c), which
- * backend_select("cuda") loads with dlopen and finds with dlsym under BACKEND_CUDA_ENTRY.
- * Not for: anything else; the CPU build never includes the module. */
+/* The entry point of the CUDA backend module libgorp_cuda.so (src/compute/cuda/backend_cuda.c),
+ * which backend_select("cuda") loads with dlopen and finds with dlsym under BACKEND_CUDA_ENTRY. Not
+ * for: anything else; the CPU build never includes the module. */
 #ifndef GORP_BACKEND_CUDA_H
 #define GORP_BACKEND_CUDA_H
 

@@ -5,6 +5,7 @@
  * At the end it reports how often the base answers with an option of a fresh, never-seen list. */
 #include "gorp/cl.h"
 #include "gorp/cmd.h"
+#include "gorp/config_dist.h"
 #include "gorp/dist.h"
 #include "gorp/err.h"
 #include "gorp/fsutil.h"
@@ -119,7 +120,8 @@ static int held_out_check(model *m, const tokenizer *tok, uint64_t seed, int n, 
 
 static int pretrain(const gorp_config *c) {
   dist d;
-  GORP_CALL(dist_init(&d, c));
+  GORP_CALL(config_check_same_on_ranks(c));
+  GORP_CALL(dist_init(&d, c->parallel.tp, c->parallel.dp));
   if (d.rank != 0 && !freopen("/dev/null", "w", stdout))
     GORP_ERR(GORP_EIO, "cannot silence stdout on rank %d", d.rank);
   if (strcmp(c->data.format, "synthetic"))

@@ -255,8 +255,7 @@ int modelfile_save_merged_tp(const model *m, const lora *lo, const char *method,
   float *scratch = NULL;
   int rc = GORP_OK;
   if (lo && !(scratch = malloc(merge_scratch_len(m, lo) * sizeof(float))))
-    rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EMEM,
-                    "out of memory for one merged weight of %s", path);
+    rc = GORP_ERROR(GORP_EMEM, "out of memory for one merged weight of %s", path);
   hid_t file;
   rc = h5io_agree(d, rc, path, "allocating");
   if (!rc) rc = h5io_create_par(tmp, d, &file);
@@ -266,7 +265,7 @@ int modelfile_save_merged_tp(const model *m, const lora *lo, const char *method,
     if (!rc && lo) rc = write_adapters(file, lo, method, pair_tasks, scratch, d, tmp);
     rc = h5io_close_publish(file, rc, tmp, path, d);
   }
-  if (rc) gorp_error(__FILE__, __LINE__, __func__, rc, "could not save model file %s", path);
+  if (rc) GORP_ERROR(rc, "could not save model file %s", path);
   free(scratch);
   free(tmp);
   return rc;
@@ -304,8 +303,8 @@ int modelfile_print_adapters(hid_t file, const char *path) {
     snprintf(name, sizeof(name), "/adapters/task_%02d", p + 1);
     hid_t pg = H5Gopen2(file, name, H5P_DEFAULT);
     if (pg < 0) {
-      rc = gorp_error(__FILE__, __LINE__, __func__, GORP_EINPUT,
-                      "%s: /adapters says %d pairs but group %s is missing", path, pairs, name);
+      rc = GORP_ERROR(GORP_EINPUT, "%s: /adapters says %d pairs but group %s is missing", path,
+                      pairs, name);
       break;
     }
     rc = h5io_read_str_attr(pg, name, "tasks", &tasks, path);

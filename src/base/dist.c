@@ -1,0 +1,72 @@
+/* The MPI layout and its collectives (see dist.h). */
+#include "gorp/dist.h"
+
+#include "gorp/err.h"
+
+#include <limits.h>
+#include <stdlib.h>
+
+int dist_init(dist *d, int tp, int dp) {
+  GORP_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &d->rank));
+  GORP_MPI(MPI_Comm_size(MPI_COMM_WORLD, &d->size));
+  if (d->size != tp * dp)
+    GORP_ERR(GORP_EINPUT,
+             "the MPI job has %d ranks, but parallel.tp x parallel.dp = %d x %d = %d: launch "
+             "%d ranks or change the config",
+             d->size, tp, dp, tp * dp, tp * dp);
+  const char *slurm = getenv("SLURM_NTASKS");
+  if (slurm && atoi(slurm) != d->size)
+    GORP_ERR(GORP_EINPUT, "SLURM_NTASKS = %s but the MPI world has %d ranks (srun/mpirun mismatch)",
+             slurm, d->size);
+  /* a TP group is tp consecutive ranks: one node's ranks when tp divides the ranks per node, so
+   * the per-layer all-reduces stay inside the node (Megatron's ordering) */
+  d->tp_rank = d->rank % tp;
+  d->tp_size = tp;
+  d->dp_rank = d->rank / tp;
+  d->dp_size = dp;
+  GORP_MPI(MPI_Comm_split(MPI_COMM_WORLD, d->dp_rank, d->tp_rank, &d->tp));
+  GORP_MPI(MPI_Comm_split(MPI_COMM_WORLD, d->tp_rank, d->dp_rank, &d->dp));
+  return GORP_OK;
+}
+
+void dist_free(dist *d) {
+  if (d->tp != MPI_COMM_NULL) MPI_Comm_free(&d->tp);
+  if (d->dp != MPI_COMM_NULL) MPI_Comm_free(&d->dp);
+}
+
+void dist_batch_slice(const dist *d, int B, int *lo, int *hi) {
+  *lo = (int)((long)B * d->dp_rank / d->dp_size);
+  *hi = (int)((long)B * (d->dp_rank + 1) / d->dp_size);
+}
+
+static int sum(MPI_Comm comm, int size, void *x, size_t n, MPI_Datatype type, size_t elem) {
+  if (size == 1) return GORP_OK;
+  for (size_t off = 0; off < n;) {
+    const size_t chunk = n - off < (size_t)INT_MAX ? n - off : (size_t)INT_MAX;
+    GORP_MPI(MPI_Allreduce(MPI_IN_PLACE, (char *)x + off * elem, (int)chunk, type, MPI_SUM, comm));
+    off += chunk;
+  }
+  return GORP_OK;
+}
+
+int dist_sum_floats(const dist *d, float *x, size_t n) {
+  return sum(d->dp, d->dp_size, x, n, MPI_FLOAT, sizeof(float));
+}
+
+int dist_sum_doubles(const dist *d, double *x, size_t n) {
+  return sum(d->dp, d->dp_size, x, n, MPI_DOUBLE, sizeof(double));
+}
+
+int dist_tp_sum_floats(const dist *d, float *x, size_t n) {
+  return sum(d->tp, d->tp_size, x, n, MPI_FLOAT, sizeof(float));
+}
+
+int dist_tp_sum_doubles(const dist *d, double *x, size_t n) {
+  return sum(d->tp, d->tp_size, x, n, MPI_DOUBLE, sizeof(double));
+}
+
+int dist_barrier(const dist *d) {
+  GORP_MPI(MPI_Barrier(MPI_COMM_WORLD));
+  (void)d;
+  return GORP_OK;
+}

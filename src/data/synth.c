@@ -430,6 +430,16 @@ static void title_text(bag *b, srng *r, sbuf *s) {
   sb_put(s, T_END);
 }
 
+/* Two sentences: open, bag a, mid, bag b, close (the layout of every two-part dataset). */
+static void emit_pair(sbuf *s, srng *r, const char *open, bag *a, const char *mid, bag *b,
+                      const char *close) {
+  sb_put(s, open);
+  bag_emit_all(a, r, s);
+  sb_put(s, mid);
+  bag_emit_all(b, r, s);
+  sb_put(s, close);
+}
+
 /* The sentence of an item of dataset d whose decisive concept is c (see docs/SYNTHETIC.md). */
 static void gen_sentence(int d, int c, srng *r, sbuf *s) {
   const synth_spec *sp = &specs[d];
@@ -489,11 +499,7 @@ static void gen_sentence(int d, int c, srng *r, sbuf *s) {
     bag_topic(&b, r, g, 1);
     bag_pol(&b, r, c);
     bag_fill(&b, r, sr_range(r, 2, 3));
-    sb_put(s, T_S1);
-    bag_emit_all(&a, r, s);
-    sb_put(s, T_END T_S2);
-    bag_emit_all(&b, r, s);
-    sb_put(s, T_END);
+    emit_pair(s, r, T_S1, &a, T_END T_S2, &b, T_END);
     break;
   case D_CB: /* the topic group of sentence 2 decides; sentence 1 has no topic word */
     bag_ent(&a, r, sr_int(r, N_ENT));
@@ -501,11 +507,7 @@ static void gen_sentence(int d, int c, srng *r, sbuf *s) {
     bag_fill(&a, r, sr_range(r, 3, 5));
     bag_topic(&b, r, c, 2);
     bag_fill(&b, r, sr_range(r, 2, 3));
-    sb_put(s, T_S1);
-    bag_emit_all(&a, r, s);
-    sb_put(s, T_END T_S2);
-    bag_emit_all(&b, r, s);
-    sb_put(s, T_END);
+    emit_pair(s, r, T_S1, &a, T_END T_S2, &b, T_END);
     break;
   case D_RTE: /* a negation marker in sentence 2 (c = 1) or one more filler (c = 0) */
     bag_ent(&a, r, sr_int(r, N_ENT));
@@ -515,11 +517,7 @@ static void gen_sentence(int d, int c, srng *r, sbuf *s) {
     bag_topic(&b, r, g, 1);
     if (c) bag_add(&b, markers[sr_int(r, N_MARK)], "");
     bag_fill(&b, r, sr_range(r, 2, 4) + !c);
-    sb_put(s, T_S1);
-    bag_emit_all(&a, r, s);
-    sb_put(s, T_END T_S2);
-    bag_emit_all(&b, r, s);
-    sb_put(s, T_END);
+    emit_pair(s, r, T_S1, &a, T_END T_S2, &b, T_END);
     break;
   case D_QQP: /* the entity class of the first sentence decides */
     bag_ent(&a, r, c);
@@ -528,11 +526,7 @@ static void gen_sentence(int d, int c, srng *r, sbuf *s) {
     bag_topic(&b, r, g, sr_range(r, 1, 2));
     if (maybe(r)) bag_pol(&b, r, sr_int(r, N_POL));
     bag_fill(&b, r, sr_range(r, 2, 4));
-    sb_put(s, T_FIRST);
-    bag_emit_all(&a, r, s);
-    sb_put(s, T_QEND T_SECOND);
-    bag_emit_all(&b, r, s);
-    sb_put(s, T_QEND);
+    emit_pair(s, r, T_FIRST, &a, T_QEND T_SECOND, &b, T_QEND);
     break;
   case D_BOOLQA: /* the polarity word of the question decides */
     bag_pol(&a, r, c);
@@ -541,11 +535,7 @@ static void gen_sentence(int d, int c, srng *r, sbuf *s) {
     bag_ent(&b, r, sr_int(r, N_ENT));
     bag_topic(&b, r, g, sr_range(r, 2, 3));
     bag_fill(&b, r, sr_range(r, 4, 7));
-    sb_put(s, T_QUESTION0);
-    bag_emit_all(&a, r, s);
-    sb_put(s, T_QEND T_PASSAGE);
-    bag_emit_all(&b, r, s);
-    sb_put(s, T_END);
+    emit_pair(s, r, T_QUESTION0, &a, T_QEND T_PASSAGE, &b, T_END);
     break;
   case D_WIC: { /* the group of the marked word (the only topic word) decides */
     char w[WORD_MAX];
@@ -558,11 +548,7 @@ static void gen_sentence(int d, int c, srng *r, sbuf *s) {
     bag_fill(&b, r, sr_range(r, 3, 5));
     sb_put(s, T_WORD);
     sb_put(s, w);
-    sb_put(s, T_NL);
-    bag_emit_all(&a, r, s);
-    sb_put(s, T_END T_NL);
-    bag_emit_all(&b, r, s);
-    sb_put(s, T_END);
+    emit_pair(s, r, T_NL, &a, T_END T_NL, &b, T_END);
     break;
   }
   case D_COPA: { /* the polarity word of the premise decides: positive A, negative B */
@@ -577,11 +563,7 @@ static void gen_sentence(int d, int c, srng *r, sbuf *s) {
     bag_topic(&e, r, g2, sr_range(r, 1, 2));
     bag_fill(&e, r, sr_range(r, 2, 3));
     bag_emit_all(&a, r, s);
-    sb_put(s, T_COPA_MID);
-    bag_emit_all(&b, r, s);
-    sb_put(s, T_END T_COPA_B);
-    bag_emit_all(&e, r, s);
-    sb_put(s, T_END);
+    emit_pair(s, r, T_COPA_MID, &b, T_END T_COPA_B, &e, T_END);
     break;
   }
   case D_MULTIRC: /* the entity class of the candidate answer decides */
@@ -592,11 +574,7 @@ static void gen_sentence(int d, int c, srng *r, sbuf *s) {
     bag_fill(&b, r, sr_range(r, 2, 3));
     bag_ent(&e, r, c);
     bag_fill(&e, r, sr_range(r, 1, 2));
-    sb_put(s, T_PARAGRAPH);
-    bag_emit_all(&a, r, s);
-    sb_put(s, T_END T_QUESTION);
-    bag_emit_all(&b, r, s);
-    sb_put(s, T_QEND T_CANDIDATE);
+    emit_pair(s, r, T_PARAGRAPH, &a, T_END T_QUESTION, &b, T_QEND T_CANDIDATE);
     bag_emit_all(&e, r, s);
     sb_put(s, T_END);
     break;

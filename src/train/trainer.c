@@ -597,10 +597,7 @@ int trainer_observe(trainer *t, const int *tokens, const int *lengths, int B, in
   B = hi - lo;
   GORP_CALL(model_forward(m, tokens, NULL, B, T, 0.0f, NULL));
   const int N = B * T;
-  size_t need = (size_t)N * m->cfg.intermediate_size;
-  if (need < (size_t)N * m->cfg.hidden_size) need = (size_t)N * m->cfg.hidden_size;
-  if (need < (size_t)N * m->cfg.num_heads * m->cfg.head_dim)
-    need = (size_t)N * m->cfg.num_heads * m->cfg.head_dim;
+  const size_t need = (size_t)N * model_widest(&m->cfg, 1); /* whole inputs, gathered under TP */
   float *rows, *gathered = NULL;
   GORP_ALLOC(rows, need, "observed layer inputs");
   int rc = GORP_OK;

@@ -2,7 +2,8 @@
  * The single place where the model's layout is written down: the architecture keys of
  * model_config (config.json <-> model_config <-> config.ini, model_config_keys), the tensor table
  * (HF names, shapes, TP splits, offsets) and the widest per-token activation (model_widest).
- * Files, imports and plans walk these; they never list keys, names or widths of their own.
+ * Model files, imports and plans walk these; they never list keys, names or widths of their own
+ * (config.c's [model] keys, with their defaults and docs, use the same gorp names).
  * Not for: the numerics (model.c, ops.c) or how files store the table (modelfile.c). */
 #include "gorp/model.h"
 
@@ -12,8 +13,8 @@
 #include "gorp/rng.h"
 
 #include <math.h>
-#include <stddef.h>
 #include <omp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -323,9 +323,7 @@ static int walk_state(walker *w, trainer *t, cl_results *res, ckpt_pos *p, int o
 
 static size_t scratch_floats(const trainer *t) {
   const model_config *c = &t->m->cfg;
-  size_t big = (size_t)c->intermediate_size, wide = (size_t)c->hidden_size;
-  if ((size_t)c->num_heads * c->head_dim > wide) wide = (size_t)c->num_heads * c->head_dim;
-  if (wide > big) big = wide;
+  const size_t big = model_widest(c, 1);
   return big * big; /* the largest basis (len x len) and every B (out x r) */
 }
 

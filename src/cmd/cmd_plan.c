@@ -276,20 +276,13 @@ static int print_json(const plan *p, const char *path, const plan_sources *s) {
   cJSON *j = cJSON_CreateObject(), *o;
   cJSON_AddStringToObject(j, "config", path);
   cJSON_AddItemToObject(j, "model", o = cJSON_CreateObject());
-  const struct {
-    const char *key;
-    int v;
-  } ints[] = {{"vocab_size", c->vocab_size},
-              {"hidden_size", c->hidden_size},
-              {"intermediate_size", c->intermediate_size},
-              {"num_layers", c->num_layers},
-              {"num_heads", c->num_heads},
-              {"num_kv_heads", c->num_kv_heads},
-              {"head_dim", c->head_dim},
-              {"max_seq", c->max_seq}};
-  for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++)
-    cJSON_AddNumberToObject(o, ints[i].key, ints[i].v);
-  cJSON_AddBoolToObject(o, "tie_embeddings", c->tie_embeddings);
+  int n_keys;
+  const model_key *k = model_config_keys(&n_keys);
+  for (int i = 0; i < n_keys; i++) /* the shape; the float keys play no part in a plan */
+    if (k[i].type == MODEL_KEY_INT)
+      cJSON_AddNumberToObject(o, k[i].name, model_key_get(c, &k[i]));
+    else if (k[i].type == MODEL_KEY_BOOL)
+      cJSON_AddBoolToObject(o, k[i].name, (int)model_key_get(c, &k[i]));
   cJSON_AddNumberToObject(o, "parameters", (double)p->n_params);
   cJSON_AddStringToObject(o, "shape_source", s->shape);
   cJSON_AddStringToObject(o, "vocab_source", s->vocab);

@@ -282,7 +282,7 @@ static void basis_reserve(u64 *work, u64 *scratch, u64 n, u64 k, u64 cap) {
 static void workspace(plan *p, const lin *ln) {
   const plan_method *m = &p->method;
   const dims d = local_dims(p);
-  const u64 wide = umax(d.C, umax(d.F, d.QD));
+  const u64 wide = model_widest(&p->cfg, p->layout.tp);
   add(p, PLAN_WORK, 0,
       d.N * d.C + 2 * d.N * wide + d.N * d.QD + 2 * d.N * d.KD + 2 * d.N * d.F + d.T * d.T,
       "backward scratch: dx, dbuf x 2, dq, dk, dv, dg, du, datt");

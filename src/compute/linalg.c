@@ -200,15 +200,16 @@ static int svd_randomized(float *out, float *sv, const float *G, int m, int n, i
     for (int i = 0; i < n; i++)
       X[(size_t)j * n + i] =
           (float)rng_normal(o->seed, RNG_STREAM_SVD, o->counter, (uint64_t)j * n + i);
-  be->gemm(0, 1, l, m, n, 1.0f, X, n, G, n, 0.0f, Yt, m); /* Yt = Omega^T G^T */
+  GORP_CALL(be->gemm(0, 1, l, m, n, 1.0f, X, n, G, n, 0.0f, Yt, m)); /* Yt = Omega^T G^T */
   GORP_CALL(linalg_orthonormalise(Yt, m, l, tau, work, lwork, fn));
   for (int q = 0; q < o->power_iters; q++) {
-    be->gemm(0, 0, l, n, m, 1.0f, Yt, m, G, n, 0.0f, X, n); /* X = Qy^T G */
+    GORP_CALL(be->gemm(0, 0, l, n, m, 1.0f, Yt, m, G, n, 0.0f, X, n)); /* X = Qy^T G */
     GORP_CALL(linalg_orthonormalise(X, n, l, tau, work, lwork, fn));
-    be->gemm(0, 1, l, m, n, 1.0f, X, n, G, n, 0.0f, Yt, m); /* Yt = X G^T */
+    GORP_CALL(be->gemm(0, 1, l, m, n, 1.0f, X, n, G, n, 0.0f, Yt, m)); /* Yt = X G^T */
     GORP_CALL(linalg_orthonormalise(Yt, m, l, tau, work, lwork, fn));
   }
-  be->gemm(0, 0, l, n, m, 1.0f, Yt, m, G, n, 0.0f, X, n); /* B = Qy^T G; X is B^T column-major */
+  /* B = Qy^T G; X is B^T column-major */
+  GORP_CALL(be->gemm(0, 0, l, n, m, 1.0f, Yt, m, G, n, 0.0f, X, n));
 
   lapack_int info = LAPACKE_sgesvd_work(LAPACK_COL_MAJOR, linalg_job_u(want), linalg_job_vt(want),
                                         n, l, X, n, s, &dummy, 1, &dummy, 1, work, lwork);
@@ -222,7 +223,7 @@ static int svd_randomized(float *out, float *sv, const float *G, int m, int n, i
   } else if (want == WANT_LEFT) {
     /* V^T of B^T sits in X's first l rows (lda n): X[j + t n] = Ub[t, j]. As row-major that is
      * (l, n) with Ub in the first k columns, so P = Qy Ub is Yt^T (m, l) times it. */
-    be->gemm(1, 0, m, k, l, 1.0f, Yt, m, X, n, 0.0f, out, k);
+    GORP_CALL(be->gemm(1, 0, m, k, l, 1.0f, Yt, m, X, n, 0.0f, out, k));
     for (int j = 0; j < k; j++) linalg_sign_fix(out + j, m, k);
   }
   return GORP_OK;

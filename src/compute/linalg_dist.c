@@ -127,14 +127,14 @@ static int query_qr(size_t *lwork, int rows, int cols, int q) {
 
 /* Row-major C (rows x cols) = op(A) op(B) through the backend. An empty C is left alone and an
  * empty inner dimension gives C = 0 (BLAS refuses the leading dimension 0 of an empty shard). */
-static void gemm_z(int ta, int tb, int rows, int cols, int inner, const float *a, int lda,
-                   const float *b, int ldb, float *c, int ldc) {
-  if (rows == 0 || cols == 0) return;
+static int gemm_z(int ta, int tb, int rows, int cols, int inner, const float *a, int lda,
+                  const float *b, int ldb, float *c, int ldc) {
+  if (rows == 0 || cols == 0) return GORP_OK;
   if (inner == 0) {
     for (int i = 0; i < rows; i++) memset(c + (size_t)i * ldc, 0, (size_t)cols * sizeof(float));
-    return;
+    return GORP_OK;
   }
-  backend_get()->gemm(ta, tb, rows, cols, inner, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
+  return backend_get()->gemm(ta, tb, rows, cols, inner, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
 }
 
 /* ---- the plan of one call: shapes and the carving of the workspace, computed once ---- */
@@ -446,7 +446,7 @@ static int tsqr(float *Y, float *buf, float *tau, float *work, lapack_int lwork,
   GORP_CALL(all_ok(rc, w, fn));
   GORP_MPI(MPI_Scatterv(pack, cnt, dsp, MPI_FLOAT, R, r * l, MPI_FLOAT, ROOT, w->comm));
   if (r > 0) { /* Y^T (l x len) = Qblock^T (l x r) Qlocal^T (r x len), all row-major views */
-    gemm_z(0, 0, l, len, r, R, r, Y, len, tmp, len);
+    GORP_CALL(gemm_z(0, 0, l, len, r, R, r, Y, len, tmp, len));
     memcpy(Y, tmp, (size_t)l * len * sizeof(float));
   }
   return GORP_OK;
@@ -513,15 +513,16 @@ static int randomized_rows(float *out, float *sv, const float *G, const plan *pl
     for (int i = 0; i < n; i++)
       X[(size_t)j * n + i] =
           (float)rng_normal(o->seed, RNG_STREAM_SVD, o->counter, (uint64_t)j * n + i);
-  gemm_z(0, 1, l, len, n, X, n, G, n, Y, len); /* Y = Omega^T G_local^T */
+  GORP_CALL(gemm_z(0, 1, l, len, n, X, n, G, n, Y, len)); /* Y = Omega^T G_local^T */
   GORP_CALL(tsqr(Y, tb, tau, work, lwork, pl, w, fn));
   for (int q = 0; q < o->power_iters; q++) {
-    gemm_z(0, 0, l, n, len, Y, len, G, n, X, n); /* X = Qy^T G, partial */
+    GORP_CALL(gemm_z(0, 0, l, n, len, Y, len, G, n, X, n)); /* X = Qy^T G, partial */
     GORP_CALL(sum_orth_bcast(X, n, l, tau, work, lwork, w, fn));
-    gemm_z(0, 1, l, len, n, X, n, G, n, Y, len); /* Y = X G_local^T */
+    GORP_CALL(gemm_z(0, 1, l, len, n, X, n, G, n, Y, len)); /* Y = X G_local^T */
     GORP_CALL(tsqr(Y, tb, tau, work, lwork, pl, w, fn));
   }
-  gemm_z(0, 0, l, n, len, Y, len, G, n, X, n); /* B = Qy^T G (partial); X is B^T col-major */
+  /* B = Qy^T G (partial); X is B^T col-major */
+  GORP_CALL(gemm_z(0, 0, l, n, len, Y, len, G, n, X, n));
   if (pl->p > 1)
     GORP_MPI(MPI_Reduce(pl->rank == ROOT ? MPI_IN_PLACE : X, X, l * n, MPI_FLOAT, MPI_SUM, ROOT,
                         w->comm));
@@ -548,7 +549,7 @@ static int randomized_rows(float *out, float *sv, const float *G, const plan *pl
   if (pl->want == WANT_LEFT) {
     /* X[j + t n] = Ub[t, j]: as row-major (l, n) Ub sits in the first k columns, so this rank's
      * rows of P = Qy Ub are Y^T (len, l) times it. */
-    gemm_z(1, 0, len, k, l, Y, len, X, n, out, k);
+    GORP_CALL(gemm_z(1, 0, len, k, l, Y, len, X, n, out, k));
     GORP_CALL(sign_fix_split(out, len, k, pl->off, pairs, w));
   }
   if (sv) memcpy(sv, s, (size_t)k * sizeof(float));
@@ -573,16 +574,17 @@ static int randomized_cols(float *out, float *sv, const float *G, const plan *pl
     for (int c = 0; c < len; c++)
       X[(size_t)j * len + c] = (float)rng_normal(o->seed, RNG_STREAM_SVD, o->counter,
                                                  (uint64_t)j * n + (uint64_t)(pl->off + c));
-  gemm_z(0, 1, l, m, len, X, len, G, len, Y, m); /* Y = Omega^T G^T, partial */
+  GORP_CALL(gemm_z(0, 1, l, m, len, X, len, G, len, Y, m)); /* Y = Omega^T G^T, partial */
   GORP_CALL(sum_orth_bcast(Y, m, l, tau, work, lwork, w, fn));
   for (int q = 0; q < o->power_iters; q++) {
-    gemm_z(0, 0, l, len, m, Y, m, G, len, X, len); /* X = Qy^T G_local */
+    GORP_CALL(gemm_z(0, 0, l, len, m, Y, m, G, len, X, len)); /* X = Qy^T G_local */
     GORP_CALL(tsqr(X, tb, tau, work, lwork, pl, w, fn));
-    gemm_z(0, 1, l, m, len, X, len, G, len, Y, m); /* Y = X G^T, partial */
+    GORP_CALL(gemm_z(0, 1, l, m, len, X, len, G, len, Y, m)); /* Y = X G^T, partial */
     GORP_CALL(sum_orth_bcast(Y, m, l, tau, work, lwork, w, fn));
   }
-  gemm_z(0, 0, l, len, m, Y, m, G, len, X, len); /* this rank's columns of B = Qy^T G */
-  float *B = X;                                  /* (l, n) on the root, lda n */
+  /* this rank's columns of B = Qy^T G */
+  GORP_CALL(gemm_z(0, 0, l, len, m, Y, m, G, len, X, len));
+  float *B = X; /* (l, n) on the root, lda n */
   if (p > 1) {
     float *gathered = tb + pl->tsqr_floats, *whole = gathered + (size_t)l * n;
     int *cnt = w->ints + (size_t)p * T_WIDTH, *dsp = cnt + p;
@@ -614,8 +616,9 @@ static int randomized_cols(float *out, float *sv, const float *G, const plan *pl
         linalg_sign_fix(out + (size_t)j * n, n, 1);
       }
     } else if (!rc) { /* B[j + t n] = Ub[t, j]; P = Qy Ub */
-      backend_get()->gemm(1, 0, m, k, l, 1.0f, Y, m, B, n, 0.0f, out, k);
-      for (int j = 0; j < k; j++) linalg_sign_fix(out + j, m, k);
+      rc = backend_get()->gemm(1, 0, m, k, l, 1.0f, Y, m, B, n, 0.0f, out, k);
+      if (!rc)
+        for (int j = 0; j < k; j++) linalg_sign_fix(out + j, m, k);
     }
   }
   GORP_CALL(all_ok(rc, w, fn));

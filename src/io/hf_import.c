@@ -55,28 +55,39 @@ static int config_float(const cJSON *root, const char *key, float *v, const char
   return GORP_OK;
 }
 
+/* The value of key k from root into c; an absent (or null) optional key keeps c's value. */
+static int config_key(const cJSON *root, const model_key *k, model_config *c, const char *path) {
+  if (k->type == MODEL_KEY_FLOAT) {
+    float v = (float)model_key_get(c, k);
+    GORP_CALL(config_float(root, k->hf, &v, path));
+    model_key_set(c, k, v);
+  } else if (k->type == MODEL_KEY_BOOL) {
+    const cJSON *j = config_value(root, k->hf);
+    if (j && !cJSON_IsBool(j))
+      GORP_ERR(GORP_EINPUT, "%s: \"%s\" must be true or false", path, k->hf);
+    if (j) model_key_set(c, k, cJSON_IsTrue(j));
+  } else {
+    int v = (int)model_key_get(c, k);
+    GORP_CALL(config_int(root, k->hf, k->required, &v, path));
+    model_key_set(c, k, v);
+  }
+  return GORP_OK;
+}
+
 static int config_parse(const cJSON *root, const char *path, model_config *c) {
   if (!cJSON_IsObject(root)) GORP_ERR(GORP_EINPUT, "%s is not a JSON object", path);
-  GORP_CALL(config_int(root, "vocab_size", 1, &c->vocab_size, path));
-  GORP_CALL(config_int(root, "hidden_size", 1, &c->hidden_size, path));
-  GORP_CALL(config_int(root, "intermediate_size", 1, &c->intermediate_size, path));
-  GORP_CALL(config_int(root, "num_hidden_layers", 1, &c->num_layers, path));
-  GORP_CALL(config_int(root, "num_attention_heads", 1, &c->num_heads, path));
-  /* HF's defaults (LlamaConfig) */
+  int n_keys;
+  const model_key *k = model_config_keys(&n_keys);
+  for (int i = 0; i < n_keys; i++)
+    if (k[i].required) GORP_CALL(config_key(root, &k[i], c, path));
+  /* HF's defaults (LlamaConfig) of the optional keys; tie_word_embeddings is false (c is zeroed) */
   c->num_kv_heads = c->num_heads;
   c->head_dim = c->num_heads > 0 ? c->hidden_size / c->num_heads : 0;
   c->max_seq = 2048;
   c->rms_eps = 1e-6f;
   c->rope_theta = 10000.0f;
-  GORP_CALL(config_int(root, "num_key_value_heads", 0, &c->num_kv_heads, path));
-  GORP_CALL(config_int(root, "head_dim", 0, &c->head_dim, path));
-  GORP_CALL(config_int(root, "max_position_embeddings", 0, &c->max_seq, path));
-  GORP_CALL(config_float(root, "rms_norm_eps", &c->rms_eps, path));
-  GORP_CALL(config_float(root, "rope_theta", &c->rope_theta, path));
-  const cJSON *tie = config_value(root, "tie_word_embeddings");
-  if (tie && !cJSON_IsBool(tie))
-    GORP_ERR(GORP_EINPUT, "%s: \"tie_word_embeddings\" must be true or false", path);
-  c->tie_embeddings = cJSON_IsTrue(tie);
+  for (int i = 0; i < n_keys; i++)
+    if (!k[i].required) GORP_CALL(config_key(root, &k[i], c, path));
   /* refused rather than ignored: each would silently change the numerics */
   if (config_value(root, "rope_scaling"))
     GORP_ERR(GORP_EINPUT, "%s: \"rope_scaling\" is not supported (it must be null or absent)",

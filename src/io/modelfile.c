@@ -12,28 +12,10 @@
 
 #include <cjson/cJSON.h>
 #include <hdf5.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/* The architecture attributes of /model, keyed as in HF's config.json. */
-static const struct {
-  const char *key;
-  size_t offset;
-} int_keys[] = {{"vocab_size", offsetof(model_config, vocab_size)},
-                {"hidden_size", offsetof(model_config, hidden_size)},
-                {"intermediate_size", offsetof(model_config, intermediate_size)},
-                {"num_hidden_layers", offsetof(model_config, num_layers)},
-                {"num_attention_heads", offsetof(model_config, num_heads)},
-                {"num_key_value_heads", offsetof(model_config, num_kv_heads)},
-                {"head_dim", offsetof(model_config, head_dim)},
-                {"max_position_embeddings", offsetof(model_config, max_seq)},
-                {"tie_word_embeddings", offsetof(model_config, tie_embeddings)}},
-  float_keys[] = {{"rms_norm_eps", offsetof(model_config, rms_eps)},
-                  {"rope_theta", offsetof(model_config, rope_theta)}};
-#define N_KEYS(a) (sizeof(a) / sizeof((a)[0]))
 
 /* The float64 whose shortest decimal reads back as x: stores 1e-5f as 1e-05, not 1.0000000e-05. */
 static double float_decimal(float x) {
@@ -55,17 +37,16 @@ static char *generated_hf_config(const model_config *c) {
                         cJSON_CreateStringArray((const char *[]){"LlamaForCausalLM"}, 1));
   cJSON_AddStringToObject(j, "model_type", "llama");
   cJSON_AddStringToObject(j, "hidden_act", "silu");
-  for (size_t i = 0; i < N_KEYS(int_keys); i++) {
-    const int v = *(const int *)((const char *)c + int_keys[i].offset);
-    if (!strcmp(int_keys[i].key, "tie_word_embeddings"))
-      cJSON_AddBoolToObject(j, int_keys[i].key, v);
+  int n_keys;
+  const model_key *k = model_config_keys(&n_keys);
+  for (int i = 0; i < n_keys; i++) {
+    const double v = model_key_get(c, &k[i]);
+    if (k[i].type == MODEL_KEY_BOOL)
+      cJSON_AddBoolToObject(j, k[i].hf, (int)v);
     else
-      cJSON_AddNumberToObject(j, int_keys[i].key, v);
+      cJSON_AddNumberToObject(j, k[i].hf,
+                              k[i].type == MODEL_KEY_FLOAT ? float_decimal((float)v) : v);
   }
-  for (size_t i = 0; i < N_KEYS(float_keys); i++)
-    cJSON_AddNumberToObject(
-        j, float_keys[i].key,
-        float_decimal(*(const float *)((const char *)c + float_keys[i].offset)));
   cJSON_AddStringToObject(j, "torch_dtype", "float32");
   char *s = cJSON_Print(j);
   cJSON_Delete(j);
@@ -73,12 +54,16 @@ static char *generated_hf_config(const model_config *c) {
 }
 
 static int write_config(hid_t grp, const model_config *c, const char *hf_config, const char *path) {
-  for (size_t i = 0; i < N_KEYS(int_keys); i++)
-    GORP_CALL(h5io_write_attr(grp, int_keys[i].key, H5T_STD_I32LE, H5T_NATIVE_INT,
-                              (const char *)c + int_keys[i].offset, path));
-  for (size_t i = 0; i < N_KEYS(float_keys); i++) {
-    const double v = float_decimal(*(const float *)((const char *)c + float_keys[i].offset));
-    GORP_CALL(h5io_write_attr(grp, float_keys[i].key, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v, path));
+  int n_keys;
+  const model_key *k = model_config_keys(&n_keys);
+  for (int i = 0; i < n_keys; i++) {
+    if (k[i].type == MODEL_KEY_FLOAT) {
+      const double v = float_decimal((float)model_key_get(c, &k[i]));
+      GORP_CALL(h5io_write_attr(grp, k[i].hf, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v, path));
+    } else {
+      const int v = (int)model_key_get(c, &k[i]);
+      GORP_CALL(h5io_write_attr(grp, k[i].hf, H5T_STD_I32LE, H5T_NATIVE_INT, &v, path));
+    }
   }
   if (hf_config) return h5io_write_str_attr(grp, "hf_config", hf_config, path);
   char *generated = generated_hf_config(c);
@@ -325,18 +310,23 @@ static int read_config(hid_t file, const char *path, model_config *c) {
   memset(c, 0, sizeof(*c));
   hid_t grp;
   GORP_CALL(h5io_open_group(file, "model", path, &grp));
-  for (size_t i = 0; i < N_KEYS(int_keys); i++)
-    GORP_CALL(h5io_read_num_attr(grp, "/model", int_keys[i].key, 0, H5T_NATIVE_INT,
-                                 (char *)c + int_keys[i].offset, path));
-  for (size_t i = 0; i < N_KEYS(float_keys); i++) {
+  int n_keys;
+  const model_key *k = model_config_keys(&n_keys);
+  for (int i = 0; i < n_keys; i++) {
+    const int is_float = k[i].type == MODEL_KEY_FLOAT;
     double v;
-    GORP_CALL(h5io_read_num_attr(grp, "/model", float_keys[i].key, 1, H5T_NATIVE_DOUBLE, &v, path));
-    *(float *)((char *)c + float_keys[i].offset) = (float)v;
+    int iv;
+    GORP_CALL(h5io_read_num_attr(grp, "/model", k[i].hf, is_float,
+                                 is_float ? H5T_NATIVE_DOUBLE : H5T_NATIVE_INT,
+                                 is_float ? (void *)&v : (void *)&iv, path));
+    model_key_set(c, &k[i], is_float ? v : iv);
   }
   GORP_H5(H5Gclose(grp));
-  if (c->tie_embeddings != 0 && c->tie_embeddings != 1)
-    GORP_ERR(GORP_EINPUT, "%s: attribute tie_word_embeddings of /model must be 0 or 1, got %d",
-             path, c->tie_embeddings);
+  for (int i = 0; i < n_keys; i++) {
+    const int v = (int)model_key_get(c, &k[i]);
+    if (k[i].type == MODEL_KEY_BOOL && v != 0 && v != 1)
+      GORP_ERR(GORP_EINPUT, "%s: attribute %s of /model must be 0 or 1, got %d", path, k[i].hf, v);
+  }
   if (model_config_check(c))
     GORP_ERR(GORP_EINPUT, "%s: the attributes of /model do not describe a valid model", path);
   return GORP_OK;

@@ -26,8 +26,7 @@ int model_reserve(model *m, int B, int T) {
                QD = (size_t)m->H_loc * c->head_dim, KD = (size_t)m->KV_loc * c->head_dim,
                V = c->vocab_size, H = m->H_loc, half = c->head_dim / 2;
   const int n_datt = omp_get_max_threads();
-  size_t wide = C > F ? C : F;
-  wide = wide > QD ? wide : QD;
+  const size_t wide = model_widest(c, m->tp_size);
   struct {
     float **ptr;
     size_t n;

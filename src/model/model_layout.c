@@ -1,13 +1,20 @@
 /* Parameter table, allocation and initialisation of the LLaMA model (see model.h).
- * The table is the single place where HF names, shapes and offsets are derived. */
+ * The single place where the model's layout is written down: the architecture keys of
+ * model_config (config.json <-> model_config <-> config.ini, model_config_keys), the tensor table
+ * (HF names, shapes, TP splits, offsets) and the widest per-token activation (model_widest).
+ * Model files, imports and plans walk these; they never list keys, names or widths of their own
+ * (config.c's [model] keys, with their defaults and docs, use the same gorp names).
+ * Not for: the numerics (model.c, ops.c) or how files store the table (modelfile.c). */
 #include "gorp/model.h"
 
 #include "gorp/dist.h"
 #include "gorp/err.h"
+#include "gorp/lora.h"
 #include "gorp/rng.h"
 
 #include <math.h>
 #include <omp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,25 +24,65 @@ static int mul_ok(uint64_t a, uint64_t b, uint64_t *out) {
   return !__builtin_mul_overflow(a, b, out);
 }
 
+/* config.json's order (the order of HF's generated config and of /model's attributes) */
+static const model_key keys[] = {
+    {"vocab_size", "vocab_size", MODEL_KEY_INT, offsetof(model_config, vocab_size), 1,
+     MODEL_MAX_DIM},
+    {"hidden_size", "hidden_size", MODEL_KEY_INT, offsetof(model_config, hidden_size), 1,
+     MODEL_MAX_DIM},
+    {"intermediate_size", "intermediate_size", MODEL_KEY_INT,
+     offsetof(model_config, intermediate_size), 1, MODEL_MAX_DIM},
+    {"num_hidden_layers", "num_layers", MODEL_KEY_INT, offsetof(model_config, num_layers), 1,
+     MODEL_MAX_LAYERS},
+    {"num_attention_heads", "num_heads", MODEL_KEY_INT, offsetof(model_config, num_heads), 1,
+     MODEL_MAX_DIM},
+    {"num_key_value_heads", "num_kv_heads", MODEL_KEY_INT, offsetof(model_config, num_kv_heads), 0,
+     MODEL_MAX_DIM},
+    {"head_dim", "head_dim", MODEL_KEY_INT, offsetof(model_config, head_dim), 0, MODEL_MAX_DIM},
+    {"max_position_embeddings", "max_seq", MODEL_KEY_INT, offsetof(model_config, max_seq), 0,
+     MODEL_MAX_DIM},
+    {"tie_word_embeddings", "tie_embeddings", MODEL_KEY_BOOL,
+     offsetof(model_config, tie_embeddings), 0, 0},
+    {"rms_norm_eps", "rms_eps", MODEL_KEY_FLOAT, offsetof(model_config, rms_eps), 0, 0},
+    {"rope_theta", "rope_theta", MODEL_KEY_FLOAT, offsetof(model_config, rope_theta), 0, 0}};
+
+const model_key *model_config_keys(int *n) {
+  *n = (int)(sizeof(keys) / sizeof(keys[0]));
+  return keys;
+}
+
+double model_key_get(const model_config *c, const model_key *k) {
+  const char *field = (const char *)c + k->offset;
+  if (k->type == MODEL_KEY_FLOAT) return *(const float *)field;
+  return *(const int *)field;
+}
+
+void model_key_set(model_config *c, const model_key *k, double v) {
+  char *field = (char *)c + k->offset;
+  if (k->type == MODEL_KEY_FLOAT)
+    *(float *)field = (float)v;
+  else
+    *(int *)field = (int)v;
+}
+
+size_t model_widest(const model_config *c, int tp) {
+  const size_t C = (size_t)c->hidden_size, F = (size_t)(c->intermediate_size / tp),
+               QD = (size_t)(c->num_heads / tp) * (size_t)c->head_dim;
+  const size_t wide = C > F ? C : F;
+  return wide > QD ? wide : QD;
+}
+
 int model_config_check(const model_config *c) {
-  struct {
-    const char *key;
-    int value, max;
-  } pos[] = {{"vocab_size", c->vocab_size, MODEL_MAX_DIM},
-             {"hidden_size", c->hidden_size, MODEL_MAX_DIM},
-             {"intermediate_size", c->intermediate_size, MODEL_MAX_DIM},
-             {"num_hidden_layers", c->num_layers, MODEL_MAX_LAYERS},
-             {"num_attention_heads", c->num_heads, MODEL_MAX_DIM},
-             {"num_key_value_heads", c->num_kv_heads, MODEL_MAX_DIM},
-             {"head_dim", c->head_dim, MODEL_MAX_DIM},
-             {"max_position_embeddings", c->max_seq, MODEL_MAX_DIM}};
-  for (size_t i = 0; i < sizeof(pos) / sizeof(pos[0]); i++) {
-    if (pos[i].value <= 0)
-      GORP_ERR(GORP_EINPUT, "model config: %s must be a positive integer, got %d", pos[i].key,
-               pos[i].value);
-    if (pos[i].value > pos[i].max)
-      GORP_ERR(GORP_EINPUT, "model config: %s = %d is over gorp's limit of %d", pos[i].key,
-               pos[i].value, pos[i].max);
+  int n_keys;
+  const model_key *k = model_config_keys(&n_keys);
+  for (int i = 0; i < n_keys; i++) {
+    if (k[i].type != MODEL_KEY_INT) continue;
+    const int value = (int)model_key_get(c, &k[i]);
+    if (value <= 0)
+      GORP_ERR(GORP_EINPUT, "model config: %s must be a positive integer, got %d", k[i].hf, value);
+    if (value > k[i].max)
+      GORP_ERR(GORP_EINPUT, "model config: %s = %d is over gorp's limit of %d", k[i].hf, value,
+               k[i].max);
   }
   if (c->num_heads % c->num_kv_heads)
     GORP_ERR(
@@ -60,12 +107,12 @@ int model_config_check(const model_config *c) {
              c->num_layers, c->hidden_size, c->intermediate_size, c->num_heads, c->head_dim,
              c->vocab_size, n > MODEL_MAX_PARAMS ? "" : "more than ", (unsigned long long)n,
              (unsigned long long)MODEL_MAX_PARAMS);
-  if (!(c->rms_eps > 0) || !isfinite(c->rms_eps))
-    GORP_ERR(GORP_EINPUT, "model config: rms_norm_eps must be a finite number > 0, got %g",
-             c->rms_eps);
-  if (!(c->rope_theta > 0) || !isfinite(c->rope_theta))
-    GORP_ERR(GORP_EINPUT, "model config: rope_theta must be a finite number > 0, got %g",
-             c->rope_theta);
+  for (int i = 0; i < n_keys; i++) {
+    if (k[i].type != MODEL_KEY_FLOAT) continue;
+    const double value = model_key_get(c, &k[i]);
+    if (!(value > 0) || !isfinite(value))
+      GORP_ERR(GORP_EINPUT, "model config: %s must be a finite number > 0, got %g", k[i].hf, value);
+  }
   return GORP_OK;
 }
 
@@ -171,21 +218,21 @@ int model_create_tp(model *m, const model_config *cfg, const dist *d) {
   char name[MODEL_NAME_MAX];
   for (int l = 0; l < cfg->num_layers; l++) {
     struct {
-      const char *suffix;
+      const char *module; /* HF's; a linear's is lora.h's name of its target */
       int64_t rows, cols;
       int ndim;
       tensor_split split;
-    } spec[] = {{"input_layernorm.weight", C, 1, 1, SPLIT_NONE},
-                {"self_attn.q_proj.weight", QD, C, 2, SPLIT_ROWS},
-                {"self_attn.k_proj.weight", KD, C, 2, SPLIT_ROWS},
-                {"self_attn.v_proj.weight", KD, C, 2, SPLIT_ROWS},
-                {"self_attn.o_proj.weight", C, QD, 2, SPLIT_COLS},
-                {"post_attention_layernorm.weight", C, 1, 1, SPLIT_NONE},
-                {"mlp.gate_proj.weight", F, C, 2, SPLIT_ROWS},
-                {"mlp.up_proj.weight", F, C, 2, SPLIT_ROWS},
-                {"mlp.down_proj.weight", C, F, 2, SPLIT_COLS}};
+    } spec[] = {{"input_layernorm", C, 1, 1, SPLIT_NONE},
+                {lora_module_names[LORA_Q], QD, C, 2, SPLIT_ROWS},
+                {lora_module_names[LORA_K], KD, C, 2, SPLIT_ROWS},
+                {lora_module_names[LORA_V], KD, C, 2, SPLIT_ROWS},
+                {lora_module_names[LORA_O], C, QD, 2, SPLIT_COLS},
+                {"post_attention_layernorm", C, 1, 1, SPLIT_NONE},
+                {lora_module_names[LORA_GATE], F, C, 2, SPLIT_ROWS},
+                {lora_module_names[LORA_UP], F, C, 2, SPLIT_ROWS},
+                {lora_module_names[LORA_DOWN], C, F, 2, SPLIT_COLS}};
     for (int s = 0; s < MODEL_LAYER_TENSORS; s++) {
-      snprintf(name, sizeof(name), "model.layers.%d.%s", l, spec[s].suffix);
+      snprintf(name, sizeof(name), "model.layers.%d.%s.weight", l, spec[s].module);
       add_tensor(m, name, spec[s].rows, spec[s].cols, spec[s].ndim, spec[s].split);
     }
   }

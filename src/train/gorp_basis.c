@@ -47,33 +47,33 @@ int gorp_basis_reserve(linalg_ws *w, int n, int k, int cap) {
 }
 
 /* R (n, k) -= S (S^T R) with C (r, k) as scratch. */
-static void project_rows(float *R, const float *S, int r, int cap, int n, int k, float *C) {
+static int project_rows(float *R, const float *S, int r, int cap, int n, int k, float *C) {
   const backend_ops *be = backend_get();
-  be->gemm(1, 0, r, k, n, 1.0f, S, cap, R, k, 0.0f, C, k);
-  be->gemm(0, 0, n, k, r, -1.0f, S, cap, C, k, 1.0f, R, k);
+  GORP_CALL(be->gemm(1, 0, r, k, n, 1.0f, S, cap, R, k, 0.0f, C, k));
+  GORP_CALL(be->gemm(0, 0, n, k, r, -1.0f, S, cap, C, k, 1.0f, R, k));
+  return GORP_OK;
 }
 
 /* R (k, n) -= (R S) S^T with C (k, r) as scratch. */
-static void project_cols(float *R, const float *S, int r, int cap, int n, int k, float *C) {
+static int project_cols(float *R, const float *S, int r, int cap, int n, int k, float *C) {
   const backend_ops *be = backend_get();
-  be->gemm(0, 0, k, r, n, 1.0f, R, n, S, cap, 0.0f, C, r);
-  be->gemm(0, 1, k, n, r, -1.0f, C, r, S, cap, 1.0f, R, n);
+  GORP_CALL(be->gemm(0, 0, k, r, n, 1.0f, R, n, S, cap, 0.0f, C, r));
+  GORP_CALL(be->gemm(0, 1, k, n, r, -1.0f, C, r, S, cap, 1.0f, R, n));
+  return GORP_OK;
 }
 
 int gorp_project_rows(float *R, const float *S, int r, int cap, int n, int k, linalg_ws *w) {
   GORP_CALL(check_basis("gorp_project_rows", r, cap, n, k));
   if (r == 0) return GORP_OK;
   GORP_CALL(check_scratch(w, (size_t)r * k, "gorp_project_rows", n, k, cap));
-  project_rows(R, S, r, cap, n, k, w->scratch);
-  return GORP_OK;
+  return project_rows(R, S, r, cap, n, k, w->scratch);
 }
 
 int gorp_project_cols(float *R, const float *S, int r, int cap, int n, int k, linalg_ws *w) {
   GORP_CALL(check_basis("gorp_project_cols", r, cap, n, k));
   if (r == 0) return GORP_OK;
   GORP_CALL(check_scratch(w, (size_t)k * r, "gorp_project_cols", n, k, cap));
-  project_cols(R, S, r, cap, n, k, w->scratch);
-  return GORP_OK;
+  return project_cols(R, S, r, cap, n, k, w->scratch);
 }
 
 static double sum_squares(const float *x, size_t len) {
@@ -83,21 +83,22 @@ static double sum_squares(const float *x, size_t len) {
 }
 
 /* Appends u (n) as column r of S after one classical Gram-Schmidt pass against columns 0..r-1 and
- * normalisation; c (cap) is scratch. Returns 0 (and appends nothing) when u is, to float
+ * normalisation; c (cap) is scratch. *appended = 0 (and nothing is appended) when u is, to float
  * precision, inside span(S) already. u is a contiguous copy (not a strided view of S) so that
  * every backend product reads whole rows of its operands. */
-static int append_column(float *S, int r, int cap, int n, float *u, float *c) {
+static int append_column(float *S, int r, int cap, int n, float *u, float *c, int *appended) {
   const backend_ops *be = backend_get();
   if (r > 0) {
-    be->gemm(1, 0, r, 1, n, 1.0f, S, cap, u, 1, 0.0f, c, 1);  /* c = S^T u */
-    be->gemm(0, 0, n, 1, r, -1.0f, S, cap, c, 1, 1.0f, u, 1); /* u -= S c */
+    GORP_CALL(be->gemm(1, 0, r, 1, n, 1.0f, S, cap, u, 1, 0.0f, c, 1));  /* c = S^T u */
+    GORP_CALL(be->gemm(0, 0, n, 1, r, -1.0f, S, cap, c, 1, 1.0f, u, 1)); /* u -= S c */
   }
   const double norm = sqrt(sum_squares(u, (size_t)n));
-  if (norm < 0.5) return 0; /* u had unit norm: most of it was in span(S), so it was noise */
+  *appended = norm >= 0.5; /* u had unit norm: most of it was in span(S), so it was noise */
+  if (!*appended) return GORP_OK;
   for (int i = 0; i < n; i++) u[i] = (float)(u[i] / norm);
   linalg_sign_fix(u, n, 1);
   for (int i = 0; i < n; i++) S[(size_t)i * cap + r] = u[i];
-  return 1;
+  return GORP_OK;
 }
 
 /* cols = 0: M (n, k), protected axis rows. cols = 1: M (k, n), protected axis columns. */
@@ -126,9 +127,9 @@ static int extend(float *S, int *r, int cap, const float *M, int n, int k, float
   memcpy(R, M, len * sizeof(float));
   if (*r > 0) {
     if (cols)
-      project_cols(R, S, *r, cap, n, k, C);
+      GORP_CALL(project_cols(R, S, *r, cap, n, k, C));
     else
-      project_rows(R, S, *r, cap, n, k, C);
+      GORP_CALL(project_rows(R, S, *r, cap, n, k, C));
   }
   /* the covered share; M orthogonal to S rounds to a hair below 0, which energy 0 must not see */
   double acc = fmax(0.0, (m2 - sum_squares(R, len)) / m2);
@@ -151,7 +152,9 @@ static int extend(float *S, int *r, int cap, const float *M, int n, int k, float
   for (int j = 0; j < nv && acc < energy; j++) {
     if (sv[j] <= GORP_BASIS_RANK_TOL * sigma1) break;
     for (int i = 0; i < n; i++) u[i] = cols ? V[(size_t)j * n + i] : V[(size_t)i * nv + j];
-    if (!append_column(S, *r, cap, n, u, c)) break;
+    int appended;
+    GORP_CALL(append_column(S, *r, cap, n, u, c, &appended));
+    if (!appended) break;
     (*r)++;
     (*added)++;
     acc += (double)sv[j] * sv[j] / m2;

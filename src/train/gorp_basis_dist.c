@@ -70,11 +70,12 @@ static int project(float *G, const float *S, int r, int cap, const dist_matrix *
   shard(d, &rows, &cols, &off);
   const backend_ops *be = backend_get();
   if (rows > 0 && cols > 0)
-    be->gemm(0, 0, rows, r, cols, 1.0f, G, cols, S, cap, 0.0f, C, r);
+    GORP_CALL(be->gemm(0, 0, rows, r, cols, 1.0f, G, cols, S, cap, 0.0f, C, r));
   else
     memset(C, 0, (size_t)rows * r * sizeof(float));
   GORP_CALL(sum_split(d, C, rows * r, MPI_FLOAT));
-  if (rows > 0 && cols > 0) be->gemm(0, 1, rows, cols, r, -1.0f, C, r, S, cap, 1.0f, G, cols);
+  if (rows > 0 && cols > 0)
+    GORP_CALL(be->gemm(0, 1, rows, cols, r, -1.0f, C, r, S, cap, 1.0f, G, cols));
   return GORP_OK;
 }
 
@@ -134,11 +135,12 @@ static int append_column(float *S, int r, int cap, int len, int off, float *u, f
   const backend_ops *be = backend_get();
   if (r > 0) {
     if (len > 0)
-      be->gemm(1, 0, r, 1, len, 1.0f, S, cap, u, 1, 0.0f, c, 1); /* c = S^T u */
+      GORP_CALL(be->gemm(1, 0, r, 1, len, 1.0f, S, cap, u, 1, 0.0f, c, 1)); /* c = S^T u */
     else
       memset(c, 0, (size_t)r * sizeof(float));
     GORP_CALL(sum_split(d, c, r, MPI_FLOAT));
-    if (len > 0) be->gemm(0, 0, len, 1, r, -1.0f, S, cap, c, 1, 1.0f, u, 1); /* u -= S c */
+    if (len > 0) /* u -= S c */
+      GORP_CALL(be->gemm(0, 0, len, 1, r, -1.0f, S, cap, c, 1, 1.0f, u, 1));
   }
   double ss = sum_squares(u, (size_t)len);
   GORP_CALL(sum_split(d, &ss, 1, MPI_DOUBLE));

@@ -108,9 +108,9 @@ int lowrank_step(lowrank_adam *o, float *W, float *G, const lowrank_guard *g, li
   const int n_q = o->dm ? o->dm->n : n;
   const float *Q = o->proj + (o->dm && o->dm->layout == DIST_COLS ? o->dm->local_off : 0);
   if (o->right) /* R (m, k) = G Q^T */
-    be->gemm(0, 1, m, k, n, 1.0f, G, n, Q, n_q, 0.0f, o->R, k);
+    GORP_CALL(be->gemm(0, 1, m, k, n, 1.0f, G, n, Q, n_q, 0.0f, o->R, k));
   else /* R (k, n) = P^T G */
-    be->gemm(1, 0, k, n, m, 1.0f, o->proj, k, G, n, 0.0f, o->R, n);
+    GORP_CALL(be->gemm(1, 0, k, n, m, 1.0f, o->proj, k, G, n, 0.0f, o->R, n));
   /* a projection on the split axis gives each rank a part of R */
   if (o->dm && (o->right == (o->dm->layout == DIST_COLS)))
     GORP_MPI(MPI_Allreduce(MPI_IN_PLACE, o->R, (int)rk, MPI_FLOAT, MPI_SUM, o->dm->comm));

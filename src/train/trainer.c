@@ -555,15 +555,16 @@ static const float *linear_input(const model *m, int layer, int target, int N) {
 }
 
 /* cov (in, in) += X^T X over the rows of X (N, in) that hold real tokens. */
-static void accumulate(gorp_space *s, const float *X, const int *lengths, int B, int T,
-                       float *rows) {
+static int accumulate(gorp_space *s, const float *X, const int *lengths, int B, int T,
+                      float *rows) {
   const int in = s->len;
   int n = 0;
   for (int b = 0; b < B; b++)
     for (int t = 0; t < lengths[b]; t++)
       memcpy(rows + (size_t)n++ * in, X + ((size_t)b * T + t) * in, (size_t)in * sizeof(float));
-  backend_get()->gemm(1, 0, in, in, n, 1.0f, rows, in, rows, in, 1.0f, s->cov, in);
+  GORP_CALL(backend_get()->gemm(1, 0, in, in, n, 1.0f, rows, in, rows, in, 1.0f, s->cov, in));
   s->cov_rows += n;
+  return GORP_OK;
 }
 
 /* The input of linear (layer, target), (N, in) over the whole input axis: under TP the blocks of
@@ -597,10 +598,7 @@ int trainer_observe(trainer *t, const int *tokens, const int *lengths, int B, in
   B = hi - lo;
   GORP_CALL(model_forward(m, tokens, NULL, B, T, 0.0f, NULL));
   const int N = B * T;
-  size_t need = (size_t)N * m->cfg.intermediate_size;
-  if (need < (size_t)N * m->cfg.hidden_size) need = (size_t)N * m->cfg.hidden_size;
-  if (need < (size_t)N * m->cfg.num_heads * m->cfg.head_dim)
-    need = (size_t)N * m->cfg.num_heads * m->cfg.head_dim;
+  const size_t need = (size_t)N * model_widest(&m->cfg, 1); /* whole inputs, gathered under TP */
   float *rows, *gathered = NULL;
   GORP_ALLOC(rows, need, "observed layer inputs");
   int rc = GORP_OK;
@@ -611,11 +609,11 @@ int trainer_observe(trainer *t, const int *tokens, const int *lengths, int B, in
     for (int l = 0; l < t->lo.L && !rc; l++)
       for (int tg = 0; tg < LORA_N_TARGETS && !rc; tg++)
         if (t->lo.targets >> tg & 1 && !(rc = observed_input(t, l, tg, N, gathered, &X)))
-          accumulate(&t->lora_space[l * LORA_N_TARGETS + tg], X, lengths, B, T, rows);
+          rc = accumulate(&t->lora_space[l * LORA_N_TARGETS + tg], X, lengths, B, T, rows);
   for (int i = 0; i < t->n_full && !rc; i++) {
     const full_target *f = &t->full[i];
     if (f->space.cov && !(rc = observed_input(t, f->layer, f->target, N, gathered, &X)))
-      accumulate(&t->full[i].space, X, lengths, B, T, rows);
+      rc = accumulate(&t->full[i].space, X, lengths, B, T, rows);
   }
   free(rows);
   free(gathered);
@@ -709,9 +707,10 @@ static int end_full(trainer *t, full_target *f, int *added) {
   float *M;
   GORP_ALLOC(M, (size_t)f->m * f->n, "uncompressed moment");
   const int split_cols = t->m->tp && f->dm.layout == DIST_COLS;
-  backend_get()->gemm(0, 0, f->m, f->n, f->low.k, 1.0f, f->low.mom, f->low.k,
-                      f->low.proj + (split_cols ? f->dm.local_off : 0), f->dm.n, 0.0f, M, f->n);
-  int rc = extend(t, s, M, f->m, 1, full_dm(t, f), added);
+  int rc =
+      backend_get()->gemm(0, 0, f->m, f->n, f->low.k, 1.0f, f->low.mom, f->low.k,
+                          f->low.proj + (split_cols ? f->dm.local_off : 0), f->dm.n, 0.0f, M, f->n);
+  if (!rc) rc = extend(t, s, M, f->m, 1, full_dm(t, f), added);
   free(M);
   return rc;
 }

@@ -1,15 +1,16 @@
 /* The only place that does matrix math: a small ops table filled by the CPU (OpenBLAS) or CUDA
- * (cuBLAS) backend, chosen at run time (libCEED style). The model and optimizers call
- * backend_get()->gemm and never BLAS or CUDA directly.
+ * (cuBLAS) backend, chosen at run time from the registry (backend.c, libCEED style). The model and
+ * optimizers call backend_get()->gemm and never BLAS or CUDA directly, and check its status.
  * Not for: element-wise ops (plain loops in the model), decompositions (linalg.h). */
 #ifndef GORP_BACKEND_H
 #define GORP_BACKEND_H
 
 typedef struct backend_ops {
   const char *name;
-  /* Row-major C (m x n) = alpha * op(A) op(B) + beta * C, op(X) = X or X^T per trans flag. */
-  void (*gemm)(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
-               const float *b, int ldb, float beta, float *c, int ldc);
+  /* Row-major C (m x n) = alpha * op(A) op(B) + beta * C, op(X) = X or X^T per trans flag.
+   * Returns GORP_OK, or a GORP_E* code after reporting which library call failed (CUDA). */
+  int (*gemm)(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+              const float *b, int ldb, float beta, float *c, int ldc);
   /* Sets how many threads one gemm call may use from now on (n >= 1) and returns the previous
    * count; NULL when the backend has no such knob. */
   int (*set_gemm_threads)(int n);
@@ -17,7 +18,8 @@ typedef struct backend_ops {
   int concurrent;
 } backend_ops;
 
-/* Selects "cpu" or "cuda" for this process; "cuda" fails with a clear message when no GPU. */
+/* Selects a backend of the registry ("cpu" or "cuda") for this process; an unknown name, and
+ * "cuda" without the module or a GPU, fail with a clear message and keep the current one. */
 int backend_select(const char *name);
 const backend_ops *backend_get(void);
 /* Makes OpenMP (element-wise ops, attention) use as many threads as the GEMMs (OpenBLAS:

@@ -42,6 +42,37 @@ enum { MODEL_LAYER_TENSORS = 9, MODEL_N_LINEARS = 7 };
 /* Index in the tensor table of linear `linear` (0..MODEL_N_LINEARS-1) of layer `layer`. */
 int model_linear_tensor(int layer, int linear);
 
+/* The architecture keys of model_config, the one list of them: config.json's name (the attribute
+ * of a model file's /model), gorp's name (config.ini's model.<name>, gorp plan --json), the type
+ * and place of the field. In config.json's order, which model files and their generated
+ * hf_config keep. Every reader and writer of the architecture walks this table. */
+typedef enum model_key_type {
+  MODEL_KEY_INT,  /* int field; config.json number, I32 attribute */
+  MODEL_KEY_BOOL, /* int field 0/1; config.json true/false, I32 attribute */
+  MODEL_KEY_FLOAT /* float field; config.json number, F64 attribute (shortest decimal) */
+} model_key_type;
+
+typedef struct model_key {
+  const char *hf;      /* config.json key, e.g. num_hidden_layers */
+  const char *name;    /* gorp's, e.g. num_layers */
+  model_key_type type; /* of the field */
+  size_t offset;       /* of the field in model_config */
+  int required;        /* config.json must give it: Hugging Face's LlamaConfig has no default */
+  int max; /* MODEL_KEY_INT: a positive integer at most this (model_config_check); else 0 */
+} model_key;
+
+/* The table, *n entries. */
+const model_key *model_config_keys(int *n);
+/* The field of key k in c, as a double (exact for every int and float). */
+double model_key_get(const model_config *c, const model_key *k);
+/* Sets the field of key k in c to v (an int field takes (int)v, a float one (float)v). */
+void model_key_set(model_config *c, const model_key *k, double v);
+
+/* The widest per-token activation of a layer on one rank of a tp-way split, max(C, F/tp,
+ * H/tp * D) floats: the width of the backward scratch and of any buffer that holds the input or
+ * output of one linear per token. tp = 1 gives the logical model's. */
+size_t model_widest(const model_config *c, int tp);
+
 /* Limits that keep every size product of the model, its activations and its files in range
  * (docs/CONFIG.md): each dimension (and num_heads x head_dim) at most MODEL_MAX_DIM, at most
  * MODEL_MAX_LAYERS layers and MODEL_MAX_PARAMS parameters in all. */

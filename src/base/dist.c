@@ -73,7 +73,7 @@ int dist_barrier(const dist *d) {
 
 int dist_bcast(const dist *d, void *buf, size_t bytes) {
   if (!d || d->size == 1) return GORP_OK;
-  if (bytes > INT_MAX) GORP_ERR(GORP_EINPUT, "dist_bcast: %zu bytes in one broadcast", bytes);
+  if (bytes > INT_MAX) GORP_ERR(GORP_ELIB, "dist_bcast: %zu bytes in one broadcast", bytes);
   GORP_MPI(MPI_Bcast(buf, (int)bytes, MPI_BYTE, 0, MPI_COMM_WORLD));
   return GORP_OK;
 }

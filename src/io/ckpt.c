@@ -80,7 +80,7 @@ static int walk_scalar(walker *w, const state_entry *e) {
 /* Floats of scratch that entry e needs (0: it is transferred from its own memory). */
 static size_t scratch_need(const state_entry *e) {
   if (e->live_cols) return (size_t)(e->blocks[0].nr * e->dims[1]);
-  if (e->layout == STATE_TRANSPOSED) return (size_t)(e->blocks[0].nr * e->blocks[0].nc);
+  if (e->transposed) return (size_t)(e->blocks[0].nr * e->blocks[0].nc);
   return 0;
 }
 
@@ -96,6 +96,10 @@ static int walk_tensor(walker *w, const state_entry *e) {
                        scratch_need(e) ? &b : e->blocks,
                        e->n_blocks};
   if (!scratch_need(e)) return walk_data(w, &s, e->data);
+  GORP_CHECK(e->type == STATE_FLOAT && e->n_blocks == 1, GORP_ELIB,
+             "%s: state entry %s: only a float tensor of one block can be transposed or grow",
+             w->path, e->name);
+  /* x: memory, (nr, ld) growing or (nc, nr) transposed; y: the block row-major (nr, nc) */
   float *x = (float *)e->data + b.mem, *y = w->scratch;
   const uint64_t ld = e->dims[1]; /* memory row stride of a growing matrix */
   if (e->live_cols) {

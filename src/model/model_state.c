@@ -75,7 +75,7 @@ int lora_state_describe(lora *lo, const char *prefix, state_table *t) {
         state_entry *e;
         GORP_CALL(
             state_add_tensor(t, name, STATE_FLOAT, 2, db, &b, 1, lora_Bt(lo, pair, l, tg), &e));
-        e->layout = STATE_TRANSPOSED; /* Bt (r, out) in memory */
+        e->transposed = 1; /* Bt (r, out) in memory */
       }
   return GORP_OK;
 }

@@ -2,7 +2,7 @@
  * bases, and the optimizers' states (AdamW of seqft/mtl and of the active pair, the full-rank
  * targets' rank-k or plain Adam), each with the logical shape a checkpoint stores
  * (docs/CHECKPOINT.md) and this rank's blocks by the split rules of model_state.h and
- * optim_lowrank.h; a checkpoint saved under one TP/DP layout so resumes under any other.
+ * optim_lowrank.h, so that a checkpoint saved under one TP/DP layout resumes under any other.
  * Not for: reading or writing them (ckpt.c), preparing a trainer to receive them
  * (trainer_resume_at). */
 #include "gorp/model_state.h"

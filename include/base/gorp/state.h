@@ -34,11 +34,6 @@ typedef enum {
 
 enum { STATE_NAME_MAX = 320, STATE_KEY_MAX = 32 };
 
-/* A tensor entry whose layout in memory differs from its blocks' row-major (nr x nc): */
-enum {
-  STATE_TRANSPOSED = 1 /* memory holds the single block transposed, (nc x nr) row-major */
-};
-
 typedef struct state_entry {
   char name[STATE_NAME_MAX]; /* tensor: its path ("/optim/lora/exp_avg"); scalar: its object's */
   char key[STATE_KEY_MAX];   /* scalar: its attribute name; "" for a tensor */
@@ -49,11 +44,12 @@ typedef struct state_entry {
   uint64_t dims[2];    /* the logical shape (dims[1] = 1 when ndim 1) */
   state_block *blocks; /* this rank's part, increasing in the tensor and in memory */
   int n_blocks;
-  int layout; /* 0 or STATE_TRANSPOSED */
+  /* Memory other than the block's row-major (nr x nc), float tensors of one block only: */
+  int transposed; /* 1: memory holds the block transposed, (nc x nr) row-major */
   /* Columns in use of a matrix that has room for dims[1] (a basis that grows): when not NULL the
    * stored tensor is (dims[0], *live_cols), read from an earlier scalar entry that points at the
    * same int, and memory keeps a row stride of dims[1] (the rest zeroed when loading); a tensor
-   * with no columns in use is not stored. Single block only. */
+   * with no columns in use is not stored. */
   int *live_cols;
 } state_entry;
 
@@ -68,7 +64,7 @@ void state_free(state_table *t);
 
 /* Adds a tensor of type STATE_FLOAT or STATE_DOUBLE named name, logical shape dims (ndim 1 or
  * 2), this rank's n blocks of it (copied) in data. out (may be NULL) receives the entry, to set
- * its layout or live_cols; it stays valid until the next entry is added. */
+ * transposed or live_cols; it stays valid until the next entry is added. */
 int state_add_tensor(state_table *t, const char *name, state_type type, int ndim,
                      const uint64_t *dims, const state_block *blocks, int n, void *data,
                      state_entry **out);

@@ -70,3 +70,16 @@ int dist_barrier(const dist *d) {
   (void)d;
   return GORP_OK;
 }
+
+int dist_bcast(const dist *d, void *buf, size_t bytes) {
+  if (!d || d->size == 1) return GORP_OK;
+  if (bytes > INT_MAX) GORP_ERR(GORP_ELIB, "dist_bcast: %zu bytes in one broadcast", bytes);
+  GORP_MPI(MPI_Bcast(buf, (int)bytes, MPI_BYTE, 0, MPI_COMM_WORLD));
+  return GORP_OK;
+}
+
+int dist_max_ints(const dist *d, int *x, int n) {
+  if (d && d->size > 1)
+    GORP_MPI(MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+  return GORP_OK;
+}

@@ -9,6 +9,7 @@
 #include "gorp/cl_metrics.h"
 #include "gorp/cl_results.h"
 #include "gorp/ckpt.h"
+#include "gorp/cl_ckpt.h"
 #include "gorp/cmd.h"
 #include "gorp/config_dist.h"
 #include "gorp/dist.h"
@@ -146,7 +147,7 @@ static int after_step(void *ctx, int step, const float *losses) {
   const ckpt_pos pos = {.task = s->task, .step = step, .done = 0, .losses = (float *)losses};
   /* every rank writes its part (collective parallel HDF5); ckpt_save returns once the file is
    * published, on every rank */
-  GORP_CALL(ckpt_save(c, s->r->tr, s->r->res, &pos));
+  GORP_CALL(cl_ckpt_save(c, s->r->d, s->r->tr, s->r->res, &pos));
   if (!stop) return GORP_OK;
   printf("gorp run: stopped by a signal after step %d of task %d; checkpoint written, resubmit "
          "to continue (exit code %d)\n",
@@ -157,7 +158,7 @@ static int after_step(void *ctx, int step, const float *losses) {
 /* Saves the state after task `task` (-1: the zero-shot row) is complete; then honours a stop. */
 static int task_done(run_ctx *r, int task) {
   const ckpt_pos pos = {.task = task, .step = 0, .done = 1};
-  GORP_CALL(ckpt_save(r->c, r->tr, r->res, &pos));
+  GORP_CALL(cl_ckpt_save(r->c, r->d, r->tr, r->res, &pos));
   if (!stop_agreed(r)) return GORP_OK;
   printf("gorp run: stopped by a signal after task %d; checkpoint written, resubmit to continue "
          "(exit code %d)\n",
@@ -334,7 +335,7 @@ static int run(const gorp_config *c, int force_config) {
   run_ctx r = {
       .c = c, .d = &d, .tr = &tr, .tok = &tok, .tasks = tasks, .res = &res, .resume.task = -2};
   snprintf(r.results_path, sizeof(r.results_path), "%s/results.h5", c->run.out_dir);
-  if (ckpt_exists(c)) GORP_CALL(ckpt_load(c, force_config, &tr, &res, &r.resume));
+  if (ckpt_exists(c)) GORP_CALL(cl_ckpt_load(c, force_config, &d, &tr, &res, &r.resume));
   const int rc = run_tasks(&r);
   free(r.resume.losses);
   if (rc == CKPT_EXIT_RESUBMIT) return rc;

@@ -9,6 +9,7 @@
 #include "gorp/fsutil.h"
 #include "gorp/h5io.h"
 #include "gorp/lora.h"
+#include "gorp/model_state.h"
 
 #include <cjson/cJSON.h>
 #include <hdf5.h>
@@ -73,18 +74,6 @@ static int write_config(hid_t grp, const model_config *c, const char *hf_config,
   return rc;
 }
 
-h5io_block modelfile_block(const param_tensor *t, uint64_t base) {
-  h5io_block b = {.base = base,
-                  .rows = (uint64_t)t->full[0],
-                  .cols = (uint64_t)t->full[1],
-                  .nr = (uint64_t)t->shape[0],
-                  .nc = (uint64_t)t->shape[1],
-                  .split = t->split != SPLIT_NONE};
-  if (t->split == SPLIT_ROWS) b.r0 = (uint64_t)t->split_off;
-  if (t->split == SPLIT_COLS) b.c0 = (uint64_t)t->split_off;
-  return b;
-}
-
 /* Writes (save) or reads every tensor of m under grp, each as this rank holds it. With merge, the
  * linears that carry its adapters are written merged (lora_merge) from a copy in scratch. */
 static int walk_tensors(hid_t grp, model *m, int save, const lora *merge, float *scratch,
@@ -93,7 +82,7 @@ static int walk_tensors(hid_t grp, model *m, int save, const lora *merge, float 
   for (int i = 0; i < m->n_tensors && !rc; i++) {
     const param_tensor *t = &m->tensors[i];
     const hsize_t dims[2] = {(hsize_t)t->full[0], (hsize_t)t->full[1]};
-    const h5io_block b = modelfile_block(t, 0);
+    const h5io_block b = model_tensor_block(t, 0);
     const h5io_data s = {t->name, H5T_NATIVE_FLOAT, t->ndim, dims, &b, 1};
     float *x = m->params + t->offset;
     int layer, tg = merge ? lora_tensor_target(merge, m, t, &layer) : -1;
@@ -131,21 +120,6 @@ int modelfile_write_group(hid_t file, const model *m, const char *hf_config, con
   return write_group(file, m, NULL, NULL, hf_config, d, path);
 }
 
-void modelfile_lora_blocks(const lora *lo, int tg, h5io_block *a, h5io_block *b) {
-  *a = (h5io_block){.rows = (uint64_t)lo->r,
-                    .cols = (uint64_t)lo->in_full[tg],
-                    .nr = (uint64_t)lo->r,
-                    .c0 = (uint64_t)lo->in_off[tg],
-                    .nc = (uint64_t)lo->in[tg],
-                    .split = lora_factor_split(lo, tg, 0)};
-  *b = (h5io_block){.rows = (uint64_t)lo->out_full[tg],
-                    .cols = (uint64_t)lo->r,
-                    .r0 = (uint64_t)lo->out_off[tg],
-                    .nr = (uint64_t)lo->out[tg],
-                    .nc = (uint64_t)lo->r,
-                    .split = lora_factor_split(lo, tg, 1)};
-}
-
 /* A comma-separated list of the names of lo's targets (short or module names) into buf. */
 static void target_list(char *buf, size_t size, const lora *lo, const char *const *names) {
   buf[0] = '\0';
@@ -180,7 +154,7 @@ static int write_pair(hid_t grp, const lora *lo, int p, float *scratch, const di
       const int r = lo->r, out = lo->out[tg];
       char name[MODEL_NAME_MAX + 16];
       h5io_block a, b;
-      modelfile_lora_blocks(lo, tg, &a, &b);
+      lora_factor_blocks(lo, tg, &a, &b);
       const hsize_t da[2] = {a.rows, a.cols}, db[2] = {b.rows, b.cols};
       snprintf(name, sizeof(name), "model.layers.%d.%s.lora_A", l, lora_module_names[tg]);
       const h5io_data sa = {name, H5T_NATIVE_FLOAT, 2, da, &a, 1};

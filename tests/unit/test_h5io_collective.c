@@ -16,6 +16,7 @@
 #include "gorp/err.h"
 #include "gorp/h5io.h"
 #include "gorp/model.h"
+#include "gorp/model_state.h"
 #include "gorp/modelfile.h"
 #include "testutil.h"
 
@@ -173,7 +174,7 @@ static void test_layout(int tp_w, const int *tps, int n_tps) {
   h5io_block *b = calloc((size_t)m.n_tensors, sizeof(*b));
   uint64_t base = 0;
   for (int i = 0; i < m.n_tensors; i++) {
-    b[i] = modelfile_block(&m.tensors[i], base);
+    b[i] = model_tensor_block(&m.tensors[i], base);
     b[i].mem = m.tensors[i].offset;
     base += (uint64_t)(m.tensors[i].full[0] * m.tensors[i].full[1]);
   }

@@ -38,4 +38,9 @@ int dist_tp_sum_doubles(const dist *d, double *x, size_t n);
 /* Waits for every rank (after rank 0 wrote a file the others read, or before exit). */
 int dist_barrier(const dist *d);
 
+/* World rank 0's bytes of buf on every rank (d NULL or one rank: nothing to do). Collective. */
+int dist_bcast(const dist *d, void *buf, size_t bytes);
+/* In-place maxima over the world (d NULL or one rank: nothing to do). Collective. */
+int dist_max_ints(const dist *d, int *x, int n);
+
 #endif

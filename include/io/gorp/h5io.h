@@ -22,6 +22,8 @@
 #ifndef GORP_H5IO_H
 #define GORP_H5IO_H
 
+#include "gorp/state.h"
+
 #include <hdf5.h>
 #include <stdint.h>
 
@@ -64,17 +66,10 @@ int h5io_read_num_attr(hid_t obj, const char *obj_name, const char *key, int flo
 int h5io_read_str_attr(hid_t obj, const char *obj_name, const char *key, char **out,
                        const char *path);
 
-/* One rank's block of a logical row-major matrix (rows, cols) that starts at element `base` of a
- * dataset: its rows [r0, r0 + nr) x columns [c0, c0 + nc), held in memory row-major (nr x nc)
- * from element `mem` of the rank's buffer. A 2-D dataset of shape (rows, cols) has one block at
- * base 0; a 1-D dataset that concatenates matrices (an optimizer's flattened moments) has one
- * block per matrix. */
-typedef struct h5io_block {
-  uint64_t base, rows, cols;
-  uint64_t r0, nr, c0, nc;
-  uint64_t mem;
-  int split; /* 1: a shard (the TP group's blocks tile the matrix); 0: every rank holds it whole */
-} h5io_block;
+/* One rank's block of a logical row-major matrix (state.h): a 2-D dataset of shape (rows, cols)
+ * has one block at base 0; a 1-D dataset that concatenates matrices (an optimizer's flattened
+ * moments) has one block per matrix. */
+typedef state_block h5io_block;
 
 /* A float32 or float64 dataset as one rank sees it. */
 typedef struct h5io_data {

@@ -56,14 +56,10 @@ int modelfile_load(model *m, const char *path);
  * with its TP group. */
 int modelfile_load_tp(model *m, const char *path, const struct dist *d);
 
-/* The building blocks that checkpoints share (ckpt.c), on an open file (collective over d): */
-/* The block of tensor t that this rank holds, at element base of a dataset (h5io.h). */
-h5io_block modelfile_block(const param_tensor *t, uint64_t base);
+/* The building blocks that checkpoints share (ckpt.c), on an open file (collective over d); the
+ * tensors' blocks are model_state.h's: */
 /* Root attributes gorp_format_version and gorp_file_kind ("model", "checkpoint"). */
 int modelfile_write_header(hid_t file, const char *kind, const char *path);
-/* The blocks of the factors A (r, in) and B (out, r) of target tg as dataset (r, in_full) and
- * (out_full, r) that this rank holds (a shard where the factor is split over the TP group). */
-void modelfile_lora_blocks(const struct lora *lo, int tg, h5io_block *a, h5io_block *b);
 /* Checks the format version and that /model exists. */
 int modelfile_check_header(hid_t file, const char *path);
 /* Writes the /model group (architecture attributes, hf_config, tensors with crc32). */

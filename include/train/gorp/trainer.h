@@ -15,6 +15,7 @@
 #include "gorp/model.h"
 #include "gorp/optim.h"
 #include "gorp/optim_lowrank.h"
+#include "gorp/state.h"
 
 #include <stdint.h>
 
@@ -105,7 +106,12 @@ int trainer_step(trainer *t, const int *tokens, const int *targets, const int64_
 /* With activation bases: adds the layer inputs of one batch (B, T; lengths (B) real tokens per
  * row) of the finished task to the covariances. */
 int trainer_observe(trainer *t, const int *tokens, const int *lengths, int B, int T);
-/* Prepares a freshly created trainer for a checkpoint's state (ckpt.c): lora_pairs pairs exist;
+/* The trainer's state as table entries (trainer_state.c, docs/CHECKPOINT.md): LoRA pairs, GORP's
+ * bases, the full-rank targets' optimizers and, with optim (mid-task), the AdamW moments. */
+int trainer_state_describe(trainer *t, int optim, state_table *tab);
+/* The LoRA pairs that exist (0 without adapters): a checkpoint's lora_pairs. */
+int trainer_state_pairs(const trainer *t);
+/* Prepares a freshly created trainer for a checkpoint's state (cl_ckpt.c): lora_pairs pairs exist;
  * mid_task: task `task` is in progress (its pair and optimizers are set up as trainer_begin_task
  * does, to be overwritten by the checkpoint's values). */
 int trainer_resume_at(trainer *t, int task, int mid_task, int lora_pairs);

@@ -70,3 +70,31 @@ int dist_barrier(const dist *d) {
   (void)d;
   return GORP_OK;
 }
+
+/* In-place maxima over every rank of the world: a few values at a time (flags, ranges). */
+static int world_max(const dist *d, void *x, size_t n, MPI_Datatype type) {
+  if (d->size == 1) return GORP_OK;
+  GORP_CHECK(n <= (size_t)INT_MAX, GORP_EINPUT, "dist: %zu values in one maximum (at most %d)", n,
+             INT_MAX);
+  GORP_MPI(MPI_Allreduce(MPI_IN_PLACE, x, (int)n, type, MPI_MAX, MPI_COMM_WORLD));
+  return GORP_OK;
+}
+
+int dist_world_max_ints(const dist *d, int *x, size_t n) {
+  return world_max(d, x, n, MPI_INT);
+}
+
+int dist_world_max_doubles(const dist *d, double *x, size_t n) {
+  return world_max(d, x, n, MPI_DOUBLE);
+}
+
+int dist_tp_gather_floats(const dist *d, const float *mine, size_t n, float *all) {
+  GORP_CHECK(n <= (size_t)INT_MAX, GORP_EINPUT,
+             "dist: %zu floats per rank to gather over the tp group (at most %d)", n, INT_MAX);
+  GORP_MPI(MPI_Allgather(mine, (int)n, MPI_FLOAT, all, (int)n, MPI_FLOAT, d->tp));
+  return GORP_OK;
+}
+
+MPI_Comm dist_tp_group(const dist *d) {
+  return d ? d->tp : MPI_COMM_NULL;
+}

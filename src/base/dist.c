@@ -71,20 +71,16 @@ int dist_barrier(const dist *d) {
   return GORP_OK;
 }
 
-/* In-place maxima over every rank of the world: a few values at a time (flags, ranges). */
-static int world_max(const dist *d, void *x, size_t n, MPI_Datatype type) {
-  if (d->size == 1) return GORP_OK;
-  GORP_CHECK(n <= (size_t)INT_MAX, GORP_EINPUT, "dist: %zu values in one maximum (at most %d)", n,
-             INT_MAX);
-  GORP_MPI(MPI_Allreduce(MPI_IN_PLACE, x, (int)n, type, MPI_MAX, MPI_COMM_WORLD));
+static int world_max(const dist *d, void *x, int n, MPI_Datatype type) {
+  if (d && d->size > 1) GORP_MPI(MPI_Allreduce(MPI_IN_PLACE, x, n, type, MPI_MAX, MPI_COMM_WORLD));
   return GORP_OK;
 }
 
-int dist_world_max_ints(const dist *d, int *x, size_t n) {
+int dist_max_ints(const dist *d, int *x, int n) {
   return world_max(d, x, n, MPI_INT);
 }
 
-int dist_world_max_doubles(const dist *d, double *x, size_t n) {
+int dist_max_doubles(const dist *d, double *x, int n) {
   return world_max(d, x, n, MPI_DOUBLE);
 }
 

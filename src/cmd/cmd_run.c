@@ -121,7 +121,7 @@ static int write_results(run_ctx *r) {
 /* *stop: whether any rank received SIGTERM/SIGUSR1, so that all ranks stop at the same step. */
 static int stop_agreed(run_ctx *r, int *stop) {
   *stop = stop_requested;
-  return dist_world_max_ints(r->d, stop, 1);
+  return dist_max_ints(r->d, stop, 1);
 }
 
 static void on_stop_signal(int sig) {
@@ -265,7 +265,7 @@ static int run_tasks(run_ctx *r) {
  * next to `gorp plan`'s estimate. */
 static int print_peak_memory(const dist *d) {
   double mine = proc_peak_rss_mb(), range[2] = {mine, -mine};
-  GORP_CALL(dist_world_max_doubles(d, range, 2));
+  GORP_CALL(dist_max_doubles(d, range, 2));
   printf("peak resident memory per rank (VmHWM): max %.0f MB, min %.0f MB over %d rank(s) "
          "(tp %d x dp %d)\n",
          range[0], -range[1], d->size, d->tp_size, d->dp_size);

@@ -37,10 +37,10 @@ int dist_tp_sum_floats(const dist *d, float *x, size_t n);
 int dist_tp_sum_doubles(const dist *d, double *x, size_t n);
 /* Waits for every rank (after rank 0 wrote a file the others read, or before exit). */
 int dist_barrier(const dist *d);
-/* In-place element-wise maxima over every rank of the world (a stop flag every rank must agree
- * on, a range over the ranks). */
-int dist_world_max_ints(const dist *d, int *x, size_t n);
-int dist_world_max_doubles(const dist *d, double *x, size_t n);
+/* In-place maxima over the world (d NULL or one rank: nothing to do): a flag every rank must agree
+ * on, a range over the ranks. Collective. */
+int dist_max_ints(const dist *d, int *x, int n);
+int dist_max_doubles(const dist *d, double *x, int n);
 /* all (tp_size, n) = every tp rank's n floats of mine, in tp rank order, on every rank of the
  * group. */
 int dist_tp_gather_floats(const dist *d, const float *mine, size_t n, float *all);

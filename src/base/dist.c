@@ -78,8 +78,26 @@ int dist_bcast(const dist *d, void *buf, size_t bytes) {
   return GORP_OK;
 }
 
-int dist_max_ints(const dist *d, int *x, int n) {
-  if (d && d->size > 1)
-    GORP_MPI(MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+static int world_max(const dist *d, void *x, int n, MPI_Datatype type) {
+  if (d && d->size > 1) GORP_MPI(MPI_Allreduce(MPI_IN_PLACE, x, n, type, MPI_MAX, MPI_COMM_WORLD));
   return GORP_OK;
+}
+
+int dist_max_ints(const dist *d, int *x, int n) {
+  return world_max(d, x, n, MPI_INT);
+}
+
+int dist_max_doubles(const dist *d, double *x, int n) {
+  return world_max(d, x, n, MPI_DOUBLE);
+}
+
+int dist_tp_gather_floats(const dist *d, const float *mine, size_t n, float *all) {
+  GORP_CHECK(n <= (size_t)INT_MAX, GORP_EINPUT,
+             "dist: %zu floats per rank to gather over the tp group (at most %d)", n, INT_MAX);
+  GORP_MPI(MPI_Allgather(mine, (int)n, MPI_FLOAT, all, (int)n, MPI_FLOAT, d->tp));
+  return GORP_OK;
+}
+
+MPI_Comm dist_tp_group(const dist *d) {
+  return d ? d->tp : MPI_COMM_NULL;
 }

@@ -147,7 +147,7 @@ int cl_train_task(trainer *tr, const cl_encoded *e, int pad_id, const gorp_confi
   GORP_ALLOC(ids, Bmax, "batch example ids");
   GORP_ALLOC(tokens, (size_t)Bmax * e->max_len, "batch tokens");
   GORP_ALLOC(targets, (size_t)Bmax * e->max_len, "batch targets");
-  GORP_CALL(model_reserve(tr->m, Bmax, e->max_len));
+  GORP_CALL(model_reserve(trainer_model(tr), Bmax, e->max_len));
   const double t0 = proc_now_s();
   double tokens_seen = 0.0;
   /* the data cursor is a function of the step: a resumed task replays the same batches */
@@ -171,7 +171,7 @@ int cl_train_task(trainer *tr, const cl_encoded *e, int pad_id, const gorp_confi
     pos += B;
     for (int b = 0; b < B; b++) ids[b] = e->item[order[pos - B + b]];
     float loss;
-    const int rc = trainer_step(tr, tokens, targets, ids, B, T,
+    const int rc = trainer_step(tr, tokens, targets, NULL, ids, B, T,
                                 ((uint64_t)task_index << 32) | (uint64_t)step, &loss);
     if (rc == GORP_ENUM)
       GORP_ERR(rc, "task %s stopped at step %d; the model keeps the last finite update", task_name,

@@ -54,7 +54,7 @@ static int verify_checkpoint(hid_t f, const char *path) {
   if (!rc) rc = model_create(&m, &mc);
   trainer t = {0};
   int made = 0;
-  if (!rc) made = !(rc = trainer_create(&t, &m, &c, c.data.n_tasks));
+  if (!rc) made = !(rc = trainer_create(&t, &m, &c, c.run.method, c.data.n_tasks, NULL));
   cl_results res = {.T = c.data.n_tasks};
   if (!rc && (!(res.acc = calloc((size_t)(res.T + 1) * res.T, sizeof(double))) ||
               !(res.in_list = calloc((size_t)(res.T + 1) * res.T, sizeof(double)))))

@@ -147,11 +147,8 @@ static int pretrain(const gorp_config *c) {
   model m;
   GORP_CALL(model_create_tp(&m, &arch, &d));
   model_init_random(&m, c->run.seed, c->model.init_std, c->model.embed_init_std);
-  gorp_config as_seqft = *c; /* every weight trains */
-  as_seqft.run.method = "seqft";
   trainer tr;
-  GORP_CALL(trainer_create(&tr, &m, &as_seqft, 1));
-  tr.dist = &d;
+  GORP_CALL(trainer_create(&tr, &m, c, "seqft", 1, &d)); /* every weight trains */
   const task_train tt = {.epochs = 1, .batch_size = c->pretrain.batch_size, .lr = c->pretrain.lr};
   GORP_CALL(trainer_begin_task(&tr, 0, &tt));
   const int B = c->pretrain.batch_size, cap = arch.max_seq;
@@ -200,16 +197,16 @@ static int pretrain(const gorp_config *c) {
       for (int t = 0; t < T; t++)
         weights[(size_t)b * T + t] = targets[(size_t)b * T + t] >= 0 ? 1.0f / ((float)n * B) : 0.0f;
     }
-    tr.loss_weights = weights;
-    tr.opt_all.lr = schedule(c, step);
+    const float lr = schedule(c, step);
+    GORP_CALL(trainer_set_lr(&tr, lr));
     float loss;
-    GORP_CALL(trainer_step(&tr, tokens, targets, ids, B, T, (uint64_t)step, &loss));
+    GORP_CALL(trainer_step(&tr, tokens, targets, weights, ids, B, T, (uint64_t)step, &loss));
     smooth = step ? 0.95 * smooth + 0.05 * loss : loss;
     if ((step + 1) % c->run.log_every == 0 || step + 1 == c->pretrain.steps) {
       const double el = proc_now_s() - t0;
       printf("  pretrain step %5d/%d  loss %.4f (smoothed %.4f)  lr %.2e  elapsed %6.1fs  eta "
              "%6.1fs\n",
-             step + 1, c->pretrain.steps, loss, smooth, tr.opt_all.lr, el,
+             step + 1, c->pretrain.steps, loss, smooth, lr, el,
              el / (step + 1) * (c->pretrain.steps - step - 1));
       fflush(stdout);
     }

@@ -19,7 +19,6 @@
 #include "gorp/proc.h"
 
 #include <math.h>
-#include <mpi.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,7 +104,7 @@ static int eval_cell(run_ctx *r, int row, int i) {
   snprintf(path, sizeof(path), "%s/predictions/after_%02d/%s.jsonl", c->run.out_dir, row,
            r->tasks[i].dataset);
   cl_scores s;
-  GORP_CALL(cl_evaluate(r->tr->m, r->tok, &r->tasks[i], c, r->d, i, path, &s));
+  GORP_CALL(cl_evaluate(trainer_model(r->tr), r->tok, &r->tasks[i], c, r->d, i, path, &s));
   const int T = c->data.n_tasks;
   r->res->acc[row * T + i] = s.accuracy;
   r->res->in_list[row * T + i] = s.in_list_rate;
@@ -120,11 +119,10 @@ static int write_results(run_ctx *r) {
   return GORP_OK;
 }
 
-/* Whether any rank received SIGTERM/SIGUSR1: all ranks stop at the same step. */
-static int stop_agreed(run_ctx *r) {
-  int stop = stop_requested;
-  if (r->d->size > 1) MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  return stop;
+/* *stop: whether any rank received SIGTERM/SIGUSR1, so that all ranks stop at the same step. */
+static int stop_agreed(run_ctx *r, int *stop) {
+  *stop = stop_requested;
+  return dist_max_ints(r->d, stop, 1);
 }
 
 static void on_stop_signal(int sig) {
@@ -142,7 +140,9 @@ typedef struct step_ctx {
 static int after_step(void *ctx, int step, const float *losses) {
   step_ctx *s = ctx;
   const gorp_config *c = s->r->c;
-  const int every = c->run.checkpoint_every, stop = stop_agreed(s->r);
+  const int every = c->run.checkpoint_every;
+  int stop;
+  GORP_CALL(stop_agreed(s->r, &stop));
   if (!stop && !(every > 0 && step % every == 0)) return GORP_OK;
   const ckpt_pos pos = {.task = s->task, .step = step, .done = 0, .losses = (float *)losses};
   /* every rank writes its part (collective parallel HDF5); ckpt_save returns once the file is
@@ -159,7 +159,9 @@ static int after_step(void *ctx, int step, const float *losses) {
 static int task_done(run_ctx *r, int task) {
   const ckpt_pos pos = {.task = task, .step = 0, .done = 1};
   GORP_CALL(cl_ckpt_save(r->c, r->d, r->tr, r->res, &pos));
-  if (!stop_agreed(r)) return GORP_OK;
+  int stop;
+  GORP_CALL(stop_agreed(r, &stop));
+  if (!stop) return GORP_OK;
   printf("gorp run: stopped by a signal after task %d; checkpoint written, resubmit to continue "
          "(exit code %d)\n",
          task + 1, CKPT_EXIT_RESUBMIT);
@@ -191,7 +193,7 @@ static int train_one(run_ctx *r, const cl_encoded *enc, const task_train *tt, in
   free(losses);
   if (rc == CKPT_EXIT_RESUBMIT) return rc;
   GORP_CALL(rc);
-  if (r->tr->activation) GORP_CALL(cl_observe_task(r->tr, enc, r->tok->pad_id, c));
+  if (trainer_observes(r->tr)) GORP_CALL(cl_observe_task(r->tr, enc, r->tok->pad_id, c));
   return trainer_end_task(r->tr, task_index);
 }
 
@@ -203,7 +205,8 @@ static int run_mtl(run_ctx *r) {
   cl_encoded all = {0};
   for (int ti = 0; ti < T; ti++) {
     cl_encoded enc;
-    GORP_CALL(cl_encode_train(&enc, r->tok, &r->tasks[ti], c, ti, r->tr->m->cfg.max_seq));
+    GORP_CALL(
+        cl_encode_train(&enc, r->tok, &r->tasks[ti], c, ti, trainer_model(r->tr)->cfg.max_seq));
     GORP_CALL(cl_encoded_append(&all, &enc, ti << 24));
     cl_encoded_free(&enc);
   }
@@ -225,7 +228,7 @@ static int run_mtl(run_ctx *r) {
  * after every row; a resumed run continues after the last completed part. */
 static int run_tasks(run_ctx *r) {
   const gorp_config *c = r->c;
-  model *m = r->tr->m;
+  model *m = trainer_model(r->tr);
   const int T = c->data.n_tasks;
   int first = 0;
   if (r->resume.task == -2) {
@@ -237,7 +240,7 @@ static int run_tasks(run_ctx *r) {
   } else {
     first = r->resume.done ? r->resume.task + 1 : r->resume.task;
   }
-  if (r->tr->method == METHOD_MTL) return first == 0 ? run_mtl(r) : GORP_OK;
+  if (trainer_method(r->tr) == METHOD_MTL) return first == 0 ? run_mtl(r) : GORP_OK;
   for (int ti = first; ti < T; ti++) {
     const cl_task *task = &r->tasks[ti];
     cl_encoded enc;
@@ -263,7 +266,7 @@ static int run_tasks(run_ctx *r) {
  * next to `gorp plan`'s estimate. */
 static int print_peak_memory(const dist *d) {
   double mine = proc_peak_rss_mb(), range[2] = {mine, -mine};
-  GORP_MPI(MPI_Allreduce(MPI_IN_PLACE, range, 2, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
+  GORP_CALL(dist_max_doubles(d, range, 2));
   printf("peak resident memory per rank (VmHWM): max %.0f MB, min %.0f MB over %d rank(s) "
          "(tp %d x dp %d)\n",
          range[0], -range[1], d->size, d->tp_size, d->dp_size);
@@ -274,15 +277,17 @@ static int print_peak_memory(const dist *d) {
  * (modelfile_save_merged_tp). Pair p trained on task p; seqlora's one pair on every task. */
 static int save_final_model(const run_ctx *r, const char *path) {
   const gorp_config *c = r->c;
-  const lora *lo = r->tr->has_lora ? &r->tr->lo : NULL;
+  const lora *lo = trainer_lora(r->tr);
   const int n = lo ? lo->n_pairs : 0;
   char all[4096] = "", **names;
   GORP_ALLOC(names, n + 1, "adapter pair names");
   for (int i = 0; i < c->data.n_tasks; i++)
     snprintf(all + strlen(all), sizeof(all) - strlen(all), "%s%s", i ? "," : "", c->data.tasks[i]);
-  for (int p = 0; p < n; p++) names[p] = r->tr->method == METHOD_SEQLORA ? all : c->data.tasks[p];
-  const int rc = modelfile_save_merged_tp(r->tr->m, lo, c->run.method, (const char *const *)names,
-                                          path, NULL, r->d); /* every rank its shard */
+  for (int p = 0; p < n; p++)
+    names[p] = trainer_method(r->tr) == METHOD_SEQLORA ? all : c->data.tasks[p];
+  const int rc =
+      modelfile_save_merged_tp(trainer_model(r->tr), lo, c->run.method, (const char *const *)names,
+                               path, NULL, r->d); /* every rank its shard */
   free(names);
   return rc;
 }
@@ -330,8 +335,7 @@ static int run(const gorp_config *c, int force_config) {
   GORP_ALLOC(res.in_list, (size_t)(T + 1) * T, "in-list matrix");
   for (int i = 0; i < (T + 1) * T; i++) res.acc[i] = res.in_list[i] = NAN;
   trainer tr;
-  GORP_CALL(trainer_create(&tr, &m, c, T));
-  tr.dist = &d;
+  GORP_CALL(trainer_create(&tr, &m, c, c->run.method, T, &d));
   run_ctx r = {
       .c = c, .d = &d, .tr = &tr, .tok = &tok, .tasks = tasks, .res = &res, .resume.task = -2};
   snprintf(r.results_path, sizeof(r.results_path), "%s/results.h5", c->run.out_dir);

@@ -1,5 +1,6 @@
 /* Top-k SVD of a local matrix (see linalg.h): LAPACK sgesvd, or a randomized sketch whose products
- * go through the backend. Everything runs inside the caller's reserved workspace.
+ * go through the backend. Everything runs inside the caller's reserved workspace. Also the
+ * symmetric eigendecomposition (LAPACK dsyevd).
  * Not for: distributed matrices, the GORP energy rule (gorp_basis.c). */
 #include "gorp/linalg.h"
 
@@ -260,4 +261,12 @@ int linalg_topk_left(float *P, float *sv, const float *G, int m, int n, int k, s
 
 int linalg_topk_values(float *sv, const float *G, int m, int n, int k, linalg_ws *w) {
   return topk(NULL, sv, G, m, n, k, SVD_EXACT, NULL, WANT_VALUES, "linalg_topk_values", w);
+}
+
+int linalg_sym_eig(double *A, double *w, int n) {
+  const lapack_int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'U', n, A, n, w);
+  if (info)
+    GORP_ERR(GORP_ENUM, "eigendecomposition of a %d x %d symmetric matrix failed (info %d)", n, n,
+             (int)info);
+  return GORP_OK;
 }

@@ -131,8 +131,8 @@ int lowrank_step(lowrank_adam *o, float *W, float *G, const lowrank_guard *g, li
   }
   const float step = -o->lr * o->scale;
   if (o->right) /* W += step * N Q */
-    be->gemm(0, 0, m, n, k, step, o->N, k, Q, n_q, 1.0f, W, n);
+    GORP_CALL(be->gemm(0, 0, m, n, k, step, o->N, k, Q, n_q, 1.0f, W, n));
   else /* W += step * P N */
-    be->gemm(0, 0, m, n, k, step, o->proj, k, o->N, n, 1.0f, W, n);
+    GORP_CALL(be->gemm(0, 0, m, n, k, step, o->proj, k, o->N, n, 1.0f, W, n));
   return GORP_OK;
 }

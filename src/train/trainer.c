@@ -1,5 +1,7 @@
-/* The methods' trainable sets, GORP's shared space and the training step (see trainer.h).
- * docs/ALGORITHM.md states every rule implemented here. */
+/* The methods' trainable sets, what GORP's shared spaces protect, and the training step (see
+ * trainer.h). docs/ALGORITHM.md states every rule implemented here.
+ * Not for: the spaces' storage, projections and extensions (gorp_space.c), collectives (dist.c),
+ * LAPACK (linalg.c). */
 #include "gorp/trainer.h"
 
 #include "gorp/backend.h"
@@ -7,7 +9,6 @@
 #include "gorp/gorp_basis.h"
 #include "gorp/gorp_basis_dist.h"
 
-#include <lapacke.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,23 +16,6 @@
 
 static const char *const method_names[] = {"seqft", "seqlora", "inclora", "olora",
                                            "nlora", "galore",  "gorp",    "mtl"};
-
-static int space_init(gorp_space *s, int len, int cap, int n_tasks, int with_cov) {
-  memset(s, 0, sizeof(*s));
-  s->len = len;
-  s->cap = cap;
-  GORP_ALLOC(s->S, (size_t)len * cap, "GORP basis");
-  GORP_ALLOC(s->task_end, n_tasks, "GORP basis task ranges");
-  if (with_cov) GORP_ALLOC(s->cov, (size_t)len * len, "input covariance");
-  return GORP_OK;
-}
-
-static void space_free(gorp_space *s) {
-  free(s->S);
-  free(s->task_end);
-  free(s->cov);
-  memset(s, 0, sizeof(*s));
-}
 
 /* Where the protected axis of each matrix lies: the input axis (len = in) or the paper's axis
  * (LoRA A: its rank axis r; full-rank: the compressed gradient's uncompressed axis). */
@@ -61,17 +45,16 @@ static int reserve_dist_scratch(trainer *t, const dist_matrix *d, int on_rows, i
 }
 
 /* Under TP: a basis of up to cap columns on the rows (on_rows) or columns of the sharded matrix
- * d: s holds this rank's rows of it, and the SVD workspace and scratch are made to fit.
- * Activation bases are kept whole instead (every rank builds the same one from the gathered
- * inputs, trainer_observe) and only projected through the shard. */
+ * d, and the scratch made to fit. Activation bases are kept whole (every rank builds the same one
+ * from the gathered inputs, trainer_observe). */
 static int space_init_dist(trainer *t, gorp_space *s, const dist_matrix *d, int on_rows, int cap) {
   GORP_CALL(reserve_dist_scratch(t, d, on_rows, cap));
-  if (t->activation) return space_init(s, cap, cap, t->n_tasks, 1);
-  int off, rows;
-  gorp_dist_basis_rows(d, on_rows, &off, &rows);
-  GORP_CALL(space_init(s, rows, cap, t->n_tasks, 0));
-  s->row_off = off;
-  return gorp_dist_reserve(&t->dws, d, on_rows);
+  return gorp_space_init_dist(s, d, on_rows, cap, t->n_tasks, t->activation, &t->dws);
+}
+
+/* The workspaces the shared spaces run in: the trainer's, shared with the rank-k optimizers. */
+static gorp_space_ws space_ws(trainer *t) {
+  return (gorp_space_ws){.ws = &t->ws, .dws = &t->dws, .scratch = t->tp_scratch};
 }
 
 static int full_axis_len(const trainer *t, const full_target *f) {
@@ -131,7 +114,7 @@ static int setup_full(trainer *t, unsigned bits) {
       f->m = (int)w->shape[0];
       f->n = (int)w->shape[1];
       /* the logical weight (its split only matters under TP) */
-      f->dm = (dist_matrix){.comm = m->tp ? m->tp->tp : MPI_COMM_NULL,
+      f->dm = (dist_matrix){.comm = dist_tp_group(m->tp),
                             .m = (int)w->full[0],
                             .n = (int)w->full[1],
                             .layout = w->split == SPLIT_COLS ? DIST_COLS : DIST_ROWS,
@@ -173,7 +156,7 @@ static int setup_full(trainer *t, unsigned bits) {
           GORP_CALL(space_init_dist(t, &f->space, full_dm(t, f), full_on_rows(t, f), len));
           if (!t->activation) continue;
         } else {
-          GORP_CALL(space_init(&f->space, len, len, t->n_tasks, t->activation));
+          GORP_CALL(gorp_space_init(&f->space, len, len, t->n_tasks, t->activation));
         }
         /* the moment the energy rule sees: the rank-k optimizer's compressed (len, k) on the
          * paper's axis; the whole (len, other) otherwise (on the input axis: mom Q) */
@@ -200,7 +183,7 @@ static int setup_lora_spaces(trainer *t) {
         GORP_CALL(space_init_dist(t, s, lora_dm(t, tg), !t->input_axis, len));
         if (!t->activation) continue;
       } else {
-        GORP_CALL(space_init(s, len, len, t->n_tasks, t->activation));
+        GORP_CALL(gorp_space_init(s, len, len, t->n_tasks, t->activation));
       }
       const int other = t->input_axis ? t->lo.r : t->lo.in[tg];
       GORP_CALL(gorp_basis_reserve(&t->ws, len, other > len ? other : len, len));
@@ -217,12 +200,14 @@ static int check_keys(const trainer *t) {
   return GORP_OK;
 }
 
-int trainer_create(trainer *t, model *m, const gorp_config *c, int n_tasks) {
+int trainer_create(trainer *t, model *m, const gorp_config *c, const char *method, int n_tasks,
+                   const dist *d) {
   memset(t, 0, sizeof(*t));
   t->c = c;
   t->m = m;
   t->n_tasks = n_tasks;
-  GORP_CALL(method_index(c->run.method, &t->method));
+  t->dist = d;
+  GORP_CALL(method_index(method, &t->method));
   t->has_seqft = t->method == METHOD_SEQFT || t->method == METHOD_MTL;
   t->has_lora = !t->has_seqft;
   t->projecting = t->method == METHOD_GORP;
@@ -236,8 +221,7 @@ int trainer_create(trainer *t, model *m, const gorp_config *c, int n_tasks) {
   if (t->has_lora && !targets) {
     /* galore and gorp can train full-rank weights alone; the adapter methods cannot */
     if (t->method != METHOD_GALORE && t->method != METHOD_GORP)
-      GORP_ERR(GORP_EINPUT, "lora.targets = none: run.method = %s trains adapters only",
-               c->run.method);
+      GORP_ERR(GORP_EINPUT, "lora.targets = none: run.method = %s trains adapters only", method);
     t->has_lora = 0;
   }
   if (m->tp) GORP_CALL(linalg_dist_ws_init(&t->dws, m->tp->tp));
@@ -270,14 +254,14 @@ int trainer_create(trainer *t, model *m, const gorp_config *c, int n_tasks) {
 void trainer_free(trainer *t) {
   if (t->has_lora) {
     if (t->lora_space)
-      for (int i = 0; i < t->lo.L * LORA_N_TARGETS; i++) space_free(&t->lora_space[i]);
+      for (int i = 0; i < t->lo.L * LORA_N_TARGETS; i++) gorp_space_free(&t->lora_space[i]);
     lora_free(&t->lo);
     t->m->lora = NULL;
   }
   for (int i = 0; i < t->n_full; i++) {
     lowrank_free(&t->full[i].low);
     adamw_free(&t->full[i].plain);
-    space_free(&t->full[i].space);
+    gorp_space_free(&t->full[i].space);
   }
   free(t->full);
   free(t->lora_space);
@@ -292,31 +276,17 @@ void trainer_free(trainer *t) {
   memset(t, 0, sizeof(*t));
 }
 
-/* G (rows, cols) of a protected matrix, projected on its protected axis: the input axis
- * (columns, len = cols) or the rows (len = rows). dm: G is this rank's shard of it (input axis). */
-static int project(trainer *t, float *G, int rows, int cols, const gorp_space *s, int on_cols,
-                   const dist_matrix *dm) {
-  if (!s->S || s->r == 0) return GORP_OK;
-  if (dm) { /* the rows of S that match the shard (all of S is stored for activation bases) */
-    int off, len;
-    gorp_dist_basis_rows(dm, !on_cols, &off, &len);
-    const float *S = s->S + (size_t)(off - s->row_off) * s->cap;
-    if (on_cols) return gorp_dist_project_cols(G, S, s->r, s->cap, dm, t->tp_scratch);
-    return gorp_dist_project_rows(G, S, s->r, s->cap, dm, t->tp_scratch);
-  }
-  if (on_cols) return gorp_project_cols(G, s->S, s->r, s->cap, cols, rows, &t->ws);
-  return gorp_project_rows(G, s->S, s->r, s->cap, rows, cols, &t->ws);
-}
-
 /* input axis: a new A starts inside the free complement of its basis, A <- A - (A S) S^T. */
 static int start_in_complement(trainer *t) {
   lora *lo = &t->lo;
   float *pair = lo->params + (size_t)(lo->n_pairs - 1) * lo->pair_size;
+  const gorp_space_ws w = space_ws(t);
   for (int l = 0; l < lo->L; l++)
     for (int tg = 0; tg < LORA_N_TARGETS; tg++) {
       if (!(lo->targets >> tg & 1)) continue;
       const gorp_space *s = &t->lora_space[l * LORA_N_TARGETS + tg];
-      GORP_CALL(project(t, lora_A(lo, pair, l, tg), lo->r, lo->in[tg], s, 1, lora_dm(t, tg)));
+      GORP_CALL(
+          gorp_space_project(s, lora_A(lo, pair, l, tg), lo->r, lo->in[tg], 1, lora_dm(t, tg), &w));
     }
   return GORP_OK;
 }
@@ -366,41 +336,28 @@ int trainer_resume_at(trainer *t, int task, int mid_task, int lora_pairs) {
   return trainer_begin_task(t, task, &tt);
 }
 
-/* W holds the value after an optimizer step and before its value before it: W becomes
- * before + (the step projected on the protected axis), and before holds the projected step. */
-static int keep_projected_step(trainer *t, float *W, float *before, int rows, int cols,
-                               const gorp_space *s, int on_cols, const dist_matrix *dm) {
-  const size_t n = (size_t)rows * cols;
-  for (size_t i = 0; i < n; i++) {
-    const float after = W[i];
-    W[i] = before[i];
-    before[i] = after - before[i];
-  }
-  GORP_CALL(project(t, before, rows, cols, s, on_cols, dm));
-  for (size_t i = 0; i < n; i++) W[i] += before[i];
-  return GORP_OK;
-}
-
 static int step_lora(trainer *t) {
   lora *lo = &t->lo;
   float *pair = lo->params + (size_t)(lo->n_pairs - 1) * lo->pair_size;
   const int proj_update = t->lora_space && t->c->gorp.project_update;
+  const gorp_space_ws w = space_ws(t);
   if (t->lora_space)
     for (int l = 0; l < lo->L; l++)
       for (int tg = 0; tg < LORA_N_TARGETS; tg++)
         if (lo->targets >> tg & 1)
-          GORP_CALL(project(t, lora_A(lo, lo->grads, l, tg), lo->r, lo->in[tg],
-                            &t->lora_space[l * LORA_N_TARGETS + tg], t->input_axis,
-                            lora_dm(t, tg)));
+          GORP_CALL(gorp_space_project(&t->lora_space[l * LORA_N_TARGETS + tg],
+                                       lora_A(lo, lo->grads, l, tg), lo->r, lo->in[tg],
+                                       t->input_axis, lora_dm(t, tg), &w));
   if (proj_update) memcpy(t->pair_before, pair, lo->pair_size * sizeof(float));
   adamw_step(&t->opt_lora, pair, lo->grads);
   if (!proj_update) return GORP_OK;
   for (int l = 0; l < lo->L; l++)
     for (int tg = 0; tg < LORA_N_TARGETS; tg++)
       if (lo->targets >> tg & 1)
-        GORP_CALL(keep_projected_step(t, lora_A(lo, pair, l, tg), lora_A(lo, t->pair_before, l, tg),
-                                      lo->r, lo->in[tg], &t->lora_space[l * LORA_N_TARGETS + tg],
-                                      t->input_axis, lora_dm(t, tg)));
+        GORP_CALL(gorp_space_project_step(&t->lora_space[l * LORA_N_TARGETS + tg],
+                                          lora_A(lo, pair, l, tg),
+                                          lora_A(lo, t->pair_before, l, tg), lo->r, lo->in[tg],
+                                          t->input_axis, lora_dm(t, tg), &w));
   return GORP_OK;
 }
 
@@ -409,8 +366,9 @@ static int step_full(trainer *t, full_target *f) {
   float *W = m->params + m->tensors[f->tensor].offset;
   float *G = m->grads + m->tensors[f->tensor].grad_offset;
   const gorp_space *s = &f->space;
+  const gorp_space_ws w = space_ws(t);
   if (f->low.proj && t->input_axis && full_dm(t, f)) { /* TP: the input-axis guard here */
-    GORP_CALL(project(t, G, f->m, f->n, s, 1, full_dm(t, f)));
+    GORP_CALL(gorp_space_project(s, G, f->m, f->n, 1, full_dm(t, f), &w));
     return lowrank_step(&f->low, W, G, NULL, &t->ws);
   }
   if (f->low.proj) {
@@ -425,13 +383,13 @@ static int step_full(trainer *t, full_target *f) {
   }
   /* plain Adam: the gradient projected on the protected axis, with project_update the step too
    * (Adam's element-wise scaling would otherwise leave the complement) */
-  GORP_CALL(project(t, G, f->m, f->n, s, t->input_axis, full_dm(t, f)));
+  GORP_CALL(gorp_space_project(s, G, f->m, f->n, t->input_axis, full_dm(t, f), &w));
   const int proj_update = s->S && s->r > 0 && t->c->gorp.project_update;
   if (proj_update) memcpy(t->full_before, W, (size_t)f->m * f->n * sizeof(float));
   adamw_step(&f->plain, W, G);
   if (proj_update)
-    GORP_CALL(
-        keep_projected_step(t, W, t->full_before, f->m, f->n, s, t->input_axis, full_dm(t, f)));
+    GORP_CALL(gorp_space_project_step(s, W, t->full_before, f->m, f->n, t->input_axis,
+                                      full_dm(t, f), &w));
   return GORP_OK;
 }
 
@@ -484,8 +442,8 @@ static int clip_grads(trainer *t) {
   return GORP_OK;
 }
 
-int trainer_step(trainer *t, const int *tokens, const int *targets, const int64_t *example_ids,
-                 int B, int T, uint64_t step_key, float *loss) {
+int trainer_step(trainer *t, const int *tokens, const int *targets, const float *loss_weights,
+                 const int64_t *example_ids, int B, int T, uint64_t step_key, float *loss) {
   model *m = t->m;
   model_zero_grads(m);
   if (t->has_lora) memset(t->lo.grads, 0, t->lo.pair_size * sizeof(float));
@@ -495,7 +453,7 @@ int trainer_step(trainer *t, const int *tokens, const int *targets, const int64_
   if (t->dist) dist_batch_slice(t->dist, B, &lo, &hi);
   for (int i = 0; i < B * T; i++) count += targets[i] >= 0;
   /* per-position weights already carry their normalisation (gorp pretrain's per-example mean) */
-  const float div = t->loss_weights ? 1.0f : (float)(count ? count : 1);
+  const float div = loss_weights ? 1.0f : (float)(count ? count : 1);
   double global_loss = 0.0;
   int rc = GORP_OK;
   if (hi > lo) {
@@ -503,7 +461,7 @@ int trainer_step(trainer *t, const int *tokens, const int *targets, const int64_
     t->drop.T = T;
     t->drop.step_key = step_key;
     m->dropout = &t->drop;
-    m->loss_weights = t->loss_weights ? t->loss_weights + (size_t)lo * T : NULL;
+    m->loss_weights = loss_weights ? loss_weights + (size_t)lo * T : NULL;
     float local;
     rc = model_forward(m, tokens + (size_t)lo * T, targets + (size_t)lo * T, hi - lo, T, div,
                        &local);
@@ -554,19 +512,6 @@ static const float *linear_input(const model *m, int layer, int target, int N) {
   }
 }
 
-/* cov (in, in) += X^T X over the rows of X (N, in) that hold real tokens. */
-static int accumulate(gorp_space *s, const float *X, const int *lengths, int B, int T,
-                      float *rows) {
-  const int in = s->len;
-  int n = 0;
-  for (int b = 0; b < B; b++)
-    for (int t = 0; t < lengths[b]; t++)
-      memcpy(rows + (size_t)n++ * in, X + ((size_t)b * T + t) * in, (size_t)in * sizeof(float));
-  GORP_CALL(backend_get()->gemm(1, 0, in, in, n, 1.0f, rows, in, rows, in, 1.0f, s->cov, in));
-  s->cov_rows += n;
-  return GORP_OK;
-}
-
 /* The input of linear (layer, target), (N, in) over the whole input axis: under TP the blocks of
  * a row-parallel layer's input (o, down) are gathered from the group into X, two halves of
  * scratch (N, in) each; otherwise the activation itself. */
@@ -579,7 +524,7 @@ static int observed_input(trainer *t, int layer, int target, int N, float *scrat
   const size_t in_l = target == LORA_O ? (size_t)m->H_loc * m->cfg.head_dim : (size_t)m->F_loc,
                in = in_l * p, part = (size_t)N * in_l;
   float *parts = scratch, *whole = scratch + (size_t)N * in; /* (p, N, in_l) -> (N, in) */
-  GORP_MPI(MPI_Allgather(*X, (int)part, MPI_FLOAT, parts, (int)part, MPI_FLOAT, m->tp->tp));
+  GORP_CALL(dist_tp_gather_floats(m->tp, *X, part, parts));
   for (int r = 0; r < p; r++)
     for (int n = 0; n < N; n++)
       memcpy(whole + (size_t)n * in + (size_t)r * in_l, parts + (size_t)r * part + (size_t)n * in_l,
@@ -609,84 +554,32 @@ int trainer_observe(trainer *t, const int *tokens, const int *lengths, int B, in
     for (int l = 0; l < t->lo.L && !rc; l++)
       for (int tg = 0; tg < LORA_N_TARGETS && !rc; tg++)
         if (t->lo.targets >> tg & 1 && !(rc = observed_input(t, l, tg, N, gathered, &X)))
-          rc = accumulate(&t->lora_space[l * LORA_N_TARGETS + tg], X, lengths, B, T, rows);
+          rc = gorp_space_observe(&t->lora_space[l * LORA_N_TARGETS + tg], X, lengths, B, T, rows);
   for (int i = 0; i < t->n_full && !rc; i++) {
     const full_target *f = &t->full[i];
     if (f->space.cov && !(rc = observed_input(t, f->layer, f->target, N, gathered, &X)))
-      rc = accumulate(&t->full[i].space, X, lengths, B, T, rows);
+      rc = gorp_space_observe(&t->full[i].space, X, lengths, B, T, rows);
   }
   free(rows);
   free(gathered);
   return rc;
 }
 
-/* M (len, len) = V diag(sqrt(lambda)) from cov = V diag(lambda) V^T: the energy rule on M is the
- * energy rule on the covariance's eigenvalues (GPM), since M M^T = cov. */
-static int covariance_root(float *M, const gorp_space *s) {
-  const int n = s->len;
-  double *A, *w;
-  GORP_ALLOC(A, (size_t)n * n, "covariance eigenvectors");
-  GORP_ALLOC(w, n, "covariance eigenvalues");
-  const double scale = s->cov_rows ? 1.0 / (double)s->cov_rows : 1.0;
-  for (size_t i = 0; i < (size_t)n * n; i++) A[i] = s->cov[i] * scale;
-  lapack_int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'U', n, A, n, w);
-  if (info) {
-    free(A);
-    free(w);
-    GORP_ERR(GORP_ENUM, "eigendecomposition of a %d x %d input covariance failed (info %d)", n, n,
-             (int)info);
-  }
-  for (int i = 0; i < n; i++)
-    for (int j = 0; j < n; j++)
-      M[(size_t)i * n + j] = (float)(A[(size_t)i * n + j] * sqrt(w[j] > 0 ? w[j] : 0));
-  free(A);
-  free(w);
-  return GORP_OK;
-}
-
-/* Extends s from the moment M: on its rows (M (len, k)) or its columns (M (k, len)); dm: M is
- * this rank's shard of it (input axis). */
-static int extend(trainer *t, gorp_space *s, const float *M, int k, int on_cols,
-                  const dist_matrix *dm, int *added) {
-  const float e = t->c->gorp.energy;
-  if (dm && on_cols)
-    return gorp_dist_extend_cols(s->S, &s->r, s->cap, M, dm, e, added, &t->dws, t->tp_scratch);
-  if (dm)
-    return gorp_dist_extend_rows(s->S, &s->r, s->cap, M, dm, e, added, &t->dws, t->tp_scratch);
-  if (on_cols) return gorp_basis_extend_cols(s->S, &s->r, s->cap, M, s->len, k, e, added, &t->ws);
-  return gorp_basis_extend(s->S, &s->r, s->cap, M, s->len, k, e, added, &t->ws);
-}
-
-static int extend_from_activation(trainer *t, gorp_space *s, int *added) {
-  if (t->dist) { /* every rank saw its share of the examples */
-    double rows = (double)s->cov_rows;
-    GORP_CALL(dist_sum_floats(t->dist, s->cov, (size_t)s->len * s->len));
-    GORP_CALL(dist_sum_doubles(t->dist, &rows, 1));
-    s->cov_rows = (long)rows;
-  }
-  float *M;
-  GORP_ALLOC(M, (size_t)s->len * s->len, "covariance root");
-  int rc = covariance_root(M, s);
-  if (!rc) rc = extend(t, s, M, s->len, 0, NULL, added);
-  free(M);
-  memset(s->cov, 0, (size_t)s->len * s->len * sizeof(float));
-  s->cov_rows = 0;
-  return rc;
-}
-
 static int end_lora(trainer *t, int *added_total) {
   lora *lo = &t->lo;
+  const float e = t->c->gorp.energy;
+  const gorp_space_ws w = space_ws(t);
   for (int l = 0; l < lo->L; l++)
     for (int tg = 0; tg < LORA_N_TARGETS; tg++) {
       if (!(lo->targets >> tg & 1)) continue;
       gorp_space *s = &t->lora_space[l * LORA_N_TARGETS + tg];
       int added = 0;
       if (t->activation) {
-        GORP_CALL(extend_from_activation(t, s, &added));
-      } else { /* Adam's first moment of this task's A (r, in) */
+        GORP_CALL(gorp_space_extend_from_cov(s, t->dist, e, &added, &w));
+      } else { /* Adam's first moment of this task's A (r, in): on its columns on the input axis */
         const float *M = lora_A(lo, t->opt_lora.m, l, tg);
-        GORP_CALL(t->input_axis ? extend(t, s, M, lo->r, 1, lora_dm(t, tg), &added)
-                                : extend(t, s, M, lo->in[tg], 0, lora_dm(t, tg), &added));
+        GORP_CALL(gorp_space_extend(s, M, t->input_axis ? lo->r : lo->in[tg], t->input_axis,
+                                    lora_dm(t, tg), e, &added, &w));
       }
       *added_total += added;
     }
@@ -695,13 +588,14 @@ static int end_lora(trainer *t, int *added_total) {
 
 static int end_full(trainer *t, full_target *f, int *added) {
   gorp_space *s = &f->space;
-  if (t->activation) return extend_from_activation(t, s, added);
+  const float e = t->c->gorp.energy;
+  const gorp_space_ws w = space_ws(t);
+  if (t->activation) return gorp_space_extend_from_cov(s, t->dist, e, added, &w);
   if (!f->low.proj) /* plain Adam's moment (m, n): the input axis is its columns */
-    return t->input_axis ? extend(t, s, f->plain.m, f->m, 1, full_dm(t, f), added)
-                         : extend(t, s, f->plain.m, f->n, 0, full_dm(t, f), added);
+    return gorp_space_extend(s, f->plain.m, t->input_axis ? f->m : f->n, t->input_axis,
+                             full_dm(t, f), e, added, &w);
   if (!t->input_axis) /* the compressed moment: (m, k) on its rows, or (k, n) on its columns */
-    return f->low.right ? extend(t, s, f->low.mom, f->low.k, 0, full_dm(t, f), added)
-                        : extend(t, s, f->low.mom, f->low.k, 1, full_dm(t, f), added);
+    return gorp_space_extend(s, f->low.mom, f->low.k, !f->low.right, full_dm(t, f), e, added, &w);
   /* input axis: the moment brought back to (m, n) = mom (m, k) Q (k, n), on its columns (under
    * TP with the columns split: this rank's columns of Q) */
   float *M;
@@ -710,7 +604,7 @@ static int end_full(trainer *t, full_target *f, int *added) {
   int rc =
       backend_get()->gemm(0, 0, f->m, f->n, f->low.k, 1.0f, f->low.mom, f->low.k,
                           f->low.proj + (split_cols ? f->dm.local_off : 0), f->dm.n, 0.0f, M, f->n);
-  if (!rc) rc = extend(t, s, M, f->m, 1, full_dm(t, f), added);
+  if (!rc) rc = gorp_space_extend(s, M, f->m, 1, full_dm(t, f), e, added, &w);
   free(M);
   return rc;
 }
@@ -742,4 +636,30 @@ int trainer_end_task(trainer *t, int task) {
          "(+%d)\n",
          task + 1, lora_r, lora_len, lora_added, full_r, full_len, full_added);
   return GORP_OK;
+}
+
+int trainer_set_lr(trainer *t, float lr) {
+  GORP_CHECK(
+      t->has_seqft, GORP_EINPUT,
+      "run.method = %s: a learning-rate schedule drives seqft and mtl only (their AdamW over "
+      "every weight)",
+      method_names[t->method]);
+  t->opt_all.lr = lr;
+  return GORP_OK;
+}
+
+model *trainer_model(const trainer *t) {
+  return t->m;
+}
+
+method_kind trainer_method(const trainer *t) {
+  return t->method;
+}
+
+int trainer_observes(const trainer *t) {
+  return t->activation;
+}
+
+const lora *trainer_lora(const trainer *t) {
+  return t->has_lora ? &t->lo : NULL;
 }

@@ -107,7 +107,7 @@ int main(void) {
   model_create(&m, &mc);
   model_init_random(&m, 11, 0.3f, 0.3f);
   trainer tr;
-  if (trainer_create(&tr, &m, &c, 1)) return 1;
+  if (trainer_create(&tr, &m, &c, c.run.method, 1, NULL)) return 1;
   int tokens[N], lengths[B];
   for (int i = 0; i < N; i++) tokens[i] = (i * 13 + 5) % mc.vocab_size;
   for (int b = 0; b < B; b++) lengths[b] = T; /* every position real: the test needs no mask */

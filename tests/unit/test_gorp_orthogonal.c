@@ -66,7 +66,7 @@ static void run_case(const char *name, char **overrides, int n_over, int expect_
   model_create(&m, &mc);
   model_init_random(&m, 5, 0.2f, 0.2f);
   trainer tr;
-  if (trainer_create(&tr, &m, &c, 2)) {
+  if (trainer_create(&tr, &m, &c, c.run.method, 2, NULL)) {
     printf("FAIL %s: trainer\n", name);
     n_fail++;
     return;
@@ -84,7 +84,8 @@ static void run_case(const char *name, char **overrides, int n_over, int expect_
     const float *pair = tr.lo.params + (size_t)task * tr.lo.pair_size;
     memcpy(before, m.params, m.n_params * sizeof(float));
     memcpy(pair_before, pair, tr.lo.pair_size * sizeof(float));
-    for (int s = 0; s < 12; s++) trainer_step(&tr, tokens, targets, ids, B, T, (uint64_t)s, &loss);
+    for (int s = 0; s < 12; s++)
+      trainer_step(&tr, tokens, targets, NULL, ids, B, T, (uint64_t)s, &loss);
     if (task == 1) {
       double worst = 0.0, moved = 0.0;
       for (int i = 0; i < tr.n_full; i++) {

@@ -159,7 +159,7 @@ static void check_against_trainer(const char *name, const char *keys) {
   model m;
   model_create(&m, &real);
   trainer tr;
-  if (trainer_create(&tr, &m, &c, 3)) {
+  if (trainer_create(&tr, &m, &c, c.run.method, 3, NULL)) {
     CHECK(0, "%s: trainer", name);
     model_free(&m);
     config_free(&c);

@@ -1,6 +1,6 @@
 /* The MPI layout of a run: world = tp x dp ranks, checked at start (and against SLURM_NTASKS when
  * set) once the ranks agreed that they run one config (config_dist.h), and the collectives the
- * model, trainer and evaluator use.
+ * model, trainer, evaluator and commands use.
  * World rank = dp_rank * tp + tp_rank: a tensor-parallel (TP) group is tp consecutive ranks that
  * hold one copy of the model between them (Megatron's layout, model.h); a data-parallel (DP)
  * group is the ranks that hold the same shard. Data parallelism splits every global batch over
@@ -37,10 +37,16 @@ int dist_tp_sum_floats(const dist *d, float *x, size_t n);
 int dist_tp_sum_doubles(const dist *d, double *x, size_t n);
 /* Waits for every rank (after rank 0 wrote a file the others read, or before exit). */
 int dist_barrier(const dist *d);
+/* In-place maxima over the world (d NULL or one rank: nothing to do): a flag every rank must agree
+ * on, a range over the ranks. Collective. */
+int dist_max_ints(const dist *d, int *x, int n);
+int dist_max_doubles(const dist *d, double *x, int n);
+/* all (tp_size, n) = every tp rank's n floats of mine, in tp rank order, on every rank of the
+ * group. */
+int dist_tp_gather_floats(const dist *d, const float *mine, size_t n, float *all);
+/* The tp group's communicator, or MPI_COMM_NULL for d = NULL (one rank, no layout). */
+MPI_Comm dist_tp_group(const dist *d);
 
 /* World rank 0's bytes of buf on every rank (d NULL or one rank: nothing to do). Collective. */
 int dist_bcast(const dist *d, void *buf, size_t bytes);
-/* In-place maxima over the world (d NULL or one rank: nothing to do). Collective. */
-int dist_max_ints(const dist *d, int *x, int n);
-
 #endif

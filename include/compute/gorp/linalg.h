@@ -11,9 +11,12 @@
  *   reserved is refused with an error naming the shape (never silently grown), so a training step
  *   that passes once allocates nothing ever.
  *
- * Not for: distributed matrices (ScaLAPACK, a later module), eigenproblems, matrix products outside
- * an SVD (backend.h), or matrices with more than INT_MAX entries per dimension. Not thread-safe per
- * workspace: give each thread its own linalg_ws. */
+ * Also the eigendecomposition of a symmetric matrix in double (linalg_sym_eig: GORP's activation
+ * bases), once per task, so it takes no workspace.
+ *
+ * Not for: distributed matrices (ScaLAPACK, a later module), other eigenproblems, matrix products
+ * outside an SVD (backend.h), or matrices with more than INT_MAX entries per dimension. Not
+ * thread-safe per workspace: give each thread its own linalg_ws. */
 #ifndef GORP_LINALG_H
 #define GORP_LINALG_H
 
@@ -66,6 +69,11 @@ int linalg_topk_left(float *P, float *sv, const float *G, int m, int n, int k, s
                      const svd_opts *o, linalg_ws *w);
 /* sv (k): the k largest singular values of G (m, n), exact. */
 int linalg_topk_values(float *sv, const float *G, int m, int n, int k, linalg_ws *w);
+
+/* A (n, n) symmetric, row-major, its upper triangle read, becomes its eigenvectors, one per column;
+ * w (n) the eigenvalues in ascending order (LAPACK dsyevd, which allocates its own workspace). The
+ * vectors' signs are LAPACK's (no sign convention). */
+int linalg_sym_eig(double *A, double *w, int n);
 
 /* Applies the sign convention to one vector v (len entries, stride apart): negates it when its
  * first largest-magnitude entry is negative. */

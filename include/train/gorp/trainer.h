@@ -1,14 +1,19 @@
 /* What trains and how, per method: which weights get gradients, the LoRA adapters, the
- * full-rank targets' rank-k optimizer, GORP's shared gradient space (bases built after each task,
- * projections while learning), and one training step (forward, backward, global-norm clipping,
- * projections, updates). The runner (cl_train.c) batches the data and calls trainer_step.
- * Not for: batching, evaluation, or the maths of the optimizers themselves (optim*.h, lora.h,
- * gorp_basis.h). */
+ * full-rank targets' rank-k optimizer, which matrices GORP's shared gradient space protects and
+ * from which moments it grows (bases built after each task, projections while learning), and one
+ * training step (forward, backward, global-norm clipping, projections, updates). The runner
+ * (cl_train.c) and gorp pretrain batch the data and call trainer_step.
+ * Callers use the functions below and never write a field: what a run decides (method, MPI
+ * layout, loss weights, learning-rate schedule) goes in through trainer_create, trainer_step and
+ * trainer_set_lr; checkpoints alone read and restore the state.
+ * Not for: batching, evaluation, the maths of the optimizers themselves (optim*.h, lora.h), or of
+ * the shared space (gorp_space.h, gorp_basis.h). */
 #ifndef GORP_TRAINER_H
 #define GORP_TRAINER_H
 
 #include "gorp/config.h"
 #include "gorp/dist.h"
+#include "gorp/gorp_space.h"
 #include "gorp/linalg.h"
 #include "gorp/linalg_dist.h"
 #include "gorp/lora.h"
@@ -29,18 +34,6 @@ typedef enum {
   METHOD_GORP,
   METHOD_MTL /* the runner trains once on the union of the tasks; weights as seqft */
 } method_kind;
-
-/* A stored basis S (len, cap) row-major, r columns in use: the shared space of one matrix. Under
- * TP, a basis on a split axis holds this rank's rows [row_off, row_off + len) of the logical
- * (cap, cap) basis (gorp_basis_dist.h); otherwise len = cap and row_off = 0. */
-typedef struct gorp_space {
-  float *S;
-  int len, cap, r;
-  int row_off;
-  int *task_end; /* (n_tasks) columns in use after each task: task t owns [task_end[t-1], end) */
-  float *cov;    /* (len, len) input covariance being accumulated (activation bases), or NULL */
-  long cov_rows; /* rows accumulated into cov */
-} gorp_space;
 
 /* One full-rank weight that trains (full.targets under galore/gorp). */
 typedef struct full_target {
@@ -85,24 +78,30 @@ typedef struct trainer {
   lora_dropout_ctx drop;
   grad_segment *segs; /* (2 segs_cap) under TP: gradients by split (clipping) */
   size_t segs_cap;
-  const dist *dist; /* data parallelism: set by the runner after trainer_create; NULL = 1 rank */
-  const float *loss_weights; /* (B, T) of the next trainer_step's batch, normalised by the caller
-                                (the loss is then sum w * ce), or NULL: the mean over answer
-                                tokens */
+  const dist *dist; /* data parallelism (trainer_create); NULL = 1 rank */
 } trainer;
 
-/* Sets up the method's trainable set on m (which must outlive the trainer) for n_tasks tasks;
- * attaches the adapters to m so that evaluation sees them. Refuses a bad combination of keys
- * (naming them) before any training. */
-int trainer_create(trainer *t, model *m, const gorp_config *c, int n_tasks);
+/* Sets up the trainable set of `method` (a run.method name: c->run.method, or "seqft" where every
+ * weight trains whatever the config says, as in gorp pretrain) on m (which must outlive the
+ * trainer) for n_tasks tasks, the other settings from c; attaches the adapters to m so that
+ * evaluation sees them. d: the MPI layout whose dp group shares each batch (NULL: one rank).
+ * Refuses a bad combination of keys (naming them) before any training. */
+int trainer_create(trainer *t, model *m, const gorp_config *c, const char *method, int n_tasks,
+                   const dist *d);
 void trainer_free(trainer *t);
 /* Before task `task` (0-based): a new adapter pair where the method wants one, fresh optimizer
  * moments (as the benchmark's training script starts each task) with the task's settings. */
 int trainer_begin_task(trainer *t, int task, const task_train *tt);
 /* One optimizer step on tokens/targets (B, T); example_ids (B) are global example indices (they
- * key the dropout masks), step_key identifies the step (task, step). */
-int trainer_step(trainer *t, const int *tokens, const int *targets, const int64_t *example_ids,
-                 int B, int T, uint64_t step_key, float *loss);
+ * key the dropout masks), step_key identifies the step (task, step). loss_weights (B, T):
+ * per-position weights already normalised by the caller (the loss is then sum w * ce), or NULL:
+ * the mean over answer tokens. */
+int trainer_step(trainer *t, const int *tokens, const int *targets, const float *loss_weights,
+                 const int64_t *example_ids, int B, int T, uint64_t step_key, float *loss);
+/* The learning rate of the next steps (a schedule), for a method whose every weight trains with
+ * one AdamW (seqft, mtl); refuses the others, whose adapters and full-rank targets keep the rates
+ * of lora.lr and full.lr. */
+int trainer_set_lr(trainer *t, float lr);
 /* With activation bases: adds the layer inputs of one batch (B, T; lengths (B) real tokens per
  * row) of the finished task to the covariances. */
 int trainer_observe(trainer *t, const int *tokens, const int *lengths, int B, int T);
@@ -118,5 +117,13 @@ int trainer_resume_at(trainer *t, int task, int mid_task, int lora_pairs);
 /* After task `task`: extends every protected matrix's basis by the energy rule (method gorp);
  * prints the basis sizes. */
 int trainer_end_task(trainer *t, int task);
+
+/* What the runner asks of a trainer (it never reads the fields): the model it trains, its method,
+ * whether trainer_observe must see each finished task (activation bases), and the adapters to
+ * save (NULL when the method has none). */
+model *trainer_model(const trainer *t);
+method_kind trainer_method(const trainer *t);
+int trainer_observes(const trainer *t);
+const lora *trainer_lora(const trainer *t);
 
 #endif

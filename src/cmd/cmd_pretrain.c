@@ -17,6 +17,7 @@
 
 #include <libgen.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,24 +245,27 @@ static int pretrain(const gorp_config *c) {
   return GORP_OK;
 }
 
-int cmd_pretrain(int argc, char **argv) {
-  char **overrides = calloc((size_t)argc, sizeof(char *));
-  const char *path = NULL;
-  int n = 0;
-  if (!overrides) GORP_ERR(GORP_EMEM, "out of memory");
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--set") && i + 1 < argc)
-      overrides[n++] = argv[++i];
-    else if (!path)
-      path = argv[i];
-    else
-      GORP_ERR(GORP_EUSAGE, "pretrain: unexpected argument '%s'", argv[i]);
-  }
-  if (!path) GORP_ERR(GORP_EUSAGE, "usage: gorp pretrain CONFIG.ini [--set section.key=value]...");
+typedef struct pretrain_args {
+  const char *config;
+  cmd_list sets; /* section.key=value overrides, in order */
+} pretrain_args;
+
+static int pretrain_main(const void *args) {
+  const pretrain_args *a = args;
   gorp_config c;
-  GORP_CALL(config_load(&c, path, overrides, n));
+  GORP_CALL(config_load(&c, a->config, a->sets.items, a->sets.n));
   const int rc = pretrain(&c);
   config_free(&c);
-  free(overrides);
   return rc;
 }
+
+static const cmd_arg pretrain_table[] = {
+    {NULL, CMD_TEXT, offsetof(pretrain_args, config), "CONFIG.ini",
+     "a config with data.format = synthetic and a [pretrain] section", 1},
+    CMD_ARG_SET(pretrain_args, sets),
+};
+
+const cmd_spec cmd_pretrain_spec = {
+    CMD_SPEC("pretrain",
+             "trains the synthetic suite's base model on its pretraining mix (docs/SYNTHETIC.md)",
+             pretrain_table, pretrain_args, pretrain_main)};

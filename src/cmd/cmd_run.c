@@ -20,6 +20,7 @@
 #include <math.h>
 #include <mpi.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -356,31 +357,30 @@ static int run(const gorp_config *c, int force_config) {
   return GORP_OK;
 }
 
-int cmd_run(int argc, char **argv) {
-  const char *path = NULL;
-  int force_config = 0;
-  char **overrides = calloc((size_t)argc, sizeof(char *));
-  int n_over = 0;
-  if (!overrides) GORP_ERR(GORP_EMEM, "out of memory");
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--set")) {
-      if (++i >= argc) GORP_ERR(GORP_EUSAGE, "run: --set needs section.key=value");
-      overrides[n_over++] = argv[i];
-    } else if (!strcmp(argv[i], "--force-config")) {
-      force_config = 1;
-    } else if (!path) {
-      path = argv[i];
-    } else {
-      GORP_ERR(GORP_EUSAGE, "run: unexpected argument '%s'", argv[i]);
-    }
-  }
-  if (!path)
-    GORP_ERR(GORP_EUSAGE,
-             "usage: gorp run CONFIG.ini [--set section.key=value]... [--force-config]");
+typedef struct run_args {
+  const char *config;
+  cmd_list sets; /* section.key=value overrides, in order */
+  int force_config;
+} run_args;
+
+static int run_main(const void *args) {
+  const run_args *a = args;
   gorp_config c;
-  GORP_CALL(config_load(&c, path, overrides, n_over));
-  int rc = run(&c, force_config);
+  GORP_CALL(config_load(&c, a->config, a->sets.items, a->sets.n));
+  const int rc = run(&c, a->force_config);
   config_free(&c);
-  free(overrides);
   return rc;
 }
+
+static const cmd_arg run_table[] = {
+    {NULL, CMD_TEXT, offsetof(run_args, config), "CONFIG.ini", "the run's config (docs/CONFIG.md)",
+     1},
+    CMD_ARG_SET(run_args, sets),
+    {"force-config", CMD_FLAG, offsetof(run_args, force_config), NULL,
+     "resume although a moved input (data.root, model.init, ...) changed the run hash", 0},
+};
+
+const cmd_spec cmd_run_spec = {CMD_SPEC(
+    "run",
+    "trains on each task of the config's order, evaluating after each; resumes from checkpoints",
+    run_table, run_args, run_main)};

@@ -10,6 +10,7 @@
 #include "gorp/fsutil.h"
 #include "gorp/h5io.h"
 #include "gorp/modelfile.h"
+#include "gorp/out.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -581,7 +582,7 @@ static int check_config(hid_t f, const char *path, const gorp_config *c, int for
                       : "; these keys name where inputs lie or the backend: if the inputs "
                         "are the same, pass --force-config to resume");
     else
-      printf("resuming with changed input locations: %s\n", diff.list);
+      out_printf("resuming with changed input locations: %s\n", diff.list);
   }
   free(stored);
   free(now);
@@ -685,9 +686,10 @@ static int read_listing(const char *dir, const dist *d, char *name, size_t size,
     name[got > 0 ? got : 0] = '\0';
     name[strcspn(name, "\n")] = '\0';
     if (!name[0])
-      printf("%s is missing, empty or not a regular file; looking for the newest good checkpoint "
-             "in %s\n",
-             path, dir);
+      out_printf(
+          "%s is missing, empty or not a regular file; looking for the newest good checkpoint "
+          "in %s\n",
+          path, dir);
     head[0] = list_checkpoints(dir, seq, n);
     head[1] = *n;
   }
@@ -726,7 +728,7 @@ int ckpt_load(const gorp_config *c, int force_config, trainer *t, cl_results *re
     }
     rc = load_file(path, c, force_config, t, res, p);
     if (rc == GORP_OK)
-      printf("resuming from %s\n", path);
+      out_printf("resuming from %s\n", path);
     else if (rc != GORP_EINPUT) {
       free(seq);
       return rc;
@@ -737,9 +739,9 @@ int ckpt_load(const gorp_config *c, int force_config, trainer *t, cl_results *re
     snprintf(other, sizeof(other), "ckpt_%06ld.h5", seq[i]);
     if (!strcmp(other, name)) continue;
     snprintf(path, sizeof(path), "%s/%s", dir, other);
-    printf("falling back to %s\n", path);
+    out_printf("falling back to %s\n", path);
     rc = load_file(path, c, force_config, t, res, p);
-    if (rc == GORP_OK) printf("resuming from %s (an earlier checkpoint than LATEST's)\n", path);
+    if (rc == GORP_OK) out_printf("resuming from %s (an earlier checkpoint than LATEST's)\n", path);
   }
   free(seq);
   if (rc) GORP_ERR(rc, "no usable checkpoint in %s (see the messages above)", dir);

@@ -6,6 +6,7 @@
 #include "gorp/err.h"
 #include "gorp/gorp_basis.h"
 #include "gorp/gorp_basis_dist.h"
+#include "gorp/out.h"
 
 #include <lapacke.h>
 #include <math.h>
@@ -739,8 +740,9 @@ int trainer_end_task(trainer *t, int task) {
     full_r += f->space.r;
     full_len += f->space.cap;
   }
-  printf("  shared space after task %d: LoRA A bases %d/%d columns (+%d), full-rank bases %d/%d "
-         "(+%d)\n",
-         task + 1, lora_r, lora_len, lora_added, full_r, full_len, full_added);
+  out_printf(
+      "  shared space after task %d: LoRA A bases %d/%d columns (+%d), full-rank bases %d/%d "
+      "(+%d)\n",
+      task + 1, lora_r, lora_len, lora_added, full_r, full_len, full_added);
   return GORP_OK;
 }

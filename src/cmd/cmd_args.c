@@ -165,6 +165,8 @@ static int parse_into(const cmd_spec *s, const struct option *longopts, int argc
       if (pos < 0) GORP_ERR(GORP_EUSAGE, "%s: unexpected argument '%s'", s->name, optarg);
       entry = pos;
       pos = next_positional(s, pos);
+    } else if (entry < 0 || entry >= s->n_args) { /* a code this loop does not know */
+      GORP_ERR(GORP_ELIB, "%s: getopt_long returned %d for '%s'", s->name, code, arg);
     }
     GORP_CALL(store(s, &s->args[entry], optarg, args, argc));
     seen[entry]++;

@@ -157,16 +157,14 @@ static int parse_into(const cmd_spec *s, const struct option *longopts, int argc
         if (s->args[i].name && s->args[i].type == CMD_FLAG && spelled_out(arg, s->args[i].name))
           GORP_ERR(GORP_EUSAGE, "%s: option --%s takes no value (got '%s')", s->name,
                    s->args[i].name, arg);
-    if (code == '?' || (code >= CMD_ENTRY && !spelled_out(arg, s->args[code - CMD_ENTRY].name)))
+    int entry = code - CMD_ENTRY;
+    if (code != 1 && (entry < 0 || entry >= s->n_args || !spelled_out(arg, s->args[entry].name)))
       GORP_ERR(GORP_EUSAGE, "%s: unexpected argument '%s': no such option (gorp %s --help)",
                s->name, arg, s->name);
-    int entry = code - CMD_ENTRY;
     if (code == 1) { /* a positional argument */
       if (pos < 0) GORP_ERR(GORP_EUSAGE, "%s: unexpected argument '%s'", s->name, optarg);
       entry = pos;
       pos = next_positional(s, pos);
-    } else if (entry < 0 || entry >= s->n_args) { /* a code this loop does not know */
-      GORP_ERR(GORP_ELIB, "%s: getopt_long returned %d for '%s'", s->name, code, arg);
     }
     GORP_CALL(store(s, &s->args[entry], optarg, args, argc));
     seen[entry]++;
@@ -179,9 +177,10 @@ static int parse_into(const cmd_spec *s, const struct option *longopts, int argc
   }
   for (int i = 0; i < s->n_args; i++)
     if (s->args[i].required && !seen[i]) {
-      char what[96];
-      arg_label(&s->args[i], what, sizeof(what));
-      return cmd_args_usage_error(s, strcat(what, " is missing"));
+      char label[96], why[128];
+      arg_label(&s->args[i], label, sizeof(label));
+      snprintf(why, sizeof(why), "%s is missing", label);
+      return cmd_args_usage_error(s, why);
     }
   return GORP_OK;
 }

@@ -38,12 +38,12 @@ typedef struct cmd_arg {
 } cmd_arg;
 
 typedef struct cmd_spec {
-  const char *name;     /* argv[1]: "run" */
-  const char *summary;  /* what it does, one line (gorp --help and its own --help) */
-  const cmd_arg *args;  /* its options and positional arguments, in the order --help lists */
-  int n_args;           /* them */
-  size_t args_size;     /* sizeof its argument struct */
-  const void *defaults; /* the struct before parsing (NULL: all zero) */
+  const char *name;    /* argv[1]: "run" */
+  const char *summary; /* what it does, one line (gorp --help and its own --help) */
+  const cmd_arg *args; /* its n_args options and positional arguments, as --help lists them */
+  int n_args;
+  size_t args_size;             /* sizeof its argument struct */
+  const void *defaults;         /* the struct before parsing (NULL: all zero) */
   int (*run)(const void *args); /* the command, given the parsed struct */
   int serial;     /* 1: one process reading files, no MPI (starts in milliseconds, not ~0.3 s) */
   int short_help; /* 1: -h asks for help too (import-hf had it; no command gains a short option) */
@@ -59,11 +59,11 @@ typedef struct cmd_spec {
 /* The --set option of every command that reads a config (config_load's overrides): one
  * spelling and one meaning everywhere. FIELD is a cmd_list of ARGS_TYPE. */
 #define CMD_ARG_SET(ARGS_TYPE, FIELD)                                                              \
-  {"set", CMD_LIST, offsetof(ARGS_TYPE, FIELD), "section.key=value", "override a config key", 0}
+  { "set", CMD_LIST, offsetof(ARGS_TYPE, FIELD), "section.key=value", "override a config key", 0 }
 
 /* Parses argv[1..argc) (argv[0] is the command's name) into a new argument struct *args, to be
- * released with cmd_args_free. On --help prints the command's help on stdout and sets *help to 1
- * (nothing else is parsed then). */
+ * released with cmd_args_free (also after an error). On --help prints the command's help on
+ * stdout (world rank 0) and sets *help to 1; nothing else is parsed then. */
 int cmd_args_parse(const cmd_spec *s, int argc, char **argv, void **args, int *help);
 void cmd_args_free(const cmd_spec *s, void *args);
 /* "gorp NAME CONFIG.ini [OPTION]..." (required options and positional arguments in full) into

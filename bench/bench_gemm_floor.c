@@ -13,17 +13,11 @@
  * numbers with PyTorch), or timing gorp's step (gorp fit --time does). */
 #include "gorp/backend.h"
 #include "gorp/ops.h"
+#include "gorp/proc.h"
 
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 typedef struct shape {
   int C, L, H, KV, D, F, V, B, T;
@@ -121,9 +115,9 @@ int main(int argc, char **argv) {
   step_products(be, &s, act, act2, out, w, dw, att, scratch, n_scratch);
   double best = 1e30, total = 0.0;
   for (int r = 0; r < reps; r++) {
-    const double t0 = now_s();
+    const double t0 = proc_now_s();
     step_products(be, &s, act, act2, out, w, dw, att, scratch, n_scratch);
-    const double dt = now_s() - t0;
+    const double dt = proc_now_s() - t0;
     total += dt;
     best = dt < best ? dt : best;
   }

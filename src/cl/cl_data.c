@@ -5,6 +5,7 @@
 
 #include "gorp/err.h"
 #include "gorp/fsutil.h"
+#include "gorp/out.h"
 #include "gorp/synth.h"
 
 #include <stdio.h>
@@ -35,15 +36,17 @@ int cl_load_tasks(const gorp_config *c, cl_task **tasks) {
     else
       GORP_CALL(clbench_load(&(*tasks)[i], c->data.root, c->data.tasks[i], c->data.instructions));
     const cl_task *t = &(*tasks)[i];
-    printf("loaded %s/%s: %d train, %d test items\n", t->task_type, t->dataset, t->n_train,
-           t->n_test);
+    out_printf("loaded %s/%s: %d train, %d test items\n", t->task_type, t->dataset, t->n_train,
+               t->n_test);
     if (t->n_test_unlabelled && !strcmp(c->data.unlabelled, "drop"))
-      printf("  %s: dropped %d test items labelled '-' (no gold label; data.unlabelled = drop)\n",
-             t->dataset, clbench_drop_unlabelled(&(*tasks)[i]));
+      out_printf(
+          "  %s: dropped %d test items labelled '-' (no gold label; data.unlabelled = drop)\n",
+          t->dataset, clbench_drop_unlabelled(&(*tasks)[i]));
     else if (t->n_test_unlabelled)
-      printf("  %s: %d test items are labelled '-' (no gold label); scored as never correct, as "
-             "upstream does (data.unlabelled = score)\n",
-             t->dataset, t->n_test_unlabelled);
+      out_printf(
+          "  %s: %d test items are labelled '-' (no gold label); scored as never correct, as "
+          "upstream does (data.unlabelled = score)\n",
+          t->dataset, t->n_test_unlabelled);
     if (!t->n_test) GORP_ERR(GORP_EINPUT, "%s: no test items left to evaluate", t->dataset);
   }
   return GORP_OK;

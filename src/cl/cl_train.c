@@ -3,6 +3,7 @@
 #include "gorp/cl.h"
 
 #include "gorp/err.h"
+#include "gorp/out.h"
 #include "gorp/proc.h"
 #include "gorp/prompt.h"
 #include "gorp/rng.h"
@@ -181,9 +182,10 @@ int cl_train_task(trainer *tr, const cl_encoded *e, int pad_id, const gorp_confi
     losses[step++] = loss;
     if (step % c->run.log_every == 0 || step == steps) {
       const double el = proc_now_s() - t0;
-      printf("  %s step %5d/%d  loss %.6f  %8.0f tok/s  elapsed %6.1fs  eta %6.1fs\n", task_name,
-             step, steps, loss, tokens_seen / el, el, el / (step - start_step) * (steps - step));
-      fflush(stdout);
+      out_printf("  %s step %5d/%d  loss %.6f  %8.0f tok/s  elapsed %6.1fs  eta %6.1fs\n",
+                 task_name, step, steps, loss, tokens_seen / el, el,
+                 el / (step - start_step) * (steps - step));
+      out_flush();
     }
     if (hook && step < steps) {
       const int stop = hook->after_step(hook->ctx, step, losses);

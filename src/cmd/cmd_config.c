@@ -5,36 +5,34 @@
 #include "gorp/config.h"
 #include "gorp/err.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-int cmd_config(int argc, char **argv) {
-  if (argc == 2 && !strcmp(argv[1], "--schema")) {
+typedef struct config_args {
+  const char *config;
+  cmd_list sets; /* section.key=value overrides, in order */
+  int schema;
+} config_args;
+
+static int config_main(const void *args) {
+  const config_args *a = args;
+  if (a->schema && (a->config || a->sets.n))
+    return cmd_args_usage_error(&cmd_config_spec, "--schema takes no config");
+  if (a->schema) {
     GORP_CALL(config_schema_markdown(stdout));
     fputs("\n## What the hashes cover\n\n", stdout);
     return config_scope_markdown(stdout);
   }
-  if (argc < 2)
-    GORP_ERR(GORP_EUSAGE, "usage: gorp config CONFIG.ini [--set section.key=value]... | --schema");
-  char **overrides = calloc((size_t)argc, sizeof(char *));
-  if (!overrides) GORP_ERR(GORP_EMEM, "out of memory");
-  int n = 0;
-  for (int i = 2; i < argc; i++) {
-    if (strcmp(argv[i], "--set") || i + 1 >= argc) {
-      free(overrides);
-      GORP_ERR(GORP_EUSAGE, "config: unexpected argument '%s'", argv[i]);
-    }
-    overrides[n++] = argv[++i];
-  }
+  if (!a->config)
+    return cmd_args_usage_error(&cmd_config_spec, "CONFIG.ini or --schema is missing");
   gorp_config c;
-  int rc = config_load(&c, argv[1], overrides, n);
-  free(overrides);
-  GORP_CALL(rc);
+  GORP_CALL(config_load(&c, a->config, a->sets.items, a->sets.n));
   char *text;
-  rc = config_to_text(&c, &text);
+  const int rc = config_to_text(&c, &text);
   if (!rc) {
-    printf("# %s resolved (hash %016llx, run hash %016llx)\n%s", argv[1],
+    printf("# %s resolved (hash %016llx, run hash %016llx)\n%s", a->config,
            (unsigned long long)config_hash(&c),
            (unsigned long long)config_scope_hash(&c, CONFIG_RUN), text);
     free(text);
@@ -42,3 +40,15 @@ int cmd_config(int argc, char **argv) {
   config_free(&c);
   return rc;
 }
+
+static const cmd_arg config_table[] = {
+    {NULL, CMD_TEXT, offsetof(config_args, config), "CONFIG.ini", "the config to resolve", 0},
+    CMD_ARG_SET(config_args, sets),
+    {"schema", CMD_FLAG, offsetof(config_args, schema), NULL,
+     "instead of a config: the tables of every key and of what each hash covers", 0},
+};
+
+const cmd_spec cmd_config_spec = {CMD_SPEC(
+    "config",
+    "prints a config as gorp resolves it, or with --schema the key tables of docs/CONFIG.md",
+    config_table, config_args, config_main)};

@@ -7,13 +7,9 @@
 #include "gorp/modelfile.h"
 
 #include <mpi.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-
-static const char *usage = "usage: gorp import-hf DIR OUT.h5\n"
-                           "  DIR holds config.json and model.safetensors (or sharded\n"
-                           "  model-*.safetensors with model.safetensors.index.json)\n";
 
 static int import_and_save(model *m, const char *dir, const char *out) {
   char *config_json;
@@ -23,23 +19,31 @@ static int import_and_save(model *m, const char *dir, const char *out) {
   return rc;
 }
 
-int cmd_import_hf(int argc, char **argv) {
-  if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-    fputs(usage, stdout);
-    return GORP_OK;
-  }
-  if (argc != 3) {
-    fputs(usage, stderr);
-    GORP_ERR(GORP_EUSAGE, "import-hf takes a directory and an output file");
-  }
+typedef struct import_args {
+  const char *dir, *out;
+} import_args;
+
+static int import_main(const void *args) {
+  const import_args *a = args;
   int size;
   GORP_MPI(MPI_Comm_size(MPI_COMM_WORLD, &size));
   /* ranks would race to write the same file */
   if (size > 1) GORP_ERR(GORP_EUSAGE, "import-hf runs on one rank (got %d)", size);
   model m;
-  const int rc = import_and_save(&m, argv[1], argv[2]);
-  if (!rc)
-    printf("import-hf: %d tensors, %zu parameters -> %s\n", m.n_tensors, m.n_params, argv[2]);
+  const int rc = import_and_save(&m, a->dir, a->out);
+  if (!rc) printf("import-hf: %d tensors, %zu parameters -> %s\n", m.n_tensors, m.n_params, a->out);
   model_free(&m);
   return rc;
 }
+
+static const cmd_arg import_table[] = {
+    {NULL, CMD_TEXT, offsetof(import_args, dir), "DIR",
+     "holds config.json and model.safetensors (or model-*.safetensors and their index.json)", 1},
+    {NULL, CMD_TEXT, offsetof(import_args, out), "OUT.h5", "the gorp model file to write", 1},
+};
+
+const cmd_spec cmd_import_hf_spec = {
+    CMD_SPEC("import-hf",
+             "converts a Hugging Face LLaMA directory into a gorp model file (docs/MODELFILE.md)",
+             import_table, import_args, import_main),
+    .short_help = 1};

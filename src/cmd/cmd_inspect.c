@@ -11,6 +11,7 @@
 #include "gorp/modelfile.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,17 +156,24 @@ static int inspect(const char *path, int verify) {
   return GORP_OK;
 }
 
-int cmd_inspect(int argc, char **argv) {
-  const char *path = NULL;
-  int verify = 0;
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--verify"))
-      verify = 1;
-    else if (!path)
-      path = argv[i];
-    else
-      GORP_ERR(GORP_EUSAGE, "inspect: unexpected argument '%s'", argv[i]);
-  }
-  if (!path) GORP_ERR(GORP_EUSAGE, "usage: gorp inspect FILE.h5 [--verify]");
-  return inspect(path, verify);
+typedef struct inspect_args {
+  const char *path;
+  int verify;
+} inspect_args;
+
+static int inspect_main(const void *args) {
+  const inspect_args *a = args;
+  return inspect(a->path, a->verify);
 }
+
+static const cmd_arg inspect_table[] = {
+    {NULL, CMD_TEXT, offsetof(inspect_args, path), "FILE.h5", "a checkpoint or a model file", 1},
+    {"verify", CMD_FLAG, offsetof(inspect_args, verify), NULL,
+     "read every dataset back and check its crc32", 0},
+};
+
+const cmd_spec cmd_inspect_spec = {
+    CMD_SPEC("inspect",
+             "summarises a checkpoint or model file; --verify checks every dataset's checksum",
+             inspect_table, inspect_args, inspect_main),
+    .serial = 1};

@@ -29,6 +29,7 @@
 #include <errno.h>
 #include <hdf5.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,75 +40,6 @@ typedef struct numerics_args {
   int max_new, eos; /* generate: new tokens per prompt; the id that stops it (-1: none) */
   float lr, beta1, beta2, eps, weight_decay, grad_clip;
 } numerics_args;
-
-static int parse_float(const char *opt, const char *s, float *v) {
-  char *end;
-  errno = 0;
-  *v = strtof(s, &end);
-  if (errno || end == s || *end) GORP_ERR(GORP_EUSAGE, "%s: expected a number, got '%s'", opt, s);
-  return GORP_OK;
-}
-
-static int parse_int(const char *opt, const char *s, int *v) {
-  char *end;
-  errno = 0;
-  long x = strtol(s, &end, 10);
-  if (errno || end == s || *end || x < -2147483647L || x > 2147483647L)
-    GORP_ERR(GORP_EUSAGE, "%s: expected an integer, got '%s'", opt, s);
-  *v = (int)x;
-  return GORP_OK;
-}
-
-static int parse_args(numerics_args *a, int argc, char **argv) {
-  *a = (numerics_args){
-      .steps = 1, .eos = -1, .lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
-  for (int i = 1; i < argc; i++) {
-    const char *o = argv[i];
-    if (!strcmp(o, "--time")) { /* the one option without a value */
-      a->time = 1;
-      continue;
-    }
-    if (i + 1 >= argc) GORP_ERR(GORP_EUSAGE, "%s: option %s needs a value", argv[0], o);
-    const char *v = argv[++i];
-    if (!strcmp(o, "--model"))
-      a->model = v;
-    else if (!strcmp(o, "--tokens"))
-      a->tokens = v;
-    else if (!strcmp(o, "--targets"))
-      a->targets = v;
-    else if (!strcmp(o, "--out"))
-      a->out = v;
-    else if (!strcmp(o, "--steps"))
-      GORP_CALL(parse_int(o, v, &a->steps));
-    else if (!strcmp(o, "--warmup"))
-      GORP_CALL(parse_int(o, v, &a->warmup));
-    else if (!strcmp(o, "--lr"))
-      GORP_CALL(parse_float(o, v, &a->lr));
-    else if (!strcmp(o, "--beta1"))
-      GORP_CALL(parse_float(o, v, &a->beta1));
-    else if (!strcmp(o, "--beta2"))
-      GORP_CALL(parse_float(o, v, &a->beta2));
-    else if (!strcmp(o, "--eps"))
-      GORP_CALL(parse_float(o, v, &a->eps));
-    else if (!strcmp(o, "--weight-decay"))
-      GORP_CALL(parse_float(o, v, &a->weight_decay));
-    else if (!strcmp(o, "--grad-clip"))
-      GORP_CALL(parse_float(o, v, &a->grad_clip));
-    else if (!strcmp(o, "--max-new"))
-      GORP_CALL(parse_int(o, v, &a->max_new));
-    else if (!strcmp(o, "--eos"))
-      GORP_CALL(parse_int(o, v, &a->eos));
-    else
-      GORP_ERR(GORP_EUSAGE, "%s: unknown option %s", argv[0], o);
-  }
-  if (!a->model || !a->tokens)
-    GORP_ERR(GORP_EUSAGE, "usage: gorp %s --model M.h5 --tokens IDS.txt [--out OUT.h5]", argv[0]);
-  if (a->steps < 1) GORP_ERR(GORP_EUSAGE, "%s: --steps must be >= 1", argv[0]);
-  if (a->warmup < 0 || a->warmup >= a->steps)
-    GORP_ERR(GORP_EUSAGE, "%s: --warmup must be in [0, --steps) (got %d with --steps %d)", argv[0],
-             a->warmup, a->steps);
-  return GORP_OK;
-}
 
 /* Reads a rectangular file of integer ids into *ids (S, T): a regular file under a size cap, so
  * a device or a FIFO given as --tokens cannot stall the command. */
@@ -238,7 +170,8 @@ static int h5_create(const char *path, hid_t *file) {
   return GORP_OK;
 }
 
-static int run_logits(const numerics_args *a) {
+static int run_logits(const void *args) {
+  const numerics_args *a = args;
   batch b;
   GORP_CALL(batch_load(&b, a, 1));
   float loss;
@@ -257,7 +190,8 @@ static int run_logits(const numerics_args *a) {
   return GORP_OK;
 }
 
-static int run_grad(const numerics_args *a) {
+static int run_grad(const void *args) {
+  const numerics_args *a = args;
   batch b;
   GORP_CALL(batch_load(&b, a, 1));
   float loss;
@@ -291,7 +225,11 @@ static void fit_time_print(int n_timed, int warmup, long tokens, double total_s,
          n_timed, warmup, tokens, mean_s, min_s, tokens / mean_s, peak_mb);
 }
 
-static int run_fit(const numerics_args *a) {
+static int run_fit(const void *args) {
+  const numerics_args *a = args;
+  if (a->warmup < 0 || a->warmup >= a->steps)
+    GORP_ERR(GORP_EUSAGE, "fit: --warmup must be in [0, --steps) (got %d with --steps %d)",
+             a->warmup, a->steps);
   batch b;
   GORP_CALL(batch_load(&b, a, 1));
   GORP_CALL(model_alloc_grads(&b.m)); /* every tensor trains: grads share the params' layout */
@@ -332,8 +270,8 @@ static int run_fit(const numerics_args *a) {
   return GORP_OK;
 }
 
-static int run_generate(const numerics_args *a) {
-  if (a->max_new < 1) GORP_ERR(GORP_EUSAGE, "generate: --max-new N (N >= 1) is required");
+static int run_generate(const void *args) {
+  const numerics_args *a = args;
   batch b;
   GORP_CALL(batch_load(&b, a, 0));
   if (a->eos < -1 || a->eos >= b.m.cfg.vocab_size)
@@ -369,26 +307,85 @@ static int run_generate(const numerics_args *a) {
   return GORP_OK;
 }
 
-int cmd_logits(int argc, char **argv) {
-  numerics_args a;
-  GORP_CALL(parse_args(&a, argc, argv));
-  return run_logits(&a);
-}
+static const numerics_args defaults = {
+    .steps = 1, .eos = -1, .lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
 
-int cmd_grad(int argc, char **argv) {
-  numerics_args a;
-  GORP_CALL(parse_args(&a, argc, argv));
-  return run_grad(&a);
-}
+/* The arguments every numerics command takes. */
+#define ARG_MODEL                                                                                  \
+  { "model", CMD_TEXT, offsetof(numerics_args, model), "M.h5", "the gorp model file", 1 }
+#define ARG_TOKENS                                                                                 \
+  {                                                                                                \
+    "tokens", CMD_TEXT, offsetof(numerics_args, tokens), "IDS.txt",                                \
+        "token ids, one sequence per line, all lines the same length", 1                           \
+  }
+#define ARG_TARGETS                                                                                \
+  {                                                                                                \
+    "targets", CMD_TEXT, offsetof(numerics_args, targets), "TGT.txt",                              \
+        "the id each position predicts, -1 = no loss (default: the next token)", 0                 \
+  }
 
-int cmd_fit(int argc, char **argv) {
-  numerics_args a;
-  GORP_CALL(parse_args(&a, argc, argv));
-  return run_fit(&a);
-}
+static const cmd_arg logits_table[] = {
+    ARG_MODEL,
+    ARG_TOKENS,
+    ARG_TARGETS,
+    {"out", CMD_TEXT, offsetof(numerics_args, out), "OUT.h5",
+     "write datasets logits (sequences, length, vocab) and loss", 0},
+};
 
-int cmd_generate(int argc, char **argv) {
-  numerics_args a;
-  GORP_CALL(parse_args(&a, argc, argv));
-  return run_generate(&a);
-}
+static const cmd_arg grad_table[] = {
+    ARG_MODEL,
+    ARG_TOKENS,
+    ARG_TARGETS,
+    {"out", CMD_TEXT, offsetof(numerics_args, out), "OUT.h5",
+     "write datasets loss and grad/<HF tensor name> of every parameter", 0},
+};
+
+static const cmd_arg fit_table[] = {
+    ARG_MODEL,
+    ARG_TOKENS,
+    ARG_TARGETS,
+    {"out", CMD_TEXT, offsetof(numerics_args, out), "OUT.h5", "write dataset losses (steps)", 0},
+    {"steps", CMD_COUNT, offsetof(numerics_args, steps), "N", "AdamW steps (default 1)", 0},
+    {"warmup", CMD_INT, offsetof(numerics_args, warmup), "W",
+     "with --time: the first W steps run untimed (default 0)", 0},
+    {"time", CMD_FLAG, offsetof(numerics_args, time), NULL,
+     "print each step's seconds and a fit-time line (bench/)", 0},
+    {"lr", CMD_FLOAT, offsetof(numerics_args, lr), "X", "learning rate (default 1e-3)", 0},
+    {"beta1", CMD_FLOAT, offsetof(numerics_args, beta1), "X", "AdamW beta1 (default 0.9)", 0},
+    {"beta2", CMD_FLOAT, offsetof(numerics_args, beta2), "X", "AdamW beta2 (default 0.999)", 0},
+    {"eps", CMD_FLOAT, offsetof(numerics_args, eps), "X", "AdamW epsilon (default 1e-8)", 0},
+    {"weight-decay", CMD_FLOAT, offsetof(numerics_args, weight_decay), "X",
+     "decoupled weight decay (default 0)", 0},
+    {"grad-clip", CMD_FLOAT, offsetof(numerics_args, grad_clip), "X",
+     "clip the global gradient norm to X (default 0: no clipping)", 0},
+};
+
+static const cmd_arg generate_table[] = {
+    ARG_MODEL,
+    ARG_TOKENS,
+    {"max-new", CMD_COUNT, offsetof(numerics_args, max_new), "N", "new tokens per prompt", 1},
+    {"eos", CMD_INT, offsetof(numerics_args, eos), "ID",
+     "stop a prompt's decoding after this id (default -1: never)", 0},
+    {"out", CMD_TEXT, offsetof(numerics_args, out), "OUT.txt",
+     "write the new ids, one line per prompt (default: standard output)", 0},
+    {"time", CMD_FLAG, offsetof(numerics_args, time), NULL,
+     "print a generate-time line (new tokens/s, peak memory) after the run", 0},
+};
+
+const cmd_spec cmd_logits_spec = {
+    CMD_SPEC("logits", "one forward pass: prints the mean next-token loss, writes the logits",
+             logits_table, numerics_args, run_logits),
+    .defaults = &defaults};
+const cmd_spec cmd_grad_spec = {
+    CMD_SPEC("grad", "one forward and backward pass: the loss and every gradient", grad_table,
+             numerics_args, run_grad),
+    .defaults = &defaults};
+const cmd_spec cmd_fit_spec = {
+    CMD_SPEC("fit", "AdamW on a fixed batch: prints and writes the loss of every step", fit_table,
+             numerics_args, run_fit),
+    .defaults = &defaults};
+const cmd_spec cmd_generate_spec = {
+    CMD_SPEC("generate",
+             "greedy decoding of each line as a prompt with the KV cache, as evaluation decodes",
+             generate_table, numerics_args, run_generate),
+    .defaults = &defaults};

@@ -19,6 +19,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,8 +30,7 @@ enum { PLAN_ASSUMED_VOCAB = 32000 };
 
 typedef struct plan_args {
   const char *path;
-  char **overrides;
-  int n_overrides;
+  cmd_list sets;   /* section.key=value overrides, in order */
   int tp, dp, seq; /* 0 = from the config */
   int json;
 } plan_args;
@@ -40,45 +40,6 @@ typedef struct plan_sources {
   char shape[4200], vocab[4200], seq[160], notes[4][4300];
   int n_notes;
 } plan_sources;
-
-static int parse_count(const char *opt, const char *s, int *v) {
-  char *end;
-  errno = 0;
-  const long x = strtol(s, &end, 10);
-  if (errno || end == s || *end || x < 1 || x > 1000000000L)
-    GORP_ERR(GORP_EUSAGE, "plan: %s expects a positive integer, got '%s'", opt, s);
-  *v = (int)x;
-  return GORP_OK;
-}
-
-static int parse_args(plan_args *a, int argc, char **argv) {
-  for (int i = 1; i < argc; i++) {
-    const char *o = argv[i];
-    if (!strcmp(o, "--json")) {
-      a->json = 1;
-      continue;
-    }
-    const int takes_value =
-        !strcmp(o, "--set") || !strcmp(o, "--tp") || !strcmp(o, "--dp") || !strcmp(o, "--seq");
-    if (takes_value && i + 1 >= argc) GORP_ERR(GORP_EUSAGE, "plan: %s needs a value", o);
-    if (!strcmp(o, "--set"))
-      a->overrides[a->n_overrides++] = argv[++i];
-    else if (!strcmp(o, "--tp"))
-      GORP_CALL(parse_count(o, argv[++i], &a->tp));
-    else if (!strcmp(o, "--dp"))
-      GORP_CALL(parse_count(o, argv[++i], &a->dp));
-    else if (!strcmp(o, "--seq"))
-      GORP_CALL(parse_count(o, argv[++i], &a->seq));
-    else if (!a->path && strncmp(o, "--", 2))
-      a->path = o;
-    else
-      GORP_ERR(GORP_EUSAGE, "plan: unexpected argument '%s'", o);
-  }
-  if (!a->path)
-    GORP_ERR(GORP_EUSAGE, "usage: gorp plan CONFIG.ini [--set section.key=value]... [--tp N] "
-                          "[--dp N] [--seq T] [--json]");
-  return GORP_OK;
-}
 
 static void note(plan_sources *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void note(plan_sources *s, const char *fmt, ...) {
@@ -364,16 +325,29 @@ static int plan_config(const gorp_config *c, const plan_args *a) {
   return rc;
 }
 
-int cmd_plan(int argc, char **argv) {
-  plan_args a = {0};
-  a.overrides = calloc((size_t)argc, sizeof(char *));
-  if (!a.overrides) GORP_ERR(GORP_EMEM, "out of memory");
-  int rc = parse_args(&a, argc, argv);
+static int plan_main(const void *args) {
+  const plan_args *a = args;
   gorp_config c;
-  if (!rc) rc = config_load(&c, a.path, a.overrides, a.n_overrides);
-  free(a.overrides);
-  GORP_CALL(rc);
-  rc = plan_config(&c, &a);
+  GORP_CALL(config_load(&c, a->path, a->sets.items, a->sets.n));
+  const int rc = plan_config(&c, a);
   config_free(&c);
   return rc;
 }
+
+static const cmd_arg plan_table[] = {
+    {NULL, CMD_TEXT, offsetof(plan_args, path), "CONFIG.ini", "the run's config", 1},
+    CMD_ARG_SET(plan_args, sets),
+    {"tp", CMD_COUNT, offsetof(plan_args, tp), "N", "tensor-parallel ranks (default parallel.tp)",
+     0},
+    {"dp", CMD_COUNT, offsetof(plan_args, dp), "N", "data-parallel groups (default parallel.dp)",
+     0},
+    {"seq", CMD_COUNT, offsetof(plan_args, seq), "T",
+     "tokens per sequence (default data.max_source_length + data.max_target_length, at most "
+     "the model's positions)",
+     0},
+    {"json", CMD_FLAG, offsetof(plan_args, json), NULL, "one JSON object instead of the table", 0},
+};
+
+const cmd_spec cmd_plan_spec = {CMD_SPEC(
+    "plan", "per-rank memory and FLOPs per training step under a tp x dp layout (docs/PLAN.md)",
+    plan_table, plan_args, plan_main)};

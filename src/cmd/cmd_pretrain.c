@@ -11,12 +11,14 @@
 #include "gorp/fsutil.h"
 #include "gorp/metrics.h"
 #include "gorp/modelfile.h"
+#include "gorp/out.h"
 #include "gorp/proc.h"
 #include "gorp/synth.h"
 #include "gorp/trainer.h"
 
 #include <libgen.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,15 +124,13 @@ static int pretrain(const gorp_config *c) {
   dist d;
   GORP_CALL(config_check_same_on_ranks(c));
   GORP_CALL(dist_init(&d, c->parallel.tp, c->parallel.dp));
-  if (d.rank != 0 && !freopen("/dev/null", "w", stdout))
-    GORP_ERR(GORP_EIO, "cannot silence stdout on rank %d", d.rank);
   if (strcmp(c->data.format, "synthetic"))
     GORP_ERR(GORP_EINPUT, "gorp pretrain trains on the synthetic suite's mix: set data.format = "
                           "synthetic");
   const uint64_t key = pretrain_key(c);
   if (cached(c->pretrain.out, key)) {
-    printf("gorp pretrain: %s is up to date (same pretraining config); reusing it\n",
-           c->pretrain.out);
+    out_printf("gorp pretrain: %s is up to date (same pretraining config); reusing it\n",
+               c->pretrain.out);
     return GORP_OK;
   }
   char *dir_copy = strdup(c->pretrain.out);
@@ -162,10 +162,10 @@ static int pretrain(const gorp_config *c) {
   GORP_ALLOC(one_tok, cap, "pretraining example");
   GORP_ALLOC(one_tgt, cap, "pretraining example targets");
   GORP_ALLOC(ids, B, "pretraining example ids");
-  printf("gorp pretrain: %zu parameters (%d layers, hidden %d, vocab %d), %d steps of %d "
-         "examples, lr %g (warm-up %d, cosine to x%g)\n",
-         m.n_params, arch.num_layers, arch.hidden_size, arch.vocab_size, c->pretrain.steps, B,
-         c->pretrain.lr, c->pretrain.warmup, c->pretrain.min_lr_ratio);
+  out_printf("gorp pretrain: %zu parameters (%d layers, hidden %d, vocab %d), %d steps of %d "
+             "examples, lr %g (warm-up %d, cosine to x%g)\n",
+             m.n_params, arch.num_layers, arch.hidden_size, arch.vocab_size, c->pretrain.steps, B,
+             c->pretrain.lr, c->pretrain.warmup, c->pretrain.min_lr_ratio);
   const double t0 = proc_now_s();
   double smooth = 0.0;
   for (int step = 0; step < c->pretrain.steps; step++) {
@@ -204,18 +204,18 @@ static int pretrain(const gorp_config *c) {
     smooth = step ? 0.95 * smooth + 0.05 * loss : loss;
     if ((step + 1) % c->run.log_every == 0 || step + 1 == c->pretrain.steps) {
       const double el = proc_now_s() - t0;
-      printf("  pretrain step %5d/%d  loss %.4f (smoothed %.4f)  lr %.2e  elapsed %6.1fs  eta "
-             "%6.1fs\n",
-             step + 1, c->pretrain.steps, loss, smooth, lr, el,
-             el / (step + 1) * (c->pretrain.steps - step - 1));
-      fflush(stdout);
+      out_printf("  pretrain step %5d/%d  loss %.4f (smoothed %.4f)  lr %.2e  elapsed %6.1fs  eta "
+                 "%6.1fs\n",
+                 step + 1, c->pretrain.steps, loss, smooth, lr, el,
+                 el / (step + 1) * (c->pretrain.steps - step - 1));
+      out_flush();
     }
   }
   double in_list = 0.0, exact = 0.0;
   GORP_CALL(held_out_check(&m, &tok, c->run.seed, 200, &in_list, &exact));
-  printf("gorp pretrain: on 200 held-out option lists the base answers inside the list %.1f%% "
-         "and names the right concept %.1f%%\n",
-         in_list, exact);
+  out_printf("gorp pretrain: on 200 held-out option lists the base answers inside the list %.1f%% "
+             "and names the right concept %.1f%%\n",
+             in_list, exact);
   GORP_CALL(modelfile_save_tp(&m, c->pretrain.out, NULL, &d)); /* every rank takes part */
   if (d.rank == 0) {
     char path[4200], tmp[4300];
@@ -225,7 +225,7 @@ static int pretrain(const gorp_config *c) {
     if (!f || fprintf(f, "%016llx\n", (unsigned long long)key) < 0 || fclose(f))
       GORP_ERR(GORP_EIO, "cannot write %s", tmp);
     GORP_CALL(fs_publish(tmp, path));
-    printf("gorp pretrain: wrote %s (%.1f s)\n", c->pretrain.out, proc_now_s() - t0);
+    out_printf("gorp pretrain: wrote %s (%.1f s)\n", c->pretrain.out, proc_now_s() - t0);
   }
   GORP_CALL(dist_barrier(&d));
   free(tokens);
@@ -241,24 +241,27 @@ static int pretrain(const gorp_config *c) {
   return GORP_OK;
 }
 
-int cmd_pretrain(int argc, char **argv) {
-  char **overrides = calloc((size_t)argc, sizeof(char *));
-  const char *path = NULL;
-  int n = 0;
-  if (!overrides) GORP_ERR(GORP_EMEM, "out of memory");
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--set") && i + 1 < argc)
-      overrides[n++] = argv[++i];
-    else if (!path)
-      path = argv[i];
-    else
-      GORP_ERR(GORP_EUSAGE, "pretrain: unexpected argument '%s'", argv[i]);
-  }
-  if (!path) GORP_ERR(GORP_EUSAGE, "usage: gorp pretrain CONFIG.ini [--set section.key=value]...");
+typedef struct pretrain_args {
+  const char *config;
+  cmd_list sets; /* section.key=value overrides, in order */
+} pretrain_args;
+
+static int pretrain_main(const void *args) {
+  const pretrain_args *a = args;
   gorp_config c;
-  GORP_CALL(config_load(&c, path, overrides, n));
+  GORP_CALL(config_load(&c, a->config, a->sets.items, a->sets.n));
   const int rc = pretrain(&c);
   config_free(&c);
-  free(overrides);
   return rc;
 }
+
+static const cmd_arg pretrain_table[] = {
+    {NULL, CMD_TEXT, offsetof(pretrain_args, config), "CONFIG.ini",
+     "a config with data.format = synthetic and a [pretrain] section", 1},
+    CMD_ARG_SET(pretrain_args, sets),
+};
+
+const cmd_spec cmd_pretrain_spec = {
+    CMD_SPEC("pretrain",
+             "trains the synthetic suite's base model on its pretraining mix (docs/SYNTHETIC.md)",
+             pretrain_table, pretrain_args, pretrain_main)};

@@ -16,10 +16,12 @@
 #include "gorp/err.h"
 #include "gorp/fsutil.h"
 #include "gorp/modelfile.h"
+#include "gorp/out.h"
 #include "gorp/proc.h"
 
 #include <math.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,37 +50,37 @@ static int model_setup(model *m, const gorp_config *c, const tokenizer *tok, con
 
 /* Mean loss over each tenth of the task: the loss curve in one line. */
 static void print_loss_curve(const float *losses, int n) {
-  printf("  loss curve:");
+  out_printf("  loss curve:");
   const int parts = n < 10 ? n : 10;
   for (int p = 0; p < parts; p++) {
     int a = p * n / parts, b = (p + 1) * n / parts;
     double s = 0.0;
     for (int i = a; i < b; i++) s += losses[i];
-    printf(" %.3f", s / (b - a));
+    out_printf(" %.3f", s / (b - a));
   }
-  printf("\n");
+  out_printf("\n");
 }
 
 static void print_matrix(const gorp_config *c, const double *acc, const double *in_list) {
   const int T = c->data.n_tasks;
-  printf("\naccuracy matrix (%%; row 0 = zero-shot, row j = after task j; in-list %% in "
-         "brackets)\n%-8s",
-         "");
-  for (int i = 0; i < T; i++) printf(" %16s", c->data.tasks[i]);
-  printf("\n");
+  out_printf("\naccuracy matrix (%%; row 0 = zero-shot, row j = after task j; in-list %% in "
+             "brackets)\n%-8s",
+             "");
+  for (int i = 0; i < T; i++) out_printf(" %16s", c->data.tasks[i]);
+  out_printf("\n");
   for (int r = 0; r <= T; r++) {
-    printf("after %-2d", r);
+    out_printf("after %-2d", r);
     for (int i = 0; i < T; i++) {
       if (isnan(acc[r * T + i]))
-        printf(" %16s", "-");
+        out_printf(" %16s", "-");
       else
-        printf("    %5.1f (%5.1f)", acc[r * T + i], in_list[r * T + i]);
+        out_printf("    %5.1f (%5.1f)", acc[r * T + i], in_list[r * T + i]);
     }
-    printf("\n");
+    out_printf("\n");
   }
   cl_summary s;
   cl_metrics(&s, acc, T);
-  printf("AP %.2f  BWT %.2f  FWT %.2f  forgetting %.2f\n", s.ap, s.bwt, s.fwt, s.forgetting);
+  out_printf("AP %.2f  BWT %.2f  FWT %.2f  forgetting %.2f\n", s.ap, s.bwt, s.fwt, s.forgetting);
 }
 
 /* Everything a run carries from task to task. */
@@ -108,8 +110,8 @@ static int eval_cell(run_ctx *r, int row, int i) {
   const int T = c->data.n_tasks;
   r->res->acc[row * T + i] = s.accuracy;
   r->res->in_list[row * T + i] = s.in_list_rate;
-  printf("  eval %-12s exact match %5.1f%% (%d/%d), in-list %5.1f%%\n", r->tasks[i].dataset,
-         s.accuracy, s.correct, s.n, s.in_list_rate);
+  out_printf("  eval %-12s exact match %5.1f%% (%d/%d), in-list %5.1f%%\n", r->tasks[i].dataset,
+             s.accuracy, s.correct, s.n, s.in_list_rate);
   return GORP_OK;
 }
 
@@ -149,9 +151,9 @@ static int after_step(void *ctx, int step, const float *losses) {
    * published, on every rank */
   GORP_CALL(cl_ckpt_save(c, s->r->d, s->r->tr, s->r->res, &pos));
   if (!stop) return GORP_OK;
-  printf("gorp run: stopped by a signal after step %d of task %d; checkpoint written, resubmit "
-         "to continue (exit code %d)\n",
-         step, s->task + 1, CKPT_EXIT_RESUBMIT);
+  out_printf("gorp run: stopped by a signal after step %d of task %d; checkpoint written, resubmit "
+             "to continue (exit code %d)\n",
+             step, s->task + 1, CKPT_EXIT_RESUBMIT);
   return CKPT_EXIT_RESUBMIT;
 }
 
@@ -162,9 +164,10 @@ static int task_done(run_ctx *r, int task) {
   int stop;
   GORP_CALL(stop_agreed(r, &stop));
   if (!stop) return GORP_OK;
-  printf("gorp run: stopped by a signal after task %d; checkpoint written, resubmit to continue "
-         "(exit code %d)\n",
-         task + 1, CKPT_EXIT_RESUBMIT);
+  out_printf(
+      "gorp run: stopped by a signal after task %d; checkpoint written, resubmit to continue "
+      "(exit code %d)\n",
+      task + 1, CKPT_EXIT_RESUBMIT);
   return CKPT_EXIT_RESUBMIT;
 }
 
@@ -181,7 +184,7 @@ static int train_one(run_ctx *r, const cl_encoded *enc, const task_train *tt, in
     start = r->resume.step;
     if (start > steps) GORP_ERR(GORP_EINPUT, "checkpoint: step %d of a %d-step task", start, steps);
     if (start) memcpy(losses, r->resume.losses, (size_t)start * sizeof(float));
-    printf("  resuming %s at step %d of %d\n", name, start, steps);
+    out_printf("  resuming %s at step %d of %d\n", name, start, steps);
   } else {
     GORP_CALL(trainer_begin_task(r->tr, task_index, tt));
   }
@@ -212,9 +215,10 @@ static int run_mtl(run_ctx *r) {
   }
   task_train tt;
   config_task_train(c, "", &tt);
-  printf("mtl: %d training examples of %d tasks at once (longest %d tokens), %d epochs, batch %d, "
-         "lr %g\n",
-         all.n, T, all.max_len, tt.epochs, tt.batch_size, tt.lr);
+  out_printf(
+      "mtl: %d training examples of %d tasks at once (longest %d tokens), %d epochs, batch %d, "
+      "lr %g\n",
+      all.n, T, all.max_len, tt.epochs, tt.batch_size, tt.lr);
   const int rc = train_one(r, &all, &tt, 0, "mtl");
   cl_encoded_free(&all);
   if (rc) return rc;
@@ -232,7 +236,7 @@ static int run_tasks(run_ctx *r) {
   const int T = c->data.n_tasks;
   int first = 0;
   if (r->resume.task == -2) {
-    printf("zero-shot evaluation of the base model\n");
+    out_printf("zero-shot evaluation of the base model\n");
     for (int i = 0; i < T; i++) GORP_CALL(eval_cell(r, 0, i));
     GORP_CALL(write_results(r));
     const int rc = task_done(r, -1);
@@ -247,10 +251,10 @@ static int run_tasks(run_ctx *r) {
     GORP_CALL(cl_encode_train(&enc, r->tok, task, c, ti, m->cfg.max_seq));
     task_train tt;
     config_task_train(c, task->dataset, &tt);
-    printf("task %d/%d %s/%s: %d training examples (longest %d tokens), %d epochs, batch %d, "
-           "lr %g\n",
-           ti + 1, T, task->task_type, task->dataset, enc.n, enc.max_len, tt.epochs, tt.batch_size,
-           tt.lr);
+    out_printf("task %d/%d %s/%s: %d training examples (longest %d tokens), %d epochs, batch %d, "
+               "lr %g\n",
+               ti + 1, T, task->task_type, task->dataset, enc.n, enc.max_len, tt.epochs,
+               tt.batch_size, tt.lr);
     const int rc = train_one(r, &enc, &tt, ti, task->dataset);
     cl_encoded_free(&enc);
     if (rc) return rc;
@@ -267,9 +271,9 @@ static int run_tasks(run_ctx *r) {
 static int print_peak_memory(const dist *d) {
   double mine = proc_peak_rss_mb(), range[2] = {mine, -mine};
   GORP_CALL(dist_max_doubles(d, range, 2));
-  printf("peak resident memory per rank (VmHWM): max %.0f MB, min %.0f MB over %d rank(s) "
-         "(tp %d x dp %d)\n",
-         range[0], -range[1], d->size, d->tp_size, d->dp_size);
+  out_printf("peak resident memory per rank (VmHWM): max %.0f MB, min %.0f MB over %d rank(s) "
+             "(tp %d x dp %d)\n",
+             range[0], -range[1], d->size, d->tp_size, d->dp_size);
   return GORP_OK;
 }
 
@@ -306,9 +310,6 @@ static int run(const gorp_config *c, int force_config) {
   dist d;
   GORP_CALL(config_check_same_on_ranks(c));
   GORP_CALL(dist_init(&d, c->parallel.tp, c->parallel.dp));
-  /* rank 0 speaks for the job; every rank still reports its own errors on stderr */
-  if (d.rank != 0 && !freopen("/dev/null", "w", stdout))
-    GORP_ERR(GORP_EIO, "cannot silence stdout on rank %d", d.rank);
   GORP_CALL(backend_select(c->run.backend));
   if (d.rank == 0) GORP_CALL(fs_mkdirs(c->run.out_dir));
   GORP_CALL(dist_barrier(&d));
@@ -320,9 +321,10 @@ static int run(const gorp_config *c, int force_config) {
   GORP_CALL(cl_load_tasks(c, &tasks));
   model m;
   GORP_CALL(model_setup(&m, c, &tok, &d));
-  printf("gorp run: %s, %zu parameters (%d layers, hidden %d, heads %d/%d, vocab %d), backend %s\n",
-         c->file, m.n_params, m.cfg.num_layers, m.cfg.hidden_size, m.cfg.num_heads,
-         m.cfg.num_kv_heads, m.cfg.vocab_size, backend_get()->name);
+  out_printf(
+      "gorp run: %s, %zu parameters (%d layers, hidden %d, heads %d/%d, vocab %d), backend %s\n",
+      c->file, m.n_params, m.cfg.num_layers, m.cfg.hidden_size, m.cfg.num_heads, m.cfg.num_kv_heads,
+      m.cfg.vocab_size, backend_get()->name);
   /* the order's name when it came from data.order, else the list itself */
   char order[4096] = "";
   for (int i = 0; i < T; i++)
@@ -349,8 +351,8 @@ static int run(const gorp_config *c, int force_config) {
   GORP_CALL(save_final_model(&r, path));
   print_matrix(c, res.acc, res.in_list);
   GORP_CALL(print_peak_memory(&d));
-  printf("\nresults in %s/results.h5, model in %s, predictions under %s/predictions/\n",
-         c->run.out_dir, path, c->run.out_dir);
+  out_printf("\nresults in %s/results.h5, model in %s, predictions under %s/predictions/\n",
+             c->run.out_dir, path, c->run.out_dir);
   free(res.acc);
   free(res.in_list);
   trainer_free(&tr);
@@ -361,31 +363,30 @@ static int run(const gorp_config *c, int force_config) {
   return GORP_OK;
 }
 
-int cmd_run(int argc, char **argv) {
-  const char *path = NULL;
-  int force_config = 0;
-  char **overrides = calloc((size_t)argc, sizeof(char *));
-  int n_over = 0;
-  if (!overrides) GORP_ERR(GORP_EMEM, "out of memory");
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--set")) {
-      if (++i >= argc) GORP_ERR(GORP_EUSAGE, "run: --set needs section.key=value");
-      overrides[n_over++] = argv[i];
-    } else if (!strcmp(argv[i], "--force-config")) {
-      force_config = 1;
-    } else if (!path) {
-      path = argv[i];
-    } else {
-      GORP_ERR(GORP_EUSAGE, "run: unexpected argument '%s'", argv[i]);
-    }
-  }
-  if (!path)
-    GORP_ERR(GORP_EUSAGE,
-             "usage: gorp run CONFIG.ini [--set section.key=value]... [--force-config]");
+typedef struct run_args {
+  const char *config;
+  cmd_list sets; /* section.key=value overrides, in order */
+  int force_config;
+} run_args;
+
+static int run_main(const void *args) {
+  const run_args *a = args;
   gorp_config c;
-  GORP_CALL(config_load(&c, path, overrides, n_over));
-  int rc = run(&c, force_config);
+  GORP_CALL(config_load(&c, a->config, a->sets.items, a->sets.n));
+  const int rc = run(&c, a->force_config);
   config_free(&c);
-  free(overrides);
   return rc;
 }
+
+static const cmd_arg run_table[] = {
+    {NULL, CMD_TEXT, offsetof(run_args, config), "CONFIG.ini", "the run's config (docs/CONFIG.md)",
+     1},
+    CMD_ARG_SET(run_args, sets),
+    {"force-config", CMD_FLAG, offsetof(run_args, force_config), NULL,
+     "resume although a moved input (data.root, model.init, ...) changed the run hash", 0},
+};
+
+const cmd_spec cmd_run_spec = {CMD_SPEC(
+    "run",
+    "trains on each task of the config's order, evaluating after each; resumes from checkpoints",
+    run_table, run_args, run_main)};

@@ -1,6 +1,7 @@
 /* The gorp command: an MPI program (also runs as a singleton without mpirun) that dispatches to
  * one subcommand; a serial one (gorp inspect) runs without MPI. A failure on any rank ends the
- * whole job with the failing rank's message. */
+ * whole job with the failing rank's message.
+ * Not for: reading a command's arguments (cmd_args.c, from the command's cmd_spec). */
 #include "gorp/backend.h"
 #include "gorp/cmd.h"
 #include "gorp/err.h"
@@ -11,46 +12,40 @@
 #include <stdio.h>
 #include <string.h>
 
-static const struct {
-  const char *name;
-  int (*fn)(int, char **);
-  const char *help;
-  int serial; /* 1: one process reading files, no MPI (starts in milliseconds, not ~0.3 s) */
-} commands[] = {
-    {"run", cmd_run, "run CONFIG.ini [--set section.key=value]...  train and evaluate", 0},
-    {"import-hf", cmd_import_hf, "import-hf DIR OUT.h5  convert a Hugging Face LLaMA directory", 0},
-    {"logits", cmd_logits, "logits --model M.h5 --tokens IDS.txt --out OUT.h5  write logits", 0},
-    {"grad", cmd_grad, "grad --model M.h5 --tokens IDS.txt --out OUT.h5  write loss gradients", 0},
-    {"pretrain", cmd_pretrain,
-     "pretrain CONFIG.ini [--set k=v]...  train the synthetic suite's base", 0},
-    {"inspect", cmd_inspect, "inspect FILE.h5 [--verify]  summarise a model file or checkpoint", 1},
-    {"config", cmd_config, "config CONFIG.ini [--set k=v]... | --schema  show the resolved config",
-     0},
-    {"fit", cmd_fit, "fit --model M.h5 --tokens IDS.txt --steps N [...]  AdamW on a fixed batch",
-     0},
-    {"generate", cmd_generate,
-     "generate --model M.h5 --tokens IDS.txt --max-new N [--eos ID --out F --time]  greedy "
-     "decoding",
-     0},
-    {"plan", cmd_plan,
-     "plan CONFIG.ini [--set k=v]... [--tp N] [--dp N] [--seq T] [--json]  memory and FLOPs per "
-     "rank",
-     0},
+/* The order of gorp --help. */
+static const cmd_spec *const commands[] = {
+    &cmd_run_spec,      &cmd_import_hf_spec, &cmd_logits_spec, &cmd_grad_spec,
+    &cmd_pretrain_spec, &cmd_inspect_spec,   &cmd_config_spec, &cmd_fit_spec,
+    &cmd_generate_spec, &cmd_plan_spec,
 };
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: gorp COMMAND [ARGS]\ncommands:\n");
-  for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-    fprintf(f, "  gorp %s\n", commands[i].help);
+  char line[512];
+  fprintf(f, "usage: gorp COMMAND [ARGUMENT]...\n       gorp --help | --version\ncommands:\n");
+  for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+    cmd_args_usage(commands[i], line, sizeof(line));
+    fprintf(f, "  %s\n      %s\n", line, commands[i]->summary);
+  }
+  fprintf(f, "gorp COMMAND --help lists a command's arguments and options.\n");
+}
+
+/* Parses the command's arguments into its struct and runs it (or prints its --help). */
+static int run_command(const cmd_spec *cmd, int argc, char **argv) {
+  void *args;
+  int help;
+  int rc = cmd_args_parse(cmd, argc, argv, &args, &help);
+  if (!rc && !help) rc = cmd->run(args);
+  cmd_args_free(cmd, args);
+  return rc;
 }
 
 int main(int argc, char **argv) {
   /* before MPI_Init, which takes ~0.3 s: a signal to gorp run is never lost at start-up */
   if (argc >= 2 && !strcmp(argv[1], "run") && cmd_run_catch_stop_signals()) return GORP_ELIB;
-  const size_t n = sizeof(commands) / sizeof(commands[0]);
-  size_t i = 0;
-  while (argc >= 2 && i < n && strcmp(argv[1], commands[i].name)) i++;
-  const int mpi = i == n || !commands[i].serial;
+  const cmd_spec *cmd = NULL;
+  for (size_t i = 0; argc >= 2 && !cmd && i < sizeof(commands) / sizeof(commands[0]); i++)
+    if (!strcmp(argv[1], commands[i]->name)) cmd = commands[i];
+  const int mpi = !cmd || !cmd->serial;
   if (mpi) MPI_Init(&argc, &argv);
   /* Every HDF5 failure is reported once by gorp, naming the file and dataset; HDF5's own error
    * stack is printed only on request (GORP_HDF5_ERRORS=1), for debugging HDF5 itself. */
@@ -72,11 +67,14 @@ int main(int argc, char **argv) {
   } else if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
     usage(stdout);
     rc = GORP_OK;
-  } else if (i == n) {
+  } else if (!strcmp(argv[1], "--version")) {
+    printf("%s\n", cmd_version());
+    rc = GORP_OK;
+  } else if (!cmd) {
     fprintf(stderr, "gorp: error: unknown command '%s'\n", argv[1]);
     usage(stderr);
   } else {
-    rc = commands[i].fn(argc - 1, argv + 1);
+    rc = run_command(cmd, argc - 1, argv + 1);
   }
   fflush(stdout);
   fflush(stderr);

@@ -8,6 +8,7 @@
 #include "gorp/backend.h"
 #include "gorp/dist.h"
 #include "gorp/err.h"
+#include "gorp/out.h"
 #include "gorp/fsutil.h"
 #include "gorp/h5io.h"
 #include "gorp/modelfile.h"
@@ -401,7 +402,7 @@ static int check_config(hid_t f, const char *path, const gorp_config *c, int for
                       : "; these keys name where inputs lie or the backend: if the inputs "
                         "are the same, pass --force-config to resume");
     else
-      printf("resuming with changed input locations: %s\n", diff.list);
+      out_printf("resuming with changed input locations: %s\n", diff.list);
   }
   free(stored);
   free(now);
@@ -505,9 +506,10 @@ static int read_listing(const char *dir, const dist *d, char *name, size_t size,
     name[got > 0 ? got : 0] = '\0';
     name[strcspn(name, "\n")] = '\0';
     if (!name[0])
-      printf("%s is missing, empty or not a regular file; looking for the newest good checkpoint "
-             "in %s\n",
-             path, dir);
+      out_printf(
+          "%s is missing, empty or not a regular file; looking for the newest good checkpoint "
+          "in %s\n",
+          path, dir);
     head[0] = list_checkpoints(dir, seq, n);
     head[1] = *n;
   }
@@ -547,7 +549,7 @@ int ckpt_load(const gorp_config *c, int force_config, const dist *d, const ckpt_
     }
     rc = load_file(path, c, force_config, d, s, p);
     if (rc == GORP_OK)
-      printf("resuming from %s\n", path);
+      out_printf("resuming from %s\n", path);
     else if (rc != GORP_EINPUT) {
       free(seq);
       return rc;
@@ -558,9 +560,9 @@ int ckpt_load(const gorp_config *c, int force_config, const dist *d, const ckpt_
     snprintf(other, sizeof(other), "ckpt_%06ld.h5", seq[i]);
     if (!strcmp(other, name)) continue;
     snprintf(path, sizeof(path), "%s/%s", dir, other);
-    printf("falling back to %s\n", path);
+    out_printf("falling back to %s\n", path);
     rc = load_file(path, c, force_config, d, s, p);
-    if (rc == GORP_OK) printf("resuming from %s (an earlier checkpoint than LATEST's)\n", path);
+    if (rc == GORP_OK) out_printf("resuming from %s (an earlier checkpoint than LATEST's)\n", path);
   }
   free(seq);
   if (rc) GORP_ERR(rc, "no usable checkpoint in %s (see the messages above)", dir);

@@ -8,6 +8,7 @@
 #include "gorp/err.h"
 #include "gorp/gorp_basis.h"
 #include "gorp/gorp_basis_dist.h"
+#include "gorp/out.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -632,9 +633,10 @@ int trainer_end_task(trainer *t, int task) {
     full_r += f->space.r;
     full_len += f->space.cap;
   }
-  printf("  shared space after task %d: LoRA A bases %d/%d columns (+%d), full-rank bases %d/%d "
-         "(+%d)\n",
-         task + 1, lora_r, lora_len, lora_added, full_r, full_len, full_added);
+  out_printf(
+      "  shared space after task %d: LoRA A bases %d/%d columns (+%d), full-rank bases %d/%d "
+      "(+%d)\n",
+      task + 1, lora_r, lora_len, lora_added, full_r, full_len, full_added);
   return GORP_OK;
 }
 

@@ -12,6 +12,7 @@
 #define _GNU_SOURCE /* dladdr */
 #include "gorp/gorp_basis.h"
 #include "gorp/linalg.h"
+#include "gorp/proc.h"
 #include "gorp/rng.h"
 
 #include <lapacke.h>
@@ -19,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* Counts every malloc/calloc/realloc in the process and keeps the callers' addresses (no
  * allocation inside the hook), to show that our SVD and basis code allocates nothing after the
@@ -64,12 +64,6 @@ static void check(const char *name, int ok, const char *fmt, double value) {
   printf(fmt, value);
   printf("\n");
   ok ? n_pass++ : n_fail++;
-}
-
-static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
 static void *xcalloc(size_t n, size_t size) {
@@ -656,17 +650,17 @@ static void test_no_allocation(void) {
 
 int main(void) {
   linalg_ws w = {0};
-  double t0 = now();
+  double t0 = proc_now_s();
   const int shapes[][3] = {{64, 8, 8},   {8, 64, 8},   {300, 40, 8}, {40, 300, 8},
                            {2000, 8, 8}, {8, 1500, 8}, {300, 40, 1}, {500, 300, 5}};
   for (int i = 0; i < 8; i++)
     test_exact_shape(shapes[i][0], shapes[i][1], shapes[i][2], 100 + 10 * i, &w);
-  double t1 = now();
+  double t1 = proc_now_s();
   const int rshapes[][3] = {{300, 40, 5}, {40, 300, 5}, {500, 300, 8}, {2000, 8, 4}, {8, 1500, 4}};
   for (int i = 0; i < 5; i++)
     test_randomized_shape(rshapes[i][0], rshapes[i][1], rshapes[i][2], 200 + 10 * i, &w);
   test_randomized_draws_differ(&w);
-  double t2 = now();
+  double t2 = proc_now_s();
   check("every returned singular vector has its largest |entry| positive", sign_bad == 0,
         "vectors checked %g", (double)sign_checked);
   test_sign_ties();
@@ -675,10 +669,10 @@ int main(void) {
   test_energy_cap();
   test_energy_many_tasks(0);
   test_energy_many_tasks(1);
-  double t3 = now();
+  double t3 = proc_now_s();
   test_projections();
   test_no_allocation();
-  double t4 = now();
+  double t4 = proc_now_s();
   linalg_ws_free(&w);
   printf("time: exact %.2f s, randomized %.2f s, energy rule %.2f s, projections+alloc %.2f s\n",
          t1 - t0, t2 - t1, t3 - t2, t4 - t3);

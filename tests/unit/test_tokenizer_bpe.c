@@ -16,6 +16,7 @@
  * Not for: agreement with the library on real text (the reference test does that). No MPI. */
 #include "testutil.h"
 #include "gorp/err.h"
+#include "gorp/proc.h"
 #include "gorp/tokenizer.h"
 
 #include <cjson/cJSON.h>
@@ -24,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 static char data_dir[PATH_MAX], tmp_dir[PATH_MAX];
@@ -384,12 +384,6 @@ static void test_split_regex_nested_repetition_is_linear(void) {
 /* ---- driver mode ------------------------------------------------------------------------------
  */
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static char *slurp(const char *path) {
   FILE *f = fopen(path, "rb");
   if (!f) return NULL;
@@ -437,7 +431,7 @@ static int run_one(const char *name, const char *path, const cJSON *texts, const
   int **ids = calloc((size_t)count, sizeof(int *)), *lens = calloc((size_t)count, sizeof(int));
   int *buf = malloc((size_t)cap * sizeof(int));
   size_t bytes = 0;
-  double t0 = now();
+  double t0 = proc_now_s();
   const cJSON *item = texts->child; /* walked in order: cJSON_GetArrayItem is O(i) */
   for (int i = 0; i < count && !rc; i++, item = item->next) {
     const char *text = item->valuestring;
@@ -448,7 +442,7 @@ static int run_one(const char *name, const char *path, const cJSON *texts, const
     lens[i] = n;
     bytes += strlen(text);
   }
-  double secs = now() - t0;
+  double secs = proc_now_s() - t0;
   char file[PATH_MAX + 64];
   snprintf(file, sizeof file, "%s.%s.ids", prefix, name);
   FILE *fi = fopen(file, "w");

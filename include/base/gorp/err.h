@@ -4,8 +4,8 @@
  * prints one message naming what was wrong (file, key, tensor) via GORP_ERR; every caller on the
  * way up adds a "  at file:line in func: call" trace line via GORP_CALL. main() turns a non-zero
  * code into the process exit status (or MPI_Abort when more than one rank runs).
- * Not for: warnings or progress output (plain printf on world rank 0, whose stdout is the job's;
- * a warning is one "gorp: warning: ..." line on stderr). */
+ * Not for: warnings or progress output (out.h's out_printf prints the job's output once, on world
+ * rank 0; a warning is one "gorp: warning: ..." line on stderr). */
 #ifndef GORP_ERR_H
 #define GORP_ERR_H
 

@@ -101,3 +101,8 @@ int dist_tp_gather_floats(const dist *d, const float *mine, size_t n, float *all
 MPI_Comm dist_tp_group(const dist *d) {
   return d ? d->tp : MPI_COMM_NULL;
 }
+
+int dist_world_size(int *size) {
+  GORP_MPI(MPI_Comm_size(MPI_COMM_WORLD, size));
+  return GORP_OK;
+}

@@ -2,11 +2,11 @@
  * into a gorp model file, keeping config.json's text in it.
  * Not for: the conversion itself (hf_import.c) or the file format (modelfile.c). */
 #include "gorp/cmd.h"
+#include "gorp/dist.h"
 #include "gorp/err.h"
 #include "gorp/hf_import.h"
 #include "gorp/modelfile.h"
 
-#include <mpi.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +26,7 @@ typedef struct import_args {
 static int import_main(const void *args) {
   const import_args *a = args;
   int size;
-  GORP_MPI(MPI_Comm_size(MPI_COMM_WORLD, &size));
+  GORP_CALL(dist_world_size(&size));
   /* ranks would race to write the same file */
   if (size > 1) GORP_ERR(GORP_EUSAGE, "import-hf runs on one rank (got %d)", size);
   model m;

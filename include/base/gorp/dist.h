@@ -48,5 +48,7 @@ int dist_tp_gather_floats(const dist *d, const float *mine, size_t n, float *all
 MPI_Comm dist_tp_group(const dist *d);
 
 /* World rank 0's bytes of buf on every rank (d NULL or one rank: nothing to do). Collective. */
-int dist_bcast(const dist *d, void *buf, size_t bytes);
+int dist_bcast(const dist *d, void *buf, size_t bytes);/* The ranks of the job (MPI_COMM_WORLD), for a command that runs without a layout. */
+int dist_world_size(int *size);
+
 #endif

@@ -119,7 +119,8 @@ int cl_evaluate(model *m, const tokenizer *tok, const cl_task *t, const gorp_con
     int plen = 0, n_out = 0;
     GORP_CALL(prompt_encode_eval(tok, t, item->sentence, c->data.max_source_length, prompt, &plen,
                                  cap - max_new));
-    GORP_CALL(model_generate(m, prompt, plen, max_new, tok->eos_id, out, &n_out));
+    const int *const prompts[1] = {prompt};
+    GORP_CALL(model_generate(m, prompts, &plen, 1, max_new, tok->eos_id, out, &n_out));
     /* a model whose vocabulary is padded past the tokenizer's (model.vocab_size) can emit an id
      * no string spells: the answer ends there, as at end-of-sequence */
     for (int j = 0; j < n_out; j++)

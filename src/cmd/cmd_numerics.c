@@ -175,7 +175,7 @@ static int run_logits(const void *args) {
   batch b;
   GORP_CALL(batch_load(&b, a, 1));
   float loss;
-  GORP_CALL(model_forward(&b.m, b.ids, b.targets, b.S, b.T, 0.0f, &loss));
+  GORP_CALL(model_forward(&b.m, b.ids, b.targets, NULL, b.S, b.T, 0.0f, &loss));
   printf("sequences %d, length %d, mean next-token loss %.6f\n", b.S, b.T, loss);
   if (a->out) {
     hid_t f;
@@ -195,7 +195,7 @@ static int run_grad(const void *args) {
   batch b;
   GORP_CALL(batch_load(&b, a, 1));
   float loss;
-  GORP_CALL(model_forward(&b.m, b.ids, b.targets, b.S, b.T, 0.0f, &loss));
+  GORP_CALL(model_forward(&b.m, b.ids, b.targets, NULL, b.S, b.T, 0.0f, &loss));
   GORP_CALL(model_backward(&b.m));
   printf("sequences %d, length %d, loss %.6f, loss positions %d\n", b.S, b.T, loss, b.m.n_targets);
   if (a->out) {
@@ -241,7 +241,7 @@ static int run_fit(const void *args) {
   for (int s = 0; s < a->steps; s++) {
     const double t0 = proc_now_s();
     model_zero_grads(&b.m);
-    GORP_CALL(model_forward(&b.m, b.ids, b.targets, b.S, b.T, 0.0f, &losses[s]));
+    GORP_CALL(model_forward(&b.m, b.ids, b.targets, NULL, b.S, b.T, 0.0f, &losses[s]));
     GORP_CALL(model_backward(&b.m));
     const grad_segment all = {b.m.grads, b.m.n_grads};
     double norm = grad_clip_norm(&all, 1, a->grad_clip);
@@ -283,8 +283,9 @@ static int run_generate(const void *args) {
   GORP_ALLOC(n_out, b.S, "generated lengths");
   long total_new = 0;
   const double t0 = proc_now_s();
-  for (int s = 0; s < b.S; s++) {
-    GORP_CALL(model_generate(&b.m, b.ids + (size_t)s * b.T, b.T, a->max_new, a->eos,
+  for (int s = 0; s < b.S; s++) { /* one prompt at a time, as evaluation decodes */
+    const int *prompt = b.ids + (size_t)s * b.T;
+    GORP_CALL(model_generate(&b.m, &prompt, &b.T, 1, a->max_new, a->eos,
                              out + (size_t)s * a->max_new, &n_out[s]));
     total_new += n_out[s];
   }

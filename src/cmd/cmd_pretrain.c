@@ -93,7 +93,8 @@ static int held_out_check(model *m, const tokenizer *tok, uint64_t seed, int n, 
     int len = 0, n_out = 0;
     tokens[len++] = tok->bos_id;
     GORP_CALL(tokenizer_encode(tok, e.prompt, tokens, &len, cap - max_new));
-    GORP_CALL(model_generate(m, tokens, len, max_new, tok->eos_id, out, &n_out));
+    const int *const prompts[1] = {tokens};
+    GORP_CALL(model_generate(m, prompts, &len, 1, max_new, tok->eos_id, out, &n_out));
     char *pred;
     GORP_CALL(tokenizer_decode(tok, out, n_out, &pred));
     hits += metrics_exact_match(pred, e.answer);

@@ -320,9 +320,11 @@ static void workspace(plan *p, const lin *ln) {
     add(p, PLAN_WORK, 0, d.F * umax(d.C, d.QD), "full-rank weight before its update");
   if (m->activation_bases)
     add(p, PLAN_WORK, 0, d.N * umax(d.F, umax(d.C, d.QD)), "layer inputs observed for covariances");
-  /* model_generate's cache holds max_seq positions; the planned length is what gets touched */
+  /* model_generate's cache holds a prompt's positions and its new ids, at most the planned length;
+   * beside it one step's scratch for one prompt and one thread's attention scores */
   add(p, PLAN_WORK, 0,
-      2 * d.L * d.T * d.KD + 2 * d.C + 2 * d.QD + 2 * d.F + d.T + d.V + 2 * d.T * (d.D / 2),
+      2 * d.L * d.T * d.KD + 4 * d.C + 1 + 2 * d.QD + 2 * d.KD + 3 * d.F + d.V + 2 * (d.D / 2) +
+          d.H / (d.KD / d.D) * d.T,
       "evaluation KV cache: %llu positions", (unsigned long long)d.T);
 }
 

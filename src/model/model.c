@@ -1,6 +1,9 @@
 /* Whole-model forward and backward of the LLaMA decoder on one rank, built from the op pairs in
- * ops.c. Activations live in one allocation sized by model_reserve (see model.h). */
+ * ops.c, and the one layer forward (model_layer.h) that greedy decoding runs too. Activations live
+ * in one allocation sized by model_reserve (see model.h). */
 #include "gorp/model.h"
+
+#include "model_layer.h"
 
 #include "gorp/dist.h"
 #include "gorp/err.h"
@@ -93,29 +96,76 @@ static void zero_parallel(float *x, size_t n) {
   }
 }
 
-/* The adapter term of linear (layer, target), when that target carries LoRA. */
-static void lora_fwd(model *m, float *out, const float *inp, int l, int t, int N) {
+/* The adapter term of linear (layer, target), when that target carries LoRA; save keeps its
+ * activations for the backward pass. */
+static void lora_fwd(model *m, float *out, const float *inp, int l, int t, int N,
+                     const lora_dropout_ctx *d, int save) {
   if (m->lora && (m->lora->targets & (1u << t)))
-    lora_forward_add(m->lora, out, inp, l, t, N, m->dropout, 1);
+    lora_forward_add(m->lora, out, inp, l, t, N, d, save);
 }
 
 static void lora_bwd(model *m, float *dinp, const float *dout, const float *inp, int l, int t,
                      int N) {
   if (m->lora && (m->lora->targets & (1u << t)))
-    lora_backward(m->lora, dinp, dout, inp, l, t, N, m->dropout);
+    lora_backward(m->lora, dinp, dout, inp, l, t, N, m->step.dropout);
 }
 
 /* out (N, C) = res + inp (N, in) W^T (+ LoRA) for a row-parallel linear (o, down): under TP each
  * rank's inp and W hold a block of the input axis, so the ranks' partial outputs are summed (g);
  * rank 0 adds the residual once. */
 static int row_parallel_forward(model *m, float *out, const float *res, const float *inp,
-                                const float *W, int l, int target, int N, int in, int C) {
+                                const float *W, int l, int target, int N, int in, int C,
+                                const lora_dropout_ctx *d, int save) {
   if (m->tp_rank == 0)
     matmul_forward_residual(out, res, inp, W, N, in, C);
   else
     matmul_forward(out, inp, W, N, in, C);
-  lora_fwd(m, out, inp, l, target, N);
+  lora_fwd(m, out, inp, l, target, N, d, save);
   return m->tp ? dist_tp_sum_floats(m->tp, out, (size_t)N * C) : GORP_OK;
+}
+
+/* The attention of a layer's rows given their q, k, v (N, *) before RoPE: training attends within
+ * each sequence; decoding first stores each row's key and value into its sequence's cache. */
+static void layer_attention_forward(const model *m, const layer_acts *a,
+                                    const layer_attention *at) {
+  const int H = m->H_loc, KV = m->KV_loc, D = m->cfg.head_dim, KD = KV * D;
+  rope_forward(a->q, at->cos_t, at->sin_t, at->B, at->T, H, D);
+  rope_forward(a->k, at->cos_t, at->sin_t, at->B, at->T, KV, D);
+  if (!at->kc) {
+    attention_forward(a->atty, at->att, a->q, a->k, a->v, at->B, at->T, H, KV, D);
+    return;
+  }
+  for (int i = 0; i < at->T; i++) {
+    const size_t row = ((size_t)at->seq[i] * at->S + at->pos[i]) * KD;
+    memcpy(at->kc + row, a->k + (size_t)i * KD, (size_t)KD * sizeof(float));
+    memcpy(at->vc + row, a->v + (size_t)i * KD, (size_t)KD * sizeof(float));
+  }
+  attention_decode(a->atty, a->q, at->kc, at->vc, at->seq, at->pos, at->scratch, at->n_scratch,
+                   at->T, at->S, H, KV, D);
+}
+
+int model_layer_forward(model *m, int l, const layer_acts *a, const layer_attention *at,
+                        const lora_dropout_ctx *d) {
+  const model_config *c = &m->cfg;
+  const layer_params *p = &m->w.layers[l];
+  const int N = at->B * at->T, C = c->hidden_size, F = m->F_loc, QD = m->H_loc * c->head_dim,
+            KD = m->KV_loc * c->head_dim, save = !at->kc;
+  rmsnorm_forward(a->ln1, a->rstd1, a->x, p->ln1, N, C, c->rms_eps);
+  matmul_forward(a->q, a->ln1, p->wq, N, C, QD);
+  lora_fwd(m, a->q, a->ln1, l, LORA_Q, N, d, save);
+  matmul_forward(a->k, a->ln1, p->wk, N, C, KD);
+  lora_fwd(m, a->k, a->ln1, l, LORA_K, N, d, save);
+  matmul_forward(a->v, a->ln1, p->wv, N, C, KD);
+  lora_fwd(m, a->v, a->ln1, l, LORA_V, N, d, save);
+  layer_attention_forward(m, a, at);
+  GORP_CALL(row_parallel_forward(m, a->xmid, a->x, a->atty, p->wo, l, LORA_O, N, QD, C, d, save));
+  rmsnorm_forward(a->ln2, a->rstd2, a->xmid, p->ln2, N, C, c->rms_eps);
+  matmul_forward(a->g, a->ln2, p->wg, N, C, F);
+  lora_fwd(m, a->g, a->ln2, l, LORA_GATE, N, d, save);
+  matmul_forward(a->u, a->ln2, p->wu, N, C, F);
+  lora_fwd(m, a->u, a->ln2, l, LORA_UP, N, d, save);
+  swiglu_forward(a->h, a->g, a->u, N * F);
+  return row_parallel_forward(m, a->xout, a->xmid, a->h, p->wd, l, LORA_DOWN, N, F, C, d, save);
 }
 
 /* The input gradient of the column-parallel linears (N, C): each rank holds the part that flows
@@ -124,8 +174,8 @@ static int column_parallel_input_grad(model *m, float *dinp, int N, int C) {
   return m->tp ? dist_tp_sum_floats(m->tp, dinp, (size_t)N * C) : GORP_OK;
 }
 
-int model_forward(model *m, const int *tokens, const int *targets, int B, int T, float loss_div,
-                  float *loss) {
+int model_forward(model *m, const int *tokens, const int *targets, const model_step *step, int B,
+                  int T, float loss_div, float *loss) {
   const model_config *c = &m->cfg;
   if (T > c->max_seq)
     GORP_ERR(GORP_EINPUT, "sequence length %d exceeds max_position_embeddings = %d", T, c->max_seq);
@@ -140,46 +190,43 @@ int model_forward(model *m, const int *tokens, const int *targets, int B, int T,
   if (m->lora) GORP_CALL(lora_reserve(m->lora, B * T));
   model_acts *a = &m->acts;
   const int L = c->num_layers, N = B * T, C = c->hidden_size, F = m->F_loc, H = m->H_loc,
-            KV = m->KV_loc, D = c->head_dim, QD = H * D, KD = KV * D, V = c->vocab_size;
+            D = c->head_dim, QD = H * D, KD = m->KV_loc * D, V = c->vocab_size;
   m->tokens = tokens;
   m->targets = targets;
+  m->step = step ? *step : (model_step){0};
   m->B = B;
   m->T = T;
   rope_tables(a->rope_cos, a->rope_sin, 0, T, D, c->rope_theta);
   embedding_forward(a->x, tokens, m->w.embed, N, C);
   for (int l = 0; l < L; l++) {
-    const layer_params *p = &m->w.layers[l];
-    const float *x = a->x + (size_t)l * N * C;
-    float *xmid = a->xmid + (size_t)l * N * C, *xout = a->x + (size_t)(l + 1) * N * C;
-    float *ln1 = a->ln1 + (size_t)l * N * C, *ln2 = a->ln2 + (size_t)l * N * C;
-    float *q = a->q + (size_t)l * N * QD, *k = a->k + (size_t)l * N * KD,
-          *v = a->v + (size_t)l * N * KD, *atty = a->atty + (size_t)l * N * QD;
-    float *g = a->g + (size_t)l * N * F, *u = a->u + (size_t)l * N * F,
-          *h = a->h + (size_t)l * N * F;
-    rmsnorm_forward(ln1, a->rstd1 + (size_t)l * N, x, p->ln1, N, C, c->rms_eps);
-    matmul_forward(q, ln1, p->wq, N, C, QD);
-    lora_fwd(m, q, ln1, l, LORA_Q, N);
-    matmul_forward(k, ln1, p->wk, N, C, KD);
-    lora_fwd(m, k, ln1, l, LORA_K, N);
-    matmul_forward(v, ln1, p->wv, N, C, KD);
-    lora_fwd(m, v, ln1, l, LORA_V, N);
-    rope_forward(q, a->rope_cos, a->rope_sin, B, T, H, D);
-    rope_forward(k, a->rope_cos, a->rope_sin, B, T, KV, D);
-    attention_forward(atty, a->att + (size_t)l * B * H * T * T, q, k, v, B, T, H, KV, D);
-    GORP_CALL(row_parallel_forward(m, xmid, x, atty, p->wo, l, LORA_O, N, QD, C));
-    rmsnorm_forward(ln2, a->rstd2 + (size_t)l * N, xmid, p->ln2, N, C, c->rms_eps);
-    matmul_forward(g, ln2, p->wg, N, C, F);
-    lora_fwd(m, g, ln2, l, LORA_GATE, N);
-    matmul_forward(u, ln2, p->wu, N, C, F);
-    lora_fwd(m, u, ln2, l, LORA_UP, N);
-    swiglu_forward(h, g, u, N * F);
-    GORP_CALL(row_parallel_forward(m, xout, xmid, h, p->wd, l, LORA_DOWN, N, F, C));
+    const size_t nc = (size_t)l * N * C, nf = (size_t)l * N * F;
+    const layer_acts la = {.x = a->x + nc,
+                           .ln1 = a->ln1 + nc,
+                           .rstd1 = a->rstd1 + (size_t)l * N,
+                           .q = a->q + (size_t)l * N * QD,
+                           .k = a->k + (size_t)l * N * KD,
+                           .v = a->v + (size_t)l * N * KD,
+                           .atty = a->atty + (size_t)l * N * QD,
+                           .xmid = a->xmid + nc,
+                           .ln2 = a->ln2 + nc,
+                           .rstd2 = a->rstd2 + (size_t)l * N,
+                           .g = a->g + nf,
+                           .u = a->u + nf,
+                           .h = a->h + nf,
+                           .xout = a->x + (size_t)(l + 1) * N * C};
+    const layer_attention at = {.B = B,
+                                .T = T,
+                                .cos_t = a->rope_cos,
+                                .sin_t = a->rope_sin,
+                                .att = a->att + (size_t)l * B * H * T * T};
+    GORP_CALL(model_layer_forward(m, l, &la, &at, m->step.dropout));
   }
   rmsnorm_forward(a->lnf, a->rstdf, a->x + (size_t)L * N * C, m->w.norm, N, C, c->rms_eps);
   matmul_forward(a->logits, a->lnf, m->w.head, N, C, V);
   m->n_targets = 0;
   if (targets) {
-    double sum = crossentropy_forward(&m->n_targets, a->logits, targets, m->loss_weights, N, V);
+    double sum =
+        crossentropy_forward(&m->n_targets, a->logits, targets, m->step.loss_weights, N, V);
     m->loss_div = loss_div > 0 ? loss_div : (float)(m->n_targets ? m->n_targets : 1);
     if (loss) *loss = (float)(sum / m->loss_div);
   }
@@ -195,7 +242,7 @@ int model_backward(model *m) {
             H = m->H_loc, KV = m->KV_loc, D = c->head_dim, QD = H * D, KD = KV * D,
             V = c->vocab_size;
   const size_t NC = (size_t)N * C;
-  crossentropy_backward(a->logits, m->targets, m->loss_weights, N, V, m->loss_div);
+  crossentropy_backward(a->logits, m->targets, m->step.loss_weights, N, V, m->loss_div);
   float *dx = a->dx;
   matmul_backward_set(a->dbuf, m->gw.head, a->logits, a->lnf, m->w.head, N, C, V);
   zero_parallel(dx, NC);

@@ -1,49 +1,69 @@
-/* Greedy decoding with a key/value cache: the prompt goes through model_forward in one batch
- * (GEMMs), its keys/values are copied into the cache, then each new token costs one
- * matrix-vector pass per layer. */
+/* Greedy decoding of a batch of prompts with a key/value cache per prompt: each prompt goes through
+ * model_forward on its own (GEMMs over its positions) and its keys/values are copied into its
+ * cache; then every step takes one new position of each unfinished prompt through the layer that
+ * training runs (model_layer_forward), whose attention reads the caches (attention_decode).
+ * Not for: sampling other than greedy, or the layer's arithmetic (model.c, ops.c). */
 #include "gorp/model.h"
 
-#include "gorp/dist.h"
+#include "model_layer.h"
+
 #include "gorp/err.h"
 #include "gorp/lora.h"
 #include "gorp/ops.h"
 
-#include <math.h>
+#include <omp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int kv_reserve(model *m) {
+/* Sizes the caches for B sequences of S positions and a step's scratch for B rows, once; later
+ * calls grow them only when a batch needs more. */
+static int kv_reserve(model *m, int B, int S) {
   model_kv *kv = &m->kv;
-  if (kv->k) return GORP_OK;
+  if (kv->k && B <= kv->B && S <= kv->S) return GORP_OK;
+  if (kv->k) {
+    B = B > kv->B ? B : kv->B;
+    S = S > kv->S ? S : kv->S;
+  }
   const model_config *c = &m->cfg;
-  const size_t S = c->max_seq, L = c->num_layers, C = c->hidden_size, F = m->F_loc,
+  const size_t L = c->num_layers, C = c->hidden_size, F = m->F_loc,
                QD = (size_t)m->H_loc * c->head_dim, KD = (size_t)m->KV_loc * c->head_dim,
-               half = c->head_dim / 2;
+               V = c->vocab_size, half = c->head_dim / 2, group = m->H_loc / m->KV_loc;
+  const int n_att = omp_get_max_threads();
+  size_t cache;
+  if (__builtin_mul_overflow(L * KD, (size_t)B * S, &cache))
+    GORP_ERR(GORP_EINPUT, "a key/value cache of %d prompts x %d positions is too large", B, S);
+  struct {
+    float **ptr;
+    size_t n;
+  } parts[] = {{&kv->k, cache},        {&kv->v, cache},        {&kv->x, B * C},
+               {&kv->xmid, B * C},     {&kv->xout, B * C},     {&kv->ln, B * C},
+               {&kv->rstd, B},         {&kv->q, B * QD},       {&kv->knew, B * KD},
+               {&kv->vnew, B * KD},    {&kv->atty, B * QD},    {&kv->g, B * F},
+               {&kv->u, B * F},        {&kv->h, B * F},        {&kv->logits, B * V},
+               {&kv->cos_t, B * half}, {&kv->sin_t, B * half}, {&kv->att, n_att * group * S}};
+  const size_t n_parts = sizeof(parts) / sizeof(parts[0]);
+  size_t total = 0;
+  for (size_t i = 0; i < n_parts; i++)
+    if (__builtin_add_overflow(total, parts[i].n, &total) || total > SIZE_MAX / sizeof(float))
+      GORP_ERR(GORP_EINPUT, "a key/value cache of %d prompts x %d positions is too large", B, S);
+  free(kv->k);
+  free(kv->tok);
+  memset(kv, 0, sizeof(*kv));
   float *base;
-  GORP_ALLOC(base, 2 * L * S * KD + 3 * C + 2 * QD + 2 * F + S + c->vocab_size + 2 * S * half,
-             "decoding key/value cache");
-  kv->S = (int)S;
-  kv->k = base;
-  kv->v = kv->k + L * S * KD;
-  kv->x = kv->v + L * S * KD;
-  kv->xn = kv->x + C;
-  kv->q = kv->xn + C;
-  kv->y = kv->q + QD;
-  kv->g = kv->y + QD;
-  kv->u = kv->g + F;
-  kv->scores = kv->u + F;
-  kv->logits = kv->scores + S;
-  kv->part = kv->logits + c->vocab_size;
-  kv->cos_t = kv->part + C;
-  kv->sin_t = kv->cos_t + S * half;
-  rope_tables(kv->cos_t, kv->sin_t, 0, (int)S, c->head_dim, c->rope_theta);
+  GORP_ALLOC(base, total, "decoding key/value cache");
+  for (size_t i = 0; i < n_parts; i++) {
+    *parts[i].ptr = base;
+    base += parts[i].n;
+  }
+  GORP_ALLOC(kv->tok, 4 * (size_t)B, "decoding positions");
+  kv->seq = kv->tok + B;
+  kv->pos = kv->seq + B;
+  kv->next = kv->pos + B;
+  kv->B = B;
+  kv->S = S;
+  kv->n_att = n_att;
   return GORP_OK;
-}
-
-/* The adapter term at one position (no dropout: decoding is evaluation). */
-static void lora_row(model *m, float *out, const float *inp, int l, int t) {
-  if (m->lora && (m->lora->targets & (1u << t)))
-    lora_forward_add(m->lora, out, inp, l, t, 1, NULL, 0);
 }
 
 static int argmax(const float *x, int n) {
@@ -53,108 +73,99 @@ static int argmax(const float *x, int n) {
   return best;
 }
 
-/* x (C) += inp (in) W^T (+ LoRA) for a row-parallel linear at one position; under TP the ranks'
- * partial outputs are summed first. */
-static int row_parallel_add(model *m, const float *inp, const float *W, int l, int target, int in) {
+/* Rows 0..n-1 (token kv->tok[i] at position kv->pos[i] of sequence kv->seq[i]) through every
+ * layer, reading and extending the caches; fills kv->logits (n, V). */
+static int decode_step(model *m, int n) {
+  const model_config *c = &m->cfg;
   model_kv *kv = &m->kv;
-  const int C = m->cfg.hidden_size;
-  if (!m->tp) {
-    matmul_forward_add(kv->x, inp, W, 1, in, C);
-    lora_row(m, kv->x, inp, l, target);
-    return GORP_OK;
+  const int C = c->hidden_size, D = c->head_dim, half = D / 2;
+  const size_t layer_cache = (size_t)kv->B * kv->S * m->KV_loc * D;
+  embedding_forward(kv->x, kv->tok, m->w.embed, n, C);
+  /* each row at its own position: the rows are one sequence of n positions with these tables */
+  for (int i = 0; i < n; i++)
+    rope_tables(kv->cos_t + (size_t)i * half, kv->sin_t + (size_t)i * half, kv->pos[i], 1, D,
+                c->rope_theta);
+  float *x = kv->x, *xout = kv->xout;
+  for (int l = 0; l < c->num_layers; l++) {
+    const layer_acts la = {.x = x,
+                           .ln1 = kv->ln,
+                           .rstd1 = kv->rstd,
+                           .q = kv->q,
+                           .k = kv->knew,
+                           .v = kv->vnew,
+                           .atty = kv->atty,
+                           .xmid = kv->xmid,
+                           .ln2 = kv->ln,
+                           .rstd2 = kv->rstd,
+                           .g = kv->g,
+                           .u = kv->u,
+                           .h = kv->h,
+                           .xout = xout};
+    const layer_attention at = {.B = 1,
+                                .T = n,
+                                .cos_t = kv->cos_t,
+                                .sin_t = kv->sin_t,
+                                .kc = kv->k + (size_t)l * layer_cache,
+                                .vc = kv->v + (size_t)l * layer_cache,
+                                .seq = kv->seq,
+                                .pos = kv->pos,
+                                .S = kv->S,
+                                .scratch = kv->att,
+                                .n_scratch = kv->n_att};
+    GORP_CALL(model_layer_forward(m, l, &la, &at, NULL)); /* no dropout: decoding evaluates */
+    float *t = x;
+    x = xout;
+    xout = t;
   }
-  matmul_forward(kv->part, inp, W, 1, in, C);
-  lora_row(m, kv->part, inp, l, target);
-  GORP_CALL(dist_tp_sum_floats(m->tp, kv->part, (size_t)C));
-  for (int i = 0; i < C; i++) kv->x[i] += kv->part[i];
+  rmsnorm_forward(kv->ln, kv->rstd, x, m->w.norm, n, C, c->rms_eps);
+  matmul_forward(kv->logits, kv->ln, m->w.head, n, C, c->vocab_size);
   return GORP_OK;
 }
 
-/* One position through every layer, reading and extending the cache; fills kv->logits. */
-static int decode_step(model *m, int token, int pos) {
+int model_generate(model *m, const int *const *prompts, const int *n_prompt, int B, int max_new,
+                   int eos, int *out, int *n_out) {
   const model_config *c = &m->cfg;
+  const int V = c->vocab_size;
+  GORP_CHECK(B >= 1, GORP_EINPUT, "model_generate: no prompts");
+  int longest = 0;
+  for (int b = 0; b < B; b++) {
+    n_out[b] = 0;
+    GORP_CHECK(n_prompt[b] >= 1, GORP_EINPUT, "model_generate: empty prompt");
+    GORP_CHECK(n_prompt[b] + max_new <= c->max_seq, GORP_EINPUT,
+               "prompt of %d tokens + %d new tokens exceeds max_position_embeddings = %d",
+               n_prompt[b], max_new, c->max_seq);
+    longest = n_prompt[b] > longest ? n_prompt[b] : longest;
+  }
+  GORP_CALL(kv_reserve(m, B, longest + max_new));
   model_kv *kv = &m->kv;
-  const int C = c->hidden_size, F = m->F_loc, H = m->H_loc, KV = m->KV_loc, D = c->head_dim,
-            QD = H * D, KD = KV * D, group = H / KV, S = kv->S;
-  const float scale = 1.0f / sqrtf((float)D);
-  const float *cs = kv->cos_t + (size_t)pos * (D / 2), *sn = kv->sin_t + (size_t)pos * (D / 2);
-  float rstd;
-  embedding_forward(kv->x, &token, m->w.embed, 1, C);
-  for (int l = 0; l < c->num_layers; l++) {
-    const layer_params *p = &m->w.layers[l];
-    float *kc = kv->k + (size_t)l * S * KD, *vc = kv->v + (size_t)l * S * KD;
-    rmsnorm_forward(kv->xn, &rstd, kv->x, p->ln1, 1, C, c->rms_eps);
-    matmul_forward(kv->q, kv->xn, p->wq, 1, C, QD);
-    lora_row(m, kv->q, kv->xn, l, LORA_Q);
-    matmul_forward(kc + (size_t)pos * KD, kv->xn, p->wk, 1, C, KD);
-    lora_row(m, kc + (size_t)pos * KD, kv->xn, l, LORA_K);
-    matmul_forward(vc + (size_t)pos * KD, kv->xn, p->wv, 1, C, KD);
-    lora_row(m, vc + (size_t)pos * KD, kv->xn, l, LORA_V);
-    rope_forward(kv->q, cs, sn, 1, 1, H, D);
-    rope_forward(kc + (size_t)pos * KD, cs, sn, 1, 1, KV, D);
-    for (int h = 0; h < H; h++) {
-      const float *qh = kv->q + (size_t)h * D;
-      const int kh = h / group;
-      float mx = -INFINITY;
-      for (int j = 0; j <= pos; j++) {
-        const float *kj = kc + (size_t)j * KD + (size_t)kh * D;
-        float s = 0.0f;
-        for (int d = 0; d < D; d++) s += qh[d] * kj[d];
-        kv->scores[j] = s * scale;
-        mx = kv->scores[j] > mx ? kv->scores[j] : mx;
-      }
-      double sum = 0.0;
-      for (int j = 0; j <= pos; j++) {
-        kv->scores[j] = expf(kv->scores[j] - mx);
-        sum += kv->scores[j];
-      }
-      float *yh = kv->y + (size_t)h * D;
-      memset(yh, 0, (size_t)D * sizeof(float));
-      for (int j = 0; j <= pos; j++) {
-        const float w = (float)(kv->scores[j] / sum);
-        const float *vj = vc + (size_t)j * KD + (size_t)kh * D;
-        for (int d = 0; d < D; d++) yh[d] += w * vj[d];
-      }
+  const size_t KD = (size_t)m->KV_loc * c->head_dim, layer_cache = (size_t)kv->B * kv->S * KD;
+  for (int b = 0; b < B; b++) {
+    const int n = n_prompt[b];
+    GORP_CALL(model_forward(m, prompts[b], NULL, NULL, 1, n, 0.0f, NULL));
+    for (int l = 0; l < c->num_layers; l++) {
+      const size_t at = (size_t)l * layer_cache + (size_t)b * kv->S * KD;
+      memcpy(kv->k + at, m->acts.k + (size_t)l * n * KD, (size_t)n * KD * sizeof(float));
+      memcpy(kv->v + at, m->acts.v + (size_t)l * n * KD, (size_t)n * KD * sizeof(float));
     }
-    GORP_CALL(row_parallel_add(m, kv->y, p->wo, l, LORA_O, QD));
-    rmsnorm_forward(kv->xn, &rstd, kv->x, p->ln2, 1, C, c->rms_eps);
-    matmul_forward(kv->g, kv->xn, p->wg, 1, C, F);
-    lora_row(m, kv->g, kv->xn, l, LORA_GATE);
-    matmul_forward(kv->u, kv->xn, p->wu, 1, C, F);
-    lora_row(m, kv->u, kv->xn, l, LORA_UP);
-    swiglu_forward(kv->g, kv->g, kv->u, F);
-    GORP_CALL(row_parallel_add(m, kv->g, p->wd, l, LORA_DOWN, F));
+    kv->next[b] = argmax(m->acts.logits + (size_t)(n - 1) * V, V);
   }
-  rmsnorm_forward(kv->xn, &rstd, kv->x, m->w.norm, 1, C, c->rms_eps);
-  matmul_forward(kv->logits, kv->xn, m->w.head, 1, C, c->vocab_size);
-  return GORP_OK;
-}
-
-int model_generate(model *m, const int *prompt, int n_prompt, int max_new, int eos, int *out,
-                   int *n_out) {
-  const model_config *c = &m->cfg;
-  *n_out = 0;
-  if (n_prompt < 1) GORP_ERR(GORP_EINPUT, "model_generate: empty prompt");
-  if (n_prompt + max_new > c->max_seq)
-    GORP_ERR(GORP_EINPUT,
-             "prompt of %d tokens + %d new tokens exceeds max_position_embeddings = %d", n_prompt,
-             max_new, c->max_seq);
-  GORP_CALL(kv_reserve(m));
-  GORP_CALL(model_forward(m, prompt, NULL, 1, n_prompt, 0.0f, NULL));
-  const size_t KD = (size_t)m->KV_loc * c->head_dim;
-  for (int l = 0; l < c->num_layers; l++) {
-    memcpy(m->kv.k + (size_t)l * m->kv.S * KD, m->acts.k + (size_t)l * n_prompt * KD,
-           (size_t)n_prompt * KD * sizeof(float));
-    memcpy(m->kv.v + (size_t)l * m->kv.S * KD, m->acts.v + (size_t)l * n_prompt * KD,
-           (size_t)n_prompt * KD * sizeof(float));
-  }
-  int next = argmax(m->acts.logits + (size_t)(n_prompt - 1) * c->vocab_size, c->vocab_size);
+  if (m->lora) GORP_CALL(lora_reserve(m->lora, B)); /* the adapters' scratch for a step's rows */
+  /* step i: a prompt that has its i ids so far stores its next id and, unless that is eos or
+   * the last, decodes it at position n_prompt + i */
   for (int i = 0; i < max_new; i++) {
-    if (next == eos) break;
-    out[(*n_out)++] = next;
-    if (i + 1 == max_new) break;
-    GORP_CALL(decode_step(m, next, n_prompt + i));
-    next = argmax(m->kv.logits, c->vocab_size);
+    int n = 0;
+    for (int b = 0; b < B; b++) {
+      if (n_out[b] < i || kv->next[b] == eos) continue;
+      out[(size_t)b * max_new + n_out[b]++] = kv->next[b];
+      if (i + 1 == max_new) continue;
+      kv->tok[n] = kv->next[b];
+      kv->seq[n] = b;
+      kv->pos[n] = n_prompt[b] + i;
+      n++;
+    }
+    if (!n) break;
+    GORP_CALL(decode_step(m, n));
+    for (int r = 0; r < n; r++) kv->next[kv->seq[r]] = argmax(kv->logits + (size_t)r * V, V);
   }
   return GORP_OK;
 }

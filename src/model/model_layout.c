@@ -285,7 +285,8 @@ void model_free(model *m) {
   free(m->w.layers);
   free(m->gw.layers);
   acts_free(&m->acts);
-  free(m->kv.k); /* the whole decoding cache is one allocation starting at k */
+  free(m->kv.k);   /* the decoding caches and scratch are one allocation starting at k */
+  free(m->kv.tok); /* and their int arrays one starting at tok */
   memset(m, 0, sizeof(*m));
 }
 

@@ -176,23 +176,29 @@ void rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int
   rope_apply(dx, cos_t, sin_t, B, T, NH, D, -1.0f);
 }
 
+/* row (n) = softmax(row) in place: the training and the decoding attention share it, so that a
+ * decoded position gets the probabilities its row of the full causal attention gets. */
+static inline void softmax_row(float *row, int n) {
+  float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+  for (int j = 0; j < n; j++) mx = row[j] > mx ? row[j] : mx;
+  double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+  for (int j = 0; j < n; j++) {
+    row[j] = exp_fast(row[j] - mx);
+    sum += row[j];
+  }
+  const float inv = (float)(1.0 / sum);
+#pragma omp simd
+  for (int j = 0; j < n; j++) row[j] *= inv;
+}
+
 /* Causal softmax of rows [r0, r1) of p (rows of length T), each row t over columns 0..t;
  * columns t+1..T-1 are set to 0. */
 static void causal_softmax_rows(float *p, int r0, int r1, int T) {
   for (int t = r0; t < r1; t++) {
     float *row = p + (size_t)(t - r0) * T;
-    float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-    for (int j = 0; j <= t; j++) mx = row[j] > mx ? row[j] : mx;
-    double sum = 0.0;
-#pragma omp simd reduction(+ : sum)
-    for (int j = 0; j <= t; j++) {
-      row[j] = exp_fast(row[j] - mx);
-      sum += row[j];
-    }
-    const float inv = (float)(1.0 / sum);
-#pragma omp simd
-    for (int j = 0; j <= t; j++) row[j] *= inv;
+    softmax_row(row, t + 1);
     for (int j = t + 1; j < T; j++) row[j] = 0.0f;
   }
 }
@@ -230,6 +236,28 @@ void attention_forward(float *out, float *att, const float *q, const float *k, c
         be->gemm(0, 0, rows, D, r1, 1.0f, pb, T, vh, KD, 0.0f, oh + (size_t)r0 * QD, QD);
       }
     }
+  }
+  if (nt > 1) be->set_gemm_threads(gemm_threads);
+}
+
+void attention_decode(float *out, const float *q, const float *kc, const float *vc, const int *seq,
+                      const int *pos, float *scratch, int n_scratch, int N, int S, int H, int KV,
+                      int D) {
+  const backend_ops *be = backend_get();
+  const int QD = H * D, KD = KV * D, group = H / KV;
+  const float scale = 1.0f / sqrtf((float)D);
+  const int nt = attention_threads(be, N * KV, n_scratch);
+  const int gemm_threads = nt > 1 ? be->set_gemm_threads(1) : 0;
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int ik = 0; ik < N * KV; ik++) {
+    const int i = ik / KV, kvh = ik % KV, n = pos[i] + 1;
+    const size_t ko = (size_t)seq[i] * S * KD + (size_t)kvh * D;   /* (n, D) stride KD */
+    const size_t qo = (size_t)i * QD + (size_t)kvh * group * D;    /* (group, D) stride D */
+    float *p = scratch + (size_t)omp_get_thread_num() * group * S; /* (group, n) stride S */
+    /* the group's query heads share this key/value head: one product for all of them */
+    be->gemm(0, 1, group, n, D, scale, q + qo, D, kc + ko, KD, 0.0f, p, S);
+    for (int h = 0; h < group; h++) softmax_row(p + (size_t)h * S, n);
+    be->gemm(0, 0, group, D, n, 1.0f, p, S, vc + ko, KD, 0.0f, out + qo, D);
   }
   if (nt > 1) be->set_gemm_threads(gemm_threads);
 }

@@ -461,16 +461,14 @@ int trainer_step(trainer *t, const int *tokens, const int *targets, const float 
     t->drop.example_ids = example_ids + lo;
     t->drop.T = T;
     t->drop.step_key = step_key;
-    m->dropout = &t->drop;
-    m->loss_weights = loss_weights ? loss_weights + (size_t)lo * T : NULL;
+    const model_step step = {.dropout = &t->drop,
+                             .loss_weights = loss_weights ? loss_weights + (size_t)lo * T : NULL};
     float local;
-    rc = model_forward(m, tokens + (size_t)lo * T, targets + (size_t)lo * T, hi - lo, T, div,
+    rc = model_forward(m, tokens + (size_t)lo * T, targets + (size_t)lo * T, &step, hi - lo, T, div,
                        &local);
     if (!rc && !isfinite(local))
       rc = GORP_ERROR(GORP_ENUM, "loss became %f; this step's update was not applied", local);
     if (!rc) rc = model_backward(m);
-    m->dropout = NULL;
-    m->loss_weights = NULL;
     global_loss = hi > lo ? local : 0.0;
   }
   GORP_CALL(rc);
@@ -542,7 +540,7 @@ int trainer_observe(trainer *t, const int *tokens, const int *lengths, int B, in
   tokens += (size_t)lo * T;
   lengths += lo;
   B = hi - lo;
-  GORP_CALL(model_forward(m, tokens, NULL, B, T, 0.0f, NULL));
+  GORP_CALL(model_forward(m, tokens, NULL, NULL, B, T, 0.0f, NULL));
   const int N = B * T;
   const size_t need = (size_t)N * model_widest(&m->cfg, 1); /* whole inputs, gathered under TP */
   float *rows, *gathered = NULL;

@@ -38,9 +38,8 @@ static const int64_t ids[B] = {5, 11};
 
 static double loss_of(model *m, const lora_dropout_ctx *d) {
   float loss;
-  m->dropout = d;
-  model_forward(m, tokens, targets, B, T, 0.0f, &loss);
-  m->dropout = NULL;
+  const model_step step = {.dropout = d};
+  model_forward(m, tokens, targets, &step, B, T, 0.0f, &loss);
   return loss;
 }
 
@@ -70,9 +69,9 @@ static void test_merge(model *m, lora *lo) {
   report(found == 2 * LORA_N_TARGETS, "lora_tensor_target finds the 14 target linears", found);
   const size_t nl = (size_t)B * T * m->cfg.vocab_size;
   float *want = malloc(nl * sizeof(float)), loss;
-  model_forward(m, tokens, targets, B, T, 0.0f, &loss);
+  model_forward(m, tokens, targets, NULL, B, T, 0.0f, &loss);
   memcpy(want, model_logits(m), nl * sizeof(float));
-  model_forward(&merged, tokens, targets, B, T, 0.0f, &loss);
+  model_forward(&merged, tokens, targets, NULL, B, T, 0.0f, &loss);
   double e = 0.0, big = 0.0;
   for (size_t i = 0; i < nl; i++) {
     e = fmax(e, fabs(model_logits(&merged)[i] - want[i]));
@@ -136,9 +135,9 @@ int main(void) {
 
   /* a fresh pair has B = 0: the model's output is unchanged */
   float base_loss, loss;
-  model_forward(&m, tokens, targets, B, T, 0.0f, &base_loss);
+  model_forward(&m, tokens, targets, NULL, B, T, 0.0f, &base_loss);
   lora_begin_task(&lo, 1, 0, 0);
-  model_forward(&m, tokens, targets, B, T, 0.0f, &loss);
+  model_forward(&m, tokens, targets, NULL, B, T, 0.0f, &loss);
   report(loss == base_loss, "a new pair (B = 0) leaves the loss unchanged", fabs(loss - base_loss));
 
   /* give the first pair non-zero B, freeze it, start a second pair with non-zero B too */
@@ -177,10 +176,9 @@ int main(void) {
   double l1 = loss_of(&m, &d), l2 = loss_of(&m, &d), l0 = loss_of(&m, NULL);
   report(l1 == l2 && l1 != l0, "dropout masks are a pure function of the key", fabs(l1 - l0));
   memset(lo.grads, 0, lo.pair_size * sizeof(float));
-  m.dropout = &d;
-  model_forward(&m, tokens, targets, B, T, 0.0f, &loss);
+  const model_step step = {.dropout = &d};
+  model_forward(&m, tokens, targets, &step, B, T, 0.0f, &loss);
   model_backward(&m);
-  m.dropout = NULL;
   double gmax = 0.0, worst = 0.0;
   for (size_t i = 0; i < lo.pair_size; i++) gmax = fmax(gmax, fabs(lo.grads[i]));
   const float h = 1e-2f;

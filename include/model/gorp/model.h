@@ -11,6 +11,9 @@
  * down over the TP group (g), its backward pass the partial input gradients of q,k,v and gate,up
  * (f). Tables, views and activations hold this rank's shard; param_tensor says where it lies in
  * the logical (Hugging Face) tensor, which files store.
+ * Training and greedy decoding run the same layer forward (src/model/model_layer.h); what a
+ * training step adds (LoRA dropout, loss weights) is an argument of model_forward (model_step),
+ * never a field that a caller sets around the step.
  * Not for: optimizers (optim.h), file formats (modelfile.h), the MPI layout (dist.h). */
 #ifndef GORP_MODEL_H
 #define GORP_MODEL_H
@@ -155,25 +158,43 @@ typedef struct model_acts {
   int n_datt;
 } model_acts;
 
-/* Key/value cache and single-position scratch for greedy decoding (model_generate.c). */
+/* Key/value caches of up to B sequences and the scratch of one decoding step (model_generate.c):
+ * a step takes one new position of each of N <= B sequences through the layers of model.c. */
 typedef struct model_kv {
-  int S;                /* positions the cache holds */
-  float *k;             /* (L, S, KV*D) after RoPE */
-  float *v;             /* (L, S, KV*D) */
-  float *x;             /* (C) residual */
-  float *xn;            /* (C) normed */
-  float *q;             /* (H*D) */
-  float *y;             /* (H*D) attention output */
-  float *g, *u;         /* (F) */
-  float *scores;        /* (S) */
-  float *logits;        /* (V) */
-  float *part;          /* (C) this rank's partial output of o / down under TP */
-  float *cos_t, *sin_t; /* (S, D/2) */
+  int B, S;      /* sequences and positions per sequence the caches hold */
+  float *k;      /* (L, B, S, KV*D) after RoPE */
+  float *v;      /* (L, B, S, KV*D) */
+  float *x;      /* (B, C) residual entering a layer */
+  float *xmid;   /* (B, C) residual after attention */
+  float *xout;   /* (B, C) residual leaving a layer */
+  float *ln;     /* (B, C) normed input of attention, then of the MLP */
+  float *rstd;   /* (B) */
+  float *q;      /* (B, H*D) */
+  float *knew;   /* (B, KV*D) the step's keys, stored into k after RoPE */
+  float *vnew;   /* (B, KV*D) the step's values, stored into v */
+  float *atty;   /* (B, H*D) attention output */
+  float *g, *u;  /* (B, F) */
+  float *h;      /* (B, F) silu(g) * u */
+  float *logits; /* (B, V) */
+  float *cos_t;  /* (B, D/2) RoPE of each row's position */
+  float *sin_t;  /* (B, D/2) */
+  float *att;    /* (n_att, H/KV, S) attention scratch, one per thread */
+  int n_att;
+  int *tok, *seq, *pos; /* (B) each row's token, sequence and position */
+  int *next;            /* (B) each sequence's next token */
 } model_kv;
 
 struct lora;
 struct lora_dropout_ctx;
 struct dist;
+
+/* What a training step adds to a forward pass: LoRA dropout and per-position loss weights.
+ * model_forward records it with the tokens and targets for model_backward; a NULL step (or NULL
+ * fields) means no dropout and every weight 1, as evaluation computes. */
+typedef struct model_step {
+  const struct lora_dropout_ctx *dropout; /* this step's masks, or NULL */
+  const float *loss_weights;              /* (B, T) per-position weights, or NULL (all 1) */
+} model_step;
 
 typedef struct model {
   model_config cfg;         /* the logical architecture */
@@ -189,13 +210,12 @@ typedef struct model {
   model_views w;     /* views into params */
   model_views gw;    /* views into grads; NULL for frozen tensors */
   struct lora *lora; /* adapters on the linears, or NULL (owned by the caller) */
-  const struct lora_dropout_ctx *dropout; /* set by the trainer for a training step, else NULL */
   model_acts acts;
   model_kv kv;
   /* state of the last forward pass */
-  const int *tokens;         /* (B, T) */
-  const int *targets;        /* (B, T), -1 = no loss at this position */
-  const float *loss_weights; /* (B, T) per-position weights set by the caller, or NULL (all 1) */
+  const int *tokens;  /* (B, T) */
+  const int *targets; /* (B, T), -1 = no loss at this position */
+  model_step step;    /* its dropout and loss weights (NULL fields: none) */
   int B, T;
   int n_targets;  /* positions that count in the loss */
   float loss_div; /* the loss was divided by this */
@@ -230,18 +250,24 @@ void model_zero_grads(model *m);
  * nothing. model_forward calls it too, growing the buffers only when needed. */
 int model_reserve(model *m, int B, int T);
 /* Forward pass over tokens (B, T). With targets, *loss = sum of -log p(target) over positions with
- * target >= 0, divided by loss_div (pass the number of such positions for a mean; 0 means use the
- * local count). Token ids must be < V (checked). */
-int model_forward(model *m, const int *tokens, const int *targets, int B, int T, float loss_div,
-                  float *loss);
-/* Accumulates d(loss)/d(params) into m->grads for the last forward pass (which had targets). */
+ * target >= 0 (each times its step->loss_weights entry), divided by loss_div (pass the number of
+ * such positions for a mean; 0 means use the local count). step: a training step's dropout and
+ * loss weights, or NULL; tokens, targets and step's arrays must live until model_backward.
+ * Token ids must be < V (checked). */
+int model_forward(model *m, const int *tokens, const int *targets, const model_step *step, int B,
+                  int T, float loss_div, float *loss);
+/* Accumulates d(loss)/d(params) into m->grads for the last forward pass (which had targets), with
+ * its step's dropout masks and loss weights. */
 int model_backward(model *m);
 /* Logits of the last forward pass, (B, T, V). */
 const float *model_logits(const model *m);
 
-/* Greedy decoding of one sequence with a KV cache: appends up to max_new tokens after prompt
- * (n_prompt ids), stopping after eos (eos is not stored). out must hold max_new ids. */
-int model_generate(model *m, const int *prompt, int n_prompt, int max_new, int eos, int *out,
-                   int *n_out);
+/* Greedy decoding of B prompts together, each with its own KV cache: prompt b (prompts[b],
+ * n_prompt[b] ids) gets up to max_new new ids in out (B, max_new), row b, n_out[b] of them; a
+ * prompt stops after eos (eos is not stored; -1: none). Each prompt is prefilled on its own
+ * (model_forward), then every step takes one new position of each unfinished prompt through the
+ * layers at once. */
+int model_generate(model *m, const int *const *prompts, const int *n_prompt, int B, int max_new,
+                   int eos, int *out, int *n_out);
 
 #endif

@@ -106,3 +106,33 @@ int dist_world_size(int *size) {
   GORP_MPI(MPI_Comm_size(MPI_COMM_WORLD, size));
   return GORP_OK;
 }
+
+int dist_dp_gather_bytes(const dist *d, const char *mine, size_t n, char **all, int *lens) {
+  GORP_CHECK(n <= (size_t)INT_MAX, GORP_EINPUT,
+             "dist: %zu bytes on one rank to gather over the dp group (at most %d)", n, INT_MAX);
+  const int len = (int)n;
+  *all = NULL;
+  GORP_MPI(MPI_Gather(&len, 1, MPI_INT, lens, 1, MPI_INT, 0, d->dp));
+  int *offs = NULL;
+  size_t total = 0;
+  if (d->dp_rank == 0) {
+    GORP_ALLOC(offs, d->dp_size, "gather offsets");
+    for (int r = 0; r < d->dp_size; r++) {
+      offs[r] = (int)total;
+      total += (size_t)lens[r];
+    }
+    if (total > (size_t)INT_MAX) {
+      free(offs);
+      GORP_ERR(GORP_EINPUT, "dist: %zu bytes to gather on one rank (at most %d)", total, INT_MAX);
+    }
+    *all = calloc(total + 1, 1);
+    if (!*all) {
+      free(offs);
+      GORP_ERR(GORP_EMEM, "out of memory allocating %zu bytes for the gathered text", total + 1);
+    }
+  }
+  const int rc = MPI_Gatherv(mine, len, MPI_CHAR, *all, lens, offs, MPI_CHAR, 0, d->dp);
+  free(offs);
+  if (rc != MPI_SUCCESS) GORP_ERR(GORP_ELIB, "MPI call failed (code %d): MPI_Gatherv", rc);
+  return GORP_OK;
+}

@@ -141,20 +141,13 @@ int cl_evaluate(model *m, const tokenizer *tok, const cl_task *t, const gorp_con
   }
   if (d) GORP_CALL(dist_sum_doubles(d, counts, 3));
   /* rank 0 gathers every rank's lines and writes the file */
-  int mylen = (int)len, *lens = NULL, *offs = NULL;
+  int *lens = NULL;
   char *all = lines;
-  if (p > 1) {
-    GORP_ALLOC(lens, p, "prediction sizes");
-    GORP_ALLOC(offs, p, "prediction offsets");
-    GORP_MPI(MPI_Gather(&mylen, 1, MPI_INT, lens, 1, MPI_INT, 0, d->dp));
-    size_t total = 0;
-    for (int r = 0; r < p; r++) offs[r] = (int)total, total += (size_t)lens[r];
-    if (me == 0) GORP_ALLOC(all, total + 1, "gathered predictions");
-    GORP_MPI(MPI_Gatherv(lines, mylen, MPI_CHAR, all, lens, offs, MPI_CHAR, 0, d->dp));
-  } else {
-    GORP_ALLOC(lens, 1, "prediction sizes");
-    lens[0] = mylen;
-  }
+  GORP_ALLOC(lens, p, "prediction sizes");
+  if (p > 1)
+    GORP_CALL(dist_dp_gather_bytes(d, lines, len, &all, lens));
+  else
+    lens[0] = (int)len;
   int rc = GORP_OK;
   /* one writer: the first DP group's rank of the first TP group (the others hold copies) */
   if (me == 0 && (!d || d->tp_rank == 0) && pred_path)
@@ -162,7 +155,6 @@ int cl_evaluate(model *m, const tokenizer *tok, const cl_task *t, const gorp_con
   if (all != lines) free(all);
   free(lines);
   free(lens);
-  free(offs);
   GORP_CALL(rc);
   s->correct = (int)counts[0];
   s->in_list = (int)counts[1];

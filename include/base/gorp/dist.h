@@ -48,9 +48,8 @@ int dist_tp_gather_floats(const dist *d, const float *mine, size_t n, float *all
 MPI_Comm dist_tp_group(const dist *d);
 
 /* World rank 0's bytes of buf on every rank (d NULL or one rank: nothing to do). Collective. */
-int dist_bcast(const dist *d, void *buf,
-               size_t bytes); /* The ranks of the job (MPI_COMM_WORLD), for a command that runs
-                                 without a layout. */
+int dist_bcast(const dist *d, void *buf, size_t bytes);
+/* The ranks of the job (MPI_COMM_WORLD), for a command that runs without a layout. */
 int dist_world_size(int *size);
 /* Rank 0 of the dp group gets every dp rank's n bytes of mine, in dp rank order: *all (their sum
  * plus a zero byte) is allocated there, NULL on the other ranks, and lens (dp_size) holds each

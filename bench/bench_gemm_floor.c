@@ -12,6 +12,7 @@
  * against the libraries of the gorp it times. Not for: correctness (tests/ref compare gorp's
  * numbers with PyTorch), or timing gorp's step (gorp fit --time does). */
 #include "gorp/backend.h"
+#include "gorp/err.h"
 #include "gorp/ops.h"
 #include "gorp/proc.h"
 
@@ -25,45 +26,46 @@ typedef struct shape {
 
 /* Per layer and for the head, the forward product out (N, out) = inp (N, in) W^T and the two
  * backward ones (dinp = dout W, dW += dout^T inp), as ops.c's matmul_* make them. */
-static void linear_fwd(const backend_ops *be, float *out, const float *inp, const float *w, int N,
-                       int in, int out_n, float beta) {
-  be->gemm(0, 1, N, out_n, in, 1.0f, inp, in, w, in, beta, out, out_n);
+static int linear_fwd(const backend_ops *be, float *out, const float *inp, const float *w, int N,
+                      int in, int out_n, float beta) {
+  return be->gemm(0, 1, N, out_n, in, 1.0f, inp, in, w, in, beta, out, out_n);
 }
 
-static void linear_bwd(const backend_ops *be, float *dinp, float *dw, const float *dout,
-                       const float *inp, const float *w, int N, int in, int out_n, float beta) {
-  be->gemm(0, 0, N, in, out_n, 1.0f, dout, out_n, w, in, beta, dinp, in);
-  be->gemm(1, 0, out_n, in, N, 1.0f, dout, out_n, inp, in, 1.0f, dw, in);
+static int linear_bwd(const backend_ops *be, float *dinp, float *dw, const float *dout,
+                      const float *inp, const float *w, int N, int in, int out_n, float beta) {
+  GORP_CALL(be->gemm(0, 0, N, in, out_n, 1.0f, dout, out_n, w, in, beta, dinp, in));
+  return be->gemm(1, 0, out_n, in, N, 1.0f, dout, out_n, inp, in, 1.0f, dw, in);
 }
 
-/* One step's products on buffers big enough for every role (values do not matter for time). */
-static void step_products(const backend_ops *be, const shape *s, float *act, float *act2,
-                          float *out, float *w, float *dw, float *att, float *scratch,
-                          int n_scratch) {
+/* One step's products on buffers big enough for every role (values do not matter for time); the
+ * first failing product's status. */
+static int step_products(const backend_ops *be, const shape *s, float *act, float *act2, float *out,
+                         float *w, float *dw, float *att, float *scratch, int n_scratch) {
   const int N = s->B * s->T, C = s->C, F = s->F, QD = s->H * s->D, KD = s->KV * s->D;
   for (int l = 0; l < s->L; l++) {
-    linear_fwd(be, out, act, w, N, C, QD, 0.0f); /* q */
-    linear_fwd(be, out, act, w, N, C, KD, 0.0f); /* k */
-    linear_fwd(be, out, act, w, N, C, KD, 0.0f); /* v */
-    attention_forward(act2, att, act, act, act, s->B, s->T, s->H, s->KV, s->D);
-    linear_fwd(be, out, act2, w, N, QD, C, 1.0f); /* o (+ residual) */
-    linear_fwd(be, out, act, w, N, C, F, 0.0f);   /* gate */
-    linear_fwd(be, out, act, w, N, C, F, 0.0f);   /* up */
-    linear_fwd(be, out, act2, w, N, F, C, 1.0f);  /* down (+ residual) */
+    GORP_CALL(linear_fwd(be, out, act, w, N, C, QD, 0.0f)); /* q */
+    GORP_CALL(linear_fwd(be, out, act, w, N, C, KD, 0.0f)); /* k */
+    GORP_CALL(linear_fwd(be, out, act, w, N, C, KD, 0.0f)); /* v */
+    GORP_CALL(attention_forward(act2, att, act, act, act, s->B, s->T, s->H, s->KV, s->D));
+    GORP_CALL(linear_fwd(be, out, act2, w, N, QD, C, 1.0f)); /* o (+ residual) */
+    GORP_CALL(linear_fwd(be, out, act, w, N, C, F, 0.0f));   /* gate */
+    GORP_CALL(linear_fwd(be, out, act, w, N, C, F, 0.0f));   /* up */
+    GORP_CALL(linear_fwd(be, out, act2, w, N, F, C, 1.0f));  /* down (+ residual) */
   }
-  linear_fwd(be, out, act, w, N, C, s->V, 0.0f); /* head */
-  linear_bwd(be, act2, dw, out, act, w, N, C, s->V, 0.0f);
+  GORP_CALL(linear_fwd(be, out, act, w, N, C, s->V, 0.0f)); /* head */
+  GORP_CALL(linear_bwd(be, act2, dw, out, act, w, N, C, s->V, 0.0f));
   for (int l = 0; l < s->L; l++) {
-    linear_bwd(be, out, dw, act, act2, w, N, F, C, 0.0f);  /* down */
-    linear_bwd(be, act2, dw, out, act, w, N, C, F, 0.0f);  /* gate */
-    linear_bwd(be, act2, dw, out, act, w, N, C, F, 1.0f);  /* up */
-    linear_bwd(be, out, dw, act, act2, w, N, QD, C, 0.0f); /* o */
-    attention_backward(act2, out, out, scratch, n_scratch, act, att, act, act, act, s->B, s->T,
-                       s->H, s->KV, s->D);
-    linear_bwd(be, act2, dw, out, act, w, N, C, QD, 0.0f); /* q */
-    linear_bwd(be, act2, dw, out, act, w, N, C, KD, 1.0f); /* k */
-    linear_bwd(be, act2, dw, out, act, w, N, C, KD, 1.0f); /* v */
+    GORP_CALL(linear_bwd(be, out, dw, act, act2, w, N, F, C, 0.0f));  /* down */
+    GORP_CALL(linear_bwd(be, act2, dw, out, act, w, N, C, F, 0.0f));  /* gate */
+    GORP_CALL(linear_bwd(be, act2, dw, out, act, w, N, C, F, 1.0f));  /* up */
+    GORP_CALL(linear_bwd(be, out, dw, act, act2, w, N, QD, C, 0.0f)); /* o */
+    GORP_CALL(attention_backward(act2, out, out, scratch, n_scratch, act, att, act, act, act, s->B,
+                                 s->T, s->H, s->KV, s->D));
+    GORP_CALL(linear_bwd(be, act2, dw, out, act, w, N, C, QD, 0.0f)); /* q */
+    GORP_CALL(linear_bwd(be, act2, dw, out, act, w, N, C, KD, 1.0f)); /* k */
+    GORP_CALL(linear_bwd(be, act2, dw, out, act, w, N, C, KD, 1.0f)); /* v */
   }
+  return GORP_OK;
 }
 
 /* FLOPs of the products above, the attention ones with only the causal half counted (the same
@@ -112,19 +114,20 @@ int main(int argc, char **argv) {
   }
   for (size_t i = 0; i < n_act; i++) act[i] = (float)(i % 251) * 1e-3f;
   for (size_t i = 0; i < n_w; i++) w[i] = (float)(i % 241) * 1e-3f;
-  step_products(be, &s, act, act2, out, w, dw, att, scratch, n_scratch);
+  int rc = step_products(be, &s, act, act2, out, w, dw, att, scratch, n_scratch);
   double best = 1e30, total = 0.0;
-  for (int r = 0; r < reps; r++) {
+  for (int r = 0; r < reps && !rc; r++) {
     const double t0 = proc_now_s();
-    step_products(be, &s, act, act2, out, w, dw, att, scratch, n_scratch);
+    rc = step_products(be, &s, act, act2, out, w, dw, att, scratch, n_scratch);
     const double dt = proc_now_s() - t0;
     total += dt;
     best = dt < best ? dt : best;
   }
-  printf("gemm-floor hidden=%d layers=%d heads=%d kv=%d inter=%d vocab=%d batch=%d seq=%d "
-         "threads=%d reps=%d best_s=%.6f mean_s=%.6f gflop=%.3f\n",
-         s.C, s.L, s.H, s.KV, s.F, s.V, s.B, s.T, omp_get_max_threads(), reps, best, total / reps,
-         step_flops(&s) / 1e9);
+  if (!rc)
+    printf("gemm-floor hidden=%d layers=%d heads=%d kv=%d inter=%d vocab=%d batch=%d seq=%d "
+           "threads=%d reps=%d best_s=%.6f mean_s=%.6f gflop=%.3f\n",
+           s.C, s.L, s.H, s.KV, s.F, s.V, s.B, s.T, omp_get_max_threads(), reps, best, total / reps,
+           step_flops(&s) / 1e9);
   free(act);
   free(act2);
   free(out);
@@ -132,5 +135,5 @@ int main(int argc, char **argv) {
   free(dw);
   free(att);
   free(scratch);
-  return 0;
+  return rc;
 }

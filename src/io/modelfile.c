@@ -88,7 +88,8 @@ static int walk_tensors(hid_t grp, model *m, int save, const lora *merge, float 
     int layer, tg = merge ? lora_tensor_target(merge, m, t, &layer) : -1;
     if (tg >= 0) {
       memcpy(scratch, x, t->numel * sizeof(float));
-      lora_merge(merge, scratch, layer, tg);
+      rc = lora_merge(merge, scratch, layer, tg);
+      if (rc) break;
       x = scratch;
     }
     rc = save ? h5io_write_part(grp, &s, x, d, path) : h5io_read_part(grp, &s, x, d, path);

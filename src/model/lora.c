@@ -173,8 +173,8 @@ static const float *dropped(lora *lo, const float *inp, int layer, int target, i
   return lo->xd;
 }
 
-void lora_forward_add(lora *lo, float *out, const float *inp, int layer, int target, int N,
-                      const lora_dropout_ctx *d, int save) {
+int lora_forward_add(lora *lo, float *out, const float *inp, int layer, int target, int N,
+                     const lora_dropout_ctx *d, int save) {
   const backend_ops *be = backend_get();
   const int in = lo->in[target], o = lo->out[target], r = lo->r;
   const float *x = dropped(lo, inp, layer, target, N, d);
@@ -182,13 +182,16 @@ void lora_forward_add(lora *lo, float *out, const float *inp, int layer, int tar
   for (int p = 0; p < lo->n_pairs; p++) {
     const float *pair = lora_pair(lo, p);
     float *hp = p == lo->n_pairs - 1 ? h : lo->dh; /* keep the active pair's h */
-    be->gemm(0, 1, N, r, in, 1.0f, x, in, lora_A(lo, pair, layer, target), in, 0.0f, hp, r);
-    be->gemm(0, 0, N, o, r, lo->scale, hp, r, lora_Bt(lo, pair, layer, target), o, 1.0f, out, o);
+    GORP_CALL(
+        be->gemm(0, 1, N, r, in, 1.0f, x, in, lora_A(lo, pair, layer, target), in, 0.0f, hp, r));
+    GORP_CALL(be->gemm(0, 0, N, o, r, lo->scale, hp, r, lora_Bt(lo, pair, layer, target), o, 1.0f,
+                       out, o));
   }
+  return GORP_OK;
 }
 
-void lora_backward(lora *lo, float *dinp, const float *dout, const float *inp, int layer,
-                   int target, int N, const lora_dropout_ctx *d) {
+int lora_backward(lora *lo, float *dinp, const float *dout, const float *inp, int layer, int target,
+                  int N, const lora_dropout_ctx *d) {
   const backend_ops *be = backend_get();
   const int in = lo->in[target], o = lo->out[target], r = lo->r, active = lo->n_pairs - 1;
   const float *x = dropped(lo, inp, layer, target, N, d);
@@ -198,25 +201,26 @@ void lora_backward(lora *lo, float *dinp, const float *dout, const float *inp, i
     const float *pair = lora_pair(lo, p);
     const float *A = lora_A(lo, pair, layer, target), *Bt = lora_Bt(lo, pair, layer, target);
     /* dh (N, r) = scale * dout Bt^T ; d(drop x) += dh A */
-    be->gemm(0, 1, N, r, o, lo->scale, dout, o, Bt, o, 0.0f, lo->dh, r);
-    be->gemm(0, 0, N, in, r, 1.0f, lo->dh, r, A, in, 1.0f, lo->dxd, in);
+    GORP_CALL(be->gemm(0, 1, N, r, o, lo->scale, dout, o, Bt, o, 0.0f, lo->dh, r));
+    GORP_CALL(be->gemm(0, 0, N, in, r, 1.0f, lo->dh, r, A, in, 1.0f, lo->dxd, in));
     if (p != active) continue;
-    be->gemm(1, 0, r, o, N, lo->scale, h, r, dout, o, 1.0f, lora_Bt(lo, lo->grads, layer, target),
-             o);
-    be->gemm(1, 0, r, in, N, 1.0f, lo->dh, r, x, in, 1.0f, lora_A(lo, lo->grads, layer, target),
-             in);
+    GORP_CALL(be->gemm(1, 0, r, o, N, lo->scale, h, r, dout, o, 1.0f,
+                       lora_Bt(lo, lo->grads, layer, target), o));
+    GORP_CALL(be->gemm(1, 0, r, in, N, 1.0f, lo->dh, r, x, in, 1.0f,
+                       lora_A(lo, lo->grads, layer, target), in));
   }
   /* through the dropout: the forward pass's mask, redrawn, scales the gradient */
   const size_t len = (size_t)N * in;
   if (!dropout_on(lo, d)) {
 #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < len; i++) dinp[i] += lo->dxd[i];
-    return;
+    return GORP_OK;
   }
   const uint64_t key = mask_key(d);
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < N; n++)
     mask_row(lo, d, key, layer, target, n, lo->dxd + (size_t)n * in, dinp + (size_t)n * in, 1);
+  return GORP_OK;
 }
 
 int lora_tensor_target(const lora *lo, const model *m, const param_tensor *t, int *layer) {
@@ -236,14 +240,15 @@ int lora_tensor_target(const lora *lo, const model *m, const param_tensor *t, in
   return -1;
 }
 
-void lora_merge(const lora *lo, float *w, int layer, int target) {
+int lora_merge(const lora *lo, float *w, int layer, int target) {
   const backend_ops *be = backend_get();
   const int in = lo->in[target], o = lo->out[target];
   for (int p = 0; p < lo->n_pairs; p++) { /* w += scale * Bt^T A */
     const float *pair = lora_pair(lo, p);
-    be->gemm(1, 0, o, in, lo->r, lo->scale, lora_Bt(lo, pair, layer, target), o,
-             lora_A(lo, pair, layer, target), in, 1.0f, w, in);
+    GORP_CALL(be->gemm(1, 0, o, in, lo->r, lo->scale, lora_Bt(lo, pair, layer, target), o,
+                       lora_A(lo, pair, layer, target), in, 1.0f, w, in));
   }
+  return GORP_OK;
 }
 
 int lora_factor_split(const lora *lo, int t, int which) {

@@ -98,16 +98,18 @@ static void zero_parallel(float *x, size_t n) {
 
 /* The adapter term of linear (layer, target), when that target carries LoRA; save keeps its
  * activations for the backward pass. */
-static void lora_fwd(model *m, float *out, const float *inp, int l, int t, int N,
-                     const lora_dropout_ctx *d, int save) {
+static int lora_fwd(model *m, float *out, const float *inp, int l, int t, int N,
+                    const lora_dropout_ctx *d, int save) {
   if (m->lora && (m->lora->targets & (1u << t)))
-    lora_forward_add(m->lora, out, inp, l, t, N, d, save);
+    GORP_CALL(lora_forward_add(m->lora, out, inp, l, t, N, d, save));
+  return GORP_OK;
 }
 
-static void lora_bwd(model *m, float *dinp, const float *dout, const float *inp, int l, int t,
-                     int N) {
+static int lora_bwd(model *m, float *dinp, const float *dout, const float *inp, int l, int t,
+                    int N) {
   if (m->lora && (m->lora->targets & (1u << t)))
-    lora_backward(m->lora, dinp, dout, inp, l, t, N, m->step.dropout);
+    GORP_CALL(lora_backward(m->lora, dinp, dout, inp, l, t, N, m->step.dropout));
+  return GORP_OK;
 }
 
 /* out (N, C) = res + inp (N, in) W^T (+ LoRA) for a row-parallel linear (o, down): under TP each
@@ -117,31 +119,31 @@ static int row_parallel_forward(model *m, float *out, const float *res, const fl
                                 const float *W, int l, int target, int N, int in, int C,
                                 const lora_dropout_ctx *d, int save) {
   if (m->tp_rank == 0)
-    matmul_forward_residual(out, res, inp, W, N, in, C);
+    GORP_CALL(matmul_forward_residual(out, res, inp, W, N, in, C));
   else
-    matmul_forward(out, inp, W, N, in, C);
-  lora_fwd(m, out, inp, l, target, N, d, save);
+    GORP_CALL(matmul_forward(out, inp, W, N, in, C));
+  GORP_CALL(lora_fwd(m, out, inp, l, target, N, d, save));
   return m->tp ? dist_tp_sum_floats(m->tp, out, (size_t)N * C) : GORP_OK;
 }
 
 /* The attention of a layer's rows given their q, k, v (N, *) before RoPE: training attends within
  * each sequence; decoding first stores each row's key and value into its sequence's cache. */
-static void layer_attention_forward(const model *m, const layer_acts *a,
-                                    const layer_attention *at) {
+static int layer_attention_forward(const model *m, const layer_acts *a, const layer_attention *at) {
   const int H = m->H_loc, KV = m->KV_loc, D = m->cfg.head_dim, KD = KV * D;
   rope_forward(a->q, at->cos_t, at->sin_t, at->B, at->T, H, D);
   rope_forward(a->k, at->cos_t, at->sin_t, at->B, at->T, KV, D);
   if (!at->kc) {
-    attention_forward(a->atty, at->att, a->q, a->k, a->v, at->B, at->T, H, KV, D);
-    return;
+    GORP_CALL(attention_forward(a->atty, at->att, a->q, a->k, a->v, at->B, at->T, H, KV, D));
+    return GORP_OK;
   }
   for (int i = 0; i < at->T; i++) {
     const size_t row = ((size_t)at->seq[i] * at->S + at->pos[i]) * KD;
     memcpy(at->kc + row, a->k + (size_t)i * KD, (size_t)KD * sizeof(float));
     memcpy(at->vc + row, a->v + (size_t)i * KD, (size_t)KD * sizeof(float));
   }
-  attention_decode(a->atty, a->q, at->kc, at->vc, at->seq, at->pos, at->scratch, at->n_scratch,
-                   at->T, at->S, H, KV, D);
+  GORP_CALL(attention_decode(a->atty, a->q, at->kc, at->vc, at->seq, at->pos, at->scratch,
+                             at->n_scratch, at->T, at->S, H, KV, D));
+  return GORP_OK;
 }
 
 int model_layer_forward(model *m, int l, const layer_acts *a, const layer_attention *at,
@@ -151,19 +153,19 @@ int model_layer_forward(model *m, int l, const layer_acts *a, const layer_attent
   const int N = at->B * at->T, C = c->hidden_size, F = m->F_loc, QD = m->H_loc * c->head_dim,
             KD = m->KV_loc * c->head_dim, save = !at->kc;
   rmsnorm_forward(a->ln1, a->rstd1, a->x, p->ln1, N, C, c->rms_eps);
-  matmul_forward(a->q, a->ln1, p->wq, N, C, QD);
-  lora_fwd(m, a->q, a->ln1, l, LORA_Q, N, d, save);
-  matmul_forward(a->k, a->ln1, p->wk, N, C, KD);
-  lora_fwd(m, a->k, a->ln1, l, LORA_K, N, d, save);
-  matmul_forward(a->v, a->ln1, p->wv, N, C, KD);
-  lora_fwd(m, a->v, a->ln1, l, LORA_V, N, d, save);
-  layer_attention_forward(m, a, at);
+  GORP_CALL(matmul_forward(a->q, a->ln1, p->wq, N, C, QD));
+  GORP_CALL(lora_fwd(m, a->q, a->ln1, l, LORA_Q, N, d, save));
+  GORP_CALL(matmul_forward(a->k, a->ln1, p->wk, N, C, KD));
+  GORP_CALL(lora_fwd(m, a->k, a->ln1, l, LORA_K, N, d, save));
+  GORP_CALL(matmul_forward(a->v, a->ln1, p->wv, N, C, KD));
+  GORP_CALL(lora_fwd(m, a->v, a->ln1, l, LORA_V, N, d, save));
+  GORP_CALL(layer_attention_forward(m, a, at));
   GORP_CALL(row_parallel_forward(m, a->xmid, a->x, a->atty, p->wo, l, LORA_O, N, QD, C, d, save));
   rmsnorm_forward(a->ln2, a->rstd2, a->xmid, p->ln2, N, C, c->rms_eps);
-  matmul_forward(a->g, a->ln2, p->wg, N, C, F);
-  lora_fwd(m, a->g, a->ln2, l, LORA_GATE, N, d, save);
-  matmul_forward(a->u, a->ln2, p->wu, N, C, F);
-  lora_fwd(m, a->u, a->ln2, l, LORA_UP, N, d, save);
+  GORP_CALL(matmul_forward(a->g, a->ln2, p->wg, N, C, F));
+  GORP_CALL(lora_fwd(m, a->g, a->ln2, l, LORA_GATE, N, d, save));
+  GORP_CALL(matmul_forward(a->u, a->ln2, p->wu, N, C, F));
+  GORP_CALL(lora_fwd(m, a->u, a->ln2, l, LORA_UP, N, d, save));
   swiglu_forward(a->h, a->g, a->u, N * F);
   return row_parallel_forward(m, a->xout, a->xmid, a->h, p->wd, l, LORA_DOWN, N, F, C, d, save);
 }
@@ -222,7 +224,7 @@ int model_forward(model *m, const int *tokens, const int *targets, const model_s
     GORP_CALL(model_layer_forward(m, l, &la, &at, m->step.dropout));
   }
   rmsnorm_forward(a->lnf, a->rstdf, a->x + (size_t)L * N * C, m->w.norm, N, C, c->rms_eps);
-  matmul_forward(a->logits, a->lnf, m->w.head, N, C, V);
+  GORP_CALL(matmul_forward(a->logits, a->lnf, m->w.head, N, C, V));
   m->n_targets = 0;
   if (targets) {
     double sum =
@@ -244,7 +246,7 @@ int model_backward(model *m) {
   const size_t NC = (size_t)N * C;
   crossentropy_backward(a->logits, m->targets, m->step.loss_weights, N, V, m->loss_div);
   float *dx = a->dx;
-  matmul_backward_set(a->dbuf, m->gw.head, a->logits, a->lnf, m->w.head, N, C, V);
+  GORP_CALL(matmul_backward_set(a->dbuf, m->gw.head, a->logits, a->lnf, m->w.head, N, C, V));
   zero_parallel(dx, NC);
   rmsnorm_backward(dx, m->gw.norm, a->dbuf, a->x + (size_t)L * NC, m->w.norm, a->rstdf, N, C);
   for (int l = L - 1; l >= 0; l--) {
@@ -258,33 +260,33 @@ int model_backward(model *m) {
                 *h = a->h + (size_t)l * N * F;
     /* MLP: x_out = xmid + down(silu(gate(ln2)) * up(ln2)) */
     float *dh = a->dbuf;
-    matmul_backward_set(dh, gp->wd, dx, h, p->wd, N, F, C);
-    lora_bwd(m, dh, dx, h, l, LORA_DOWN, N);
+    GORP_CALL(matmul_backward_set(dh, gp->wd, dx, h, p->wd, N, F, C));
+    GORP_CALL(lora_bwd(m, dh, dx, h, l, LORA_DOWN, N));
     swiglu_backward(a->dg, a->du, dh, g, u, N * F);
     float *dln2 = a->dbuf2;
-    matmul_backward_set(dln2, gp->wg, a->dg, ln2, p->wg, N, C, F);
-    lora_bwd(m, dln2, a->dg, ln2, l, LORA_GATE, N);
-    matmul_backward(dln2, gp->wu, a->du, ln2, p->wu, N, C, F);
-    lora_bwd(m, dln2, a->du, ln2, l, LORA_UP, N);
+    GORP_CALL(matmul_backward_set(dln2, gp->wg, a->dg, ln2, p->wg, N, C, F));
+    GORP_CALL(lora_bwd(m, dln2, a->dg, ln2, l, LORA_GATE, N));
+    GORP_CALL(matmul_backward(dln2, gp->wu, a->du, ln2, p->wu, N, C, F));
+    GORP_CALL(lora_bwd(m, dln2, a->du, ln2, l, LORA_UP, N));
     GORP_CALL(column_parallel_input_grad(m, dln2, N, C));
     rmsnorm_backward(dx, gp->ln2, dln2, xmid, p->ln2, a->rstd2 + (size_t)l * N, N, C);
     /* attention: xmid = x + o(attn(rope(q(ln1)), rope(k(ln1)), v(ln1))) */
     float *datty = a->dbuf;
-    matmul_backward_set(datty, gp->wo, dx, atty, p->wo, N, QD, C);
-    lora_bwd(m, datty, dx, atty, l, LORA_O, N);
+    GORP_CALL(matmul_backward_set(datty, gp->wo, dx, atty, p->wo, N, QD, C));
+    GORP_CALL(lora_bwd(m, datty, dx, atty, l, LORA_O, N));
     zero_parallel(a->dk, (size_t)N * KD);
     zero_parallel(a->dv, (size_t)N * KD);
-    attention_backward(a->dq, a->dk, a->dv, a->datt, a->n_datt, datty,
-                       a->att + (size_t)l * B * H * T * T, q, k, v, B, T, H, KV, D);
+    GORP_CALL(attention_backward(a->dq, a->dk, a->dv, a->datt, a->n_datt, datty,
+                                 a->att + (size_t)l * B * H * T * T, q, k, v, B, T, H, KV, D));
     rope_backward(a->dq, a->rope_cos, a->rope_sin, B, T, H, D);
     rope_backward(a->dk, a->rope_cos, a->rope_sin, B, T, KV, D);
     float *dln1 = a->dbuf2;
-    matmul_backward_set(dln1, gp->wq, a->dq, ln1, p->wq, N, C, QD);
-    lora_bwd(m, dln1, a->dq, ln1, l, LORA_Q, N);
-    matmul_backward(dln1, gp->wk, a->dk, ln1, p->wk, N, C, KD);
-    lora_bwd(m, dln1, a->dk, ln1, l, LORA_K, N);
-    matmul_backward(dln1, gp->wv, a->dv, ln1, p->wv, N, C, KD);
-    lora_bwd(m, dln1, a->dv, ln1, l, LORA_V, N);
+    GORP_CALL(matmul_backward_set(dln1, gp->wq, a->dq, ln1, p->wq, N, C, QD));
+    GORP_CALL(lora_bwd(m, dln1, a->dq, ln1, l, LORA_Q, N));
+    GORP_CALL(matmul_backward(dln1, gp->wk, a->dk, ln1, p->wk, N, C, KD));
+    GORP_CALL(lora_bwd(m, dln1, a->dk, ln1, l, LORA_K, N));
+    GORP_CALL(matmul_backward(dln1, gp->wv, a->dv, ln1, p->wv, N, C, KD));
+    GORP_CALL(lora_bwd(m, dln1, a->dv, ln1, l, LORA_V, N));
     GORP_CALL(column_parallel_input_grad(m, dln1, N, C));
     rmsnorm_backward(dx, gp->ln1, dln1, x, p->ln1, a->rstd1 + (size_t)l * N, N, C);
   }

@@ -118,7 +118,7 @@ static int decode_step(model *m, int n) {
     xout = t;
   }
   rmsnorm_forward(kv->ln, kv->rstd, x, m->w.norm, n, C, c->rms_eps);
-  matmul_forward(kv->logits, kv->ln, m->w.head, n, C, c->vocab_size);
+  GORP_CALL(matmul_forward(kv->logits, kv->ln, m->w.head, n, C, c->vocab_size));
   return GORP_OK;
 }
 

@@ -2,10 +2,12 @@
  * over OpenMP threads with a static schedule (each output element is computed by the same code
  * whatever the thread count; reductions over rows are combined per thread in thread order, so a
  * result is deterministic for a given thread count); every matrix product goes through
- * backend_get()->gemm. */
+ * backend_get()->gemm, whose status the op returns (attention's parallel loops collect it in a
+ * shared status and return it after the loop). */
 #include "gorp/ops.h"
 
 #include "gorp/backend.h"
+#include "gorp/err.h"
 
 #include <math.h>
 #include <omp.h>
@@ -59,34 +61,42 @@ void embedding_backward(float *demb, const float *dout, const int *tokens, int N
   }
 }
 
-void matmul_forward(float *out, const float *inp, const float *w, int N, int C, int OC) {
-  backend_get()->gemm(0, 1, N, OC, C, 1.0f, inp, C, w, C, 0.0f, out, OC);
+int matmul_forward(float *out, const float *inp, const float *w, int N, int C, int OC) {
+  GORP_CALL(backend_get()->gemm(0, 1, N, OC, C, 1.0f, inp, C, w, C, 0.0f, out, OC));
+  return GORP_OK;
 }
 
-void matmul_forward_add(float *out, const float *inp, const float *w, int N, int C, int OC) {
-  backend_get()->gemm(0, 1, N, OC, C, 1.0f, inp, C, w, C, 1.0f, out, OC);
+int matmul_forward_add(float *out, const float *inp, const float *w, int N, int C, int OC) {
+  GORP_CALL(backend_get()->gemm(0, 1, N, OC, C, 1.0f, inp, C, w, C, 1.0f, out, OC));
+  return GORP_OK;
 }
 
-void matmul_forward_residual(float *out, const float *res, const float *inp, const float *w, int N,
-                             int C, int OC) {
+int matmul_forward_residual(float *out, const float *res, const float *inp, const float *w, int N,
+                            int C, int OC) {
 #pragma omp parallel for schedule(static)
   for (int i = 0; i < N; i++)
     memcpy(out + (size_t)i * OC, res + (size_t)i * OC, OC * sizeof(float));
-  backend_get()->gemm(0, 1, N, OC, C, 1.0f, inp, C, w, C, 1.0f, out, OC);
+  GORP_CALL(backend_get()->gemm(0, 1, N, OC, C, 1.0f, inp, C, w, C, 1.0f, out, OC));
+  return GORP_OK;
 }
 
-void matmul_backward_set(float *dinp, float *dw, const float *dout, const float *inp,
-                         const float *w, int N, int C, int OC) {
+/* dinp (N, C) = beta_dinp * dinp + dout @ w ; dw (OC, C) += dout^T @ inp ; either may be NULL */
+static int matmul_backward_beta(float *dinp, float *dw, const float *dout, const float *inp,
+                                const float *w, int N, int C, int OC, float beta_dinp) {
   const backend_ops *be = backend_get();
-  if (dinp) be->gemm(0, 0, N, C, OC, 1.0f, dout, OC, w, C, 0.0f, dinp, C);
-  if (dw) be->gemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
+  if (dinp) GORP_CALL(be->gemm(0, 0, N, C, OC, 1.0f, dout, OC, w, C, beta_dinp, dinp, C));
+  if (dw) GORP_CALL(be->gemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C));
+  return GORP_OK;
 }
 
-void matmul_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
-                     int N, int C, int OC) {
-  const backend_ops *be = backend_get();
-  if (dinp) be->gemm(0, 0, N, C, OC, 1.0f, dout, OC, w, C, 1.0f, dinp, C);
-  if (dw) be->gemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
+int matmul_backward_set(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                        int N, int C, int OC) {
+  return matmul_backward_beta(dinp, dw, dout, inp, w, N, C, OC, 0.0f);
+}
+
+int matmul_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                    int N, int C, int OC) {
+  return matmul_backward_beta(dinp, dw, dout, inp, w, N, C, OC, 1.0f);
 }
 
 void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C,
@@ -203,87 +213,117 @@ static void causal_softmax_rows(float *p, int r0, int r1, int T) {
   }
 }
 
-/* Threads for the (batch, kv head) pairs of attention, and the GEMM threads each may use: the
- * pairs run in parallel with single-threaded GEMMs when the backend allows concurrent calls. */
-static int attention_threads(const backend_ops *be, int pairs, int max_threads) {
+/* What the attention ops share around their loop over (sequence, kv head) pairs: the pairs run
+ * in parallel with single-threaded GEMMs when the backend allows concurrent calls, and a failing
+ * product's status is kept for after the loop (a parallel region cannot be left by return). */
+typedef struct attention_plan {
+  const backend_ops *be;
+  float scale;      /* 1 / sqrt(D) */
+  int nt;           /* threads over the pairs */
+  int gemm_threads; /* the backend's GEMM threads before, restored by attention_end */
+  int status;       /* a failing product's status, shared by the threads (attention_record) */
+} attention_plan;
+
+/* The plan for pairs on at most max_threads threads (one per scratch slice, for the ops that take
+ * scratch); sets the GEMM threads to 1 when the pairs run in parallel. */
+static attention_plan attention_begin(int pairs, int max_threads, int D) {
+  attention_plan plan = {.be = backend_get(), .scale = 1.0f / sqrtf((float)D), .status = GORP_OK};
   int nt = omp_get_max_threads();
   nt = nt < pairs ? nt : pairs;
   nt = nt < max_threads ? nt : max_threads;
-  return be->concurrent && be->set_gemm_threads && nt > 1 ? nt : 1;
+  plan.nt = plan.be->concurrent && plan.be->set_gemm_threads && nt > 1 ? nt : 1;
+  plan.gemm_threads = plan.nt > 1 ? plan.be->set_gemm_threads(1) : 0;
+  return plan;
 }
 
-void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
-                       int B, int T, int H, int KV, int D) {
-  const backend_ops *be = backend_get();
+/* Records the failing status st of a thread's products (called inside the loop). */
+static void attention_record(attention_plan *plan, int st) {
+  if (st) {
+#pragma omp atomic write
+    plan->status = st;
+  }
+}
+
+/* Restores the GEMM threads after the loop; returns the products' status. */
+static int attention_end(const attention_plan *plan) {
+  if (plan->nt > 1) plan->be->set_gemm_threads(plan->gemm_threads);
+  return plan->status;
+}
+
+int attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int B,
+                      int T, int H, int KV, int D) {
   const int QD = H * D, KD = KV * D, group = H / KV;
-  const float scale = 1.0f / sqrtf((float)D);
-  const int nt = attention_threads(be, B * KV, 1 << 30);
-  const int gemm_threads = nt > 1 ? be->set_gemm_threads(1) : 0;
-#pragma omp parallel for num_threads(nt) schedule(static)
+  attention_plan plan = attention_begin(B * KV, 1 << 30, D);
+#pragma omp parallel for num_threads(plan.nt) schedule(static)
   for (int bk = 0; bk < B * KV; bk++) {
     const int b = bk / KV, kvh = bk % KV;
     const float *kh = k + (size_t)b * T * KD + (size_t)kvh * D; /* (T, D) stride KD */
     const float *vh = v + (size_t)b * T * KD + (size_t)kvh * D; /* (T, D) stride KD */
-    for (int h = kvh * group; h < (kvh + 1) * group; h++) {
+    int st = GORP_OK;
+    for (int h = kvh * group; h < (kvh + 1) * group && !st; h++) {
       const float *qh = q + (size_t)b * T * QD + (size_t)h * D; /* (T, D) stride QD */
       float *oh = out + (size_t)b * T * QD + (size_t)h * D;     /* (T, D) stride QD */
       float *p = att + ((size_t)b * H + h) * T * T;             /* (T, T) */
-      for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
+      for (int r0 = 0; r0 < T && !st; r0 += ATT_BLOCK) {
         const int r1 = r0 + ATT_BLOCK < T ? r0 + ATT_BLOCK : T, rows = r1 - r0;
         float *pb = p + (size_t)r0 * T; /* (rows, T), keys 0..r1-1 used */
-        be->gemm(0, 1, rows, r1, D, scale, qh + (size_t)r0 * QD, QD, kh, KD, 0.0f, pb, T);
+        st = plan.be->gemm(0, 1, rows, r1, D, plan.scale, qh + (size_t)r0 * QD, QD, kh, KD, 0.0f,
+                           pb, T);
+        if (st) break;
         causal_softmax_rows(pb, r0, r1, T);
-        be->gemm(0, 0, rows, D, r1, 1.0f, pb, T, vh, KD, 0.0f, oh + (size_t)r0 * QD, QD);
+        st = plan.be->gemm(0, 0, rows, D, r1, 1.0f, pb, T, vh, KD, 0.0f, oh + (size_t)r0 * QD, QD);
       }
     }
+    attention_record(&plan, st);
   }
-  if (nt > 1) be->set_gemm_threads(gemm_threads);
+  GORP_CALL(attention_end(&plan));
+  return GORP_OK;
 }
 
-void attention_decode(float *out, const float *q, const float *kc, const float *vc, const int *seq,
-                      const int *pos, float *scratch, int n_scratch, int N, int S, int H, int KV,
-                      int D) {
-  const backend_ops *be = backend_get();
+int attention_decode(float *out, const float *q, const float *kc, const float *vc, const int *seq,
+                     const int *pos, float *scratch, int n_scratch, int N, int S, int H, int KV,
+                     int D) {
   const int QD = H * D, KD = KV * D, group = H / KV;
-  const float scale = 1.0f / sqrtf((float)D);
-  const int nt = attention_threads(be, N * KV, n_scratch);
-  const int gemm_threads = nt > 1 ? be->set_gemm_threads(1) : 0;
-#pragma omp parallel for num_threads(nt) schedule(static)
+  attention_plan plan = attention_begin(N * KV, n_scratch, D);
+#pragma omp parallel for num_threads(plan.nt) schedule(static)
   for (int ik = 0; ik < N * KV; ik++) {
     const int i = ik / KV, kvh = ik % KV, n = pos[i] + 1;
     const size_t ko = (size_t)seq[i] * S * KD + (size_t)kvh * D;   /* (n, D) stride KD */
     const size_t qo = (size_t)i * QD + (size_t)kvh * group * D;    /* (group, D) stride D */
     float *p = scratch + (size_t)omp_get_thread_num() * group * S; /* (group, n) stride S */
     /* the group's query heads share this key/value head: one product for all of them */
-    be->gemm(0, 1, group, n, D, scale, q + qo, D, kc + ko, KD, 0.0f, p, S);
-    for (int h = 0; h < group; h++) softmax_row(p + (size_t)h * S, n);
-    be->gemm(0, 0, group, D, n, 1.0f, p, S, vc + ko, KD, 0.0f, out + qo, D);
+    int st = plan.be->gemm(0, 1, group, n, D, plan.scale, q + qo, D, kc + ko, KD, 0.0f, p, S);
+    if (!st) {
+      for (int h = 0; h < group; h++) softmax_row(p + (size_t)h * S, n);
+      st = plan.be->gemm(0, 0, group, D, n, 1.0f, p, S, vc + ko, KD, 0.0f, out + qo, D);
+    }
+    attention_record(&plan, st);
   }
-  if (nt > 1) be->set_gemm_threads(gemm_threads);
+  GORP_CALL(attention_end(&plan));
+  return GORP_OK;
 }
 
-void attention_backward(float *dq, float *dk, float *dv, float *scratch, int n_scratch,
-                        const float *dout, const float *att, const float *q, const float *k,
-                        const float *v, int B, int T, int H, int KV, int D) {
-  const backend_ops *be = backend_get();
+int attention_backward(float *dq, float *dk, float *dv, float *scratch, int n_scratch,
+                       const float *dout, const float *att, const float *q, const float *k,
+                       const float *v, int B, int T, int H, int KV, int D) {
   const int QD = H * D, KD = KV * D, group = H / KV;
-  const float scale = 1.0f / sqrtf((float)D);
-  const int nt = attention_threads(be, B * KV, n_scratch);
-  const int gemm_threads = nt > 1 ? be->set_gemm_threads(1) : 0;
-#pragma omp parallel for num_threads(nt) schedule(static)
+  attention_plan plan = attention_begin(B * KV, n_scratch, D);
+#pragma omp parallel for num_threads(plan.nt) schedule(static)
   for (int bk = 0; bk < B * KV; bk++) {
     const int b = bk / KV, kvh = bk % KV;
     const size_t ko = (size_t)b * T * KD + (size_t)kvh * D;
     float *ds = scratch + (size_t)omp_get_thread_num() * T * T; /* (ATT_BLOCK, T): dP, then dS */
-    for (int h = kvh * group; h < (kvh + 1) * group; h++) {
+    int st = GORP_OK;
+    for (int h = kvh * group; h < (kvh + 1) * group && !st; h++) {
       const size_t qo = (size_t)b * T * QD + (size_t)h * D;
       const float *p = att + ((size_t)b * H + h) * T * T; /* (T, T) */
-      for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
+      for (int r0 = 0; r0 < T && !st; r0 += ATT_BLOCK) {
         const int r1 = r0 + ATT_BLOCK < T ? r0 + ATT_BLOCK : T, rows = r1 - r0;
         const float *pb = p + (size_t)r0 * T;           /* (rows, T), keys 0..r1-1 */
         const float *dob = dout + qo + (size_t)r0 * QD; /* (rows, D) stride QD */
-        be->gemm(0, 1, rows, r1, D, 1.0f, dob, QD, v + ko, KD, 0.0f, ds, T);
-        be->gemm(1, 0, r1, D, rows, 1.0f, pb, T, dob, QD, 1.0f, dv + ko, KD);
+        st = plan.be->gemm(0, 1, rows, r1, D, 1.0f, dob, QD, v + ko, KD, 0.0f, ds, T);
+        if (!st) st = plan.be->gemm(1, 0, r1, D, rows, 1.0f, pb, T, dob, QD, 1.0f, dv + ko, KD);
+        if (st) break;
         for (int t = r0; t < r1; t++) {
           float *drow = ds + (size_t)(t - r0) * T;
           const float *prow = p + (size_t)t * T;
@@ -294,12 +334,17 @@ void attention_backward(float *dq, float *dk, float *dv, float *scratch, int n_s
           for (int j = 0; j <= t; j++) drow[j] = prow[j] * (drow[j] - (float)dot);
           for (int j = t + 1; j < r1; j++) drow[j] = 0.0f;
         }
-        be->gemm(0, 0, rows, D, r1, scale, ds, T, k + ko, KD, 0.0f, dq + qo + (size_t)r0 * QD, QD);
-        be->gemm(1, 0, r1, D, rows, scale, ds, T, q + qo + (size_t)r0 * QD, QD, 1.0f, dk + ko, KD);
+        st = plan.be->gemm(0, 0, rows, D, r1, plan.scale, ds, T, k + ko, KD, 0.0f,
+                           dq + qo + (size_t)r0 * QD, QD);
+        if (!st)
+          st = plan.be->gemm(1, 0, r1, D, rows, plan.scale, ds, T, q + qo + (size_t)r0 * QD, QD,
+                             1.0f, dk + ko, KD);
       }
     }
+    attention_record(&plan, st);
   }
-  if (nt > 1) be->set_gemm_threads(gemm_threads);
+  GORP_CALL(attention_end(&plan));
+  return GORP_OK;
 }
 
 void swiglu_forward(float *h, const float *g, const float *u, int N) {

@@ -8,9 +8,11 @@
 typedef struct backend_ops {
   const char *name;
   /* Row-major C (m x n) = alpha * op(A) op(B) + beta * C, op(X) = X or X^T per trans flag.
-   * Returns GORP_OK, or a GORP_E* code after reporting which library call failed (CUDA). */
+   * Returns GORP_OK, or a GORP_E* code after reporting which library call failed (CUDA); the
+   * attribute makes an unchecked status a build error (-Werror=unused-result). */
   int (*gemm)(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
-              const float *b, int ldb, float beta, float *c, int ldc);
+              const float *b, int ldb, float beta, float *c, int ldc)
+      __attribute__((warn_unused_result));
   /* Sets how many threads one gemm call may use from now on (n >= 1) and returns the previous
    * count; NULL when the backend has no such knob. */
   int (*set_gemm_threads)(int n);

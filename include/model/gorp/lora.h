@@ -12,6 +12,8 @@
  * outputs join the base's in the model's sums. The replicated factor's gradient is partial on each
  * rank (it sees one block of the other factor) and lora_tp_sum_grads sums it. Initial values and
  * dropout masks are drawn by logical index, so any layout trains the same adapters.
+ * The functions that make matrix products (forward, backward, merge) return the backend's status,
+ * which the compiler makes every caller use.
  * Not for: optimizers (optim.h) or projections of the gradients (gorp_basis.h). */
 #ifndef GORP_LORA_H
 #define GORP_LORA_H
@@ -80,11 +82,13 @@ const float *lora_pair(const lora *lo, int p); /* start of pair p's block */
 
 /* out (N, out) += LoRA term of inp (N, in) at (layer, target); saves h for backward when
  * training (dropout ctx non-NULL or save != 0). */
-void lora_forward_add(lora *lo, float *out, const float *inp, int layer, int target, int N,
-                      const lora_dropout_ctx *d, int save);
+__attribute__((warn_unused_result)) int lora_forward_add(lora *lo, float *out, const float *inp,
+                                                         int layer, int target, int N,
+                                                         const lora_dropout_ctx *d, int save);
 /* dinp (N, in) += LoRA part of d(out)/d(inp); the active pair's A and Bt gradients += . */
-void lora_backward(lora *lo, float *dinp, const float *dout, const float *inp, int layer,
-                   int target, int N, const lora_dropout_ctx *d);
+__attribute__((warn_unused_result)) int lora_backward(lora *lo, float *dinp, const float *dout,
+                                                      const float *inp, int layer, int target,
+                                                      int N, const lora_dropout_ctx *d);
 
 /* The LoRA target that tensor t of m is (its layer in *layer), or -1 for a tensor that is no target
  * linear (embedding, norms, head) or whose target carries no adapters. */
@@ -93,7 +97,7 @@ int lora_tensor_target(const lora *lo, const model *m, const param_tensor *t, in
  * weight at (layer, target) as the model holds it, merged with the pairs' factors as this rank
  * holds them. Under TP the factors follow the shard (see above), so the merge is local: no
  * communication. Dropout plays no part (evaluation has none). */
-void lora_merge(const lora *lo, float *w, int layer, int target);
+__attribute__((warn_unused_result)) int lora_merge(const lora *lo, float *w, int layer, int target);
 
 /* Sums over the TP group the active pair's gradients of the replicated factors (A of the
  * column-parallel targets, B of the row-parallel ones). No-op on one rank. */

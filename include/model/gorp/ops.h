@@ -1,6 +1,8 @@
 /* The LLaMA layer ops, one forward/backward pair each (llm.c style): outputs first, shapes in
  * comments, backward accumulates (+=) into parameter gradients and, where noted, into input
  * gradients. Matrix products go through the backend table. Single rank, fp32.
+ * The ops that make matrix products return the backend's status (GORP_OK or a GORP_E* code; the
+ * CUDA backend fails instead of aborting), which the compiler makes every caller use.
  * Not for: orchestration of a whole model (model.c) or decoding (model_generate.c). */
 #ifndef GORP_OPS_H
 #define GORP_OPS_H
@@ -11,19 +13,24 @@ void embedding_forward(float *out, const int *tokens, const float *emb, int N, i
 void embedding_backward(float *demb, const float *dout, const int *tokens, int N, int C);
 
 /* out (N, OC) = inp (N, C) @ w (OC, C)^T */
-void matmul_forward(float *out, const float *inp, const float *w, int N, int C, int OC);
+__attribute__((warn_unused_result)) int matmul_forward(float *out, const float *inp, const float *w,
+                                                       int N, int C, int OC);
 /* out (N, OC) += inp (N, C) @ w (OC, C)^T  (a linear whose output joins the residual stream) */
-void matmul_forward_add(float *out, const float *inp, const float *w, int N, int C, int OC);
+__attribute__((warn_unused_result)) int matmul_forward_add(float *out, const float *inp,
+                                                           const float *w, int N, int C, int OC);
 /* out (N, OC) = res (N, OC) + inp (N, C) @ w (OC, C)^T  (a linear that joins the residual stream)
  */
-void matmul_forward_residual(float *out, const float *res, const float *inp, const float *w, int N,
-                             int C, int OC);
+__attribute__((warn_unused_result)) int matmul_forward_residual(float *out, const float *res,
+                                                                const float *inp, const float *w,
+                                                                int N, int C, int OC);
 /* dinp (N, C) += dout @ w ; dw (OC, C) += dout^T @ inp ; either may be NULL to skip */
-void matmul_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
-                     int N, int C, int OC);
+__attribute__((warn_unused_result)) int matmul_backward(float *dinp, float *dw, const float *dout,
+                                                        const float *inp, const float *w, int N,
+                                                        int C, int OC);
 /* the same with dinp (N, C) = dout @ w overwritten (no need to zero it first) */
-void matmul_backward_set(float *dinp, float *dw, const float *dout, const float *inp,
-                         const float *w, int N, int C, int OC);
+__attribute__((warn_unused_result)) int matmul_backward_set(float *dinp, float *dw,
+                                                            const float *dout, const float *inp,
+                                                            const float *w, int N, int C, int OC);
 
 /* out (N, C) = w * inp / sqrt(mean(inp^2) + eps) ; rstd (N) saved for backward */
 void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C,
@@ -42,21 +49,23 @@ void rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int
 /* Causal grouped-query attention, the (batch, kv head) pairs split over OpenMP threads.
  * out (B, T, H*D), att (B, H, T, T) probabilities (0 above the diagonal), q (B, T, H*D),
  * k, v (B, T, KV*D) */
-void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
-                       int B, int T, int H, int KV, int D);
+__attribute__((warn_unused_result)) int attention_forward(float *out, float *att, const float *q,
+                                                          const float *k, const float *v, int B,
+                                                          int T, int H, int KV, int D);
 /* The same attention for one new query position per sequence against its key/value cache
  * (greedy decoding), with the same softmax. Row i is position pos[i] of sequence seq[i] and
  * attends over that sequence's positions 0..pos[i] (its own key and value already stored at
  * pos[i]). out, q (N, H*D) after RoPE; kc, vc (n_seq, S, KV*D) the caches of every sequence;
  * scratch (n_scratch, H/KV, S): one per thread, so at most n_scratch threads work */
-void attention_decode(float *out, const float *q, const float *kc, const float *vc, const int *seq,
-                      const int *pos, float *scratch, int n_scratch, int N, int S, int H, int KV,
-                      int D);
+__attribute__((warn_unused_result)) int
+attention_decode(float *out, const float *q, const float *kc, const float *vc, const int *seq,
+                 const int *pos, float *scratch, int n_scratch, int N, int S, int H, int KV, int D);
 /* dq (B, T, H*D) overwritten; dk, dv (B, T, KV*D) accumulated (zero them first);
  * scratch (n_scratch, T, T): one (T, T) per thread, so at most n_scratch threads work */
-void attention_backward(float *dq, float *dk, float *dv, float *scratch, int n_scratch,
-                        const float *dout, const float *att, const float *q, const float *k,
-                        const float *v, int B, int T, int H, int KV, int D);
+__attribute__((warn_unused_result)) int
+attention_backward(float *dq, float *dk, float *dv, float *scratch, int n_scratch,
+                   const float *dout, const float *att, const float *q, const float *k,
+                   const float *v, int B, int T, int H, int KV, int D);
 
 /* h (N) = silu(g) * u */
 void swiglu_forward(float *h, const float *g, const float *u, int N);

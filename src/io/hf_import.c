@@ -74,6 +74,41 @@ static int config_key(const cJSON *root, const model_key *k, model_config *c, co
   return GORP_OK;
 }
 
+/* transformers 5 writes the rotary settings as "rope_parameters": {"rope_theta": .., "rope_type":
+ * ..} instead of a top-level rope_theta. Both are read; a rope_type other than "default" (LLaMA's
+ * unscaled RoPE, the only one gorp computes), any other key, or a theta that disagrees with the
+ * top-level one is refused rather than silently replaced by the default theta. */
+static int config_rope_parameters(const cJSON *root, const char *path, model_config *c) {
+  const cJSON *rp = config_value(root, "rope_parameters");
+  if (!rp) return GORP_OK;
+  if (!cJSON_IsObject(rp)) GORP_ERR(GORP_EINPUT, "%s: \"rope_parameters\" must be an object", path);
+  for (const cJSON *e = rp->child; e; e = e->next) {
+    if (!strcmp(e->string, "rope_type")) {
+      if (!cJSON_IsString(e) || strcmp(e->valuestring, "default"))
+        GORP_ERR(
+            GORP_EINPUT,
+            "%s: rope_parameters.rope_type %s%s%s is not implemented (gorp computes \"default\", "
+            "LLaMA's unscaled RoPE)",
+            path, cJSON_IsString(e) ? "\"" : "",
+            cJSON_IsString(e) ? e->valuestring : "(not a string)", cJSON_IsString(e) ? "\"" : "");
+    } else if (!strcmp(e->string, "rope_theta")) {
+      float theta = c->rope_theta;
+      GORP_CALL(config_float(rp, "rope_theta", &theta, path));
+      if (config_value(root, "rope_theta") && theta != c->rope_theta)
+        GORP_ERR(GORP_EINPUT,
+                 "%s: rope_parameters.rope_theta = %g disagrees with the top-level rope_theta = %g",
+                 path, (double)theta, (double)c->rope_theta);
+      c->rope_theta = theta;
+    } else {
+      GORP_ERR(GORP_EINPUT,
+               "%s: rope_parameters.%s is not supported (gorp reads rope_theta and rope_type "
+               "\"default\" only)",
+               path, e->string);
+    }
+  }
+  return GORP_OK;
+}
+
 static int config_parse(const cJSON *root, const char *path, model_config *c) {
   if (!cJSON_IsObject(root)) GORP_ERR(GORP_EINPUT, "%s is not a JSON object", path);
   int n_keys;
@@ -88,6 +123,7 @@ static int config_parse(const cJSON *root, const char *path, model_config *c) {
   c->rope_theta = 10000.0f;
   for (int i = 0; i < n_keys; i++)
     if (!k[i].required) GORP_CALL(config_key(root, &k[i], c, path));
+  GORP_CALL(config_rope_parameters(root, path, c));
   /* refused rather than ignored: each would silently change the numerics */
   if (config_value(root, "rope_scaling"))
     GORP_ERR(GORP_EINPUT, "%s: \"rope_scaling\" is not supported (it must be null or absent)",

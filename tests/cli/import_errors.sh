@@ -152,7 +152,9 @@ with h5py.File(out, "r") as f:
         assert g.attrs[key] == cfg[key], key
     assert g.attrs["head_dim"] == cfg["hidden_size"] // cfg["num_attention_heads"]
     assert g.attrs["rms_norm_eps"] == cfg["rms_norm_eps"]
-    assert g.attrs["rope_theta"] == cfg["rope_theta"]
+    # transformers 5 writes rope_parameters.rope_theta instead of a top-level rope_theta
+    theta = cfg.get("rope_theta", (cfg.get("rope_parameters") or {}).get("rope_theta", 1e4))
+    assert g.attrs["rope_theta"] == np.float32(theta), (g.attrs["rope_theta"], theta)
     assert g.attrs["tie_word_embeddings"] == int(cfg["tie_word_embeddings"])
     assert json.loads(g.attrs["hf_config"]) == cfg
     n = len(g)
@@ -216,6 +218,10 @@ $work/deep --config-set num_hidden_layers=477218589
 $work/wide --config-set num_attention_heads=65536 --config-set head_dim=65536 --config-set num_key_value_heads=1
 $work/hugeeps --config-set rms_norm_eps=1e300
 $work/hugetheta --config-set rope_theta=1e300
+$work/ropeparams --config-drop rope_theta --config-set 'rope_parameters={"rope_theta":100000.0,"rope_type":"default"}'
+$work/ropeyarn --config-drop rope_theta --config-set 'rope_parameters={"rope_theta":100000.0,"rope_type":"yarn"}'
+$work/ropeconflict --config-set 'rope_parameters={"rope_theta":100000.0,"rope_type":"default"}'
+$work/ropefactor --config-drop rope_theta --config-set 'rope_parameters={"rope_theta":100000.0,"rope_type":"default","factor":2.0}'
 $work/overlap
 $work/dupheader
 $work/dupconfig
@@ -268,6 +274,7 @@ EOF
 expect_ok single_f32_untied "$work/single"
 expect_ok tied_bf16_ignores_lm_head_and_inv_freq "$work/tied"
 expect_ok sharded_f16_bf16_with_inf_nan_subnormals "$work/sharded"
+expect_ok rope_parameters_transformers5 "$work/ropeparams"
 
 # --- bad weights ---
 expect_fail missing_safetensors "$work/nofile" "$work/nofile" "model.safetensors"
@@ -298,6 +305,11 @@ expect_fail heads_times_dim_past_int "$work/wide" "num_attention_heads x head_di
 expect_fail rms_norm_eps_1e300 "$work/hugeeps" "$work/hugeeps/config.json" \
   '"rms_norm_eps" = 1e+300 is outside the range of a float32'
 expect_fail rope_theta_1e300 "$work/hugetheta" '"rope_theta" = 1e+300 is outside the range'
+expect_fail rope_type_yarn_refused "$work/ropeyarn" "$work/ropeyarn/config.json" \
+  'rope_parameters.rope_type "yarn" is not implemented'
+expect_fail rope_theta_conflict "$work/ropeconflict" \
+  "rope_parameters.rope_theta = 100000 disagrees with the top-level rope_theta = 10000"
+expect_fail rope_parameters_factor "$work/ropefactor" "rope_parameters.factor is not supported"
 expect_fail overlapping_offsets "$work/overlap" "$work/overlap/model.safetensors" \
   "'model.layers.0.input_layernorm.weight'" "'model.layers.0.post_attention_layernorm.weight'" \
   "overlap"

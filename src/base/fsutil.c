@@ -135,6 +135,22 @@ int fs_read_regular(const char *path, const char *what, size_t max_bytes, char *
   return GORP_OK;
 }
 
+int fs_pread_exact(int fd, uint64_t offset, void *buf, size_t n, const char *path) {
+  unsigned char *p = buf;
+  while (n) {
+    const ssize_t got = pread(fd, p, n, (off_t)offset);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) GORP_ERR(GORP_EIO, "reading %s: %s", path, strerror(errno));
+    if (got == 0)
+      GORP_ERR(GORP_EIO, "reading %s: unexpected end of file at byte %llu (file changed?)", path,
+               (unsigned long long)offset);
+    p += got;
+    offset += (uint64_t)got;
+    n -= (size_t)got;
+  }
+  return GORP_OK;
+}
+
 int fs_path_fmt(char *out, size_t n, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);

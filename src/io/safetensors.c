@@ -50,19 +50,7 @@ float safetensors_bf16_to_f32(uint16_t h) {
 }
 
 static int read_exact(const safetensors_file *f, uint64_t offset, void *buf, size_t n) {
-  unsigned char *p = buf;
-  while (n) {
-    const ssize_t got = pread(f->fd, p, n, (off_t)offset);
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) GORP_ERR(GORP_EIO, "reading %s: %s", f->path, strerror(errno));
-    if (got == 0)
-      GORP_ERR(GORP_EIO, "reading %s: unexpected end of file at byte %llu (file changed?)", f->path,
-               (unsigned long long)offset);
-    p += got;
-    offset += (uint64_t)got;
-    n -= (size_t)got;
-  }
-  return GORP_OK;
+  return fs_pread_exact(f->fd, offset, buf, n, f->path);
 }
 
 /* A JSON number that is a non-negative integer (cJSON keeps numbers as doubles). */

@@ -42,6 +42,11 @@ int fs_check_regular(const char *path, const char *what, uint64_t *size);
  * caller frees *buf. */
 int fs_read_regular(const char *path, const char *what, size_t max_bytes, char **buf, size_t *len);
 
+/* Reads exactly n bytes at offset of the open file fd (pread, retried when interrupted), for the
+ * on-demand readers of large files (safetensors, GGUF), which check offsets against the file's
+ * size first: an end of file before n bytes is GORP_EIO naming path ("file changed?"). */
+int fs_pread_exact(int fd, uint64_t offset, void *buf, size_t n, const char *path);
+
 /* snprintf into out[n] that fails (GORP_EINPUT, naming the start of the text) instead of
  * truncating a path. */
 int fs_path_fmt(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

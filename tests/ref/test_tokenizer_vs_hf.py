@@ -8,9 +8,13 @@ encodes with gorp's C code and with `Tokenizer.from_file(path).encode(text,
 add_special_tokens=False).ids` every sentence, every label (and " " + label, as prompt.c encodes
 it), every prompt part, the full prompt and the full training string of every item of every split
 of every dataset in CL_Benchmark/mini (the prompt built as docs/DATA.md describes),
-plus edge cases, and requires equal ids. It also requires decode(encode(text)) to equal the text
-(and the library's decode), and gorp's \\p{L}/\\p{N}/\\s table to agree with the library's GPT-2
-split on every code point U+0000..U+10FFFF.
+plus edge cases, and requires equal ids. The same for SmolLM2-135M's tokenizer.json, which
+scripts/get_model.sh smollm2-135m writes from the GGUF (run here: cached after the first run);
+on every text, that file through the library must also give the ids of transformers'
+AutoTokenizer loaded from the GGUF itself, with and without special tokens
+(less the BOS that transformers adds against the GGUF's add_bos_token false). It also requires
+decode(encode(text)) to equal the text (and the library's decode), and gorp's \\p{L}/\\p{N}/\\s
+table to agree with the library's GPT-2 split on every code point U+0000..U+10FFFF.
 
 The C side runs through the unit-test binary test_tokenizer_bpe in driver mode (GORP_TOK_CASES,
 GORP_TOK_OUT; see tests/unit/test_tokenizer_bpe.c), so nothing is compiled here and the gorp CLI
@@ -18,7 +22,10 @@ needs no hidden subcommand. The binary is $GORP_TEST_BIN_DIR/test_tokenizer_bpe,
 <dir of $GORP>/tests/test_tokenizer_bpe (where tests/CMakeLists.txt builds unit tests).
 
 It also reports (without failing) how prompt.c's part-by-part encoding compares with encoding the
-whole training string, for each tokenizer.
+whole training string, for each tokenizer, and requires encode(prefix) + encode_cont(rest) to
+equal it, except for SmolLM2, where it only reports the count (4,520 of 4,712 items today: the
+prefix ends in " \n", which this byte-level BPE merges into one token when the prefix is encoded
+on its own; issue 16's prompt bullet).
 """
 
 import glob
@@ -139,6 +146,45 @@ def collect_texts():
 
 
 # ---- reference tokenizers -------------------------------------------------------------------
+
+
+def get_smollm2():
+    """(tokenizer.json, GGUF) of SmolLM2-135M through scripts/get_model.sh (model cache)."""
+    r = subprocess.run(["bash", os.path.join(SRC, "scripts", "get_model.sh"), "smollm2-135m"],
+                       capture_output=True, text=True)
+    if r.returncode:
+        print(r.stdout[-2000:], r.stderr[-2000:])
+        sys.exit(f"test_tokenizer_vs_hf: scripts/get_model.sh smollm2-135m failed (exit {r.returncode})")
+    cache = os.path.dirname(r.stdout.strip().splitlines()[-1])
+    return (os.path.join(cache, "smollm2-135m.tokenizer.json"),
+            os.path.join(cache, "SmolLM2-135M-Instruct.Q4_1.gguf"))
+
+
+def check_gguf_json(json_path, gguf, texts):
+    """The tokenizer.json against transformers' tokenizer from the GGUF, on every text (the edge
+    cases among them), with and without special tokens. With them, transformers' ids are expected
+    to start with its BOS where the GGUF says add_bos_token false (scripts/gguf_tokenizer.py
+    leaves that BOS out on purpose)."""
+    sys.path.insert(0, os.path.join(SRC, "scripts"))
+    import gguf_tokenizer
+    from tokenizers import Tokenizer
+
+    hf = gguf_tokenizer.load(gguf)
+    tok = Tokenizer.from_file(json_path)
+    bos = hf("", add_special_tokens=True)["input_ids"] if gguf_tokenizer.adds_bos(gguf) is False else []
+    bad = []
+    for special in (False, True):
+        wants = hf(texts, add_special_tokens=special)["input_ids"]
+        gots = tok.encode_batch(texts, add_special_tokens=special)
+        bad += [(t, special, want, (bos if special else []) + got.ids)
+                for t, want, got in zip(texts, wants, gots) if (bos if special else []) + got.ids != want]
+    print(f"smollm2: tokenizer.json vs transformers {hf.__class__.__name__} from the GGUF on {len(texts)} "
+          f"texts, with and without special tokens: {2 * len(texts) - len(bad)} equal, {len(bad)} differ "
+          f"(with special tokens transformers prepends {bos}, the json nothing)")
+    for t, special, want, got in bad[:3]:
+        print(f"  {t[:80]!r} (special tokens {special}): transformers {want[:12]} tokenizer.json {got[:12]}")
+    if bad:
+        fail(f"smollm2: tokenizer.json differs from transformers' GGUF tokenizer on {len(bad)} encodings")
 
 
 def make_wordlevel(path, texts, rx=SPLIT_RE, behavior="removed", invert=True):
@@ -263,6 +309,10 @@ def main():
     make_llama_tokenizer_json.make(paths["llama2"], "legacy")
     make_llama_tokenizer_json.make(paths["llama2_nonlegacy"], "nonlegacy")
     texts, counts, items = collect_texts()
+    paths["smollm2"], smollm2_gguf = get_smollm2()
+    t1 = time.time()
+    check_gguf_json(paths["smollm2"], smollm2_gguf, texts)
+    print(f"  ({time.time() - t1:.1f} s)")
     paths["wordlevel"] = os.path.join(tmp, "wordlevel.json")
     make_wordlevel(paths["wordlevel"], texts)
     paths["wordlevel_backtrack"] = os.path.join(tmp, "wordlevel_backtrack.json")
@@ -336,7 +386,12 @@ def main():
             continue  # its pieces cross prompt-part boundaries by design: nothing to report
         t1 = time.time()
         bad_cat = concat_report(name, tok, dict(zip(texts, ref)), items, os.path.join(tmp, f"out.{name}.cat"))
-        if bad_cat:
+        if bad_cat and name == "smollm2":
+            # not the tokenizer: the prefix's trailing " \n" is one token 'ĠĊ' when the prefix is
+            # encoded on its own, 'Ġ','Ċ' inside the whole string (issue 16: encode the source as
+            # one string); reported until prompt.c does, so that the count stays visible
+            print(f"  KNOWN (issue 16, prompt.c encodes the prefix on its own): {bad_cat} items differ")
+        elif bad_cat:
             fail(f"{name}: encode(prefix) + encode_cont(rest) differs from the whole string for {bad_cat} items")
         print(f"  ({time.time() - t1:.1f} s)")
 

@@ -133,6 +133,6 @@ int dist_dp_gather_bytes(const dist *d, const char *mine, size_t n, char **all, 
   }
   const int rc = MPI_Gatherv(mine, len, MPI_CHAR, *all, lens, offs, MPI_CHAR, 0, d->dp);
   free(offs);
-  if (rc != MPI_SUCCESS) GORP_ERR(GORP_ELIB, "MPI call failed (code %d): MPI_Gatherv", rc);
+  GORP_CHECK(rc == MPI_SUCCESS, GORP_ELIB, "MPI call failed (code %d): MPI_Gatherv", rc);
   return GORP_OK;
 }

@@ -19,11 +19,7 @@
 
 int model_reserve(model *m, int B, int T) {
   model_acts *a = &m->acts;
-  if (a->x && B <= a->B && T <= a->T) return GORP_OK;
-  if (a->x) {
-    B = B > a->B ? B : a->B;
-    T = T > a->T ? T : a->T;
-  }
+  if (model_dims_fit(a->x != NULL, a->B, a->T, &B, &T)) return GORP_OK;
   const model_config *c = &m->cfg;
   const size_t L = c->num_layers, N = (size_t)B * T, C = c->hidden_size, F = m->F_loc,
                QD = (size_t)m->H_loc * c->head_dim, KD = (size_t)m->KV_loc * c->head_dim,

@@ -20,11 +20,7 @@
  * calls grow them only when a batch needs more. */
 static int kv_reserve(model *m, int B, int S) {
   model_kv *kv = &m->kv;
-  if (kv->k && B <= kv->B && S <= kv->S) return GORP_OK;
-  if (kv->k) {
-    B = B > kv->B ? B : kv->B;
-    S = S > kv->S ? S : kv->S;
-  }
+  if (model_dims_fit(kv->k != NULL, kv->B, kv->S, &B, &S)) return GORP_OK;
   const model_config *c = &m->cfg;
   const size_t L = c->num_layers, C = c->hidden_size, F = m->F_loc,
                QD = (size_t)m->H_loc * c->head_dim, KD = (size_t)m->KV_loc * c->head_dim,

@@ -11,6 +11,18 @@
 
 struct lora_dropout_ctx;
 
+/* 1 when buffers allocated for (have_b, have_t) already hold (*b, *t); otherwise 0, with *b and *t
+ * raised to cover the allocated sizes too, so that growing one dimension never shrinks the other
+ * (the activations' and the KV caches' grow-only reserves). */
+static inline int model_dims_fit(int allocated, int have_b, int have_t, int *b, int *t) {
+  if (allocated && *b <= have_b && *t <= have_t) return 1;
+  if (allocated) {
+    if (have_b > *b) *b = have_b;
+    if (have_t > *t) *t = have_t;
+  }
+  return 0;
+}
+
 /* One layer's input, saved activations and output for N = B x T rows. Shapes as in model_acts;
  * ln1 and ln2 (and rstd1 and rstd2) may be the same buffer when nothing keeps them. */
 typedef struct layer_acts {

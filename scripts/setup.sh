@@ -29,10 +29,11 @@ if [ ! -x "$venv/bin/python" ]; then
   /usr/bin/python3 -m venv --system-site-packages "$venv"
 fi
 # gguf: transformers' GGUF loader, the reference of tests/ref/test_smollm2_gguf.py, and its GGUF
-# tokenizer conversion, which scripts/gguf_tokenizer.py (run by get_model.sh) uses
-if ! "$venv/bin/python" -c "import safetensors, tokenizers, transformers, sentencepiece, google.protobuf, gguf" 2>/dev/null; then
-  "$venv/bin/pip" install -q --disable-pip-version-check "safetensors==0.8.0" "tokenizers==0.22.2" "transformers==4.57.6" "sentencepiece==0.2.1" "protobuf==5.29.5" "gguf==0.19.0" \
-    || { echo "setup: pip could not install safetensors tokenizers transformers sentencepiece protobuf gguf" >&2; exit 1; }
+# tokenizer conversion, which scripts/gguf_tokenizer.py (run by get_model.sh) uses; jinja2:
+# transformers' apply_chat_template, which scripts/chat_template.py renders a model's template with
+if ! "$venv/bin/python" -c "import safetensors, tokenizers, transformers, sentencepiece, google.protobuf, gguf, jinja2" 2>/dev/null; then
+  "$venv/bin/pip" install -q --disable-pip-version-check "safetensors==0.8.0" "tokenizers==0.22.2" "transformers==4.57.6" "sentencepiece==0.2.1" "protobuf==5.29.5" "gguf==0.19.0" "jinja2==3.1.6" \
+    || { echo "setup: pip could not install safetensors tokenizers transformers sentencepiece protobuf gguf jinja2" >&2; exit 1; }
 fi
 
 [ "${1:-}" = "--no-build" ] && exit 0

@@ -13,7 +13,19 @@
 #include <string.h>
 
 int cl_open_tokenizer(tokenizer *tok, const gorp_config *c, const dist *d, const char *dir) {
-  if (strcmp(c->data.format, "synthetic")) return tokenizer_open(tok, c->data.tokenizer);
+  if (strcmp(c->data.format, "synthetic")) {
+    GORP_CALL(tokenizer_open(tok, c->data.tokenizer));
+    int ierr = strcmp(c->data.chat_template, "none")
+                   ? tokenizer_open_chat(tok, c->data.chat_template)
+                   : GORP_OK;
+    if (ierr) tokenizer_free(tok);
+    return ierr;
+  }
+  if (strcmp(c->data.chat_template, "none"))
+    GORP_ERR(GORP_EINPUT,
+             "data.chat_template = %s: data.format = synthetic has no chat template; leave it "
+             "none",
+             c->data.chat_template);
   if (strcmp(c->data.tokenizer, "byte"))
     GORP_ERR(GORP_EINPUT,
              "data.tokenizer = %s: data.format = synthetic brings its own tokenizer; leave "

@@ -169,6 +169,10 @@ static const config_key keys[] = {
             "correct, as upstream does, or `drop` them"},
     {"data", "tokenizer", CFG_PATH, FIELD(data.tokenizer), .def = "byte", .choices = "byte",
      .doc = "`byte` (built-in byte-level) or a Hugging Face tokenizer.json"},
+    {"data", "chat_template", CFG_PATH, FIELD(data.chat_template), .def = "none", .choices = "none",
+     .doc = "`none` (the benchmark prompt as is) or a model's chat template rendered by "
+            "scripts/chat_template.py (scripts/get_model.sh writes build/models/NAME.chat.json): "
+            "every prompt becomes the user turn and the answer the assistant's (docs/DATA.md)"},
     {"data", "max_source_length", CFG_INT, FIELD(data.max_source_length), .def = "512", AT_LEAST(1),
      .doc = "token limit of the sentence part of a prompt"},
     {"data", "max_target_length", CFG_INT, FIELD(data.max_target_length), .def = "50", AT_LEAST(1),
@@ -1146,8 +1150,9 @@ static const char *const outside_run[] = {
 
 /* In the run hash, but they say where an input lies or which backend rounds the sums: a resume
  * accepts a change with --force-config (the data moved; the user vouches that it is the same). */
-static const char *const run_force[] = {"run.backend", "model.init", "data.root",
-                                        "data.instructions", "data.tokenizer"};
+static const char *const run_force[] = {"run.backend",    "model.init",
+                                        "data.root",      "data.instructions",
+                                        "data.tokenizer", "data.chat_template"};
 
 /* What gorp pretrain reads (the base model is a function of these and the synthetic suite's
  * version): its reuse key of pretrain.out. */

@@ -1060,7 +1060,18 @@ static cJSON *tokenizer_json(const vocab *v) {
   cJSON_AddStringToObject(pattern, "Regex", "\\w+|[^\\w\\s]|\\n");
   cJSON_AddStringToObject(pre, "behavior", "Removed");
   cJSON_AddTrueToObject(pre, "invert");
-  cJSON_AddNullToObject(root, "post_processor");
+  /* "<s> $A": every sequence starts with BOS, as the suite's pretraining lays it out */
+  cJSON *post = cJSON_Parse(
+      "{\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<s>\", "
+      "\"type_id\": 0}}, {\"Sequence\": {\"id\": \"A\", \"type_id\": 0}}], \"pair\": "
+      "[{\"SpecialToken\": {\"id\": \"<s>\", \"type_id\": 0}}, {\"Sequence\": {\"id\": "
+      "\"A\", \"type_id\": 0}}, {\"Sequence\": {\"id\": \"B\", \"type_id\": 1}}], "
+      "\"special_tokens\": {\"<s>\": {\"id\": \"<s>\", \"ids\": [1], \"tokens\": [\"<s>\"]}}}");
+  if (!post) {
+    cJSON_Delete(root);
+    return NULL;
+  }
+  cJSON_AddItemToObject(root, "post_processor", post);
   cJSON_AddNullToObject(root, "decoder");
   cJSON_AddItemToObject(root, "model", model);
   cJSON_AddStringToObject(model, "type", "WordLevel");

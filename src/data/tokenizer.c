@@ -14,6 +14,8 @@ int tokenizer_init_byte(tokenizer *t) {
                    .bos_id = TOKENIZER_BYTE_BOS,
                    .eos_id = TOKENIZER_BYTE_EOS,
                    .pad_id = TOKENIZER_BYTE_PAD,
+                   .n_prepend = 1,
+                   .prepend = {TOKENIZER_BYTE_BOS},
                    .kind = TOKENIZER_BYTE};
   return GORP_OK;
 }
@@ -29,6 +31,7 @@ int tokenizer_open(tokenizer *t, const char *spec) {
 
 void tokenizer_free(tokenizer *t) {
   if (t->hf) tokenizer_hf_free(t->hf);
+  tokenizer_chat_free(t->chat);
   *t = (tokenizer){0};
 }
 

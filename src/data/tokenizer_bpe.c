@@ -2163,6 +2163,64 @@ static int load_model(struct tokenizer_hf *h, const cJSON *root) {
   return GORP_OK;
 }
 
+/* Appends id to the template's leading ids, checking it is in the vocabulary. */
+static int prepend_id(const struct tokenizer_hf *h, tokenizer *t, const char *what, int id) {
+  if (id < 0 || id >= h->n_ids)
+    GORP_ERR(GORP_EINPUT, "tokenizer '%s': post_processor %s names id %d, outside [0, %d)", h->path,
+             what, id, h->n_ids);
+  if (t->n_prepend == TOKENIZER_MAX_PREPEND)
+    GORP_ERR(GORP_EINPUT, "tokenizer '%s': post_processor puts more than %d tokens before a text",
+             h->path, TOKENIZER_MAX_PREPEND);
+  t->prepend[t->n_prepend++] = id;
+  return GORP_OK;
+}
+
+/* TemplateProcessing: the special tokens of "single" before its sequence $A, by their ids in
+ * "special_tokens". */
+static int template_single(const struct tokenizer_hf *h, tokenizer *t, const cJSON *n) {
+  const cJSON *piece, *specials = jget(n, "special_tokens");
+  if (!cJSON_IsArray(jget(n, "single")))
+    GORP_ERR(GORP_EINPUT, "tokenizer '%s': post_processor TemplateProcessing has no list 'single'",
+             h->path);
+  cJSON_ArrayForEach(piece, jget(n, "single")) {
+    if (jget(piece, "Sequence")) return GORP_OK; /* what follows the text is not used */
+    const char *name = jstr(jget(piece, "SpecialToken"), "id");
+    const cJSON *ids = jget(jget(specials, name ? name : ""), "ids"), *id;
+    if (!name || !cJSON_IsArray(ids))
+      GORP_ERR(GORP_EINPUT,
+               "tokenizer '%s': post_processor TemplateProcessing: a piece of 'single' is neither "
+               "a Sequence nor a SpecialToken listed with its ids in 'special_tokens'",
+               h->path);
+    cJSON_ArrayForEach(id, ids) GORP_CALL(prepend_id(h, t, name, jid(id)));
+  }
+  GORP_ERR(GORP_EINPUT, "tokenizer '%s': post_processor TemplateProcessing 'single' has no $A",
+           h->path);
+}
+
+/* The ids a post_processor puts before one text (tokenizer.h). */
+static int add_post(const struct tokenizer_hf *h, tokenizer *t, const cJSON *n) {
+  if (!n || cJSON_IsNull(n)) return GORP_OK;
+  const char *type = jstr(n, "type");
+  if (type && !strcmp(type, "Sequence")) {
+    const cJSON *it;
+    cJSON_ArrayForEach(it, jget(n, "processors")) GORP_CALL(add_post(h, t, it));
+    return GORP_OK;
+  }
+  if (type && !strcmp(type, "ByteLevel")) return GORP_OK; /* offsets only */
+  if (type && !strcmp(type, "TemplateProcessing")) return template_single(h, t, n);
+  if (type && (!strcmp(type, "BertProcessing") || !strcmp(type, "RobertaProcessing"))) {
+    const cJSON *cls = jget(n, "cls"); /* [token, id] */
+    if (cJSON_GetArraySize(cls) != 2)
+      GORP_ERR(GORP_EINPUT, "tokenizer '%s': post_processor %s: 'cls' must be [token, id]", h->path,
+               type);
+    return prepend_id(h, t, "cls", jid(cJSON_GetArrayItem(cls, 1)));
+  }
+  GORP_ERR(GORP_EINPUT,
+           "tokenizer '%s': post_processor type '%s' is not supported (null, ByteLevel, "
+           "TemplateProcessing, BertProcessing, RobertaProcessing or a Sequence of them)",
+           h->path, type ? type : "(none)");
+}
+
 static int load(struct tokenizer_hf *h, tokenizer *t, const cJSON *root) {
   const char *path = h->path;
   GORP_CALL(load_model(h, root));
@@ -2188,6 +2246,7 @@ static int load(struct tokenizer_hf *h, tokenizer *t, const cJSON *root) {
                    .pad_id = p >= 0 ? p : e,
                    .kind = h->model == MODEL_BPE ? TOKENIZER_BPE : TOKENIZER_WORDLEVEL,
                    .hf = h};
+  GORP_CALL(add_post(h, t, jget(root, "post_processor")));
   return GORP_OK;
 }
 

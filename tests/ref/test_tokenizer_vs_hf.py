@@ -5,8 +5,7 @@ make_llama_tokenizer_json.py into a temporary folder, legacy and non-legacy vari
 WordLevel file built here from the benchmark's words (Split regex `\\w+|[^\\w\\s]|\\n`, and one
 whose regex needs backtracking, BACKTRACK_RE), this
 encodes with gorp's C code and with `Tokenizer.from_file(path).encode(text,
-add_special_tokens=False).ids` every sentence, every label (and " " + label, as prompt.c encodes
-it), every prompt part, the full prompt and the full training string of every item of every split
+add_special_tokens=False).ids` every sentence, every label (and " " + label), every prompt part, the full prompt and the full training string of every item of every split
 of every dataset in CL_Benchmark/mini (the prompt built as docs/DATA.md describes),
 plus edge cases, and requires equal ids. The same for SmolLM2-135M's tokenizer.json, which
 scripts/get_model.sh smollm2-135m writes from the GGUF (run here: cached after the first run);
@@ -21,11 +20,12 @@ GORP_TOK_OUT; see tests/unit/test_tokenizer_bpe.c), so nothing is compiled here 
 needs no hidden subcommand. The binary is $GORP_TEST_BIN_DIR/test_tokenizer_bpe, else
 <dir of $GORP>/tests/test_tokenizer_bpe (where tests/CMakeLists.txt builds unit tests).
 
-It also reports (without failing) how prompt.c's part-by-part encoding compares with encoding the
-whole training string, for each tokenizer, and requires encode(prefix) + encode_cont(rest) to
-equal it, except for SmolLM2, where it only reports the count (4,520 of 4,712 items today: the
-prefix ends in " \n", which this byte-level BPE merges into one token when the prefix is encoded
-on its own; issue 16's prompt bullet).
+It also requires prompt.c's sequences (prompt_parts_encode, run by the driver on every distinct
+mini item) to equal the library's encoding of the whole string with the tokenizer's own template:
+the evaluation input encode(prompt, add_special_tokens=True) and the training sequence
+encode(prompt + " " + label, add_special_tokens=True) + EOS. For SmolLM2 it requires the same
+inside the model's chat template (build/models/smollm2-135m.chat.json, rendered by
+scripts/chat_template.py) against transformers' apply_chat_template on the GGUF's own template.
 """
 
 import glob
@@ -139,7 +139,7 @@ def collect_texts():
         counts["sentences"] += 1
         counts["labels"] += 1
         counts["prompts"] += 1
-        items.append((prefix, sent, suffix, " " + label))
+        items.append((prefix, sent, suffix, label))
     for t in EDGE_CASES:
         add(t)
     return texts, counts, items
@@ -149,7 +149,8 @@ def collect_texts():
 
 
 def get_smollm2():
-    """(tokenizer.json, GGUF) of SmolLM2-135M through scripts/get_model.sh (model cache)."""
+    """(tokenizer.json, GGUF, rendered chat template) of SmolLM2-135M through scripts/get_model.sh
+    (model cache)."""
     r = subprocess.run(["bash", os.path.join(SRC, "scripts", "get_model.sh"), "smollm2-135m"],
                        capture_output=True, text=True)
     if r.returncode:
@@ -157,7 +158,8 @@ def get_smollm2():
         sys.exit(f"test_tokenizer_vs_hf: scripts/get_model.sh smollm2-135m failed (exit {r.returncode})")
     cache = os.path.dirname(r.stdout.strip().splitlines()[-1])
     return (os.path.join(cache, "smollm2-135m.tokenizer.json"),
-            os.path.join(cache, "SmolLM2-135M-Instruct.Q4_1.gguf"))
+            os.path.join(cache, "SmolLM2-135M-Instruct.Q4_1.gguf"),
+            os.path.join(cache, "smollm2-135m.chat.json"))
 
 
 def check_gguf_json(json_path, gguf, texts):
@@ -264,39 +266,66 @@ def check_classes(classes_path):
             for cp, what, r, o in bad[:10]))
 
 
-# ---- concatenation report -------------------------------------------------------------------
+# ---- prompts ---------------------------------------------------------------------------------
+
+EOS_TEXTS = ("</s>", "<eos>", "[EOS]", "<|end_of_text|>", "<|endoftext|>")  # tokenizer.h's order
 
 
-def concat_report(name, tok, enc, items, cat_path):
-    """prompt.c's part-wise encoding (encode of each part) and the proposed one (encode(prefix) +
-    tokenizer_encode_cont of the rest, gorp's C output) against the library's encoding of the
-    whole training string. enc: text -> library ids of the texts already encoded. Returns the
-    number of items where the proposal differs."""
-    whole = [e.ids for e in tok.encode_batch(["".join(it) for it in items], add_special_tokens=False)]
-    with open(cat_path, encoding="utf-8") as f:
-        cont = [[int(x) for x in line.split()] for line in f.read().split("\n")[:-1]]
-    same = prefix_ok = cont_ok = 0
-    example = None
-    for k, it in enumerate(items):
-        concat = [i for p in it for i in enc[p]]
-        if concat == whole[k]:
-            same += 1
-        elif example is None:
-            example = (concat, whole[k])
-        prompt = enc["".join(it[:3])]
-        prefix_ok += whole[k][:len(prompt)] == prompt
-        cont_ok += k < len(cont) and cont[k] == whole[k]
-    print(f"concat[{name}]: {len(items)} distinct training strings prefix+sentence+suffix+' '+label: "
-          f"parts encoded separately (prompt.c today) == whole for {same}; encode(prefix) + "
-          f"encode_cont(sentence, suffix, ' '+label) (gorp) == whole for {cont_ok}; encode(prompt) is a "
-          f"prefix of encode(whole) for {prefix_ok}")
-    if example:
-        concat, w = example
-        n = min(len(concat), len(w))
-        i = next((i for i in range(n) if concat[i] != w[i]), n)
-        print(f"  e.g. parts {[tok.id_to_token(x) for x in concat[max(0, i - 2):i + 3]]} vs whole "
-              f"{[tok.id_to_token(x) for x in w[max(0, i - 2):i + 3]]} (first difference at token {i})")
-    return len(items) - cont_ok
+def read_lines(path):
+    with open(path, encoding="utf-8") as f:
+        return [[int(x) for x in line.split()] for line in f.read().split("\n")[:-1]]
+
+
+def compare(name, what, got, want, tok):
+    """Counts items whose ids differ; fails naming the first few."""
+    bad = [k for k in range(len(want)) if k >= len(got) or got[k] != want[k]]
+    for k in bad[:2]:
+        g = got[k] if k < len(got) else []
+        i = next((i for i in range(min(len(g), len(want[k]))) if g[i] != want[k][i]), min(len(g), len(want[k])))
+        print(f"  {what} item {k}: first difference at token {i}: gorp "
+              f"{[tok.id_to_token(x) for x in g[max(0, i - 2):i + 3]]} reference "
+              f"{[tok.id_to_token(x) for x in want[k][max(0, i - 2):i + 3]]}")
+    if bad:
+        fail(f"{name}: {what}: {len(bad)} of {len(want)} items differ from the reference")
+    return len(want) - len(bad)
+
+
+def prompt_report(name, tok, items, out):
+    """prompt.c's sequences (prompt_parts_encode through the driver) against the library encoding
+    each whole string as Hugging Face pipelines do: the evaluation input is encode(prompt) with the
+    tokenizer's own template (add_special_tokens=True), the training sequence
+    encode(prompt + " " + label) with it, then gorp's EOS."""
+    eos = next(tok.token_to_id(t) for t in EOS_TEXTS if tok.token_to_id(t) is not None)
+    prompts = ["".join(it[:3]) for it in items]
+    want_eval = [e.ids for e in tok.encode_batch(prompts, add_special_tokens=True)]
+    want_train = [e.ids + [eos] for e in tok.encode_batch(
+        [p + " " + it[3] for p, it in zip(prompts, items)], add_special_tokens=True)]
+    ok_eval = compare(name, "evaluation input", read_lines(out + ".eval"), want_eval, tok)
+    ok_train = compare(name, "training sequence", read_lines(out + ".train"), want_train, tok)
+    # the prompt's ids start the training string's ids unless a merge crosses the join
+    joined = sum(t[:len(e)] == e for e, t in zip(want_eval, want_train))
+    start = tok.encode("", add_special_tokens=True).ids
+    print(f"prompts[{name}]: {len(items)} distinct items: evaluation input == encode(prompt) with the "
+          f"template ({[tok.id_to_token(i) for i in start]} first) for {ok_eval}, training sequence == "
+          f"encode(prompt + ' ' + label) + EOS for {ok_train}; no merge across the answer's join in {joined}")
+
+
+def chat_report(name, hf, tok, items, out):
+    """prompt.c inside the chat template (driver: the rendered .chat.json) against transformers'
+    apply_chat_template on the model's own Jinja template: the evaluation input is the user turn
+    plus the generation prompt, tokenized; the training sequence the rendered conversation with the
+    label as the answer, less the whitespace after the turn's closing token."""
+    prompts = ["".join(it[:3]) for it in items]
+    users = [[{"role": "user", "content": p}] for p in prompts]
+    want_eval = [hf.apply_chat_template(u, add_generation_prompt=True, tokenize=True) for u in users]
+    turns = [hf.apply_chat_template(u + [{"role": "assistant", "content": it[3]}], tokenize=False).rstrip()
+             for u, it in zip(users, items)]
+    want_train = [e.ids for e in tok.encode_batch(turns, add_special_tokens=False)]
+    ok_eval = compare(name, "chat evaluation input", read_lines(out + ".chat.eval"), want_eval, tok)
+    ok_train = compare(name, "chat training sequence", read_lines(out + ".chat.train"), want_train, tok)
+    print(f"chat[{name}]: {len(items)} distinct items: evaluation input == transformers' "
+          f"apply_chat_template(add_generation_prompt=True, tokenize=True) for {ok_eval}; training "
+          f"sequence == the rendered conversation's ids for {ok_train}")
 
 
 def main():
@@ -309,7 +338,7 @@ def main():
     make_llama_tokenizer_json.make(paths["llama2"], "legacy")
     make_llama_tokenizer_json.make(paths["llama2_nonlegacy"], "nonlegacy")
     texts, counts, items = collect_texts()
-    paths["smollm2"], smollm2_gguf = get_smollm2()
+    paths["smollm2"], smollm2_gguf, smollm2_chat = get_smollm2()
     t1 = time.time()
     check_gguf_json(paths["smollm2"], smollm2_gguf, texts)
     print(f"  ({time.time() - t1:.1f} s)")
@@ -324,7 +353,8 @@ def main():
     items = sorted(set(items))
     cases = os.path.join(tmp, "cases.json")
     with open(cases, "w", encoding="utf-8") as f:
-        json.dump({"tokenizers": paths, "texts": texts, "items": items}, f, ensure_ascii=False)
+        json.dump({"tokenizers": paths, "texts": texts, "items": items, "chat": {"smollm2": smollm2_chat}},
+                  f, ensure_ascii=False)
     env = dict(os.environ, GORP_TOK_CASES=cases, GORP_TOK_OUT=os.path.join(tmp, "out"),
                GORP_LLAMA_TOKENIZER=paths["llama2"], GORP_DATA=DATA)
     t1 = time.time()
@@ -385,14 +415,11 @@ def main():
         if name == "wordlevel_backtrack":
             continue  # its pieces cross prompt-part boundaries by design: nothing to report
         t1 = time.time()
-        bad_cat = concat_report(name, tok, dict(zip(texts, ref)), items, os.path.join(tmp, f"out.{name}.cat"))
-        if bad_cat and name == "smollm2":
-            # not the tokenizer: the prefix's trailing " \n" is one token 'ĠĊ' when the prefix is
-            # encoded on its own, 'Ġ','Ċ' inside the whole string (issue 16: encode the source as
-            # one string); reported until prompt.c does, so that the count stays visible
-            print(f"  KNOWN (issue 16, prompt.c encodes the prefix on its own): {bad_cat} items differ")
-        elif bad_cat:
-            fail(f"{name}: encode(prefix) + encode_cont(rest) differs from the whole string for {bad_cat} items")
+        prompt_report(name, tok, items, os.path.join(tmp, f"out.{name}"))
+        if name == "smollm2":
+            sys.path.insert(0, os.path.join(SRC, "scripts"))
+            import gguf_tokenizer
+            chat_report(name, gguf_tokenizer.load(smollm2_gguf), tok, items, os.path.join(tmp, f"out.{name}"))
         print(f"  ({time.time() - t1:.1f} s)")
 
     t1 = time.time()

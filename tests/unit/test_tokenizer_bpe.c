@@ -7,16 +7,20 @@
  * Driver mode, for tests/ref/test_tokenizer_vs_hf.py: with GORP_TOK_CASES=<cases.json> and
  * GORP_TOK_OUT=<prefix> it runs the checks above, then reads
  *   {"tokenizers": {"<name>": "<tokenizer.json>", ...}, "texts": ["...", ...],
- *    "items": [["part0", "part1", ...], ...]}   (items optional)
+ *    "items": [["prefix", "sentence", "suffix", "label"], ...],      (optional)
+ *    "chat": {"<name>": "<rendered chat template .json>", ...}}     (optional)
  * and writes, per tokenizer, <prefix>.<name>.ids (one line per text: the ids, space-separated),
- * <prefix>.<name>.dec (one line per text: decode(encode(text)) as a JSON string) and
- * <prefix>.<name>.cat (one line per item: encode(part0) + encode_cont(part1) + ...), and
+ * <prefix>.<name>.dec (one line per text: decode(encode(text)) as a JSON string),
+ * <prefix>.<name>.eval and .train (one line per item: prompt_parts_encode's evaluation input and
+ * training sequence), the same as <prefix>.<name>.chat.eval/.train inside the chat template
+ * where one is named, and
  * <prefix>.classes (tokenizer_codepoint_class of U+0000..U+10FFFF, one hex digit each). It
  * prints the encoding time of each tokenizer.
  * Not for: agreement with the library on real text (the reference test does that). No MPI. */
 #include "testutil.h"
 #include "gorp/err.h"
 #include "gorp/proc.h"
+#include "gorp/prompt.h"
 #include "gorp/tokenizer.h"
 
 #include <cjson/cJSON.h>
@@ -317,6 +321,84 @@ static void test_load_errors(void) {
   CHECK(tokenizer_open(&t, path) == GORP_EINPUT, "regex groups are refused");
 }
 
+/* The ids a file's post_processor puts before a text (tokenizer.h), and the rendered chat
+ * template's file: what is read, and what is refused. */
+static void test_template_and_chat(void) {
+  char path[PATH_MAX + 32], chat[PATH_MAX + 32], text[2048];
+  snprintf(path, sizeof path, "%s/post.json", tmp_dir);
+  snprintf(chat, sizeof chat, "%s/t.chat.json", tmp_dir);
+  static const char model[] = "\"model\": {\"type\": \"BPE\", \"vocab\": {\"<s>\": 0, \"</s>\": 1, "
+                              "\"[CLS]\": 2, \"a\": 3}, \"merges\": []}";
+  static const struct {
+    const char *post;
+    int n, ids[2]; /* n < 0: refused */
+  } cases[] = {
+      {"null", 0, {0}},
+      {"{\"type\": \"ByteLevel\"}", 0, {0}},
+      {"{\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<s>\"}}, "
+       "{\"Sequence\": {\"id\": \"A\"}}, {\"SpecialToken\": {\"id\": \"</s>\"}}], "
+       "\"special_tokens\": {\"<s>\": {\"ids\": [0]}, \"</s>\": {\"ids\": [1]}}}",
+       1,
+       {0}},
+      {"{\"type\": \"Sequence\", \"processors\": [{\"type\": \"ByteLevel\"}, {\"type\": "
+       "\"BertProcessing\", \"cls\": [\"[CLS]\", 2], \"sep\": [\"</s>\", 1]}]}",
+       1,
+       {2}},
+      {"{\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<s>\"}}, "
+       "{\"SpecialToken\": {\"id\": \"[CLS]\"}}, {\"Sequence\": {\"id\": \"A\"}}], "
+       "\"special_tokens\": {\"<s>\": {\"ids\": [0]}, \"[CLS]\": {\"ids\": [2]}}}",
+       2,
+       {0, 2}},
+      /* a special token the map does not list, an id past the vocabulary, no $A, unknown type */
+      {"{\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<x>\"}}, "
+       "{\"Sequence\": {\"id\": \"A\"}}], \"special_tokens\": {}}",
+       -1,
+       {0}},
+      {"{\"type\": \"BertProcessing\", \"cls\": [\"[CLS]\", 99], \"sep\": [\"</s>\", 1]}", -1, {0}},
+      {"{\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<s>\"}}], "
+       "\"special_tokens\": {\"<s>\": {\"ids\": [0]}}}",
+       -1,
+       {0}},
+      {"{\"type\": \"Mystery\"}", -1, {0}},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    snprintf(text, sizeof text, "{\"post_processor\": %s, %s}", cases[i].post, model);
+    write_file(path, text);
+    tokenizer t;
+    const int rc = tokenizer_open(&t, path);
+    if (cases[i].n < 0) {
+      CHECK(rc == GORP_EINPUT, "post_processor case %zu is refused", i);
+      continue;
+    }
+    CHECK(rc == GORP_OK && t.n_prepend == cases[i].n,
+          "post_processor case %zu: %d ids before a text", i, rc ? -1 : t.n_prepend);
+    for (int k = 0; !rc && k < cases[i].n && k < t.n_prepend; k++)
+      CHECK(t.prepend[k] == cases[i].ids[k], "post_processor case %zu: id %d", i, k);
+    if (!rc) tokenizer_free(&t);
+  }
+  tokenizer t;
+  CHECK(tokenizer_init_byte(&t) == GORP_OK && t.n_prepend == 1 &&
+            t.prepend[0] == TOKENIZER_BYTE_BOS,
+        "the byte-level template is BOS");
+  write_file(chat, "{\"before\": \"<u>\", \"after\": \"</u><a>\", \"end\": \"</a>\\n \"}");
+  CHECK(tokenizer_open_chat(&t, chat) == GORP_OK && !strcmp(t.chat->before, "<u>") &&
+            !strcmp(t.chat->after, "</u><a>") && !strcmp(t.chat->end, "</a>"),
+        "chat template read, the end's trailing whitespace dropped");
+  static const char *const bad[] = {
+      "{\"before\": \"\", \"after\": \"\", \"end\": \" \\n\"}", /* end closes nothing */
+      "{\"before\": \"\", \"after\": \"x\"}",                   /* no end */
+      "{\"before\": 1, \"after\": \"x\", \"end\": \"y\"}",      /* not a string */
+      "{\"before\": \"\", \"after\": \"x\", \"end\": \"y\", \"extra\": \"\"}", /* unknown key */
+      "[\"before\"]"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    write_file(chat, bad[i]);
+    CHECK(tokenizer_open_chat(&t, chat) == GORP_EINPUT, "bad chat template %zu is refused", i);
+  }
+  CHECK(!strcmp(t.chat->end, "</a>"), "a refused chat template leaves the attached one");
+  tokenizer_free(&t);
+  CHECK(t.chat == NULL, "tokenizer_free releases the chat template");
+}
+
 /* Each broken file is refused with GORP_EINPUT and a message naming the file and the problem;
  * none may crash on the way out (an added token without "id" used to free a table that was never
  * allocated). */
@@ -398,33 +480,44 @@ static char *slurp(const char *path) {
   return buf;
 }
 
-/* For each item [part0, part1, ...]: encode(part0) + encode_cont(part1) + ..., one line each. */
+/* For each item [prefix, sentence, suffix, label]: prompt_parts_encode's evaluation input and
+ * training sequence (no cut), one line each in <prefix>.<name>.eval and .train. */
 static int run_items(const tokenizer *t, const char *name, const cJSON *items, const char *prefix) {
   char file[PATH_MAX + 64];
-  snprintf(file, sizeof file, "%s.%s.cat", prefix, name);
-  FILE *f = fopen(file, "w");
-  int cap = 1 << 20, rc = !f;
-  int *buf = malloc((size_t)cap * sizeof(int));
-  const cJSON *it, *part;
+  snprintf(file, sizeof file, "%s.%s.eval", prefix, name);
+  FILE *fe = fopen(file, "w");
+  snprintf(file, sizeof file, "%s.%s.train", prefix, name);
+  FILE *ft = fopen(file, "w");
+  int cap = 1 << 16, rc = !fe || !ft;
+  int *buf = malloc((size_t)cap * sizeof(int)), *tg = malloc((size_t)cap * sizeof(int));
+  const cJSON *it;
   cJSON_ArrayForEach(it, items) {
     if (rc) break;
-    int n = 0, k = 0;
-    cJSON_ArrayForEach(part, it) {
-      if (!rc && k++ == 0)
-        rc = tokenizer_encode(t, part->valuestring, buf, &n, cap);
-      else if (!rc)
-        rc = tokenizer_encode_cont(t, part->valuestring, -1, buf, &n, cap);
+    const prompt_parts p = {.prefix = cJSON_GetArrayItem(it, 0)->valuestring,
+                            .sentence = cJSON_GetArrayItem(it, 1)->valuestring,
+                            .suffix = cJSON_GetArrayItem(it, 2)->valuestring};
+    const char *label = cJSON_GetArrayItem(it, 3)->valuestring;
+    for (int train = 0; train < 2 && !rc; train++) {
+      int n = 0;
+      rc = prompt_parts_encode(t, &p, train ? label : NULL, 1 << 20, 1 << 20, buf, tg, &n, cap);
+      for (int i = 0; i < n && !rc; i++) fprintf(train ? ft : fe, i ? " %d" : "%d", buf[i]);
+      if (!rc) fputc('\n', train ? ft : fe);
     }
-    for (int i = 0; i < n && !rc; i++) fprintf(f, i ? " %d" : "%d", buf[i]);
-    if (!rc) fputc('\n', f);
   }
-  if (f) fclose(f);
+  if (fe) fclose(fe);
+  if (ft) fclose(ft);
   free(buf);
+  free(tg);
   return rc;
 }
 
+static const char *jstr_or_null(const cJSON *o, const char *key) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+  return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
 static int run_one(const char *name, const char *path, const cJSON *texts, const cJSON *items,
-                   const char *prefix) {
+                   const cJSON *chats, const char *prefix) {
   tokenizer t;
   if (tokenizer_open(&t, path)) return 1;
   int count = cJSON_GetArraySize(texts), cap = 1 << 20, rc = 0;
@@ -465,6 +558,13 @@ static int run_one(const char *name, const char *path, const cJSON *texts, const
   if (fi) fclose(fi);
   if (fd) fclose(fd);
   if (!rc && cJSON_IsArray(items)) rc = run_items(&t, name, items, prefix);
+  const char *chat = jstr_or_null(chats, name);
+  if (!rc && chat && cJSON_IsArray(items)) { /* the same items inside the model's chat template */
+    char chat_name[256];
+    snprintf(chat_name, sizeof chat_name, "%s.chat", name);
+    rc = tokenizer_open_chat(&t, chat);
+    if (!rc) rc = run_items(&t, chat_name, items, prefix);
+  }
   printf("driver: %s: encoded %d texts (%zu bytes) in %.3f s\n", name, count, bytes, secs);
   for (int i = 0; i < count; i++) free(ids[i]);
   free(ids);
@@ -487,9 +587,10 @@ static int run_driver(const char *cases, const char *prefix) {
   }
   int rc = 0;
   const cJSON *it;
-  const cJSON *items = cJSON_GetObjectItem(root, "items");
+  const cJSON *items = cJSON_GetObjectItem(root, "items"),
+              *chats = cJSON_GetObjectItem(root, "chat");
   cJSON_ArrayForEach(it, toks) if (!rc) rc =
-      run_one(it->string, it->valuestring, texts, items, prefix);
+      run_one(it->string, it->valuestring, texts, items, chats, prefix);
   char file[PATH_MAX + 64];
   snprintf(file, sizeof file, "%s.classes", prefix);
   FILE *f = fopen(file, "w");
@@ -519,6 +620,7 @@ int main(void) {
   test_llama2_converted_file();
   test_codepoint_classes();
   test_load_errors();
+  test_template_and_chat();
   test_hostile_files_are_refused();
   test_split_regex_nested_repetition_is_linear();
   rm_tmp();

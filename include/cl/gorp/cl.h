@@ -11,8 +11,8 @@
 #include "gorp/trainer.h"
 #include "gorp/tokenizer.h"
 
-/* The run's tokenizer: data.tokenizer, or with data.format = synthetic the suite's own, written
- * by rank 0 to dir/synthetic-tokenizer.json. */
+/* The run's tokenizer: data.tokenizer with data.chat_template attached, or with data.format =
+ * synthetic the suite's own, written by rank 0 to dir/synthetic-tokenizer.json. */
 int cl_open_tokenizer(tokenizer *tok, const gorp_config *c, const dist *d, const char *dir);
 /* Loads (or generates) every task of the order before any training, so that a missing dataset
  * stops the run at start-up; *tasks (n_tasks) is freed with clbench_free each. */

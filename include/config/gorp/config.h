@@ -43,8 +43,9 @@ typedef struct gorp_config {
     char *orders;      /* resolved path of the orders file, or "none" */
     char **substitute; /* n_substitute "old=new" replacements of dataset names */
     int n_substitute;
-    char *unlabelled; /* "score" or "drop": test items labelled "-" (no gold label) */
-    char *tokenizer;  /* "byte" or a resolved path to a tokenizer.json */
+    char *unlabelled;    /* "score" or "drop": test items labelled "-" (no gold label) */
+    char *tokenizer;     /* "byte" or a resolved path to a tokenizer.json */
+    char *chat_template; /* "none" or a resolved path to a rendered chat template (.chat.json) */
     int max_source_length;
     int max_target_length;
     int max_train_per_task; /* 0 = all */

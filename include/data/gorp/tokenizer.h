@@ -21,10 +21,27 @@ enum { TOKENIZER_BYTE_BOS = 256, TOKENIZER_BYTE_EOS = 257, TOKENIZER_BYTE_PAD = 
 
 struct tokenizer_hf; /* tokenizer.json state, private to tokenizer_bpe.c */
 
+/* The most ids a tokenizer's template puts before a text. */
+enum { TOKENIZER_MAX_PREPEND = 4 };
+
+/* A model's chat template rendered around one user message and one answer (tokenizer_open_chat):
+ *   before + <user message> + after + <answer> + end */
+typedef struct tokenizer_chat {
+  char *before; /* e.g. "<|im_start|>system\n...<|im_end|>\n<|im_start|>user\n" */
+  char *after;  /* e.g. "<|im_end|>\n<|im_start|>assistant\n" (the generation prompt) */
+  char *end;    /* e.g. "<|im_end|>": closes the answer's turn (trailing whitespace dropped) */
+} tokenizer_chat;
+
 typedef struct tokenizer {
   int vocab_size, bos_id, eos_id, pad_id;
+  /* the ids the tokenizer's own template puts before one text: a tokenizer.json's post_processor
+   * (LLaMA-2's TemplateProcessing "<s> $A" gives <s>; GPT-2's ByteLevel and a null one give
+   * none); the byte-level kind's template is BOS */
+  int n_prepend;
+  int prepend[TOKENIZER_MAX_PREPEND];
   int kind;                /* TOKENIZER_* */
   struct tokenizer_hf *hf; /* NULL for the byte-level kind */
+  tokenizer_chat *chat;    /* NULL: none (tokenizer_open_chat) */
 } tokenizer;
 
 /* The byte-level tokenizer: vocab_size 259. */
@@ -40,8 +57,12 @@ int tokenizer_init_byte(tokenizer *t);
  *    subset tokenizer_bpe.c documents: alternation, [classes], \w \s \d \p{L} \p{N}, + * ?),
  *    Whitespace, WhitespaceSplit or a Sequence of them.
  *  - decoder: null (tokens joined by " "), ByteLevel, Replace, ByteFallback, Fuse, Strip,
- *    Metaspace or a Sequence of them. post_processor, truncation and padding are ignored: encode
- *    adds no special tokens.
+ *    Metaspace or a Sequence of them. truncation and padding are ignored, and encode adds no
+ *    special tokens.
+ *  - post_processor: null, ByteLevel, TemplateProcessing, BertProcessing, RobertaProcessing or a
+ *    Sequence of them; only the ids its single-text template puts before the text are kept
+ *    (n_prepend/prepend: prompt.c starts every sequence with them). What a template puts after the
+ *    text is not used: gorp closes an answer itself (prompt.h).
  *  - added_tokens: matched in the text before the model (leftmost-longest, as the library does);
  *    single_word/lstrip/rstrip must be false.
  * The GPT-2 split needs \p{L}, \p{N} and \s: tokenizer_bpe.c has range tables for all of Unicode
@@ -58,6 +79,11 @@ int tokenizer_init_byte(tokenizer *t);
  * vocab_size is the largest id of the model vocabulary and added tokens, plus one (the model
  * vocabulary plus the added tokens not in it, for the usual dense files). */
 int tokenizer_open(tokenizer *t, const char *spec);
+/* Attaches a rendered chat template to an open tokenizer: path is a JSON object with the strings
+ * "before", "after" and "end" (tokenizer_chat; scripts/chat_template.py renders a model's own
+ * template into one). GORP_EINPUT naming the file and the key for anything else, and when "end"
+ * is empty once its trailing whitespace is dropped (an answer must be closed). */
+int tokenizer_open_chat(tokenizer *t, const char *path);
 void tokenizer_free(tokenizer *t);
 
 /* Appends the ids of text (no BOS/EOS) to out[*n..] and advances *n; cap is the capacity of out.
@@ -79,9 +105,9 @@ int tokenizer_encode_head(const tokenizer *t, const char *text, int max_tokens, 
  * Metaspace pre-tokenizer with prepend_scheme "first" does not count it as the start. An added
  * token inside text still starts a fresh gap, as in the whole string. For the byte-level kind and
  * GPT-2 this is tokenizer_encode_head. encode(a) + encode_cont(b) + encode_cont(c) equals
- * encode(a + b + c) when no BPE merge spans a boundary: on the benchmark prompt (parts split at
- * "\n", answer " " + label after ':') it does for every mini item with GPT-2 and LLaMA-2
- * (tests/ref/test_tokenizer_vs_hf.py). */
+ * encode(a + b + c) only when no BPE merge spans a boundary, so the benchmark prompt is encoded
+ * whole (prompt.c); gorp pretrain's synthetic sequences (a WordLevel file split at spaces) use
+ * this. */
 int tokenizer_encode_cont(const tokenizer *t, const char *text, int max_tokens, int *out, int *n,
                           int cap);
 /* Decodes ids, skipping BOS/EOS/PAD (and a tokenizer.json's added tokens marked special), into a
@@ -101,6 +127,7 @@ int tokenizer_codepoint_class(uint32_t cp);
 /* tokenizer_bpe.c, called through the functions above (not for other callers). */
 int tokenizer_hf_open(tokenizer *t, const char *path);
 void tokenizer_hf_free(struct tokenizer_hf *h);
+void tokenizer_chat_free(tokenizer_chat *c);
 /* Encodes all of text into a malloc'd array (*ids, *n; *ids may be NULL when *n is 0); cont: as
  * tokenizer_encode_cont. */
 int tokenizer_hf_encode(const tokenizer *t, const char *text, int cont, int **ids, int *n);

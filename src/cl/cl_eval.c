@@ -108,24 +108,18 @@ int cl_stop_ids(const model *m, const tokenizer *tok, const gorp_config *c, int 
   extra[n_extra++] = tok->eos_id; /* what training appends after every answer */
   for (int i = 0; i < c->eval.n_stop; i++) {
     const char *text = c->eval.stop[i];
-    int ids[8], n = 0;
-    GORP_CALL(tokenizer_encode(tok, text, NULL, &n, 0)); /* count first: any length is legal */
-    if (n == 1) {
-      n = 0;
-      GORP_CALL(tokenizer_encode(tok, text, ids, &n, 1));
+    int ids[8], n_all = 0, n = 0; /* all its ids are counted, the first 8 kept for the message */
+    GORP_CALL(tokenizer_encode(tok, text, NULL, &n_all, 0));
+    GORP_CALL(tokenizer_encode_head(tok, text, 8, ids, &n, 8));
+    if (n_all == 1) {
       extra[n_extra++] = ids[0];
       continue;
     }
-    char got[96] = "none";
-    if (n > 0 && n <= 8) {
-      n = 0;
-      GORP_CALL(tokenizer_encode(tok, text, ids, &n, 8));
-      got[0] = '\0';
-      for (int j = 0; j < n; j++)
-        snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%d", j ? " " : "", ids[j]);
-    } else if (n > 8) {
-      snprintf(got, sizeof(got), "%d ids", n);
-    }
+    char got[128] = "no ids";
+    if (n) got[0] = '\0';
+    for (int j = 0; j < n; j++)
+      snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%d", j ? " " : "", ids[j]);
+    if (n_all > n) snprintf(got + strlen(got), sizeof(got) - strlen(got), " ... (%d ids)", n_all);
     GORP_ERR(GORP_EINPUT,
              "eval.stop: '%s' must be exactly one token of the run's tokenizer (%s); it encodes to "
              "%s",

@@ -347,7 +347,7 @@ static int run(const gorp_config *c, int force_config) {
   GORP_CALL(cl_stop_ids(&m, &tok, c, r.stop, &r.n_stop)); /* a bad eval.stop: before training */
   out_printf("evaluation stops at id%s", r.n_stop == 1 ? "" : "s");
   for (int i = 0; i < r.n_stop; i++) out_printf(" %d", r.stop[i]);
-  out_printf(" (the tokenizer's EOS, the model's end ids, eval.stop)\n");
+  out_printf(" (the tokenizer's EOS, the model's end ids and eval.stop together)\n");
   if (ckpt_exists(c)) GORP_CALL(cl_ckpt_load(c, force_config, &d, &tr, &res, &r.resume));
   const int rc = run_tasks(&r);
   free(r.resume.losses);

@@ -15,6 +15,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,7 +134,8 @@ int cl_stop_ids(const model *m, const tokenizer *tok, const gorp_config *c, int 
  * t->test[item[k]], its prompt ids[off[k] .. off[k] + len[k]). */
 typedef struct eval_prompts {
   int n;
-  int *item, *off, *len, *ids;
+  int *item, *len, *ids;
+  size_t *off;
 } eval_prompts;
 
 static void eval_prompts_free(eval_prompts *e) {
@@ -174,7 +176,7 @@ static int eval_prompts_encode(eval_prompts *e, const tokenizer *tok, const cl_t
     if (rc) break;
     memcpy(e->ids + used, one, (size_t)len * sizeof(int));
     e->item[e->n] = i;
-    e->off[e->n] = (int)used;
+    e->off[e->n] = used;
     e->len[e->n++] = len;
     used += (size_t)len;
   }
@@ -182,7 +184,9 @@ static int eval_prompts_encode(eval_prompts *e, const tokenizer *tok, const cl_t
   return rc;
 }
 
-/* qsort of (prompt length << 32 | index) keys: by length, ties by index (a stable sort) */
+/* qsort of ((INT_MAX - prompt length) << 32 | index) keys: longest first, so that the first
+ * batch sizes the KV cache once (model_generate grows it only when a batch needs more), ties in
+ * item order (a stable sort) */
 static int cmp_key(const void *a, const void *b) {
   const int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
   return (x > y) - (x < y);
@@ -193,17 +197,17 @@ enum { EVAL_PROGRESS_S = 5 };
 
 static void print_progress(const cl_task *t, int done, int total, double t0) {
   const double s = proc_now_s() - t0, rate = s > 0 ? done / s : 0.0;
-  out_printf("  eval %-12s %d/%d prompts, %.1f prompts/s, ETA %.0f s\n", t->dataset, done, total,
-             rate, rate > 0 ? (total - done) / rate : 0.0);
+  out_printf("  eval %-12s %d/%d prompts, %.2f prompts/s, elapsed %.1f s, ETA %.0f s\n", t->dataset,
+             done, total, rate, s, rate > 0 ? (total - done) / rate : 0.0);
   out_flush();
 }
 
-/* Decodes e's prompts, c->eval.batch_size at a time in order of length (batch size 1: in item
- * order), into pred[k] (text of prompt k, malloc'd). */
+/* Decodes e's prompts, c->eval.batch_size at a time, longest first (batch size 1: in item order),
+ * into pred[k] (text of prompt k, malloc'd). */
 static int decode_all(model *m, const tokenizer *tok, const cl_task *t, const gorp_config *c,
                       const eval_prompts *e, const int *stop, int n_stop, char **pred) {
   const int bs = c->eval.batch_size, max_new = c->eval.max_new_tokens;
-  int64_t *by_len; /* (e->n) prompt indices by length (low 32 bits) */
+  int64_t *by_len; /* (e->n) prompt indices, longest prompt first (low 32 bits) */
   int *out, *n_out, *lens;
   const int **prompts;
   GORP_ALLOC(by_len, e->n + 1, "evaluation order");
@@ -211,7 +215,7 @@ static int decode_all(model *m, const tokenizer *tok, const cl_task *t, const go
   GORP_ALLOC(n_out, bs, "generated lengths");
   GORP_ALLOC(lens, bs, "batch prompt lengths");
   GORP_ALLOC(prompts, bs, "batch prompts");
-  for (int k = 0; k < e->n; k++) by_len[k] = (int64_t)e->len[k] << 32 | k;
+  for (int k = 0; k < e->n; k++) by_len[k] = (int64_t)(INT_MAX - e->len[k]) << 32 | k;
   /* one at a time needs no order: batch size 1 stays the plain item-order decoding that the
    * batched one must equal (tests/cli/eval_batched.sh) */
   if (bs > 1) qsort(by_len, (size_t)e->n, sizeof(*by_len), cmp_key);

@@ -202,7 +202,7 @@ static const config_key keys[] = {
     {"eval", "max_new_tokens", CFG_INT, FIELD(eval.max_new_tokens), .def = "50", AT_LEAST(1),
      .doc = "greedy decoding stops after this many tokens (or at a stop id: eval.stop)"},
     {"eval", "batch_size", CFG_INT, FIELD(eval.batch_size), .def = "16", AT_LEAST(1),
-     .doc = "test prompts each rank decodes together, in order of length; the predictions and "
+     .doc = "test prompts each rank decodes together, longest first; the predictions and "
             "scores do not depend on it"},
     {"eval", "stop", CFG_LIST, FIELD(eval.stop), FIELD(eval.n_stop), .def = "",
      .doc = "token texts that end an answer besides the tokenizer's EOS and the model file's "

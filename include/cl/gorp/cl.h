@@ -81,8 +81,8 @@ int cl_stop_ids(const model *m, const tokenizer *tok, const gorp_config *c, int 
 
 /* Greedy decoding on up to data.max_test_per_task test items of t, shared round-robin by the
  * data-parallel ranks (d may be NULL: one rank), each prompt stopping after any of the n_stop ids
- * of stop (cl_stop_ids). Each rank decodes its items eval.batch_size at a time in order of prompt
- * length (model_generate); the predictions do not depend on the batch size. Rank 0 prints a
+ * of stop (cl_stop_ids). Each rank decodes its items eval.batch_size at a time, longest prompt
+ * first (model_generate); the predictions do not depend on the batch size. Rank 0 prints a
  * progress line at most every few seconds and writes one JSON line per item, in item order (id,
  * prediction, label, correct, in_list) to pred_path when it is not NULL; every rank gets the
  * scores. */

@@ -276,14 +276,16 @@ static int import_weights(model *m, const char *dir) {
 static int eos_from(model *m, const cJSON *root, const char *path) {
   const cJSON *j = config_value(root, "eos_token_id");
   if (!j) return GORP_OK;
-  int64_t ids[MODEL_MAX_EOS + 1];
-  int n = 0;
-  const cJSON *e = cJSON_IsArray(j) ? j->child : j;
-  for (; e && n <= MODEL_MAX_EOS; e = cJSON_IsArray(j) ? e->next : NULL) {
+  const int list = cJSON_IsArray(j), n = list ? cJSON_GetArraySize(j) : 1;
+  GORP_CHECK(n >= 1 && n <= MODEL_MAX_EOS, GORP_EINPUT,
+             "%s: \"eos_token_id\" lists %d ids; gorp keeps 1 to %d", path, n, MODEL_MAX_EOS);
+  int64_t ids[MODEL_MAX_EOS];
+  for (int i = 0; i < n; i++) {
+    const cJSON *e = list ? cJSON_GetArrayItem(j, i) : j;
     const double v = e->valuedouble;
     if (!cJSON_IsNumber(e) || v != floor(v) || fabs(v) > INT_MAX)
       GORP_ERR(GORP_EINPUT, "%s: \"eos_token_id\" must be an integer or a list of integers", path);
-    ids[n++] = (int64_t)v;
+    ids[i] = (int64_t)v;
   }
   char what[PATH_MAX + 32];
   snprintf(what, sizeof(what), "%s: \"eos_token_id\"", path);

@@ -3,8 +3,9 @@
 # 24 test items each, a random model whose answers differ from prompt to prompt, an eval.stop id
 # that ends them at different lengths) writes the same prediction files (byte for byte), accuracy
 # matrix and results.h5 with eval.batch_size 5 and 16, and on two data-parallel ranks, as with
-# batch size 1 (one prompt at a time, in item order); eval.stop texts that are not one token, and
-# eval.batch_size 0, are refused at start-up naming the key.
+# batch size 1 (one prompt at a time, in item order), and with batch size 16 as with 1 on two
+# tensor-parallel ranks; eval.stop texts that are not one token, and eval.batch_size 0, are refused
+# at start-up naming the key.
 . "$(dirname "$0")/lib.bash"
 
 root="$GORP_DATA/CL_Benchmark/mini"
@@ -61,33 +62,44 @@ lengths=$(answers | awk '{ print length($0) }' | sort -u | wc -l)
   && pass "after task 1: $distinct different answers of $lengths different lengths" \
   || fail "after task 1: $distinct different answers of $lengths lengths: too alike to test"
 
-same_as_b1() { # NAME WHAT
-  local name=$1 what=$2 f bad=""
-  for f in $preds; do cmp -s "$work/b1/$f" "$work/$name/$f" || bad="$bad $f"; done
-  diff <(matrix "$work/b1") <(matrix "$work/$name") >/dev/null || bad="$bad accuracy-matrix"
+same_as() { # REF NAME WHAT: run NAME's outputs against run REF's
+  local ref=$1 name=$2 what=$3 f bad=""
+  for f in $preds; do cmp -s "$work/$ref/$f" "$work/$name/$f" || bad="$bad $f"; done
+  diff <(matrix "$work/$ref") <(matrix "$work/$name") >/dev/null || bad="$bad accuracy-matrix"
   if command -v h5dump >/dev/null; then
-    diff <(results "$work/b1") <(results "$work/$name") >/dev/null || bad="$bad results.h5"
+    diff <(results "$work/$ref") <(results "$work/$name") >/dev/null || bad="$bad results.h5"
   fi
   if [ -z "$bad" ]; then
-    pass "$what: predictions, accuracy matrix and results.h5 identical to batch size 1"
+    pass "$what: predictions, accuracy matrix and results.h5 identical"
   else
-    fail "$what: differs from batch size 1 in$bad"
-    for f in $bad; do [ -f "$work/b1/$f" ] && diff "$work/b1/$f" "$work/$name/$f" | head -4; done
+    fail "$what: differs in$bad"
+    for f in $bad; do [ -f "$work/$ref/$f" ] && diff "$work/$ref/$f" "$work/$name/$f" | head -4; done
   fi
 }
 for bs in 5 16; do
-  if run_with "b$bs" --set eval.batch_size="$bs"; then same_as_b1 "b$bs" "eval.batch_size = $bs"
-  else fail "gorp run with eval.batch_size = $bs:"; tail -20 "$work/b$bs.log"; fi
-done
-if command -v mpirun >/dev/null; then
-  if OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 300 mpirun \
-    --allow-run-as-root --oversubscribe -np 2 "$GORP" run "$work/run.ini" \
-    --set run.out_dir="$work/dp2" --set parallel.dp=2 --set eval.batch_size=16 \
-    >"$work/dp2.log" 2>&1; then
-    same_as_b1 dp2 "2 data-parallel ranks, eval.batch_size = 16"
+  if run_with "b$bs" --set eval.batch_size="$bs"; then
+    same_as b1 "b$bs" "eval.batch_size = $bs against 1"
   else
-    fail "gorp run on 2 data-parallel ranks:"; tail -20 "$work/dp2.log"
+    fail "gorp run with eval.batch_size = $bs:"; tail -20 "$work/b$bs.log"
   fi
+done
+# mpi_run NAME RANKS [--set ...]: a run on RANKS ranks into $work/NAME
+mpi_run() {
+  local name=$1 ranks=$2
+  shift 2
+  OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 300 mpirun --allow-run-as-root \
+    --oversubscribe -np "$ranks" "$GORP" run "$work/run.ini" --set run.out_dir="$work/$name" "$@" \
+    >"$work/$name.log" 2>&1 || { fail "gorp run $name on $ranks ranks:"; tail -20 "$work/$name.log"; }
+}
+if command -v mpirun >/dev/null; then
+  # the data-parallel ranks share the items: each rank's batches, the file in item order
+  mpi_run dp2 2 --set parallel.dp=2 --set eval.batch_size=16 &&
+    same_as b1 dp2 "2 data-parallel ranks, eval.batch_size = 16, against one rank, 1"
+  # tensor parallelism sums partial products in another order than one rank: batched against
+  # one prompt at a time on the same layout
+  mpi_run tp2_b1 2 --set parallel.tp=2 --set eval.batch_size=1 &&
+    mpi_run tp2_b16 2 --set parallel.tp=2 --set eval.batch_size=16 &&
+    same_as tp2_b1 tp2_b16 "2 tensor-parallel ranks, eval.batch_size = 16 against 1"
 fi
 
 expect_error "eval.stop of two tokens refused naming the key, the text and its ids" \

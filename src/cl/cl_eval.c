@@ -1,15 +1,22 @@
-/* Evaluation half of the runner (cl.h): greedy decoding of each test prompt with the KV cache,
- * normalised exact match and the in-list rate, and the per-item prediction file. */
+/* Evaluation half of the runner (cl.h): the set of ids decoding stops at, greedy decoding of the
+ * test prompts with the KV cache, eval.batch_size prompts of similar length at a time, normalised
+ * exact match and the in-list rate, and the per-item prediction file (in item order, whatever the
+ * batches were). Not for: the decoding arithmetic (model_generate.c) or the prompt layout
+ * (prompt.c). */
 #include "gorp/cl.h"
 
 #include "gorp/err.h"
 #include "gorp/metrics.h"
+#include "gorp/out.h"
+#include "gorp/proc.h"
 #include "gorp/prompt.h"
 #include "gorp/rng.h"
 #include "gorp/utf8.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,51 +101,209 @@ static int write_predictions(const char *path, const char *all, const int *lens,
   return GORP_OK;
 }
 
+int cl_stop_ids(const model *m, const tokenizer *tok, const gorp_config *c, int *stop,
+                int *n_stop) {
+  GORP_CHECK(c->eval.n_stop <= CL_MAX_STOP_TEXTS, GORP_EINPUT,
+             "eval.stop lists %d token texts; at most %d", c->eval.n_stop, CL_MAX_STOP_TEXTS);
+  int extra[1 + CL_MAX_STOP_TEXTS], n_extra = 0;
+  extra[n_extra++] = tok->eos_id; /* what training appends after every answer */
+  for (int i = 0; i < c->eval.n_stop; i++) {
+    const char *text = c->eval.stop[i];
+    int ids[8], n_all = 0, n = 0; /* all its ids are counted, the first 8 kept for the message */
+    GORP_CALL(tokenizer_encode(tok, text, NULL, &n_all, 0));
+    GORP_CALL(tokenizer_encode_head(tok, text, 8, ids, &n, 8));
+    if (n_all == 1) {
+      extra[n_extra++] = ids[0];
+      continue;
+    }
+    char got[128] = "no ids";
+    if (n) got[0] = '\0';
+    for (int j = 0; j < n; j++)
+      snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%d", j ? " " : "", ids[j]);
+    if (n_all > n) snprintf(got + strlen(got), sizeof(got) - strlen(got), " ... (%d ids)", n_all);
+    GORP_ERR(GORP_EINPUT,
+             "eval.stop: '%s' must be exactly one token of the run's tokenizer (%s); it encodes to "
+             "%s",
+             text, c->data.tokenizer, got);
+  }
+  model_stop_ids(m, extra, n_extra, stop, n_stop);
+  return GORP_OK;
+}
+
+/* This rank's share of a task's test items, encoded: item k (k = 0..n-1) is the test item
+ * t->test[item[k]], its prompt ids[off[k] .. off[k] + len[k]). */
+typedef struct eval_prompts {
+  int n;
+  int *item, *len, *ids;
+  size_t *off;
+} eval_prompts;
+
+static void eval_prompts_free(eval_prompts *e) {
+  free(e->item);
+  free(e->off);
+  free(e->len);
+  free(e->ids);
+  memset(e, 0, sizeof(*e));
+}
+
+/* Encodes the prompts of the items in order[first], order[first + step], ... (k < n). */
+static int eval_prompts_encode(eval_prompts *e, const tokenizer *tok, const cl_task *t,
+                               const gorp_config *c, const int *order, int first, int step, int n,
+                               int cap) {
+  memset(e, 0, sizeof(*e));
+  const int mine = first < n ? (n - first + step - 1) / step : 0;
+  GORP_ALLOC(e->item, mine + 1, "evaluation items");
+  GORP_ALLOC(e->off, mine + 1, "evaluation prompt offsets");
+  GORP_ALLOC(e->len, mine + 1, "evaluation prompt lengths");
+  int *one; /* (cap) the prompt being encoded */
+  GORP_ALLOC(one, cap, "evaluation prompt");
+  size_t used = 0, room = 0;
+  int rc = GORP_OK;
+  for (int k = first; k < n && !rc; k += step) {
+    int len = 0;
+    const int i = order[k];
+    rc = prompt_encode_eval(tok, t, t->test[i].sentence, c->data.max_source_length, one, &len,
+                            cap - c->eval.max_new_tokens);
+    if (!rc && used + (size_t)len > room) {
+      room = 2 * (used + (size_t)len);
+      int *grown = realloc(e->ids, room * sizeof(int));
+      if (grown)
+        e->ids = grown;
+      else
+        rc =
+            GORP_ERROR(GORP_EMEM, "out of memory holding the evaluation prompts of %s", t->dataset);
+    }
+    if (rc) break;
+    memcpy(e->ids + used, one, (size_t)len * sizeof(int));
+    e->item[e->n] = i;
+    e->off[e->n] = used;
+    e->len[e->n++] = len;
+    used += (size_t)len;
+  }
+  free(one);
+  return rc;
+}
+
+/* qsort of ((INT_MAX - prompt length) << 32 | index) keys: longest first, so that the first
+ * batch sizes the KV cache once (model_generate grows it only when a batch needs more), ties in
+ * item order (a stable sort) */
+static int cmp_key(const void *a, const void *b) {
+  const int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* A progress line from rank 0 at most every EVAL_PROGRESS_S seconds. */
+enum { EVAL_PROGRESS_S = 5 };
+
+static void print_progress(const cl_task *t, int done, int total, double t0) {
+  const double s = proc_now_s() - t0, rate = s > 0 ? done / s : 0.0;
+  out_printf("  eval %-12s %d/%d prompts, %.2f prompts/s, elapsed %.1f s, ETA %.0f s\n", t->dataset,
+             done, total, rate, s, rate > 0 ? (total - done) / rate : 0.0);
+  out_flush();
+}
+
+/* Decodes e's prompts, c->eval.batch_size at a time, longest first (batch size 1: in item order),
+ * into pred[k] (text of prompt k, malloc'd). */
+static int decode_all(model *m, const tokenizer *tok, const cl_task *t, const gorp_config *c,
+                      const eval_prompts *e, const int *stop, int n_stop, char **pred) {
+  const int bs = c->eval.batch_size, max_new = c->eval.max_new_tokens;
+  int64_t *by_len; /* (e->n) prompt indices, longest prompt first (low 32 bits) */
+  int *out, *n_out, *lens;
+  const int **prompts;
+  GORP_ALLOC(by_len, e->n + 1, "evaluation order");
+  GORP_ALLOC(out, (size_t)bs * max_new, "generated tokens");
+  GORP_ALLOC(n_out, bs, "generated lengths");
+  GORP_ALLOC(lens, bs, "batch prompt lengths");
+  GORP_ALLOC(prompts, bs, "batch prompts");
+  for (int k = 0; k < e->n; k++) by_len[k] = (int64_t)(INT_MAX - e->len[k]) << 32 | k;
+  /* one at a time needs no order: batch size 1 stays the plain item-order decoding that the
+   * batched one must equal (tests/cli/eval_batched.sh) */
+  if (bs > 1) qsort(by_len, (size_t)e->n, sizeof(*by_len), cmp_key);
+  const double t0 = proc_now_s();
+  double last = t0;
+  int rc = GORP_OK;
+  for (int first = 0; first < e->n && !rc; first += bs) {
+    const int nb = e->n - first < bs ? e->n - first : bs;
+    for (int b = 0; b < nb; b++) {
+      const int k = (int)(by_len[first + b] & 0xFFFFFFFF);
+      prompts[b] = e->ids + e->off[k];
+      lens[b] = e->len[k];
+    }
+    rc = model_generate(m, prompts, lens, nb, max_new, stop, n_stop, out, n_out);
+    for (int b = 0; b < nb && !rc; b++) {
+      const int *ids = out + (size_t)b * max_new;
+      /* a model whose vocabulary is padded past the tokenizer's (model.vocab_size) can emit an
+       * id no string spells: the answer ends there, as at a stop id */
+      int n = n_out[b];
+      for (int j = 0; j < n; j++)
+        if (ids[j] >= tok->vocab_size) n = j;
+      char **p = &pred[by_len[first + b] & 0xFFFFFFFF];
+      rc = tokenizer_decode(tok, ids, n, p);
+      if (!rc) rc = utf8_repair(p);
+    }
+    const double now = proc_now_s();
+    if (!rc && first + nb < e->n && now - last >= EVAL_PROGRESS_S) {
+      print_progress(t, first + nb, e->n, t0);
+      last = now;
+    }
+  }
+  if (!rc && last > t0) print_progress(t, e->n, e->n, t0); /* the end of a long evaluation */
+  free(by_len);
+  free(out);
+  free(n_out);
+  free(lens);
+  free(prompts);
+  return rc;
+}
+
+/* Scores pred (e's items in order) and appends their prediction lines to lines. */
+static int score_all(const cl_task *t, const eval_prompts *e, char *const *pred, double *counts,
+                     char **lines, size_t *len, size_t *cap) {
+  for (int k = 0; k < e->n; k++) {
+    const cl_item *item = &t->test[e->item[k]];
+    const int correct =
+        strcmp(item->label, CL_LABEL_NONE) && metrics_exact_match(pred[k], item->label);
+    const int in_list = metrics_in_list(pred[k], t->labels, t->n_labels);
+    counts[0] += correct;
+    counts[1] += in_list;
+    counts[2] += 1;
+    GORP_CALL(
+        append_prediction(lines, len, cap, e->item[k], pred[k], item->label, correct, in_list));
+  }
+  return GORP_OK;
+}
+
 int cl_evaluate(model *m, const tokenizer *tok, const cl_task *t, const gorp_config *c,
-                const dist *d, int task_index, const char *pred_path, cl_scores *s) {
+                const dist *d, int task_index, const int *stop, int n_stop, const char *pred_path,
+                cl_scores *s) {
   memset(s, 0, sizeof(*s));
   int n = t->n_test;
   if (c->data.max_test_per_task > 0 && c->data.max_test_per_task < n) n = c->data.max_test_per_task;
-  const int cap = m->cfg.max_seq, max_new = c->eval.max_new_tokens;
   const int p = d ? d->dp_size : 1, me = d ? d->dp_rank : 0;
-  int *prompt, *out, *order;
+  int *order;
   GORP_ALLOC(order, t->n_test, "test order");
   /* A capped test set is a seeded sample, the same one after every task. */
   if (n < t->n_test)
     rng_permutation(order, t->n_test, c->run.seed, 0xE7A1ULL + (uint64_t)task_index);
   else
     for (int i = 0; i < n; i++) order[i] = i;
-  GORP_ALLOC(prompt, cap, "evaluation prompt");
-  GORP_ALLOC(out, max_new, "generated tokens");
+  /* the data-parallel ranks share the items: rank r takes k = r, r + p, ... */
+  eval_prompts e;
+  int rc = eval_prompts_encode(&e, tok, t, c, order, me, p, n, m->cfg.max_seq);
+  free(order);
+  char **pred = NULL; /* (e.n) the decoded answer of each of this rank's items */
+  if (!rc) pred = calloc((size_t)e.n + 1, sizeof(char *));
+  if (!rc && !pred) rc = GORP_ERROR(GORP_EMEM, "out of memory holding %d predictions", e.n);
+  if (!rc) rc = decode_all(m, tok, t, c, &e, stop, n_stop, pred);
   char *lines = NULL;
   size_t len = 0, lines_cap = 0;
-  double counts[3] = {0};           /* correct, in list, scored */
-  for (int k = me; k < n; k += p) { /* the data-parallel ranks share the items */
-    const int i = order[k];
-    const cl_item *item = &t->test[i];
-    int plen = 0, n_out = 0;
-    GORP_CALL(prompt_encode_eval(tok, t, item->sentence, c->data.max_source_length, prompt, &plen,
-                                 cap - max_new));
-    const int *const prompts[1] = {prompt};
-    GORP_CALL(model_generate(m, prompts, &plen, 1, max_new, tok->eos_id, out, &n_out));
-    /* a model whose vocabulary is padded past the tokenizer's (model.vocab_size) can emit an id
-     * no string spells: the answer ends there, as at end-of-sequence */
-    for (int j = 0; j < n_out; j++)
-      if (out[j] >= tok->vocab_size) n_out = j;
-    char *pred;
-    GORP_CALL(tokenizer_decode(tok, out, n_out, &pred));
-    GORP_CALL(utf8_repair(&pred));
-    const int correct =
-        strcmp(item->label, CL_LABEL_NONE) && metrics_exact_match(pred, item->label);
-    const int in_list = metrics_in_list(pred, t->labels, t->n_labels);
-    counts[0] += correct;
-    counts[1] += in_list;
-    counts[2] += 1;
-    const int rc =
-        append_prediction(&lines, &len, &lines_cap, i, pred, item->label, correct, in_list);
-    free(pred);
-    GORP_CALL(rc);
-  }
+  double counts[3] = {0}; /* correct, in list, scored */
+  if (!rc) rc = score_all(t, &e, pred, counts, &lines, &len, &lines_cap);
+  for (int k = 0; pred && k < e.n; k++) free(pred[k]);
+  free(pred);
+  eval_prompts_free(&e);
+  if (rc) free(lines);
+  GORP_CALL(rc);
   if (d) GORP_CALL(dist_sum_doubles(d, counts, 3));
   /* rank 0 gathers every rank's lines and writes the file */
   int *lens = NULL;
@@ -148,7 +313,6 @@ int cl_evaluate(model *m, const tokenizer *tok, const cl_task *t, const gorp_con
     GORP_CALL(dist_dp_gather_bytes(d, lines, len, &all, lens));
   else
     lens[0] = (int)len;
-  int rc = GORP_OK;
   /* one writer: the first DP group's rank of the first TP group (the others hold copies) */
   if (me == 0 && (!d || d->tp_rank == 0) && pred_path)
     rc = write_predictions(pred_path, all ? all : "", lens, p, n);
@@ -161,8 +325,5 @@ int cl_evaluate(model *m, const tokenizer *tok, const cl_task *t, const gorp_con
   s->n = (int)counts[2];
   s->accuracy = s->n ? 100.0 * s->correct / s->n : 0.0;
   s->in_list_rate = s->n ? 100.0 * s->in_list / s->n : 0.0;
-  free(order);
-  free(prompt);
-  free(out);
   return GORP_OK;
 }

@@ -11,7 +11,8 @@
  *   zero grads + forward + backward + clip + AdamW (wall clock, CLOCK_MONOTONIC), T = sequences x
  *   length, and peak_rss_mb is the process's VmHWM (proc.h). bench/ reads this line.
  *   generate --max-new N [--eos ID] [--out OUT.txt] [--time]: greedy decoding of each line as a
- *   prompt with the KV cache (as evaluation decodes); writes the new ids, one line per prompt, to
+ *   prompt with the KV cache (as evaluation decodes), each stopping after --eos or one of the
+ *   model file's end ids (its eos_token_id); writes the new ids, one line per prompt, to
  *   OUT.txt (default: standard output); --time prints after the run
  *     generate-time sequences=S prompt_len=T new_tokens=N total_s=.. new_tokens_per_s=..
  *                   peak_rss_mb=..
@@ -37,7 +38,8 @@
 typedef struct numerics_args {
   const char *model, *tokens, *targets, *out;
   int steps, warmup, time;
-  int max_new, eos; /* generate: new tokens per prompt; the id that stops it (-1: none) */
+  int max_new, eos; /* generate: new tokens per prompt; an id that stops it besides the model's
+                       end ids (-1: none) */
   float lr, beta1, beta2, eps, weight_decay, grad_clip;
 } numerics_args;
 
@@ -278,14 +280,16 @@ static int run_generate(const void *args) {
     GORP_ERR(GORP_EUSAGE, "generate: --eos %d is neither -1 nor a token id in [0, %d)", a->eos,
              b.m.cfg.vocab_size);
   int *out;   /* (S, max_new) the new ids of every prompt */
-  int *n_out; /* (S) how many each prompt got (fewer than max_new after --eos) */
+  int *n_out; /* (S) how many each prompt got (fewer than max_new after a stop id) */
+  int stop[MODEL_MAX_EOS + 1], n_stop;
+  model_stop_ids(&b.m, &a->eos, 1, stop, &n_stop);
   GORP_ALLOC(out, (size_t)b.S * a->max_new, "generated ids");
   GORP_ALLOC(n_out, b.S, "generated lengths");
   long total_new = 0;
   const double t0 = proc_now_s();
   for (int s = 0; s < b.S; s++) { /* one prompt at a time, as evaluation decodes */
     const int *prompt = b.ids + (size_t)s * b.T;
-    GORP_CALL(model_generate(&b.m, &prompt, &b.T, 1, a->max_new, a->eos,
+    GORP_CALL(model_generate(&b.m, &prompt, &b.T, 1, a->max_new, stop, n_stop,
                              out + (size_t)s * a->max_new, &n_out[s]));
     total_new += n_out[s];
   }
@@ -366,7 +370,7 @@ static const cmd_arg generate_table[] = {
     ARG_TOKENS,
     {"max-new", CMD_COUNT, offsetof(numerics_args, max_new), "N", "new tokens per prompt", 1},
     {"eos", CMD_INT, offsetof(numerics_args, eos), "ID",
-     "stop a prompt's decoding after this id (default -1: never)", 0},
+     "stop a prompt's decoding after this id too (default -1: only the model file's end ids)", 0},
     {"out", CMD_TEXT, offsetof(numerics_args, out), "OUT.txt",
      "write the new ids, one line per prompt (default: standard output)", 0},
     {"time", CMD_FLAG, offsetof(numerics_args, time), NULL,

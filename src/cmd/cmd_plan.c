@@ -269,6 +269,7 @@ static int print_json(const plan *p, const char *path, const plan_sources *s) {
   cJSON_AddNumberToObject(o, "batch_per_rank", p->batch_local);
   cJSON_AddNumberToObject(o, "seq", l->seq);
   cJSON_AddStringToObject(o, "seq_source", s->seq);
+  cJSON_AddNumberToObject(o, "eval_batch", l->eval_batch);
   cJSON_AddItemToObject(j, "bytes_per_rank", json_bytes(p->floats));
   cJSON_AddItemToObject(j, "bytes_per_rank_split_over_tp", json_bytes(p->sharded));
   cJSON_AddNumberToObject(j, "bytes_all_ranks", (double)(p->total * sizeof(float)) * l->tp * l->dp);
@@ -305,7 +306,14 @@ static int plan_config(const gorp_config *c, const plan_args *a) {
   plan_sources s = {0};
   model_config cfg;
   GORP_CALL(model_shape(c, &cfg, &s));
-  plan_layout lay = {.tp = a->tp ? a->tp : c->parallel.tp, .dp = a->dp ? a->dp : c->parallel.dp};
+  plan_layout lay = {.tp = a->tp ? a->tp : c->parallel.tp,
+                     .dp = a->dp ? a->dp : c->parallel.dp,
+                     .eval_batch = c->eval.batch_size};
+  /* a rank decodes at most its share of a capped test set together (dp < 1 is refused below) */
+  if (c->data.max_test_per_task > 0 && lay.dp > 0) {
+    const int share = (c->data.max_test_per_task + lay.dp - 1) / lay.dp;
+    if (share < lay.eval_batch) lay.eval_batch = share;
+  }
   batch_and_seq(c, &cfg, a->seq, &lay, &s);
   if (a->seq && a->seq > cfg.max_seq)
     GORP_ERR(GORP_EINPUT, "--seq %d exceeds the model's max_position_embeddings = %d", a->seq,

@@ -82,7 +82,8 @@ static int held_out_check(model *m, const tokenizer *tok, uint64_t seed, int n, 
   GORP_ALLOC(tokens, cap, "held-out prompt");
   GORP_ALLOC(targets, cap, "held-out targets");
   GORP_ALLOC(out, max_new, "held-out answer");
-  int hits = 0, listed = 0, seen = 0;
+  int hits = 0, listed = 0, seen = 0, stop[MODEL_MAX_EOS + 1], n_stop;
+  model_stop_ids(m, &tok->eos_id, 1, stop, &n_stop);
   for (uint64_t i = 0; seen < n; i++) {
     synth_example e;
     GORP_CALL(synth_pretrain_example(&e, seed, HELD_OUT_BASE + i));
@@ -94,7 +95,7 @@ static int held_out_check(model *m, const tokenizer *tok, uint64_t seed, int n, 
     tokens[len++] = tok->bos_id;
     GORP_CALL(tokenizer_encode(tok, e.prompt, tokens, &len, cap - max_new));
     const int *const prompts[1] = {tokens};
-    GORP_CALL(model_generate(m, prompts, &len, 1, max_new, tok->eos_id, out, &n_out));
+    GORP_CALL(model_generate(m, prompts, &len, 1, max_new, stop, n_stop, out, &n_out));
     char *pred;
     GORP_CALL(tokenizer_decode(tok, out, n_out, &pred));
     hits += metrics_exact_match(pred, e.answer);

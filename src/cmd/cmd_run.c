@@ -93,6 +93,8 @@ typedef struct run_ctx {
   cl_results *res;
   char results_path[4096];
   ckpt_pos resume; /* where a resumed run continues (task -2: a fresh run) */
+  int stop[1 + MODEL_MAX_EOS + CL_MAX_STOP_TEXTS]; /* the ids evaluation stops at (cl_stop_ids) */
+  int n_stop;
 } run_ctx;
 
 static volatile sig_atomic_t stop_requested; /* SIGTERM / SIGUSR1: checkpoint and exit */
@@ -106,7 +108,8 @@ static int eval_cell(run_ctx *r, int row, int i) {
   snprintf(path, sizeof(path), "%s/predictions/after_%02d/%s.jsonl", c->run.out_dir, row,
            r->tasks[i].dataset);
   cl_scores s;
-  GORP_CALL(cl_evaluate(trainer_model(r->tr), r->tok, &r->tasks[i], c, r->d, i, path, &s));
+  GORP_CALL(cl_evaluate(trainer_model(r->tr), r->tok, &r->tasks[i], c, r->d, i, r->stop, r->n_stop,
+                        path, &s));
   const int T = c->data.n_tasks;
   r->res->acc[row * T + i] = s.accuracy;
   r->res->in_list[row * T + i] = s.in_list_rate;
@@ -341,6 +344,10 @@ static int run(const gorp_config *c, int force_config) {
   run_ctx r = {
       .c = c, .d = &d, .tr = &tr, .tok = &tok, .tasks = tasks, .res = &res, .resume.task = -2};
   snprintf(r.results_path, sizeof(r.results_path), "%s/results.h5", c->run.out_dir);
+  GORP_CALL(cl_stop_ids(&m, &tok, c, r.stop, &r.n_stop)); /* a bad eval.stop: before training */
+  out_printf("evaluation stops at id%s", r.n_stop == 1 ? "" : "s");
+  for (int i = 0; i < r.n_stop; i++) out_printf(" %d", r.stop[i]);
+  out_printf(" (the tokenizer's EOS, the model's end ids and eval.stop together)\n");
   if (ckpt_exists(c)) GORP_CALL(cl_ckpt_load(c, force_config, &d, &tr, &res, &r.resume));
   const int rc = run_tasks(&r);
   free(r.resume.losses);

@@ -320,12 +320,16 @@ static void workspace(plan *p, const lin *ln) {
     add(p, PLAN_WORK, 0, d.F * umax(d.C, d.QD), "full-rank weight before its update");
   if (m->activation_bases)
     add(p, PLAN_WORK, 0, d.N * umax(d.F, umax(d.C, d.QD)), "layer inputs observed for covariances");
-  /* model_generate's cache holds a prompt's positions and its new ids, at most the planned length;
-   * beside it one step's scratch for one prompt and one thread's attention scores */
+  /* model_generate's cache holds, for each of the eval.batch_size prompts decoded together, a
+   * prompt's positions and its new ids, at most the planned length; beside it one step's scratch
+   * for each prompt and one thread's attention scores */
+  const u64 Be = (u64)p->layout.eval_batch;
   add(p, PLAN_WORK, 0,
-      2 * d.L * d.T * d.KD + 4 * d.C + 1 + 2 * d.QD + 2 * d.KD + 3 * d.F + d.V + 2 * (d.D / 2) +
+      Be * (2 * d.L * d.T * d.KD + 4 * d.C + 1 + 2 * d.QD + 2 * d.KD + 3 * d.F + d.V +
+            2 * (d.D / 2)) +
           d.H / (d.KD / d.D) * d.T,
-      "evaluation KV cache: %llu positions", (unsigned long long)d.T);
+      "evaluation KV cache: %llu prompts x %llu positions", (unsigned long long)Be,
+      (unsigned long long)d.T);
 }
 
 static void flops(plan *p, const lin *ln) {
@@ -348,6 +352,8 @@ int plan_compute(plan *p, const model_config *cfg, const plan_method *m, const p
   GORP_CALL(model_config_check(cfg));
   GORP_CALL(plan_check_layout(cfg, lay->tp, lay->dp));
   if (lay->batch < 1) GORP_ERR(GORP_EINPUT, "train.batch_size = %d: must be >= 1", lay->batch);
+  if (lay->eval_batch < 1)
+    GORP_ERR(GORP_EINPUT, "eval.batch_size = %d: must be >= 1", lay->eval_batch);
   if (lay->seq < 1 || lay->seq > cfg->max_seq)
     GORP_ERR(GORP_EINPUT, "sequence length %d is outside [1, max_position_embeddings = %d]",
              lay->seq, cfg->max_seq);
@@ -373,12 +379,14 @@ int plan_compute(plan *p, const model_config *cfg, const plan_method *m, const p
     const dims d = local_dims(p);
     const double N = (double)d.N, L = (double)d.L,
                  est = L * N * (4.0 * d.C + 2.0 * d.QD + 2.0 * d.KD + 3.0 * d.F + 7.0 * d.r + 2.0) +
-                       L * d.B * d.H * (double)d.T * d.T + N * (double)d.V + 8.0 * MODEL_MAX_PARAMS;
+                       L * d.B * d.H * (double)d.T * d.T + N * (double)d.V +
+                       8.0 * MODEL_MAX_PARAMS + 2.0 * lay->eval_batch * L * (double)d.T * d.KD;
     if (est > 0x1p62)
       GORP_ERR(GORP_EINPUT,
-               "a batch of %d sequences of %d tokens on this model needs more than 2^62 floats; "
-               "lower train.batch_size or the sequence length",
-               lay->batch, lay->seq);
+               "a batch of %d sequences of %d tokens (and %d evaluation prompts) on this model "
+               "needs more than 2^62 floats; lower train.batch_size, eval.batch_size or the "
+               "sequence length",
+               lay->batch, lay->seq, lay->eval_batch);
   }
   const u64 V = cfg->vocab_size, C = cfg->hidden_size, L = cfg->num_layers;
   p->n_params = V * C * (cfg->tie_embeddings ? 1 : 2) + (2 * L + 1) * C;

@@ -204,7 +204,14 @@ static const config_key keys[] = {
             "`MNLI:epochs=2`"},
 
     {"eval", "max_new_tokens", CFG_INT, FIELD(eval.max_new_tokens), .def = "50", AT_LEAST(1),
-     .doc = "greedy decoding stops after this many tokens (or at EOS)"},
+     .doc = "greedy decoding stops after this many tokens (or at a stop id: eval.stop)"},
+    {"eval", "batch_size", CFG_INT, FIELD(eval.batch_size), .def = "16", AT_LEAST(1),
+     .doc = "test prompts each rank decodes together, longest first; the predictions and "
+            "scores do not depend on it"},
+    {"eval", "stop", CFG_LIST, FIELD(eval.stop), FIELD(eval.n_stop), .def = "",
+     .doc = "token texts that end an answer besides the tokenizer's EOS and the model file's "
+            "`eos_token_id`, comma-separated, e.g. `<|im_end|>`; each must be exactly one token of "
+            "the run's tokenizer (at most 16; no blanks)"},
 
     {"lora", "targets", CFG_LIST, FIELD(lora.targets), FIELD(lora.n_targets), .def = "q, v",
      .doc = "linears that carry adapters: any of q, k, v, o, gate, up, down, or all; `none` "
@@ -1139,14 +1146,15 @@ void config_free(gorp_config *c) {
  * gorp run's results depend on it. A key in neither of the first two lists is in the run hash
  * and a resume refuses any change of it, so a new key is safe by default. */
 
-/* gorp run's results do not depend on these: where results go, how often it logs and saves, the
- * rank layout (a checkpoint holds logical tensors), the orders file and the substitutions (their
- * outcome is data.tasks, which is hashed) and what only gorp pretrain reads. */
+/* gorp run's results do not depend on these: where results go, how often it logs and saves, how
+ * many prompts evaluation decodes together (the predictions are the same), the rank layout (a
+ * checkpoint holds logical tensors), the orders file and the substitutions (their outcome is
+ * data.tasks, which is hashed) and what only gorp pretrain reads. */
 static const char *const outside_run[] = {
-    "run.out_dir", "run.checkpoint_every", "run.checkpoint_keep",  "run.log_every",
-    "data.order",  "data.orders",          "data.substitute",      "parallel.tp",
-    "parallel.dp", "pretrain.out",         "pretrain.steps",       "pretrain.batch_size",
-    "pretrain.lr", "pretrain.warmup",      "pretrain.min_lr_ratio"};
+    "run.out_dir",         "run.checkpoint_every", "run.checkpoint_keep", "run.log_every",
+    "data.order",          "data.orders",          "data.substitute",     "eval.batch_size",
+    "parallel.tp",         "parallel.dp",          "pretrain.out",        "pretrain.steps",
+    "pretrain.batch_size", "pretrain.lr",          "pretrain.warmup",     "pretrain.min_lr_ratio"};
 
 /* In the run hash, but they say where an input lies or which backend rounds the sums: a resume
  * accepts a change with --force-config (the data moved; the user vouches that it is the same). */

@@ -31,10 +31,8 @@ static int is_int_type(gguf_value_type t) {
          t == GGUF_I32 || t == GGUF_U64 || t == GGUF_I64;
 }
 
-/* Integer key llama.<key> into *v; absent, it keeps *v unless required. */
-static int meta_int(const gguf_file *f, const char *key, int required, int *v) {
-  char name[96];
-  snprintf(name, sizeof(name), "llama.%s", key);
+/* Integer metadata key name into *v; absent, it keeps *v unless required. */
+static int meta_int_named(const gguf_file *f, const char *name, int required, int *v) {
   const gguf_kv *kv = gguf_find_kv(f, name);
   if (!kv && required)
     GORP_ERR(GORP_EINPUT, "%s: required metadata key %s is missing", f->path, name);
@@ -51,6 +49,13 @@ static int meta_int(const gguf_file *f, const char *key, int required, int *v) {
   }
   *v = gguf_type_signed(kv->type) ? (int)kv->i : (int)kv->u;
   return GORP_OK;
+}
+
+/* Integer key llama.<key> into *v; absent, it keeps *v unless required. */
+static int meta_int(const gguf_file *f, const char *key, int required, int *v) {
+  char name[96];
+  snprintf(name, sizeof(name), "llama.%s", key);
+  return meta_int_named(f, name, required, v);
 }
 
 /* Float key llama.<key> into *v; absent, it keeps *v. */
@@ -266,10 +271,27 @@ static int import_into(model *m, const gguf_file *f, char *seen) {
   return rc;
 }
 
+/* The model's end ids: tokenizer.ggml.eos_token_id and, when present and different,
+ * tokenizer.ggml.eot_token_id (the end of a chat turn), as llama.cpp stops at either. */
+static int read_eos(model *m, const gguf_file *f) {
+  int eos = -1, eot = -1;
+  GORP_CALL(meta_int_named(f, "tokenizer.ggml.eos_token_id", 0, &eos));
+  GORP_CALL(meta_int_named(f, "tokenizer.ggml.eot_token_id", 0, &eot));
+  int64_t ids[2];
+  int n = 0;
+  if (eos >= 0) ids[n++] = eos;
+  if (eot >= 0 && eot != eos) ids[n++] = eot;
+  if (!n) return GORP_OK;
+  char what[4200];
+  snprintf(what, sizeof(what), "%s: metadata tokenizer.ggml.eos_token_id/eot_token_id", f->path);
+  return model_set_eos(m, ids, n, what);
+}
+
 static int import_file(model *m, const gguf_file *f) {
   model_config cfg;
   GORP_CALL(read_config(f, &cfg));
   GORP_CALL(model_create(m, &cfg));
+  GORP_CALL(read_eos(m, f));
   char *seen;
   GORP_ALLOC(seen, m->n_tensors, "the imported-tensor flags");
   const int rc = import_into(m, f, seen);

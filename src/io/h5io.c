@@ -205,16 +205,29 @@ int h5io_close_publish(hid_t file, int rc, const char *tmp, const char *path, co
   return h5io_agree(d, rc, path, "publishing the file");
 }
 
-int h5io_write_attr(hid_t obj, const char *key, hid_t file_type, hid_t mem_type, const void *v,
-                    const char *path) {
-  hid_t space, attr;
-  GORP_H5(space = H5Screate(H5S_SCALAR));
-  attr = H5Acreate2(obj, key, file_type, space, H5P_DEFAULT, H5P_DEFAULT);
+/* Attribute key of obj in space (closed here). */
+static int write_attr_in(hid_t obj, const char *key, hid_t file_type, hid_t mem_type, const void *v,
+                         hid_t space, const char *path) {
+  if (space < 0) GORP_ERR(GORP_EIO, "%s: cannot create the dataspace of attribute %s", path, key);
+  const hid_t attr = H5Acreate2(obj, key, file_type, space, H5P_DEFAULT, H5P_DEFAULT);
   H5Sclose(space);
-  if (attr < 0 || H5Awrite(attr, mem_type, v) < 0)
+  if (attr < 0 || H5Awrite(attr, mem_type, v) < 0) {
+    if (attr >= 0) H5Aclose(attr);
     GORP_ERR(GORP_EIO, "%s: cannot write attribute %s", path, key);
+  }
   GORP_H5(H5Aclose(attr));
   return GORP_OK;
+}
+
+int h5io_write_attr(hid_t obj, const char *key, hid_t file_type, hid_t mem_type, const void *v,
+                    const char *path) {
+  return write_attr_in(obj, key, file_type, mem_type, v, H5Screate(H5S_SCALAR), path);
+}
+
+int h5io_write_array_attr(hid_t obj, const char *key, hid_t file_type, hid_t mem_type,
+                          const void *v, int n, const char *path) {
+  const hsize_t dims[1] = {(hsize_t)n};
+  return write_attr_in(obj, key, file_type, mem_type, v, H5Screate_simple(1, dims, NULL), path);
 }
 
 /* A UTF-8 string type: fixed-length (size bytes with the terminating NUL) or variable-length. */
@@ -260,24 +273,39 @@ static int open_attr(hid_t obj, const char *obj_name, const char *key, const cha
   return GORP_OK;
 }
 
-int h5io_read_num_attr(hid_t obj, const char *obj_name, const char *key, int float_ok,
-                       hid_t mem_type, void *out, const char *path) {
+int h5io_read_nums_attr(hid_t obj, const char *obj_name, const char *key, int float_ok,
+                        hid_t mem_type, void *out, int max, int *n, const char *path) {
   hid_t attr, type = -1, space = -1;
   GORP_CALL(open_attr(obj, obj_name, key, path, &attr));
   const int ok = (type = H5Aget_type(attr)) >= 0 && (space = H5Aget_space(attr)) >= 0;
   const H5T_class_t cls = ok ? H5Tget_class(type) : H5T_NO_CLASS;
   const hssize_t npoints = ok ? H5Sget_simple_extent_npoints(space) : -1;
+  const int ndims = ok ? H5Sget_simple_extent_ndims(space) : -1;
   if (type >= 0) H5Tclose(type);
   if (space >= 0) H5Sclose(space);
   int rc = GORP_OK;
-  if (npoints != 1 || !(cls == H5T_INTEGER || (float_ok && cls == H5T_FLOAT)))
-    rc = GORP_ERROR(GORP_EINPUT, "%s: attribute %s of %s must be a single %s", path, key, obj_name,
-                    float_ok ? "number" : "integer");
-  else if (H5Aread(attr, mem_type, out) < 0)
+  const char *what = float_ok ? "number" : "integer";
+  if (npoints < 1 || npoints > max || ndims > 1 ||
+      !(cls == H5T_INTEGER || (float_ok && cls == H5T_FLOAT))) {
+    if (max == 1)
+      rc = GORP_ERROR(GORP_EINPUT, "%s: attribute %s of %s must be a single %s", path, key,
+                      obj_name, what);
+    else
+      rc = GORP_ERROR(GORP_EINPUT, "%s: attribute %s of %s must hold 1 to %d %ss (has %lld)", path,
+                      key, obj_name, max, what, (long long)npoints);
+  } else if (H5Aread(attr, mem_type, out) < 0) {
     rc = GORP_ERROR(GORP_EINPUT, "%s: cannot read attribute %s of %s (damaged file?)", path, key,
                     obj_name);
+  }
   H5Aclose(attr);
+  if (!rc) *n = (int)npoints;
   return rc;
+}
+
+int h5io_read_num_attr(hid_t obj, const char *obj_name, const char *key, int float_ok,
+                       hid_t mem_type, void *out, const char *path) {
+  int n;
+  return h5io_read_nums_attr(obj, obj_name, key, float_ok, mem_type, out, 1, &n, path);
 }
 
 /* The longest string attribute read: far above any config text, far below what a corrupt size

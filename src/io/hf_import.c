@@ -271,6 +271,40 @@ static int import_weights(model *m, const char *dir) {
   return rc;
 }
 
+/* eos_token_id of the JSON object in file path (an int or a list of ints; absent or null: none)
+ * as m's end ids. */
+static int eos_from(model *m, const cJSON *root, const char *path) {
+  const cJSON *j = config_value(root, "eos_token_id");
+  if (!j) return GORP_OK;
+  const int list = cJSON_IsArray(j), n = list ? cJSON_GetArraySize(j) : 1;
+  GORP_CHECK(n >= 1 && n <= MODEL_MAX_EOS, GORP_EINPUT,
+             "%s: \"eos_token_id\" lists %d ids; gorp keeps 1 to %d", path, n, MODEL_MAX_EOS);
+  int64_t ids[MODEL_MAX_EOS];
+  for (int i = 0; i < n; i++) {
+    const cJSON *e = list ? cJSON_GetArrayItem(j, i) : j;
+    const double v = e->valuedouble;
+    if (!cJSON_IsNumber(e) || v != floor(v) || fabs(v) > INT_MAX)
+      GORP_ERR(GORP_EINPUT, "%s: \"eos_token_id\" must be an integer or a list of integers", path);
+    ids[i] = (int64_t)v;
+  }
+  char what[PATH_MAX + 32];
+  snprintf(what, sizeof(what), "%s: \"eos_token_id\"", path);
+  return model_set_eos(m, ids, n, what);
+}
+
+/* The model's end ids: generation_config.json's eos_token_id when the file exists (what
+ * transformers' generate() stops at), else config.json's (root). */
+static int import_eos(model *m, const char *dir, const cJSON *root, const char *config_path) {
+  char path[PATH_MAX];
+  GORP_CALL(join(path, dir, "generation_config.json"));
+  if (access(path, F_OK)) return eos_from(m, root, config_path);
+  cJSON *gen;
+  GORP_CALL(json_read_file(path, "Hugging Face generation config", FS_MAX_HF_CONFIG, &gen));
+  const int rc = eos_from(m, gen, path);
+  cJSON_Delete(gen);
+  return rc;
+}
+
 static int import_dir(model *m, const char *dir, char **config_json) {
   char path[PATH_MAX];
   GORP_CALL(join(path, dir, "config.json"));
@@ -282,6 +316,11 @@ static int import_dir(model *m, const char *dir, char **config_json) {
   model_config cfg;
   GORP_CALL(hf_config_parse(*config_json, path, &cfg));
   GORP_CALL(model_create(m, &cfg));
+  cJSON *root;
+  GORP_CALL(json_parse(path, *config_json, len, &root));
+  const int rc = import_eos(m, dir, root, path);
+  cJSON_Delete(root);
+  GORP_CALL(rc);
   GORP_CALL(import_weights(m, dir));
   return GORP_OK;
 }

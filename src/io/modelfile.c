@@ -110,6 +110,9 @@ static int write_group(hid_t file, const model *m, const lora *merge, float *scr
   hid_t grp;
   int rc = h5io_create_group(file, "model", path, &grp);
   if (!rc) rc = write_config(grp, &m->cfg, hf_config, path);
+  if (!rc && m->n_eos)
+    rc = h5io_write_array_attr(grp, "eos_token_id", H5T_STD_I32LE, H5T_NATIVE_INT, m->eos, m->n_eos,
+                               path);
   rc = h5io_agree(d, rc, path, "writing /model's attributes");
   if (!rc) rc = walk_tensors(grp, (model *)m, 1, merge, scratch, d, path);
   if (grp >= 0) H5Gclose(grp);
@@ -368,6 +371,21 @@ int modelfile_read_tensors(hid_t file, model *m, const dist *d, const char *path
   return rc;
 }
 
+/* The model's end ids, /model's optional eos_token_id (files written before it have none). */
+static int read_eos(hid_t grp, model *m, const char *path) {
+  const htri_t has = H5Aexists(grp, "eos_token_id");
+  if (has < 0)
+    GORP_ERR(GORP_EINPUT, "%s: cannot read the attributes of /model (damaged file?)", path);
+  if (!has) return GORP_OK;
+  int64_t ids[MODEL_MAX_EOS];
+  int n;
+  GORP_CALL(h5io_read_nums_attr(grp, "/model", "eos_token_id", 0, H5T_NATIVE_INT64, ids,
+                                MODEL_MAX_EOS, &n, path));
+  char what[4200];
+  snprintf(what, sizeof(what), "%s: attribute eos_token_id of /model", path);
+  return model_set_eos(m, ids, n, what);
+}
+
 int modelfile_read_group(hid_t file, model *m, const dist *d, const char *path) {
   model_config cfg;
   int rc = read_config(file, path, &cfg);
@@ -375,6 +393,7 @@ int modelfile_read_group(hid_t file, model *m, const dist *d, const char *path) 
   hid_t grp = -1;
   if (!rc) rc = h5io_open_group(file, "model", path, &grp);
   if (!rc) rc = check_no_unknown(grp, m, path);
+  if (!rc) rc = read_eos(grp, m, path);
   if (grp >= 0) H5Gclose(grp);
   GORP_CALL(h5io_agree(d, rc, path, "reading /model's attributes"));
   return modelfile_read_tensors(file, m, d, path);

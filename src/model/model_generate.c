@@ -1,7 +1,8 @@
 /* Greedy decoding of a batch of prompts with a key/value cache per prompt: each prompt goes through
  * model_forward on its own (GEMMs over its positions) and its keys/values are copied into its
  * cache; then every step takes one new position of each unfinished prompt through the layer that
- * training runs (model_layer_forward), whose attention reads the caches (attention_decode).
+ * training runs (model_layer_forward), whose attention reads the caches (attention_decode). A
+ * prompt stops at any id of a stop set (the model's end ids, model_stop_ids, and the caller's).
  * Not for: sampling other than greedy, or the layer's arithmetic (model.c, ops.c). */
 #include "gorp/model.h"
 
@@ -118,8 +119,35 @@ static int decode_step(model *m, int n) {
   return GORP_OK;
 }
 
+static int in_set(int id, const int *set, int n) {
+  for (int i = 0; i < n; i++)
+    if (set[i] == id) return 1;
+  return 0;
+}
+
+int model_set_eos(model *m, const int64_t *ids, int n, const char *what) {
+  GORP_CHECK(n >= 1 && n <= MODEL_MAX_EOS, GORP_EINPUT, "%s: holds %d end ids; expected 1 to %d",
+             what, n, MODEL_MAX_EOS);
+  m->n_eos = 0;
+  for (int i = 0; i < n; i++) {
+    GORP_CHECK(ids[i] >= 0 && ids[i] < m->cfg.vocab_size, GORP_EINPUT,
+               "%s: end id %lld is not a token id in [0, %d)", what, (long long)ids[i],
+               m->cfg.vocab_size);
+    if (!in_set((int)ids[i], m->eos, m->n_eos)) m->eos[m->n_eos++] = (int)ids[i];
+  }
+  return GORP_OK;
+}
+
+void model_stop_ids(const model *m, const int *extra, int n_extra, int *stop, int *n_stop) {
+  *n_stop = 0;
+  for (int i = 0; i < m->n_eos + n_extra; i++) {
+    const int id = i < m->n_eos ? m->eos[i] : extra[i - m->n_eos];
+    if (id >= 0 && !in_set(id, stop, *n_stop)) stop[(*n_stop)++] = id;
+  }
+}
+
 int model_generate(model *m, const int *const *prompts, const int *n_prompt, int B, int max_new,
-                   int eos, int *out, int *n_out) {
+                   const int *stop, int n_stop, int *out, int *n_out) {
   const model_config *c = &m->cfg;
   const int V = c->vocab_size;
   GORP_CHECK(B >= 1, GORP_EINPUT, "model_generate: no prompts");
@@ -146,12 +174,12 @@ int model_generate(model *m, const int *const *prompts, const int *n_prompt, int
     kv->next[b] = argmax(m->acts.logits + (size_t)(n - 1) * V, V);
   }
   if (m->lora) GORP_CALL(lora_reserve(m->lora, B)); /* the adapters' scratch for a step's rows */
-  /* step i: a prompt that has its i ids so far stores its next id and, unless that is eos or
-   * the last, decodes it at position n_prompt + i */
+  /* step i: a prompt that has its i ids so far stores its next id and, unless that is a stop id
+   * or the last, decodes it at position n_prompt + i */
   for (int i = 0; i < max_new; i++) {
     int n = 0;
     for (int b = 0; b < B; b++) {
-      if (n_out[b] < i || kv->next[b] == eos) continue;
+      if (n_out[b] < i || in_set(kv->next[b], stop, n_stop)) continue;
       out[(size_t)b * max_new + n_out[b]++] = kv->next[b];
       if (i + 1 == max_new) continue;
       kv->tok[n] = kv->next[b];

@@ -9,7 +9,9 @@ torch is too old for transformers' own model classes) computes the logits.
 
 Checked: the config and every weight of the model file against the reference bit for bit (the
 same float32 operations, so any difference is a bug: a block layout, a nibble order, the
-permutation), and `gorp logits` against the reference's forward pass on text (whole-word tokens
+permutation), the model's end ids (/model's eos_token_id: the GGUF's tokenizer.ggml.eos_token_id
+and eot_token_id as gguf-py reads them; id 2, `<|im_end|>`, for this Instruct model), and
+`gorp logits` against the reference's forward pass on text (whole-word tokens
 of the GGUF vocabulary) and on random token ids. Tolerance: max abs logit difference 5e-4, about
 7x the worst measured here (7.5e-5 on random ids, 3.6e-5 and 4.9e-5 on the texts, logits up to
 33; issue 16 measured 7.8e-5 against transformers through the safetensors route). The argmax
@@ -96,6 +98,20 @@ def read_reference(path):
     return cfg, tensors
 
 
+def check_end_ids(h5, path):
+    import gguf
+    r = gguf.GGUFReader(path)
+    want = []
+    for key in ("tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"):
+        if key in r.fields and int(r.fields[key].contents()) not in want:
+            want.append(int(r.fields[key].contents()))
+    tokens = r.fields["tokenizer.ggml.tokens"].contents()
+    with h5py.File(h5, "r") as f:
+        got = [int(x) for x in np.atleast_1d(f["model"].attrs.get("eos_token_id", []))]
+    report(got == want and [tokens[i] for i in got] == ["<|im_end|>"],
+           f"end ids {got} = the GGUF's {want} ({', '.join(tokens[i] for i in want)})")
+
+
 def check_weights(h5, cfg, tensors):
     with h5py.File(h5, "r") as f:
         g = f["model"]
@@ -171,6 +187,7 @@ def main():
 
     cfg, tensors = read_reference(os.path.join(cache, GGUF))
     check_weights(h5, cfg, tensors)
+    check_end_ids(h5, os.path.join(cache, GGUF))
     model = reference_model(cfg, tensors)
     with tempfile.TemporaryDirectory() as work:
         check_logits(h5, model, token_batches(cfg.tokens), work)

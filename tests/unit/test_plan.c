@@ -40,7 +40,7 @@ static uint64_t item(const plan *p, int part, const char *prefix) {
 
 static plan *compute(const model_config *cfg, const plan_method *m, int tp, int dp, int B, int T) {
   static plan p;
-  const plan_layout lay = {.tp = tp, .dp = dp, .batch = B, .seq = T};
+  const plan_layout lay = {.tp = tp, .dp = dp, .batch = B, .seq = T, .eval_batch = 1};
   const int rc = plan_compute(&p, cfg, m, &lay);
   CHECK(rc == 0, "plan_compute failed (tp %d, dp %d)", tp, dp);
   return &p;
@@ -71,6 +71,16 @@ static void test_seqft_by_hand(void) {
   CHECK(p->flops_forward == 2.0 * 10 * (2 * 480 + 80) + 3200, "forward FLOPs %g", p->flops_forward);
   CHECK(p->flops_attention == 3200, "attention FLOPs %g", p->flops_attention);
   CHECK(p->flops_step == 3 * p->flops_forward, "step = 3 x forward");
+  /* evaluation KV cache per prompt decoded together (model_generate's kv_reserve): k, v
+   * 2 L T KD = 80; one step's rows 4 C + 1 + 2 QD + 2 KD + 3 F + V + 2 (D/2) = 105; one thread's
+   * attention scores H/KV x T = 10 */
+  CHECK(item(p, PLAN_WORK, "evaluation KV cache") == 80 + 105 + 10, "KV cache of 1 prompt %llu",
+        (unsigned long long)item(p, PLAN_WORK, "evaluation KV cache"));
+  plan p3;
+  const plan_layout three = {.tp = 1, .dp = 1, .batch = 2, .seq = 5, .eval_batch = 3};
+  CHECK(!plan_compute(&p3, &small, &m, &three) &&
+            item(&p3, PLAN_WORK, "evaluation KV cache") == 3 * (80 + 105) + 10,
+        "KV cache of 3 prompts %llu", (unsigned long long)item(&p3, PLAN_WORK, "evaluation KV"));
   /* tp 2: embedding, head and the 5 norms (80 + 80 + 40) replicated, the linears (2 x 480) halved
    */
   p = compute(&small, &m, 2, 1, 2, 5);
@@ -218,7 +228,7 @@ static void check_against_trainer(const char *name, const char *keys) {
 static void check_tp_split(const char *name, const model_config *cfg, const plan_method *m,
                            int tp) {
   plan one;
-  const plan_layout l1 = {.tp = 1, .dp = 1, .batch = 3, .seq = 7};
+  const plan_layout l1 = {.tp = 1, .dp = 1, .batch = 3, .seq = 7, .eval_batch = 1};
   CHECK(plan_compute(&one, cfg, m, &l1) == 0, "%s: tp 1", name);
   const plan *p = compute(cfg, m, tp, 1, 3, 7);
   for (int part = 0; part < PLAN_WORK; part++) {
@@ -263,7 +273,7 @@ static void test_tp_splits(void) {
   /* dp: the busiest rank gets ceil(5 / 2) = 3 sequences; weights do not change */
   const plan_method m = gorp_paper();
   plan dp1;
-  const plan_layout l3 = {.tp = 1, .dp = 1, .batch = 3, .seq = 7};
+  const plan_layout l3 = {.tp = 1, .dp = 1, .batch = 3, .seq = 7, .eval_batch = 1};
   plan_compute(&dp1, &small, &m, &l3);
   const plan *p = compute(&small, &m, 1, 2, 5, 7);
   CHECK(p->batch_local == 3, "ceil(5 / 2) = 3, got %d", p->batch_local);
@@ -274,7 +284,7 @@ static void test_tp_splits(void) {
 static void expect_refusal(const char *what, const model_config *cfg, const plan_method *m, int tp,
                            int dp, int seq, const char *needle) {
   plan p;
-  const plan_layout lay = {.tp = tp, .dp = dp, .batch = 4, .seq = seq};
+  const plan_layout lay = {.tp = tp, .dp = dp, .batch = 4, .seq = seq, .eval_batch = 1};
   capture_begin();
   const int rc = plan_compute(&p, cfg, m, &lay);
   char *err = capture_end();
@@ -295,6 +305,13 @@ static void test_refusals(void) {
                  "parallel.tp = 4 does not divide model.intermediate_size = 10");
   expect_refusal("tp 0", &small, &seqft, 0, 1, 5, "parallel.tp = 0");
   expect_refusal("dp 0", &small, &seqft, 1, 0, 5, "parallel.dp = 0");
+  plan p0;
+  const plan_layout no_eval = {.tp = 1, .dp = 1, .batch = 4, .seq = 5, .eval_batch = 0};
+  capture_begin();
+  const int rc0 = plan_compute(&p0, &small, &seqft, &no_eval);
+  char *err0 = capture_end();
+  CHECK(rc0 != 0 && strstr(err0, "eval.batch_size = 0"), "eval batch 0: %s", err0);
+  free(err0);
   expect_refusal("sequence past max_seq", &small, &seqft, 1, 1, 17, "max_position_embeddings");
   plan_method big_k = gorp_paper();
   big_k.full_rank = 9;

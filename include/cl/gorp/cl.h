@@ -71,11 +71,23 @@ typedef struct cl_scores {
   double in_list_rate; /* percent */
 } cl_scores;
 
+/* The most token texts eval.stop may list. */
+enum { CL_MAX_STOP_TEXTS = 16 };
+/* The stop set of the run's evaluation (docs/RESULTS.md): the tokenizer's EOS (what training
+ * appends after every answer), m's end ids (its model file's eos_token_id) and the ids of the
+ * eval.stop texts, each of which must encode to exactly one id of tok (GORP_EINPUT naming the key,
+ * the text and the ids it gave). stop has room for 1 + MODEL_MAX_EOS + CL_MAX_STOP_TEXTS ids. */
+int cl_stop_ids(const model *m, const tokenizer *tok, const gorp_config *c, int *stop, int *n_stop);
+
 /* Greedy decoding on up to data.max_test_per_task test items of t, shared round-robin by the
- * data-parallel ranks (d may be NULL: one rank); rank 0 writes one JSON line per item (id,
+ * data-parallel ranks (d may be NULL: one rank), each prompt stopping after any of the n_stop ids
+ * of stop (cl_stop_ids). Each rank decodes its items eval.batch_size at a time, longest prompt
+ * first (model_generate); the predictions do not depend on the batch size. Rank 0 prints a
+ * progress line at most every few seconds and writes one JSON line per item, in item order (id,
  * prediction, label, correct, in_list) to pred_path when it is not NULL; every rank gets the
  * scores. */
 int cl_evaluate(model *m, const tokenizer *tok, const cl_task *t, const gorp_config *c,
-                const dist *d, int task_index, const char *pred_path, cl_scores *s);
+                const dist *d, int task_index, const int *stop, int n_stop, const char *pred_path,
+                cl_scores *s);
 
 #endif

@@ -48,8 +48,9 @@ typedef struct plan_method {
 
 typedef struct plan_layout {
   int tp, dp;
-  int batch; /* global batch: sequences per optimizer step, split over dp */
-  int seq;   /* tokens per sequence */
+  int batch;      /* global batch: sequences per optimizer step, split over dp */
+  int seq;        /* tokens per sequence */
+  int eval_batch; /* test prompts each rank decodes together (eval.batch_size), >= 1 */
 } plan_layout;
 
 enum {

@@ -62,6 +62,9 @@ typedef struct gorp_config {
   } train;
   struct {
     int max_new_tokens;
+    int batch_size; /* prompts decoded together (the predictions do not depend on it) */
+    char **stop;    /* n_stop token texts that end an answer, besides EOS and the model's */
+    int n_stop;
   } eval;
   struct {
     char **targets; /* n_targets of q,k,v,o,gate,up,down (or all) */

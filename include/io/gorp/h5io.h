@@ -56,12 +56,18 @@ int h5io_open_group(hid_t loc, const char *name, const char *path, hid_t *grp);
 
 int h5io_write_attr(hid_t obj, const char *key, hid_t file_type, hid_t mem_type, const void *v,
                     const char *path);
+/* The same with a 1-D array of n values. */
+int h5io_write_array_attr(hid_t obj, const char *key, hid_t file_type, hid_t mem_type,
+                          const void *v, int n, const char *path);
 /* A fixed-length UTF-8 string attribute (inside the checksummed object header: a variable-length
  * one lives in the global heap, which has no checksum; h5py reads it as bytes). */
 int h5io_write_str_attr(hid_t obj, const char *key, const char *s, const char *path);
 /* A numeric scalar attribute; float_ok also accepts floating-point values (read as mem_type). */
 int h5io_read_num_attr(hid_t obj, const char *obj_name, const char *key, int float_ok,
                        hid_t mem_type, void *out, const char *path);
+/* The same for 1..max numbers (a scalar or a 1-D array), *n of them into out. */
+int h5io_read_nums_attr(hid_t obj, const char *obj_name, const char *key, int float_ok,
+                        hid_t mem_type, void *out, int max, int *n, const char *path);
 /* A string attribute into a malloc'd copy. */
 int h5io_read_str_attr(hid_t obj, const char *obj_name, const char *key, char **out,
                        const char *path);

@@ -184,6 +184,9 @@ typedef struct model_kv {
   int *next;            /* (B) each sequence's next token */
 } model_kv;
 
+/* The most end ids a model names (model.eos). */
+enum { MODEL_MAX_EOS = 8 };
+
 struct lora;
 struct lora_dropout_ctx;
 struct dist;
@@ -219,6 +222,10 @@ typedef struct model {
   int B, T;
   int n_targets;  /* positions that count in the loss */
   float loss_div; /* the loss was divided by this */
+  /* the ids that end the model's turns (a model file's eos_token_id, model_set_eos): decoding
+   * stops at each; n_eos = 0 for a model that names none */
+  int eos[MODEL_MAX_EOS];
+  int n_eos;
 } model;
 
 /* Checks a configuration, including the size limits above; the message names the offending key
@@ -264,10 +271,18 @@ const float *model_logits(const model *m);
 
 /* Greedy decoding of B prompts together, each with its own KV cache: prompt b (prompts[b],
  * n_prompt[b] ids) gets up to max_new new ids in out (B, max_new), row b, n_out[b] of them; a
- * prompt stops after eos (eos is not stored; -1: none). Each prompt is prefilled on its own
- * (model_forward), then every step takes one new position of each unfinished prompt through the
- * layers at once. */
+ * prompt stops after any of the n_stop ids of stop (that id is not stored; n_stop may be 0).
+ * Each prompt is prefilled on its own (model_forward), then every step takes one new position of
+ * each unfinished prompt through the layers at once. */
 int model_generate(model *m, const int *const *prompts, const int *n_prompt, int B, int max_new,
-                   int eos, int *out, int *n_out);
+                   const int *stop, int n_stop, int *out, int *n_out);
+/* Sets m's end ids (m->eos) to the n ids of ids, each once: 1..MODEL_MAX_EOS ids, each in
+ * [0, vocab_size); what names where they come from in the error ("FILE: attribute eos_token_id
+ * of /model"). */
+int model_set_eos(model *m, const int64_t *ids, int n, const char *what);
+/* The set decoding stops at: m's end ids and the n_extra ids of extra (a tokenizer's EOS, a run's
+ * eval.stop; negative ones skipped), each once, into stop (room for MODEL_MAX_EOS + n_extra),
+ * *n_stop of them. */
+void model_stop_ids(const model *m, const int *extra, int n_extra, int *stop, int *n_stop);
 
 #endif

@@ -20,7 +20,7 @@ if OMP_NUM_THREADS=2 "$GORP" run "$GORP_SRC/inputs/smollm2/seqlora.ini" \
   --set model.init="$models/smollm2-135m.h5" --set data.tokenizer="$models/smollm2-135m.tokenizer.json" \
   --set data.chat_template="$models/smollm2-135m.chat.json" --set data.root="$GORP_DATA/CL_Benchmark/mini" \
   --set data.instructions="$GORP_DATA/CL_Benchmark/instruction_config.json" \
-  --set data.order= --set data.tasks=agnews,amazon --set data.max_train_per_task=4 \
+  --set data.order= --set data.substitute= --set data.tasks=agnews,amazon --set data.max_train_per_task=4 \
   --set train.batch_size=2 --set data.max_test_per_task=4 --set data.max_source_length=48 \
   --set run.log_every=1 --set run.out_dir="$run" >"$work/run.log" 2>&1; then
   pass "gorp run of inputs/smollm2/seqlora.ini on SmolLM2-135M (2 tasks x 2 steps)"

@@ -67,19 +67,16 @@ static int encode_alloc(const tokenizer *tok, const char *text, int **ids, int *
  * tokens, else the text of its first max_source tokens (decoded, as upstream cuts an over-long
  * input), less a trailing incomplete UTF-8 sequence where the cut split a character. malloc'd. */
 static int cut_sentence(const tokenizer *tok, const char *sentence, int max_source, char **out) {
-  int count = 0;
-  GORP_CALL(tokenizer_encode(tok, sentence, NULL, &count, 0));
-  if (count <= max_source) {
+  int *ids, n;
+  GORP_CALL(encode_alloc(tok, sentence, &ids, &n));
+  int ierr = n <= max_source ? GORP_OK : tokenizer_decode(tok, ids, max_source, out);
+  free(ids);
+  GORP_CALL(ierr);
+  if (n <= max_source) {
     *out = strdup(sentence);
     if (!*out) GORP_ERR(GORP_EMEM, "out of memory copying a sentence");
     return GORP_OK;
   }
-  int *ids, n = 0;
-  GORP_ALLOC(ids, (size_t)max_source + 1, "sentence head");
-  int ierr = tokenizer_encode_head(tok, sentence, max_source, ids, &n, max_source);
-  if (!ierr) ierr = tokenizer_decode(tok, ids, n, out);
-  free(ids);
-  GORP_CALL(ierr);
   (*out)[utf8_first_invalid((const unsigned char *)*out, strlen(*out))] = '\0';
   return GORP_OK;
 }

@@ -240,10 +240,11 @@ static int run_fit(const void *args) {
   float *losses;
   GORP_ALLOC(losses, a->steps, "loss trajectory");
   double timed_s = 0.0, min_s = 0.0;
+  const model_step training = {.head = MODEL_HEAD_TARGETS}; /* as gorp run's steps */
   for (int s = 0; s < a->steps; s++) {
     const double t0 = proc_now_s();
     model_zero_grads(&b.m);
-    GORP_CALL(model_forward(&b.m, b.ids, b.targets, NULL, b.S, b.T, 0.0f, &losses[s]));
+    GORP_CALL(model_forward(&b.m, b.ids, b.targets, &training, b.S, b.T, 0.0f, &losses[s]));
     GORP_CALL(model_backward(&b.m));
     const grad_segment all = {b.m.grads, b.m.n_grads};
     double norm = grad_clip_norm(&all, 1, a->grad_clip);

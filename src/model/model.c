@@ -46,6 +46,7 @@ int model_reserve(model *m, int B, int T) {
                {&a->lnf, N * C},
                {&a->rstdf, N},
                {&a->logits, N * V},
+               {&a->head_w, N},
                {&a->rope_cos, (size_t)T * half},
                {&a->rope_sin, (size_t)T * half},
                {&a->dx, N * C},
@@ -69,7 +70,9 @@ int model_reserve(model *m, int B, int T) {
       GORP_ERR(GORP_EINPUT, "a batch of %d sequences x %d tokens is too large for this model", B,
                T);
   free(a->x);
+  free(a->head_rows);
   memset(a, 0, sizeof(*a));
+  GORP_ALLOC(a->head_rows, 2 * N, "the head's rows");
   float *base;
   GORP_ALLOC(base, total, "model activations");
   for (size_t i = 0; i < n_parts; i++) {
@@ -172,11 +175,48 @@ static int column_parallel_input_grad(model *m, float *dinp, int N, int C) {
   return m->tp ? dist_tp_sum_floats(m->tp, dinp, (size_t)N * C) : GORP_OK;
 }
 
+/* The rows of (B, T) whose logits this pass computes (step.head), listed in acts.head_rows with
+ * their targets and loss weights after them; lnf's rows are packed to the front to match (the
+ * backward pass reads lnf only through the head). Returns their count R. */
+static int head_rows_select(model *m, const int *targets, int B, int T) {
+  model_acts *a = &m->acts;
+  const int N = B * T, C = m->cfg.hidden_size;
+  const float *w = m->step.loss_weights;
+  int *rows = a->head_rows, R = 0;
+  switch (m->step.head) {
+  case MODEL_HEAD_ALL:
+    for (int i = 0; i < N; i++) rows[i] = i;
+    return a->n_head_rows = N;
+  case MODEL_HEAD_TARGETS:
+    for (int i = 0; i < N; i++)
+      if (targets[i] >= 0) {
+        rows[N + R] = targets[i];
+        a->head_w[R] = w ? w[i] : 1.0f;
+        rows[R++] = i;
+      }
+    break;
+  case MODEL_HEAD_LAST:
+    for (int b = 0; b < B; b++) rows[R++] = b * T + T - 1;
+    break;
+  case MODEL_HEAD_NONE:
+    break;
+  }
+  for (int r = 0; r < R; r++) /* rows[r] >= r: front to back never overwrites a row still to move */
+    if (rows[r] != r)
+      memcpy(a->lnf + (size_t)r * C, a->lnf + (size_t)rows[r] * C, (size_t)C * sizeof(float));
+  return a->n_head_rows = R;
+}
+
 int model_forward(model *m, const int *tokens, const int *targets, const model_step *step, int B,
                   int T, float loss_div, float *loss) {
   const model_config *c = &m->cfg;
   if (T > c->max_seq)
     GORP_ERR(GORP_EINPUT, "sequence length %d exceeds max_position_embeddings = %d", T, c->max_seq);
+  const model_head_mode head = step ? step->head : MODEL_HEAD_ALL;
+  if (targets && (head == MODEL_HEAD_LAST || head == MODEL_HEAD_NONE))
+    GORP_ERR(GORP_EINPUT, "model_forward: targets need the head's rows with targets (or all)");
+  if (!targets && head == MODEL_HEAD_TARGETS)
+    GORP_ERR(GORP_EINPUT, "model_forward: MODEL_HEAD_TARGETS without targets");
   if ((int64_t)B * T > INT_MAX) /* N = B * T is an int below */
     GORP_ERR(GORP_EINPUT, "a batch of %d sequences x %d tokens is too large for this model", B, T);
   for (int i = 0; i < B * T; i++)
@@ -220,11 +260,13 @@ int model_forward(model *m, const int *tokens, const int *targets, const model_s
     GORP_CALL(model_layer_forward(m, l, &la, &at, m->step.dropout));
   }
   rmsnorm_forward(a->lnf, a->rstdf, a->x + (size_t)L * N * C, m->w.norm, N, C, c->rms_eps);
-  GORP_CALL(matmul_forward(a->logits, a->lnf, m->w.head, N, C, V));
+  const int R = head_rows_select(m, targets, B, T);
+  if (R) GORP_CALL(matmul_forward(a->logits, a->lnf, m->w.head, R, C, V));
   m->n_targets = 0;
   if (targets) {
-    double sum =
-        crossentropy_forward(&m->n_targets, a->logits, targets, m->step.loss_weights, N, V);
+    const int all = m->step.head == MODEL_HEAD_ALL;
+    double sum = crossentropy_forward(&m->n_targets, a->logits, all ? targets : a->head_rows + N,
+                                      all ? m->step.loss_weights : a->head_w, R, V);
     m->loss_div = loss_div > 0 ? loss_div : (float)(m->n_targets ? m->n_targets : 1);
     if (loss) *loss = (float)(sum / m->loss_div);
   }
@@ -240,9 +282,18 @@ int model_backward(model *m) {
             H = m->H_loc, KV = m->KV_loc, D = c->head_dim, QD = H * D, KD = KV * D,
             V = c->vocab_size;
   const size_t NC = (size_t)N * C;
-  crossentropy_backward(a->logits, m->targets, m->step.loss_weights, N, V, m->loss_div);
   float *dx = a->dx;
-  GORP_CALL(matmul_backward_set(a->dbuf, m->gw.head, a->logits, a->lnf, m->w.head, N, C, V));
+  if (m->step.head == MODEL_HEAD_ALL) {
+    crossentropy_backward(a->logits, m->targets, m->step.loss_weights, N, V, m->loss_div);
+    GORP_CALL(matmul_backward_set(a->dbuf, m->gw.head, a->logits, a->lnf, m->w.head, N, C, V));
+  } else { /* the R rows' gradient, scattered into (B, T); the other rows get none */
+    const int R = a->n_head_rows, *rows = a->head_rows;
+    crossentropy_backward(a->logits, rows + N, a->head_w, R, V, m->loss_div);
+    if (R) GORP_CALL(matmul_backward_set(dx, m->gw.head, a->logits, a->lnf, m->w.head, R, C, V));
+    zero_parallel(a->dbuf, NC);
+    for (int r = 0; r < R; r++)
+      memcpy(a->dbuf + (size_t)rows[r] * C, dx + (size_t)r * C, (size_t)C * sizeof(float));
+  }
   zero_parallel(dx, NC);
   rmsnorm_backward(dx, m->gw.norm, a->dbuf, a->x + (size_t)L * NC, m->w.norm, a->rstdf, N, C);
   for (int l = L - 1; l >= 0; l--) {

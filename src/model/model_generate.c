@@ -165,13 +165,14 @@ int model_generate(model *m, const int *const *prompts, const int *n_prompt, int
   const size_t KD = (size_t)m->KV_loc * c->head_dim, layer_cache = (size_t)kv->B * kv->S * KD;
   for (int b = 0; b < B; b++) {
     const int n = n_prompt[b];
-    GORP_CALL(model_forward(m, prompts[b], NULL, NULL, 1, n, 0.0f, NULL));
+    const model_step last_only = {.head = MODEL_HEAD_LAST};
+    GORP_CALL(model_forward(m, prompts[b], NULL, &last_only, 1, n, 0.0f, NULL));
     for (int l = 0; l < c->num_layers; l++) {
       const size_t at = (size_t)l * layer_cache + (size_t)b * kv->S * KD;
       memcpy(kv->k + at, m->acts.k + (size_t)l * n * KD, (size_t)n * KD * sizeof(float));
       memcpy(kv->v + at, m->acts.v + (size_t)l * n * KD, (size_t)n * KD * sizeof(float));
     }
-    kv->next[b] = argmax(m->acts.logits + (size_t)(n - 1) * V, V);
+    kv->next[b] = argmax(m->acts.logits, V);
   }
   if (m->lora) GORP_CALL(lora_reserve(m->lora, B)); /* the adapters' scratch for a step's rows */
   /* step i: a prompt that has its i ids so far stores its next id and, unless that is a stop id

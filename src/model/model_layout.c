@@ -273,8 +273,9 @@ void model_zero_grads(model *m) {
 }
 
 static void acts_free(model_acts *a) {
-  /* every activation lives in one allocation that starts at x */
+  /* every float activation lives in one allocation that starts at x */
   free(a->x);
+  free(a->head_rows);
   memset(a, 0, sizeof(*a));
 }
 

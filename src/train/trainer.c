@@ -462,7 +462,8 @@ int trainer_step(trainer *t, const int *tokens, const int *targets, const float 
     t->drop.T = T;
     t->drop.step_key = step_key;
     const model_step step = {.dropout = &t->drop,
-                             .loss_weights = loss_weights ? loss_weights + (size_t)lo * T : NULL};
+                             .loss_weights = loss_weights ? loss_weights + (size_t)lo * T : NULL,
+                             .head = MODEL_HEAD_TARGETS};
     float local;
     rc = model_forward(m, tokens + (size_t)lo * T, targets + (size_t)lo * T, &step, hi - lo, T, div,
                        &local);
@@ -540,7 +541,8 @@ int trainer_observe(trainer *t, const int *tokens, const int *lengths, int B, in
   tokens += (size_t)lo * T;
   lengths += lo;
   B = hi - lo;
-  GORP_CALL(model_forward(m, tokens, NULL, NULL, B, T, 0.0f, NULL));
+  const model_step inputs_only = {.head = MODEL_HEAD_NONE};
+  GORP_CALL(model_forward(m, tokens, NULL, &inputs_only, B, T, 0.0f, NULL));
   const int N = B * T;
   const size_t need = (size_t)N * model_widest(&m->cfg, 1); /* whole inputs, gathered under TP */
   float *rows, *gathered = NULL;

@@ -142,7 +142,12 @@ typedef struct model_acts {
   float *h;      /* (L, B, T, F) silu(g) * u */
   float *lnf;    /* (B, T, C) */
   float *rstdf;  /* (B, T) */
-  float *logits; /* (B, T, V); holds dlogits after model_backward */
+  float *logits; /* (R, V) for the R rows the head computed (model_head_mode); holds dlogits
+                  * after model_backward */
+  float *head_w; /* (R) loss weights of those rows (head mode MODEL_HEAD_TARGETS) */
+  int *head_rows;  /* (2, B, T): the R rows of (B, T) the head computed, then their R targets;
+                    * a second allocation, ints */
+  int n_head_rows; /* R of the last forward pass */
   float *rope_cos; /* (T, D/2) */
   float *rope_sin; /* (T, D/2) */
   /* scratch for backward, reused per layer */
@@ -191,12 +196,25 @@ struct lora;
 struct lora_dropout_ctx;
 struct dist;
 
-/* What a training step adds to a forward pass: LoRA dropout and per-position loss weights.
- * model_forward records it with the tokens and targets for model_backward; a NULL step (or NULL
- * fields) means no dropout and every weight 1, as evaluation computes. */
+/* Which rows of (B, T) the output head computes. The head (V x C) is a fifth of a small model's
+ * FLOPs, and most rows' logits are never read: training reads those with a target (a
+ * benchmark answer is a few ids after ~150 prompt ids), prefill the last, activation statistics
+ * none. */
+typedef enum model_head_mode {
+  MODEL_HEAD_ALL = 0, /* every row (gorp logits, tests against PyTorch) */
+  MODEL_HEAD_TARGETS, /* the rows with a target >= 0, in order (needs targets) */
+  MODEL_HEAD_LAST,    /* the last row of each sequence (no targets) */
+  MODEL_HEAD_NONE     /* none: the layers' activations only (no targets) */
+} model_head_mode;
+
+/* What a training step adds to a forward pass: LoRA dropout, per-position loss weights, the
+ * head's rows. model_forward records it with the tokens and targets for model_backward; a NULL
+ * step (or NULL fields) means no dropout, every weight 1 and every row's logits, as evaluation
+ * computes. */
 typedef struct model_step {
   const struct lora_dropout_ctx *dropout; /* this step's masks, or NULL */
   const float *loss_weights;              /* (B, T) per-position weights, or NULL (all 1) */
+  model_head_mode head;                   /* which rows get logits */
 } model_step;
 
 typedef struct model {
@@ -266,7 +284,8 @@ int model_forward(model *m, const int *tokens, const int *targets, const model_s
 /* Accumulates d(loss)/d(params) into m->grads for the last forward pass (which had targets), with
  * its step's dropout masks and loss weights. */
 int model_backward(model *m);
-/* Logits of the last forward pass, (B, T, V). */
+/* Logits of the last forward pass, (R, V): the R = acts.n_head_rows rows acts.head_rows that its
+ * step's head mode chose (MODEL_HEAD_ALL: every row of (B, T), in order). */
 const float *model_logits(const model *m);
 
 /* Greedy decoding of B prompts together, each with its own KV cache: prompt b (prompts[b],

@@ -1,15 +1,17 @@
-/* gorp plan CONFIG.ini [--set section.key=value]... [--tp N] [--dp N] [--seq T] [--json]:
+/* gorp plan CONFIG.ini [--set section.key=value]... [--hf-config PATH] [--tp N] [--dp N] [--seq T]
+ * [--json]:
  * per-rank bytes (weights, trainable gradients, LoRA, optimizer states, GORP bases, activations,
  * workspace) and FLOPs per training step of the config's run under a tp x dp layout, so that a
  * user can choose nodes and a layout before submitting (docs/PLAN.md). The arithmetic is plan.c;
  * this file resolves its inputs: the model's shape (model.init's /model attributes, or the
  * model.* keys), the vocabulary, the batch and the sequence length, and prints.
- * Reads nothing but the config, model.init's attributes and (random init without
- * model.vocab_size) data.tokenizer; starts nothing. */
+ * Reads nothing but the config, model.init's attributes (or --hf-config's config.json) and (random
+ * init without model.vocab_size) data.tokenizer; starts nothing. */
 #include "gorp/cmd.h"
 #include "gorp/config.h"
 #include "gorp/err.h"
 #include "gorp/fsutil.h"
+#include "gorp/hf_import.h"
 #include "gorp/lora.h"
 #include "gorp/modelfile.h"
 #include "gorp/plan.h"
@@ -30,8 +32,9 @@ enum { PLAN_ASSUMED_VOCAB = 32000 };
 
 typedef struct plan_args {
   const char *path;
-  cmd_list sets;   /* section.key=value overrides, in order */
-  int tp, dp, seq; /* 0 = from the config */
+  const char *hf_config; /* a Hugging Face config.json (or its folder) for the shape, or NULL */
+  cmd_list sets;         /* section.key=value overrides, in order */
+  int tp, dp, seq;       /* 0 = from the config */
   int json;
 } plan_args;
 
@@ -81,8 +84,16 @@ static int random_vocab(const gorp_config *c, int *V, plan_sources *s) {
   return GORP_OK;
 }
 
-/* The model shape: model.init's /model attributes when it is a file, else the model.* keys. */
-static int model_shape(const gorp_config *c, model_config *cfg, plan_sources *s) {
+/* The model shape: a Hugging Face config.json when --hf-config names one (planning before the
+ * import), else model.init's /model attributes when it is a file, else the model.* keys. */
+static int model_shape(const gorp_config *c, const char *hf_config, model_config *cfg,
+                       plan_sources *s) {
+  if (hf_config) {
+    GORP_CALL(hf_config_read(hf_config, cfg, NULL));
+    snprintf(s->shape, sizeof(s->shape), "read from --hf-config %s", hf_config);
+    snprintf(s->vocab, sizeof(s->vocab), "the config.json");
+    return GORP_OK;
+  }
   if (strcmp(c->model.init, "random")) {
     struct stat st;
     if (stat(c->model.init, &st))
@@ -117,6 +128,8 @@ static void batch_and_seq(const gorp_config *c, const model_config *cfg, int seq
     if (tt.batch_size > lay->batch) lay->batch = tt.batch_size;
   }
   if (!lay->batch) lay->batch = c->train.batch_size;
+  /* the answer's ids and the end id carry the loss: the training step's head rows */
+  lay->answer = c->data.max_target_length + 1;
   if (seq_flag) {
     lay->seq = seq_flag;
     snprintf(s->seq, sizeof(s->seq), "--seq");
@@ -182,9 +195,10 @@ static void print_text(const plan *p, const char *path, const plan_sources *s) {
          (unsigned long long)p->n_params, s->shape, s->vocab);
   printf("method  %s\n", method);
   printf("layout  tp %d x dp %d = %d rank(s); %d sequence(s) per DP rank (batch %d over dp %d) x "
-         "%d tokens (%s): N = %d tokens per rank\n\n",
+         "%d tokens (%s): N = %d tokens per rank; the head computes the answer rows only, at "
+         "most %d per sequence (data.max_target_length + the end id)\n\n",
          l->tp, l->dp, l->tp * l->dp, p->batch_local, l->batch, l->dp, l->seq, s->seq,
-         p->batch_local * l->seq);
+         p->batch_local * l->seq, l->answer < l->seq ? l->answer : l->seq);
   printf("%-66s %15s %9s  %s\n", "per rank (fp32)", "bytes", "GiB", "over tp");
   for (int part = 0; part < PLAN_N_PARTS; part++) {
     printf("%-66s %15llu %9.3f\n", plan_part_names[part],
@@ -268,6 +282,7 @@ static int print_json(const plan *p, const char *path, const plan_sources *s) {
   cJSON_AddNumberToObject(o, "batch", l->batch);
   cJSON_AddNumberToObject(o, "batch_per_rank", p->batch_local);
   cJSON_AddNumberToObject(o, "seq", l->seq);
+  cJSON_AddNumberToObject(o, "answer", l->answer);
   cJSON_AddStringToObject(o, "seq_source", s->seq);
   cJSON_AddNumberToObject(o, "eval_batch", l->eval_batch);
   cJSON_AddItemToObject(j, "bytes_per_rank", json_bytes(p->floats));
@@ -305,7 +320,7 @@ static int print_json(const plan *p, const char *path, const plan_sources *s) {
 static int plan_config(const gorp_config *c, const plan_args *a) {
   plan_sources s = {0};
   model_config cfg;
-  GORP_CALL(model_shape(c, &cfg, &s));
+  GORP_CALL(model_shape(c, a->hf_config, &cfg, &s));
   plan_layout lay = {.tp = a->tp ? a->tp : c->parallel.tp,
                      .dp = a->dp ? a->dp : c->parallel.dp,
                      .eval_batch = c->eval.batch_size};
@@ -345,6 +360,8 @@ static int plan_main(const void *args) {
 static const cmd_arg plan_table[] = {
     {NULL, CMD_TEXT, offsetof(plan_args, path), "CONFIG.ini", "the run's config", 1},
     CMD_ARG_SET(plan_args, sets),
+    {"hf-config", CMD_TEXT, offsetof(plan_args, hf_config), "PATH",
+     "the model's shape from a Hugging Face config.json (or its folder) instead of model.init", 0},
     {"tp", CMD_COUNT, offsetof(plan_args, tp), "N", "tensor-parallel ranks (default parallel.tp)",
      0},
     {"dp", CMD_COUNT, offsetof(plan_args, dp), "N", "data-parallel groups (default parallel.dp)",

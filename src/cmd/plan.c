@@ -243,6 +243,7 @@ static void activations(plan *p) {
       "MLP gate, up, silu(gate) * up: 3 x %llu layers x N x %llu", (unsigned long long)d.L,
       (unsigned long long)d.F);
   add(p, PLAN_ACTS, 0, d.N * d.V, "logits: N x %llu", (unsigned long long)d.V);
+  add(p, PLAN_ACTS, 0, 3 * d.N, "the head's rows: index, target, loss weight: 3 x N");
   add(p, PLAN_ACTS, 0, d.T * (d.D / 2) * 2, "RoPE tables: 2 x %llu x %llu", (unsigned long long)d.T,
       (unsigned long long)(d.D / 2));
   if (d.r)
@@ -343,7 +344,11 @@ static void flops(plan *p, const lin *ln) {
   }
   const double N = (double)d.N, L = (double)d.L;
   p->flops_attention = 4.0 * L * d.B * d.H * (double)d.T * d.T * d.D; /* Q K^T and P V */
-  p->flops_forward = 2.0 * N * L * (lin_mac + lora_mac) + 2.0 * N * d.C * d.V + p->flops_attention;
+  /* a training step's head computes the rows with a target only (model_step.head) */
+  const u64 answer = p->layout.answer ? umin((u64)p->layout.answer, d.T) : d.T;
+  const double head_rows = (double)d.B * answer;
+  p->flops_forward =
+      2.0 * N * L * (lin_mac + lora_mac) + 2.0 * head_rows * d.C * d.V + p->flops_attention;
   p->flops_step = 3.0 * p->flops_forward;
 }
 

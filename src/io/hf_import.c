@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int join(char *out, const char *dir, const char *name) {
@@ -305,19 +306,45 @@ static int import_eos(model *m, const char *dir, const cJSON *root, const char *
   return rc;
 }
 
+/* path (PATH_MAX): the config.json that src names, src being that file or a folder holding it */
+static int config_path_of(char *path, const char *src) {
+  struct stat st;
+  if (!stat(src, &st) && S_ISDIR(st.st_mode)) return join(path, src, "config.json");
+  if (strlen(src) >= PATH_MAX) GORP_ERR(GORP_EINPUT, "path too long: %s", src);
+  strcpy(path, src);
+  return GORP_OK;
+}
+
+/* config.json at path, parsed; its text in *text unless text is NULL */
+static int config_read_file(const char *path, model_config *cfg, char **text) {
+  char *json;
+  size_t len;
+  GORP_CALL(fs_read_regular(path, "Hugging Face config", FS_MAX_HF_CONFIG, &json, &len));
+  int rc = strlen(json) != len
+               ? GORP_ERROR(GORP_EINPUT, "'%s': NUL byte at byte offset %zu; expected JSON text",
+                            path, strlen(json))
+               : hf_config_parse(json, path, cfg);
+  if (rc || !text)
+    free(json);
+  else
+    *text = json;
+  return rc;
+}
+
+int hf_config_read(const char *src, model_config *cfg, char **text) {
+  char path[PATH_MAX];
+  GORP_CALL(config_path_of(path, src));
+  return config_read_file(path, cfg, text);
+}
+
 static int import_dir(model *m, const char *dir, char **config_json) {
   char path[PATH_MAX];
   GORP_CALL(join(path, dir, "config.json"));
-  size_t len;
-  GORP_CALL(fs_read_regular(path, "Hugging Face config", FS_MAX_HF_CONFIG, config_json, &len));
-  if (strlen(*config_json) != len)
-    GORP_ERR(GORP_EINPUT, "'%s': NUL byte at byte offset %zu; expected JSON text", path,
-             strlen(*config_json));
   model_config cfg;
-  GORP_CALL(hf_config_parse(*config_json, path, &cfg));
+  GORP_CALL(config_read_file(path, &cfg, config_json));
   GORP_CALL(model_create(m, &cfg));
   cJSON *root;
-  GORP_CALL(json_parse(path, *config_json, len, &root));
+  GORP_CALL(json_parse(path, *config_json, strlen(*config_json), &root));
   const int rc = import_eos(m, dir, root, path);
   cJSON_Delete(root);
   GORP_CALL(rc);

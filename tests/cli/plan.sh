@@ -2,7 +2,8 @@
 # gorp plan: the LLaMA-2-7B order-1 config (its model file is absent here, so the shape comes from
 # --set model.* keys) prints the per-rank table for tp 1/2/4/8 with weights that shrink as the
 # Megatron split says, --dp splits the batch, --json is one JSON object whose parts add up, a model
-# file's architecture is read from the file; bad input (tp not dividing the heads, a missing model
+# file's architecture is read from the file, and LLaMA-2-7B's config.json (--hf-config) gives the
+# same plan as the model.* keys; bad input (tp not dividing the heads, a missing model
 # file, --seq past max_seq, bad flags) fails non-zero naming the key.
 . "$(dirname "$0")/lib.bash"
 src=${GORP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -75,6 +76,27 @@ assert b["bytes_all_ranks"] == 4 * b["bytes_per_rank"]["total"]
 assert abs(a["flops_per_step_per_rank"]["step"] - 3 * a["flops_per_step_per_rank"]["forward"]) < 1
 EOF
 then pass "--json: parts add up, tp 2 halves the split share"; else fail "--json checks"; fi
+
+# LLaMA-2-7B's config.json alone (--hf-config, the file or its folder; model.init is not read)
+# plans what the model.* keys plan
+"$GORP" plan "$cfg" --hf-config "$src/inputs/llama2-7b/config.json" --json >"$work/hf.json" 2>&1
+"$GORP" plan "$cfg" --hf-config "$src/inputs/llama2-7b" --json >"$work/hfdir.json" 2>&1
+if python3 - "$work/p1.json" "$work/hf.json" "$work/hfdir.json" <<'EOF'
+import json, sys
+a, b, c = (json.load(open(p)) for p in sys.argv[1:4])
+for j in (b, c):
+    for k in ["bytes_per_rank", "flops_per_step_per_rank", "layout"]:
+        assert j[k] == a[k], k
+    assert j["model"]["parameters"] == 6738415616
+EOF
+then pass "--hf-config config.json (file or folder) plans what the model.* keys plan"
+else fail "--hf-config plan differs:"; head -3 "$work/hf.json"; fi
+printf '{"hidden_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4, "vocab_size": 10,
+  "intermediate_size": 80, "rope_scaling": {"rope_type": "linear", "factor": 2.0}}' >"$work/bad.json"
+expect_error "--hf-config with a rope_scaling gorp does not implement" "bad.json.*rope" \
+  "$GORP" plan "$cfg" --hf-config "$work/bad.json"
+expect_error "--hf-config missing" "/nonexistent/config.json" \
+  "$GORP" plan "$cfg" --hf-config /nonexistent/config.json
 
 # a model file: its architecture wins over the model.* keys
 cat >"$work/m.ini" <<INI

@@ -60,8 +60,8 @@ static void test_seqft_by_hand(void) {
   CHECK(p->floats[PLAN_LORA] == 0 && p->floats[PLAN_BASES] == 0, "no adapters, no bases");
   /* B=2, T=5, N=10: residual/norms (4L+2) N C = 800, 1/rms (2L+1) N = 50, q,k,v,atty
    * L N (2*8 + 2*4) = 480, probabilities L B H T T = 400, MLP 3 L N F = 720, logits N V = 100,
-   * RoPE 2 T (D/2) = 10 */
-  CHECK(p->floats[PLAN_ACTS] == 800 + 50 + 480 + 400 + 720 + 100 + 10, "activations %llu",
+   * the head's rows 3 N = 30, RoPE 2 T (D/2) = 10 */
+  CHECK(p->floats[PLAN_ACTS] == 800 + 50 + 480 + 400 + 720 + 100 + 30 + 10, "activations %llu",
         (unsigned long long)p->floats[PLAN_ACTS]);
   /* dx N C 80, dbuf x 2: 2 N max(C, F, QD) 240, dq N QD 80, dk + dv 2 N KD 80, dg + du 2 N F 240,
    * datt T T 25 */
@@ -71,6 +71,14 @@ static void test_seqft_by_hand(void) {
   CHECK(p->flops_forward == 2.0 * 10 * (2 * 480 + 80) + 3200, "forward FLOPs %g", p->flops_forward);
   CHECK(p->flops_attention == 3200, "attention FLOPs %g", p->flops_attention);
   CHECK(p->flops_step == 3 * p->flops_forward, "step = 3 x forward");
+  { /* answer rows only (model_step.head): the head's term counts B x answer rows, not N */
+    const plan_layout two = {.tp = 1, .dp = 1, .batch = 2, .seq = 5, .eval_batch = 1, .answer = 2};
+    plan *q = malloc(sizeof(*q));
+    CHECK(q && !plan_compute(q, &small, &m, &two), "plan with 2 answer rows");
+    CHECK(q && q->flops_forward == 2.0 * 10 * 2 * 480 + 2.0 * 2 * 2 * 80 + 3200,
+          "head over B x 2 answer rows: forward %g", q ? q->flops_forward : 0.0);
+    free(q);
+  }
   /* evaluation KV cache per prompt decoded together (model_generate's kv_reserve): k, v
    * 2 L T KD = 80; one step's rows 4 C + 1 + 2 QD + 2 KD + 3 F + V + 2 (D/2) = 105; one thread's
    * attention scores H/KV x T = 10 */
@@ -118,7 +126,7 @@ static void test_gorp_by_hand(void) {
   CHECK(p->floats[PLAN_BASES] == 2 * 2 * 4 + 2 * 144, "bases %llu",
         (unsigned long long)p->floats[PLAN_BASES]);
   /* LoRA h: L x 7 x N x r = 280 */
-  CHECK(p->floats[PLAN_ACTS] == 2560 + 280, "activations %llu",
+  CHECK(p->floats[PLAN_ACTS] == 2590 + 280, "activations %llu",
         (unsigned long long)p->floats[PLAN_ACTS]);
   /* three pairs of q (in 8, out 8) and v (in 8, out 4): 3 x 2 x (16 + 12) MACs per token */
   CHECK(p->flops_forward == 2.0 * 10 * (2 * 480 + 80 + 2 * 3 * 2 * 28) + 3200, "forward %g",
@@ -201,9 +209,10 @@ static void check_against_trainer(const char *name, const char *keys) {
   const double work = (double)item(p, PLAN_WORK, "SVD workspace");
   CHECK(work >= 0.98 * tr.ws.work_cap && work <= 1.02 * tr.ws.work_cap,
         "%s: SVD workspace reserved %zu floats, planned %.0f", name, tr.ws.work_cap, work);
-  /* model_reserve's one allocation = the kept activations + the backward scratch */
+  /* model_reserve's float allocation and its ints (the head's row indices and targets, 2 N) = the
+   * kept activations + the backward scratch */
   model_reserve(&m, B, T);
-  const uint64_t acts = (uint64_t)(m.acts.datt + T * T - m.acts.x);
+  const uint64_t acts = (uint64_t)(m.acts.datt + T * T - m.acts.x) + 2 * (uint64_t)B * T;
   uint64_t lora_acts = 0;
   if (tr.has_lora) {
     lora_reserve(&tr.lo, B * T);

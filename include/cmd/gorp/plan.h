@@ -50,6 +50,7 @@ typedef struct plan_layout {
   int tp, dp;
   int batch;      /* global batch: sequences per optimizer step, split over dp */
   int seq;        /* tokens per sequence */
+  int answer;     /* tokens per sequence with a loss (the head's rows), <= seq; 0: every token */
   int eval_batch; /* test prompts each rank decodes together (eval.batch_size), >= 1 */
 } plan_layout;
 

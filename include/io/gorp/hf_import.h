@@ -11,6 +11,9 @@
 /* Parses the text of a LlamaForCausalLM config.json (path names it in messages) into cfg, with
  * HF's defaults for optional keys. rope_scaling and activations other than silu are refused. */
 int hf_config_parse(const char *json, const char *path, model_config *cfg);
+/* Reads and parses a config.json: src is that file or a folder holding it (a Hugging Face model
+ * folder). *text receives the file's text (free() it) unless text is NULL. */
+int hf_config_read(const char *src, model_config *cfg, char **text);
 /* Creates m from directory dir. *config_json receives config.json's text (free() it), to be kept
  * in the model file. On failure m is left freed and *config_json NULL. */
 int hf_import(model *m, const char *dir, char **config_json);

@@ -39,7 +39,7 @@ int cl_open_tokenizer(tokenizer *tok, const gorp_config *c, const dist *d, const
 }
 
 /* Loads every task before any training, so that a missing dataset stops the run at start-up. */
-int cl_load_tasks(const gorp_config *c, cl_task **tasks) {
+int cl_load_tasks(const gorp_config *c, int report, cl_task **tasks) {
   GORP_ALLOC(*tasks, c->data.n_tasks, "tasks");
   for (int i = 0; i < c->data.n_tasks; i++) {
     if (!strcmp(c->data.format, "synthetic"))
@@ -48,13 +48,16 @@ int cl_load_tasks(const gorp_config *c, cl_task **tasks) {
     else
       GORP_CALL(clbench_load(&(*tasks)[i], c->data.root, c->data.tasks[i], c->data.instructions));
     const cl_task *t = &(*tasks)[i];
-    out_printf("loaded %s/%s: %d train, %d test items\n", t->task_type, t->dataset, t->n_train,
-               t->n_test);
-    if (t->n_test_unlabelled && !strcmp(c->data.unlabelled, "drop"))
-      out_printf(
-          "  %s: dropped %d test items labelled '-' (no gold label; data.unlabelled = drop)\n",
-          t->dataset, clbench_drop_unlabelled(&(*tasks)[i]));
-    else if (t->n_test_unlabelled)
+    if (report)
+      out_printf("loaded %s/%s: %d train, %d test items\n", t->task_type, t->dataset, t->n_train,
+                 t->n_test);
+    if (t->n_test_unlabelled && !strcmp(c->data.unlabelled, "drop")) {
+      const int dropped = clbench_drop_unlabelled(&(*tasks)[i]);
+      if (report)
+        out_printf(
+            "  %s: dropped %d test items labelled '-' (no gold label; data.unlabelled = drop)\n",
+            t->dataset, dropped);
+    } else if (t->n_test_unlabelled && report)
       out_printf(
           "  %s: %d test items are labelled '-' (no gold label); scored as never correct, as "
           "upstream does (data.unlabelled = score)\n",

@@ -15,6 +15,7 @@
 #include "gorp/lora.h"
 #include "gorp/modelfile.h"
 #include "gorp/plan.h"
+#include "gorp/plan_time.h"
 #include "gorp/synth.h"
 #include "gorp/tokenizer.h"
 
@@ -33,6 +34,8 @@ enum { PLAN_ASSUMED_VOCAB = 32000 };
 typedef struct plan_args {
   const char *path;
   const char *hf_config; /* a Hugging Face config.json (or its folder) for the shape, or NULL */
+  float gflops;          /* --gflops: the throughput per rank for the time estimate; 0: none */
+  int measure;           /* --measure: time this machine's GEMM instead */
   cmd_list sets;         /* section.key=value overrides, in order */
   int tp, dp, seq;       /* 0 = from the config */
   int json;
@@ -181,7 +184,23 @@ static double gib(uint64_t floats) {
   return (double)floats * sizeof(float) / (1024.0 * 1024.0 * 1024.0);
 }
 
-static void print_text(const plan *p, const char *path, const plan_sources *s) {
+static void print_time(const plan_time *t) {
+  printf("\ntime at %.1f GFLOP/s per rank (%s; FLOP-bound: small-batch decoding is slower):\n",
+         t->gflops, t->measured ? "--measure: this machine's GEMM" : "--gflops");
+  printf("  a training step %.3g s; a test prompt (%d ids + eval.max_new_tokens) %.3g s\n",
+         t->step_s, t->prompt_ids, t->prompt_s);
+  printf("  %-16s %9s %7s %10s %6s %6s %10s\n", "task", "examples", "steps", "train h", "test",
+         "rows", "eval h");
+  for (int i = 0; i < t->n_tasks; i++) {
+    const plan_time_task *k = &t->task[i];
+    printf("  %-16s %9d %7d %10.2f %6d %6d %10.2f\n", k->name, k->examples, k->steps,
+           k->train_s / 3600, k->test, k->rows, k->eval_s / 3600);
+  }
+  printf("  whole run: training %.2f h, evaluation %.2f h (%lld prompts per rank), %.2f h\n",
+         t->train_s / 3600, t->eval_s / 3600, t->prompts, (t->train_s + t->eval_s) / 3600);
+}
+
+static void print_text(const plan *p, const char *path, const plan_sources *s, const plan_time *t) {
   const model_config *c = &p->cfg;
   const plan_layout *l = &p->layout;
   char method[512];
@@ -228,6 +247,7 @@ static void print_text(const plan *p, const char *path, const plan_sources *s) {
     printf("note: tp > 1 is the Megatron layout gorp run uses, for every method and GORP "
            "variant (docs/PARALLEL.md)\n");
   for (int i = 0; i < s->n_notes; i++) printf("note: %s\n", s->notes[i]);
+  if (t) print_time(t);
 }
 
 static cJSON *json_bytes(const uint64_t *floats) {
@@ -241,7 +261,31 @@ static cJSON *json_bytes(const uint64_t *floats) {
   return o;
 }
 
-static int print_json(const plan *p, const char *path, const plan_sources *s) {
+static cJSON *json_time(const plan_time *t) {
+  cJSON *o = cJSON_CreateObject(), *tasks = cJSON_AddArrayToObject(o, "tasks");
+  cJSON_AddNumberToObject(o, "gflops", t->gflops);
+  cJSON_AddBoolToObject(o, "measured", t->measured);
+  cJSON_AddNumberToObject(o, "step_s", t->step_s);
+  cJSON_AddNumberToObject(o, "prompt_s", t->prompt_s);
+  cJSON_AddNumberToObject(o, "train_s", t->train_s);
+  cJSON_AddNumberToObject(o, "eval_s", t->eval_s);
+  cJSON_AddNumberToObject(o, "prompts_per_rank", (double)t->prompts);
+  for (int i = 0; i < t->n_tasks; i++) {
+    const plan_time_task *k = &t->task[i];
+    cJSON *it = cJSON_CreateObject();
+    cJSON_AddStringToObject(it, "task", k->name);
+    cJSON_AddNumberToObject(it, "examples", k->examples);
+    cJSON_AddNumberToObject(it, "steps", k->steps);
+    cJSON_AddNumberToObject(it, "test", k->test);
+    cJSON_AddNumberToObject(it, "rows", k->rows);
+    cJSON_AddNumberToObject(it, "train_s", k->train_s);
+    cJSON_AddNumberToObject(it, "eval_s", k->eval_s);
+    cJSON_AddItemToArray(tasks, it);
+  }
+  return o;
+}
+
+static int print_json(const plan *p, const char *path, const plan_sources *s, const plan_time *t) {
   const model_config *c = &p->cfg;
   const plan_layout *l = &p->layout;
   const plan_method *m = &p->method;
@@ -309,6 +353,7 @@ static int print_json(const plan *p, const char *path, const plan_sources *s) {
     cJSON_AddItemToArray(notes, cJSON_CreateString("tp > 1: GORP is built for gorp.axis = input "
                                                    "with moment bases"));
   for (int i = 0; i < s->n_notes; i++) cJSON_AddItemToArray(notes, cJSON_CreateString(s->notes[i]));
+  if (t) cJSON_AddItemToObject(j, "time", json_time(t));
   char *text = cJSON_Print(j);
   cJSON_Delete(j);
   if (!text) GORP_ERR(GORP_EMEM, "out of memory printing the plan as JSON");
@@ -337,13 +382,24 @@ static int plan_config(const gorp_config *c, const plan_args *a) {
   GORP_CALL(plan_method_from_config(&m, c));
   plan *p = malloc(sizeof(*p));
   if (!p) GORP_ERR(GORP_EMEM, "out of memory");
-  int rc = plan_compute(p, &cfg, &m, &lay);
+  int rc = a->gflops < 0 || (a->gflops > 0 && a->measure)
+               ? GORP_ERROR(GORP_EUSAGE, "--gflops takes a positive number, and not with --measure")
+               : plan_compute(p, &cfg, &m, &lay);
+  plan_time t = {0}, *tp = NULL;
+  if (!rc && (a->gflops > 0 || a->measure)) {
+    double g = a->gflops;
+    if (a->measure) rc = plan_time_measure(&g, p, 1.0);
+    if (!rc) rc = plan_time_compute(&t, p, c, g);
+    t.measured = a->measure;
+    tp = &t;
+  }
   if (!rc) {
     if (a->json)
-      rc = print_json(p, a->path, &s);
+      rc = print_json(p, a->path, &s, tp);
     else
-      print_text(p, a->path, &s);
+      print_text(p, a->path, &s, tp);
   }
+  plan_time_free(&t);
   free(p);
   return rc;
 }
@@ -370,6 +426,12 @@ static const cmd_arg plan_table[] = {
      "tokens per sequence (default data.max_source_length + data.max_target_length, at most "
      "the model's positions)",
      0},
+    {"gflops", CMD_FLOAT, offsetof(plan_args, gflops), "G",
+     "estimate the run's time per task at G GFLOP/s per rank (reads the tasks' data to count "
+     "steps and test prompts)",
+     0},
+    {"measure", CMD_FLAG, offsetof(plan_args, measure), NULL,
+     "the same at this machine's GEMM throughput, measured for about a second", 0},
     {"json", CMD_FLAG, offsetof(plan_args, json), NULL, "one JSON object instead of the table", 0},
 };
 

@@ -321,7 +321,7 @@ static int run(const gorp_config *c, int force_config) {
   GORP_CALL(cl_open_tokenizer(&tok, c, &d, c->run.out_dir));
   const int T = c->data.n_tasks;
   cl_task *tasks;
-  GORP_CALL(cl_load_tasks(c, &tasks));
+  GORP_CALL(cl_load_tasks(c, 1, &tasks));
   model m;
   GORP_CALL(model_setup(&m, c, &tok, &d));
   out_printf(

@@ -347,9 +347,19 @@ static void flops(plan *p, const lin *ln) {
   /* a training step's head computes the rows with a target only (model_step.head) */
   const u64 answer = p->layout.answer ? umin((u64)p->layout.answer, d.T) : d.T;
   const double head_rows = (double)d.B * answer;
-  p->flops_forward =
-      2.0 * N * L * (lin_mac + lora_mac) + 2.0 * head_rows * d.C * d.V + p->flops_attention;
+  p->macs_token = L * (lin_mac + lora_mac);
+  p->flops_forward = 2.0 * N * p->macs_token + 2.0 * head_rows * d.C * d.V + p->flops_attention;
   p->flops_step = 3.0 * p->flops_forward;
+}
+
+double plan_prompt_flops(const plan *p, int prompt, int new_ids) {
+  const dims d = local_dims(p);
+  const double Tp = prompt, L = (double)d.L, att = 4.0 * L * d.H * d.D; /* per query x key */
+  /* prefill: every position through the layers, the whole T x T scores, the head at the last
+   * row; then one position per new id against the cache, the head each time */
+  double f = 2.0 * Tp * p->macs_token + att * Tp * Tp + 2.0 * d.C * d.V;
+  for (int i = 1; i < new_ids; i++) f += 2.0 * p->macs_token + att * (Tp + i) + 2.0 * d.C * d.V;
+  return f;
 }
 
 int plan_compute(plan *p, const model_config *cfg, const plan_method *m, const plan_layout *lay) {

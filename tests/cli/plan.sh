@@ -130,6 +130,35 @@ if "$GORP" run "$work/m.ini" >"$work/run.log" 2>&1 && [ -s "$work/out/model.h5" 
 else
   fail "could not make a model file:"; tail -5 "$work/run.log"
 fi
+# --gflops: steps and test prompts counted from the data as gorp run counts them, seconds =
+# FLOPs / throughput; two tasks with different caps, one of them evaluated in fewer rows
+"$GORP" plan "$work/m.ini" --set data.tasks=SST-2,CB --set data.max_train_per_task=9 \
+  --set data.max_test_per_task=3 --set train.max_steps=0 --gflops 2.5 --json >"$work/time.json" 2>&1
+if python3 - "$work/time.json" <<'EOF'
+import json, sys
+j = json.load(open(sys.argv[1]))
+t = j["time"]
+assert t["gflops"] == 2.5 and not t["measured"]
+assert abs(t["step_s"] - j["flops_per_step_per_rank"]["step"] / 2.5e9) < 1e-9 * t["step_s"]
+sst, cb = t["tasks"]
+# 9 examples at batch 4: 3 steps; SST-2 in rows 0, 1, 2, CB in rows 0, 1, 2 (row 1 = FWT)
+assert (sst["task"], sst["examples"], sst["steps"], sst["test"], sst["rows"]) == ("SST-2", 9, 3, 3, 3), sst
+assert (cb["task"], cb["examples"], cb["steps"], cb["test"], cb["rows"]) == ("CB", 9, 3, 3, 3), cb
+assert abs(t["train_s"] - 6 * t["step_s"]) < 1e-9 * t["train_s"]
+assert t["prompts_per_rank"] == 18
+assert abs(t["eval_s"] - 18 * t["prompt_s"]) < 1e-9 * t["eval_s"]
+EOF
+then pass "--gflops: steps, test prompts, rows and seconds as gorp run counts them"
+else fail "--gflops estimate:"; head -c 600 "$work/time.json"; fi
+"$GORP" plan "$work/m.ini" --measure >"$work/measure.txt" 2>&1
+grep -Eq "^time at [0-9.]+ GFLOP/s per rank \(--measure" "$work/measure.txt" \
+  && grep -q "whole run: training" "$work/measure.txt" && pass "--measure times this machine's GEMM" \
+  || { fail "--measure:"; tail -5 "$work/measure.txt"; }
+expect_error "--gflops negative" "--gflops takes a positive number" \
+  "$GORP" plan "$work/m.ini" --gflops -2
+expect_error "--gflops reads the tasks' data" "dataset 'nope' not found" \
+  "$GORP" plan "$work/m.ini" --set data.tasks=nope --gflops 5
+
 # random init without model.vocab_size: the byte tokenizer's 259; a missing tokenizer.json: assumed
 "$GORP" plan "$work/m.ini" >"$work/byte.txt" 2>&1
 grep -q "vocab 259.*vocab: the byte-level tokenizer" <(tr -d '\n' <"$work/byte.txt") \

@@ -15,8 +15,9 @@
  * synthetic the suite's own, written by rank 0 to dir/synthetic-tokenizer.json. */
 int cl_open_tokenizer(tokenizer *tok, const gorp_config *c, const dist *d, const char *dir);
 /* Loads (or generates) every task of the order before any training, so that a missing dataset
- * stops the run at start-up; *tasks (n_tasks) is freed with clbench_free each. */
-int cl_load_tasks(const gorp_config *c, cl_task **tasks);
+ * stops the run at start-up; report: print each task's sizes (gorp run) or not (gorp plan).
+ * *tasks (n_tasks) is freed with clbench_free each. */
+int cl_load_tasks(const gorp_config *c, int report, cl_task **tasks);
 
 /* A task's training split encoded once: examples laid end to end. */
 typedef struct cl_encoded {

@@ -89,6 +89,7 @@ typedef struct plan {
   double flops_forward;           /* matmul FLOPs of one forward pass per rank (2 per MAC) */
   double flops_attention;         /* of which the attention T^2 terms */
   double flops_step;              /* forward + backward = 3 x forward */
+  double macs_token;              /* multiply-adds of the linears and LoRA pairs per token */
   int n_items;
   plan_item items[PLAN_MAX_ITEMS];
 } plan;
@@ -99,6 +100,9 @@ int plan_check_layout(const model_config *cfg, int tp, int dp);
 /* Fills p for the model shape, method and layout (checked as above; seq must not exceed
  * cfg->max_seq). Allocates nothing. */
 int plan_compute(plan *p, const model_config *cfg, const plan_method *m, const plan_layout *lay);
+/* FLOPs per rank of evaluating one prompt of `prompt` ids that decodes `new_ids` ids (prefill,
+ * then one position per id after the first); the linears, attention scores and head only. */
+double plan_prompt_flops(const plan *p, int prompt, int new_ids);
 /* The method description of a loaded config (run.method, lora.*, full.*, gorp.*, data tasks), with
  * the trainer's refusals (lora.targets = none outside galore/gorp, nothing to train) naming the
  * keys. */

@@ -7,7 +7,7 @@
 # shows the reference and --verify accepts it; a base that changed (other weights under the same
 # name), went missing, or is swapped with --force-config is refused naming the path and both
 # checksums, non-zero exit, the checkpoints untouched; a lean checkpoint loads as a model (the
-# same logits as the full file it stands for) and as model.init.
+# same logits as the full file it stands for) and as model.init, at tp = 1 and tp = 2.
 . "$(dirname "$0")/lib.bash"
 
 small_run_config "$work/c.ini"
@@ -98,6 +98,17 @@ fi
   && "$GORP" inspect "$(latest "$work/chain")" --verify >/dev/null 2>&1 \
   && pass "a lean checkpoint as model.init: the run's checkpoints are lean on it and verify" \
   || { fail "lean checkpoint as model.init"; tail -n 3 "$work/chain.log"; }
+
+# tp = 2: each rank reads its shard of the base through the lean checkpoint (Megatron layout)
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+if timeout 300 mpirun --allow-run-as-root --oversubscribe -np 2 "$GORP" run "$work/l.ini" \
+  --set model.init="$lean" --set run.out_dir="$work/chain2" --set data.tasks=CB --set parallel.tp=2 \
+  >"$work/chain2.log" 2>&1 && [ -n "$(grep "loss curve" "$work/chain.log")" ] \
+  && [ "$(grep "loss curve" "$work/chain.log")" = "$(grep "loss curve" "$work/chain2.log")" ]; then
+  pass "tp = 2 on a lean checkpoint as model.init: the loss curve of tp = 1"
+else
+  fail "tp = 2 on a lean model.init:"; tail -n 5 "$work/chain2.log"
+fi
 
 # the base changes under its name: other weights (a valid file: data and crc32 updated)
 crashed_run() {

@@ -4,7 +4,8 @@
  * config.json text (`hf_config`). The root carries `gorp_format_version` and `gorp_file_kind`.
  * A checkpoint holds the same /model group next to its own groups, and a LoRA run's model.h5
  * its merged weights there with the adapters under /adapters (modelfile_save_merged_tp); loading
- * looks only inside /model, so every command that takes a model accepts any of them.
+ * looks only inside /model (and, for a lean checkpoint, in the base model file its /base names),
+ * so every command that takes a model accepts any of them.
  * Datasets are always the logical (unsharded) tensors. With a dist of more than one rank, saving
  * and loading are collective (h5io.h): each rank writes and reads its shard of every tensor, so a
  * file written under one TP/DP layout loads under any other.

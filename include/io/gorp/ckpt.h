@@ -1,19 +1,21 @@
 /* Checkpoints (docs/CHECKPOINT.md): one HDF5 file per checkpoint with the resolved config, the
- * model (lean: when it was read from a file and is partly frozen, only its trainable tensors and
- * a reference to that file, verified by checksum on resume), the run's position and every entry of
- * a state table (state.h) that the owners of the state describe (the LoRA pairs, optimizer states,
- * GORP's bases, the accuracy matrices: cl_ckpt.h assembles them), each dataset with a crc32; saved
- * atomically (tmp, fsync, rename, fsync of the folder, then LATEST the same way), the last
- * run.checkpoint_keep kept. Loading verifies version, config and checksums and falls back to the
- * previous good checkpoint when LATEST's is damaged. A resumed run ends bit-identical to an
- * uninterrupted one (on the same layout; to float tolerance on another). This module knows files,
- * tensors and blocks, not training: which entries exist, their names, shapes and blocks come from
- * the table; the only things it reads before the table are the position (ckpt_pos), from which the
- * caller describes (and, loading, prepares) the rest. With a dist of more than one rank, ckpt_save
- * and ckpt_load are collective: every rank calls them, writes or reads its blocks of the logical
- * (unsharded) tensors through parallel HDF5 (h5io.h), and every rank returns the same code; so a
- * checkpoint saved under one TP/DP layout resumes under any other. Not for: results.h5 and model.h5
- * (cl_results.h, modelfile.h), what the entries mean. */
+ * model, the run's position and every entry of a state table (state.h) that the owners of the
+ * state describe (the LoRA pairs, optimizer states, GORP's bases, the accuracy matrices: cl_ckpt.h
+ * assembles them), each dataset with a crc32; saved atomically (tmp, fsync, rename, fsync of the
+ * folder, then LATEST the same way), the last run.checkpoint_keep kept. Loading verifies version,
+ * config and checksums and falls back to the previous good checkpoint when LATEST's is damaged.
+ * A resumed run ends bit-identical to an uninterrupted one (on the same layout; to float
+ * tolerance on another).
+ * This module knows files, tensors and blocks, not training: which entries exist, their names,
+ * shapes and blocks come from the table; the only things it reads before the table are the
+ * position (ckpt_pos), from which the caller describes (and, loading, prepares) the rest.
+ * With a dist of more than one rank, ckpt_save and ckpt_load are collective: every rank calls
+ * them, writes or reads its blocks of the logical (unsharded) tensors through parallel HDF5
+ * (h5io.h), and every rank returns the same code; so a checkpoint saved under one TP/DP layout
+ * resumes under any other.
+ * Lean: a model read from a file (model.init) and partly frozen is stored as its trainable
+ * tensors and a reference to that file (/base), whose checksum a resume verifies.
+ * Not for: results.h5 and model.h5 (cl_results.h, modelfile.h), what the entries mean. */
 #ifndef GORP_CKPT_H
 #define GORP_CKPT_H
 

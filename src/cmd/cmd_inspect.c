@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int config_from_text(const char *text, const char *path, gorp_config *c) {
@@ -52,7 +53,11 @@ static int verify_checkpoint(hid_t f, const char *path) {
   model_config mc;
   model m = {0};
   if (!rc) rc = modelfile_read_config(path, &mc);
-  if (!rc) rc = model_create(&m, &mc);
+  /* a lean checkpoint resumes on its base's weights: read them as model.init would be */
+  modelfile_base b;
+  int lean = 0;
+  if (!rc) rc = modelfile_read_base(f, path, &b, &lean);
+  if (!rc) rc = lean ? modelfile_load(&m, b.resolved) : model_create(&m, &mc);
   trainer t = {0};
   int made = 0;
   if (!rc) made = !(rc = trainer_create(&t, &m, &c, c.run.method, c.data.n_tasks, NULL));
@@ -67,6 +72,29 @@ static int verify_checkpoint(hid_t f, const char *path) {
   model_free(&m);
   config_free(&c);
   return rc;
+}
+
+/* A lean checkpoint's base model file: where, its checksum, and whether it is there and still
+ * holds those weights (from its crc32 attributes; --verify reads the data too). */
+static int print_base_file(hid_t f, const char *path) {
+  modelfile_base b;
+  int lean;
+  GORP_CALL(modelfile_read_base(f, path, &b, &lean));
+  if (!lean) return GORP_OK;
+  printf("lean: the frozen weights are those of the base model file %s (model.init %s), "
+         "checksum 0x%08x: ",
+         b.resolved, b.path, b.checksum);
+  struct stat st;
+  uint32_t now;
+  if (stat(b.resolved, &st) || !S_ISREG(st.st_mode))
+    printf("NOT FOUND\n");
+  else if (modelfile_file_checksum(b.resolved, &now))
+    printf("found, but unreadable (see above)\n");
+  else if (now != b.checksum)
+    printf("found, but it holds OTHER weights (checksum 0x%08x)\n", now);
+  else
+    printf("found, matches\n");
+  return GORP_OK;
 }
 
 static int print_bases(hid_t f) {
@@ -136,6 +164,7 @@ static int inspect(const char *path, int verify) {
   const int is_checkpoint = !strcmp(kind, "checkpoint");
   int rc = strcmp(kind, "model") ? GORP_OK : modelfile_print_adapters(f, path);
   free(kind);
+  if (!rc) rc = print_base_file(f, path);
   if (!rc && is_checkpoint) rc = print_checkpoint(f, path);
   ckpt_datasets x;
   if (!rc) rc = ckpt_count_datasets(f, path, verify, &x);

@@ -108,7 +108,8 @@ static const config_key keys[] = {
 
     {"model", "init", CFG_PATH, FIELD(model.init), .def = "random", .choices = "random",
      .doc = "`random` (fresh weights from the model.* architecture keys) or an HDF5 model file "
-            "or checkpoint (then the architecture keys are ignored)"},
+            "or checkpoint (then the architecture keys are ignored, and checkpoints of a run that "
+            "freezes part of it refer to it: docs/CHECKPOINT.md, lean checkpoints)"},
     {"model", "vocab_size", CFG_INT, FIELD(model.arch.vocab_size), .def = "0", DIM(0),
      .doc = "vocabulary size; 0 = the tokenizer's; a larger one pads the embedding and head (a "
             "generated id past the tokenizer's ends the answer)"},

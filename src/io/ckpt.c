@@ -263,6 +263,26 @@ int ckpt_lock(const gorp_config *c, const dist *d) {
   return h5io_agree(d, rc, path, "locking run.out_dir");
 }
 
+/* A checkpoint is lean (docs/CHECKPOINT.md) when the model was read from a file (model.init) and
+ * some tensor is frozen: it stores the trainable tensors and refers to that file for the rest.
+ * The trainer's trainable set (model_set_trainable) decides, so no method is named here. */
+static int is_lean(const model *m) {
+  for (int i = 0; m->from_file && i < m->n_tensors; i++)
+    if (!m->tensors[i].trainable) return 1;
+  return 0;
+}
+
+/* /base: model.init as the config names it and resolved (rank 0's, so that every rank writes
+ * the same attributes), with the checksum of the weights read from it when the run started. */
+static int write_base(hid_t f, const gorp_config *c, const dist *d, const model *m,
+                      const char *path) {
+  modelfile_base b = {.checksum = m->file_checksum};
+  snprintf(b.path, sizeof(b.path), "%s", c->model.init);
+  if (!realpath(c->model.init, b.resolved)) snprintf(b.resolved, sizeof(b.resolved), "%s", b.path);
+  GORP_CALL(dist_bcast(d, b.resolved, sizeof(b.resolved)));
+  return h5io_agree(d, modelfile_write_base(f, &b, path), path, "writing /base");
+}
+
 /* Writes the checkpoint into tmp (every rank of d its blocks) and publishes it as path. */
 static int write_file(const char *tmp, const char *path, const gorp_config *c, const dist *d,
                       const ckpt_state *s, const ckpt_pos *p, long seq) {
@@ -280,7 +300,10 @@ static int write_file(const char *tmp, const char *path, const gorp_config *c, c
   rc = h5io_agree(d, rc, tmp, "preparing the checkpoint");
   if (!rc)
     rc = h5io_agree(d, modelfile_write_header(f, "checkpoint", tmp), tmp, "writing the header");
-  if (!rc) rc = modelfile_write_group(f, s->m, NULL, d, tmp);
+  const int lean = is_lean(s->m);
+  if (!rc)
+    rc = modelfile_write_group(f, s->m, lean ? MODELFILE_TRAINABLE : MODELFILE_ALL, NULL, d, tmp);
+  if (!rc && lean) rc = write_base(f, c, d, s->m, tmp);
   fault_point();
   if (!rc) {
     hid_t g;
@@ -435,6 +458,25 @@ static int check_threads(hid_t f, const char *path, const dist *d) {
   return GORP_OK;
 }
 
+/* A lean checkpoint's base must be the weights the model was read from: the same checksum. c:
+ * the resuming run's config (NULL: gorp inspect --verify, the model read from b->resolved). */
+static int check_base(const char *path, const modelfile_base *b, const model *m,
+                      const gorp_config *c) {
+  const char *now = c ? c->model.init : b->resolved;
+  if (!m->from_file)
+    GORP_ERR(GORP_EINPUT,
+             "%s stores only the trained weights; the others are those of the base model file "
+             "%s (checksum 0x%08x), but this run's model.init is %s",
+             path, b->resolved, b->checksum, now);
+  if (m->file_checksum != b->checksum)
+    GORP_ERR(GORP_EINPUT,
+             "%s stores only the trained weights; the others are those of the base model file "
+             "%s (model.init %s) with checksum 0x%08x, but this run's model.init %s holds other "
+             "weights (checksum 0x%08x): restore the base it was trained from",
+             path, b->resolved, b->path, b->checksum, now, m->file_checksum);
+  return GORP_OK;
+}
+
 /* Reads checkpoint path into s and p: the one path by which a resume and gorp inspect --verify
  * accept a checkpoint. c is the resuming run's config, compared with the stored one (NULL: s was
  * built from the stored one; nothing to compare). */
@@ -450,7 +492,11 @@ static int load_file(const char *path, const gorp_config *c, int force, const di
     rc = GORP_ERROR(GORP_EINPUT, "%s is a %s file, not a checkpoint", path, kind);
   free(kind);
   if (!rc && c) rc = check_config(f, path, c, force);
-  rc = h5io_agree(d, rc, path, "checking the header and config");
+  modelfile_base base;
+  int lean = 0;
+  if (!rc) rc = modelfile_read_base(f, path, &base, &lean);
+  if (!rc && lean) rc = check_base(path, &base, s->m, c);
+  rc = h5io_agree(d, rc, path, "checking the header, config and base");
   int64_t pos[4] = {0};
   const char *keys[4] = {"task", "step", "task_done", "lora_pairs"};
   for (int i = 0; i < 4 && !rc; i++) rc = walk_i64(&w, "/", keys[i], &pos[i]);
@@ -473,7 +519,8 @@ static int load_file(const char *path, const gorp_config *c, int force, const di
     if (!rc) w.scratch = alloc_scratch(&tab, path, &rc);
     rc = h5io_agree(d, rc, path, "preparing the state");
   }
-  if (!rc) rc = modelfile_read_tensors(f, s->m, d, path);
+  if (!rc)
+    rc = modelfile_read_tensors(f, s->m, lean ? MODELFILE_TRAINABLE : MODELFILE_ALL, d, path);
   if (!rc) rc = walk_table(&w, &tab);
   if (!rc && c) rc = check_threads(f, path, d); /* a resume, not inspect --verify */
   free(w.scratch);

@@ -4,6 +4,7 @@
  * the failing code left open. */
 #include "gorp/modelfile.h"
 
+#include "gorp/crc.h"
 #include "gorp/dist.h"
 #include "gorp/err.h"
 #include "gorp/fsutil.h"
@@ -74,13 +75,27 @@ static int write_config(hid_t grp, const model_config *c, const char *hf_config,
   return rc;
 }
 
-/* Writes (save) or reads every tensor of m under grp, each as this rank holds it. With merge, the
- * linears that carry its adapters are written merged (lora_merge) from a copy in scratch. */
-static int walk_tensors(hid_t grp, model *m, int save, const lora *merge, float *scratch,
-                        const dist *d, const char *path) {
+/* The stored crc32 attribute of dataset name under grp (read after the data was verified against
+ * it, so it is the checksum of what was read). */
+static int dataset_crc(hid_t grp, const char *name, const char *path, uint32_t *crc) {
+  const hid_t ds = H5Dopen2(grp, name, H5P_DEFAULT);
+  if (ds < 0) GORP_ERR(GORP_EINPUT, "%s: cannot open dataset /model/%s", path, name);
+  const int rc = h5io_read_num_attr(ds, name, "crc32", 0, H5T_NATIVE_UINT32, crc, path);
+  H5Dclose(ds);
+  return rc;
+}
+
+/* Writes (save) or reads the tensors of m that `set` names under grp, each as this rank holds it.
+ * With merge, the linears that carry its adapters are written merged (lora_merge) from a copy in
+ * scratch. Reading with crcs, crcs[i] receives tensor i's verified crc32 (modelfile_checksum). */
+static int walk_tensors(hid_t grp, model *m, int save, modelfile_tensors set, const lora *merge,
+                        float *scratch, const dist *d, const char *path, uint32_t *crcs) {
   int rc = GORP_OK;
   for (int i = 0; i < m->n_tensors && !rc; i++) {
     const param_tensor *t = &m->tensors[i];
+    if (set == MODELFILE_TRAINABLE && !t->trainable) continue;
+    /* a lean file's missing tensors came from its base; every rank sees the same links */
+    if (set == MODELFILE_PRESENT && H5Lexists(grp, t->name, H5P_DEFAULT) <= 0) continue;
     const hsize_t dims[2] = {(hsize_t)t->full[0], (hsize_t)t->full[1]};
     const h5io_block b = model_tensor_block(t, 0);
     const h5io_data s = {t->name, H5T_NATIVE_FLOAT, t->ndim, dims, &b, 1};
@@ -93,6 +108,7 @@ static int walk_tensors(hid_t grp, model *m, int save, const lora *merge, float 
       x = scratch;
     }
     rc = save ? h5io_write_part(grp, &s, x, d, path) : h5io_read_part(grp, &s, x, d, path);
+    if (!rc && crcs) rc = h5io_agree(d, dataset_crc(grp, t->name, path, &crcs[i]), path, t->name);
   }
   return rc;
 }
@@ -105,8 +121,8 @@ int modelfile_write_header(hid_t file, const char *kind, const char *path) {
 }
 
 /* /model; with merge, the target linears merged with its adapters (walk_tensors). */
-static int write_group(hid_t file, const model *m, const lora *merge, float *scratch,
-                       const char *hf_config, const dist *d, const char *path) {
+static int write_group(hid_t file, const model *m, modelfile_tensors set, const lora *merge,
+                       float *scratch, const char *hf_config, const dist *d, const char *path) {
   hid_t grp;
   int rc = h5io_create_group(file, "model", path, &grp);
   if (!rc) rc = write_config(grp, &m->cfg, hf_config, path);
@@ -114,14 +130,14 @@ static int write_group(hid_t file, const model *m, const lora *merge, float *scr
     rc = h5io_write_array_attr(grp, "eos_token_id", H5T_STD_I32LE, H5T_NATIVE_INT, m->eos, m->n_eos,
                                path);
   rc = h5io_agree(d, rc, path, "writing /model's attributes");
-  if (!rc) rc = walk_tensors(grp, (model *)m, 1, merge, scratch, d, path);
+  if (!rc) rc = walk_tensors(grp, (model *)m, 1, set, merge, scratch, d, path, NULL);
   if (grp >= 0) H5Gclose(grp);
   return rc;
 }
 
-int modelfile_write_group(hid_t file, const model *m, const char *hf_config, const dist *d,
-                          const char *path) {
-  return write_group(file, m, NULL, NULL, hf_config, d, path);
+int modelfile_write_group(hid_t file, const model *m, modelfile_tensors set, const char *hf_config,
+                          const dist *d, const char *path) {
+  return write_group(file, m, set, NULL, NULL, hf_config, d, path);
 }
 
 /* A comma-separated list of the names of lo's targets (short or module names) into buf. */
@@ -224,7 +240,7 @@ int modelfile_save_merged_tp(const model *m, const lora *lo, const char *method,
   if (!rc) rc = h5io_create_par(tmp, d, &file);
   if (!rc) {
     rc = h5io_agree(d, modelfile_write_header(file, "model", tmp), tmp, "writing the header");
-    if (!rc) rc = write_group(file, m, lo, scratch, hf_config_json, d, tmp);
+    if (!rc) rc = write_group(file, m, MODELFILE_ALL, lo, scratch, hf_config_json, d, tmp);
     if (!rc && lo) rc = write_adapters(file, lo, method, pair_tasks, scratch, d, tmp);
     rc = h5io_close_publish(file, rc, tmp, path, d);
   }
@@ -363,10 +379,11 @@ static int check_no_unknown(hid_t grp, const model *m, const char *path) {
            path, u.count, u.names, more);
 }
 
-int modelfile_read_tensors(hid_t file, model *m, const dist *d, const char *path) {
+int modelfile_read_tensors(hid_t file, model *m, modelfile_tensors set, const dist *d,
+                           const char *path) {
   hid_t grp;
   int rc = h5io_agree(d, h5io_open_group(file, "model", path, &grp), path, "opening /model");
-  if (!rc) rc = walk_tensors(grp, m, 0, NULL, NULL, d, path);
+  if (!rc) rc = walk_tensors(grp, m, 0, set, NULL, NULL, d, path, NULL);
   if (grp >= 0) H5Gclose(grp);
   return rc;
 }
@@ -386,6 +403,207 @@ static int read_eos(hid_t grp, model *m, const char *path) {
   return model_set_eos(m, ids, n, what);
 }
 
+/* ---- lean files: the base reference and the weights' checksum ---- */
+
+/* One tensor's name and crc32, the terms of a checksum. */
+typedef struct weight_crc {
+  char name[MODEL_NAME_MAX];
+  uint32_t crc;
+} weight_crc;
+
+static int by_name(const void *a, const void *b) {
+  return strcmp(((const weight_crc *)a)->name, ((const weight_crc *)b)->name);
+}
+
+/* CRC-32 over the n terms in name order, each its name with the NUL and its crc32 (4 bytes
+ * little-endian): the same sum whichever file (a lean file or its base) each tensor came from,
+ * and whatever order the tensors were listed in. Sorts w. */
+static int weights_checksum(weight_crc *w, int n, uint32_t *sum) {
+  qsort(w, (size_t)n, sizeof(*w), by_name);
+  size_t len = 0;
+  for (int i = 0; i < n; i++) len += strlen(w[i].name) + 5;
+  unsigned char *buf;
+  GORP_ALLOC(buf, len + 1, "the weights' checksum");
+  unsigned char *at = buf;
+  for (int i = 0; i < n; i++) {
+    const size_t k = strlen(w[i].name) + 1;
+    memcpy(at, w[i].name, k);
+    for (int j = 0; j < 4; j++) at[k + j] = (unsigned char)(w[i].crc >> 8 * j);
+    at += k + 4;
+  }
+  *sum = crc32_bytes(buf, len);
+  free(buf);
+  return GORP_OK;
+}
+
+/* The checksum of m's tensors from their crc32s (crcs[i]: tensor i's). */
+static int model_checksum(const model *m, const uint32_t *crcs, uint32_t *sum) {
+  weight_crc *w;
+  GORP_ALLOC(w, (size_t)m->n_tensors, "the weights' checksum");
+  for (int i = 0; i < m->n_tensors; i++) {
+    snprintf(w[i].name, sizeof(w[i].name), "%s", m->tensors[i].name);
+    w[i].crc = crcs[i];
+  }
+  const int rc = weights_checksum(w, m->n_tensors, sum);
+  free(w);
+  return rc;
+}
+
+int modelfile_write_base(hid_t file, const modelfile_base *b, const char *path) {
+  hid_t g;
+  GORP_CALL(h5io_create_group(file, "base", path, &g));
+  int rc = h5io_write_str_attr(g, "path", b->path, path);
+  if (!rc) rc = h5io_write_str_attr(g, "resolved", b->resolved, path);
+  if (!rc)
+    rc = h5io_write_attr(g, "checksum", H5T_STD_U32LE, H5T_NATIVE_UINT32, &b->checksum, path);
+  H5Gclose(g);
+  return rc;
+}
+
+int modelfile_read_base(hid_t file, const char *path, modelfile_base *b, int *found) {
+  memset(b, 0, sizeof(*b));
+  const htri_t has = H5Lexists(file, "base", H5P_DEFAULT);
+  *found = has > 0;
+  if (has < 0) GORP_ERR(GORP_EINPUT, "%s: cannot list its root group (damaged file?)", path);
+  if (!has) return GORP_OK;
+  hid_t g;
+  GORP_CALL(h5io_open_group(file, "base", path, &g));
+  char *text[2] = {NULL, NULL};
+  int rc = h5io_read_str_attr(g, "/base", "path", &text[0], path);
+  if (!rc) rc = h5io_read_str_attr(g, "/base", "resolved", &text[1], path);
+  if (!rc)
+    rc = h5io_read_num_attr(g, "/base", "checksum", 0, H5T_NATIVE_UINT32, &b->checksum, path);
+  H5Gclose(g);
+  if (!rc && (strlen(text[0]) >= sizeof(b->path) || strlen(text[1]) >= sizeof(b->resolved)))
+    rc = GORP_ERROR(GORP_EINPUT, "%s: /base names a path longer than %zu bytes", path,
+                    sizeof(b->path) - 1);
+  if (!rc) {
+    snprintf(b->path, sizeof(b->path), "%s", text[0]);
+    snprintf(b->resolved, sizeof(b->resolved), "%s", text[1]);
+  }
+  free(text[0]);
+  free(text[1]);
+  return rc;
+}
+
+/* Lists the dataset links of /model into a growing weight_crc array (names only). */
+typedef struct crc_list {
+  weight_crc *w;
+  int n, cap, from; /* entries [0, from) came from the lean file(s) above this one */
+  const char *path;
+  int rc;
+} crc_list;
+
+static herr_t list_dataset(hid_t grp, const char *name, const H5L_info_t *info, void *op) {
+  (void)info;
+  crc_list *l = op;
+  for (int i = 0; i < l->from; i++) /* a lean file's own tensor hides its base's */
+    if (!strcmp(l->w[i].name, name)) return 0;
+  if (strlen(name) >= MODEL_NAME_MAX) {
+    l->rc = GORP_ERROR(GORP_EINPUT, "%s: /model/%s: name longer than %d bytes", l->path, name,
+                       MODEL_NAME_MAX - 1);
+    return -1;
+  }
+  if (l->n == l->cap) {
+    weight_crc *g = realloc(l->w, (size_t)(l->cap = l->cap ? 2 * l->cap : 64) * sizeof(*g));
+    if (!g) {
+      l->rc = GORP_ERROR(GORP_EMEM, "out of memory listing %s", l->path);
+      return -1;
+    }
+    l->w = g;
+  }
+  weight_crc *e = &l->w[l->n];
+  snprintf(e->name, sizeof(e->name), "%s", name);
+  if ((l->rc = dataset_crc(grp, name, l->path, &e->crc))) return -1;
+  l->n++;
+  return 0;
+}
+
+/* Adds path's tensors (and its base's, depth levels down at most) to l. */
+static int list_file_crcs(const char *path, crc_list *l, int depth) {
+  if (depth > MODELFILE_BASE_DEPTH)
+    GORP_ERR(GORP_EINPUT, "%s: more than %d lean files refer to each other's bases (a loop?)", path,
+             MODELFILE_BASE_DEPTH);
+  hid_t f, grp = -1;
+  GORP_CALL(open_model_file(path, NULL, &f));
+  modelfile_base b;
+  int lean;
+  int rc = modelfile_read_base(f, path, &b, &lean);
+  if (!rc) rc = h5io_open_group(f, "model", path, &grp);
+  l->from = l->n;
+  l->path = path;
+  l->rc = GORP_OK;
+  if (!rc && H5Literate(grp, H5_INDEX_NAME, H5_ITER_INC, NULL, list_dataset, l) < 0)
+    rc = l->rc ? l->rc : GORP_ERROR(GORP_EINPUT, "%s: cannot list /model (damaged file?)", path);
+  if (grp >= 0) H5Gclose(grp);
+  H5Fclose(f);
+  if (!rc && lean) rc = list_file_crcs(b.resolved, l, depth + 1);
+  return rc;
+}
+
+int modelfile_file_checksum(const char *path, uint32_t *sum) {
+  crc_list l = {0};
+  int rc = list_file_crcs(path, &l, 0);
+  if (!rc) rc = weights_checksum(l.w, l.n, sum);
+  free(l.w);
+  return rc;
+}
+
+static int read_weights(hid_t file, model *m, const dist *d, const char *path, uint32_t *crcs,
+                        int depth);
+
+/* Reads the base that lean file `path` refers to (b) into m, crcs[i] tensor i's crc32, and checks
+ * that it still holds the weights path was written on. */
+static int read_base(model *m, const dist *d, const char *path, const modelfile_base *b,
+                     uint32_t *crcs, int depth) {
+  if (depth >= MODELFILE_BASE_DEPTH)
+    GORP_ERR(GORP_EINPUT, "%s: more than %d lean files refer to each other's bases (a loop?)", path,
+             MODELFILE_BASE_DEPTH);
+  hid_t f;
+  int rc = open_model_file(b->resolved, d, &f);
+  if (rc)
+    GORP_ERR(rc,
+             "%s stores only the weights its run trained: the others are in its base model "
+             "file %s (model.init %s), which cannot be read (see above)",
+             path, b->resolved, b->path);
+  model_config cfg;
+  rc = read_config(f, b->resolved, &cfg);
+  int n_keys;
+  const model_key *k = model_config_keys(&n_keys);
+  for (int i = 0; i < n_keys && !rc; i++)
+    if (model_key_get(&cfg, &k[i]) != model_key_get(&m->cfg, &k[i]))
+      rc = GORP_ERROR(GORP_EINPUT, "%s: its base model file %s has %s = %g, the file says %g", path,
+                      b->resolved, k[i].hf, model_key_get(&cfg, &k[i]),
+                      model_key_get(&m->cfg, &k[i]));
+  rc = h5io_agree(d, rc, b->resolved, "reading the base's architecture");
+  if (!rc) rc = read_weights(f, m, d, b->resolved, crcs, depth + 1);
+  H5Fclose(f);
+  uint32_t found = 0;
+  if (!rc) rc = model_checksum(m, crcs, &found);
+  if (!rc && found != b->checksum)
+    rc = GORP_ERROR(GORP_EINPUT,
+                    "%s was written on the base model file %s with checksum 0x%08x; that file now "
+                    "holds other weights (checksum 0x%08x): restore the base it was trained from",
+                    path, b->resolved, b->checksum, found);
+  return rc;
+}
+
+/* Reads every tensor of m from file, a lean file's base first, crcs[i] tensor i's crc32. */
+static int read_weights(hid_t file, model *m, const dist *d, const char *path, uint32_t *crcs,
+                        int depth) {
+  modelfile_base b;
+  int lean;
+  int rc = h5io_agree(d, modelfile_read_base(file, path, &b, &lean), path, "reading /base");
+  if (!rc && lean) rc = read_base(m, d, path, &b, crcs, depth);
+  hid_t grp = -1;
+  if (!rc) rc = h5io_agree(d, h5io_open_group(file, "model", path, &grp), path, "opening /model");
+  if (!rc)
+    rc = walk_tensors(grp, m, 0, lean ? MODELFILE_PRESENT : MODELFILE_ALL, NULL, NULL, d, path,
+                      crcs);
+  if (grp >= 0) H5Gclose(grp);
+  return rc;
+}
+
 int modelfile_read_group(hid_t file, model *m, const dist *d, const char *path) {
   model_config cfg;
   int rc = read_config(file, path, &cfg);
@@ -395,8 +613,15 @@ int modelfile_read_group(hid_t file, model *m, const dist *d, const char *path) 
   if (!rc) rc = check_no_unknown(grp, m, path);
   if (!rc) rc = read_eos(grp, m, path);
   if (grp >= 0) H5Gclose(grp);
-  GORP_CALL(h5io_agree(d, rc, path, "reading /model's attributes"));
-  return modelfile_read_tensors(file, m, d, path);
+  uint32_t *crcs = NULL;
+  if (!rc && !(crcs = calloc((size_t)m->n_tensors, sizeof(*crcs))))
+    rc = GORP_ERROR(GORP_EMEM, "out of memory reading %s", path);
+  rc = h5io_agree(d, rc, path, "reading /model's attributes");
+  if (!rc) rc = read_weights(file, m, d, path, crcs, 0);
+  if (!rc) rc = h5io_agree(d, model_checksum(m, crcs, &m->file_checksum), path, "summing");
+  m->from_file = !rc;
+  free(crcs);
+  return rc;
 }
 
 int modelfile_read_config(const char *path, model_config *cfg) {

@@ -8,7 +8,7 @@
 # runs) must exit 2 naming the file, or exit 0 on a file whose every attribute and dataset is
 # unchanged (a flip in unused bytes). A few flips of the newest checkpoint are then resumed for
 # real: named, fallen back to the previous checkpoint, ending bit-identical to the uninterrupted
-# run.
+# run. A lean checkpoint (with its /base reference) is fuzzed the same way.
 . "$(dirname "$0")/lib.bash"
 
 small_run_config "$work/c.ini"
@@ -104,6 +104,19 @@ fuzz "$ck/$latest" 10 >"$work/fuzz_ckpt.txt" 2>&1 \
 fuzz "$reference/model.h5" 8 >"$work/fuzz_model.txt" 2>&1 \
   && pass "model file: $(head -1 "$work/fuzz_model.txt")" \
   || { fail "model file metadata flips:"; grep -v KEEP "$work/fuzz_model.txt" | sed 's/^/    /'; }
+
+# a lean checkpoint (docs/CHECKPOINT.md): its /base reference is metadata like the rest; every
+# 40th byte (its --verify also reads the base, so each flip costs more)
+"$GORP" run "$work/c.ini" --set model.init=random --set run.method=seqft --set data.tasks=SST-2 \
+  --set run.out_dir="$work/base" >"$work/base.log" 2>&1 || fail "lean: the base run"
+(GORP_FAULT_SAVE_ABORT=4 "$GORP" run "$work/c.ini" --set model.init="$work/base/model.h5" \
+  --set run.out_dir="$work/lean" >/dev/null 2>&1) 2>/dev/null
+lean="$work/lean/checkpoints/$(cat "$work/lean/checkpoints/LATEST")"
+"$GORP_PYTHON" -c "import sys, h5py; sys.exit('base' not in h5py.File(sys.argv[1], 'r'))" "$lean" \
+  || fail "lean: $lean has no /base"
+fuzz "$lean" 40 >"$work/fuzz_lean.txt" 2>&1 \
+  && pass "lean checkpoint: $(head -1 "$work/fuzz_lean.txt")" \
+  || { fail "lean checkpoint metadata flips:"; grep -v KEEP "$work/fuzz_lean.txt" | sed 's/^/    /'; }
 
 # resume for real after some of those flips of LATEST's checkpoint
 for i in $(grep '^KEEP' "$work/fuzz_ckpt.txt" | cut -d' ' -f2-); do

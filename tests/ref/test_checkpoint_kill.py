@@ -173,7 +173,9 @@ def main():
 
         # h5py reads every dataset docs/CHECKPOINT.md lists (the families of names)
         names = datasets(final_checkpoint(ref))
-        want = ("model/model.embed_tokens.weight", "lora/task_01/model.layers.0.self_attn.q_proj/A",
+        # lean (docs/CHECKPOINT.md): the full-rank targets' weights, the frozen ones in the base
+        want = ("model/model.layers.1.self_attn.o_proj.weight",
+                "lora/task_01/model.layers.0.self_attn.q_proj/A",
                 "lora/task_02/model.layers.1.mlp.down_proj/B",
                 "gorp/model.layers.0.mlp.gate_proj.weight/basis",
                 "gorp/model.layers.0.self_attn.q_proj.lora_A/basis",
@@ -181,6 +183,11 @@ def main():
                 "results/acc_matrix", "results/in_list")
         missing = [w for w in want if w not in names]
         check(not missing, "h5py reads the documented datasets" + (f"; missing {missing}" if missing else ""))
+        with h5py.File(final_checkpoint(ref), "r") as f:
+            frozen = "model/model.embed_tokens.weight" in names
+            base = f["base"].attrs["resolved"].decode() if "base" in f else None
+        check(not frozen and base == os.path.realpath(init),
+              f"the checkpoint is lean: no frozen weight, /base names {base}")
     print(f"{n_pass} passed, {n_fail} failed")
     return 1 if n_fail else 0
 

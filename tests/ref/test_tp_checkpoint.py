@@ -203,6 +203,10 @@ def test_tp2_files_equal_tp1_files(work, cfg, method, ref):
     with h5py.File(os.path.join(out, "checkpoints", names[1]), "r") as f:
         has_optim = "optim" in f and ("all" in f["optim"] or "lora" in f["optim"])
     checks.report(has_optim, f"{method}: the mid-task checkpoint {names[1]} carries AdamW moments")
+    with h5py.File(os.path.join(out, "checkpoints", names[1]), "r") as f:
+        lean = "base" in f and "model.embed_tokens.weight" not in f["model"]
+    checks.report(lean == (method != "seqft"), f"{method}: the tp=2 checkpoints are " +
+                  ("lean (/base, no frozen weight)" if method != "seqft" else "full (seqft trains all)"))
     verified = [subprocess.run([GORP, "inspect", p, "--verify"], capture_output=True, text=True)
                 for p in (files[0], latest(out))]
     checks.report(all(v.returncode == 0 and "damaged 0" in v.stdout for v in verified),

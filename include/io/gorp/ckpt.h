@@ -13,6 +13,8 @@
  * them, writes or reads its blocks of the logical (unsharded) tensors through parallel HDF5
  * (h5io.h), and every rank returns the same code; so a checkpoint saved under one TP/DP layout
  * resumes under any other.
+ * Lean: a model read from a file (model.init) and partly frozen is stored as its trainable
+ * tensors and a reference to that file (/base), whose checksum a resume verifies.
  * Not for: results.h5 and model.h5 (cl_results.h, modelfile.h), what the entries mean. */
 #ifndef GORP_CKPT_H
 #define GORP_CKPT_H

@@ -4,7 +4,8 @@
  * config.json text (`hf_config`). The root carries `gorp_format_version` and `gorp_file_kind`.
  * A checkpoint holds the same /model group next to its own groups, and a LoRA run's model.h5
  * its merged weights there with the adapters under /adapters (modelfile_save_merged_tp); loading
- * looks only inside /model, so every command that takes a model accepts any of them.
+ * looks only inside /model (and, for a lean checkpoint, in the base model file its /base names),
+ * so every command that takes a model accepts any of them.
  * Datasets are always the logical (unsharded) tensors. With a dist of more than one rank, saving
  * and loading are collective (h5io.h): each rank writes and reads its shard of every tensor, so a
  * file written under one TP/DP layout loads under any other.
@@ -56,19 +57,46 @@ int modelfile_load(model *m, const char *path);
  * with its TP group. */
 int modelfile_load_tp(model *m, const char *path, const struct dist *d);
 
+/* Which of a model's tensors a file holds: a model file all; a lean checkpoint (docs/CHECKPOINT.md)
+ * the trainable ones (model_set_trainable), the others read from the base model file that its
+ * group /base names; reading a lean file as a model, the ones present in it. */
+typedef enum modelfile_tensors {
+  MODELFILE_ALL,
+  MODELFILE_TRAINABLE,
+  MODELFILE_PRESENT
+} modelfile_tensors;
+
 /* The building blocks that checkpoints share (ckpt.c), on an open file (collective over d); the
  * tensors' blocks are model_state.h's: */
 /* Root attributes gorp_format_version and gorp_file_kind ("model", "checkpoint"). */
 int modelfile_write_header(hid_t file, const char *kind, const char *path);
 /* Checks the format version and that /model exists. */
 int modelfile_check_header(hid_t file, const char *path);
-/* Writes the /model group (architecture attributes, hf_config, tensors with crc32). */
-int modelfile_write_group(hid_t file, const model *m, const char *hf_config, const struct dist *d,
-                          const char *path);
-/* Creates m from the /model group, verifying shapes and checksums; m is freed on failure by the
- * caller (modelfile_load does). */
+/* Writes the /model group (architecture attributes, hf_config, the tensors of set with crc32). */
+int modelfile_write_group(hid_t file, const model *m, modelfile_tensors set, const char *hf_config,
+                          const struct dist *d, const char *path);
+/* Creates m from the /model group, verifying shapes and checksums (a lean file's base first: the
+ * tensors it lacks are read from there, and the base's checksum must be the one /base records);
+ * sets m->from_file and m->file_checksum; m is freed on failure by the caller (modelfile_load
+ * does). */
 int modelfile_read_group(hid_t file, model *m, const struct dist *d, const char *path);
-/* Reads every tensor of m (already created with its layout) from /model, verified. */
-int modelfile_read_tensors(hid_t file, model *m, const struct dist *d, const char *path);
+/* Reads the tensors of set of m (already created with its layout) from /model, verified. */
+int modelfile_read_tensors(hid_t file, model *m, modelfile_tensors set, const struct dist *d,
+                           const char *path);
+
+/* A lean file's reference to its base model file (group /base, string attributes path and
+ * resolved, uint32 checksum): the weights it lacks are the base's. */
+enum { MODELFILE_BASE_DEPTH = 8 }; /* lean files on lean bases, at most this deep */
+typedef struct modelfile_base {
+  char path[4096];     /* as the run named it (model.init) */
+  char resolved[4096]; /* absolute, links resolved, when the file was written: the one read */
+  uint32_t checksum;   /* the base's weights (model.file_checksum, modelfile_file_checksum) */
+} modelfile_base;
+int modelfile_write_base(hid_t file, const modelfile_base *b, const char *path);
+/* *found = 0 when file has no /base (it holds every tensor). */
+int modelfile_read_base(hid_t file, const char *path, modelfile_base *b, int *found);
+/* The checksum of the weights that path holds (a lean file's own, its base's for the rest), from
+ * the datasets' crc32 attributes alone, without reading their data (gorp inspect). Serial. */
+int modelfile_file_checksum(const char *path, uint32_t *sum);
 
 #endif

@@ -244,6 +244,11 @@ typedef struct model {
    * stops at each; n_eos = 0 for a model that names none */
   int eos[MODEL_MAX_EOS];
   int n_eos;
+  /* the weights as read from a model file (modelfile.c sets both; a model made otherwise has
+   * from_file 0): file_checksum sums each tensor's name and crc32 as read, so that a lean
+   * checkpoint can name the base its frozen tensors come from (docs/CHECKPOINT.md) */
+  int from_file;
+  uint32_t file_checksum;
 } model;
 
 /* Checks a configuration, including the size limits above; the message names the offending key

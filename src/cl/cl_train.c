@@ -148,7 +148,11 @@ int cl_train_task(trainer *tr, const cl_encoded *e, int pad_id, const gorp_confi
   GORP_ALLOC(ids, Bmax, "batch example ids");
   GORP_ALLOC(tokens, (size_t)Bmax * e->max_len, "batch tokens");
   GORP_ALLOC(targets, (size_t)Bmax * e->max_len, "batch targets");
+  const model *m = trainer_model(tr);
   GORP_CALL(model_reserve(trainer_model(tr), Bmax, e->max_len));
+  if (start_step == 0 && m->acts.kept_layers < m->cfg.num_layers)
+    out_printf("  train.recompute: activations of %d of %d layers kept, the others recomputed\n",
+               m->acts.kept_layers, m->cfg.num_layers);
   const double t0 = proc_now_s();
   double tokens_seen = 0.0;
   /* the data cursor is a function of the step: a resumed task replays the same batches */

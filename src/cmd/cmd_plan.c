@@ -238,8 +238,9 @@ static void print_text(const plan *p, const char *path, const plan_sources *s, c
          (unsigned long long)(p->total * sizeof(float) * l->tp * l->dp),
          gib(p->total) * l->tp * l->dp);
   printf("FLOPs per training step per rank: forward %.3e (attention T^2 terms %.3e), forward + "
-         "backward = 3 x forward = %.3e\n",
-         p->flops_forward, p->flops_attention, p->flops_step);
+         "backward = 3 x forward%s = %.3e\n",
+         p->flops_forward, p->flops_attention,
+         l->recompute ? " + the layers' forward again (train.recompute)" : "", p->flops_step);
   if (p->method.bases_lora || p->method.bases_full)
     printf("note: GORP bases are the worst case, every basis at cap = its axis length columns "
            "(gorp allocates them at start)\n");
@@ -368,7 +369,8 @@ static int plan_config(const gorp_config *c, const plan_args *a) {
   GORP_CALL(model_shape(c, a->hf_config, &cfg, &s));
   plan_layout lay = {.tp = a->tp ? a->tp : c->parallel.tp,
                      .dp = a->dp ? a->dp : c->parallel.dp,
-                     .eval_batch = c->eval.batch_size};
+                     .eval_batch = c->eval.batch_size,
+                     .recompute = c->train.recompute};
   /* a rank decodes at most its share of a capped test set together (dp < 1 is refused below) */
   if (c->data.max_test_per_task > 0 && lay.dp > 0) {
     const int share = (c->data.max_test_per_task + lay.dp - 1) / lay.dp;

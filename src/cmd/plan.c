@@ -229,18 +229,21 @@ static dims local_dims(const plan *p) {
 /* model_acts (model.h) minus the backward scratch, and lora.h's h. */
 static void activations(plan *p) {
   const dims d = local_dims(p);
-  add(p, PLAN_ACTS, 0, (4 * d.L + 2) * d.N * d.C + (2 * d.L + 1) * d.N,
+  const u64 K = p->layout.recompute ? 1 : d.L; /* layers whose activations are kept */
+  /* the residual entering each layer and the final norm's input (L + 1), the final norm's
+   * output, and per kept layer the residual after attention and both norm outputs */
+  add(p, PLAN_ACTS, 0, (d.L + 2 + 3 * K) * d.N * d.C + (2 * K + 1) * d.N,
       "residual stream, RMSNorm outputs and 1/rms: %llu x N x C",
-      (unsigned long long)(4 * d.L + 2));
-  add(p, PLAN_ACTS, 1, d.L * d.N * (2 * d.QD + 2 * d.KD),
-      "q, k, v, attention output: %llu layers x N x %llu", (unsigned long long)d.L,
+      (unsigned long long)(d.L + 2 + 3 * K));
+  add(p, PLAN_ACTS, 1, K * d.N * (2 * d.QD + 2 * d.KD),
+      "q, k, v, attention output: %llu layers x N x %llu", (unsigned long long)K,
       (unsigned long long)(2 * d.QD + 2 * d.KD));
-  add(p, PLAN_ACTS, 1, d.L * d.B * d.H * d.T * d.T,
+  add(p, PLAN_ACTS, 1, K * d.B * d.H * d.T * d.T,
       "attention probabilities: %llu layers x %llu x %llu heads x %llu x %llu",
-      (unsigned long long)d.L, (unsigned long long)d.B, (unsigned long long)d.H,
+      (unsigned long long)K, (unsigned long long)d.B, (unsigned long long)d.H,
       (unsigned long long)d.T, (unsigned long long)d.T);
-  add(p, PLAN_ACTS, 1, 3 * d.L * d.N * d.F,
-      "MLP gate, up, silu(gate) * up: 3 x %llu layers x N x %llu", (unsigned long long)d.L,
+  add(p, PLAN_ACTS, 1, 3 * K * d.N * d.F,
+      "MLP gate, up, silu(gate) * up: 3 x %llu layers x N x %llu", (unsigned long long)K,
       (unsigned long long)d.F);
   add(p, PLAN_ACTS, 0, d.N * d.V, "logits: N x %llu", (unsigned long long)d.V);
   add(p, PLAN_ACTS, 0, 3 * d.N, "the head's rows: index, target, loss weight: 3 x N");
@@ -349,7 +352,9 @@ static void flops(plan *p, const lin *ln) {
   const double head_rows = (double)d.B * answer;
   p->macs_token = L * (lin_mac + lora_mac);
   p->flops_forward = 2.0 * N * p->macs_token + 2.0 * head_rows * d.C * d.V + p->flops_attention;
-  p->flops_step = 3.0 * p->flops_forward;
+  /* recompute runs every layer's forward again in backward (not the head) */
+  p->flops_step = 3.0 * p->flops_forward +
+                  (p->layout.recompute ? 2.0 * N * p->macs_token + p->flops_attention : 0.0);
 }
 
 double plan_prompt_flops(const plan *p, int prompt, int new_ids) {

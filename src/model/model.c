@@ -19,9 +19,10 @@
 
 int model_reserve(model *m, int B, int T) {
   model_acts *a = &m->acts;
-  if (model_dims_fit(a->x != NULL, a->B, a->T, &B, &T)) return GORP_OK;
   const model_config *c = &m->cfg;
-  const size_t L = c->num_layers, N = (size_t)B * T, C = c->hidden_size, F = m->F_loc,
+  const int KL = m->recompute ? 1 : c->num_layers; /* layers whose activations are kept */
+  if (model_dims_fit(a->x != NULL, a->B, a->T, &B, &T) && a->kept_layers == KL) return GORP_OK;
+  const size_t L = c->num_layers, K = KL, N = (size_t)B * T, C = c->hidden_size, F = m->F_loc,
                QD = (size_t)m->H_loc * c->head_dim, KD = (size_t)m->KV_loc * c->head_dim,
                V = c->vocab_size, H = m->H_loc, half = c->head_dim / 2;
   const int n_datt = omp_get_max_threads();
@@ -30,19 +31,19 @@ int model_reserve(model *m, int B, int T) {
     float **ptr;
     size_t n;
   } parts[] = {{&a->x, (L + 1) * N * C},
-               {&a->xmid, L * N * C},
-               {&a->ln1, L * N * C},
-               {&a->rstd1, L * N},
-               {&a->q, L * N * QD},
-               {&a->k, L * N * KD},
-               {&a->v, L * N * KD},
-               {&a->att, L * B * H * T * T},
-               {&a->atty, L * N * QD},
-               {&a->ln2, L * N * C},
-               {&a->rstd2, L * N},
-               {&a->g, L * N * F},
-               {&a->u, L * N * F},
-               {&a->h, L * N * F},
+               {&a->xmid, K * N * C},
+               {&a->ln1, K * N * C},
+               {&a->rstd1, K * N},
+               {&a->q, K * N * QD},
+               {&a->k, K * N * KD},
+               {&a->v, K * N * KD},
+               {&a->att, K * B * H * T * T},
+               {&a->atty, K * N * QD},
+               {&a->ln2, K * N * C},
+               {&a->rstd2, K * N},
+               {&a->g, K * N * F},
+               {&a->u, K * N * F},
+               {&a->h, K * N * F},
                {&a->lnf, N * C},
                {&a->rstdf, N},
                {&a->logits, N * V},
@@ -63,7 +64,7 @@ int model_reserve(model *m, int B, int T) {
    * 2^16), but B and T come from the data: the forward pass holds B * T in an int, and the
    * total must fit in memory's address space */
   size_t total = 0, big;
-  if ((size_t)B * T > INT_MAX || __builtin_mul_overflow(L * B * H, (size_t)T * T, &big))
+  if ((size_t)B * T > INT_MAX || __builtin_mul_overflow(K * B * H, (size_t)T * T, &big))
     GORP_ERR(GORP_EINPUT, "a batch of %d sequences x %d tokens is too large for this model", B, T);
   for (size_t i = 0; i < n_parts; i++)
     if (__builtin_add_overflow(total, parts[i].n, &total) || total > SIZE_MAX / sizeof(float))
@@ -82,7 +83,43 @@ int model_reserve(model *m, int B, int T) {
   a->B = B;
   a->T = T;
   a->n_datt = n_datt;
+  a->kept_layers = KL;
   return GORP_OK;
+}
+
+/* Layer l's input, output and saved activations for a batch of B x T: its own slot of the
+ * per-layer buffers, or under recompute the one slot every layer shares. */
+static layer_acts layer_slot(model *m, int l, int B, int T) {
+  const model_acts *a = &m->acts;
+  const model_config *c = &m->cfg;
+  const size_t N = (size_t)B * T, C = c->hidden_size, F = m->F_loc,
+               QD = (size_t)m->H_loc * c->head_dim, KD = (size_t)m->KV_loc * c->head_dim,
+               s = m->recompute ? 0 : (size_t)l;
+  return (layer_acts){.x = a->x + (size_t)l * N * C,
+                      .ln1 = a->ln1 + s * N * C,
+                      .rstd1 = a->rstd1 + s * N,
+                      .q = a->q + s * N * QD,
+                      .k = a->k + s * N * KD,
+                      .v = a->v + s * N * KD,
+                      .atty = a->atty + s * N * QD,
+                      .xmid = a->xmid + s * N * C,
+                      .ln2 = a->ln2 + s * N * C,
+                      .rstd2 = a->rstd2 + s * N,
+                      .g = a->g + s * N * F,
+                      .u = a->u + s * N * F,
+                      .h = a->h + s * N * F,
+                      .xout = a->x + (size_t)(l + 1) * N * C};
+}
+
+/* Layer l's causal attention over B sequences of T positions, its probabilities in its slot. */
+static layer_attention layer_attention_of(model *m, int l, int B, int T) {
+  const model_acts *a = &m->acts;
+  const size_t s = m->recompute ? 0 : (size_t)l;
+  return (layer_attention){.B = B,
+                           .T = T,
+                           .cos_t = a->rope_cos,
+                           .sin_t = a->rope_sin,
+                           .att = a->att + s * B * m->H_loc * (size_t)T * T};
 }
 
 /* x (n) = 0 on every thread */
@@ -227,8 +264,7 @@ int model_forward(model *m, const int *tokens, const int *targets, const model_s
   GORP_CALL(model_reserve(m, B, T));
   if (m->lora) GORP_CALL(lora_reserve(m->lora, B * T));
   model_acts *a = &m->acts;
-  const int L = c->num_layers, N = B * T, C = c->hidden_size, F = m->F_loc, H = m->H_loc,
-            D = c->head_dim, QD = H * D, KD = m->KV_loc * D, V = c->vocab_size;
+  const int L = c->num_layers, N = B * T, C = c->hidden_size, D = c->head_dim, V = c->vocab_size;
   m->tokens = tokens;
   m->targets = targets;
   m->step = step ? *step : (model_step){0};
@@ -237,26 +273,8 @@ int model_forward(model *m, const int *tokens, const int *targets, const model_s
   rope_tables(a->rope_cos, a->rope_sin, 0, T, D, c->rope_theta);
   embedding_forward(a->x, tokens, m->w.embed, N, C);
   for (int l = 0; l < L; l++) {
-    const size_t nc = (size_t)l * N * C, nf = (size_t)l * N * F;
-    const layer_acts la = {.x = a->x + nc,
-                           .ln1 = a->ln1 + nc,
-                           .rstd1 = a->rstd1 + (size_t)l * N,
-                           .q = a->q + (size_t)l * N * QD,
-                           .k = a->k + (size_t)l * N * KD,
-                           .v = a->v + (size_t)l * N * KD,
-                           .atty = a->atty + (size_t)l * N * QD,
-                           .xmid = a->xmid + nc,
-                           .ln2 = a->ln2 + nc,
-                           .rstd2 = a->rstd2 + (size_t)l * N,
-                           .g = a->g + nf,
-                           .u = a->u + nf,
-                           .h = a->h + nf,
-                           .xout = a->x + (size_t)(l + 1) * N * C};
-    const layer_attention at = {.B = B,
-                                .T = T,
-                                .cos_t = a->rope_cos,
-                                .sin_t = a->rope_sin,
-                                .att = a->att + (size_t)l * B * H * T * T};
+    const layer_acts la = layer_slot(m, l, B, T);
+    const layer_attention at = layer_attention_of(m, l, B, T);
     GORP_CALL(model_layer_forward(m, l, &la, &at, m->step.dropout));
   }
   rmsnorm_forward(a->lnf, a->rstdf, a->x + (size_t)L * N * C, m->w.norm, N, C, c->rms_eps);
@@ -299,12 +317,14 @@ int model_backward(model *m) {
   for (int l = L - 1; l >= 0; l--) {
     const layer_params *p = &m->w.layers[l];
     const layer_params *gp = &m->gw.layers[l];
-    const float *x = a->x + (size_t)l * NC, *xmid = a->xmid + (size_t)l * NC;
-    const float *ln1 = a->ln1 + (size_t)l * NC, *ln2 = a->ln2 + (size_t)l * NC;
-    const float *q = a->q + (size_t)l * N * QD, *k = a->k + (size_t)l * N * KD,
-                *v = a->v + (size_t)l * N * KD, *atty = a->atty + (size_t)l * N * QD;
-    const float *g = a->g + (size_t)l * N * F, *u = a->u + (size_t)l * N * F,
-                *h = a->h + (size_t)l * N * F;
+    const layer_acts la = layer_slot(m, l, B, T);
+    const layer_attention at = layer_attention_of(m, l, B, T);
+    /* the same ops on the same input (and the same keyed dropout masks): the activations the
+     * forward pass computed, bit for bit; xout gets the values it holds already */
+    if (m->recompute) GORP_CALL(model_layer_forward(m, l, &la, &at, m->step.dropout));
+    const float *x = la.x, *xmid = la.xmid, *ln1 = la.ln1, *ln2 = la.ln2;
+    const float *q = la.q, *k = la.k, *v = la.v, *atty = la.atty;
+    const float *g = la.g, *u = la.u, *h = la.h;
     /* MLP: x_out = xmid + down(silu(gate(ln2)) * up(ln2)) */
     float *dh = a->dbuf;
     GORP_CALL(matmul_backward_set(dh, gp->wd, dx, h, p->wd, N, F, C));
@@ -316,15 +336,15 @@ int model_backward(model *m) {
     GORP_CALL(matmul_backward(dln2, gp->wu, a->du, ln2, p->wu, N, C, F));
     GORP_CALL(lora_bwd(m, dln2, a->du, ln2, l, LORA_UP, N));
     GORP_CALL(column_parallel_input_grad(m, dln2, N, C));
-    rmsnorm_backward(dx, gp->ln2, dln2, xmid, p->ln2, a->rstd2 + (size_t)l * N, N, C);
+    rmsnorm_backward(dx, gp->ln2, dln2, xmid, p->ln2, la.rstd2, N, C);
     /* attention: xmid = x + o(attn(rope(q(ln1)), rope(k(ln1)), v(ln1))) */
     float *datty = a->dbuf;
     GORP_CALL(matmul_backward_set(datty, gp->wo, dx, atty, p->wo, N, QD, C));
     GORP_CALL(lora_bwd(m, datty, dx, atty, l, LORA_O, N));
     zero_parallel(a->dk, (size_t)N * KD);
     zero_parallel(a->dv, (size_t)N * KD);
-    GORP_CALL(attention_backward(a->dq, a->dk, a->dv, a->datt, a->n_datt, datty,
-                                 a->att + (size_t)l * B * H * T * T, q, k, v, B, T, H, KV, D));
+    GORP_CALL(attention_backward(a->dq, a->dk, a->dv, a->datt, a->n_datt, datty, at.att, q, k, v, B,
+                                 T, H, KV, D));
     rope_backward(a->dq, a->rope_cos, a->rope_sin, B, T, H, D);
     rope_backward(a->dk, a->rope_cos, a->rope_sin, B, T, KV, D);
     float *dln1 = a->dbuf2;
@@ -335,7 +355,7 @@ int model_backward(model *m) {
     GORP_CALL(matmul_backward(dln1, gp->wv, a->dv, ln1, p->wv, N, C, KD));
     GORP_CALL(lora_bwd(m, dln1, a->dv, ln1, l, LORA_V, N));
     GORP_CALL(column_parallel_input_grad(m, dln1, N, C));
-    rmsnorm_backward(dx, gp->ln1, dln1, x, p->ln1, a->rstd1 + (size_t)l * N, N, C);
+    rmsnorm_backward(dx, gp->ln1, dln1, x, p->ln1, la.rstd1, N, C);
   }
   if (m->gw.embed) embedding_backward(m->gw.embed, dx, m->tokens, N, C);
   return GORP_OK;

@@ -215,6 +215,12 @@ int trainer_create(trainer *t, model *m, const gorp_config *c, const char *metho
   t->input_axis = t->projecting && !strcmp(c->gorp.axis, "input");
   t->activation = t->projecting && !strcmp(c->gorp.basis_source, "activation");
   GORP_CALL(check_keys(t));
+  /* activation bases read every layer's inputs after one forward pass (trainer_observe) */
+  if (c->train.recompute && t->activation)
+    GORP_ERR(GORP_EINPUT, "train.recompute = true does not go with gorp.basis_source = activation "
+                          "(its statistics read every layer's inputs after one forward pass); "
+                          "use moment bases or train.recompute = false");
+  m->recompute = c->train.recompute;
   for (int i = 0; i < m->n_tensors; i++) model_set_trainable(m, i, t->has_seqft);
   unsigned targets = 0;
   if (t->has_lora)

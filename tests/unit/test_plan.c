@@ -226,6 +226,19 @@ static void check_against_trainer(const char *name, const char *keys) {
   CHECK(lora_acts == item(p, PLAN_ACTS, "LoRA h") + item(p, PLAN_WORK, "LoRA scratch"),
         "%s: lora_reserve %llu floats, planned %llu", name, (unsigned long long)lora_acts,
         (unsigned long long)(item(p, PLAN_ACTS, "LoRA h") + item(p, PLAN_WORK, "LoRA scratch")));
+  /* train.recompute: model_reserve then keeps one layer's activations, as planned */
+  plan *rp = malloc(sizeof(*rp));
+  const plan_layout lr = {.tp = 1, .dp = 1, .batch = B, .seq = T, .eval_batch = 1, .recompute = 1};
+  CHECK(rp && !plan_compute(rp, &real, &pm, &lr), "%s: recompute plan", name);
+  m.recompute = 1;
+  model_reserve(&m, B, T);
+  const uint64_t racts = (uint64_t)(m.acts.datt + T * T - m.acts.x) + 2 * (uint64_t)B * T;
+  const uint64_t rkept = rp ? rp->floats[PLAN_ACTS] - item(rp, PLAN_ACTS, "LoRA h") : 0;
+  CHECK(rp && racts == rkept + item(rp, PLAN_WORK, "backward scratch") && racts < acts,
+        "%s: recompute: model_reserve %llu floats, planned %llu + %llu", name,
+        (unsigned long long)racts, (unsigned long long)rkept,
+        (unsigned long long)(rp ? item(rp, PLAN_WORK, "backward scratch") : 0));
+  free(rp);
   trainer_free(&tr);
   model_free(&m);
   config_free(&c);

@@ -51,6 +51,7 @@ typedef struct plan_layout {
   int batch;      /* global batch: sequences per optimizer step, split over dp */
   int seq;        /* tokens per sequence */
   int answer;     /* tokens per sequence with a loss (the head's rows), <= seq; 0: every token */
+  int recompute;  /* train.recompute: one layer's activations kept, the layers run twice */
   int eval_batch; /* test prompts each rank decodes together (eval.batch_size), >= 1 */
 } plan_layout;
 
@@ -88,7 +89,8 @@ typedef struct plan {
   uint64_t total;                 /* floats per rank, all parts */
   double flops_forward;           /* matmul FLOPs of one forward pass per rank (2 per MAC) */
   double flops_attention;         /* of which the attention T^2 terms */
-  double flops_step;              /* forward + backward = 3 x forward */
+  double flops_step;              /* forward + backward = 3 x forward (+ the layers' forward
+                                   * again under recompute) */
   double macs_token;              /* multiply-adds of the linears and LoRA pairs per token */
   int n_items;
   plan_item items[PLAN_MAX_ITEMS];

@@ -59,6 +59,7 @@ typedef struct gorp_config {
     char **per_task; /* n_per_task "dataset:key=value" overrides of epochs, batch_size,
                         max_steps, lr for one task (see config_task_train) */
     int n_per_task;
+    int recompute; /* 1: keep each layer's input only, recompute the layer in backward */
   } train;
   struct {
     int max_new_tokens;

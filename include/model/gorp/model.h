@@ -123,7 +123,9 @@ typedef struct model_views {
   float *head;          /* (V, C); == embed when tied */
 } model_views;
 
-/* Activations saved by the forward pass for the backward pass, for a batch of B x T. */
+/* Activations saved by the forward pass for the backward pass, for a batch of B x T. The
+ * per-layer buffers below (xmid through h, rstd1/rstd2, att) hold kept_layers layers: L, or under
+ * recompute one slot that each layer's forward (and its recomputation in backward) reuses. */
 typedef struct model_acts {
   int B, T;      /* capacity the buffers were sized for */
   float *x;      /* (L+1, B, T, C) residual stream entering each layer; [L] enters the final norm */
@@ -161,6 +163,7 @@ typedef struct model_acts {
   float *du;    /* (B, T, F) */
   float *datt;  /* (n_datt, T, T): one attention-backward scratch per thread */
   int n_datt;
+  int kept_layers; /* layers the per-layer buffers (xmid ... h, att) hold: L, or 1 (recompute) */
 } model_acts;
 
 /* Key/value caches of up to B sequences and the scratch of one decoding step (model_generate.c):
@@ -231,6 +234,9 @@ typedef struct model {
   model_views w;     /* views into params */
   model_views gw;    /* views into grads; NULL for frozen tensors */
   struct lora *lora; /* adapters on the linears, or NULL (owned by the caller) */
+  /* 1: the forward pass keeps each layer's input only (acts.x) and model_backward recomputes
+   * each layer before its backward (train.recompute); set before model_reserve */
+  int recompute;
   model_acts acts;
   model_kv kv;
   /* state of the last forward pass */

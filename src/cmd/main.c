@@ -40,6 +40,9 @@ static int run_command(const cmd_spec *cmd, int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+  /* stdout to a file or pipe (a Slurm log) is block-buffered by default: a progress line would
+   * show minutes late; line by line costs nothing at gorp's rate of printing */
+  setvbuf(stdout, NULL, _IOLBF, 0);
   /* before MPI_Init, which takes ~0.3 s: a signal to gorp run is never lost at start-up */
   if (argc >= 2 && !strcmp(argv[1], "run") && cmd_run_catch_stop_signals()) return GORP_ELIB;
   const cmd_spec *cmd = NULL;

@@ -79,4 +79,14 @@ if [ "$rc" = 0 ] && [ -n "$version" ] && grep -Eq "^gorp $version( \(git [0-9a-f
 else
   fail "gorp --version: exit $rc, '$(cat "$work/out")', expected gorp $version"
 fi
+
+# an error is one line for a user; GORP_DEBUG=1 (the test environment's default) adds the origin
+# and the calls on the way up
+GORP_DEBUG= "$GORP" plan "$work/none.ini" >/dev/null 2>"$work/user.err"
+GORP_DEBUG=1 "$GORP" plan "$work/none.ini" >/dev/null 2>"$work/debug.err"
+[ "$(wc -l <"$work/user.err")" = 1 ] && grep -q "^gorp: error: config file .*none.ini" "$work/user.err" \
+  && pass "without GORP_DEBUG the error is one line" || { fail "user error:"; cat "$work/user.err"; }
+grep -Eq "^  at .*src/base/fsutil.c:[0-9]+ in fs_open_regular" "$work/debug.err" \
+  && [ "$(grep -c '^  at ' "$work/debug.err")" -ge 3 ] \
+  && pass "GORP_DEBUG=1 adds the origin and the calls" || { fail "debug error:"; cat "$work/debug.err"; }
 finish

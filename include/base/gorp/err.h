@@ -1,8 +1,9 @@
 /* Error handling for all of gorp (PETSc/libCEED style).
  *
  * Every fallible function returns int: 0 on success, a GORP_E* code otherwise. The first failure
- * prints one message naming what was wrong (file, key, tensor) via GORP_ERR; every caller on the
- * way up adds a "  at file:line in func: call" trace line via GORP_CALL. main() turns a non-zero
+ * prints one message naming what was wrong (file, key, tensor) via GORP_ERR; with GORP_DEBUG=1 in
+ * the environment the origin and every caller on the way up add "  at file:line in func: call"
+ * trace lines (GORP_CALL), which users need not read. main() turns a non-zero
  * code into the process exit status (or MPI_Abort when more than one rank runs).
  * Not for: warnings or progress output (out.h's out_printf prints the job's output once, on world
  * rank 0; a warning is one "gorp: warning: ..." line on stderr). */
@@ -19,10 +20,10 @@ enum {
   GORP_EUSAGE = 64 /* command-line usage (sysexits EX_USAGE) */
 };
 
-/* Prints "gorp: error: <message>" and the origin; returns code. */
+/* Prints "gorp: error: <message>" (and its origin under GORP_DEBUG); returns code. */
 int gorp_error(const char *file, int line, const char *func, int code, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
-/* Prints one trace line for a failing call on the way up. */
+/* Prints one trace line for a failing call on the way up (under GORP_DEBUG). */
 void gorp_trace(const char *file, int line, const char *func, const char *call);
 
 /* The error as an expression (libCEED's CeedError): prints the message with its origin and yields

@@ -127,6 +127,16 @@ if "$GORP" run "$work/m.ini" >"$work/run.log" 2>&1 && [ -s "$work/out/model.h5" 
   grep -q "1 layers, hidden 24, MLP 40, 2 heads (2 KV) x 12, vocab 259" "$work/file.txt" \
     && grep -q "shape: read from model.init = .*out/model.h5; vocab: the model file" "$work/file.txt" \
     && pass "architecture read from the model file" || { fail "model file plan:"; cat "$work/file.txt"; }
+  # gorp config shows the file's architecture, as comments, instead of the ignored model.* keys
+  (cd "$work" && "$GORP" config m.ini --set model.init=out/model.h5 --set model.hidden_size=64) \
+    >"$work/cfg.txt" 2>&1
+  grep -q "^# hidden_size = 24  (from model.init; this config's 64 is ignored)$" "$work/cfg.txt" \
+    && grep -q "^# tie_embeddings = false  (from model.init" "$work/cfg.txt" \
+    && grep -q "^# init_std = .*(ignored: model.init is a file)" "$work/cfg.txt" \
+    && ! grep -Eq "^(hidden_size|num_layers|init_std) =" "$work/cfg.txt" \
+    && (cd "$work" && "$GORP" config cfg.txt >/dev/null 2>&1) \
+    && pass "gorp config: the model file's architecture, the output still a config" \
+    || { fail "gorp config with a model file:"; sed -n '/^\[model\]/,/^$/p' "$work/cfg.txt"; }
 else
   fail "could not make a model file:"; tail -5 "$work/run.log"
 fi

@@ -5,6 +5,7 @@
 #include "gorp/backend.h"
 #include "gorp/cmd.h"
 #include "gorp/err.h"
+#include "gorp/version.h"
 
 #include <hdf5.h>
 #include <mpi.h>
@@ -71,7 +72,7 @@ int main(int argc, char **argv) {
     usage(stdout);
     rc = GORP_OK;
   } else if (!strcmp(argv[1], "--version")) {
-    printf("%s\n", cmd_version());
+    printf("%s\n", gorp_version());
     rc = GORP_OK;
   } else if (!cmd) {
     fprintf(stderr, "gorp: error: unknown command '%s'\n", argv[1]);

@@ -11,6 +11,7 @@
 #include "gorp/h5io.h"
 #include "gorp/lora.h"
 #include "gorp/model_state.h"
+#include "gorp/version.h"
 
 #include <cjson/cJSON.h>
 #include <hdf5.h>
@@ -117,6 +118,7 @@ int modelfile_write_header(hid_t file, const char *kind, const char *path) {
   const int version = MODELFILE_FORMAT_VERSION;
   GORP_CALL(
       h5io_write_attr(file, "gorp_format_version", H5T_STD_I32LE, H5T_NATIVE_INT, &version, path));
+  GORP_CALL(h5io_write_str_attr(file, "gorp_version", gorp_version(), path));
   return h5io_write_str_attr(file, "gorp_file_kind", kind, path);
 }
 

@@ -40,6 +40,13 @@ pred="$work/out/predictions/after_01/SST-2.jsonl"
 [ "$(wc -l <"$pred" 2>/dev/null)" = 3 ] && pass "3 predictions written" || fail "prediction file"
 [ -s "$work/out/model.h5" ] && pass "model file written" || fail "no model.h5"
 [ -s "$work/out/results.h5" ] && pass "results.h5 written" || fail "no results.h5"
+# every file gorp writes names the gorp that wrote it
+want=$("$GORP" --version)
+for f in "$work/out/model.h5" "$work/out/results.h5" "$(ls "$work"/out/checkpoints/ckpt_*.h5 | tail -1)"; do
+  got=$(h5dump -a gorp_version "$f" 2>/dev/null | sed -n 's/.*(0): "\(.*\)"$/\1/p')
+  [ "$got" = "$want" ] && pass "$(basename "$f") records '$want'" \
+    || fail "$(basename "$f"): gorp_version '$got', want '$want'"
+done
 [ "$(wc -l <"$work/out/predictions/after_00/SST-2.jsonl" 2>/dev/null)" = 3 ] \
   && pass "zero-shot predictions written" || fail "no zero-shot predictions"
 

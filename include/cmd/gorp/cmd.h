@@ -26,8 +26,4 @@ extern const cmd_spec cmd_pretrain_spec;
 /* gorp plan CONFIG.ini [--set k=v]... [--tp N] [--dp N] [--seq T] [--json] (cmd_plan.c) */
 extern const cmd_spec cmd_plan_spec;
 
-/* "gorp 0.6.0 (git 0123456789ab)": the project's version, and the commit CMake was configured
- * at when the source was a git checkout then (cmd_version.c). */
-const char *cmd_version(void);
-
 #endif

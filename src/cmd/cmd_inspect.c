@@ -1,4 +1,5 @@
-/* gorp inspect FILE.h5 [--verify]: a readable summary of a model file or checkpoint (config,
+/* gorp inspect FILE.h5 [--verify]: a readable summary of a model file, checkpoint or a run's
+ * results.h5 (config,
  * tasks done, shapes, basis sizes per module and task, accuracy matrix); --verify reads every
  * dataset back and checks its crc32, then reads a checkpoint by the resume's own loader (on a
  * trainer built from its stored config) and a model file by modelfile_load, so that it accepts
@@ -8,6 +9,7 @@
 #include "gorp/cl_ckpt.h"
 #include "gorp/cmd.h"
 #include "gorp/err.h"
+#include "gorp/h5io.h"
 #include "gorp/modelfile.h"
 
 #include <errno.h>
@@ -113,12 +115,13 @@ static int print_bases(hid_t f) {
   return GORP_OK;
 }
 
-static void print_matrix(hid_t f, const char *path) {
+/* The matrix `name` of f under the heading `what` (accuracy or in-list). */
+static void print_matrix(hid_t f, const char *name, const char *what, const char *path) {
   double *a;
   int rows, cols;
-  ckpt_read_acc(f, path, &a, &rows, &cols);
+  ckpt_read_matrix(f, name, path, &a, &rows, &cols);
   if (!a) return;
-  printf("accuracy matrix (row 0 zero-shot, row j after task j; - = not measured)\n");
+  printf("%s matrix (%%; row 0 zero-shot, row j after task j; - = not measured)\n", what);
   for (int r = 0; r < rows; r++) {
     printf("  after %-2d", r);
     for (int c = 0; c < cols; c++)
@@ -147,14 +150,57 @@ static int print_checkpoint(hid_t f, const char *path) {
   if (h.config_text) printf("--- config ---\n%s--------------\n", h.config_text);
   ckpt_header_free(&h);
   const int rc = print_bases(f);
-  print_matrix(f, path);
+  print_matrix(f, "results/acc_matrix", "accuracy", path);
   return rc;
+}
+
+/* A run's results.h5 (docs/RESULTS.md): its run, its matrices and metrics; --verify checks every
+ * dataset's crc32. */
+static int inspect_results(hid_t f, const char *path, int verify) {
+  const char *keys[3] = {"method", "order", "gorp_version"};
+  printf("%s: gorp results file\n", path);
+  for (int i = 0; i < 3; i++) {
+    char *v = NULL;
+    if (H5Aexists(f, keys[i]) > 0 && !h5io_read_str_attr(f, "/", keys[i], &v, path))
+      printf("%-12s %s\n", keys[i], v);
+    free(v);
+  }
+  uint64_t seed;
+  if (!h5io_read_num_attr(f, "/", "seed", 0, H5T_NATIVE_UINT64, &seed, path))
+    printf("%-12s %llu\n", "seed", (unsigned long long)seed);
+  print_matrix(f, "acc_matrix", "accuracy", path);
+  print_matrix(f, "in_list", "in-list", path);
+  const char *metrics[4] = {"AP", "BWT", "FWT", "forgetting"};
+  for (int i = 0; i < 4; i++) {
+    double v;
+    if (h5io_read_num_attr(f, "/", metrics[i], 1, H5T_NATIVE_DOUBLE, &v, path)) continue;
+    if (v != v) /* a metric with an unmeasured term */
+      printf("%s%s n/a", i ? "  " : "", metrics[i]);
+    else
+      printf("%s%s %.2f", i ? "  " : "", metrics[i], v);
+  }
+  printf("\n");
+  ckpt_datasets x;
+  GORP_CALL(ckpt_count_datasets(f, path, verify, &x));
+  printf("%d datasets, %zu values", x.n, x.values);
+  if (verify) printf("; verified %d, damaged %d", x.verified, x.bad);
+  printf("\n");
+  if (x.bad) GORP_ERR(GORP_EINPUT, "%s: %d damaged dataset(s) (named above)", path, x.bad);
+  return GORP_OK;
 }
 
 static int inspect(const char *path, int verify) {
   hid_t f;
   char *kind;
   model_config mc;
+  /* results.h5 carries its matrices at the root and no model: a file of its own kind */
+  GORP_CALL(h5io_open_read(path, "file", &f));
+  if (H5Aexists(f, "gorp_format_version") <= 0 && H5Lexists(f, "acc_matrix", H5P_DEFAULT) > 0) {
+    const int rc = inspect_results(f, path, verify);
+    H5Fclose(f);
+    return rc;
+  }
+  H5Fclose(f);
   GORP_CALL(ckpt_inspect_open(path, &f, &kind, &mc));
   printf("%s: gorp %s file, format version %d\n", path, kind, MODELFILE_FORMAT_VERSION);
   printf("model: %d layers, hidden %d, intermediate %d, heads %d/%d (head dim %d), vocab %d, "
@@ -196,13 +242,15 @@ static int inspect_main(const void *args) {
 }
 
 static const cmd_arg inspect_table[] = {
-    {NULL, CMD_TEXT, offsetof(inspect_args, path), "FILE.h5", "a checkpoint or a model file", 1},
+    {NULL, CMD_TEXT, offsetof(inspect_args, path), "FILE.h5",
+     "a checkpoint, a model file or a run's results.h5", 1},
     {"verify", CMD_FLAG, offsetof(inspect_args, verify), NULL,
      "read every dataset back and check its crc32", 0},
 };
 
 const cmd_spec cmd_inspect_spec = {
     CMD_SPEC("inspect",
-             "summarises a checkpoint or model file; --verify checks every dataset's checksum",
+             "summarises a checkpoint, model file or results.h5; --verify checks every dataset's "
+             "checksum",
              inspect_table, inspect_args, inspect_main),
     .serial = 1};

@@ -739,18 +739,23 @@ static int dataset_shape(hid_t loc, const char *name, hsize_t file_size, const c
   return GORP_OK;
 }
 
-void ckpt_read_acc(hid_t f, const char *path, double **acc, int *rows, int *cols) {
+void ckpt_read_matrix(hid_t f, const char *name, const char *path, double **acc, int *rows,
+                      int *cols) {
   *acc = NULL;
   *rows = *cols = 0;
   hsize_t file_size = 0;
-  if (H5Lexists(f, "results", H5P_DEFAULT) <= 0 || H5Fget_filesize(f, &file_size) < 0) return;
+  const char *slash = strchr(name, '/');
+  char group[64] = "";
+  if (slash && (size_t)(slash - name) < sizeof(group)) memcpy(group, name, (size_t)(slash - name));
+  if ((group[0] && H5Lexists(f, group, H5P_DEFAULT) <= 0) || H5Lexists(f, name, H5P_DEFAULT) <= 0 ||
+      H5Fget_filesize(f, &file_size) < 0)
+    return;
   int ndim;
   hsize_t dims[H5S_MAX_RANK];
   size_t n, esize;
-  if (dataset_shape(f, "results/acc_matrix", file_size, path, &ndim, dims, &n, &esize) || ndim != 2)
-    return;
+  if (dataset_shape(f, name, file_size, path, &ndim, dims, &n, &esize) || ndim != 2) return;
   double *a = malloc((n ? n : 1) * sizeof(double));
-  if (a && !h5io_read_doubles(f, "results/acc_matrix", 2, dims, a, path)) {
+  if (a && !h5io_read_doubles(f, name, 2, dims, a, path)) {
     *acc = a;
     *rows = (int)dims[0];
     *cols = (int)dims[1];

@@ -131,7 +131,7 @@ expect_error "a changed base is refused naming the path and the expected and fou
   "stores only the trained weights; the others are those of the base model file $base .*with checksum $expected, but this run's model.init $base holds other weights \(checksum 0x[0-9a-f]{8}\)" \
   "$GORP" run "$work/l.ini"
 untouched && pass "refused resume: the checkpoints are untouched" || fail "the checkpoints changed"
-"$GORP" inspect "$(latest "$work/run")" | grep -q "found, but it holds OTHER weights" \
+grep -q "found, but it holds OTHER weights" <("$GORP" inspect "$(latest "$work/run")") \
   && pass "inspect says the base holds other weights" || fail "inspect with a changed base"
 expect_error "inspect --verify refuses a checkpoint whose base changed" "holds other weights" \
   "$GORP" inspect "$(latest "$work/run")" --verify
@@ -140,7 +140,7 @@ expect_error "inspect --verify refuses a checkpoint whose base changed" "holds o
 mv "$base" "$work/moved.h5"
 expect_error "a missing base is refused naming it" "$base" "$GORP" run "$work/l.ini"
 untouched && pass "missing base: the checkpoints are untouched" || fail "the checkpoints changed"
-"$GORP" inspect "$(latest "$work/run")" | grep -q "NOT FOUND" && pass "inspect says the base is not found" \
+grep -q "NOT FOUND" <("$GORP" inspect "$(latest "$work/run")") && pass "inspect says the base is not found" \
   || fail "inspect with a missing base"
 expect_error "--force-config with a moved base that holds other weights is refused" "holds other weights" \
   "$GORP" run "$work/l.ini" --set model.init="$work/moved.h5" --force-config

@@ -40,6 +40,15 @@ pred="$work/out/predictions/after_01/SST-2.jsonl"
 [ "$(wc -l <"$pred" 2>/dev/null)" = 3 ] && pass "3 predictions written" || fail "prediction file"
 [ -s "$work/out/model.h5" ] && pass "model file written" || fail "no model.h5"
 [ -s "$work/out/results.h5" ] && pass "results.h5 written" || fail "no results.h5"
+# gorp inspect reads results.h5: the run, both matrices and the metrics; --verify the checksums
+if "$GORP" inspect "$work/out/results.h5" --verify >"$work/insp.txt" 2>&1 &&
+  grep -q "gorp results file" "$work/insp.txt" && grep -q "^accuracy matrix" "$work/insp.txt" &&
+  grep -q "^in-list matrix" "$work/insp.txt" && grep -Eq "^AP [0-9.]+  BWT" "$work/insp.txt" &&
+  grep -Eq "verified [1-9][0-9]*, damaged 0" "$work/insp.txt"; then
+  pass "gorp inspect results.h5 --verify"
+else
+  fail "gorp inspect results.h5:"; cat "$work/insp.txt"
+fi
 # every file gorp writes names the gorp that wrote it
 want=$("$GORP" --version)
 for f in "$work/out/model.h5" "$work/out/results.h5" "$(ls "$work"/out/checkpoints/ckpt_*.h5 | tail -1)"; do

@@ -13,7 +13,7 @@ for cfg in "$GORP_SRC"/inputs/*/*.ini; do
   out="$work/${name//\//_}"
   # a config of a model file (LLaMA-2-7B, the demo's pretrained base; an include may set it) is
   # checked with `gorp config`: slow_pretrain_base.sh runs the demo configs on a fresh base
-  if "$GORP" config "$cfg" 2>/dev/null | grep -q "^init = .*\.h5"; then
+  if grep -q "^init = .*\.h5" <("$GORP" config "$cfg" 2>/dev/null); then
     if "$GORP" config "$cfg" >"$work/log" 2>&1 && grep -q "^tasks = " "$work/log"; then
       pass "$name is a valid config ($(grep '^tasks = ' "$work/log"))"
     else

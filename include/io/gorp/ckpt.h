@@ -102,8 +102,10 @@ typedef struct ckpt_basis {
 } ckpt_basis;
 /* The bases under /gorp (*bases malloc'd, *n of them; none: NULL, 0). */
 int ckpt_read_bases(hid_t file, ckpt_basis **bases, int *n);
-/* /results/acc_matrix (rows, cols) malloc'd into *acc, or NULL when absent or unreadable. */
-void ckpt_read_acc(hid_t file, const char *path, double **acc, int *rows, int *cols);
+/* The 2-D dataset `name` (a checkpoint's results/acc_matrix, results.h5's acc_matrix) (rows,
+ * cols) malloc'd into *acc, or NULL when absent or unreadable. */
+void ckpt_read_matrix(hid_t file, const char *name, const char *path, double **acc, int *rows,
+                      int *cols);
 
 /* Every dataset of the file counted; with verify read back and checked against its crc32
  * (each damaged one named on stderr). */

@@ -298,10 +298,10 @@ static int write_file(const char *tmp, const char *path, const gorp_config *c, c
   backend_threads(&threads[0], &threads[1]);
   long th[2] = {threads[0], threads[1]};
   if (!rc) rc = from_root(d, th, 2);
-  int64_t pos[7] = {p->task, p->step, p->done, p->lora_pairs, seq, th[0], th[1]};
-  const char *keys[7] = {"task",     "step",           "task_done",       "lora_pairs",
-                         "sequence", "threads_openmp", "threads_openblas"};
-  for (int i = 0; i < 7 && !rc; i++) rc = walk_i64(&w, "/", keys[i], &pos[i]);
+  int64_t pos[8] = {p->task, p->step, p->done, p->lora_pairs, seq, th[0], th[1], p->eval_task};
+  const char *keys[8] = {"task",     "step",           "task_done",        "lora_pairs",
+                         "sequence", "threads_openmp", "threads_openblas", "eval_task"};
+  for (int i = 0; i < 8 && !rc; i++) rc = walk_i64(&w, "/", keys[i], &pos[i]);
   if (!rc) rc = walk_table(&w, &tab);
   free(text);
   free(w.scratch);
@@ -451,9 +451,11 @@ static int load_file(const char *path, const gorp_config *c, int force, const di
   free(kind);
   if (!rc && c) rc = check_config(f, path, c, force);
   rc = h5io_agree(d, rc, path, "checking the header and config");
-  int64_t pos[4] = {0};
-  const char *keys[4] = {"task", "step", "task_done", "lora_pairs"};
-  for (int i = 0; i < 4 && !rc; i++) rc = walk_i64(&w, "/", keys[i], &pos[i]);
+  int64_t pos[5] = {0};
+  const char *keys[5] = {"task", "step", "task_done", "lora_pairs", "eval_task"};
+  /* checkpoints older than eval_task were never stopped inside an evaluation */
+  const int n_keys = !rc && H5Aexists(f, "eval_task") > 0 ? 5 : 4;
+  for (int i = 0; i < n_keys && !rc; i++) rc = walk_i64(&w, "/", keys[i], &pos[i]);
   p->losses = NULL;
   state_table tab;
   state_init(&tab);
@@ -462,13 +464,16 @@ static int load_file(const char *path, const gorp_config *c, int force, const di
     p->step = (int)pos[1];
     p->done = (int)pos[2];
     p->lora_pairs = (int)pos[3];
+    p->eval_task = (int)pos[4];
     struct stat st; /* the losses (step floats) are in the file: a bound before allocating */
     if (stat(path, &st) || pos[1] < 0 || (uint64_t)pos[1] > (uint64_t)st.st_size / sizeof(float) ||
-        pos[0] != p->task || pos[3] != (int)pos[3] || (pos[2] != 0 && pos[2] != 1))
+        pos[0] != p->task || pos[3] != (int)pos[3] || (pos[2] != 0 && pos[2] != 1) || pos[4] < 0 ||
+        pos[4] != p->eval_task || (pos[4] && pos[2] != 1))
       rc = GORP_ERROR(GORP_EINPUT,
                       "%s: position attributes task %" PRId64 ", step %" PRId64
-                      ", task_done %" PRId64 ", lora_pairs %" PRId64 " are out of range",
-                      path, pos[0], pos[1], pos[2], pos[3]);
+                      ", task_done %" PRId64 ", lora_pairs %" PRId64 ", eval_task %" PRId64
+                      " are out of range",
+                      path, pos[0], pos[1], pos[2], pos[3], pos[4]);
     if (!rc) rc = s->describe(s->arg, 1, p, &tab);
     if (!rc) w.scratch = alloc_scratch(&tab, path, &rc);
     rc = h5io_agree(d, rc, path, "preparing the state");

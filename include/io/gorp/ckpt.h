@@ -36,6 +36,9 @@ typedef struct ckpt_pos {
   int step;       /* its steps taken */
   int done;       /* 1: task `task` is trained, its bases built and its row evaluated */
   int lora_pairs; /* LoRA pairs that exist (the adapters' size) */
+  int eval_task;  /* 0, or with done = 1: the evaluation row after task `task` was stopped in
+                     column eval_task - 1 (the columns before it are in the results, its finished
+                     answers in a partial prediction file, cl.h cl_eval_hook) */
   float *losses;  /* (step) the task's losses so far (loading: malloc'd by the describe step) */
 } ckpt_pos;
 

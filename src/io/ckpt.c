@@ -617,10 +617,11 @@ void ckpt_read_header(hid_t f, const char *path, ckpt_header *h) {
       h5io_read_num_attr(g, "/config", "run_hash", 0, H5T_NATIVE_UINT64, &h->run_hash, path);
     H5Gclose(g);
   }
-  const char *tkeys[2] = {"threads_openmp", "threads_openblas"};
-  for (int i = 0; i < 2; i++)
+  const char *tkeys[3] = {"threads_openmp", "threads_openblas", "eval_task"};
+  int64_t *tv[3] = {&h->threads[0], &h->threads[1], &h->eval_task};
+  for (int i = 0; i < 3; i++)
     if (H5Aexists(f, tkeys[i]) > 0)
-      h5io_read_num_attr(f, "/", tkeys[i], 0, H5T_NATIVE_INT64, &h->threads[i], path);
+      h5io_read_num_attr(f, "/", tkeys[i], 0, H5T_NATIVE_INT64, tv[i], path);
 }
 
 void ckpt_header_free(ckpt_header *h) {

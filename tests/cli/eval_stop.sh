@@ -5,9 +5,9 @@
 # with results.h5 and every predictions file identical to an uninterrupted run's. The signal is
 # timed by GORP_FAULT_EVAL_SIGNAL=k (rank 0 sends itself SIGUSR1 after its k-th evaluation batch),
 # so it lands inside a row whatever the machine's speed. Stops: in the zero-shot row, twice in one
-# cell (a resumed cell stopped again), in the row after task 1, on two data-parallel ranks (the
-# signal reaches rank 0 only; both stop). eval.zero_shot = false leaves row 0 unmeasured and says
-# that FWT is not available.
+# cell (a resumed cell stopped again), in the row after task 1, on two data-parallel and on two
+# tensor-parallel ranks (the signal reaches rank 0 only; both stop). eval.zero_shot = false leaves
+# row 0 unmeasured and says that FWT is not available.
 . "$(dirname "$0")/lib.bash"
 
 root="$GORP_DATA/CL_Benchmark/mini"
@@ -79,6 +79,11 @@ part="$work/z/predictions/after_00/SST-2.jsonl.partial"
   || fail "partial file: $(wc -l <"$part" 2>&1)"
 [ ! -e "$work/z/predictions/after_00/agnews.jsonl" ] && pass "the next cell was not started" \
   || fail "agnews evaluated after the stop"
+ck="$work/z/checkpoints/$(cat "$work/z/checkpoints/LATEST")"
+"$GORP" inspect "$ck" 2>&1 | grep -q "tasks done: 0; the evaluation row after them was stopped at task 1" \
+  && "$GORP" inspect --verify "$ck" >/dev/null 2>&1 \
+  && pass "gorp inspect names the position (eval_task 1) and --verify accepts the checkpoint" \
+  || fail "gorp inspect: $("$GORP" inspect "$ck" 2>&1 | grep -i task)"
 stop_at z 2 "the resumed cell stopped again"
 grep -q "SST-2 *resumed: 12 of this rank's 24 prompts" "$work/z.log" \
   && pass "resume decodes only the 12 unanswered prompts" || fail "no 'resumed: 12' line"
@@ -101,25 +106,31 @@ grep -q "agnews *resumed: 12 of this rank's 24 prompts" "$work/t1.log" \
 same_as_ref t1 "stopped in the row after task 1"
 
 if command -v mpirun >/dev/null; then
-  mpi() { # NAME [--set ...]: a dp = 2 run into $work/NAME
-    local name=$1
-    shift
+  mpi() { # NAME LAYOUT [--set ...]: a 2-rank run (LAYOUT: dp or tp) into $work/NAME
+    local name=$1 layout=$2
+    shift 2
     OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 300 mpirun \
       --allow-run-as-root --oversubscribe -np 2 "$GORP" run "$work/run.ini" \
-      --set run.out_dir="$work/$name" --set parallel.dp=2 "$@" >>"$work/$name.log" 2>&1
+      --set run.out_dir="$work/$name" --set parallel.$layout=2 "$@" >>"$work/$name.log" 2>&1
   }
-  mpi dp_ref || fail "dp = 2 uninterrupted run"
-  # each rank: 12 prompts a cell, 3 batches; rank 0 signalled after its 2nd
-  GORP_FAULT_EVAL_SIGNAL=2 mpi dp
-  rc=$?
-  [ "$rc" = 75 ] && pass "dp = 2, signal on rank 0 only: both ranks stop, exit 75" \
-    || { fail "dp = 2 stop: exit $rc"; tail -5 "$work/dp.log"; }
-  [ "$(wc -l <"$work/dp/predictions/after_00/SST-2.jsonl.partial" 2>/dev/null)" = 16 ] \
-    && pass "dp = 2: both ranks' 8 finished answers in the partial file" || fail "dp partial"
-  mpi dp || fail "dp = 2 resume"
-  (cd "$work" && rm -rf ref.dp && mv ref ref.keep && cp -r dp_ref ref)
-  same_as_ref dp "dp = 2 stopped in the zero-shot row"
-  (cd "$work" && rm -rf ref && mv ref.keep ref)
+  # dp: each rank 12 prompts a cell, 3 batches; tp: both ranks all 24, 6 batches. Rank 0 is
+  # signalled after its 2nd batch; both ranks must stop there.
+  for layout in dp tp; do
+    mpi "${layout}_ref" $layout || fail "$layout = 2 uninterrupted run"
+    GORP_FAULT_EVAL_SIGNAL=2 mpi $layout $layout
+    rc=$?
+    [ "$rc" = 75 ] && pass "$layout = 2, signal on rank 0 only: both ranks stop, exit 75" \
+      || { fail "$layout = 2 stop: exit $rc"; tail -5 "$work/$layout.log"; }
+    want=8 # 2 batches of 4; with dp, of each rank
+    [ $layout = dp ] && want=16
+    [ "$(wc -l <"$work/$layout/predictions/after_00/SST-2.jsonl.partial" 2>/dev/null)" = $want ] \
+      && pass "$layout = 2: the $want answers of the ranks' 2 batches in the partial file" \
+      || fail "$layout partial: $(wc -l <"$work/$layout/predictions/after_00/SST-2.jsonl.partial" 2>&1)"
+    mpi $layout $layout || fail "$layout = 2 resume"
+    (cd "$work" && mv ref ref.keep && cp -r "${layout}_ref" ref)
+    same_as_ref $layout "$layout = 2 stopped in the zero-shot row"
+    (cd "$work" && rm -rf ref && mv ref.keep ref)
+  done
 fi
 
 # eval.zero_shot = false: row 0 unmeasured in results.h5, FWT n/a in the printed summary

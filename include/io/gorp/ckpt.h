@@ -87,7 +87,7 @@ int ckpt_config_text(hid_t file, const char *path, char **text);
 /* A checkpoint's header as far as it can be read (missing parts stay 0 / NULL). */
 typedef struct ckpt_header {
   char *method, *config_text; /* malloc'd */
-  int64_t task, step, task_done, lora_pairs;
+  int64_t task, step, task_done, lora_pairs, eval_task;
   uint64_t hash, run_hash;
   int64_t threads[2]; /* OpenMP, OpenBLAS; 0 when not recorded */
 } ckpt_header;

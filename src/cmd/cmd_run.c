@@ -82,9 +82,12 @@ static void print_matrix(const gorp_config *c, const double *acc, const double *
   cl_metrics(&s, acc, T);
   const double v[4] = {s.ap, s.bwt, s.fwt, s.forgetting};
   const char *name[4] = {"AP", "BWT", "FWT", "forgetting"};
-  for (int k = 0; k < 4; k++) /* a metric with an unmeasured term has no value */
-    isnan(v[k]) ? out_printf("%s%s n/a", k ? "  " : "", name[k])
-                : out_printf("%s%s %.2f", k ? "  " : "", name[k], v[k]);
+  for (int k = 0; k < 4; k++) { /* a metric with an unmeasured term has no value */
+    if (isnan(v[k]))
+      out_printf("%s%s n/a", k ? "  " : "", name[k]);
+    else
+      out_printf("%s%s %.2f", k ? "  " : "", name[k], v[k]);
+  }
   out_printf("\n");
   if (T > 1 && !c->eval.zero_shot)
     out_printf("(FWT n/a: eval.zero_shot = false, the zero-shot row was not measured)\n");

@@ -56,14 +56,14 @@ stop_at() {
     fail "$what: exit $rc after batch $k, expected 75"; tail -5 "$work/$name.log"
   fi
 }
-same_as_ref() { # NAME WHAT
-  local name=$1 what=$2 bad="" f
+same_as_ref() { # NAME WHAT [REF]: run NAME's outputs against the uninterrupted run REF's (ref)
+  local name=$1 what=$2 ref=${3:-ref} bad="" f
   local got want
-  want=$(cd "$work/ref" && find predictions -type f | sort)
+  want=$(cd "$work/$ref" && find predictions -type f | sort)
   got=$(cd "$work/$name" && find predictions -type f | sort)
   [ "$got" = "$want" ] || bad=" the list of prediction files ($(echo $got))"
-  for f in $want; do cmp -s "$work/ref/$f" "$work/$name/$f" || bad="$bad $f"; done
-  diff <(results "$work/ref") <(results "$work/$name") >/dev/null || bad="$bad results.h5"
+  for f in $want; do cmp -s "$work/$ref/$f" "$work/$name/$f" || bad="$bad $f"; done
+  diff <(results "$work/$ref") <(results "$work/$name") >/dev/null || bad="$bad results.h5"
   [ -z "$bad" ] && pass "$what: results.h5 and every predictions file identical to the uninterrupted run" \
     || fail "$what: differs in$bad"
 }
@@ -94,6 +94,20 @@ grep -q "SST-2 *resumed: 20 of this rank's 24 prompts" "$work/z.log" \
   && pass "second resume decodes the last 4 prompts" || fail "no 'resumed: 20' line"
 same_as_ref z "stopped twice in the zero-shot row"
 
+# a partial file that is not prediction lines is refused naming it and the line; a missing one
+# (deleted, or a fallback past the stop) means decoding the cell from its start
+stop_at bad 3 "zero-shot row again"
+part="$work/bad/predictions/after_00/SST-2.jsonl.partial"
+printf '{"id": 3, "prediction": 7}\n' >>"$part"
+expect_error "a damaged partial file is refused naming the file and line" \
+  "SST-2.jsonl.partial: line 13 is not a prediction line" \
+  "$GORP" run "$work/run.ini" --set run.out_dir="$work/bad"
+rm "$part"
+run_with bad || { fail "resume without the partial file"; tail -20 "$work/bad.log"; }
+grep -q "no .*SST-2.jsonl.partial: decoding every prompt" "$work/bad.log" \
+  && pass "a missing partial file: the cell decoded from its start" || fail "no 'decoding every prompt'"
+same_as_ref bad "resumed without the partial file"
+
 # batches 13-24: the row after task 1 (SST-2 then agnews)
 stop_at t1 21 "row after task 1, cell 2"
 run_with t1 || { fail "resume to the end"; tail -20 "$work/t1.log"; }
@@ -104,6 +118,13 @@ grep -q "agnews *resumed: 12 of this rank's 24 prompts" "$work/t1.log" \
   && pass "the resume neither trains task 1 nor evaluates row 1's first cell again (SST-2: rows 0, 1, 2 once each)" \
   || fail "work done twice: $(grep -E "^task|exact" "$work/t1.log")"
 same_as_ref t1 "stopped in the row after task 1"
+
+# mtl evaluates row 0, trains once, then row 2 (T = 2): batches 13-24, a stop in its 2nd cell
+run_with mtl_ref --set run.method=mtl || { fail "mtl run"; tail -20 "$work/mtl_ref.log"; }
+stop_at mtl 21 "mtl, last row, cell 2" --set run.method=mtl
+run_with mtl --set run.method=mtl || { fail "mtl resume"; tail -20 "$work/mtl.log"; }
+[ "$(grep -c "^mtl: " "$work/mtl.log")" = 1 ] && pass "mtl: trained once" || fail "mtl trained again"
+same_as_ref mtl "mtl stopped in its last row" mtl_ref
 
 if command -v mpirun >/dev/null; then
   mpi() { # NAME LAYOUT [--set ...]: a 2-rank run (LAYOUT: dp or tp) into $work/NAME
@@ -127,9 +148,7 @@ if command -v mpirun >/dev/null; then
       && pass "$layout = 2: the $want answers of the ranks' 2 batches in the partial file" \
       || fail "$layout partial: $(wc -l <"$work/$layout/predictions/after_00/SST-2.jsonl.partial" 2>&1)"
     mpi $layout $layout || fail "$layout = 2 resume"
-    (cd "$work" && mv ref ref.keep && cp -r "${layout}_ref" ref)
-    same_as_ref $layout "$layout = 2 stopped in the zero-shot row"
-    (cd "$work" && rm -rf ref && mv ref.keep ref)
+    same_as_ref $layout "$layout = 2 stopped in the zero-shot row" "${layout}_ref"
   done
 fi
 

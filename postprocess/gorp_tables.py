@@ -263,7 +263,9 @@ def run_cells(r):
 NOTE = ("Accuracies in percent (exact match), metrics after the last task. Per method and order: "
         "mean{pm}sample std over seeds (std with more than one seed). Per method: mean of the "
         "per-order means over the orders listed (those with a complete run). Partial runs are "
-        "listed, not averaged. Formulas: docs/POSTPROCESS.md.")
+        "listed, not averaged. n/a: undefined, a term not measured (BWT, FWT, forgetting of mtl; FWT "
+        "of a run without the zero-shot row, eval.zero_shot = false). Formulas: "
+        "docs/POSTPROCESS.md.")
 
 
 def md_escape(s):

@@ -5,7 +5,9 @@
  * (prompt.c). */
 #include "gorp/cl.h"
 
+#include "gorp/ckpt.h"
 #include "gorp/err.h"
+#include "gorp/fsutil.h"
 #include "gorp/metrics.h"
 #include "gorp/out.h"
 #include "gorp/proc.h"
@@ -20,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* A model may generate any byte sequence; the prediction files are JSON, so each invalid byte
  * becomes U+FFFD, as Hugging Face's decode(errors="replace") does. In place when valid. */
@@ -202,10 +205,13 @@ static void print_progress(const cl_task *t, int done, int total, double t0) {
   out_flush();
 }
 
-/* Decodes e's prompts, c->eval.batch_size at a time, longest first (batch size 1: in item order),
- * into pred[k] (text of prompt k, malloc'd). */
+/* Decodes e's prompts that have no answer yet (pred[k] NULL), c->eval.batch_size at a time,
+ * longest first (batch size 1: in item order), into pred[k] (text of prompt k, malloc'd). With a
+ * hook every rank polls it after each batch, as often as the rank with the most batches; when it
+ * says stop, the answers so far are kept and CKPT_EXIT_RESUBMIT returned. */
 static int decode_all(model *m, const tokenizer *tok, const cl_task *t, const gorp_config *c,
-                      const eval_prompts *e, const int *stop, int n_stop, char **pred) {
+                      const eval_prompts *e, const int *stop, int n_stop, const cl_eval_hook *hook,
+                      const dist *d, char **pred) {
   const int bs = c->eval.batch_size, max_new = c->eval.max_new_tokens;
   int64_t *by_len; /* (e->n) prompt indices, longest prompt first (low 32 bits) */
   int *out, *n_out, *lens;
@@ -219,17 +225,23 @@ static int decode_all(model *m, const tokenizer *tok, const cl_task *t, const go
   /* one at a time needs no order: batch size 1 stays the plain item-order decoding that the
    * batched one must equal (tests/cli/eval_batched.sh) */
   if (bs > 1) qsort(by_len, (size_t)e->n, sizeof(*by_len), cmp_key);
+  /* a resumed evaluation has the answers of the first batches in this order (the ones a signal
+   * let finish): the rest is batched as in the uninterrupted run */
+  int todo = 0;
+  for (int j = 0; j < e->n; j++)
+    if (!pred[by_len[j] & 0xFFFFFFFF]) by_len[todo++] = by_len[j];
+  int rounds = (todo + bs - 1) / bs, rc = GORP_OK;
+  if (hook) rc = dist_max_ints(d, &rounds, 1); /* every rank polls as often */
   const double t0 = proc_now_s();
   double last = t0;
-  int rc = GORP_OK;
-  for (int first = 0; first < e->n && !rc; first += bs) {
-    const int nb = e->n - first < bs ? e->n - first : bs;
+  for (int round = 0, first = 0; round < rounds && !rc; round++, first += bs) {
+    const int nb = first >= todo ? 0 : todo - first < bs ? todo - first : bs;
     for (int b = 0; b < nb; b++) {
       const int k = (int)(by_len[first + b] & 0xFFFFFFFF);
       prompts[b] = e->ids + e->off[k];
       lens[b] = e->len[k];
     }
-    rc = model_generate(m, prompts, lens, nb, max_new, stop, n_stop, out, n_out);
+    if (nb) rc = model_generate(m, prompts, lens, nb, max_new, stop, n_stop, out, n_out);
     for (int b = 0; b < nb && !rc; b++) {
       const int *ids = out + (size_t)b * max_new;
       /* a model whose vocabulary is padded past the tokenizer's (model.vocab_size) can emit an
@@ -242,10 +254,13 @@ static int decode_all(model *m, const tokenizer *tok, const cl_task *t, const go
       if (!rc) rc = utf8_repair(p);
     }
     const double now = proc_now_s();
-    if (!rc && first + nb < e->n && now - last >= EVAL_PROGRESS_S) {
-      print_progress(t, first + nb, e->n, t0);
+    if (!rc && first + nb < todo && now - last >= EVAL_PROGRESS_S) {
+      print_progress(t, e->n - todo + first + nb, e->n, t0);
       last = now;
     }
+    int halt = 0;
+    if (!rc && hook) rc = hook->poll(hook->ctx, &halt);
+    if (!rc && halt && round + 1 < rounds) rc = CKPT_EXIT_RESUBMIT;
   }
   if (!rc && last > t0) print_progress(t, e->n, e->n, t0); /* the end of a long evaluation */
   free(by_len);
@@ -256,10 +271,81 @@ static int decode_all(model *m, const tokenizer *tok, const cl_task *t, const go
   return rc;
 }
 
-/* Scores pred (e's items in order) and appends their prediction lines to lines. */
+/* A resumed cell's finished answers: every line of the partial prediction file (partial_write)
+ * whose item is one of this rank's goes into pred. A missing file (removed, or a fallback to a
+ * checkpoint older than the cell's end) means decoding the cell from its start. */
+static int partial_read(const char *path, const cl_task *t, const eval_prompts *e, char **pred) {
+  if (access(path, F_OK)) {
+    out_printf("  eval %-12s no %s: decoding every prompt\n", t->dataset, path);
+    return GORP_OK;
+  }
+  char *buf;
+  size_t len;
+  GORP_CALL(fs_read_regular(path, "partial prediction file", FS_MAX_DATASET, &buf, &len));
+  int *slot; /* (n_test) this rank's prompt index of each test item, -1: another rank's */
+  GORP_ALLOC(slot, t->n_test + 1, "evaluation items");
+  for (int i = 0; i < t->n_test; i++) slot[i] = -1;
+  for (int k = 0; k < e->n; k++) slot[e->item[k]] = k;
+  int rc = GORP_OK, line_no = 0, got = 0;
+  for (char *line = buf, *next; *line && !rc; line = next) {
+    char *end = strchr(line, '\n');
+    line_no++;
+    if (!end) {
+      rc = GORP_ERROR(GORP_EINPUT,
+                      "%s: line %d does not end (delete the file to decode the "
+                      "task's prompts from the start)",
+                      path, line_no);
+      break;
+    }
+    *end = '\0';
+    next = end + 1;
+    cJSON *o = cJSON_Parse(line);
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id"),
+                *p = cJSON_GetObjectItemCaseSensitive(o, "prediction");
+    const double v = cJSON_IsNumber(id) ? id->valuedouble : -1.0;
+    if (!cJSON_IsString(p) || !(v >= 0 && v < t->n_test) || v != (int)v)
+      rc = GORP_ERROR(GORP_EINPUT,
+                      "%s: line %d is not a prediction line {\"id\": a test item of %s (0..%d), "
+                      "\"prediction\": text, ...} (delete the file to decode the task's prompts "
+                      "from the start)",
+                      path, line_no, t->dataset, t->n_test - 1);
+    else if (slot[(int)v] >= 0 && !pred[slot[(int)v]]) {
+      pred[slot[(int)v]] = strdup(p->valuestring);
+      if (!pred[slot[(int)v]]) rc = GORP_ERROR(GORP_EMEM, "out of memory reading %s", path);
+      got++;
+    }
+    cJSON_Delete(o);
+  }
+  free(slot);
+  free(buf);
+  if (!rc)
+    out_printf("  eval %-12s resumed: %d of this rank's %d prompts answered before the stop\n",
+               t->dataset, got, e->n);
+  return rc;
+}
+
+/* The answers a stopped cell finished, as prediction lines in any order, published atomically
+ * (tmp, fsync, rename) so that the checkpoint saved next never names a half-written file. */
+static int partial_write(const char *path, const char *all, size_t len) {
+  char tmp[4200];
+  GORP_CALL(fs_path_fmt(tmp, sizeof(tmp), "%s.tmp", path));
+  FILE *f = fopen(tmp, "w");
+  if (!f) GORP_ERR(GORP_EIO, "%s: cannot create: %s", tmp, strerror(errno));
+  const int bad = fwrite(all, 1, len, f) != len;
+  if (fclose(f) || bad) {
+    const int err = errno;
+    unlink(tmp);
+    GORP_ERR(GORP_EIO, "%s: write failed: %s", tmp, strerror(err));
+  }
+  return fs_publish(tmp, path);
+}
+
+/* Scores pred (e's items in order; NULL: not decoded, a stopped evaluation) and appends their
+ * prediction lines to lines. */
 static int score_all(const cl_task *t, const eval_prompts *e, char *const *pred, double *counts,
                      char **lines, size_t *len, size_t *cap) {
   for (int k = 0; k < e->n; k++) {
+    if (!pred[k]) continue;
     const cl_item *item = &t->test[e->item[k]];
     const int correct =
         strcmp(item->label, CL_LABEL_NONE) && metrics_exact_match(pred[k], item->label);
@@ -275,7 +361,7 @@ static int score_all(const cl_task *t, const eval_prompts *e, char *const *pred,
 
 int cl_evaluate(model *m, const tokenizer *tok, const cl_task *t, const gorp_config *c,
                 const dist *d, int task_index, const int *stop, int n_stop, const char *pred_path,
-                cl_scores *s) {
+                const cl_eval_hook *hook, cl_scores *s) {
   memset(s, 0, sizeof(*s));
   int n = t->n_test;
   if (c->data.max_test_per_task > 0 && c->data.max_test_per_task < n) n = c->data.max_test_per_task;
@@ -294,7 +380,10 @@ int cl_evaluate(model *m, const tokenizer *tok, const cl_task *t, const gorp_con
   char **pred = NULL; /* (e.n) the decoded answer of each of this rank's items */
   if (!rc) pred = calloc((size_t)e.n + 1, sizeof(char *));
   if (!rc && !pred) rc = GORP_ERROR(GORP_EMEM, "out of memory holding %d predictions", e.n);
-  if (!rc) rc = decode_all(m, tok, t, c, &e, stop, n_stop, pred);
+  if (!rc && hook && hook->resume) rc = partial_read(hook->partial_path, t, &e, pred);
+  if (!rc) rc = decode_all(m, tok, t, c, &e, stop, n_stop, hook, d, pred);
+  const int stopped = rc == CKPT_EXIT_RESUBMIT;
+  if (stopped) rc = GORP_OK;
   char *lines = NULL;
   size_t len = 0, lines_cap = 0;
   double counts[3] = {0}; /* correct, in list, scored */
@@ -304,7 +393,7 @@ int cl_evaluate(model *m, const tokenizer *tok, const cl_task *t, const gorp_con
   eval_prompts_free(&e);
   if (rc) free(lines);
   GORP_CALL(rc);
-  if (d) GORP_CALL(dist_sum_doubles(d, counts, 3));
+  if (d && !stopped) GORP_CALL(dist_sum_doubles(d, counts, 3));
   /* rank 0 gathers every rank's lines and writes the file */
   int *lens = NULL;
   char *all = lines;
@@ -314,12 +403,31 @@ int cl_evaluate(model *m, const tokenizer *tok, const cl_task *t, const gorp_con
   else
     lens[0] = (int)len;
   /* one writer: the first DP group's rank of the first TP group (the others hold copies) */
-  if (me == 0 && (!d || d->tp_rank == 0) && pred_path)
-    rc = write_predictions(pred_path, all ? all : "", lens, p, n);
+  if (me == 0 && (!d || d->tp_rank == 0)) {
+    size_t total = 0;
+    for (int r = 0; r < p; r++) total += (size_t)lens[r];
+    if (stopped)
+      rc = partial_write(hook->partial_path, all ? all : "", total);
+    else if (pred_path)
+      rc = write_predictions(pred_path, all ? all : "", lens, p, n);
+    /* the cell is complete: its partial answers are no longer needed */
+    if (!rc && !stopped && hook && unlink(hook->partial_path) && errno != ENOENT)
+      rc = GORP_ERROR(GORP_EIO, "%s: cannot remove: %s", hook->partial_path, strerror(errno));
+  }
   if (all != lines) free(all);
   free(lines);
   free(lens);
+  if (hook) { /* the checkpoint that follows a stop is collective: every rank learns the verdict */
+    int bad = rc != GORP_OK;
+    GORP_CALL(dist_max_ints(d, &bad, 1));
+    if (bad && !rc)
+      rc = GORP_ERROR(GORP_EIO,
+                      "writing the predictions of %s failed on another "
+                      "rank",
+                      t->dataset);
+  }
   GORP_CALL(rc);
+  if (stopped) return CKPT_EXIT_RESUBMIT;
   s->correct = (int)counts[0];
   s->in_list = (int)counts[1];
   s->n = (int)counts[2];

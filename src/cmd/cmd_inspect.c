@@ -138,7 +138,10 @@ static int print_checkpoint(hid_t f, const char *path) {
   ckpt_header h;
   ckpt_read_header(f, path, &h);
   printf("method %s; ", h.method ? h.method : "?");
-  if (h.task_done)
+  if (h.task_done && h.eval_task)
+    printf("tasks done: %lld; the evaluation row after them was stopped at task %lld\n",
+           (long long)h.task + 1, (long long)h.eval_task);
+  else if (h.task_done)
     printf("tasks done: %lld\n", (long long)h.task + 1);
   else
     printf("in task %lld, %lld steps taken\n", (long long)h.task + 1, (long long)h.step);

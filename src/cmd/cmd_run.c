@@ -80,7 +80,17 @@ static void print_matrix(const gorp_config *c, const double *acc, const double *
   }
   cl_summary s;
   cl_metrics(&s, acc, T);
-  out_printf("AP %.2f  BWT %.2f  FWT %.2f  forgetting %.2f\n", s.ap, s.bwt, s.fwt, s.forgetting);
+  const double v[4] = {s.ap, s.bwt, s.fwt, s.forgetting};
+  const char *name[4] = {"AP", "BWT", "FWT", "forgetting"};
+  for (int k = 0; k < 4; k++) { /* a metric with an unmeasured term has no value */
+    if (isnan(v[k]))
+      out_printf("%s%s n/a", k ? "  " : "", name[k]);
+    else
+      out_printf("%s%s %.2f", k ? "  " : "", name[k], v[k]);
+  }
+  out_printf("\n");
+  if (T > 1 && !c->eval.zero_shot)
+    out_printf("(FWT n/a: eval.zero_shot = false, the zero-shot row was not measured)\n");
 }
 
 /* Everything a run carries from task to task. */
@@ -99,25 +109,6 @@ typedef struct run_ctx {
 
 static volatile sig_atomic_t stop_requested; /* SIGTERM / SIGUSR1: checkpoint and exit */
 
-/* Evaluates task column i after row (0 = zero-shot) and records it (rank 0 writes the file). */
-static int eval_cell(run_ctx *r, int row, int i) {
-  const gorp_config *c = r->c;
-  char path[4096];
-  snprintf(path, sizeof(path), "%s/predictions/after_%02d", c->run.out_dir, row);
-  if (r->d->rank == 0) GORP_CALL(fs_mkdirs(path));
-  snprintf(path, sizeof(path), "%s/predictions/after_%02d/%s.jsonl", c->run.out_dir, row,
-           r->tasks[i].dataset);
-  cl_scores s;
-  GORP_CALL(cl_evaluate(trainer_model(r->tr), r->tok, &r->tasks[i], c, r->d, i, r->stop, r->n_stop,
-                        path, &s));
-  const int T = c->data.n_tasks;
-  r->res->acc[row * T + i] = s.accuracy;
-  r->res->in_list[row * T + i] = s.in_list_rate;
-  out_printf("  eval %-12s exact match %5.1f%% (%d/%d), in-list %5.1f%%\n", r->tasks[i].dataset,
-             s.accuracy, s.correct, s.n, s.in_list_rate);
-  return GORP_OK;
-}
-
 /* Rank 0 writes results.h5 (every rank holds the same matrices). */
 static int write_results(run_ctx *r) {
   if (r->d->rank == 0) GORP_CALL(cl_results_write(r->res, r->results_path));
@@ -128,6 +119,54 @@ static int write_results(run_ctx *r) {
 static int stop_agreed(run_ctx *r, int *stop) {
   *stop = stop_requested;
   return dist_max_ints(r->d, stop, 1);
+}
+
+/* cl_eval_hook's poll, after every evaluation batch. Fault injection for the tests (as ckpt.c's
+ * GORP_FAULT_SAVE_ABORT): GORP_FAULT_EVAL_SIGNAL=k makes world rank 0 send itself SIGUSR1 after
+ * its k-th evaluation batch, a signal inside a row at a known point whatever the machine's
+ * speed. */
+static int eval_poll(void *ctx, int *stop) {
+  run_ctx *r = ctx;
+  static int batches;
+  const char *k = getenv("GORP_FAULT_EVAL_SIGNAL");
+  if (k && ++batches == atoi(k) && r->d->rank == 0) raise(SIGUSR1);
+  return stop_agreed(r, stop);
+}
+
+/* Evaluates task column i of row (0 = zero-shot), the row after task `task` (-1: none), and
+ * records it (rank 0 writes the file). A signal stops it after the current batch: the finished
+ * answers go to <predictions>.jsonl.partial, the position (eval_task) into a checkpoint. */
+static int eval_cell(run_ctx *r, int task, int row, int i) {
+  const gorp_config *c = r->c;
+  char path[4096], partial[4200];
+  snprintf(path, sizeof(path), "%s/predictions/after_%02d", c->run.out_dir, row);
+  if (r->d->rank == 0) GORP_CALL(fs_mkdirs(path));
+  snprintf(path, sizeof(path), "%s/predictions/after_%02d/%s.jsonl", c->run.out_dir, row,
+           r->tasks[i].dataset);
+  snprintf(partial, sizeof(partial), "%s.partial", path);
+  const cl_eval_hook hook = {.poll = eval_poll,
+                             .ctx = r,
+                             .partial_path = partial,
+                             .resume = r->resume.task == task && r->resume.eval_task == i + 1};
+  cl_scores s;
+  const int rc = cl_evaluate(trainer_model(r->tr), r->tok, &r->tasks[i], c, r->d, i, r->stop,
+                             r->n_stop, path, &hook, &s);
+  if (rc == CKPT_EXIT_RESUBMIT) {
+    GORP_CALL(write_results(r)); /* the row's columns before this one */
+    const ckpt_pos pos = {.task = task, .done = 1, .eval_task = i + 1};
+    GORP_CALL(cl_ckpt_save(c, r->d, r->tr, r->res, &pos));
+    out_printf("gorp run: stopped by a signal while evaluating %s in row %d; checkpoint written, "
+               "resubmit to continue (exit code %d)\n",
+               r->tasks[i].dataset, row, CKPT_EXIT_RESUBMIT);
+    return rc;
+  }
+  GORP_CALL(rc);
+  const int T = c->data.n_tasks;
+  r->res->acc[row * T + i] = s.accuracy;
+  r->res->in_list[row * T + i] = s.in_list_rate;
+  out_printf("  eval %-12s exact match %5.1f%% (%d/%d), in-list %5.1f%%\n", r->tasks[i].dataset,
+             s.accuracy, s.correct, s.n, s.in_list_rate);
+  return GORP_OK;
 }
 
 static void on_stop_signal(int sig) {
@@ -172,6 +211,22 @@ static int task_done(run_ctx *r, int task) {
       "(exit code %d)\n",
       task + 1, CKPT_EXIT_RESUBMIT);
   return CKPT_EXIT_RESUBMIT;
+}
+
+/* Evaluates columns 0..n-1 of row (the row after task `task`, -1: zero-shot), from the column a
+ * signal stopped it in when the run resumes there, then writes results.h5 and the checkpoint. */
+static int eval_row(run_ctx *r, int task, int row, int n) {
+  const int from = r->resume.task == task ? r->resume.eval_task - (r->resume.eval_task > 0) : 0;
+  GORP_CHECK(from < n, GORP_EINPUT,
+             "checkpoint: the evaluation after task %d was stopped in column %d of a %d-column row",
+             task + 1, from + 1, n);
+  for (int i = from; i < n; i++) {
+    const int rc = eval_cell(r, task, row, i);
+    if (rc) return rc;
+  }
+  r->resume.eval_task = 0;
+  GORP_CALL(write_results(r));
+  return task_done(r, task);
 }
 
 /* Trains on one encoded training set (a task, or for mtl the union), from a resumed step when
@@ -225,9 +280,7 @@ static int run_mtl(run_ctx *r) {
   const int rc = train_one(r, &all, &tt, 0, "mtl");
   cl_encoded_free(&all);
   if (rc) return rc;
-  for (int i = 0; i < T; i++) GORP_CALL(eval_cell(r, T, i));
-  GORP_CALL(write_results(r));
-  return task_done(r, 0);
+  return eval_row(r, 0, T, T);
 }
 
 /* Trains on every task in order; row 0 (zero-shot) evaluates every task, row j the tasks up to
@@ -237,17 +290,25 @@ static int run_tasks(run_ctx *r) {
   const gorp_config *c = r->c;
   model *m = trainer_model(r->tr);
   const int T = c->data.n_tasks;
+  const int mtl = trainer_method(r->tr) == METHOD_MTL;
   int first = 0;
-  if (r->resume.task == -2) {
-    out_printf("zero-shot evaluation of the base model\n");
-    for (int i = 0; i < T; i++) GORP_CALL(eval_cell(r, 0, i));
-    GORP_CALL(write_results(r));
-    const int rc = task_done(r, -1);
-    if (rc) return rc;
+  if (r->resume.task == -2 || (r->resume.task == -1 && r->resume.eval_task)) {
+    if (c->eval.zero_shot) {
+      out_printf("zero-shot evaluation of the base model\n");
+      const int rc = eval_row(r, -1, 0, T);
+      if (rc) return rc;
+    } else {
+      out_printf("zero-shot evaluation skipped (eval.zero_shot = false): row 0 stays unmeasured\n");
+    }
   } else {
     first = r->resume.done ? r->resume.task + 1 : r->resume.task;
   }
-  if (trainer_method(r->tr) == METHOD_MTL) return first == 0 ? run_mtl(r) : GORP_OK;
+  if (r->resume.task >= 0 && r->resume.eval_task) { /* stopped inside the row after that task */
+    const int ti = r->resume.task,
+              rc = mtl ? eval_row(r, 0, T, T) : eval_row(r, ti, ti + 1, ti + 2 < T ? ti + 2 : T);
+    if (rc) return rc;
+  }
+  if (mtl) return first == 0 ? run_mtl(r) : GORP_OK;
   for (int ti = first; ti < T; ti++) {
     const cl_task *task = &r->tasks[ti];
     cl_encoded enc;
@@ -261,9 +322,7 @@ static int run_tasks(run_ctx *r) {
     const int rc = train_one(r, &enc, &tt, ti, task->dataset);
     cl_encoded_free(&enc);
     if (rc) return rc;
-    for (int i = 0; i <= ti + 1 && i < T; i++) GORP_CALL(eval_cell(r, ti + 1, i));
-    GORP_CALL(write_results(r));
-    const int stop = task_done(r, ti);
+    const int stop = eval_row(r, ti, ti + 1, ti + 2 < T ? ti + 2 : T);
     if (stop) return stop;
   }
   return GORP_OK;

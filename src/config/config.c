@@ -218,6 +218,9 @@ static const config_key keys[] = {
      .doc = "token texts that end an answer besides the tokenizer's EOS and the model file's "
             "`eos_token_id`, comma-separated, e.g. `<|im_end|>`; each must be exactly one token of "
             "the run's tokenizer (at most 16; no blanks)"},
+    {"eval", "zero_shot", CFG_BOOL, FIELD(eval.zero_shot), .def = "true",
+     .doc = "evaluate the base model on every task before training (row 0 of the accuracy matrix); "
+            "false leaves the row unmeasured, and FWT with it"},
 
     {"lora", "targets", CFG_LIST, FIELD(lora.targets), FIELD(lora.n_targets), .def = "q, v",
      .doc = "linears that carry adapters: any of q, k, v, o, gate, up, down, or all; `none` "

@@ -321,10 +321,10 @@ static int write_file(const char *tmp, const char *path, const gorp_config *c, c
   backend_threads(&threads[0], &threads[1]);
   long th[2] = {threads[0], threads[1]};
   if (!rc) rc = from_root(d, th, 2);
-  int64_t pos[7] = {p->task, p->step, p->done, p->lora_pairs, seq, th[0], th[1]};
-  const char *keys[7] = {"task",     "step",           "task_done",       "lora_pairs",
-                         "sequence", "threads_openmp", "threads_openblas"};
-  for (int i = 0; i < 7 && !rc; i++) rc = walk_i64(&w, "/", keys[i], &pos[i]);
+  int64_t pos[8] = {p->task, p->step, p->done, p->lora_pairs, seq, th[0], th[1], p->eval_task};
+  const char *keys[8] = {"task",     "step",           "task_done",        "lora_pairs",
+                         "sequence", "threads_openmp", "threads_openblas", "eval_task"};
+  for (int i = 0; i < 8 && !rc; i++) rc = walk_i64(&w, "/", keys[i], &pos[i]);
   if (!rc) rc = walk_table(&w, &tab);
   free(text);
   free(w.scratch);
@@ -497,9 +497,11 @@ static int load_file(const char *path, const gorp_config *c, int force, const di
   if (!rc) rc = modelfile_read_base(f, path, &base, &lean);
   if (!rc && lean) rc = check_base(path, &base, s->m, c);
   rc = h5io_agree(d, rc, path, "checking the header, config and base");
-  int64_t pos[4] = {0};
-  const char *keys[4] = {"task", "step", "task_done", "lora_pairs"};
-  for (int i = 0; i < 4 && !rc; i++) rc = walk_i64(&w, "/", keys[i], &pos[i]);
+  int64_t pos[5] = {0};
+  const char *keys[5] = {"task", "step", "task_done", "lora_pairs", "eval_task"};
+  /* checkpoints older than eval_task were never stopped inside an evaluation */
+  const int n_keys = !rc && H5Aexists(f, "eval_task") > 0 ? 5 : 4;
+  for (int i = 0; i < n_keys && !rc; i++) rc = walk_i64(&w, "/", keys[i], &pos[i]);
   p->losses = NULL;
   state_table tab;
   state_init(&tab);
@@ -508,13 +510,16 @@ static int load_file(const char *path, const gorp_config *c, int force, const di
     p->step = (int)pos[1];
     p->done = (int)pos[2];
     p->lora_pairs = (int)pos[3];
+    p->eval_task = (int)pos[4];
     struct stat st; /* the losses (step floats) are in the file: a bound before allocating */
     if (stat(path, &st) || pos[1] < 0 || (uint64_t)pos[1] > (uint64_t)st.st_size / sizeof(float) ||
-        pos[0] != p->task || pos[3] != (int)pos[3] || (pos[2] != 0 && pos[2] != 1))
+        pos[0] != p->task || pos[3] != (int)pos[3] || (pos[2] != 0 && pos[2] != 1) || pos[4] < 0 ||
+        pos[4] != p->eval_task || (pos[4] && pos[2] != 1))
       rc = GORP_ERROR(GORP_EINPUT,
                       "%s: position attributes task %" PRId64 ", step %" PRId64
-                      ", task_done %" PRId64 ", lora_pairs %" PRId64 " are out of range",
-                      path, pos[0], pos[1], pos[2], pos[3]);
+                      ", task_done %" PRId64 ", lora_pairs %" PRId64 ", eval_task %" PRId64
+                      " are out of range",
+                      path, pos[0], pos[1], pos[2], pos[3], pos[4]);
     if (!rc) rc = s->describe(s->arg, 1, p, &tab);
     if (!rc) w.scratch = alloc_scratch(&tab, path, &rc);
     rc = h5io_agree(d, rc, path, "preparing the state");
@@ -659,10 +664,11 @@ void ckpt_read_header(hid_t f, const char *path, ckpt_header *h) {
       h5io_read_num_attr(g, "/config", "run_hash", 0, H5T_NATIVE_UINT64, &h->run_hash, path);
     H5Gclose(g);
   }
-  const char *tkeys[2] = {"threads_openmp", "threads_openblas"};
-  for (int i = 0; i < 2; i++)
+  const char *tkeys[3] = {"threads_openmp", "threads_openblas", "eval_task"};
+  int64_t *tv[3] = {&h->threads[0], &h->threads[1], &h->eval_task};
+  for (int i = 0; i < 3; i++)
     if (H5Aexists(f, tkeys[i]) > 0)
-      h5io_read_num_attr(f, "/", tkeys[i], 0, H5T_NATIVE_INT64, &h->threads[i], path);
+      h5io_read_num_attr(f, "/", tkeys[i], 0, H5T_NATIVE_INT64, tv[i], path);
 }
 
 void ckpt_header_free(ckpt_header *h) {

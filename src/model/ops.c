@@ -14,6 +14,14 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Element-wise work (floats) and decoding attention (multiply-adds) below these run on the calling
+ * thread alone (an `if` clause on the parallel region, one thread in the attention plan). Decoding
+ * sends one row per prompt through every op, a few thousand floats: waking the team for that costs
+ * more than the work, and on a busy machine each wake-up waits for a descheduled thread
+ * (BENCHMARKS.md, "decoding on a busy machine"). Training's ops are far above both. The results do
+ * not change: each output element is computed by the same code on whichever thread. */
+enum { OPS_PARALLEL_MIN = 1 << 16, ATT_PARALLEL_MIN = 1 << 20 };
+
 /* Rows of query positions per causal attention block: a block of rows [r0, r1) needs keys
  * [0, r1) only, so the products skip most of the masked upper triangle. */
 enum { ATT_BLOCK = 64 };
@@ -41,7 +49,7 @@ static inline float exp_fast(float x) {
 }
 
 void embedding_forward(float *out, const int *tokens, const float *emb, int N, int C) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * C >= OPS_PARALLEL_MIN)
   for (int i = 0; i < N; i++)
     memcpy(out + (size_t)i * C, emb + (size_t)tokens[i] * C, C * sizeof(float));
 }
@@ -73,7 +81,7 @@ int matmul_forward_add(float *out, const float *inp, const float *w, int N, int 
 
 int matmul_forward_residual(float *out, const float *res, const float *inp, const float *w, int N,
                             int C, int OC) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * OC >= OPS_PARALLEL_MIN)
   for (int i = 0; i < N; i++)
     memcpy(out + (size_t)i * OC, res + (size_t)i * OC, OC * sizeof(float));
   GORP_CALL(backend_get()->gemm(0, 1, N, OC, C, 1.0f, inp, C, w, C, 1.0f, out, OC));
@@ -101,7 +109,7 @@ int matmul_backward(float *dinp, float *dw, const float *dout, const float *inp,
 
 void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C,
                      float eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * C >= OPS_PARALLEL_MIN)
   for (int i = 0; i < N; i++) {
     const float *x = inp + (size_t)i * C;
     float *y = out + (size_t)i * C;
@@ -161,8 +169,8 @@ void rope_tables(float *cos_t, float *sin_t, int pos0, int T, int D, float theta
 /* Rotates each head vector by +angle (sign = 1) or -angle (sign = -1, the transpose). */
 static void rope_apply(float *x, const float *cos_t, const float *sin_t, int B, int T, int NH,
                        int D, float sign) {
-  const int half = D / 2;
-#pragma omp parallel for collapse(2) schedule(static)
+  const int half = D / 2, parallel = (size_t)B * T * NH * D >= OPS_PARALLEL_MIN;
+#pragma omp parallel for collapse(2) schedule(static) if (parallel)
   for (int b = 0; b < B; b++)
     for (int t = 0; t < T; t++) {
       const float *cs = cos_t + (size_t)t * half, *sn = sin_t + (size_t)t * half;
@@ -284,7 +292,10 @@ int attention_decode(float *out, const float *q, const float *kc, const float *v
                      const int *pos, float *scratch, int n_scratch, int N, int S, int H, int KV,
                      int D) {
   const int QD = H * D, KD = KV * D, group = H / KV;
-  attention_plan plan = attention_begin(N * KV, n_scratch, D);
+  double keys = 0.0; /* the rows' cached positions: 2 * H * D multiply-adds each */
+  for (int i = 0; i < N; i++) keys += pos[i] + 1;
+  attention_plan plan =
+      attention_begin(N * KV, 2.0 * keys * H * D < ATT_PARALLEL_MIN ? 1 : n_scratch, D);
 #pragma omp parallel for num_threads(plan.nt) schedule(static)
   for (int ik = 0; ik < N * KV; ik++) {
     const int i = ik / KV, kvh = ik % KV, n = pos[i] + 1;
@@ -348,7 +359,7 @@ int attention_backward(float *dq, float *dk, float *dv, float *scratch, int n_sc
 }
 
 void swiglu_forward(float *h, const float *g, const float *u, int N) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (N >= OPS_PARALLEL_MIN)
   for (int i = 0; i < N; i++) {
     const float s = 1.0f / (1.0f + exp_fast(-g[i]));
     h[i] = g[i] * s * u[i];

@@ -9,6 +9,7 @@ import csv
 import io
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -247,6 +248,21 @@ def tests(work):
     check([m.get(h) for h in ("status", "AP", "BWT", "FWT", "forgetting", "in-list")] ==
           ["complete", "90.00", "n/a", "n/a", "n/a", "90.00"],
           "an mtl run: AP and in-list, n/a for the metrics it cannot define", m)
+
+    # a run with eval.zero_shot = false leaves row 0 unmeasured: FWT (its only user) is n/a, the
+    # rest is A's; the run is complete (a stored FWT number would be refused: nothing gives it)
+    noz = os.path.join(work, "noz")
+    acc = [[N, N, N]] + A["acc"][1:]
+    write_results(noz, A, "seqft", "order1", 1, acc=acc, attrs={"FWT": N})
+    m = md_tables(tool(noz).stdout).get("Runs", [{}])[0]
+    check([m.get(h) for h in ("status", "AP", "BWT", "FWT", "forgetting", "in-list")] ==
+          ["complete", "70.00", "-25.00", "n/a", "27.50", "90.00"],
+          "no zero-shot row: FWT n/a, AP, BWT, forgetting and in-list as with it", m)
+    write_results(noz, A, "seqft", "order1", 1, acc=acc)
+    w = tool(noz)
+    check(w.returncode == 1 and "attribute FWT = 20.0" in w.stderr,
+          "no zero-shot row: a stored FWT number is refused (the matrix has no row 0)", w.stderr)
+    shutil.rmtree(noz)
 
     # the two implementations must agree to 1e-9 relative
     near = os.path.join(work, "near")

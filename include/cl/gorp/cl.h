@@ -80,15 +80,29 @@ enum { CL_MAX_STOP_TEXTS = 16 };
  * the text and the ids it gave). stop has room for 1 + MODEL_MAX_EOS + CL_MAX_STOP_TEXTS ids. */
 int cl_stop_ids(const model *m, const tokenizer *tok, const gorp_config *c, int *stop, int *n_stop);
 
+/* What lets a signal interrupt an evaluation (cmd_run.c). After each batch every rank calls
+ * poll (collective: all ranks call it equally often and get the same *stop). When it sets *stop
+ * and prompts remain, the answers decoded so far are published, as prediction lines in any
+ * order, to partial_path (tmp + rename) and cl_evaluate returns CKPT_EXIT_RESUBMIT. With resume
+ * set, the answers in partial_path are taken first and only the other prompts decoded, in the
+ * batches of an uninterrupted evaluation (on the same rank layout). A completed evaluation
+ * removes partial_path. */
+typedef struct cl_eval_hook {
+  int (*poll)(void *ctx, int *stop);
+  void *ctx;
+  const char *partial_path;
+  int resume;
+} cl_eval_hook;
+
 /* Greedy decoding on up to data.max_test_per_task test items of t, shared round-robin by the
  * data-parallel ranks (d may be NULL: one rank), each prompt stopping after any of the n_stop ids
  * of stop (cl_stop_ids). Each rank decodes its items eval.batch_size at a time, longest prompt
  * first (model_generate); the predictions do not depend on the batch size. Rank 0 prints a
  * progress line at most every few seconds and writes one JSON line per item, in item order (id,
  * prediction, label, correct, in_list) to pred_path when it is not NULL; every rank gets the
- * scores. */
+ * scores. hook may be NULL (nothing interrupts it). */
 int cl_evaluate(model *m, const tokenizer *tok, const cl_task *t, const gorp_config *c,
                 const dist *d, int task_index, const int *stop, int n_stop, const char *pred_path,
-                cl_scores *s);
+                const cl_eval_hook *hook, cl_scores *s);
 
 #endif

@@ -66,6 +66,7 @@ typedef struct gorp_config {
     int batch_size; /* prompts decoded together (the predictions do not depend on it) */
     char **stop;    /* n_stop token texts that end an answer, besides EOS and the model's */
     int n_stop;
+    int zero_shot; /* 0: row 0 of the accuracy matrix is not measured */
   } eval;
   struct {
     char **targets; /* n_targets of q,k,v,o,gate,up,down (or all) */

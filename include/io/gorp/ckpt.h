@@ -38,6 +38,9 @@ typedef struct ckpt_pos {
   int step;       /* its steps taken */
   int done;       /* 1: task `task` is trained, its bases built and its row evaluated */
   int lora_pairs; /* LoRA pairs that exist (the adapters' size) */
+  int eval_task;  /* 0, or with done = 1: the evaluation row after task `task` was stopped in
+                     column eval_task - 1 (the columns before it are in the results, its finished
+                     answers in a partial prediction file, cl.h cl_eval_hook) */
   float *losses;  /* (step) the task's losses so far (loading: malloc'd by the describe step) */
 } ckpt_pos;
 
@@ -86,7 +89,7 @@ int ckpt_config_text(hid_t file, const char *path, char **text);
 /* A checkpoint's header as far as it can be read (missing parts stay 0 / NULL). */
 typedef struct ckpt_header {
   char *method, *config_text; /* malloc'd */
-  int64_t task, step, task_done, lora_pairs;
+  int64_t task, step, task_done, lora_pairs, eval_task;
   uint64_t hash, run_hash;
   int64_t threads[2]; /* OpenMP, OpenBLAS; 0 when not recorded */
 } ckpt_header;

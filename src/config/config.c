@@ -1443,6 +1443,13 @@ int config_text_diff(const char *now, const char *was, void (*fn)(const config_c
   const char *sec = "";
   size_t sl = 0, len;
   int n = 0;
+  /* a key that `was` lacks comes from a gorp older than the key, which behaved as its default */
+  char *defaults = NULL;
+  gorp_config d;
+  if (!config_defaults(&d)) {
+    if (config_to_text(&d, &defaults)) defaults = NULL;
+    config_free(&d);
+  }
   for (const char *line = now, *next; *line; line = next) {
     next = next_line(line, &len);
     if (line[0] == '[') {
@@ -1458,10 +1465,15 @@ int config_text_diff(const char *now, const char *was, void (*fn)(const config_c
     ch.was = text_value(was, sec, sl, line, kl, &was_len);
     ch.was_len = (int)was_len;
     if (ch.was && ch.was_len == ch.now_len && !strncmp(ch.was, ch.now, was_len)) continue;
+    size_t def_len = 0;
+    const char *def =
+        !ch.was && defaults ? text_value(defaults, sec, sl, line, kl, &def_len) : NULL;
+    if (def && (int)def_len == ch.now_len && !strncmp(def, ch.now, def_len)) continue;
     snprintf(ch.key, sizeof(ch.key), "%.*s.%.*s", (int)sl, sec, (int)kl, line);
     if (fn) fn(&ch, arg);
     n++;
   }
+  free(defaults);
   return n;
 }
 

@@ -136,6 +136,17 @@ static void test_text_diff_matches_keys_within_their_section(void) {
   CHECK(config_text_diff(now, was, collect, keys) == 2, "two changes: %s", keys);
   CHECK(!strcmp(keys, "train.lr=0.0002(0.001) train.new_key=3(none)"), "changes: %s", keys);
   CHECK(config_text_diff(was, was, NULL, NULL) == 0, "a text equals itself");
+  /* a key the old text lacks is no change at its default (a checkpoint of an older gorp), a
+   * change at any other value */
+  const char *old = "[train]\nlr = 0.001\n";
+  keys[0] = '\0';
+  CHECK(config_text_diff("[train]\nlr = 0.001\nrecompute = false\n\n[eval]\nzero_shot = true\n",
+                         old, collect, keys) == 0,
+        "new keys at their defaults: %s", keys);
+  CHECK(config_text_diff("[train]\nlr = 0.001\nrecompute = true\n\n[eval]\nzero_shot = false\n",
+                         old, collect, keys) == 2 &&
+            !strcmp(keys, "train.recompute=true(none) eval.zero_shot=false(none)"),
+        "new keys off their defaults: %s", keys);
 }
 
 static void test_resume_classes(void) {

@@ -148,7 +148,9 @@ typedef struct config_change {
   int now_len, was_len;
 } config_change;
 /* Calls fn (when not NULL) for each key line of text now whose key has another value, or none,
- * in text was (matched within the same section), in now's order; returns how many. */
+ * in text was (matched within the same section), in now's order; returns how many. A key that
+ * was lacks while now holds its default is no change: was came from a gorp older than the key,
+ * and every new key's default keeps the behaviour of before. */
 int config_text_diff(const char *now, const char *was, void (*fn)(const config_change *, void *),
                      void *arg);
 

@@ -273,10 +273,12 @@ static int run_mtl(run_ctx *r) {
   }
   task_train tt;
   config_task_train(c, "", &tt);
+  char lr[96];
+  trainer_lr_text(r->tr, &tt, lr, sizeof(lr));
   out_printf(
       "mtl: %d training examples of %d tasks at once (longest %d tokens), %d epochs, batch %d, "
-      "lr %g\n",
-      all.n, T, all.max_len, tt.epochs, tt.batch_size, tt.lr);
+      "%s\n",
+      all.n, T, all.max_len, tt.epochs, tt.batch_size, lr);
   const int rc = train_one(r, &all, &tt, 0, "mtl");
   cl_encoded_free(&all);
   if (rc) return rc;
@@ -315,10 +317,12 @@ static int run_tasks(run_ctx *r) {
     GORP_CALL(cl_encode_train(&enc, r->tok, task, c, ti, m->cfg.max_seq));
     task_train tt;
     config_task_train(c, task->dataset, &tt);
+    char lr[96];
+    trainer_lr_text(r->tr, &tt, lr, sizeof(lr));
     out_printf("task %d/%d %s/%s: %d training examples (longest %d tokens), %d epochs, batch %d, "
-               "lr %g\n",
+               "%s\n",
                ti + 1, T, task->task_type, task->dataset, enc.n, enc.max_len, tt.epochs,
-               tt.batch_size, tt.lr);
+               tt.batch_size, lr);
     const int rc = train_one(r, &enc, &tt, ti, task->dataset);
     cl_encoded_free(&enc);
     if (rc) return rc;

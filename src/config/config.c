@@ -207,7 +207,8 @@ static const config_key keys[] = {
 
     {"train", "per_task", CFG_LIST, FIELD(train.per_task), FIELD(train.n_per_task), .def = "",
      .doc = "per-task overrides `dataset:key=value` of epochs, batch_size, max_steps or lr, e.g. "
-            "`MNLI:epochs=2`"},
+            "`MNLI:epochs=2`; lr is train.lr's, so seqft and mtl only (the other methods refuse "
+            "it: their rates are lora.lr and full.lr)"},
 
     {"eval", "max_new_tokens", CFG_INT, FIELD(eval.max_new_tokens), .def = "50", AT_LEAST(1),
      .doc = "greedy decoding stops after this many tokens (or at a stop id: eval.stop)"},

@@ -198,6 +198,16 @@ static int check_keys(const trainer *t) {
     GORP_ERR(GORP_EINPUT,
              "gorp.basis_source = activation needs gorp.axis = input (input covariances live on "
              "the input axis)");
+  /* a per-task rate changes train.lr, which only seqft and mtl train with */
+  for (int i = 0; !t->has_seqft && i < t->c->data.n_tasks; i++) {
+    task_train tt;
+    config_task_train(t->c, t->c->data.tasks[i], &tt);
+    if (tt.lr != t->c->train.lr)
+      GORP_ERR(GORP_EINPUT,
+               "train.per_task sets lr for %s, but a per-task lr sets train.lr, which run.method "
+               "= %s does not use (its rates are lora.lr and full.lr)",
+               t->c->data.tasks[i], method_names[t->method]);
+  }
   return GORP_OK;
 }
 
@@ -654,6 +664,16 @@ int trainer_set_lr(trainer *t, float lr) {
       method_names[t->method]);
   t->opt_all.lr = lr;
   return GORP_OK;
+}
+
+void trainer_lr_text(const trainer *t, const task_train *tt, char *buf, size_t n) {
+  if (t->has_seqft) {
+    snprintf(buf, n, "lr %g", tt->lr);
+    return;
+  }
+  const int k = t->has_lora ? snprintf(buf, n, "lora.lr %g", t->c->lora.lr) : 0;
+  if (t->n_full && (size_t)k < n)
+    snprintf(buf + k, n - (size_t)k, "%sfull.lr %g", k ? ", " : "", t->c->full.lr);
 }
 
 model *trainer_model(const trainer *t) {

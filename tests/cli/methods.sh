@@ -51,6 +51,12 @@ run_method gorp_activation --set run.method=gorp --set gorp.axis=input \
   --set gorp.basis_source=activation --set full.optimizer=adam --set full.targets=all
 grep -q "shared space after task 2" "$work/gorp.log" && pass "gorp reports its basis sizes" \
   || fail "gorp basis sizes not reported"
+# each task line names the rates its steps use
+grep -Eq "^task 1/2 .*batch [0-9]+, lora.lr [0-9.e-]+, full.lr [0-9.e-]+$" "$work/gorp.log" \
+  && grep -Eq "^task 1/2 .*batch [0-9]+, lora.lr [0-9.e-]+$" "$work/inclora.log" \
+  && grep -Eq "^mtl: .*batch [0-9]+, lr [0-9.e-]+$" "$work/mtl.log" \
+  && pass "task lines name the rates in effect (gorp: lora.lr, full.lr; inclora: lora.lr; mtl: lr)" \
+  || fail "task lines: $(grep -h '^task 1/2\|^mtl:' "$work/gorp.log" "$work/inclora.log" "$work/mtl.log")"
 
 # --- each claim below must change the run, shown by its step losses (log_every = 1) or files ---
 # losses NAME TASK: "step loss" lines of TASK in run NAME's log
@@ -75,6 +81,12 @@ logged pt_lr --set run.method=seqft --set "train.per_task=CB:lr=0.05"
   && [ "$(losses pt_lr CB | sed -n 2p)" != "$(losses pt_base CB | sed -n 2p)" ] \
   && pass "train.per_task CB:lr changes CB's second step only ($(losses pt_base CB | sed -n 2p) -> $(losses pt_lr CB | sed -n 2p))" \
   || fail "train.per_task CB:lr: SST-2 [$(losses pt_lr SST-2 | tr '\n' ' ')] CB [$(losses pt_lr CB | tr '\n' ' ')] vs [$(losses pt_base CB | tr '\n' ' ')]"
+expect_error "a per-task lr for a LoRA method is refused naming the key and the method's rates" \
+  "train.per_task sets lr for CB.*lora.lr and full.lr" \
+  "$GORP" run "$work/m.ini" --set run.out_dir=pt_lora --set run.method=inclora \
+  --set "train.per_task=CB:lr=0.05"
+grep -Eq "^task 1/2 .*batch [0-9]+, lr [0-9.e-]+$" "$work/pt_base.log" \
+  && pass "seqft's task line names train.lr" || fail "seqft task line: $(grep '^task 1' "$work/pt_base.log")"
 logged pt_steps --set run.method=seqft --set "train.per_task=SST-2:max_steps=1"
 [ "$(losses pt_steps SST-2 | wc -l)/$(losses pt_steps CB | wc -l)" = 1/2 ] \
   && pass "train.per_task max_steps: SST-2 1 step, CB 2" \

@@ -102,6 +102,9 @@ int trainer_step(trainer *t, const int *tokens, const int *targets, const float 
  * one AdamW (seqft, mtl); refuses the others, whose adapters and full-rank targets keep the rates
  * of lora.lr and full.lr. */
 int trainer_set_lr(trainer *t, float lr);
+/* "lr 2e-05" (seqft, mtl: tt's rate), "lora.lr 0.0002" or "lora.lr 0.0002, full.lr 1e-06": the
+ * learning rates a task's steps use, for the task's header line (n bytes of buf). */
+void trainer_lr_text(const trainer *t, const task_train *tt, char *buf, size_t n);
 /* With activation bases: adds the layer inputs of one batch (B, T; lengths (B) real tokens per
  * row) of the finished task to the covariances. */
 int trainer_observe(trainer *t, const int *tokens, const int *lengths, int B, int T);

@@ -54,6 +54,31 @@ int fs_publish(const char *tmp, const char *path) {
   return rc;
 }
 
+static int write_tmp(const char *tmp, const void *data, size_t n) {
+  FILE *f = fopen(tmp, "wb");
+  if (!f) GORP_ERR(GORP_EIO, "cannot create %s: %s", tmp, strerror(errno));
+  int bad = fwrite(data, 1, n, f) != n || fflush(f);
+  int err = errno;
+  if (fclose(f) && !bad) {
+    bad = 1;
+    err = errno;
+  }
+  if (bad) GORP_ERR(GORP_EIO, "cannot write %s: %s", tmp, strerror(err));
+  return GORP_OK;
+}
+
+int fs_write_file(const char *path, const void *data, size_t n) {
+  char tmp[4096 + 8];
+  GORP_CALL(fs_path_fmt(tmp, sizeof(tmp), "%s.tmp", path));
+  int rc = write_tmp(tmp, data, n);
+  if (!rc) rc = fs_publish(tmp, path);
+  if (rc) {
+    unlink(tmp);
+    GORP_ERR(rc, "could not write %s", path);
+  }
+  return GORP_OK;
+}
+
 static const char *file_kind(mode_t mode) {
   if (S_ISDIR(mode)) return "a directory";
   if (S_ISFIFO(mode)) return "a FIFO";

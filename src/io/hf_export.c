@@ -635,14 +635,15 @@ static int peft_inputs(const char *run_dir, const char *path, const char *task, 
                        adapters *a, char *init, char *tok, double *dropout) {
   char *config, value[64];
   GORP_CALL(run_config(run_dir, &config));
-  const int has_init = config_text_get(config, "model.init", init, PATH_MAX) && init[0];
+  /* a path is stored absolute; the keyword is "random" */
+  const int has_init = config_text_get(config, "model.init", init, PATH_MAX) && init[0] == '/';
   run_tokenizer(config, tok);
   *dropout = config_text_get(config, "lora.dropout", value, sizeof(value)) ? atof(value) : 0.0;
   free(config);
   if (!has_init)
     GORP_ERR(GORP_EINPUT,
-             "%s: the run started from a random initialisation (no model.init), which is not "
-             "stored; export-peft needs the base model file",
+             "%s: the run started from a random initialisation (no model.init file), which is "
+             "not stored; export-peft needs the base model file the adapters were trained on",
              run_dir);
   GORP_CALL(modelfile_load(merged, path));
   GORP_CALL(read_adapters(path, merged, a));

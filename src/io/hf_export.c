@@ -640,13 +640,13 @@ static int peft_inputs(const char *run_dir, const char *path, const char *task, 
   run_tokenizer(config, tok);
   *dropout = config_text_get(config, "lora.dropout", value, sizeof(value)) ? atof(value) : 0.0;
   free(config);
+  GORP_CALL(modelfile_load(merged, path));
+  GORP_CALL(read_adapters(path, merged, a));
   if (!has_init)
     GORP_ERR(GORP_EINPUT,
              "%s: the run started from a random initialisation (no model.init file), which is "
              "not stored; export-peft needs the base model file the adapters were trained on",
              run_dir);
-  GORP_CALL(modelfile_load(merged, path));
-  GORP_CALL(read_adapters(path, merged, a));
   int found = !task;
   for (int p = 0; p < a->pairs; p++) {
     GORP_CALL(check_task_name(a->tasks[p], path));

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # gorp export-hf / export-peft on bad input: a missing file, a file that is no model file, a
 # tokenizer that is missing, an OUT_DIR that holds files (without --force), a bad shard size, a
-# model file where export-peft needs a run directory, a run without model.init: each fails with a
+# model file where export-peft needs a run directory, a run without adapters or without model.init,
+# a --task that no pair trained on: each fails with a
 # non-zero exit and a message naming the file or option, and writes nothing (no OUT_DIR, no
 # staging folder). An empty OUT_DIR is used; --force replaces the exported files of an OUT_DIR,
 # removing a stale model.safetensors when the new export is sharded, and keeps foreign files.
@@ -41,9 +42,42 @@ nothing_written "$work/o4" "bad shard size"
 expect_error "export-peft: a model file" "export-peft takes a run directory" \
   "$GORP" export-peft "$model" "$work/o5"
 nothing_written "$work/o5" "export-peft of a model file"
-expect_error "export-peft: a run without model.init" "random initialisation \(no model.init file\)" \
+expect_error "export-peft: a run without adapters" "model.h5 has no /adapters" \
   "$GORP" export-peft "$work/run" "$work/o6"
-nothing_written "$work/o6" "export-peft without model.init"
+nothing_written "$work/o6" "export-peft of a seqft run"
+# LoRA runs: one from the random initialisation, one on the seqft model
+lora=(--set run.method=inclora --set lora.targets=q,v --set lora.r=2)
+if "$GORP" run "$work/run.ini" "${lora[@]}" --set run.out_dir="$work/lora_random" >"$work/run.log" 2>&1 &&
+  "$GORP" run "$work/run.ini" "${lora[@]}" --set run.out_dir="$work/lora" \
+    --set model.init="$model" >>"$work/run.log" 2>&1; then
+  pass "two small inclora runs"
+else
+  fail "the inclora runs failed:"
+  tail -5 "$work/run.log"
+fi
+expect_error "export-peft: a run without model.init" "random initialisation \(no model.init file\)" \
+  "$GORP" export-peft "$work/lora_random" "$work/o7"
+nothing_written "$work/o7" "export-peft without model.init"
+expect_error "export-peft: --task that no pair trained on" "no adapter pair trained on task 'MNLI'" \
+  "$GORP" export-peft "$work/lora" "$work/o8" --task MNLI
+nothing_written "$work/o8" "export-peft --task MNLI"
+# gorp with full-rank targets besides its adapters: the pairs alone do not make its model
+if "$GORP" run "$work/run.ini" --set lora.targets=q,v --set lora.r=2 --set run.out_dir="$work/gorp" \
+  --set model.init="$model" >"$work/run.log" 2>&1; then
+  expect_error "export-peft: a run that trained full-rank weights too" \
+    "tensor model.layers.0.*is not model.init's.*trained more than its LoRA pairs" \
+    "$GORP" export-peft "$work/gorp" "$work/o10"
+  nothing_written "$work/o10" "export-peft of a gorp run with full-rank targets"
+else
+  fail "the gorp run failed:"
+  tail -5 "$work/run.log"
+fi
+if "$GORP" export-peft "$work/lora" "$work/o9" >/dev/null && [ -f "$work/o9/SST-2/adapter_config.json" ] &&
+  [ -f "$work/o9/CB/adapter_model.safetensors" ] && [ -f "$work/o9/base/model.safetensors" ]; then
+  pass "export-peft: base/, SST-2/ and CB/"
+else
+  fail "export-peft of the inclora run: $(ls -R "$work/o9" 2>&1 | tr '\n' ' ')"
+fi
 
 mkdir "$work/full" && echo keep >"$work/full/notes.txt"
 expect_error "export-hf: OUT_DIR holds files" "$work/full exists and holds 1 entry.*--force" \

@@ -520,8 +520,13 @@ static int merge_error(const model *merged, const model *base, const adapters *a
  * (measured ~1e-7 of max|W|; a weight that training moved differs by orders more). */
 static int check_base(const model *merged, const model *base, const adapters *a, const char *path,
                       const char *init) {
-  if (memcmp(&merged->cfg, &base->cfg, sizeof(model_config)))
-    GORP_ERR(GORP_EINPUT, "%s and its model.init %s describe different architectures", path, init);
+  int n_keys;
+  const model_key *k = model_config_keys(&n_keys);
+  for (int i = 0; i < n_keys; i++)
+    if (model_key_get(&merged->cfg, &k[i]) != model_key_get(&base->cfg, &k[i]))
+      GORP_ERR(GORP_EINPUT, "%s has %s = %g, its model.init %s %g: not the base it was trained on",
+               path, k[i].hf, model_key_get(&merged->cfg, &k[i]), init,
+               model_key_get(&base->cfg, &k[i]));
   for (int i = 0; i < merged->n_tensors; i++) {
     const param_tensor *t = &merged->tensors[i];
     int layer, tg = tensor_target(merged, a, i, &layer);

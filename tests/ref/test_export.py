@@ -30,8 +30,7 @@ from transformers import AutoTokenizer, LlamaForCausalLM  # noqa: E402
 from peft import PeftModel  # noqa: E402
 
 DATA = os.environ["GORP_DATA"]
-SMOL = "/work/main/build/models/smollm2-135m.h5"
-SMOL_TOK = "/work/main/build/models/smollm2-135m.tokenizer.json"
+SRC = os.environ.get("GORP_SRC", os.path.join(os.path.dirname(__file__), "..", ".."))
 TOL = 2e-5
 checks = Checks()
 torch.set_num_threads(1)
@@ -139,9 +138,15 @@ def random_models(work):
 
 
 def real_model(work):
-    if not os.path.exists(SMOL):
-        checks.report(False, f"SmolLM2-135M export: {SMOL} is missing (scripts/get_model.sh)")
+    """SmolLM2-135M-Instruct through scripts/get_model.sh (its model cache)."""
+    r = subprocess.run(["bash", os.path.join(SRC, "scripts", "get_model.sh"), "smollm2-135m"],
+                       capture_output=True, text=True)
+    checks.report(r.returncode == 0, "scripts/get_model.sh smollm2-135m", r.stderr[-2000:])
+    if r.returncode:
         return
+    cache = os.path.dirname(r.stdout.strip().splitlines()[-1])
+    SMOL = os.path.join(cache, "smollm2-135m.h5")
+    SMOL_TOK = os.path.join(cache, "smollm2-135m.tokenizer.json")
     out = os.path.join(work, "smol")
     ids = np.array([[1, 504, 3304, 314, 260, 2665, 28, 7219, 30]])
     check_export_hf("SmolLM2-135M, shards of 0.2 GB", SMOL, out, ids, work,

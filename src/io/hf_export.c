@@ -64,21 +64,28 @@ static int count_entries(const char *dir, int *n) {
   return GORP_OK;
 }
 
+/* out may be absent or an empty folder; one that holds files only with force. Checked before the
+ * model is read (a refusal costs nothing) and again when the staging folder is made. */
+static int check_out(const char *out, int force) {
+  struct stat st;
+  if (!stat(out, &st) && !S_ISDIR(st.st_mode))
+    GORP_ERR(GORP_EUSAGE, "output %s exists and is not a directory", out);
+  int n;
+  GORP_CALL(count_entries(out, &n));
+  if (n > 0 && !force)
+    GORP_ERR(GORP_EUSAGE,
+             "output directory %s exists and holds %d entr%s; choose a new one, or --force to "
+             "replace the exported files in it",
+             out, n, n == 1 ? "y" : "ies");
+  return GORP_OK;
+}
+
 static int stage_begin(stage *s, const char *out, int force) {
   s->force = force;
   GORP_CALL(fs_path_fmt(s->out, sizeof(s->out), "%s", out));
   size_t len = strlen(s->out);
   while (len > 1 && s->out[len - 1] == '/') s->out[--len] = '\0';
-  struct stat st;
-  if (!stat(s->out, &st) && !S_ISDIR(st.st_mode))
-    GORP_ERR(GORP_EUSAGE, "output %s exists and is not a directory", s->out);
-  int n;
-  GORP_CALL(count_entries(s->out, &n));
-  if (n > 0 && !force)
-    GORP_ERR(GORP_EUSAGE,
-             "output directory %s exists and holds %d entr%s; choose a new one, or --force to "
-             "replace the exported files in it",
-             s->out, n, n == 1 ? "y" : "ies");
+  GORP_CALL(check_out(s->out, force));
   GORP_CALL(fs_path_fmt(s->dir, sizeof(s->dir), "%s.tmp.XXXXXX", s->out));
   if (!mkdtemp(s->dir))
     GORP_ERR(GORP_EIO, "cannot create the staging directory %s: %s", s->dir, strerror(errno));
@@ -341,6 +348,7 @@ int hf_export(const char *src, const char *out_dir, const hf_export_opts *o) {
   int is_run;
   GORP_CALL(model_path(src, path, &is_run));
   GORP_CALL(fs_check_regular(path, is_run ? "run directory's model file" : "model file", NULL));
+  GORP_CALL(check_out(out_dir, o->force));
   if (o->tokenizer) {
     GORP_CALL(fs_path_fmt(tok, sizeof(tok), "%s", o->tokenizer));
   } else if (is_run) {
@@ -668,6 +676,7 @@ int hf_export_peft(const char *run_dir, const char *out_dir, const char *task,
   GORP_CALL(model_path(run_dir, path, &is_run));
   if (!is_run) GORP_ERR(GORP_EUSAGE, "export-peft takes a run directory, not %s", run_dir);
   GORP_CALL(fs_check_regular(path, "run directory's model file", NULL));
+  GORP_CALL(check_out(out_dir, o->force));
   model merged = {0}, base = {0};
   adapters a = {0};
   double dropout;

@@ -6,6 +6,7 @@
 # non-zero exit and a message naming the file or option, and writes nothing (no OUT_DIR, no
 # staging folder). An empty OUT_DIR is used; --force replaces the exported files of an OUT_DIR,
 # removing a stale model.safetensors when the new export is sharded, and keeps foreign files.
+# A run's tokenizer.json is shipped with the export of its directory.
 # (Round trips against transformers and peft: tests/ref/test_export.py.)
 source "$(dirname "$0")/lib.bash"
 
@@ -77,6 +78,18 @@ if "$GORP" export-peft "$work/lora" "$work/o9" >/dev/null && [ -f "$work/o9/SST-
   pass "export-peft: base/, SST-2/ and CB/"
 else
   fail "export-peft of the inclora run: $(ls -R "$work/o9" 2>&1 | tr '\n' ' ')"
+fi
+
+# a run with a tokenizer.json: export-hf of its directory ships that file, byte for byte
+tok=$GORP_DATA/tokenizers/gpt2/tokenizer.json
+if "$GORP" run "$work/run.ini" --set run.method=seqft --set data.tasks=CB --set data.tokenizer="$tok" \
+  --set run.out_dir="$work/run_tok" >"$work/run.log" 2>&1 &&
+  "$GORP" export-hf "$work/run_tok" "$work/o11" >/dev/null && cmp -s "$tok" "$work/o11/tokenizer.json" &&
+  grep -q PreTrainedTokenizerFast "$work/o11/tokenizer_config.json"; then
+  pass "export-hf of a run with data.tokenizer: tokenizer.json copied, tokenizer_config.json written"
+else
+  fail "export-hf of a run with a tokenizer: $(ls "$work/o11" 2>&1 | tr '\n' ' ')"
+  tail -3 "$work/run.log"
 fi
 
 mkdir "$work/full" && echo keep >"$work/full/notes.txt"

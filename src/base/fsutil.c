@@ -43,6 +43,10 @@ static int fsync_path(const char *path, int flags) {
   return GORP_OK;
 }
 
+int fs_sync_dir(const char *dir) {
+  return fsync_path(dir, O_RDONLY | O_DIRECTORY);
+}
+
 int fs_publish(const char *tmp, const char *path) {
   GORP_CALL(fsync_path(tmp, O_RDONLY));
   if (rename(tmp, path))

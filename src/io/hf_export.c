@@ -18,7 +18,6 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <fnmatch.h>
 #include <limits.h>
 #include <math.h>
@@ -89,11 +88,16 @@ static int stage_begin(stage *s, const char *out, int force) {
   GORP_CALL(fs_path_fmt(s->dir, sizeof(s->dir), "%s.tmp.XXXXXX", s->out));
   if (!mkdtemp(s->dir))
     GORP_ERR(GORP_EIO, "cannot create the staging directory %s: %s", s->dir, strerror(errno));
-  chmod(s->dir, 0755); /* mkdtemp's 0700 would become OUT_DIR's mode */
+  if (chmod(s->dir, 0755)) { /* mkdtemp's 0700 would become OUT_DIR's mode */
+    const int err = errno;
+    rmdir(s->dir);
+    GORP_ERR(GORP_EIO, "cannot set the mode of %s: %s", s->dir, strerror(err));
+  }
   return GORP_OK;
 }
 
-/* Removes dir's files and subfolders one level deep, then dir (an abandoned staging folder). */
+/* Removes dir's files and subfolders one level deep, then dir (an abandoned staging folder). Best
+ * effort: it runs on the way out of an error, whose message is the one to report. */
 static void remove_tree(const char *dir, int depth) {
   DIR *d = opendir(dir);
   for (struct dirent *e; d && (e = readdir(d));) {
@@ -159,14 +163,10 @@ static int stage_commit(stage *s) {
     GORP_CALL(merge_into(s->dir, s->out, 0));
     remove_tree(s->dir, 0);
   }
+  /* the rename is on disk once the folder holding OUT_DIR is (fs_publish's last step) */
   char parent[PATH_MAX];
   GORP_CALL(fs_path_fmt(parent, sizeof(parent), "%s/..", s->out));
-  const int fd = open(parent, O_RDONLY | O_DIRECTORY);
-  if (fd >= 0) {
-    fsync(fd);
-    close(fd);
-  }
-  return GORP_OK;
+  return fs_sync_dir(parent);
 }
 
 /* ------------------------------------------------------------------------------------------ */

@@ -36,7 +36,22 @@ if ! "$venv/bin/python" -c "import safetensors, tokenizers, transformers, senten
     || { echo "setup: pip could not install safetensors tokenizers transformers sentencepiece protobuf gguf jinja2" >&2; exit 1; }
 fi
 
+# tests/ref/test_export.py loads gorp's exports with transformers' LlamaForCausalLM and peft's
+# PeftModel. transformers 4.57 runs its models only on torch >= 2.1, so they get a venv of their
+# own on the same Debian torch 1.13: transformers 4.46.3 (the last that runs on it), peft 0.13.2
+# and accelerate 0.34.2 (installed without dependency checks: they ask for torch >= 1.13.0, which
+# Debian's 1.13.0a0 does not satisfy by version number), numpy pinned to Debian's (torch's ABI).
+hf=build/venv-hf
+[ -x "$hf/bin/python" ] || /usr/bin/python3 -m venv --system-site-packages "$hf"
+if ! "$hf/bin/python" -c "import transformers, peft, accelerate" 2>/dev/null; then
+  "$hf/bin/pip" install -q --disable-pip-version-check "transformers==4.46.3" "tokenizers==0.20.3" "safetensors==0.8.0" "psutil==5.9.4" \
+    "numpy==$(/usr/bin/python3 -c 'import numpy; print(numpy.__version__)')" \
+    && "$hf/bin/pip" install -q --disable-pip-version-check --no-deps "peft==0.13.2" "accelerate==0.34.2" \
+    || { echo "setup: pip could not install transformers 4.46.3, peft and accelerate into $hf" >&2; exit 1; }
+fi
+
 [ "${1:-}" = "--no-build" ] && exit 0
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGORP_PYTHON="$here/$venv/bin/python" >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGORP_PYTHON="$here/$venv/bin/python" \
+  -DGORP_HF_PYTHON="$here/$hf/bin/python" >/dev/null
 cmake --build build -j "$(nproc)"
 echo "setup: built build/gorp"

@@ -43,6 +43,10 @@ static int fsync_path(const char *path, int flags) {
   return GORP_OK;
 }
 
+int fs_sync_dir(const char *dir) {
+  return fsync_path(dir, O_RDONLY | O_DIRECTORY);
+}
+
 int fs_publish(const char *tmp, const char *path) {
   GORP_CALL(fsync_path(tmp, O_RDONLY));
   if (rename(tmp, path))
@@ -52,6 +56,31 @@ int fs_publish(const char *tmp, const char *path) {
   const int rc = fsync_path(dirname(copy), O_RDONLY | O_DIRECTORY);
   free(copy);
   return rc;
+}
+
+static int write_tmp(const char *tmp, const void *data, size_t n) {
+  FILE *f = fopen(tmp, "wb");
+  if (!f) GORP_ERR(GORP_EIO, "cannot create %s: %s", tmp, strerror(errno));
+  int bad = fwrite(data, 1, n, f) != n || fflush(f);
+  int err = errno;
+  if (fclose(f) && !bad) {
+    bad = 1;
+    err = errno;
+  }
+  if (bad) GORP_ERR(GORP_EIO, "cannot write %s: %s", tmp, strerror(err));
+  return GORP_OK;
+}
+
+int fs_write_file(const char *path, const void *data, size_t n) {
+  char tmp[4096 + 8];
+  GORP_CALL(fs_path_fmt(tmp, sizeof(tmp), "%s.tmp", path));
+  int rc = write_tmp(tmp, data, n);
+  if (!rc) rc = fs_publish(tmp, path);
+  if (rc) {
+    unlink(tmp);
+    GORP_ERR(rc, "could not write %s", path);
+  }
+  return GORP_OK;
 }
 
 static const char *file_kind(mode_t mode) {

@@ -15,9 +15,10 @@
 
 /* The order of gorp --help. */
 static const cmd_spec *const commands[] = {
-    &cmd_run_spec,  &cmd_import_hf_spec, &cmd_import_gguf_spec, &cmd_logits_spec,
-    &cmd_grad_spec, &cmd_pretrain_spec,  &cmd_inspect_spec,     &cmd_config_spec,
-    &cmd_fit_spec,  &cmd_generate_spec,  &cmd_plan_spec,
+    &cmd_run_spec,         &cmd_import_hf_spec, &cmd_import_gguf_spec, &cmd_logits_spec,
+    &cmd_grad_spec,        &cmd_pretrain_spec,  &cmd_inspect_spec,     &cmd_config_spec,
+    &cmd_fit_spec,         &cmd_generate_spec,  &cmd_plan_spec,        &cmd_export_hf_spec,
+    &cmd_export_peft_spec,
 };
 
 static void usage(FILE *f) {

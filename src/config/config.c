@@ -1439,6 +1439,17 @@ static const char *text_value(const char *text, const char *section, size_t sec_
   return NULL;
 }
 
+int config_text_get(const char *text, const char *name, char *out, size_t n) {
+  const char *dot = strchr(name, '.');
+  size_t len = 0;
+  const char *v =
+      dot ? text_value(text, name, (size_t)(dot - name), dot + 1, strlen(dot + 1), &len) : NULL;
+  if (!v || len >= n) return 0;
+  memcpy(out, v, len);
+  out[len] = '\0';
+  return 1;
+}
+
 int config_text_diff(const char *now, const char *was, void (*fn)(const config_change *, void *),
                      void *arg) {
   const char *sec = "";

@@ -33,8 +33,7 @@ static double float_decimal(float x) {
 /* ------------------------------------------------------------------------------------------ */
 /* writing */
 
-/* config.json for a model that came without one (random init, pretrain): what HF would write. */
-static char *generated_hf_config(const model_config *c) {
+char *modelfile_hf_config(const model_config *c, const int *eos, int n_eos) {
   cJSON *j = cJSON_CreateObject();
   cJSON_AddItemToObject(j, "architectures",
                         cJSON_CreateStringArray((const char *[]){"LlamaForCausalLM"}, 1));
@@ -50,6 +49,8 @@ static char *generated_hf_config(const model_config *c) {
       cJSON_AddNumberToObject(j, k[i].hf,
                               k[i].type == MODEL_KEY_FLOAT ? float_decimal((float)v) : v);
   }
+  if (n_eos == 1) cJSON_AddNumberToObject(j, "eos_token_id", eos[0]);
+  if (n_eos > 1) cJSON_AddItemToObject(j, "eos_token_id", cJSON_CreateIntArray(eos, n_eos));
   cJSON_AddStringToObject(j, "torch_dtype", "float32");
   char *s = cJSON_Print(j);
   cJSON_Delete(j);
@@ -69,7 +70,7 @@ static int write_config(hid_t grp, const model_config *c, const char *hf_config,
     }
   }
   if (hf_config) return h5io_write_str_attr(grp, "hf_config", hf_config, path);
-  char *generated = generated_hf_config(c);
+  char *generated = modelfile_hf_config(c, NULL, 0);
   if (!generated) GORP_ERR(GORP_EMEM, "out of memory generating the hf_config of %s", path);
   const int rc = h5io_write_str_attr(grp, "hf_config", generated, path);
   cJSON_free(generated);

@@ -27,6 +27,13 @@ int fs_mkdirs(const char *path);
  * the new name is on disk before success is reported. */
 int fs_publish(const char *tmp, const char *path);
 
+/* fsync of the folder dir: a rename or new name inside it is on disk once this returns. */
+int fs_sync_dir(const char *dir);
+
+/* Writes the n bytes of data to path durably and atomically: path.tmp is written, checked and
+ * published (fs_publish); on failure path is left as it was and path.tmp removed. */
+int fs_write_file(const char *path, const void *data, size_t n);
+
 /* Opens path read-only when it is a regular file, without ever blocking: a FIFO, device,
  * directory or socket is refused ("<what> '<path>': not a regular file (a FIFO)"), as is a
  * missing or unreadable file, with GORP_EINPUT. *fd is the open descriptor (the caller closes

@@ -15,6 +15,8 @@ extern const cmd_spec cmd_run_spec;
 int cmd_run_catch_stop_signals(void);
 /* gorp import-hf DIR OUT.h5, gorp import-gguf FILE.gguf OUT.h5 (cmd_import.c) */
 extern const cmd_spec cmd_import_hf_spec, cmd_import_gguf_spec;
+/* gorp export-hf MODEL.h5|RUN_DIR OUT_DIR, gorp export-peft RUN_DIR OUT_DIR (cmd_export.c) */
+extern const cmd_spec cmd_export_hf_spec, cmd_export_peft_spec;
 /* gorp logits / grad / fit / generate --model M --tokens F ... (cmd_numerics.c) */
 extern const cmd_spec cmd_logits_spec, cmd_grad_spec, cmd_fit_spec, cmd_generate_spec;
 /* gorp config CONFIG.ini [--set k=v]... | --schema (cmd_config.c) */

@@ -154,6 +154,10 @@ typedef struct config_change {
 int config_text_diff(const char *now, const char *was, void (*fn)(const config_change *, void *),
                      void *arg);
 
+/* The value of key name ("model.init") in a canonical text (config_to_text, a checkpoint's
+ * /config) into out[n]; 0 when the key is absent or its value does not fit. */
+int config_text_get(const char *text, const char *name, char *out, size_t n);
+
 /* The training settings of one task: [train] with the task's train.per_task entries applied
  * (entries were validated by config_load). */
 typedef struct task_train {

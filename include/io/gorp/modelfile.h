@@ -46,6 +46,11 @@ int modelfile_save_merged_tp(const model *m, const struct lora *lo, const char *
 /* gorp inspect: one line on /adapters (pairs, method, r, alpha, targets) and what each pair
  * trained on; nothing when the file has no adapters. */
 int modelfile_print_adapters(hid_t file, const char *path);
+/* config.json for a model that came without one (random init, pretrain; stored as /model's
+ * hf_config) and for gorp export-hf: LlamaForCausalLM with every key of model_config_keys, silu,
+ * float32, and eos_token_id (an int, or a list of n_eos > 1) when n_eos > 0. cJSON_free it; NULL
+ * when out of memory. */
+char *modelfile_hf_config(const model_config *c, const int *eos, int n_eos);
 /* Reads and checks the architecture stored in the attributes of path's /model. */
 int modelfile_read_config(const char *path, model_config *cfg);
 /* Creates m from path: the format version, then every tensor of the table with its exact shape and

@@ -80,7 +80,7 @@ part="$work/z/predictions/after_00/SST-2.jsonl.partial"
 [ ! -e "$work/z/predictions/after_00/agnews.jsonl" ] && pass "the next cell was not started" \
   || fail "agnews evaluated after the stop"
 ck="$work/z/checkpoints/$(cat "$work/z/checkpoints/LATEST")"
-"$GORP" inspect "$ck" 2>&1 | grep -q "tasks done: 0; the evaluation row after them was stopped at task 1" \
+grep -q "tasks done: 0; the evaluation row after them was stopped at task 1" <("$GORP" inspect "$ck" 2>&1) \
   && "$GORP" inspect --verify "$ck" >/dev/null 2>&1 \
   && pass "gorp inspect names the position (eval_task 1) and --verify accepts the checkpoint" \
   || fail "gorp inspect: $("$GORP" inspect "$ck" 2>&1 | grep -i task)"

@@ -298,7 +298,9 @@ def main():
         # gorp: full-rank targets trained in place, LoRA merged on its targets only
         gp = run(work, "gorp", "gorp", 2, GORP_LORA, sets=[f"model.init={base_h5}"])
         if gp:
-            trained = tensors(last_checkpoint(gp))
+            # the checkpoint is lean (docs/CHECKPOINT.md): its trained tensors over the base's
+            trained = dict(base)
+            trained.update(tensors(last_checkpoint(gp)))
             gh5 = os.path.join(gp, "model.h5")
             got = check_merge("gorp", gh5, trained, ids, ids_path, work)
             _, touched = merged_reference(trained, gh5)

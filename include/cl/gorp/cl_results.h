@@ -2,8 +2,9 @@
  * rewritten atomically after every evaluation row so that a reader never sees a half-written file.
  * Layout (docs/RESULTS.md): /acc_matrix [T+1, T] float64 percent (row 0 zero-shot, NaN = not
  * measured), /in_list same shape, root attributes tasks (strings), method, order, seed, AP, BWT,
- * FWT, forgetting, gorp_version. Predictions live beside it in predictions/after_TT/<dataset>.jsonl.
- * Not for: checkpoints (their /results group is written by ckpt). */
+ * FWT, forgetting, gorp_version. Predictions live beside it in
+ * predictions/after_TT/<dataset>.jsonl. Not for: checkpoints (their /results group is written by
+ * ckpt). */
 #ifndef GORP_CL_RESULTS_H
 #define GORP_CL_RESULTS_H
 

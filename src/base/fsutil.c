@@ -58,29 +58,39 @@ int fs_publish(const char *tmp, const char *path) {
   return rc;
 }
 
-static int write_tmp(const char *tmp, const void *data, size_t n) {
+int fs_write_with(const char *path, int (*write)(FILE *f, const void *ctx), const void *ctx) {
+  char tmp[4096 + 8];
+  GORP_CALL(fs_path_fmt(tmp, sizeof(tmp), "%s.tmp", path));
   FILE *f = fopen(tmp, "wb");
   if (!f) GORP_ERR(GORP_EIO, "cannot create %s: %s", tmp, strerror(errno));
-  int bad = fwrite(data, 1, n, f) != n || fflush(f);
+  int bad = !write(f, ctx) || fflush(f);
   int err = errno;
   if (fclose(f) && !bad) {
     bad = 1;
     err = errno;
   }
-  if (bad) GORP_ERR(GORP_EIO, "cannot write %s: %s", tmp, strerror(err));
-  return GORP_OK;
-}
-
-int fs_write_file(const char *path, const void *data, size_t n) {
-  char tmp[4096 + 8];
-  GORP_CALL(fs_path_fmt(tmp, sizeof(tmp), "%s.tmp", path));
-  int rc = write_tmp(tmp, data, n);
+  int rc = bad ? GORP_ERROR(GORP_EIO, "cannot write %s: %s", tmp, strerror(err)) : GORP_OK;
   if (!rc) rc = fs_publish(tmp, path);
   if (rc) {
     unlink(tmp);
     GORP_ERR(rc, "could not write %s", path);
   }
   return GORP_OK;
+}
+
+typedef struct bytes {
+  const void *data;
+  size_t n;
+} bytes;
+
+static int write_bytes(FILE *f, const void *ctx) {
+  const bytes *b = ctx;
+  return fwrite(b->data, 1, b->n, f) == b->n;
+}
+
+int fs_write_file(const char *path, const void *data, size_t n) {
+  const bytes b = {data, n};
+  return fs_write_with(path, write_bytes, &b);
 }
 
 static const char *file_kind(mode_t mode) {

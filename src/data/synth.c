@@ -1085,24 +1085,7 @@ static cJSON *tokenizer_json(const vocab *v) {
   return root;
 }
 
-static int write_text(const char *tmp, const char *text) {
-  FILE *f = fopen(tmp, "wb");
-  if (!f) GORP_ERR(GORP_EIO, "cannot create %s: %s", tmp, strerror(errno));
-  size_t len = strlen(text);
-  int bad = fwrite(text, 1, len, f) != len || fputc('\n', f) == EOF || fflush(f);
-  int err = errno;
-  if (fclose(f) && !bad) {
-    bad = 1;
-    err = errno;
-  }
-  if (bad) GORP_ERR(GORP_EIO, "cannot write %s: %s", tmp, strerror(err));
-  return GORP_OK;
-}
-
 int synth_write_tokenizer(const char *path) {
-  char tmp[4096];
-  if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-    GORP_ERR(GORP_EINPUT, "path too long: %s", path);
   vocab v;
   int ierr = vocab_build(&v);
   cJSON *root = ierr ? NULL : tokenizer_json(&v);
@@ -1111,12 +1094,10 @@ int synth_write_tokenizer(const char *path) {
   vocab_free(&v);
   if (ierr) return ierr;
   if (!text) GORP_ERR(GORP_EMEM, "out of memory building the synthetic tokenizer.json");
-  ierr = write_text(tmp, text);
+  const size_t len = strlen(text);
+  text[len] = '\n'; /* cJSON_Print's buffer ends at its NUL: the newline takes its place */
+  ierr = fs_write_file(path, text, len + 1);
   free(text);
-  if (!ierr) ierr = fs_publish(tmp, path);
-  if (ierr) {
-    unlink(tmp);
-    GORP_ERR(ierr, "could not write the synthetic tokenizer %s", path);
-  }
+  if (ierr) GORP_ERR(ierr, "could not write the synthetic tokenizer %s", path);
   return GORP_OK;
 }

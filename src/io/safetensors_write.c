@@ -62,43 +62,33 @@ static int build_header(const char *path, const safetensors_entry *e, int n, cha
   return GORP_OK;
 }
 
-static int write_all(FILE *f, const char *header, size_t len, const safetensors_entry *e, int n) {
+/* What the file holds: the header's length, the header, the tensors' data. */
+typedef struct st_file {
+  const char *header;
+  size_t len;
+  const safetensors_entry *e;
+  int n;
+} st_file;
+
+static int write_all(FILE *f, const void *ctx) {
+  const st_file *x = ctx;
   unsigned char prefix[8];
-  for (int i = 0; i < 8; i++) prefix[i] = (unsigned char)((uint64_t)len >> (8 * i));
-  if (fwrite(prefix, 1, 8, f) != 8 || fwrite(header, 1, len, f) != len) return 0;
-  for (int i = 0; i < n; i++) {
-    const size_t numel = (size_t)(safetensors_entry_bytes(&e[i]) / sizeof(float));
-    if (fwrite(e[i].data, sizeof(float), numel, f) != numel) return 0;
+  for (int i = 0; i < 8; i++) prefix[i] = (unsigned char)((uint64_t)x->len >> (8 * i));
+  if (fwrite(prefix, 1, 8, f) != 8 || fwrite(x->header, 1, x->len, f) != x->len) return 0;
+  for (int i = 0; i < x->n; i++) {
+    const size_t numel = (size_t)(safetensors_entry_bytes(&x->e[i]) / sizeof(float));
+    if (fwrite(x->e[i].data, sizeof(float), numel, f) != numel) return 0;
   }
   return 1;
 }
 
-static int write_tmp(const char *tmp, const char *header, size_t len, const safetensors_entry *e,
-                     int n) {
-  FILE *f = fopen(tmp, "wb");
-  if (!f) GORP_ERR(GORP_EIO, "cannot create %s: %s", tmp, strerror(errno));
-  int bad = !write_all(f, header, len, e, n) || fflush(f);
-  int err = errno;
-  if (fclose(f) && !bad) {
-    bad = 1;
-    err = errno;
-  }
-  if (bad) GORP_ERR(GORP_EIO, "cannot write %s: %s", tmp, strerror(err));
-  return GORP_OK;
-}
-
 int safetensors_write_f32(const char *path, const safetensors_entry *e, int n) {
-  char tmp[4096 + 8];
-  GORP_CALL(fs_path_fmt(tmp, sizeof(tmp), "%s.tmp", path));
   char *header = NULL;
   size_t len = 0;
   GORP_CALL(build_header(path, e, n, &header, &len));
-  int rc = write_tmp(tmp, header, len, e, n);
+  const st_file x = {header, len, e, n};
+  const int rc = fs_write_with(path, write_all, &x);
   cJSON_free(header);
-  if (!rc) rc = fs_publish(tmp, path);
-  if (rc) {
-    unlink(tmp);
-    GORP_ERR(rc, "could not write safetensors file %s", path);
-  }
+  if (rc) GORP_ERR(rc, "could not write safetensors file %s", path);
   return GORP_OK;
 }

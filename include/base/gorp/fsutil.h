@@ -6,6 +6,7 @@
 #define GORP_FSUTIL_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 /* Size limits of the input files gorp reads whole (docs/CONFIG.md and docs/DATA.md list them):
@@ -30,8 +31,11 @@ int fs_publish(const char *tmp, const char *path);
 /* fsync of the folder dir: a rename or new name inside it is on disk once this returns. */
 int fs_sync_dir(const char *dir);
 
-/* Writes the n bytes of data to path durably and atomically: path.tmp is written, checked and
- * published (fs_publish); on failure path is left as it was and path.tmp removed. */
+/* Writes path durably and atomically: write(f, ctx) fills path.tmp (returning 1 on success, 0
+ * when a write failed), which is flushed, closed, checked and published (fs_publish); on failure
+ * path is left as it was and path.tmp removed. */
+int fs_write_with(const char *path, int (*write)(FILE *f, const void *ctx), const void *ctx);
+/* fs_write_with of the n bytes of data. */
 int fs_write_file(const char *path, const void *data, size_t n);
 
 /* Opens path read-only when it is a regular file, without ever blocking: a FIFO, device,

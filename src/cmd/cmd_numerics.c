@@ -17,6 +17,8 @@
  *     generate-time sequences=S prompt_len=T new_tokens=N total_s=.. new_tokens_per_s=..
  *                   peak_rss_mb=..
  *   where total_s covers every prompt's prefill and decoding (the model load excluded).
+ *   logits, generate --bf16: every matrix held and multiplied in bf16 (fp32 sums), as a run with
+ *   model.dtype = bf16 holds its frozen weights.
  * Not for: benchmarking by itself (bench/bench_train.py compares with PyTorch and the SGEMM
  * ceiling) or training on data sets (gorp run). */
 #include "gorp/cmd.h"
@@ -38,6 +40,7 @@
 typedef struct numerics_args {
   const char *model, *tokens, *targets, *out;
   int steps, warmup, time;
+  int bf16;         /* logits, generate: every matrix in bf16 (model_prep_bf16_inference) */
   int max_new, eos; /* generate: new tokens per prompt; an id that stops it besides the model's
                        end ids (-1: none) */
   float lr, beta1, beta2, eps, weight_decay, grad_clip;
@@ -124,7 +127,8 @@ typedef struct batch {
 
 static int batch_load(batch *b, const numerics_args *a, int want_targets) {
   memset(b, 0, sizeof(*b));
-  GORP_CALL(modelfile_load(&b->m, a->model));
+  const model_prep bf16 = {model_prep_bf16_inference, NULL};
+  GORP_CALL(modelfile_load_tp(&b->m, a->model, NULL, a->bf16 ? &bf16 : NULL));
   GORP_CALL(ids_read(a->tokens, &b->ids, &b->S, &b->T));
   if (!want_targets) return GORP_OK;
   if (a->targets) {
@@ -324,6 +328,12 @@ static const numerics_args defaults = {
     "tokens", CMD_TEXT, offsetof(numerics_args, tokens), "IDS.txt",                                \
         "token ids, one sequence per line, all lines the same length", 1                           \
   }
+#define ARG_BF16                                                                                   \
+  {                                                                                                \
+    "bf16", CMD_FLAG, offsetof(numerics_args, bf16), NULL,                                         \
+        "hold every matrix in bfloat16 and multiply in bf16 with fp32 sums (model.dtype = bf16)",  \
+        0                                                                                          \
+  }
 #define ARG_TARGETS                                                                                \
   {                                                                                                \
     "targets", CMD_TEXT, offsetof(numerics_args, targets), "TGT.txt",                              \
@@ -336,6 +346,7 @@ static const cmd_arg logits_table[] = {
     ARG_TARGETS,
     {"out", CMD_TEXT, offsetof(numerics_args, out), "OUT.h5",
      "write datasets logits (sequences, length, vocab) and loss", 0},
+    ARG_BF16,
 };
 
 static const cmd_arg grad_table[] = {
@@ -376,6 +387,7 @@ static const cmd_arg generate_table[] = {
      "write the new ids, one line per prompt (default: standard output)", 0},
     {"time", CMD_FLAG, offsetof(numerics_args, time), NULL,
      "print a generate-time line (new tokens/s, peak memory) after the run", 0},
+    ARG_BF16,
 };
 
 const cmd_spec cmd_logits_spec = {

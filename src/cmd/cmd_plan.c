@@ -242,7 +242,9 @@ static void print_text(const plan *p, const char *path, const plan_sources *s, c
          p->flops_forward, p->flops_attention,
          l->recompute ? " + the layers' forward again (train.recompute)" : "", p->flops_step);
   if (p->method.bases_lora || p->method.bases_full)
-    printf("note: GORP bases are the worst case, every basis at cap = its axis length columns "
+    printf("note: GORP bases are the worst case, every basis at its capacity (the axis length, or "
+           "tasks x "
+           "full.rank for a rank-k target) "
            "(gorp allocates them at start)\n");
   if (l->tp > 1)
     printf("note: tp > 1 is the Megatron layout gorp run uses, for every method and GORP "
@@ -370,7 +372,8 @@ static int plan_config(const gorp_config *c, const plan_args *a) {
   plan_layout lay = {.tp = a->tp ? a->tp : c->parallel.tp,
                      .dp = a->dp ? a->dp : c->parallel.dp,
                      .eval_batch = c->eval.batch_size,
-                     .recompute = c->train.recompute};
+                     .recompute = c->train.recompute,
+                     .bf16 = !strcmp(c->model.dtype, "bf16")};
   /* a rank decodes at most its share of a capped test set together (dp < 1 is refused below) */
   if (c->data.max_test_per_task > 0 && lay.dp > 0) {
     const int share = (c->data.max_test_per_task + lay.dp - 1) / lay.dp;

@@ -5,6 +5,7 @@
  * directory that holds checkpoints is resumed from its LATEST; SIGTERM/SIGUSR1 checkpoint and
  * exit with CKPT_EXIT_RESUBMIT. */
 #include "gorp/backend.h"
+#include "gorp/bf16.h"
 #include "gorp/cl.h"
 #include "gorp/cl_metrics.h"
 #include "gorp/cl_results.h"
@@ -26,15 +27,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* This rank's shard of the model: freshly initialised, or read from model.init. */
+/* This rank's shard of the model: freshly initialised, or read from model.init; the frozen
+ * matrices in bf16 from the start under model.dtype = bf16 (trainer_prepare_model). */
 static int model_setup(model *m, const gorp_config *c, const tokenizer *tok, const dist *d) {
+  const model_prep prep = {trainer_prepare_model, c};
   if (!strcmp(c->model.init, "random")) {
     model_config arch = c->model.arch;
     if (arch.vocab_size == 0) arch.vocab_size = tok->vocab_size;
-    GORP_CALL(model_create_tp(m, &arch, d));
+    GORP_CALL(model_plan_tp(m, &arch, d));
+    GORP_CALL(model_alloc_params(m, &prep));
     model_init_random(m, c->run.seed, c->model.init_std, c->model.embed_init_std);
   } else {
-    GORP_CALL(modelfile_load_tp(m, c->model.init, d));
+    GORP_CALL(modelfile_load_tp(m, c->model.init, d, &prep));
   }
   /* the config's own max_seq is checked with the config; a model file brings its own */
   if (m->cfg.max_seq <= c->eval.max_new_tokens)
@@ -389,8 +393,16 @@ static int run(const gorp_config *c, int force_config) {
   GORP_CALL(model_setup(&m, c, &tok, &d));
   out_printf(
       "gorp run: %s, %zu parameters (%d layers, hidden %d, heads %d/%d, vocab %d), backend %s\n",
-      c->file, m.n_params, m.cfg.num_layers, m.cfg.hidden_size, m.cfg.num_heads, m.cfg.num_kv_heads,
-      m.cfg.vocab_size, backend_get()->name);
+      c->file, m.n_params + m.n_params16, m.cfg.num_layers, m.cfg.hidden_size, m.cfg.num_heads,
+      m.cfg.num_kv_heads, m.cfg.vocab_size, backend_get()->name);
+  if (!strcmp(c->model.dtype, "bf16") && !m.bf16c)
+    out_printf("model.dtype = bf16: run.method = %s trains every weight, so all stay fp32\n",
+               c->run.method);
+  if (m.bf16c)
+    out_printf("model.dtype = bf16: %zu frozen weights in bf16 (%.1f MB), %zu in fp32, products "
+               "through %s\n",
+               m.n_params16, m.n_params16 * 2e-6, m.n_params,
+               bf16_gemm_path(m.bf16c) == BF16_PATH_ONEDNN ? "oneDNN" : "the sgemm fallback");
   /* the order's name when it came from data.order, else the list itself */
   char order[4096] = "";
   for (int i = 0; i < T; i++)
@@ -404,6 +416,14 @@ static int run(const gorp_config *c, int force_config) {
   for (int i = 0; i < (T + 1) * T; i++) res.acc[i] = res.in_list[i] = NAN;
   trainer tr;
   GORP_CALL(trainer_create(&tr, &m, c, c->run.method, T, &d));
+  if (tr.streaming) {
+    size_t streamed = 0;
+    for (int i = 0; i < m.n_tensors; i++)
+      streamed += m.tensors[i].streamed ? m.tensors[i].numel : 0;
+    out_printf("full.stream_grad: the gradients of %d full-rank targets (%zu floats) are held as "
+               "one layer's (%zu floats)\n",
+               tr.n_full, streamed, m.n_grad_slot);
+  }
   run_ctx r = {
       .c = c, .d = &d, .tr = &tr, .tok = &tok, .tasks = tasks, .res = &res, .resume.task = -2};
   snprintf(r.results_path, sizeof(r.results_path), "%s/results.h5", c->run.out_dir);

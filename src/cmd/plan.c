@@ -87,20 +87,31 @@ int plan_check_layout(const model_config *cfg, int tp, int dp) {
 /* ---------------------------------------------------------------------------------------- */
 /* the parts */
 
+/* A weight of n values, frozen or not: in fp32 n floats; a frozen matrix under model.dtype = bf16
+ * n bf16 values, half as many floats (rounded up). */
+static void add_weight(plan *p, int sharded, int frozen, u64 n, const char *what) {
+  const int half = frozen && p->layout.bf16;
+  add(p, PLAN_WEIGHTS, sharded, half ? (n + 1) / 2 : n, "%s%s", what, half ? " bf16" : "");
+}
+
 static void weights(plan *p, const lin *ln) {
   const model_config *c = &p->cfg;
   const u64 V = c->vocab_size, C = c->hidden_size, L = c->num_layers;
-  add(p, PLAN_WEIGHTS, 0, V * C, "model.embed_tokens (%llu x %llu)", (unsigned long long)V,
-      (unsigned long long)C);
-  if (!c->tie_embeddings)
-    add(p, PLAN_WEIGHTS, 0, V * C, "lm_head (%llu x %llu)", (unsigned long long)V,
-        (unsigned long long)C);
+  const int frozen = !p->method.all_weights; /* what trains: trainer_prepare_model's rule */
+  char what[80];
+  snprintf(what, sizeof(what), "model.embed_tokens (%llu x %llu)", (unsigned long long)V,
+           (unsigned long long)C);
+  add_weight(p, 0, frozen, V * C, what);
+  snprintf(what, sizeof(what), "lm_head (%llu x %llu)", (unsigned long long)V,
+           (unsigned long long)C);
+  if (!c->tie_embeddings) add_weight(p, 0, frozen, V * C, what);
   add(p, PLAN_WEIGHTS, 0, (2 * L + 1) * C, "RMSNorm weights (%llu x %llu)",
       (unsigned long long)(2 * L + 1), (unsigned long long)C);
-  for (int t = 0; t < LORA_N_TARGETS; t++)
-    add(p, PLAN_WEIGHTS, 1, L * ln[t].ml * ln[t].nl, "%s, %llu layers x (%llu x %llu)",
-        short_names[t], (unsigned long long)L, (unsigned long long)ln[t].ml,
-        (unsigned long long)ln[t].nl);
+  for (int t = 0; t < LORA_N_TARGETS; t++) {
+    snprintf(what, sizeof(what), "%s, %llu layers x (%llu x %llu)", short_names[t],
+             (unsigned long long)L, (unsigned long long)ln[t].ml, (unsigned long long)ln[t].nl);
+    add_weight(p, 1, frozen && !(p->method.full_targets >> t & 1), L * ln[t].ml * ln[t].nl, what);
+  }
 }
 
 /* Floats of one LoRA pair on one rank: A (r, in) and B (out, r) per target and layer; for a
@@ -142,9 +153,13 @@ static void gradients_lora_optim(plan *p, const lin *ln) {
   for (int t = 0; t < LORA_N_TARGETS; t++) {
     if (!(m->full_targets >> t & 1)) continue;
     const lin *w = &ln[t];
-    add(p, PLAN_GRADS, 1, L * w->ml * w->nl, "%s full-rank, %llu layers x (%llu x %llu)",
-        short_names[t], (unsigned long long)L, (unsigned long long)w->ml,
-        (unsigned long long)w->nl);
+    if (m->full_lowrank && m->full_stream) /* one layer's slot (trainer.c, stream_hook) */
+      add(p, PLAN_GRADS, 1, w->ml * w->nl, "%s full-rank, one layer's (%llu x %llu), streamed",
+          short_names[t], (unsigned long long)w->ml, (unsigned long long)w->nl);
+    else
+      add(p, PLAN_GRADS, 1, L * w->ml * w->nl, "%s full-rank, %llu layers x (%llu x %llu)",
+          short_names[t], (unsigned long long)L, (unsigned long long)w->ml,
+          (unsigned long long)w->nl);
     if (!m->full_lowrank) {
       add(p, PLAN_OPTIM, 1, 2 * L * w->ml * w->nl, "%s AdamW m + v, %llu layers", short_names[t],
           (unsigned long long)L);
@@ -177,6 +192,13 @@ static int full_axis_rows(const plan_method *m, const lin *w) {
   return w->m >= w->n;
 }
 
+/* The columns a full-rank target's basis is allocated with (trainer.c, setup_full): a rank-k
+ * optimizer's moment adds at most k per task (moment bases), else up to the axis length. */
+static u64 full_cap(const plan_method *m, u64 len) {
+  const u64 most = (u64)m->n_tasks * (u64)m->full_rank;
+  return m->full_lowrank && !m->activation_bases ? umin(len, most) : len;
+}
+
 static void bases(plan *p, const lin *ln) {
   const plan_method *m = &p->method;
   const u64 L = p->cfg.num_layers, with_cov = m->activation_bases ? 2 : 1;
@@ -198,9 +220,10 @@ static void bases(plan *p, const lin *ln) {
     const int rows = full_axis_rows(m, w);
     const int split = (rows ? w->rows : !w->rows) && !m->activation_bases; /* as LoRA's above */
     const u64 len = rows ? w->m : w->n, loc = split ? (rows ? w->ml : w->nl) : len;
-    add(p, PLAN_BASES, split, with_cov * L * loc * len,
+    const u64 cap = full_cap(m, len);
+    add(p, PLAN_BASES, split, L * loc * cap + (with_cov - 1) * L * loc * len,
         "%s full-rank: S (%llu x %llu)%s, %llu layers", short_names[t], (unsigned long long)loc,
-        (unsigned long long)len, cov, (unsigned long long)L);
+        (unsigned long long)cap, cov, (unsigned long long)L);
   }
 }
 
@@ -302,9 +325,9 @@ static void workspace(plan *p, const lin *ln) {
     const int rows = full_axis_rows(m, w);
     const u64 len = rows ? w->m : w->n, loc = rows ? w->ml : w->nl, other = rows ? w->nl : w->ml;
     if (m->full_lowrank && !m->input_axis) /* the compressed moment (len, k) */
-      basis_reserve(&work, &scratch, loc, (u64)m->full_rank, len);
+      basis_reserve(&work, &scratch, loc, (u64)m->full_rank, full_cap(m, len));
     else
-      basis_reserve(&work, &scratch, loc, umax(other, loc), len);
+      basis_reserve(&work, &scratch, loc, umax(other, loc), full_cap(m, len));
   }
   for (int t = 0; t < LORA_N_TARGETS && m->bases_lora; t++) {
     if (!(m->lora_targets >> t & 1)) continue;
@@ -451,6 +474,7 @@ int plan_method_from_config(plan_method *m, const gorp_config *c) {
   if (!m->lora_targets && !m->full_targets)
     GORP_ERR(GORP_EINPUT, "lora.targets = none and full.targets = none: nothing would train");
   m->full_lowrank = !strcmp(c->full.optimizer, "lowrank");
+  m->full_stream = c->full.stream_grad;
   m->full_rank = c->full.rank;
   if (strcmp(name, "gorp")) return GORP_OK;
   m->bases_lora = c->gorp.project_lora && m->lora_targets;

@@ -134,6 +134,10 @@ static const config_key keys[] = {
      .doc = "RoPE base"},
     {"model", "tie_embeddings", CFG_BOOL, FIELD(model.arch.tie_embeddings), .def = "false",
      .doc = "the LM head shares the embedding matrix"},
+    {"model", "dtype", CFG_CHOICE, FIELD(model.dtype), .def = "fp32", .choices = "fp32,bf16",
+     .doc = "how the frozen weights are held: `fp32`, or `bf16` (every frozen matrix stored, "
+            "written and multiplied in bfloat16 with fp32 sums; what trains, the norms, LoRA "
+            "factors and optimizer state stay fp32; docs/ARCHITECTURE.md, bf16 weights)"},
     {"model", "init_std", CFG_FLOAT, FIELD(model.init_std), .def = "0.02", ABOVE(0),
      .doc = "standard deviation of the random initial weights"},
     {"model", "embed_init_std", CFG_FLOAT, FIELD(model.embed_init_std), .def = "0", AT_LEAST(0),
@@ -246,6 +250,11 @@ static const config_key keys[] = {
     {"full", "optimizer", CFG_CHOICE, FIELD(full.optimizer), .def = "lowrank",
      .choices = "lowrank,adam",
      .doc = "`lowrank`: one-sided rank-k projected Adam; `adam`: plain Adam on the whole matrix"},
+    {"full", "stream_grad", CFG_BOOL, FIELD(full.stream_grad), .def = "true",
+     .doc = "with `lowrank`: each layer's gradient is compressed to rank k (and projected) as "
+            "soon as backward produces it, so no full-rank gradient is held (LLaMA-2-7B's 32 "
+            "gate_proj: 5.8 GB of fp32); the same step to float rounding (clipping scales the "
+            "compressed gradient); false holds every gradient until the step"},
     {"full", "rank", CFG_INT, FIELD(full.rank), .def = "8", AT_LEAST(1),
      .doc = "k: rank of the gradient subspace (at most the smaller side of each target)"},
     {"full", "update_gap", CFG_INT, FIELD(full.update_gap), .def = "10", AT_LEAST(1),

@@ -513,7 +513,9 @@ static void close_all(hid_t dset, hid_t space, hid_t mem, hid_t dxpl) {
 
 /* The new dataset (intermediate groups created; no fill values: every element is written). */
 static hid_t create_dataset(hid_t loc, const h5io_data *s, hid_t space) {
-  const hid_t type = s->mem_type == H5T_NATIVE_DOUBLE ? H5T_IEEE_F64LE : H5T_IEEE_F32LE;
+  const hid_t type = s->mem_type == H5T_NATIVE_DOUBLE   ? H5T_IEEE_F64LE
+                     : s->mem_type == H5T_NATIVE_UINT16 ? H5T_STD_U16LE
+                                                        : H5T_IEEE_F32LE;
   const hid_t lcpl = H5Pcreate(H5P_LINK_CREATE), dcpl = H5Pcreate(H5P_DATASET_CREATE);
   hid_t dset = -1;
   if (lcpl >= 0 && dcpl >= 0 && H5Pset_create_intermediate_group(lcpl, 1) >= 0 &&
@@ -541,11 +543,16 @@ static int open_checked(hid_t loc, const h5io_data *s, const char *where, const 
   H5IO_READ(*dset = H5Oopen(loc, s->name, H5P_DEFAULT), path, "dataset %s", where);
   if (H5Iget_type(*dset) != H5I_DATASET)
     GORP_ERR(GORP_EINPUT, "%s: %s is not a dataset", path, where);
+  int bf16;
+  GORP_CALL(h5io_dataset_bf16(loc, s->name, &bf16, path));
+  if (bf16 != (s->mem_type == H5T_NATIVE_UINT16))
+    GORP_ERR(GORP_EINPUT, "%s: dataset %s holds %s values, %s expected", path, where,
+             bf16 ? "bfloat16" : "other", s->mem_type == H5T_NATIVE_UINT16 ? "bfloat16" : "float");
   hid_t type, space;
   H5IO_READ(type = H5Dget_type(*dset), path, "the type of dataset %s", where);
   const H5T_class_t cls = H5Tget_class(type);
   H5Tclose(type);
-  if (cls != H5T_FLOAT)
+  if (!bf16 && cls != H5T_FLOAT)
     GORP_ERR(GORP_EINPUT, "%s: dataset %s is not floating-point (%s expected)", path, where,
              s->mem_type == H5T_NATIVE_FLOAT ? "float32" : "float64");
   H5IO_READ(space = H5Dget_space(*dset), path, "the shape of dataset %s", where);
@@ -561,6 +568,35 @@ static int open_checked(hid_t loc, const h5io_data *s, const char *where, const 
     GORP_ERR(GORP_EINPUT, "%s: dataset %s has shape %s, expected %s", path, where, got, expected);
   }
   return GORP_OK;
+}
+
+int h5io_dataset_bf16(hid_t loc, const char *name, int *bf16, const char *path) {
+  *bf16 = 0;
+  char where[768];
+  full_name(where, sizeof(where), loc, name);
+  if (H5Lexists(loc, name, H5P_DEFAULT) <= 0)
+    GORP_ERR(GORP_EINPUT, "%s: dataset %s is missing", path, where);
+  hid_t dset, type;
+  H5IO_READ(dset = H5Dopen2(loc, name, H5P_DEFAULT), path, "dataset %s", where);
+  const htri_t tagged = H5Aexists(dset, "dtype");
+  type = H5Dget_type(dset);
+  const int u16 = type >= 0 && H5Tget_class(type) == H5T_INTEGER && H5Tget_size(type) == 2 &&
+                  H5Tget_sign(type) == H5T_SGN_NONE;
+  if (type >= 0) H5Tclose(type);
+  char *dtype = NULL;
+  int rc = tagged < 0 || type < 0
+               ? GORP_ERROR(GORP_EINPUT, "%s: cannot read the type of dataset %s", path, where)
+           : tagged ? h5io_read_str_attr(dset, where, "dtype", &dtype, path)
+                    : GORP_OK;
+  H5Dclose(dset);
+  if (!rc && dtype && (strcmp(dtype, H5IO_BF16) || !u16))
+    rc = GORP_ERROR(GORP_EINPUT,
+                    "%s: dataset %s has attribute dtype = \"%s\"; gorp knows only \"%s\" on a "
+                    "uint16 dataset",
+                    path, where, dtype, H5IO_BF16);
+  free(dtype);
+  *bf16 = !rc && tagged > 0;
+  return rc;
 }
 
 /* Compares the stored crc32 attribute with the checksum of the logical tensor. */
@@ -626,6 +662,8 @@ static int transfer(hid_t loc, const h5io_data *s, void *x, const dist *d, const
     rc = h5io_agree(d, rc, path, what);
     /* every rank stores the same value: attributes are metadata, written collectively */
     if (!rc) rc = h5io_write_attr(dset, "crc32", H5T_STD_U32LE, H5T_NATIVE_UINT32, &crc, path);
+    if (!rc && s->mem_type == H5T_NATIVE_UINT16)
+      rc = h5io_write_str_attr(dset, "dtype", H5IO_BF16, path);
   } else if (!rc) {
     rc = check_crc(dset, crc, where, path);
   }

@@ -4,6 +4,7 @@
  * the failing code left open. */
 #include "gorp/modelfile.h"
 
+#include "gorp/bf16.h"
 #include "gorp/crc.h"
 #include "gorp/dist.h"
 #include "gorp/err.h"
@@ -87,9 +88,34 @@ static int dataset_crc(hid_t grp, const char *name, const char *path, uint32_t *
   return rc;
 }
 
-/* Writes (save) or reads the tensors of m that `set` names under grp, each as this rank holds it.
- * With merge, the linears that carry its adapters are written merged (lora_merge) from a copy in
- * scratch. Reading with crcs, crcs[i] receives tensor i's verified crc32 (modelfile_checksum). */
+/* Reads tensor t's dataset s (this rank's block) into m's storage of t: the file's bf16 or fp32
+ * values widened or rounded to the tensor's dtype (model.dtype) where the two differ. */
+static int read_tensor(hid_t grp, model *m, const param_tensor *t, h5io_data s, const dist *d,
+                       const char *path) {
+  int file16;
+  GORP_CALL(h5io_agree(d, h5io_dataset_bf16(grp, t->name, &file16, path), path, t->name));
+  s.mem_type = file16 ? H5T_NATIVE_UINT16 : H5T_NATIVE_FLOAT;
+  if (t->bf16 && file16) return h5io_read_part(grp, &s, m->params16 + t->offset, d, path);
+  if (!t->bf16) {
+    float *x = m->params + t->offset;
+    GORP_CALL(h5io_read_part(grp, &s, x, d, path));
+    if (file16) /* the bf16 values fill x's first half: widen from the end, each read before the
+                 * floats written after it cover it */
+      for (size_t j = t->numel; j-- > 0;) x[j] = bf16_to_f32(((const bf16 *)x)[j]);
+    return GORP_OK;
+  }
+  float *wide; /* (numel) an fp32 file tensor on its way into bf16: one tensor at a time */
+  GORP_ALLOC(wide, t->numel, "a tensor read for rounding to bf16");
+  const int rc = h5io_read_part(grp, &s, wide, d, path);
+  if (!rc) bf16_round(m->params16 + t->offset, wide, t->numel);
+  free(wide);
+  return rc;
+}
+
+/* Writes (save) or reads the tensors of m that `set` names under grp, each as this rank holds it
+ * (a bf16 tensor as a bfloat16 dataset, h5io.h). With merge, the linears that carry its adapters
+ * are written merged (lora_merge), in fp32, from a copy in scratch. Reading with crcs, crcs[i]
+ * receives tensor i's verified crc32 (modelfile_checksum). */
 static int walk_tensors(hid_t grp, model *m, int save, modelfile_tensors set, const lora *merge,
                         float *scratch, const dist *d, const char *path, uint32_t *crcs) {
   int rc = GORP_OK;
@@ -100,16 +126,25 @@ static int walk_tensors(hid_t grp, model *m, int save, modelfile_tensors set, co
     if (set == MODELFILE_PRESENT && H5Lexists(grp, t->name, H5P_DEFAULT) <= 0) continue;
     const hsize_t dims[2] = {(hsize_t)t->full[0], (hsize_t)t->full[1]};
     const h5io_block b = model_tensor_block(t, 0);
-    const h5io_data s = {t->name, H5T_NATIVE_FLOAT, t->ndim, dims, &b, 1};
-    float *x = m->params + t->offset;
-    int layer, tg = merge ? lora_tensor_target(merge, m, t, &layer) : -1;
-    if (tg >= 0) {
-      memcpy(scratch, x, t->numel * sizeof(float));
-      rc = lora_merge(merge, scratch, layer, tg);
-      if (rc) break;
-      x = scratch;
+    h5io_data s = {t->name, H5T_NATIVE_FLOAT, t->ndim, dims, &b, 1};
+    if (!save) {
+      rc = read_tensor(grp, m, t, s, d, path);
+    } else {
+      const void *x =
+          t->bf16 ? (const void *)(m->params16 + t->offset) : (const void *)(m->params + t->offset);
+      int layer, tg = merge ? lora_tensor_target(merge, m, t, &layer) : -1;
+      if (tg >= 0) {
+        if (t->bf16)
+          bf16_widen(scratch, m->params16 + t->offset, t->numel);
+        else
+          memcpy(scratch, x, t->numel * sizeof(float));
+        rc = lora_merge(merge, scratch, layer, tg);
+        if (rc) break;
+        x = scratch;
+      }
+      if (t->bf16 && tg < 0) s.mem_type = H5T_NATIVE_UINT16;
+      rc = h5io_write_part(grp, &s, x, d, path);
     }
-    rc = save ? h5io_write_part(grp, &s, x, d, path) : h5io_read_part(grp, &s, x, d, path);
     if (!rc && crcs) rc = h5io_agree(d, dataset_crc(grp, t->name, path, &crcs[i]), path, t->name);
   }
   return rc;
@@ -607,10 +642,12 @@ static int read_weights(hid_t file, model *m, const dist *d, const char *path, u
   return rc;
 }
 
-int modelfile_read_group(hid_t file, model *m, const dist *d, const char *path) {
+int modelfile_read_group(hid_t file, model *m, const dist *d, const model_prep *prep,
+                         const char *path) {
   model_config cfg;
   int rc = read_config(file, path, &cfg);
-  if (!rc) rc = model_create_tp(m, &cfg, d);
+  if (!rc) rc = model_plan_tp(m, &cfg, d);
+  if (!rc) rc = model_alloc_params(m, prep);
   hid_t grp = -1;
   if (!rc) rc = h5io_open_group(file, "model", path, &grp);
   if (!rc) rc = check_no_unknown(grp, m, path);
@@ -636,14 +673,14 @@ int modelfile_read_config(const char *path, model_config *cfg) {
 }
 
 int modelfile_load(model *m, const char *path) {
-  return modelfile_load_tp(m, path, NULL);
+  return modelfile_load_tp(m, path, NULL, NULL);
 }
 
-int modelfile_load_tp(model *m, const char *path, const dist *d) {
+int modelfile_load_tp(model *m, const char *path, const dist *d, const model_prep *prep) {
   memset(m, 0, sizeof(*m));
   hid_t file;
   GORP_CALL(open_model_file(path, d, &file));
-  const int rc = modelfile_read_group(file, m, d, path);
+  const int rc = modelfile_read_group(file, m, d, prep, path);
   H5Fclose(file);
   if (rc) model_free(m);
   return rc;

@@ -132,6 +132,11 @@ static void zero_parallel(float *x, size_t n) {
   }
 }
 
+/* Linear `target` of layer l as the ops read it (fp32 or bf16). */
+static op_weight lin(const model *m, int l, int target) {
+  return model_weight(m, model_linear_tensor(l, target));
+}
+
 /* The adapter term of linear (layer, target), when that target carries LoRA; save keeps its
  * activations for the backward pass. */
 static int lora_fwd(model *m, float *out, const float *inp, int l, int t, int N,
@@ -151,13 +156,13 @@ static int lora_bwd(model *m, float *dinp, const float *dout, const float *inp, 
 /* out (N, C) = res + inp (N, in) W^T (+ LoRA) for a row-parallel linear (o, down): under TP each
  * rank's inp and W hold a block of the input axis, so the ranks' partial outputs are summed (g);
  * rank 0 adds the residual once. */
-static int row_parallel_forward(model *m, float *out, const float *res, const float *inp,
-                                const float *W, int l, int target, int N, int in, int C,
-                                const lora_dropout_ctx *d, int save) {
+static int row_parallel_forward(model *m, float *out, const float *res, const float *inp, int l,
+                                int target, int N, int in, int C, const lora_dropout_ctx *d,
+                                int save) {
   if (m->tp_rank == 0)
-    GORP_CALL(matmul_forward_residual(out, res, inp, W, N, in, C));
+    GORP_CALL(matmul_forward_residual(out, res, inp, lin(m, l, target), N, in, C));
   else
-    GORP_CALL(matmul_forward(out, inp, W, N, in, C));
+    GORP_CALL(matmul_forward(out, inp, lin(m, l, target), N, in, C));
   GORP_CALL(lora_fwd(m, out, inp, l, target, N, d, save));
   return m->tp ? dist_tp_sum_floats(m->tp, out, (size_t)N * C) : GORP_OK;
 }
@@ -189,21 +194,21 @@ int model_layer_forward(model *m, int l, const layer_acts *a, const layer_attent
   const int N = at->B * at->T, C = c->hidden_size, F = m->F_loc, QD = m->H_loc * c->head_dim,
             KD = m->KV_loc * c->head_dim, save = !at->kc;
   rmsnorm_forward(a->ln1, a->rstd1, a->x, p->ln1, N, C, c->rms_eps);
-  GORP_CALL(matmul_forward(a->q, a->ln1, p->wq, N, C, QD));
+  GORP_CALL(matmul_forward(a->q, a->ln1, lin(m, l, LORA_Q), N, C, QD));
   GORP_CALL(lora_fwd(m, a->q, a->ln1, l, LORA_Q, N, d, save));
-  GORP_CALL(matmul_forward(a->k, a->ln1, p->wk, N, C, KD));
+  GORP_CALL(matmul_forward(a->k, a->ln1, lin(m, l, LORA_K), N, C, KD));
   GORP_CALL(lora_fwd(m, a->k, a->ln1, l, LORA_K, N, d, save));
-  GORP_CALL(matmul_forward(a->v, a->ln1, p->wv, N, C, KD));
+  GORP_CALL(matmul_forward(a->v, a->ln1, lin(m, l, LORA_V), N, C, KD));
   GORP_CALL(lora_fwd(m, a->v, a->ln1, l, LORA_V, N, d, save));
   GORP_CALL(layer_attention_forward(m, a, at));
-  GORP_CALL(row_parallel_forward(m, a->xmid, a->x, a->atty, p->wo, l, LORA_O, N, QD, C, d, save));
+  GORP_CALL(row_parallel_forward(m, a->xmid, a->x, a->atty, l, LORA_O, N, QD, C, d, save));
   rmsnorm_forward(a->ln2, a->rstd2, a->xmid, p->ln2, N, C, c->rms_eps);
-  GORP_CALL(matmul_forward(a->g, a->ln2, p->wg, N, C, F));
+  GORP_CALL(matmul_forward(a->g, a->ln2, lin(m, l, LORA_GATE), N, C, F));
   GORP_CALL(lora_fwd(m, a->g, a->ln2, l, LORA_GATE, N, d, save));
-  GORP_CALL(matmul_forward(a->u, a->ln2, p->wu, N, C, F));
+  GORP_CALL(matmul_forward(a->u, a->ln2, lin(m, l, LORA_UP), N, C, F));
   GORP_CALL(lora_fwd(m, a->u, a->ln2, l, LORA_UP, N, d, save));
   swiglu_forward(a->h, a->g, a->u, N * F);
-  return row_parallel_forward(m, a->xout, a->xmid, a->h, p->wd, l, LORA_DOWN, N, F, C, d, save);
+  return row_parallel_forward(m, a->xout, a->xmid, a->h, l, LORA_DOWN, N, F, C, d, save);
 }
 
 /* The input gradient of the column-parallel linears (N, C): each rank holds the part that flows
@@ -271,7 +276,7 @@ int model_forward(model *m, const int *tokens, const int *targets, const model_s
   m->B = B;
   m->T = T;
   rope_tables(a->rope_cos, a->rope_sin, 0, T, D, c->rope_theta);
-  embedding_forward(a->x, tokens, m->w.embed, N, C);
+  embedding_forward(a->x, tokens, model_weight(m, 0), N, C);
   for (int l = 0; l < L; l++) {
     const layer_acts la = layer_slot(m, l, B, T);
     const layer_attention at = layer_attention_of(m, l, B, T);
@@ -279,7 +284,8 @@ int model_forward(model *m, const int *tokens, const int *targets, const model_s
   }
   rmsnorm_forward(a->lnf, a->rstdf, a->x + (size_t)L * N * C, m->w.norm, N, C, c->rms_eps);
   const int R = head_rows_select(m, targets, B, T);
-  if (R) GORP_CALL(matmul_forward(a->logits, a->lnf, m->w.head, R, C, V));
+  if (R)
+    GORP_CALL(matmul_forward(a->logits, a->lnf, model_weight(m, model_head_tensor(m)), R, C, V));
   m->n_targets = 0;
   if (targets) {
     const int all = m->step.head == MODEL_HEAD_ALL;
@@ -303,11 +309,14 @@ int model_backward(model *m) {
   float *dx = a->dx;
   if (m->step.head == MODEL_HEAD_ALL) {
     crossentropy_backward(a->logits, m->targets, m->step.loss_weights, N, V, m->loss_div);
-    GORP_CALL(matmul_backward_set(a->dbuf, m->gw.head, a->logits, a->lnf, m->w.head, N, C, V));
+    GORP_CALL(matmul_backward_set(a->dbuf, m->gw.head, a->logits, a->lnf,
+                                  model_weight(m, model_head_tensor(m)), N, C, V));
   } else { /* the R rows' gradient, scattered into (B, T); the other rows get none */
     const int R = a->n_head_rows, *rows = a->head_rows;
     crossentropy_backward(a->logits, rows + N, a->head_w, R, V, m->loss_div);
-    if (R) GORP_CALL(matmul_backward_set(dx, m->gw.head, a->logits, a->lnf, m->w.head, R, C, V));
+    if (R)
+      GORP_CALL(matmul_backward_set(dx, m->gw.head, a->logits, a->lnf,
+                                    model_weight(m, model_head_tensor(m)), R, C, V));
     zero_parallel(a->dbuf, NC);
     for (int r = 0; r < R; r++)
       memcpy(a->dbuf + (size_t)rows[r] * C, dx + (size_t)r * C, (size_t)C * sizeof(float));
@@ -322,24 +331,25 @@ int model_backward(model *m) {
     /* the same ops on the same input (and the same keyed dropout masks): the activations the
      * forward pass computed, bit for bit; xout gets the values it holds already */
     if (m->recompute) GORP_CALL(model_layer_forward(m, l, &la, &at, m->step.dropout));
+    if (m->grad_slot) zero_parallel(m->grad_slot, m->n_grad_slot);
     const float *x = la.x, *xmid = la.xmid, *ln1 = la.ln1, *ln2 = la.ln2;
     const float *q = la.q, *k = la.k, *v = la.v, *atty = la.atty;
     const float *g = la.g, *u = la.u, *h = la.h;
     /* MLP: x_out = xmid + down(silu(gate(ln2)) * up(ln2)) */
     float *dh = a->dbuf;
-    GORP_CALL(matmul_backward_set(dh, gp->wd, dx, h, p->wd, N, F, C));
+    GORP_CALL(matmul_backward_set(dh, gp->wd, dx, h, lin(m, l, LORA_DOWN), N, F, C));
     GORP_CALL(lora_bwd(m, dh, dx, h, l, LORA_DOWN, N));
     swiglu_backward(a->dg, a->du, dh, g, u, N * F);
     float *dln2 = a->dbuf2;
-    GORP_CALL(matmul_backward_set(dln2, gp->wg, a->dg, ln2, p->wg, N, C, F));
+    GORP_CALL(matmul_backward_set(dln2, gp->wg, a->dg, ln2, lin(m, l, LORA_GATE), N, C, F));
     GORP_CALL(lora_bwd(m, dln2, a->dg, ln2, l, LORA_GATE, N));
-    GORP_CALL(matmul_backward(dln2, gp->wu, a->du, ln2, p->wu, N, C, F));
+    GORP_CALL(matmul_backward(dln2, gp->wu, a->du, ln2, lin(m, l, LORA_UP), N, C, F));
     GORP_CALL(lora_bwd(m, dln2, a->du, ln2, l, LORA_UP, N));
     GORP_CALL(column_parallel_input_grad(m, dln2, N, C));
     rmsnorm_backward(dx, gp->ln2, dln2, xmid, p->ln2, la.rstd2, N, C);
     /* attention: xmid = x + o(attn(rope(q(ln1)), rope(k(ln1)), v(ln1))) */
     float *datty = a->dbuf;
-    GORP_CALL(matmul_backward_set(datty, gp->wo, dx, atty, p->wo, N, QD, C));
+    GORP_CALL(matmul_backward_set(datty, gp->wo, dx, atty, lin(m, l, LORA_O), N, QD, C));
     GORP_CALL(lora_bwd(m, datty, dx, atty, l, LORA_O, N));
     zero_parallel(a->dk, (size_t)N * KD);
     zero_parallel(a->dv, (size_t)N * KD);
@@ -348,14 +358,15 @@ int model_backward(model *m) {
     rope_backward(a->dq, a->rope_cos, a->rope_sin, B, T, H, D);
     rope_backward(a->dk, a->rope_cos, a->rope_sin, B, T, KV, D);
     float *dln1 = a->dbuf2;
-    GORP_CALL(matmul_backward_set(dln1, gp->wq, a->dq, ln1, p->wq, N, C, QD));
+    GORP_CALL(matmul_backward_set(dln1, gp->wq, a->dq, ln1, lin(m, l, LORA_Q), N, C, QD));
     GORP_CALL(lora_bwd(m, dln1, a->dq, ln1, l, LORA_Q, N));
-    GORP_CALL(matmul_backward(dln1, gp->wk, a->dk, ln1, p->wk, N, C, KD));
+    GORP_CALL(matmul_backward(dln1, gp->wk, a->dk, ln1, lin(m, l, LORA_K), N, C, KD));
     GORP_CALL(lora_bwd(m, dln1, a->dk, ln1, l, LORA_K, N));
-    GORP_CALL(matmul_backward(dln1, gp->wv, a->dv, ln1, p->wv, N, C, KD));
+    GORP_CALL(matmul_backward(dln1, gp->wv, a->dv, ln1, lin(m, l, LORA_V), N, C, KD));
     GORP_CALL(lora_bwd(m, dln1, a->dv, ln1, l, LORA_V, N));
     GORP_CALL(column_parallel_input_grad(m, dln1, N, C));
     rmsnorm_backward(dx, gp->ln1, dln1, x, p->ln1, la.rstd1, N, C);
+    if (m->grad_hook) GORP_CALL(m->grad_hook(m->grad_hook_ctx, m, l));
   }
   if (m->gw.embed) embedding_backward(m->gw.embed, dx, m->tokens, N, C);
   return GORP_OK;

@@ -77,7 +77,7 @@ static int decode_step(model *m, int n) {
   model_kv *kv = &m->kv;
   const int C = c->hidden_size, D = c->head_dim, half = D / 2;
   const size_t layer_cache = (size_t)kv->B * kv->S * m->KV_loc * D;
-  embedding_forward(kv->x, kv->tok, m->w.embed, n, C);
+  embedding_forward(kv->x, kv->tok, model_weight(m, 0), n, C);
   /* each row at its own position: the rows are one sequence of n positions with these tables */
   for (int i = 0; i < n; i++)
     rope_tables(kv->cos_t + (size_t)i * half, kv->sin_t + (size_t)i * half, kv->pos[i], 1, D,
@@ -115,7 +115,8 @@ static int decode_step(model *m, int n) {
     xout = t;
   }
   rmsnorm_forward(kv->ln, kv->rstd, x, m->w.norm, n, C, c->rms_eps);
-  GORP_CALL(matmul_forward(kv->logits, kv->ln, m->w.head, n, C, c->vocab_size));
+  GORP_CALL(matmul_forward(kv->logits, kv->ln, model_weight(m, model_head_tensor(m)), n, C,
+                           c->vocab_size));
   return GORP_OK;
 }
 

@@ -7,6 +7,7 @@
  * Not for: the numerics (model.c, ops.c) or how files store the table (modelfile.c). */
 #include "gorp/model.h"
 
+#include "gorp/bf16.h"
 #include "gorp/dist.h"
 #include "gorp/err.h"
 #include "gorp/lora.h"
@@ -157,11 +158,17 @@ int model_linear_tensor(int layer, int linear) {
   return 1 + MODEL_LAYER_TENSORS * layer + slot[linear];
 }
 
-/* Tensor i inside params, or inside grads (NULL for a frozen tensor). */
+float *model_grad(const model *m, int i) {
+  const param_tensor *t = &m->tensors[i];
+  if (!t->trainable) return NULL;
+  return (t->streamed ? m->grad_slot : m->grads) + t->grad_offset;
+}
+
+/* Tensor i inside params (NULL for a bf16 tensor), or its gradient (NULL for a frozen tensor). */
 static float *view(const model *m, int grads, int i) {
   const param_tensor *t = &m->tensors[i];
-  if (!grads) return m->params + t->offset;
-  return t->trainable ? m->grads + t->grad_offset : NULL;
+  if (!grads) return t->bf16 ? NULL : m->params + t->offset;
+  return model_grad(m, i);
 }
 
 /* Points each view at its tensor, walking the table in its (HF) order. */
@@ -195,6 +202,11 @@ int model_create(model *m, const model_config *cfg) {
 }
 
 int model_create_tp(model *m, const model_config *cfg, const dist *d) {
+  GORP_CALL(model_plan_tp(m, cfg, d));
+  return model_alloc_params(m, NULL);
+}
+
+int model_plan_tp(model *m, const model_config *cfg, const dist *d) {
   memset(m, 0, sizeof(*m));
   GORP_CALL(model_config_check(cfg));
   m->cfg = *cfg;
@@ -238,26 +250,97 @@ int model_create_tp(model *m, const model_config *cfg, const dist *d) {
   }
   add_tensor(m, "model.norm.weight", C, 1, 1, SPLIT_NONE);
   if (!cfg->tie_embeddings) add_tensor(m, "lm_head.weight", V, C, 2, SPLIT_NONE);
+  return GORP_OK;
+}
+
+int model_set_bf16(model *m, int i) {
+  param_tensor *t = &m->tensors[i];
+  if (m->params || m->params16)
+    GORP_ERR(GORP_EINPUT, "model_set_bf16(%s): the parameters are allocated already", t->name);
+  if (t->ndim != 2 || t->trainable)
+    GORP_ERR(GORP_EINPUT, "model_set_bf16(%s): only a frozen 2-D tensor is stored in bf16",
+             t->name);
+  t->bf16 = 1;
+  return GORP_OK;
+}
+
+int model_alloc_params(model *m, const model_prep *prep) {
+  if (prep && prep->fn) GORP_CALL(prep->fn(m, prep->ctx));
+  /* offsets in table order within each allocation */
+  m->n_params = m->n_params16 = 0;
+  for (int i = 0; i < m->n_tensors; i++) {
+    param_tensor *t = &m->tensors[i];
+    size_t *n = t->bf16 ? &m->n_params16 : &m->n_params;
+    t->offset = *n;
+    *n += t->numel;
+  }
   GORP_ALLOC(m->params, m->n_params, "model parameters");
-  GORP_ALLOC(m->w.layers, cfg->num_layers, "model layer views");
-  GORP_ALLOC(m->gw.layers, cfg->num_layers, "model gradient views");
+  if (m->n_params16) {
+    GORP_ALLOC(m->params16, m->n_params16, "model parameters (bf16)");
+    GORP_CALL(bf16_gemm_create(&m->bf16c, BF16_PATH_AUTO));
+  }
+  GORP_ALLOC(m->w.layers, m->cfg.num_layers, "model layer views");
+  GORP_ALLOC(m->gw.layers, m->cfg.num_layers, "model gradient views");
   bind_views(m, 0, &m->w);
   return GORP_OK;
 }
 
-void model_set_trainable(model *m, int i, int trainable) {
+int model_bf16_frozen(model *m) {
+  for (int i = 0; i < m->n_tensors; i++)
+    if (!m->tensors[i].trainable && m->tensors[i].ndim == 2) GORP_CALL(model_set_bf16(m, i));
+  return GORP_OK;
+}
+
+int model_prep_bf16_inference(model *m, const void *unused) {
+  (void)unused;
+  for (int i = 0; i < m->n_tensors; i++) GORP_CALL(model_set_trainable(m, i, 0));
+  return model_bf16_frozen(m);
+}
+
+op_weight model_weight(const model *m, int i) {
+  const param_tensor *t = &m->tensors[i];
+  if (t->bf16) return (op_weight){.f = NULL, .h = m->params16 + t->offset, .cache = m->bf16c};
+  return op_w32(m->params + t->offset);
+}
+
+int model_head_tensor(const model *m) {
+  return m->cfg.tie_embeddings ? 0 : m->n_tensors - 1;
+}
+
+int model_set_trainable(model *m, int i, int trainable) {
+  if (trainable && m->tensors[i].bf16)
+    GORP_ERR(GORP_EINPUT, "%s is stored in bf16 and cannot train (model.dtype, docs/CONFIG.md)",
+             m->tensors[i].name);
   m->tensors[i].trainable = trainable;
+  return GORP_OK;
+}
+
+int model_set_streamed(model *m, int i) {
+  param_tensor *t = &m->tensors[i];
+  const int in_layer = i >= 1 && i < 1 + MODEL_LAYER_TENSORS * m->cfg.num_layers;
+  if (m->grads || !t->trainable || !in_layer)
+    GORP_ERR(GORP_EINPUT,
+             "model_set_streamed(%s): only a trainable tensor of a layer, before the gradients "
+             "are allocated",
+             t->name);
+  t->streamed = 1;
+  return GORP_OK;
 }
 
 int model_alloc_grads(model *m) {
   if (m->grads) return GORP_OK;
-  m->n_grads = 0;
+  m->n_grads = m->n_grad_slot = 0;
+  size_t in_layer = 0; /* the streamed floats of the current layer */
   for (int i = 0; i < m->n_tensors; i++) {
     param_tensor *t = &m->tensors[i];
-    t->grad_offset = m->n_grads;
-    if (t->trainable) m->n_grads += t->numel;
+    if ((i - 1) % MODEL_LAYER_TENSORS == 0) in_layer = 0; /* a layer's first tensor */
+    size_t *n = t->streamed ? &in_layer : &m->n_grads;
+    t->grad_offset = *n;
+    if (t->trainable) *n += t->numel;
+    if (in_layer > m->n_grad_slot) m->n_grad_slot = in_layer;
   }
   GORP_ALLOC(m->grads, m->n_grads, "model gradients");
+  if (m->n_grad_slot) GORP_ALLOC(m->grad_slot, m->n_grad_slot, "a layer's streamed gradients");
   bind_views(m, 1, &m->gw);
   return GORP_OK;
 }
@@ -282,7 +365,10 @@ static void acts_free(model_acts *a) {
 void model_free(model *m) {
   free(m->tensors);
   free(m->params);
+  free(m->params16);
+  bf16_gemm_free(m->bf16c);
   free(m->grads);
+  free(m->grad_slot);
   free(m->w.layers);
   free(m->gw.layers);
   acts_free(&m->acts);
@@ -294,14 +380,15 @@ void model_free(model *m) {
 void model_init_random(model *m, uint64_t seed, float std, float embed_std) {
   for (int i = 0; i < m->n_tensors; i++) {
     const param_tensor *t = &m->tensors[i];
-    float *p = m->params + t->offset;
     const double s = i == 0 ? embed_std : std; /* tensor 0 is model.embed_tokens.weight */
-    if (t->ndim == 1) {
-      for (size_t j = 0; j < t->numel; j++) p[j] = 1.0f;
-    } else {
-      for (size_t j = 0; j < t->numel; j++)
-        p[j] =
-            (float)(s * rng_normal(seed, RNG_STREAM_INIT, (uint64_t)i, model_logical_index(t, j)));
+    for (size_t j = 0; j < t->numel; j++) {
+      const float v = t->ndim == 1 ? 1.0f
+                                   : (float)(s * rng_normal(seed, RNG_STREAM_INIT, (uint64_t)i,
+                                                            model_logical_index(t, j)));
+      if (t->bf16)
+        m->params16[t->offset + j] = bf16_from_f32(v);
+      else
+        m->params[t->offset + j] = v;
     }
   }
 }

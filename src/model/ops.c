@@ -48,10 +48,18 @@ static inline float exp_fast(float x) {
   return p * scale;
 }
 
-void embedding_forward(float *out, const int *tokens, const float *emb, int N, int C) {
+void embedding_forward(float *out, const int *tokens, op_weight emb, int N, int C) {
 #pragma omp parallel for schedule(static) if ((size_t)N * C >= OPS_PARALLEL_MIN)
-  for (int i = 0; i < N; i++)
-    memcpy(out + (size_t)i * C, emb + (size_t)tokens[i] * C, C * sizeof(float));
+  for (int i = 0; i < N; i++) {
+    float *o = out + (size_t)i * C;
+    if (emb.f) {
+      memcpy(o, emb.f + (size_t)tokens[i] * C, C * sizeof(float));
+    } else {
+      const bf16 *row = emb.h + (size_t)tokens[i] * C;
+#pragma omp simd
+      for (int c = 0; c < C; c++) o[c] = bf16_to_f32(row[c]);
+    }
+  }
 }
 
 void embedding_backward(float *demb, const float *dout, const int *tokens, int N, int C) {
@@ -69,41 +77,49 @@ void embedding_backward(float *demb, const float *dout, const int *tokens, int N
   }
 }
 
-int matmul_forward(float *out, const float *inp, const float *w, int N, int C, int OC) {
-  GORP_CALL(backend_get()->gemm(0, 1, N, OC, C, 1.0f, inp, C, w, C, 0.0f, out, OC));
-  return GORP_OK;
+/* out (N, OC) = beta out + inp (N, C) @ w (OC, C)^T */
+static int matmul_forward_beta(float *out, const float *inp, op_weight w, int N, int C, int OC,
+                               float beta) {
+  if (w.h) return bf16_gemm_xw(w.cache, 0, 1, N, OC, C, 1.0f, inp, C, w.h, C, beta, out, OC);
+  return backend_get()->gemm(0, 1, N, OC, C, 1.0f, inp, C, w.f, C, beta, out, OC);
 }
 
-int matmul_forward_add(float *out, const float *inp, const float *w, int N, int C, int OC) {
-  GORP_CALL(backend_get()->gemm(0, 1, N, OC, C, 1.0f, inp, C, w, C, 1.0f, out, OC));
-  return GORP_OK;
+int matmul_forward(float *out, const float *inp, op_weight w, int N, int C, int OC) {
+  return matmul_forward_beta(out, inp, w, N, C, OC, 0.0f);
 }
 
-int matmul_forward_residual(float *out, const float *res, const float *inp, const float *w, int N,
+int matmul_forward_add(float *out, const float *inp, op_weight w, int N, int C, int OC) {
+  return matmul_forward_beta(out, inp, w, N, C, OC, 1.0f);
+}
+
+int matmul_forward_residual(float *out, const float *res, const float *inp, op_weight w, int N,
                             int C, int OC) {
 #pragma omp parallel for schedule(static) if ((size_t)N * OC >= OPS_PARALLEL_MIN)
   for (int i = 0; i < N; i++)
     memcpy(out + (size_t)i * OC, res + (size_t)i * OC, OC * sizeof(float));
-  GORP_CALL(backend_get()->gemm(0, 1, N, OC, C, 1.0f, inp, C, w, C, 1.0f, out, OC));
-  return GORP_OK;
+  return matmul_forward_beta(out, inp, w, N, C, OC, 1.0f);
 }
 
 /* dinp (N, C) = beta_dinp * dinp + dout @ w ; dw (OC, C) += dout^T @ inp ; either may be NULL */
 static int matmul_backward_beta(float *dinp, float *dw, const float *dout, const float *inp,
-                                const float *w, int N, int C, int OC, float beta_dinp) {
+                                op_weight w, int N, int C, int OC, float beta_dinp) {
   const backend_ops *be = backend_get();
-  if (dinp) GORP_CALL(be->gemm(0, 0, N, C, OC, 1.0f, dout, OC, w, C, beta_dinp, dinp, C));
+  if (dw && w.h) GORP_ERR(GORP_EINPUT, "matmul_backward: a bf16 weight has no gradient (frozen)");
+  if (dinp && w.h)
+    GORP_CALL(bf16_gemm_xw(w.cache, 0, 0, N, C, OC, 1.0f, dout, OC, w.h, C, beta_dinp, dinp, C));
+  else if (dinp)
+    GORP_CALL(be->gemm(0, 0, N, C, OC, 1.0f, dout, OC, w.f, C, beta_dinp, dinp, C));
   if (dw) GORP_CALL(be->gemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C));
   return GORP_OK;
 }
 
-int matmul_backward_set(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+int matmul_backward_set(float *dinp, float *dw, const float *dout, const float *inp, op_weight w,
                         int N, int C, int OC) {
   return matmul_backward_beta(dinp, dw, dout, inp, w, N, C, OC, 0.0f);
 }
 
-int matmul_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
-                    int N, int C, int OC) {
+int matmul_backward(float *dinp, float *dw, const float *dout, const float *inp, op_weight w, int N,
+                    int C, int OC) {
   return matmul_backward_beta(dinp, dw, dout, inp, w, N, C, OC, 1.0f);
 }
 

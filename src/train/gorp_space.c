@@ -14,7 +14,7 @@
 
 int gorp_space_init(gorp_space *s, int len, int cap, int n_tasks, int with_cov) {
   memset(s, 0, sizeof(*s));
-  s->len = len;
+  s->len = s->axis = len;
   s->cap = cap;
   GORP_ALLOC(s->S, (size_t)len * cap, "GORP basis");
   GORP_ALLOC(s->task_end, n_tasks, "GORP basis task ranges");
@@ -29,6 +29,7 @@ int gorp_space_init_dist(gorp_space *s, const dist_matrix *d, int on_rows, int c
   gorp_dist_basis_rows(d, on_rows, &off, &rows);
   GORP_CALL(gorp_space_init(s, rows, cap, n_tasks, 0));
   s->row_off = off;
+  s->axis = on_rows ? d->m : d->n;
   return gorp_dist_reserve(dws, d, on_rows);
 }
 

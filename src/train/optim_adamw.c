@@ -62,16 +62,19 @@ double grad_sumsq(const grad_segment *segs, int n_segs) {
   return ss;
 }
 
+float grad_clip_coef(float max_norm, double norm) {
+  const double coef = max_norm > 0 ? max_norm / (norm + 1e-6) : 1.0;
+  return coef < 1.0 ? (float)coef : 1.0f;
+}
+
 void grad_clip_scale(const grad_segment *segs, int n_segs, float max_norm, double norm) {
-  if (max_norm > 0) {
-    const double coef = max_norm / (norm + 1e-6);
-    if (coef < 1.0)
-      for (int k = 0; k < n_segs; k++) {
-        float *g = segs[k].g;
+  const float coef = grad_clip_coef(max_norm, norm);
+  if (coef < 1.0f)
+    for (int k = 0; k < n_segs; k++) {
+      float *g = segs[k].g;
 #pragma omp parallel for simd schedule(static)
-        for (size_t i = 0; i < segs[k].n; i++) g[i] *= (float)coef;
-      }
-  }
+      for (size_t i = 0; i < segs[k].n; i++) g[i] *= coef;
+    }
 }
 
 double grad_clip_norm(const grad_segment *segs, int n_segs, float max_norm) {

@@ -78,6 +78,12 @@ int lowrank_reserve(const lowrank_adam *o, linalg_ws *w) {
   return GORP_OK;
 }
 
+/* Q's columns that this rank's shard of W multiplies: all of Q (k, n), or under TP with columns
+ * split this rank's block of them (the row stride stays the logical n). */
+static const float *lowrank_local_q(const lowrank_adam *o) {
+  return o->proj + (o->dm && o->dm->layout == DIST_COLS ? o->dm->local_off : 0);
+}
+
 /* R <- R - S (S^T R) on R's uncompressed axis (the paper's protection). */
 static int guard_compressed(const lowrank_adam *o, float *R, const lowrank_guard *g, linalg_ws *w) {
   if (g->dm && o->right) return gorp_dist_project_rows(R, g->S, g->r, g->cap, g->dm, g->scratch);
@@ -86,7 +92,7 @@ static int guard_compressed(const lowrank_adam *o, float *R, const lowrank_guard
   return gorp_project_cols(R, g->S, g->r, g->cap, o->n, o->k, w);
 }
 
-int lowrank_step(lowrank_adam *o, float *W, float *G, const lowrank_guard *g, linalg_ws *w) {
+int lowrank_compress(lowrank_adam *o, float *G, const lowrank_guard *g, linalg_ws *w) {
   const backend_ops *be = backend_get();
   const int m = o->m, n = o->n, k = o->k;
   const int guarded = g && g->r > 0;
@@ -104,35 +110,47 @@ int lowrank_step(lowrank_adam *o, float *W, float *G, const lowrank_guard *g, li
   }
   o->step++;
   const size_t rk = (size_t)k * (o->right ? m : n);
-  /* under TP with columns split, this rank's columns of Q */
-  const int n_q = o->dm ? o->dm->n : n;
-  const float *Q = o->proj + (o->dm && o->dm->layout == DIST_COLS ? o->dm->local_off : 0);
   if (o->right) /* R (m, k) = G Q^T */
-    GORP_CALL(be->gemm(0, 1, m, k, n, 1.0f, G, n, Q, n_q, 0.0f, o->R, k));
+    GORP_CALL(be->gemm(0, 1, m, k, n, 1.0f, G, n, lowrank_local_q(o), o->dm ? o->dm->n : n, 0.0f,
+                       o->R, k));
   else /* R (k, n) = P^T G */
     GORP_CALL(be->gemm(1, 0, k, n, m, 1.0f, o->proj, k, G, n, 0.0f, o->R, n));
   /* a projection on the split axis gives each rank a part of R */
   if (o->dm && (o->right == (o->dm->layout == DIST_COLS)))
     GORP_MPI(MPI_Allreduce(MPI_IN_PLACE, o->R, (int)rk, MPI_FLOAT, MPI_SUM, o->dm->comm));
   if (guarded && !g->input_axis) GORP_CALL(guard_compressed(o, o->R, g, w));
+  return GORP_OK;
+}
+
+int lowrank_apply(lowrank_adam *o, float *W, float clip, const lowrank_guard *g, linalg_ws *w) {
+  const backend_ops *be = backend_get();
+  const int m = o->m, n = o->n, k = o->k;
+  const size_t rk = (size_t)k * (o->right ? m : n);
   const double bc1 = 1.0 - pow(o->beta1, (double)o->step),
                bc2 = 1.0 - pow(o->beta2, (double)o->step);
   const float bc2_sqrt = (float)sqrt(bc2), inv_bc1 = (float)(1.0 / bc1);
   for (size_t i = 0; i < rk; i++) {
-    const float r = o->R[i];
+    const float r = clip == 1.0f ? o->R[i] : o->R[i] * clip;
     o->mom[i] += (r - o->mom[i]) * (1.0f - o->beta1);
     o->var[i] = o->var[i] * o->beta2 + (1.0f - o->beta2) * r * r;
     o->N[i] = o->mom[i] * inv_bc1 / (sqrtf(o->var[i]) / bc2_sqrt + o->eps);
   }
-  if (guarded && !g->input_axis && g->project_update) GORP_CALL(guard_compressed(o, o->N, g, w));
+  if (g && g->r > 0 && !g->input_axis && g->project_update)
+    GORP_CALL(guard_compressed(o, o->N, g, w));
   if (o->weight_decay > 0.0f) {
     const float decay = 1.0f - o->lr * o->weight_decay;
     for (size_t i = 0; i < (size_t)m * n; i++) W[i] *= decay;
   }
   const float step = -o->lr * o->scale;
   if (o->right) /* W += step * N Q */
-    GORP_CALL(be->gemm(0, 0, m, n, k, step, o->N, k, Q, n_q, 1.0f, W, n));
+    GORP_CALL(be->gemm(0, 0, m, n, k, step, o->N, k, lowrank_local_q(o), o->dm ? o->dm->n : n, 1.0f,
+                       W, n));
   else /* W += step * P N */
     GORP_CALL(be->gemm(0, 0, m, n, k, step, o->proj, k, o->N, n, 1.0f, W, n));
   return GORP_OK;
+}
+
+int lowrank_step(lowrank_adam *o, float *W, float *G, const lowrank_guard *g, linalg_ws *w) {
+  GORP_CALL(lowrank_compress(o, G, g, w));
+  return lowrank_apply(o, W, 1.0f, g, w);
 }

@@ -121,7 +121,6 @@ static int setup_full(trainer *t, unsigned bits) {
                             .layout = w->split == SPLIT_COLS ? DIST_COLS : DIST_ROWS,
                             .local_off = (int)w->split_off,
                             .local_len = (int)w->shape[w->split == SPLIT_COLS]};
-      model_set_trainable(m, f->tensor, 1);
       if (!strcmp(c->full.optimizer, "lowrank")) {
         const int mf = (int)w->full[0], nf = (int)w->full[1], k = c->full.rank,
                   small = mf < nf ? mf : nf;
@@ -152,20 +151,25 @@ static int setup_full(trainer *t, unsigned bits) {
                    "full-rank weight before its update");
       if (t->projecting && c->gorp.project_full) {
         const int len = full_axis_len(t, f);
+        /* a rank-k optimizer's moment (its compressed (len, k), or mom Q on the input axis) has
+         * rank <= k, so each task adds at most k columns: LLaMA-2-7B's gate basis is then
+         * (11008, 15 x 8), not (11008, 11008) */
+        const int most = t->n_tasks * c->full.rank,
+                  cap = f->low.proj && !t->activation && most < len ? most : len;
         if (m->tp) GORP_CALL(full_protected_dm(t, f));
         if (full_dm(t, f)) {
-          GORP_CALL(space_init_dist(t, &f->space, full_dm(t, f), full_on_rows(t, f), len));
+          GORP_CALL(space_init_dist(t, &f->space, full_dm(t, f), full_on_rows(t, f), cap));
           if (!t->activation) continue;
         } else {
-          GORP_CALL(gorp_space_init(&f->space, len, len, t->n_tasks, t->activation));
+          GORP_CALL(gorp_space_init(&f->space, len, cap, t->n_tasks, t->activation));
         }
         /* the moment the energy rule sees: the rank-k optimizer's compressed (len, k) on the
          * paper's axis; the whole (len, other) otherwise (on the input axis: mom Q) */
         const int other = len == f->n ? f->m : f->n;
         if (f->low.proj && !t->input_axis)
-          GORP_CALL(gorp_basis_reserve(&t->ws, len, c->full.rank, len));
+          GORP_CALL(gorp_basis_reserve(&t->ws, len, c->full.rank, cap));
         else
-          GORP_CALL(gorp_basis_reserve(&t->ws, len, other > len ? other : len, len));
+          GORP_CALL(gorp_basis_reserve(&t->ws, len, other > len ? other : len, cap));
       }
     }
   return GORP_OK;
@@ -211,6 +215,70 @@ static int check_keys(const trainer *t) {
   return GORP_OK;
 }
 
+/* The guard of a rank-k target's optimizer: its shared space, except under TP on the input axis,
+ * where full_compress projects G itself (*on = 0: no guard). */
+static lowrank_guard full_guard(const trainer *t, const full_target *f, int *on) {
+  const gorp_space *s = &f->space;
+  *on = s->S && !(t->input_axis && full_dm(t, f));
+  return (lowrank_guard){.S = s->S,
+                         .r = s->r,
+                         .cap = s->cap,
+                         .input_axis = t->input_axis,
+                         .project_update = t->c->gorp.project_update,
+                         .dm = full_dm(t, f),
+                         .scratch = t->tp_scratch};
+}
+
+/* A rank-k target's gradient G compressed (lowrank_compress), after the TP input-axis guard. */
+static int full_compress(trainer *t, full_target *f, float *G) {
+  if (t->input_axis && full_dm(t, f)) { /* TP: the input-axis guard here */
+    const gorp_space_ws w = space_ws(t);
+    GORP_CALL(gorp_space_project(&f->space, G, f->m, f->n, 1, full_dm(t, f), &w));
+  }
+  int on;
+  const lowrank_guard g = full_guard(t, f, &on);
+  return lowrank_compress(&f->low, G, on ? &g : NULL, &t->ws);
+}
+
+/* model.grad_hook under full.stream_grad: layer l's rank-k targets' gradients, complete in the
+ * model's slot, are summed over the data-parallel ranks, counted for clipping and compressed;
+ * the slot is then free for the next layer. */
+static int stream_hook(void *ctx, model *m, int l) {
+  trainer *t = ctx;
+  const int per_layer = t->n_full / m->cfg.num_layers; /* setup_full's order: layer, target */
+  for (int j = 0; j < per_layer; j++) {
+    full_target *f = &t->full[l * per_layer + j];
+    float *G = model_grad(m, f->tensor);
+    const grad_segment g = {G, (size_t)f->m * f->n};
+    if (t->dist) GORP_CALL(dist_sum_floats(t->dist, G, g.n));
+    t->stream_sumsq += grad_sumsq(&g, 1);
+    GORP_CALL(full_compress(t, f, G));
+  }
+  return GORP_OK;
+}
+
+/* Marks m's tensors as method k trains them: every one (seqft, mtl), the linears of full.targets
+ * (galore, gorp), none (the adapter methods: their factors live in lora.h). */
+static int mark_trainable(model *m, const gorp_config *c, method_kind k) {
+  const int all = k == METHOD_SEQFT || k == METHOD_MTL;
+  unsigned bits = 0;
+  if (k == METHOD_GALORE || k == METHOD_GORP)
+    GORP_CALL(lora_parse_targets(&bits, c->full.targets, c->full.n_targets, "full.targets"));
+  for (int i = 0; i < m->n_tensors; i++) GORP_CALL(model_set_trainable(m, i, all));
+  for (int l = 0; l < m->cfg.num_layers; l++)
+    for (int tg = 0; tg < LORA_N_TARGETS; tg++)
+      if (bits >> tg & 1) GORP_CALL(model_set_trainable(m, model_linear_tensor(l, tg), 1));
+  return GORP_OK;
+}
+
+int trainer_prepare_model(model *m, const void *config) {
+  const gorp_config *c = config;
+  method_kind k;
+  GORP_CALL(method_index(c->run.method, &k));
+  GORP_CALL(mark_trainable(m, c, k));
+  return strcmp(c->model.dtype, "bf16") ? GORP_OK : model_bf16_frozen(m);
+}
+
 int trainer_create(trainer *t, model *m, const gorp_config *c, const char *method, int n_tasks,
                    const dist *d) {
   memset(t, 0, sizeof(*t));
@@ -231,7 +299,7 @@ int trainer_create(trainer *t, model *m, const gorp_config *c, const char *metho
                           "(its statistics read every layer's inputs after one forward pass); "
                           "use moment bases or train.recompute = false");
   m->recompute = c->train.recompute;
-  for (int i = 0; i < m->n_tensors; i++) model_set_trainable(m, i, t->has_seqft);
+  GORP_CALL(mark_trainable(m, c, t->method));
   unsigned targets = 0;
   if (t->has_lora)
     GORP_CALL(lora_parse_targets(&targets, c->lora.targets, c->lora.n_targets, "lora.targets"));
@@ -259,6 +327,14 @@ int trainer_create(trainer *t, model *m, const gorp_config *c, const char *metho
     if (!t->has_lora && !t->n_full)
       GORP_ERR(GORP_EINPUT, "lora.targets = none and full.targets = none: nothing would train");
   }
+  /* full.stream_grad: the rank-k targets' gradients compressed layer by layer in backward */
+  t->streaming = t->n_full && c->full.stream_grad && !strcmp(c->full.optimizer, "lowrank");
+  for (int i = 0; t->streaming && i < t->n_full; i++)
+    GORP_CALL(model_set_streamed(m, t->full[i].tensor));
+  if (t->streaming) {
+    m->grad_hook = stream_hook;
+    m->grad_hook_ctx = t;
+  }
   GORP_CALL(model_alloc_grads(m));
   if (m->tp) {
     t->segs_cap = (size_t)m->n_tensors + 2 * (size_t)m->cfg.num_layers * LORA_N_TARGETS;
@@ -269,6 +345,7 @@ int trainer_create(trainer *t, model *m, const gorp_config *c, const char *metho
 }
 
 void trainer_free(trainer *t) {
+  if (t->streaming) t->m->grad_hook = NULL;
   if (t->has_lora) {
     if (t->lora_space)
       for (int i = 0; i < t->lo.L * LORA_N_TARGETS; i++) gorp_space_free(&t->lora_space[i]);
@@ -381,22 +458,16 @@ static int step_lora(trainer *t) {
 static int step_full(trainer *t, full_target *f) {
   model *m = t->m;
   float *W = m->params + m->tensors[f->tensor].offset;
-  float *G = m->grads + m->tensors[f->tensor].grad_offset;
+  float *G = model_grad(m, f->tensor);
   const gorp_space *s = &f->space;
   const gorp_space_ws w = space_ws(t);
-  if (f->low.proj && t->input_axis && full_dm(t, f)) { /* TP: the input-axis guard here */
-    GORP_CALL(gorp_space_project(s, G, f->m, f->n, 1, full_dm(t, f), &w));
-    return lowrank_step(&f->low, W, G, NULL, &t->ws);
-  }
   if (f->low.proj) {
-    const lowrank_guard g = {.S = s->S,
-                             .r = s->r,
-                             .cap = s->cap,
-                             .input_axis = t->input_axis,
-                             .project_update = t->c->gorp.project_update,
-                             .dm = full_dm(t, f),
-                             .scratch = t->tp_scratch};
-    return lowrank_step(&f->low, W, G, s->S ? &g : NULL, &t->ws);
+    if (!m->tensors[f->tensor].streamed) GORP_CALL(full_compress(t, f, G));
+    int on;
+    const lowrank_guard g = full_guard(t, f, &on);
+    /* a streamed G was compressed unclipped: clipping scales R instead (lowrank_apply) */
+    return lowrank_apply(&f->low, W, m->tensors[f->tensor].streamed ? t->clip_coef : 1.0f,
+                         on ? &g : NULL, &t->ws);
   }
   /* plain Adam: the gradient projected on the protected axis, with project_update the step too
    * (Adam's element-wise scaling would otherwise leave the complement) */
@@ -421,7 +492,9 @@ static int clip_grads(trainer *t) {
     int n = 0;
     if (m->n_grads) segs[n++] = (grad_segment){m->grads, m->n_grads};
     if (t->has_lora) segs[n++] = (grad_segment){t->lo.grads, t->lo.pair_size};
-    grad_clip_norm(segs, n, clip);
+    const double norm = sqrt(grad_sumsq(segs, n) + t->stream_sumsq);
+    grad_clip_scale(segs, n, clip, norm);
+    t->clip_coef = grad_clip_coef(clip, norm);
     return GORP_OK;
   }
   const size_t cap = t->segs_cap;
@@ -429,7 +502,7 @@ static int clip_grads(trainer *t) {
   int n_split = 0, n_rep = 0;
   for (int i = 0; i < m->n_tensors; i++) {
     const param_tensor *p = &m->tensors[i];
-    if (!p->trainable) continue;
+    if (!p->trainable || p->streamed) continue; /* streamed: counted in stream_sumsq */
     const grad_segment g = {m->grads + p->grad_offset, p->numel};
     if (p->split)
       segs[n_split++] = g;
@@ -451,11 +524,12 @@ static int clip_grads(trainer *t) {
       else
         segs[cap + n_rep++] = b;
     }
-  double ss = grad_sumsq(segs, n_split);
+  double ss = grad_sumsq(segs, n_split) + t->stream_sumsq; /* streamed tensors are split */
   GORP_CALL(dist_tp_sum_doubles(m->tp, &ss, 1));
   const double norm = sqrt(ss + grad_sumsq(segs + cap, n_rep));
   grad_clip_scale(segs, n_split, clip, norm);
   grad_clip_scale(segs + cap, n_rep, clip, norm);
+  t->clip_coef = grad_clip_coef(clip, norm);
   return GORP_OK;
 }
 
@@ -463,6 +537,7 @@ int trainer_step(trainer *t, const int *tokens, const int *targets, const float 
                  const int64_t *example_ids, int B, int T, uint64_t step_key, float *loss) {
   model *m = t->m;
   model_zero_grads(m);
+  t->stream_sumsq = 0.0;
   if (t->has_lora) memset(t->lo.grads, 0, t->lo.pair_size * sizeof(float));
   /* this rank's rows of the global batch; the loss is divided by the global answer-token count,
    * so summing the ranks' gradients gives the global batch's gradient */
@@ -487,6 +562,11 @@ int trainer_step(trainer *t, const int *tokens, const int *targets, const float 
       rc = GORP_ERROR(GORP_ENUM, "loss became %f; this step's update was not applied", local);
     if (!rc) rc = model_backward(m);
     global_loss = hi > lo ? local : 0.0;
+  } else if (m->grad_hook) { /* no rows here: zeros join the other data-parallel ranks' sums */
+    for (int l = m->cfg.num_layers - 1; l >= 0 && !rc; l--) {
+      memset(m->grad_slot, 0, m->n_grad_slot * sizeof(float));
+      rc = m->grad_hook(m->grad_hook_ctx, m, l);
+    }
   }
   GORP_CALL(rc);
   if (t->has_lora) GORP_CALL(lora_tp_sum_grads(&t->lo));
@@ -636,7 +716,7 @@ int trainer_end_task(trainer *t, int task) {
       if (!s->S) continue;
       s->task_end[task] = s->r;
       lora_r += s->r;
-      lora_len += s->cap; /* the logical axis (len is a shard under TP) */
+      lora_len += s->axis; /* the logical axis (len is a shard under TP) */
     }
   }
   for (int i = 0; i < t->n_full; i++) {
@@ -647,7 +727,7 @@ int trainer_end_task(trainer *t, int task) {
     f->space.task_end[task] = f->space.r;
     full_added += added;
     full_r += f->space.r;
-    full_len += f->space.cap;
+    full_len += f->space.axis;
   }
   out_printf(
       "  shared space after task %d: LoRA A bases %d/%d columns (+%d), full-rank bases %d/%d "

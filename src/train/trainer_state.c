@@ -33,7 +33,7 @@ static int adamw_describe_blocks(state_table *t, const char *obj, adamw *o, stat
   return rc;
 }
 
-/* A basis /gorp/<name> as its logical (cap, r) matrix (this rank's rows of it under TP), with r
+/* A basis /gorp/<name> as its logical (axis, r) matrix (this rank's rows of it under TP), with r
  * and each task's end column as attributes. */
 static int space_describe(state_table *t, const char *name, gorp_space *s, int n_tasks) {
   char obj[STATE_NAME_MAX], ds[STATE_NAME_MAX + 8];
@@ -45,11 +45,11 @@ static int space_describe(state_table *t, const char *name, gorp_space *s, int n
     GORP_CALL(state_add_scalar(t, obj, key, STATE_INT, &s->task_end[k]));
   }
   snprintf(ds, sizeof(ds), "%s/basis", obj);
-  const uint64_t dims[2] = {(uint64_t)s->cap, (uint64_t)s->cap};
+  const uint64_t dims[2] = {(uint64_t)s->axis, (uint64_t)s->cap};
   const state_block b = {.rows = dims[0],
                          .r0 = (uint64_t)s->row_off,
                          .nr = (uint64_t)s->len,
-                         .split = s->len != s->cap};
+                         .split = s->len != s->axis};
   state_entry *e;
   GORP_CALL(state_add_tensor(t, ds, STATE_FLOAT, 2, dims, &b, 1, s->S, &e));
   e->live_cols = &s->r; /* S (len, cap) holds r columns in use */

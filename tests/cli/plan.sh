@@ -43,8 +43,19 @@ for tp in 2 4 8; do
   [ "$w" = "$want" ] && pass "tp $tp weights = replicated + split / $tp" \
     || fail "tp $tp weights $w, want $want"
 done
-grep -q "gate_proj full-rank: S (11008 x 11008)" "$t1" && pass "gate basis at its cap (worst case)" \
-  || fail "gate basis line"
+grep -q "gate_proj full-rank: S (11008 x 32)" "$t1" \
+  && pass "gate basis at its capacity: 4 tasks x full.rank 8 columns" || fail "gate basis line"
+grep -q "gate_proj full-rank, one layer's (11008 x 4096), streamed" "$t1" \
+  && pass "the gate's gradient: one layer's (full.stream_grad)" || fail "streamed gradient line"
+"$GORP" plan "$cfg" "${l7[@]}" --set full.stream_grad=false >"$work/held.txt" 2>&1 &&
+  grep -q "gate_proj full-rank, 32 layers x (11008 x 4096)" "$work/held.txt" \
+  && pass "full.stream_grad = false: every layer's gate gradient" || fail "held gradient line"
+"$GORP" plan "$cfg" "${l7[@]}" --set model.dtype=bf16 >"$work/bf16.txt" 2>&1
+w16=$(field weights 2 "$work/bf16.txt")
+# bf16: embedding + head + the frozen linears (all but gate) at 2 bytes, norms and gate at 4
+want16=$(( 2 * 2 * 32000 * 4096 + 4 * 65 * 4096 + 4 * 32 * 11008 * 4096 + 2 * 32 * (4 * 4096 * 4096 + 2 * 11008 * 4096) ))
+[ "$w16" = "$want16" ] && pass "model.dtype = bf16: weights $w16 B (frozen matrices at 2 bytes)" \
+  || fail "bf16 weights $w16, want $want16"
 grep -q "note: GORP bases are the worst case" "$t1" && pass "worst case stated" \
   || fail "worst-case note"
 grep -q "note: tp > 1 is the Megatron layout gorp run uses" "$work/tp2.txt" \

@@ -118,7 +118,7 @@ static void expect_damage_refused(const char *path, const dist *d, const char *d
                                   const char *what) {
   model m;
   capture_begin();
-  const int rc = modelfile_load_tp(&m, path, d);
+  const int rc = modelfile_load_tp(&m, path, d, NULL);
   char *msg = capture_end();
   char needle[160];
   snprintf(needle, sizeof(needle), "%s is damaged", dataset);
@@ -159,7 +159,7 @@ static void test_layout(int tp_w, const int *tps, int n_tps) {
     make_dist(&dr, tps[k]);
     model want, got;
     make_model(&want, &dr);
-    rc = modelfile_load_tp(&got, path, &dr);
+    rc = modelfile_load_tp(&got, path, &dr, NULL);
     int ok = rc == GORP_OK && same_shards(&want, &got), all;
     MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
     if (rank == 0)

@@ -15,15 +15,6 @@
 
 enum { B = 3, T = 9, V = 29 };
 
-/* max |a - b| / max |b| over n */
-static double rel_diff(const float *a, const float *b, size_t n) {
-  double e = 0.0, big = 0.0;
-  for (size_t i = 0; i < n; i++) {
-    e = fmax(e, fabs((double)a[i] - b[i]));
-    big = fmax(big, fabs((double)b[i]));
-  }
-  return big > 0 ? e / big : INFINITY;
-}
 
 static void check_mode(int tie) {
   const model_config cfg = {.vocab_size = V,

@@ -129,7 +129,7 @@ int main(void) {
   model m;
   model_create(&m, &cfg);
   model_init_random(&m, 3, 0.3f, 0.3f);
-  for (int i = 0; i < m.n_tensors; i++) model_set_trainable(&m, i, 0);
+  for (int i = 0; i < m.n_tensors; i++) (void)model_set_trainable(&m, i, 0); /* fp32: cannot fail */
   model_alloc_grads(&m);
   lora lo;
   lora_create(&lo, &m, (1u << LORA_N_TARGETS) - 1, 3, 6.0f, 0.25f, 4);

@@ -69,35 +69,35 @@ enum { N = 6, C = 10, OC = 7 };
 static struct { float *x, *w, *y, *r; } mm;
 static double mm_loss(void *ctx) {
   (void)ctx;
-  ok(matmul_forward(mm.y, mm.x, mm.w, N, C, OC));
+  ok(matmul_forward(mm.y, mm.x, op_w32(mm.w), N, C, OC));
   return dot(mm.y, mm.r, N * OC);
 }
 static void test_matmul(void) {
   mm.x = randv(N * C, 1, 1), mm.w = randv(OC * C, 2, 1), mm.y = randv(N * OC, 3, 0),
   mm.r = randv(N * OC, 4, 1);
   float *dx = calloc(N * C, 4), *dw = calloc(OC * C, 4);
-  ok(matmul_backward(dx, dw, mm.r, mm.x, mm.w, N, C, OC));
+  ok(matmul_backward(dx, dw, mm.r, mm.x, op_w32(mm.w), N, C, OC));
   check("matmul dinp", mm_loss, NULL, mm.x, dx, N * C, 6e-4);
   check("matmul dweight", mm_loss, NULL, mm.w, dw, OC * C, 6e-4);
   /* matmul_forward_add must add exactly the product */
   float *y2 = randv(N * OC, 5, 1), *y3 = malloc(N * OC * 4);
   memcpy(y3, y2, N * OC * 4);
-  ok(matmul_forward_add(y3, mm.x, mm.w, N, C, OC));
-  ok(matmul_forward(mm.y, mm.x, mm.w, N, C, OC));
+  ok(matmul_forward_add(y3, mm.x, op_w32(mm.w), N, C, OC));
+  ok(matmul_forward(mm.y, mm.x, op_w32(mm.w), N, C, OC));
   double e = 0;
   for (int i = 0; i < N * OC; i++) e = fmax(e, fabs(y3[i] - y2[i] - mm.y[i]));
   printf("%s matmul_forward_add           max error %.2e\n", e < 1e-5 ? "PASS" : "FAIL", e);
   e < 1e-5 ? n_pass++ : n_fail++;
   /* matmul_forward_residual: out = res + product, res untouched */
   float *y4 = malloc(N * OC * 4);
-  ok(matmul_forward_residual(y4, y2, mm.x, mm.w, N, C, OC));
+  ok(matmul_forward_residual(y4, y2, mm.x, op_w32(mm.w), N, C, OC));
   e = 0;
   for (int i = 0; i < N * OC; i++) e = fmax(e, fabs(y4[i] - y2[i] - mm.y[i]));
   printf("%s matmul_forward_residual      max error %.2e\n", e < 1e-5 ? "PASS" : "FAIL", e);
   e < 1e-5 ? n_pass++ : n_fail++;
   /* matmul_backward_set overwrites dinp (garbage in it must not matter) and accumulates dw */
   float *dx2 = randv(N * C, 6, 1), *dw2 = calloc(OC * C, 4);
-  ok(matmul_backward_set(dx2, dw2, mm.r, mm.x, mm.w, N, C, OC));
+  ok(matmul_backward_set(dx2, dw2, mm.r, mm.x, op_w32(mm.w), N, C, OC));
   e = 0;
   for (int i = 0; i < N * C; i++) e = fmax(e, fabs(dx2[i] - dx[i]));
   for (int i = 0; i < OC * C; i++) e = fmax(e, fabs(dw2[i] - dw[i]));
@@ -204,7 +204,7 @@ static struct {
 } em;
 static double em_loss(void *ctx) {
   (void)ctx;
-  embedding_forward(em.y, em.tok, em.emb, EN, C);
+  embedding_forward(em.y, em.tok, op_w32(em.emb), EN, C);
   return dot(em.y, em.r, EN * C);
 }
 static void test_embedding(void) {

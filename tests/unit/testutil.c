@@ -2,6 +2,8 @@
 #define _XOPEN_SOURCE 700 /* nftw */
 #include "testutil.h"
 
+#include <math.h>
+
 #include <mpi.h>
 
 #include "gorp/config.h"
@@ -118,4 +120,13 @@ float *dist_shard_copy(const float *G, const dist_matrix *d) {
     for (int i = 0; i < d->m; i++)
       memcpy(S + (size_t)i * len, G + (size_t)i * d->n + d->local_off, (size_t)len * sizeof(float));
   return S;
+}
+
+double rel_diff(const float *a, const float *b, size_t n) {
+  double e = 0.0, big = 0.0;
+  for (size_t i = 0; i < n; i++) {
+    e = fmax(e, fabs((double)a[i] - b[i]));
+    big = fmax(big, fabs((double)b[i]));
+  }
+  return big > 0 ? e / big : INFINITY;
 }

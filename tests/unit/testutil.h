@@ -30,6 +30,8 @@ char *capture_end(void);
 void fmt_path(char *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Removes a folder and everything below it. */
 void rm_tree(const char *dir);
+/* max |a - b| / max |b| over n (INFINITY when b is all zero). */
+double rel_diff(const float *a, const float *b, size_t n);
 struct gorp_config;
 /* Loads a config from text (written to a temporary file) with overrides; 0 on success. */
 int config_from_text(struct gorp_config *c, const char *text, char *const *overrides, int n);

@@ -38,6 +38,7 @@ typedef struct plan_method {
   int lora_pairs;        /* pairs stacked after the last task: n_tasks, or 1 (seqlora) */
   unsigned full_targets; /* galore, gorp: full-rank weights that train */
   int full_lowrank;      /* 1: rank-k projected Adam; 0: plain Adam on the whole matrix */
+  int full_stream;       /* full.stream_grad: a rank-k target's gradient held one layer at a time */
   int full_rank;         /* k */
   int bases_lora;        /* gorp: the LoRA A matrices are protected */
   int bases_full;        /* gorp: the full-rank targets are protected */
@@ -52,6 +53,8 @@ typedef struct plan_layout {
   int seq;        /* tokens per sequence */
   int answer;     /* tokens per sequence with a loss (the head's rows), <= seq; 0: every token */
   int recompute;  /* train.recompute: one layer's activations kept, the layers run twice */
+  int bf16;       /* model.dtype = bf16: every frozen matrix held in bf16 (2 bytes, counted as
+                   * half a float) */
   int eval_batch; /* test prompts each rank decodes together (eval.batch_size), >= 1 */
 } plan_layout;
 

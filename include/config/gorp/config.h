@@ -28,6 +28,7 @@ typedef struct gorp_config {
   struct {
     char *init;        /* "random" or a resolved path to an HDF5 model file or checkpoint */
     model_config arch; /* num_kv_heads and head_dim resolved; vocab_size 0 = the tokenizer's */
+    char *dtype;       /* "fp32" or "bf16": the frozen weights' storage */
     float init_std;
     float embed_init_std; /* resolved: model.init_std when the key is 0 */
   } model;
@@ -79,6 +80,7 @@ typedef struct gorp_config {
     char **targets; /* n_targets: full-rank weights trained by galore/gorp */
     int n_targets;
     char *optimizer; /* "lowrank" or "adam" */
+    int stream_grad; /* lowrank: gradients compressed layer by layer in backward */
     int rank, update_gap;
     float scale, lr;
   } full;

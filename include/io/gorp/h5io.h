@@ -77,16 +77,24 @@ int h5io_read_str_attr(hid_t obj, const char *obj_name, const char *key, char **
  * moments) has one block per matrix. */
 typedef state_block h5io_block;
 
-/* A float32 or float64 dataset as one rank sees it. */
+/* A float32, float64 or bfloat16 dataset as one rank sees it. HDF5 has no bfloat16 type (h5py
+ * neither): a bf16 dataset is stored as uint16 (the bf16 bits, bf16.h) with the string attribute
+ * dtype = "bfloat16"; numpy widens it exactly with (x.astype(uint32) << 16).view(float32). */
+#define H5IO_BF16 "bfloat16"
 typedef struct h5io_data {
   const char *name; /* under loc; intermediate groups are created when writing */
-  hid_t mem_type;   /* H5T_NATIVE_FLOAT or H5T_NATIVE_DOUBLE (stored little-endian) */
+  hid_t mem_type;   /* H5T_NATIVE_FLOAT, H5T_NATIVE_DOUBLE or H5T_NATIVE_UINT16 (bf16), stored
+                     * little-endian */
   int ndim;
   const hsize_t *dims;      /* the logical shape */
   const h5io_block *blocks; /* this rank's part, in increasing position in the dataset and in
                                memory, not overlapping */
   int n_blocks;
 } h5io_data;
+
+/* *bf16 = 1 when dataset name under loc is a bfloat16 dataset (above), 0 for any other; a dtype
+ * attribute gorp does not know is an error naming it. */
+int h5io_dataset_bf16(hid_t loc, const char *name, int *bf16, const char *path);
 
 /* A matrix held whole by every rank: the block of a dataset of shape dims (ndim 1 or 2). */
 h5io_block h5io_whole(int ndim, const hsize_t *dims);

@@ -54,13 +54,15 @@ char *modelfile_hf_config(const model_config *c, const int *eos, int n_eos);
 /* Reads and checks the architecture stored in the attributes of path's /model. */
 int modelfile_read_config(const char *path, model_config *cfg);
 /* Creates m from path: the format version, then every tensor of the table with its exact shape and
- * crc32; datasets in /model that the table does not know are errors too. On failure m is left
- * freed (zeroed). */
+ * crc32; datasets in /model that the table does not know are errors too. Every tensor is fp32 in
+ * memory (a bfloat16 dataset widened exactly). On failure m is left freed (zeroed). */
 int modelfile_load(model *m, const char *path);
 /* The same for this rank's shard of the TP group of d (NULL: the whole model), by every rank of
  * d together: each reads its block of every tensor and checks the crc32 of the logical tensor
- * with its TP group. */
-int modelfile_load_tp(model *m, const char *path, const struct dist *d);
+ * with its TP group. prep (NULL: none) chooses the tensors kept in bf16 before anything is
+ * allocated (model_alloc_params); each tensor is read in the file's dtype and rounded or widened
+ * to its own, one tensor at a time. */
+int modelfile_load_tp(model *m, const char *path, const struct dist *d, const model_prep *prep);
 
 /* Which of a model's tensors a file holds: a model file all; a lean checkpoint (docs/CHECKPOINT.md)
  * the trainable ones (model_set_trainable), the others read from the base model file that its
@@ -82,9 +84,10 @@ int modelfile_write_group(hid_t file, const model *m, modelfile_tensors set, con
                           const struct dist *d, const char *path);
 /* Creates m from the /model group, verifying shapes and checksums (a lean file's base first: the
  * tensors it lacks are read from there, and the base's checksum must be the one /base records);
- * sets m->from_file and m->file_checksum; m is freed on failure by the caller (modelfile_load
- * does). */
-int modelfile_read_group(hid_t file, model *m, const struct dist *d, const char *path);
+ * sets m->from_file and m->file_checksum; prep as modelfile_load_tp; m is freed on failure by the
+ * caller (modelfile_load does). */
+int modelfile_read_group(hid_t file, model *m, const struct dist *d, const model_prep *prep,
+                         const char *path);
 /* Reads the tensors of set of m (already created with its layout) from /model, verified. */
 int modelfile_read_tensors(hid_t file, model *m, modelfile_tensors set, const struct dist *d,
                            const char *path);

@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gorp/ops.h"
+
 typedef struct model_config {
   int vocab_size;        /* V */
   int hidden_size;       /* C */
@@ -100,6 +102,12 @@ typedef struct param_tensor {
   size_t numel;
   int trainable;      /* 1: model_backward computes its gradient (default: every tensor) */
   size_t grad_offset; /* into model.grads when trainable */
+  /* 1: stored in bf16, offset counts into model.params16 (a frozen 2-D tensor of a model.dtype =
+   * bf16 run, model_set_bf16); 0: fp32, offset counts into model.params */
+  int bf16;
+  /* 1: trainable, but its gradient is never held whole: model_backward computes it layer by
+   * layer into model.grad_slot and hands it to model.grad_hook (model_set_streamed) */
+  int streamed;
 } param_tensor;
 
 /* Shapes below name the logical sizes; under TP, H, KV and F are this rank's H_loc, KV_loc and
@@ -226,13 +234,24 @@ typedef struct model {
   int tp_size, tp_rank;     /* 1, 0 on one rank */
   int H_loc, KV_loc, F_loc; /* this rank's query heads, key/value heads, intermediate rows */
   int n_tensors;
-  param_tensor *tensors; /* HF order */
-  size_t n_params;
-  float *params;     /* one allocation, n_params floats */
-  size_t n_grads;    /* floats of the trainable tensors */
-  float *grads;      /* one allocation over the trainable tensors; NULL until model_alloc_grads */
-  model_views w;     /* views into params */
-  model_views gw;    /* views into grads; NULL for frozen tensors */
+  param_tensor *tensors;         /* HF order */
+  size_t n_params;               /* of the fp32 tensors */
+  float *params;                 /* one allocation, n_params floats: the fp32 tensors */
+  size_t n_params16;             /* of the bf16 tensors */
+  uint16_t *params16;            /* one allocation, n_params16 bf16 values (bf16.h), or NULL */
+  struct bf16_gemm_cache *bf16c; /* the bf16 tensors' products (bf16.h), or NULL */
+  size_t n_grads;                /* floats of the trainable tensors */
+  float *grads;   /* one allocation over the trainable tensors; NULL until model_alloc_grads */
+  model_views w;  /* views into params; NULL for a bf16 tensor (model_weight reads both) */
+  model_views gw; /* views into grads (grad_slot for a streamed tensor); NULL for frozen ones */
+  /* the streamed tensors' gradients: one layer's at a time, each at its grad_offset; zeroed
+   * before each layer's backward */
+  float *grad_slot;
+  size_t n_grad_slot;
+  /* called by model_backward after layer l's backward, when the gradients of its streamed
+   * tensors are complete in grad_slot; it consumes them (a non-zero return stops the pass) */
+  int (*grad_hook)(void *ctx, struct model *m, int layer);
+  void *grad_hook_ctx;
   struct lora *lora; /* adapters on the linears, or NULL (owned by the caller) */
   /* 1: the forward pass keeps each layer's input only (acts.x) and model_backward recomputes
    * each layer before its backward (train.recompute); set before model_reserve */
@@ -262,24 +281,57 @@ typedef struct model {
 int model_config_check(const model_config *cfg);
 /* The parameter count of the logical model in *n; 0 (and *n = UINT64_MAX) when it overflows. */
 int model_config_params(const model_config *cfg, uint64_t *n);
-/* Builds the tensor table and allocates zeroed parameters. */
+/* Builds the tensor table and allocates zeroed parameters, every tensor fp32. */
 int model_create(model *m, const model_config *cfg);
 /* The same for this rank's shard of the TP group of d (NULL or tp_size 1: the whole model).
  * Refuses heads, key/value heads or intermediate size that tp does not divide. */
 int model_create_tp(model *m, const model_config *cfg, const struct dist *d);
+
+/* What a model's maker decides between its tensor table and its allocation: which tensors train
+ * and which are stored in bf16 (a 7B model's frozen weights must never exist in fp32 all at once).
+ * fn runs on the table (model_plan_tp's; m->params not yet allocated) and calls
+ * model_set_trainable and model_set_bf16. */
+typedef struct model_prep {
+  int (*fn)(model *m, const void *ctx);
+  const void *ctx;
+} model_prep;
+/* model_create_tp in three steps: the table only (every tensor fp32 and trainable), */
+int model_plan_tp(model *m, const model_config *cfg, const struct dist *d);
+/* then prep (NULL: nothing), then the allocation (zeroed) and the views. */
+int model_alloc_params(model *m, const model_prep *prep);
+/* Stores tensor i in bf16: a frozen (not trainable) 2-D tensor, before model_alloc_params. */
+int model_set_bf16(model *m, int i);
+/* Stores every frozen 2-D tensor of m in bf16 (model_set_bf16 on each); before model_alloc_params.
+ */
+int model_bf16_frozen(model *m);
+/* A model_prep fn for inference in bf16 (gorp logits/generate --bf16): freezes every tensor and
+ * stores every matrix in bf16, as a model.dtype = bf16 run holds its frozen weights. */
+int model_prep_bf16_inference(model *m, const void *unused);
+/* Tensor i as the ops read it (ops.h): its fp32 values, or its bf16 values and m's cache. */
+op_weight model_weight(const model *m, int i);
+/* The head's tensor: model.embed_tokens.weight when tied, else lm_head.weight. */
+int model_head_tensor(const model *m);
 /* The logical index (row-major in the full tensor) of element j of this rank's shard of t. */
 size_t model_logical_index(const param_tensor *t, size_t j);
 void model_free(model *m);
 /* HF's _init_weights: normal(0, std) for linears, normal(0, embed_std) for the embedding, ones for
  * norms. Deterministic in seed, independent of how the model is laid out (a shard holds the
- * logical tensor's values). */
+ * logical tensor's values); a bf16 tensor holds them rounded. */
 void model_init_random(model *m, uint64_t seed, float std, float embed_std);
 /* The tensor with this HF name, or NULL. */
 const param_tensor *model_find(const model *m, const char *name);
-/* Marks tensor i (index into tensors) trainable or frozen; before model_alloc_grads. */
-void model_set_trainable(model *m, int i, int trainable);
-/* Allocates gradients for the trainable tensors (once; later calls keep them). */
+/* Marks tensor i (index into tensors) trainable or frozen; before model_alloc_grads. A bf16
+ * tensor cannot train (an error). */
+int model_set_trainable(model *m, int i, int trainable);
+/* Makes trainable tensor i of a layer streamed (param_tensor.streamed); before model_alloc_grads.
+ * The embedding, head and final norm cannot be: their gradients are complete only at the end. */
+int model_set_streamed(model *m, int i);
+/* Allocates gradients for the trainable tensors (once; later calls keep them): the streamed ones
+ * share grad_slot, sized for the layer whose streamed tensors are largest together. */
 int model_alloc_grads(model *m);
+/* Tensor i's gradient (its shard, numel floats): in grads, or in grad_slot when streamed (valid
+ * in grad_hook only); NULL when frozen. */
+float *model_grad(const model *m, int i);
 void model_zero_grads(model *m);
 
 /* Sizes the activation buffers for batches up to B x T once, so that training steps allocate

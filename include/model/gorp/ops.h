@@ -1,36 +1,54 @@
 /* The LLaMA layer ops, one forward/backward pair each (llm.c style): outputs first, shapes in
  * comments, backward accumulates (+=) into parameter gradients and, where noted, into input
- * gradients. Matrix products go through the backend table. Single rank, fp32.
+ * gradients. Matrix products go through the backend table (bf16 weights through bf16.h). Single
+ * rank; activations and gradients fp32.
  * The ops that make matrix products return the backend's status (GORP_OK or a GORP_E* code; the
  * CUDA backend fails instead of aborting), which the compiler makes every caller use.
  * Not for: orchestration of a whole model (model.c) or decoding (model_generate.c). */
 #ifndef GORP_OPS_H
 #define GORP_OPS_H
 
-/* out (N, C) = emb[tokens] ; emb (V, C) */
-void embedding_forward(float *out, const int *tokens, const float *emb, int N, int C);
+#include "gorp/bf16.h"
+
+/* A weight matrix (OC, C) row-major as an op reads it: fp32 (f), or bf16 (h, a frozen weight:
+ * its products round the other operand to bf16 and accumulate in fp32 through cache, bf16.h).
+ * Exactly one of f and h is set. */
+typedef struct op_weight {
+  const float *f;         /* (OC, C) fp32, or NULL */
+  const bf16 *h;          /* (OC, C) bf16 when f is NULL */
+  bf16_gemm_cache *cache; /* the bf16 products' primitives when h is set */
+} op_weight;
+
+/* An fp32 weight. */
+static inline op_weight op_w32(const float *w) {
+  return (op_weight){.f = w, .h = NULL, .cache = NULL};
+}
+
+/* out (N, C) = emb[tokens] ; emb (V, C), bf16 rows widened */
+void embedding_forward(float *out, const int *tokens, op_weight emb, int N, int C);
 /* demb (V, C) += scatter of dout (N, C) */
 void embedding_backward(float *demb, const float *dout, const int *tokens, int N, int C);
 
 /* out (N, OC) = inp (N, C) @ w (OC, C)^T */
-__attribute__((warn_unused_result)) int matmul_forward(float *out, const float *inp, const float *w,
+__attribute__((warn_unused_result)) int matmul_forward(float *out, const float *inp, op_weight w,
                                                        int N, int C, int OC);
 /* out (N, OC) += inp (N, C) @ w (OC, C)^T  (a linear whose output joins the residual stream) */
 __attribute__((warn_unused_result)) int matmul_forward_add(float *out, const float *inp,
-                                                           const float *w, int N, int C, int OC);
+                                                           op_weight w, int N, int C, int OC);
 /* out (N, OC) = res (N, OC) + inp (N, C) @ w (OC, C)^T  (a linear that joins the residual stream)
  */
 __attribute__((warn_unused_result)) int matmul_forward_residual(float *out, const float *res,
-                                                                const float *inp, const float *w,
+                                                                const float *inp, op_weight w,
                                                                 int N, int C, int OC);
-/* dinp (N, C) += dout @ w ; dw (OC, C) += dout^T @ inp ; either may be NULL to skip */
+/* dinp (N, C) += dout @ w ; dw (OC, C) += dout^T @ inp ; either may be NULL to skip (dw must be
+ * NULL for a bf16 w: bf16 weights are frozen) */
 __attribute__((warn_unused_result)) int matmul_backward(float *dinp, float *dw, const float *dout,
-                                                        const float *inp, const float *w, int N,
-                                                        int C, int OC);
+                                                        const float *inp, op_weight w, int N, int C,
+                                                        int OC);
 /* the same with dinp (N, C) = dout @ w overwritten (no need to zero it first) */
 __attribute__((warn_unused_result)) int matmul_backward_set(float *dinp, float *dw,
                                                             const float *dout, const float *inp,
-                                                            const float *w, int N, int C, int OC);
+                                                            op_weight w, int N, int C, int OC);
 
 /* out (N, C) = w * inp / sqrt(mean(inp^2) + eps) ; rstd (N) saved for backward */
 void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C,

@@ -16,10 +16,12 @@
 
 /* A stored basis S (len, cap) row-major, r columns in use: the shared space of one matrix. Under
  * TP, a basis on a split axis holds this rank's rows [row_off, row_off + len) of the logical
- * (cap, cap) basis (gorp_basis_dist.h); otherwise len = cap and row_off = 0. */
+ * (axis, cap) basis (gorp_basis_dist.h); otherwise len = axis and row_off = 0. cap <= axis: the
+ * most columns the basis can ever need (trainer.c). */
 typedef struct gorp_space {
   float *S;
   int len, cap, r;
+  int axis; /* the protected axis' logical length */
   int row_off;
   int *task_end; /* (n_tasks) columns in use after each task: task t owns [task_end[t-1], end) */
   float *cov;    /* (len, len) input covariance being accumulated (activation bases), or NULL */

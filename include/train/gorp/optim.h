@@ -33,5 +33,8 @@ double grad_clip_norm(const grad_segment *segs, int n_segs, float max_norm);
  * segments, and the scaling given the global norm. */
 double grad_sumsq(const grad_segment *segs, int n_segs);
 void grad_clip_scale(const grad_segment *segs, int n_segs, float max_norm, double norm);
+/* The factor grad_clip_scale multiplies by: max_norm / (norm + 1e-6) when that is below 1 (and
+ * max_norm > 0), else 1. */
+float grad_clip_coef(float max_norm, double norm);
 
 #endif

@@ -70,7 +70,17 @@ void lowrank_reset(lowrank_adam *o);
 /* Reserves w for this optimizer's SVDs and projections. */
 int lowrank_reserve(const lowrank_adam *o, linalg_ws *w);
 /* One step: W (m, n) updated from its gradient G (m, n), which is projected in place when the
- * guard protects the input axis. */
+ * guard protects the input axis. lowrank_compress then lowrank_apply with clip 1. */
 int lowrank_step(lowrank_adam *o, float *W, float *G, const lowrank_guard *g, linalg_ws *w);
+/* The step's first half, all that reads G: the input-axis projection of G (in place), the
+ * refresh of the projection every gap steps, and the compressed gradient R (summed over the TP
+ * group where the projection acts on the split axis, then guarded on the paper's axis). After it
+ * G is not needed: a caller that streams gradients (trainer.c, full.stream_grad) runs it as soon
+ * as backward has produced G and reuses G's memory. */
+int lowrank_compress(lowrank_adam *o, float *G, const lowrank_guard *g, linalg_ws *w);
+/* The second half: Adam on clip x R (clip: the global-norm clipping factor that G would have been
+ * scaled by; every operation of lowrank_compress is linear in G, so this is the step of the
+ * clipped G), the update guard, weight decay and W += -lr scale (N Q or P N). */
+int lowrank_apply(lowrank_adam *o, float *W, float clip, const lowrank_guard *g, linalg_ws *w);
 
 #endif

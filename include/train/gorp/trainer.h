@@ -66,8 +66,14 @@ typedef struct trainer {
   float *full_before; /* the largest full-rank target before its update (plain Adam,
                          project_update) */
   int projecting;     /* method gorp */
-  int input_axis;     /* gorp.axis = input */
-  int activation;     /* gorp.basis_source = activation */
+  /* full.stream_grad: the rank-k targets' gradients are compressed in model_backward's
+   * grad_hook (stream_hook) and never held whole; this step's sum of their squares (this rank's
+   * shards, after the data-parallel sum) and the clipping factor their compressed gradients get */
+  int streaming;
+  double stream_sumsq;
+  float clip_coef;
+  int input_axis; /* gorp.axis = input */
+  int activation; /* gorp.basis_source = activation */
   linalg_ws ws;
   /* tensor parallelism: the SVD workspace of the TP group, the logical LoRA A matrices of the
    * targets whose A is split, and scratch for the sharded projections and extensions */
@@ -80,6 +86,10 @@ typedef struct trainer {
   size_t segs_cap;
   const dist *dist; /* data parallelism (trainer_create); NULL = 1 rank */
 } trainer;
+
+/* A model_prep (model.h) for run config c: marks the tensors that c's run.method trains (as
+ * trainer_create will) and, with model.dtype = bf16, stores every other matrix in bf16. */
+int trainer_prepare_model(model *m, const void *config);
 
 /* Sets up the trainable set of `method` (a run.method name: c->run.method, or "seqft" where every
  * weight trains whatever the config says, as in gorp pretrain) on m (which must outlive the

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # The sbatch scripts of jobs/ on a private one-node Slurm (munged, slurmctld, slurmd under this
-# test's temp folder, on ports of their own), with tiny synthetic configs: a 2-rank array of two
-# runs and its chained post-processing job (jobs/submit.sh); a run stopped by USR1 mid-training
-# checkpoints, is requeued and ends equal to an uninterrupted run (launched with mpirun); a broken
-# config fails its job without a requeue and its post job never runs; --ntasks against the
-# config's tp x dp fails with gorp's message; scancel does not requeue. Also: every sbatch script's --ntasks equals tp x dp
-# of each of its default configs. docs/SLURM.md.
-# No fixed wall-clock waits (a loaded CI machine must not fail this test): every wait is on job
-# states or log lines, bounded by a hang guard (HANG_S) until the uninterrupted reference run has
-# ended, then by 5x that run's measured duration + 60 s. A wait that runs out fails with the job's
-# state and the tail of its log.
+# test's temp folder, on ports of their own, task/affinity binding), with tiny synthetic configs: a
+# 2-rank array of two runs and its chained post-processing job (jobs/submit.sh), each rank on its
+# own core; a job of --cpus-per-task=2 whose rank gets both cores and 2 threads; run directories
+# named after config, method and seed; a run stopped by USR1 mid-training checkpoints, is
+# requeued and ends equal to an uninterrupted run (launched with mpirun), its post job waiting
+# for the requeued end; an array with a run that fails mid-task, one that fails at start and an
+# index without a config, whose post job runs after all of them, prints the table of the run that
+# exists and reports the other three by task and directory, and fails; a broken config fails its
+# job without a requeue, and submit.sh refuses it before queueing anything; --ntasks against the
+# config's tp x dp fails with gorp's message; scancel does not requeue. Also: every sbatch
+# script's --ntasks equals tp x dp of each of its default configs. docs/SLURM.md.
 . "$(dirname "$0")/lib.bash"
 : "${GORP_SRC:?GORP_SRC must name the source tree}"
 : "${GORP_PYTHON:?GORP_PYTHON must name a Python with h5py}"
@@ -123,7 +124,9 @@ CredType=cred/munge
 AuthInfo=socket=$sock,cred_expire=5
 MpiDefault=pmix
 ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
+# binds each rank to its cores (srun --cpu-bind), as on a cluster; it needs no cgroups, and maps
+# the 8 CPUs declared below onto the machine's cores
+TaskPlugin=task/affinity
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 JobAcctGatherType=jobacct_gather/none
@@ -199,6 +202,20 @@ config long "[run]" "method = inclora" "log_every = 500" "[data]" "order =" \
   "max_steps = 6000" "per_task = syn-dbpedia:max_steps=300"
 config broken "[train]" "batch_size = four"
 config single
+# a run that fails mid-way (a NaN loss in task 2: exit 6, results.h5 of task 1 only) and one that
+# fails at start (no model file: no results.h5)
+config nan "[run]" "method = seqft" "seed = 3" "[parallel]" "dp = 2" "[train]" \
+  "per_task = syn-amazon:lr=1e30"
+config nomodel "[run]" "method = seqft" "[parallel]" "dp = 2"
+sed -i 's/^init = base.h5$/init = nomodel.h5/' "$work/nomodel.ini"
+# GORP for the binding checks: each rank prints its CPU mask and thread variables, then is gorp
+cat >"$work/probe" <<SH
+#!/bin/bash
+[ "\${1:-}" != run ] || echo "probe rank \$SLURM_PROCID: \$(grep Cpus_allowed_list /proc/self/status | tr -d '\t')" \
+  "OMP_NUM_THREADS=\${OMP_NUM_THREADS:-} OPENBLAS_NUM_THREADS=\${OPENBLAS_NUM_THREADS:-}"
+exec "$GORP" "\$@"
+SH
+chmod +x "$work/probe"
 "$GORP" pretrain "$work/common.ini" >"$work/pre.log" 2>&1 || { fail "gorp pretrain:"; tail -5 "$work/pre.log"; }
 
 # --- job helpers ----------------------------------------------------------------------------------
@@ -265,44 +282,99 @@ cd "$GORP_SRC" || exit 1
 few=(--ntasks=2 --cpus-per-task=1 --mem-per-cpu=500M)
 
 # --- queue everything at once -------------------------------------------------------------------
-read -r arr post < <(GORP_RUN_ROOT=$work/ok jobs/submit.sh standard "${few[@]}" --array=1-2 \
-  -- "$work/a.ini" "$work/b.ini")
-long=$(GORP_RUN_ROOT=$work/long submit "${few[@]}" --array=1 --output="$work/long.log" \
-  jobs/clbench_standard.sbatch "$work/long.ini")
+read -r arr post < <(GORP=$work/probe GORP_RUN_ROOT=$work/ok jobs/submit.sh standard "${few[@]}" \
+  --array=1-2 -- "$work/a.ini" "$work/b.ini")
+read -r long longpost < <(GORP_RUN_ROOT=$work/long jobs/submit.sh standard "${few[@]}" --array=1 \
+  --output="$work/long.log" -- "$work/long.ini")
 ref=$(GORP_RUN_ROOT=$work/ref GORP_LAUNCHER=mpirun submit "${few[@]}" --array=1 \
   --output="$work/ref.log" jobs/clbench_standard.sbatch "$work/long.ini")
-read -r bad badpost < <(GORP_RUN_ROOT=$work/bad jobs/submit.sh standard "${few[@]}" --array=1 \
-  -- "$work/broken.ini")
+# index 4 has no config: the list has 3
+read -r failed failpost < <(GORP_RUN_ROOT=$work/fail jobs/submit.sh standard "${few[@]}" --array=1-4 \
+  -- "$work/a.ini" "$work/nan.ini" "$work/nomodel.ini")
+bind=$(GORP=$work/probe GORP_RUN_ROOT=$work/bind submit --ntasks=1 --cpus-per-task=2 --mem-per-cpu=500M \
+  --array=1 --output="$work/bind.log" jobs/clbench_standard.sbatch "$work/single.ini")
+bad=$(GORP_RUN_ROOT=$work/bad submit "${few[@]}" --array=1 --output="$work/bad.log" \
+  jobs/clbench_standard.sbatch "$work/broken.ini")
 mis=$(GORP_RUN_ROOT=$work/mis submit "${few[@]}" --array=1 --output="$work/mis.log" \
   jobs/clbench_standard.sbatch "$work/single.ini")
-[ -n "$arr" ] && [ -n "$post" ] && [ -n "$long" ] && [ -n "$ref" ] && [ -n "$bad" ] && [ -n "$mis" ] \
-  && pass "submitted: array $arr + post $post, checkpoint run $long, reference $ref, broken $bad + post $badpost, mismatch $mis" \
-  || fail "sbatch refused a job (array '$arr', post '$post', long '$long', ref '$ref', bad '$bad', mis '$mis')"
+[ -n "$arr" ] && [ -n "$post" ] && [ -n "$long" ] && [ -n "$longpost" ] && [ -n "$ref" ] \
+  && [ -n "$failed" ] && [ -n "$failpost" ] && [ -n "$bind" ] && [ -n "$bad" ] && [ -n "$mis" ] \
+  && pass "submitted: array $arr + post $post, checkpoint run $long + post $longpost, reference $ref," \
+    "failing array $failed + post $failpost, binding $bind, broken $bad, mismatch $mis" \
+  || fail "sbatch refused a job (array '$arr', post '$post', long '$long', its post '$longpost', ref '$ref'," \
+    "failing '$failed', its post '$failpost', binding '$bind', bad '$bad', mis '$mis')"
+
+# submit.sh resolves every config before it queues anything: a broken one is refused there
+if GORP_RUN_ROOT=$work/refused jobs/submit.sh standard "${few[@]}" -- "$work/a.ini" "$work/broken.ini" \
+  >"$work/refused.out" 2>"$work/refused.err"; then
+  fail "submit.sh queued a list with a broken config: $(cat "$work/refused.out")"
+else
+  rc=$?
+  [ "$rc" = 2 ] && grep -q "batch_size" "$work/refused.err" && grep -q "nothing submitted" "$work/refused.err" \
+    && [ ! -s "$work/refused.out" ] && [ -z "$(ls "$work/refused/logs")" ] \
+    && pass "submit.sh with a broken config: exit 2 naming the key, nothing submitted" \
+    || { fail "submit.sh with a broken config: exit $rc"; cat "$work/refused.err"; }
+fi
 
 # --- the array and its chained post job -----------------------------------------------------------
+# started_after ARRAY POST: POST started at or after the last end of ARRAY's tasks (seconds)
+started_after() {
+  local last_end post_start
+  last_end=$(scontrol -o show job "$1" | grep -o ' EndTime=[^ ]*' | cut -d= -f2 | sort | tail -1)
+  post_start=$(field "$2" StartTime)
+  echo "started $post_start, the last end of $1 $last_end"
+  [ -n "$last_end" ] && [ "$post_start" != Unknown ] && [[ ! $post_start < $last_end ]]
+}
 if wait_job "$arr" "$work/ok/logs/gorp-std-${arr}_*.out" && wait_job "$post" "$work/ok/logs/gorp-post-$post.out"; then
   states=$(scontrol -o show job "$arr" | grep -o ' JobState=[A-Z]*' | sort | uniq -c | tr -s ' ')
   [ "$states" = " 2 JobState=COMPLETED" ] && pass "array $arr: both tasks COMPLETED" || fail "array $arr:$states"
-  for r in a b; do
-    d=$work/ok/$(basename "$work")-$r
-    complete "$d" && pass "run $r (2 ranks): results.h5 with the last row of every task" \
-      || { fail "run $r: results.h5 incomplete or missing in $d"; cat "$work"/ok/logs/gorp-std-"$arr"_*.out; }
+  # the run directories carry config, method and seed
+  for r in a-seqft b-inclora; do
+    d=$work/ok/$(basename "$work")-$r-seed2
+    complete "$d" && pass "run $r (2 ranks) in $(basename "$d"): results.h5 with the last row of every task" \
+      || { fail "run $r: results.h5 incomplete or missing in $d"; ls "$work/ok"; cat "$work"/ok/logs/gorp-std-"$arr"_*.out; }
   done
   grep -l "tp 1 x dp 2" "$work"/ok/logs/gorp-std-"$arr"_1.out >/dev/null \
     && grep -l "tp 2 x dp 1" "$work"/ok/logs/gorp-std-"$arr"_2.out >/dev/null \
-    && grep -q "srun --mpi=pmix --ntasks=2" "$work"/ok/logs/gorp-std-"$arr"_1.out \
-    && pass "srun --mpi=pmix launched 2 ranks per task (dp 2, tp 2)" || fail "the array's logs lack the 2-rank layouts"
-  last_end=$(scontrol -o show job "$arr" | grep -o ' EndTime=[^ ]*' | cut -d= -f2 | sort | tail -1)
-  post_start=$(field "$post" StartTime)
-  [ "$(field "$post" JobState)" = COMPLETED ] && [[ ! $post_start < $last_end ]] \
-    && pass "post job $post COMPLETED, started $post_start >= the array's last end $last_end" \
-    || { fail "post job $post: $(field "$post" JobState), start $post_start, array end $last_end"; cat "$work"/ok/logs/gorp-post-"$post".out; }
+    && grep -q "srun --mpi=pmix --ntasks=2 --cpus-per-task=1 --cpu-bind=cores" "$work"/ok/logs/gorp-std-"$arr"_1.out \
+    && pass "srun --mpi=pmix --cpus-per-task=1 --cpu-bind=cores launched 2 ranks per task (dp 2, tp 2)" \
+    || fail "the array's logs lack the 2-rank layouts or srun's options"
+  # each rank, inside the job, on one core of its own with one thread
+  for t in 1 2; do
+    probes=$(grep "^probe rank" "$work"/ok/logs/gorp-std-"$arr"_$t.out | sort)
+    masks=$(grep -o 'Cpus_allowed_list:[0-9,-]*' <<<"$probes" | sort -u)
+    [ "$(wc -l <<<"$probes")" = 2 ] && [ "$(grep -c 'OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1$' <<<"$probes")" = 2 ] \
+      && [ "$(wc -l <<<"$masks")" = 2 ] && ! grep -q '[,-]' <<<"$masks" \
+      && pass "task $t: 2 ranks, each bound to a core of its own ($(tr '\n' ' ' <<<"$masks")), 1 OpenMP and 1 OpenBLAS thread" \
+      || { fail "task $t: the ranks' masks and threads:"; echo "$probes"; }
+  done
+  times=$(started_after "$arr" "$post")
+  after=$?
+  [ "$(field "$post" JobState)" = COMPLETED ] && [ "$after" = 0 ] && pass "post job $post COMPLETED, $times" \
+    || { fail "post job $post: $(field "$post" JobState), $times"; cat "$work"/ok/logs/gorp-post-"$post".out; }
+  log=$work/ok/logs/gorp-post-$post.out
+  [ "$(grep -cE "^[12] +complete +$work/ok/$(basename "$work")-(a-seqft|b-inclora)-seed2, " "$log")" = 2 ] \
+    && pass "its report: tasks 1 and 2 complete, with their run directories" \
+    || { fail "the post job's report:"; cat "$log"; }
   tables=$work/ok/tables/tables.md
   [ -s "$tables" ] && grep -q seqft "$tables" && grep -q inclora "$tables" \
     && pass "tables.md lists both runs (seqft, inclora)" \
-    || { fail "tables.md missing or without both runs:"; cat "$tables" "$work"/ok/logs/gorp-post-"$post".out; }
+    || { fail "tables.md missing or without both runs:"; cat "$tables" "$log"; }
 else
   fail "the array $arr or its post job $post did not end within $ceiling s"
+fi
+
+# --- --cpus-per-task=2: the rank gets both cores and two threads (Slurm >= 22.05 would give srun's
+# step one core per task without the launcher's --cpus-per-task) ----------------------------------
+if wait_job "$bind" "$work/bind.log"; then
+  probe=$(grep "^probe rank" "$work/bind.log")
+  [ "$(field "$bind" JobState)" = COMPLETED ] \
+    && grep -q "srun --mpi=pmix --ntasks=1 --cpus-per-task=2 --cpu-bind=cores" "$work/bind.log" \
+    && [ "$probe" = "probe rank 0: Cpus_allowed_list:0-1 OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2" ] \
+    && pass "--cpus-per-task=2: COMPLETED, the rank's mask is both cores, OMP_NUM_THREADS=OPENBLAS_NUM_THREADS=2" \
+    || { fail "--cpus-per-task=2 job $bind: $(field "$bind" JobState), inside: ${probe:-no probe line}"; grep gorp_launch "$work/bind.log"; }
+else
+  fail "the binding job $bind did not end within $ceiling s"
 fi
 
 # --- checkpoint and requeue -----------------------------------------------------------------------
@@ -328,6 +400,18 @@ elif scancel --signal=USR1 --batch "$long"; then
       && grep -q "requeueing job $long" "$work/long.log" && grep -q "resuming syn-" "$work/long.log" \
       && pass "the log: checkpointed mid-task on the signal, requeued, resumed mid-task" \
       || { fail "the log lacks checkpoint/requeue/resume:"; grep -E "gorp_launch|stopped|resuming" "$work/long.log"; }
+    # afterany waits for the requeued job's last end, not the end of the attempt that was stopped
+    log=$work/long/logs/gorp-post-$longpost.out
+    if wait_job "$longpost" "$log"; then
+      times=$(started_after "$long" "$longpost")
+      after=$?
+      [ "$(field "$longpost" JobState)" = COMPLETED ] && [ "$after" = 0 ] \
+        && grep -qE "^1 +complete +$work/long/" "$log" \
+        && pass "its post job $longpost waited for the requeued run: COMPLETED, $times" \
+        || { fail "post job $longpost of the requeued job: $(field "$longpost" JobState), $times"; cat "$log"; }
+    else
+      fail "the requeued job's post job $longpost did not end within $ceiling s"
+    fi
   else
     fail "the signalled job $long did not end within $ceiling s"
   fi
@@ -339,7 +423,8 @@ if all_done "$ref" && [ "$(field "$ref" JobState)" = COMPLETED ] \
   pass "reference job $ref (GORP_LAUNCHER=mpirun) COMPLETED uninterrupted"
   # results.h5, model.h5 and the last checkpoint (its LoRA adapters: inclora's base is frozen, and
   # this tiny model's accuracies are zero) equal bit for bit, once the adapters are shown nonzero
-  same=$("$GORP_PYTHON" - "$work"/long/*/ "$work"/ref/*/ <<'PY'
+  name=$(basename "$work")-long-inclora-seed2
+  same=$("$GORP_PYTHON" - "$work/long/$name" "$work/ref/$name" <<'PY'
 import os, sys, h5py, numpy as np
 resumed, whole = sys.argv[1:3]
 def arrays(path):
@@ -390,23 +475,43 @@ else
   grep gorp_launch "$work/cancel.log"
 fi
 
-# --- a broken config fails the job, no requeue; its post job never runs ----------------------------
-if wait_job "$bad" "$work/bad/logs/gorp-std-${bad}_1.out"; then
-  log=$(ls "$work"/bad/logs/gorp-std-"$bad"_1.out)
+# --- a broken config fails the job, no requeue -----------------------------------------------------
+if wait_job "$bad" "$work/bad.log"; then
   [ "$(field "$bad" JobState)" = FAILED ] && [ "$(field "$bad" Restarts)" = 0 ] \
-    && [ "$(field "$bad" ExitCode)" = 2:0 ] && grep -q "batch_size" "$log" \
+    && [ "$(field "$bad" ExitCode)" = 2:0 ] && grep -q "batch_size" "$work/bad.log" \
     && pass "broken config: job $bad FAILED with exit 2 naming the key, not requeued" \
-    || { fail "broken config: job $bad $(field "$bad" JobState) Restarts=$(field "$bad" Restarts) ExitCode=$(field "$bad" ExitCode)"; cat "$log"; }
-  never() { [ "$(field "$badpost" Reason)" = DependencyNeverSatisfied ] || all_done "$badpost"; }
-  wait_until "post job $badpost marked never to run" never
-  state=$(field "$badpost" JobState) reason=$(field "$badpost" Reason)
-  { [ "$state/$reason" = PENDING/DependencyNeverSatisfied ] || [ "$state" = CANCELLED ]; } \
-    && [ ! -e "$work/bad/tables" ] && [ "$(field "$badpost" StartTime)" = Unknown -o "$state" = CANCELLED ] \
-    && pass "its post job $badpost never ran ($state, $reason)" \
-    || fail "post job $badpost after the failure: $state, $reason"
-  scancel "$badpost"
+    || { fail "broken config: job $bad $(field "$bad" JobState) Restarts=$(field "$bad" Restarts) ExitCode=$(field "$bad" ExitCode)"; cat "$work/bad.log"; }
 else
   fail "the broken job $bad did not end within $ceiling s"
+fi
+
+# --- failed array tasks: the post job runs after all of them and reports each -----------------------
+log=$work/fail/logs/gorp-post-$failpost.out
+if wait_job "$failed" "$work/fail/logs/gorp-std-${failed}_*.out" && wait_job "$failpost" "$log"; then
+  states=$(for t in 1 2 3 4; do field "${failed}_$t" JobState; done | tr '\n' ' ')
+  [ "$states" = "COMPLETED FAILED FAILED FAILED " ] && pass "array $failed: task 1 COMPLETED, 2-4 FAILED" \
+    || fail "array $failed: $states"
+  times=$(started_after "$failed" "$failpost")
+  after=$?
+  d=$work/fail/$(basename "$work")
+  [ "$after" = 0 ] && [ "$(field "$failpost" JobState)" = FAILED ] && [ "$(field "$failpost" ExitCode)" = 1:0 ] \
+    && pass "its post job $failpost ran after every task (afterany) and FAILED with exit 1: $times" \
+    || { fail "post job $failpost: $(field "$failpost" JobState) $(field "$failpost" ExitCode), $times"; cat "$log"; }
+  grep -qE "^1 +complete +$d-a-seqft-seed2, $work/a.ini$" "$log" \
+    && grep -qE "^2 +incomplete +$d-nan-seqft-seed3, $work/nan.ini: the last row .*not fully measured" "$log" \
+    && grep -qE "^3 +missing +$d-nomodel-seqft-seed2, $work/nomodel.ini: no results.h5$" "$log" \
+    && grep -qE "^4 +missing +-, -: no config for this array index" "$log" \
+    && grep -q "3 of 4 array task(s) without a complete run: task(s) 2 3 4" "$log" \
+    && pass "its report names each task's state, run directory and config: 1 complete, 2 incomplete, 3 and 4 missing" \
+    || { fail "the post job's report:"; cat "$log"; }
+  # the table of what exists: the complete run with its metrics, the partial one listed apart
+  tables=$work/fail/tables/tables.md
+  [ -s "$tables" ] && grep -q "^| seqft | order1 | 2 | complete |" "$tables" \
+    && grep -q "^| seqft | order1 | 3 | partial" "$tables" \
+    && pass "and still writes the tables of the runs that exist (the complete one averaged)" \
+    || { fail "tables after failed tasks:"; cat "$tables" "$log"; }
+else
+  fail "the failing array $failed or its post job $failpost did not end within $ceiling s"
 fi
 
 # --- world size against tp x dp -------------------------------------------------------------------

@@ -67,14 +67,21 @@ static int write_file(const cl_results *r, hid_t f, const char *path) {
   } m[] = {{"AP", s.ap}, {"BWT", s.bwt}, {"FWT", s.fwt}, {"forgetting", s.forgetting}};
   for (int i = 0; i < 4; i++)
     GORP_CALL(h5io_write_attr(f, m[i].key, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &m[i].v, path));
-  if (r->config_text) GORP_CALL(h5io_write_str_attr(f, "config", r->config_text, path));
   if (!r->n_curves) return GORP_OK;
-  /* times are attributes: they differ between runs whose datasets are equal */
-  GORP_CALL(h5io_write_array_attr(f, "train_seconds", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, r->train_s,
-                                  r->n_curves, path));
-  GORP_CALL(h5io_write_array_attr(f, "eval_seconds", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, r->eval_s,
-                                  r->T + 1, path));
-  return write_curves(r, f, path);
+  GORP_CALL(write_curves(r, f, path));
+  /* what differs between runs whose results are equal (another eval.batch_size, a resume, the
+   * machine's speed) goes in /run, which a comparison can leave out (h5diff --exclude-path /run) */
+  hid_t g;
+  GORP_CALL(h5io_create_group(f, "run", path, &g));
+  int rc = r->config_text ? h5io_write_str_attr(g, "config", r->config_text, path) : GORP_OK;
+  if (!rc)
+    rc = h5io_write_array_attr(g, "train_seconds", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, r->train_s,
+                               r->n_curves, path);
+  if (!rc)
+    rc = h5io_write_array_attr(g, "eval_seconds", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, r->eval_s,
+                               r->T + 1, path);
+  H5Gclose(g);
+  return rc;
 }
 
 int cl_results_history(cl_results *r, int mtl) {

@@ -157,19 +157,30 @@ static int print_checkpoint(hid_t f, const char *path) {
   return rc;
 }
 
-/* results.h5's loss curves (steps, first and last loss each) and times per task and row. */
+/* results.h5's history: times per task and row, the config's size, the loss curves (steps, first
+ * and last loss each). */
 static int print_history(hid_t f, const char *path) {
   const char *times[2] = {"train_seconds", "eval_seconds"};
-  for (int i = 0; i < 2; i++) {
+  const hid_t run = H5Lexists(f, "run", H5P_DEFAULT) > 0 ? H5Gopen2(f, "run", H5P_DEFAULT) : -1;
+  for (int i = 0; i < 2 && run >= 0; i++) {
     double v[1024];
     int n;
-    if (H5Aexists(f, times[i]) <= 0 ||
-        h5io_read_nums_attr(f, "/", times[i], 1, H5T_NATIVE_DOUBLE, v, 1024, &n, path))
+    if (H5Aexists(run, times[i]) <= 0 ||
+        h5io_read_nums_attr(run, "/run", times[i], 1, H5T_NATIVE_DOUBLE, v, 1024, &n, path))
       continue;
     printf("%-13s", times[i]);
     for (int k = 0; k < n; k++) printf(v[k] == v[k] ? " %.2f" : " -", v[k]);
     printf("\n");
   }
+  char *config = NULL;
+  if (run >= 0 && H5Aexists(run, "config") > 0 &&
+      !h5io_read_str_attr(run, "/run", "config", &config, path)) {
+    int lines = 0;
+    for (const char *c = config; *c; c++) lines += *c == '\n';
+    printf("config        %d lines (the resolved config: attribute config of /run)\n", lines);
+  }
+  free(config);
+  if (run >= 0) H5Gclose(run);
   if (H5Lexists(f, "loss_curves", H5P_DEFAULT) <= 0) return GORP_OK;
   hid_t g;
   GORP_CALL(h5io_open_group(f, "loss_curves", path, &g));
@@ -228,13 +239,6 @@ static int inspect_results(hid_t f, const char *path, int verify) {
   }
   printf("\n");
   GORP_CALL(print_history(f, path));
-  char *config = NULL;
-  if (H5Aexists(f, "config") > 0 && !h5io_read_str_attr(f, "/", "config", &config, path)) {
-    int lines = 0;
-    for (const char *c = config; *c; c++) lines += *c == '\n';
-    printf("config       %d lines (the resolved config, attribute config)\n", lines);
-  }
-  free(config);
   ckpt_datasets x;
   GORP_CALL(ckpt_count_datasets(f, path, verify, &x));
   printf("%d datasets, %zu values", x.n, x.values);

@@ -2,9 +2,8 @@
  * evaluates it zero-shot, then trains on every task of data.tasks in order and evaluates after
  * each task, printing progress, loss curves, the accuracy matrix and AP/BWT/FWT/forgetting;
  * writes results.h5, metrics.jsonl, predictions, checkpoints and the final model into
- * run.out_dir. A run
- * directory that holds checkpoints is resumed from its LATEST; SIGTERM/SIGUSR1 checkpoint and
- * exit with CKPT_EXIT_RESUBMIT. */
+ * run.out_dir. A run directory that holds checkpoints is resumed from its LATEST; SIGTERM/SIGUSR1
+ * checkpoint and exit with CKPT_EXIT_RESUBMIT. */
 #include "gorp/backend.h"
 #include "gorp/cl.h"
 #include "gorp/cl_log.h"

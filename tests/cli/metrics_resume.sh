@@ -54,12 +54,12 @@ with h5py.File(f"{run}/results.h5") as f, h5py.File(f"{ref}/results.h5") as g:
             sys.exit(f"results.h5 loss_curves/{n} differs from the uninterrupted run's")
         if f["loss_curves"][n].attrs["task"].decode() != steps[0]["task"]:
             sys.exit(f"loss_curves/{n} task attribute {f['loss_curves'][n].attrs['task']}")
-    ts, es = f.attrs["train_seconds"], f.attrs["eval_seconds"]
+    ts, es = f["run"].attrs["train_seconds"], f["run"].attrs["eval_seconds"]
     rows = sorted({x["after"] for x in a if x["kind"] == "eval"})
     if len(ts) != len(names) or not np.all(ts > 0) or not np.all(es[rows] > 0):
         sys.exit(f"results.h5 train_seconds {ts}, eval_seconds {es}")
     want = open(config).read().split("\n", 1)[1]  # gorp config's text, less its comment line
-    if f.attrs["config"].decode() != want or "gorp_version" not in f.attrs:
+    if f["run"].attrs["config"].decode() != want or "gorp_version" not in f.attrs:
         sys.exit("results.h5: config attribute is not the resolved config, or no gorp_version")
 PY
 }
@@ -102,6 +102,23 @@ if kills "$work/run" 4 3 5 6; then
     fail "resumed run differs from the uninterrupted one"
   fi
 fi
+
+# a signal inside the zero-shot row (after its 3rd evaluation batch of one prompt: inside CB's
+# cell), then a kill -9 right after the resumed run's first line, CB's cell: the checkpoint still
+# says the row stopped in CB's column, so the next resume drops that line
+opts=(--set eval.batch_size=1)
+"$GORP" config "$work/c.ini" --set run.out_dir="$work/evs" "${opts[@]}" >"$work/config.txt"
+GORP_FAULT_EVAL_SIGNAL=3 "$GORP" run "$work/c.ini" --set run.out_dir="$work/evs" "${opts[@]}" \
+  >"$work/evs.log" 2>&1
+rc=$?
+[ "$rc" = 75 ] && [ "$(wc -l <"$work/evs/metrics.jsonl")" = 1 ] \
+  || fail "signal inside the zero-shot row: exit $rc, $(wc -l <"$work/evs/metrics.jsonl") lines"
+if kills "$work/evs" 1; then
+  out=$(check "$work/evs" "$work/ref" 0 2>&1) \
+    && pass "stopped inside a row, killed after the resumed cell: every cell once, as uninterrupted" \
+    || fail "stopped inside a row, then killed: $out"
+fi
+opts=()
 
 # a damaged line before the checkpoint's position: the resume stops naming it, the file kept
 cp -r "$work/run" "$work/bad"

@@ -3,7 +3,8 @@
  * never sees a half-written file. Layout (docs/RESULTS.md): /acc_matrix [T+1, T] float64 percent
  * (row 0 zero-shot, NaN = not measured), /in_list same shape, /loss_curves/task_TT (mtl: /mtl)
  * [steps] float32, root attributes tasks (strings), method, order, seed, AP, BWT, FWT,
- * forgetting, gorp_version, config, train_seconds, eval_seconds. Predictions live beside it in
+ * forgetting, gorp_version; /run's attributes config, train_seconds, eval_seconds (what differs
+ * between runs with equal results). Predictions live beside it in
  * predictions/after_TT/<dataset>.jsonl. Not for: checkpoints (their /results group is written by
  * ckpt), metrics.jsonl (cl_log.h). */
 #ifndef GORP_CL_RESULTS_H

@@ -41,6 +41,13 @@ for x, y in zip(a, b):
         if not same: sys.exit(f"{key(x)}: {f} {u} vs the uninterrupted run's {v}")
     if x["kind"] == "train" and not (x["elapsed_s"] > 0 and x["tokens_per_s"] > 0):
         sys.exit(f"{key(x)}: elapsed_s {x['elapsed_s']}, tokens_per_s {x['tokens_per_s']}")
+# elapsed_s counts from the task's first step across resumes: it grows step by step
+train = {}
+for x in a:
+    if x["kind"] == "train": train.setdefault(x["task_index"], []).append(x["elapsed_s"])
+for k, el in train.items():
+    if any(u >= v for u, v in zip(el, el[1:])):
+        sys.exit(f"task {k}: elapsed_s does not grow step by step across the resumes: {el}")
 with h5py.File(f"{run}/results.h5") as f, h5py.File(f"{ref}/results.h5") as g:
     names = sorted(g["loss_curves"])
     if sorted(f["loss_curves"]) != names or not names:
@@ -56,8 +63,9 @@ with h5py.File(f"{run}/results.h5") as f, h5py.File(f"{ref}/results.h5") as g:
             sys.exit(f"loss_curves/{n} task attribute {f['loss_curves'][n].attrs['task']}")
     ts, es = f["run"].attrs["train_seconds"], f["run"].attrs["eval_seconds"]
     rows = sorted({x["after"] for x in a if x["kind"] == "eval"})
-    if len(ts) != len(names) or not np.all(ts > 0) or not np.all(es[rows] > 0):
-        sys.exit(f"results.h5 train_seconds {ts}, eval_seconds {es}")
+    if len(ts) != len(names) or not np.all(es[rows] > 0) or \
+            not np.allclose(ts, [train[k][-1] for k in sorted(train)], rtol=1e-12, atol=0):
+        sys.exit(f"results.h5 train_seconds {ts} (want each task's last elapsed_s), eval_seconds {es}")
     want = open(config).read().split("\n", 1)[1]  # gorp config's text, less its comment line
     if f["run"].attrs["config"].decode() != want or "gorp_version" not in f.attrs:
         sys.exit("results.h5: config attribute is not the resolved config, or no gorp_version")
@@ -96,6 +104,11 @@ if kills "$work/run" 4 3 5 6; then
   else
     fail "kill -9 x4 and resumes: $out"
   fi
+  "$GORP" inspect "$work/run/results.h5" >"$work/inspect.txt" 2>&1
+  grep -q "^train_seconds" "$work/inspect.txt" && grep -q "^config  *[0-9]* lines" "$work/inspect.txt" \
+    && grep -q "task_01 6: .*task_02 6: " "$work/inspect.txt" \
+    && pass "gorp inspect results.h5 shows the times, the config and both loss curves" \
+    || { fail "gorp inspect results.h5:"; cat "$work/inspect.txt"; }
   if same_run "$work/run" "$work/ref"; then
     pass "the resumed run's results.h5 (loss curves included), model and checkpoint bit for bit"
   else

@@ -20,7 +20,6 @@
 /* Whether a line of run phase `phase` (evaluation row r: 2r; training of task k, 1-based: 2k-1)
  * at `sub` within it (a row's 0-based column, a task's 1-based step) came before position p. */
 static int before(const ckpt_pos *p, int T, int mtl, int phase, int sub) {
-  if (p->task == -2) return 0; /* a fresh run */
   if (!p->done) {
     const int at = 2 * p->task + 1;
     return phase < at || (phase == at && sub <= p->step);
@@ -128,10 +127,12 @@ static int cut(const char *path, const char *text, size_t len, const ckpt_pos *p
 static int reopen(cl_log *l, const ckpt_pos *p, cl_results *res, curve *cv, double *elapsed) {
   char *text = NULL;
   size_t len = 0, keep = 0;
-  if (access(l->path, F_OK) == 0)
+  /* a fresh run keeps nothing of what an earlier run there left, and does not read it */
+  const int exists = access(l->path, F_OK) == 0, fresh = p->task == -2;
+  if (exists && !fresh)
     GORP_CALL(fs_read_regular(l->path, "metrics file", CL_LOG_MAX_BYTES, &text, &len));
   int rc = text ? cut(l->path, text, len, p, res, cv, &keep) : GORP_OK;
-  if (!rc && keep < len) rc = fs_write_file(l->path, text, keep);
+  if (!rc && exists && (fresh || keep < len)) rc = fs_write_file(l->path, text ? text : "", keep);
   free(text);
   GORP_CALL(rc);
   const int n_done = p->task == -2 ? 0 : p->done ? p->task + 1 : p->task;

@@ -133,6 +133,18 @@ if kills "$work/evs" 1; then
 fi
 opts=()
 
+# a fresh run (no checkpoint) in a folder where an earlier run left a metrics.jsonl: not read
+# (whatever it holds), replaced by the run's own lines
+mkdir -p "$work/fresh" && printf 'junk from an earlier run\n{"kind":"tr' >"$work/fresh/metrics.jsonl"
+"$GORP" config "$work/c.ini" --set run.out_dir="$work/fresh" >"$work/config.txt"
+out=""
+if "$GORP" run "$work/c.ini" --set run.out_dir="$work/fresh" >"$work/fresh.log" 2>&1 \
+  && out=$(check "$work/fresh" "$work/ref" 0 2>&1); then
+  pass "a fresh run replaces an earlier metrics.jsonl without reading it"
+else
+  fail "a fresh run over an earlier metrics.jsonl: ${out:-$(tail -3 "$work/fresh.log")}"
+fi
+
 # a damaged line before the checkpoint's position: the resume stops naming it, the file kept
 cp -r "$work/run" "$work/bad"
 sed -i '5s/.*/{"kind": "train", "garbage": 1}/' "$work/bad/metrics.jsonl"

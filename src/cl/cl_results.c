@@ -1,4 +1,5 @@
-/* Writes results.h5 (see cl_results.h): a fresh tmp file, then h5io_close_publish. */
+/* Writes results.h5 (see cl_results.h): a fresh tmp file, then h5io_close_publish; and keeps the
+ * run's history (loss curves, times) that it records. */
 #include "gorp/cl_results.h"
 
 #include "gorp/cl_metrics.h"
@@ -7,8 +8,10 @@
 #include "gorp/version.h"
 
 #include <hdf5.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* A 1-D array attribute of n variable-length UTF-8 strings. */
 static int write_strings(hid_t obj, const char *key, const char *const *s, int n) {
@@ -24,6 +27,27 @@ static int write_strings(hid_t obj, const char *key, const char *const *s, int n
   GORP_H5(H5Sclose(space));
   GORP_H5(H5Tclose(type));
   return GORP_OK;
+}
+
+/* /loss_curves/task_TT (mtl: /loss_curves/mtl): each trained curve, its dataset name as attribute
+ * task. */
+static int write_curves(const cl_results *r, hid_t f, const char *path) {
+  hid_t g;
+  GORP_CALL(h5io_create_group(f, "loss_curves", path, &g));
+  int rc = GORP_OK;
+  for (int i = 0; i < r->n_curves && !rc; i++) {
+    if (!r->curves[i]) continue;
+    char name[32];
+    snprintf(name, sizeof(name), r->mtl ? "mtl" : "task_%02d", i + 1);
+    const hsize_t n = (hsize_t)r->curve_len[i];
+    rc = h5io_write_floats(g, name, 1, &n, r->curves[i], path);
+    const hid_t ds = rc ? -1 : H5Dopen2(g, name, H5P_DEFAULT);
+    if (!rc && ds < 0) rc = GORP_ERROR(GORP_ELIB, "%s: cannot open loss_curves/%s", path, name);
+    if (!rc) rc = h5io_write_str_attr(ds, "task", r->mtl ? "mtl" : r->tasks[i], path);
+    if (ds >= 0) H5Dclose(ds);
+  }
+  H5Gclose(g);
+  return rc;
 }
 
 static int write_file(const cl_results *r, hid_t f, const char *path) {
@@ -43,7 +67,58 @@ static int write_file(const cl_results *r, hid_t f, const char *path) {
   } m[] = {{"AP", s.ap}, {"BWT", s.bwt}, {"FWT", s.fwt}, {"forgetting", s.forgetting}};
   for (int i = 0; i < 4; i++)
     GORP_CALL(h5io_write_attr(f, m[i].key, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &m[i].v, path));
+  if (!r->n_curves) return GORP_OK;
+  GORP_CALL(write_curves(r, f, path));
+  /* what differs between runs whose results are equal (another eval.batch_size, a resume, the
+   * machine's speed) goes in /run, which a comparison can leave out (h5diff --exclude-path /run) */
+  hid_t g;
+  GORP_CALL(h5io_create_group(f, "run", path, &g));
+  int rc = r->config_text ? h5io_write_str_attr(g, "config", r->config_text, path) : GORP_OK;
+  if (!rc)
+    rc = h5io_write_array_attr(g, "train_seconds", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, r->train_s,
+                               r->n_curves, path);
+  if (!rc)
+    rc = h5io_write_array_attr(g, "eval_seconds", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, r->eval_s,
+                               r->T + 1, path);
+  H5Gclose(g);
+  return rc;
+}
+
+int cl_results_history(cl_results *r, int mtl) {
+  const int n_curves = mtl ? 1 : r->T;
+  r->mtl = mtl;
+  r->n_curves = n_curves;
+  GORP_ALLOC(r->curves, n_curves, "loss curves");
+  GORP_ALLOC(r->curve_len, n_curves, "loss curve lengths");
+  GORP_ALLOC(r->train_s, n_curves, "training times");
+  GORP_ALLOC(r->eval_s, r->T + 1, "evaluation times");
+  for (int i = 0; i < n_curves; i++) {
+    r->curves[i] = NULL;
+    r->curve_len[i] = 0;
+    r->train_s[i] = NAN;
+  }
+  for (int i = 0; i <= r->T; i++) r->eval_s[i] = NAN;
   return GORP_OK;
+}
+
+int cl_results_set_curve(cl_results *r, int i, const float *losses, int n, double seconds) {
+  float *x;
+  GORP_ALLOC(x, n, "a loss curve");
+  memcpy(x, losses, (size_t)n * sizeof(float));
+  free(r->curves[i]);
+  r->curves[i] = x;
+  r->curve_len[i] = n;
+  r->train_s[i] = seconds;
+  return GORP_OK;
+}
+
+void cl_results_history_free(cl_results *r) {
+  for (int i = 0; i < r->n_curves; i++) free(r->curves[i]);
+  free(r->curves);
+  free(r->curve_len);
+  free(r->train_s);
+  free(r->eval_s);
+  r->n_curves = 0;
 }
 
 int cl_results_write(const cl_results *r, const char *path) {

@@ -2,6 +2,7 @@
  * and the AdamW loop with progress lines. The step itself allocates nothing. */
 #include "gorp/cl.h"
 
+#include "gorp/cl_log.h"
 #include "gorp/err.h"
 #include "gorp/out.h"
 #include "gorp/proc.h"
@@ -137,7 +138,7 @@ static int batch_fill(int *tokens, int *targets, const cl_encoded *e, const int 
 
 int cl_train_task(trainer *tr, const cl_encoded *e, int pad_id, const gorp_config *c,
                   const task_train *tt, int task_index, const char *task_name, int start_step,
-                  float *losses, int *n_steps, const cl_hook *hook) {
+                  float *losses, int *n_steps, const cl_hook *hook, double *elapsed) {
   const int Bmax = tt->batch_size;
   int steps;
   GORP_CALL(cl_steps_for(tt, e->n, task_name, &steps));
@@ -153,8 +154,11 @@ int cl_train_task(trainer *tr, const cl_encoded *e, int pad_id, const gorp_confi
   if (start_step == 0 && m->acts.kept_layers < m->cfg.num_layers)
     out_printf("  train.recompute: activations of %d of %d layers kept, the others recomputed\n",
                m->acts.kept_layers, m->cfg.num_layers);
-  const double t0 = proc_now_s();
+  const double t0 = proc_now_s(), elapsed0 = hook ? hook->elapsed0 : 0.0;
   double tokens_seen = 0.0;
+  trainer_rates lr;
+  trainer_rates_of(tr, tt, &lr);
+  *elapsed = elapsed0;
   /* the data cursor is a function of the step: a resumed task replays the same batches */
   const int per_epoch = (e->n + Bmax - 1) / Bmax;
   int step = start_step, epoch = start_step / per_epoch, pos = (start_step % per_epoch) * Bmax;
@@ -176,14 +180,30 @@ int cl_train_task(trainer *tr, const cl_encoded *e, int pad_id, const gorp_confi
     pos += B;
     for (int b = 0; b < B; b++) ids[b] = e->item[order[pos - B + b]];
     float loss;
+    const double s0 = proc_now_s();
     const int rc = trainer_step(tr, tokens, targets, NULL, ids, B, T,
                                 ((uint64_t)task_index << 32) | (uint64_t)step, &loss);
     if (rc == GORP_ENUM)
       GORP_ERR(rc, "task %s stopped at step %d; the model keeps the last finite update", task_name,
                step + 1);
     GORP_CALL(rc);
-    for (int i = 0; i < B; i++) tokens_seen += e->length[order[pos - B + i]];
+    const double now = proc_now_s();
+    long batch_tokens = 0;
+    for (int i = 0; i < B; i++) batch_tokens += e->length[order[pos - B + i]];
+    tokens_seen += (double)batch_tokens;
     losses[step++] = loss;
+    *elapsed = elapsed0 + (now - t0);
+    const cl_log_step line = {.task = task_name,
+                              .task_index = task_index + 1,
+                              .step = step,
+                              .steps = steps,
+                              .loss = loss,
+                              .lr = lr,
+                              .grad_norm = trainer_grad_norm(tr),
+                              .tokens = batch_tokens,
+                              .tokens_per_s = (double)batch_tokens / (now - s0),
+                              .elapsed_s = *elapsed};
+    if (hook && hook->log) GORP_CALL(cl_log_train(hook->log, &line));
     if (step % c->run.log_every == 0 || step == steps) {
       const double el = proc_now_s() - t0;
       out_printf("  %s step %5d/%d  loss %.6f  %8.0f tok/s  elapsed %6.1fs  eta %6.1fs\n",

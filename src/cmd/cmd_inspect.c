@@ -157,6 +157,61 @@ static int print_checkpoint(hid_t f, const char *path) {
   return rc;
 }
 
+/* results.h5's history: times per task and row, the config's size, the loss curves (steps, first
+ * and last loss each). */
+static int print_history(hid_t f, const char *path) {
+  const char *times[2] = {"train_seconds", "eval_seconds"};
+  const hid_t run = H5Lexists(f, "run", H5P_DEFAULT) > 0 ? H5Gopen2(f, "run", H5P_DEFAULT) : -1;
+  for (int i = 0; i < 2 && run >= 0; i++) {
+    double v[1024];
+    int n;
+    if (H5Aexists(run, times[i]) <= 0 ||
+        h5io_read_nums_attr(run, "/run", times[i], 1, H5T_NATIVE_DOUBLE, v, 1024, &n, path))
+      continue;
+    printf("%-13s", times[i]);
+    for (int k = 0; k < n; k++) printf(v[k] == v[k] ? " %.2f" : " -", v[k]);
+    printf("\n");
+  }
+  char *config = NULL;
+  if (run >= 0 && H5Aexists(run, "config") > 0 &&
+      !h5io_read_str_attr(run, "/run", "config", &config, path)) {
+    int lines = 0;
+    for (const char *c = config; *c; c++) lines += *c == '\n';
+    printf("config        %d lines (the resolved config: attribute config of /run)\n", lines);
+  }
+  free(config);
+  if (run >= 0) H5Gclose(run);
+  if (H5Lexists(f, "loss_curves", H5P_DEFAULT) <= 0) return GORP_OK;
+  hid_t g;
+  GORP_CALL(h5io_open_group(f, "loss_curves", path, &g));
+  H5G_info_t info;
+  if (H5Gget_info(g, &info) < 0) {
+    H5Gclose(g);
+    GORP_ERR(GORP_EINPUT, "%s: group loss_curves is damaged", path);
+  }
+  printf("loss curves (steps: first -> last loss):");
+  for (hsize_t i = 0; i < info.nlinks; i++) {
+    char name[64];
+    if (H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof(name), H5P_DEFAULT) <
+        0)
+      break;
+    const hid_t ds = H5Dopen2(g, name, H5P_DEFAULT), sp = ds < 0 ? -1 : H5Dget_space(ds);
+    const hssize_t len = sp < 0 ? -1 : H5Sget_simple_extent_npoints(sp);
+    if (sp >= 0) H5Sclose(sp);
+    if (ds >= 0) H5Dclose(ds);
+    float *x = len > 0 ? malloc((size_t)len * sizeof(float)) : NULL;
+    const hsize_t dim = (hsize_t)len;
+    if (x && !h5io_read_floats(g, name, 1, &dim, x, path))
+      printf(" %s %lld: %.4f -> %.4f;", name, (long long)len, x[0], x[len - 1]);
+    else
+      printf(" %s (unreadable);", name);
+    free(x);
+  }
+  printf("\n");
+  H5Gclose(g);
+  return GORP_OK;
+}
+
 /* A run's results.h5 (docs/RESULTS.md): its run, its matrices and metrics; --verify checks every
  * dataset's crc32. */
 static int inspect_results(hid_t f, const char *path, int verify) {
@@ -183,6 +238,7 @@ static int inspect_results(hid_t f, const char *path, int verify) {
       printf("%s%s %.2f", i ? "  " : "", metrics[i], v);
   }
   printf("\n");
+  GORP_CALL(print_history(f, path));
   ckpt_datasets x;
   GORP_CALL(ckpt_count_datasets(f, path, verify, &x));
   printf("%d datasets, %zu values", x.n, x.values);

@@ -1,12 +1,13 @@
 /* gorp run CONFIG.ini [--set section.key=value]... [--force-config]: builds or loads the model,
  * evaluates it zero-shot, then trains on every task of data.tasks in order and evaluates after
  * each task, printing progress, loss curves, the accuracy matrix and AP/BWT/FWT/forgetting;
- * writes results.h5, predictions, checkpoints and the final model into run.out_dir. A run
- * directory that holds checkpoints is resumed from its LATEST; SIGTERM/SIGUSR1 checkpoint and
- * exit with CKPT_EXIT_RESUBMIT. */
+ * writes results.h5, metrics.jsonl, predictions, checkpoints and the final model into
+ * run.out_dir. A run directory that holds checkpoints is resumed from its LATEST; SIGTERM/SIGUSR1
+ * checkpoint and exit with CKPT_EXIT_RESUBMIT. */
 #include "gorp/backend.h"
 #include "gorp/bf16.h"
 #include "gorp/cl.h"
+#include "gorp/cl_log.h"
 #include "gorp/cl_metrics.h"
 #include "gorp/cl_results.h"
 #include "gorp/ckpt.h"
@@ -107,6 +108,8 @@ typedef struct run_ctx {
   cl_results *res;
   char results_path[4096];
   ckpt_pos resume; /* where a resumed run continues (task -2: a fresh run) */
+  cl_log log;      /* metrics.jsonl */
+  double elapsed0; /* seconds of the resumed task's steps before the checkpoint (cl_log_open) */
   int stop[1 + MODEL_MAX_EOS + CL_MAX_STOP_TEXTS]; /* the ids evaluation stops at (cl_stop_ids) */
   int n_stop;
 } run_ctx;
@@ -153,8 +156,10 @@ static int eval_cell(run_ctx *r, int task, int row, int i) {
                              .partial_path = partial,
                              .resume = r->resume.task == task && r->resume.eval_task == i + 1};
   cl_scores s;
+  const double t0 = proc_now_s();
   const int rc = cl_evaluate(trainer_model(r->tr), r->tok, &r->tasks[i], c, r->d, i, r->stop,
                              r->n_stop, path, &hook, &s);
+  const double seconds = proc_now_s() - t0;
   if (rc == CKPT_EXIT_RESUBMIT) {
     GORP_CALL(write_results(r)); /* the row's columns before this one */
     const ckpt_pos pos = {.task = task, .done = 1, .eval_task = i + 1};
@@ -168,6 +173,8 @@ static int eval_cell(run_ctx *r, int task, int row, int i) {
   const int T = c->data.n_tasks;
   r->res->acc[row * T + i] = s.accuracy;
   r->res->in_list[row * T + i] = s.in_list_rate;
+  r->res->eval_s[row] = (isnan(r->res->eval_s[row]) ? 0.0 : r->res->eval_s[row]) + seconds;
+  GORP_CALL(cl_log_eval(&r->log, row, r->tasks[i].dataset, i + 1, &s, seconds));
   out_printf("  eval %-12s exact match %5.1f%% (%d/%d), in-list %5.1f%%\n", r->tasks[i].dataset,
              s.accuracy, s.correct, s.n, s.in_list_rate);
   return GORP_OK;
@@ -238,7 +245,7 @@ static int eval_row(run_ctx *r, int task, int row, int n) {
 static int train_one(run_ctx *r, const cl_encoded *enc, const task_train *tt, int task_index,
                      const char *name) {
   const gorp_config *c = r->c;
-  int steps, start = 0;
+  int steps, start = 0, resumed = 0;
   GORP_CALL(cl_steps_for(tt, enc->n, name, &steps));
   float *losses;
   GORP_ALLOC(losses, steps, "loss curve");
@@ -246,15 +253,19 @@ static int train_one(run_ctx *r, const cl_encoded *enc, const task_train *tt, in
     start = r->resume.step;
     if (start > steps) GORP_ERR(GORP_EINPUT, "checkpoint: step %d of a %d-step task", start, steps);
     if (start) memcpy(losses, r->resume.losses, (size_t)start * sizeof(float));
+    resumed = 1;
     out_printf("  resuming %s at step %d of %d\n", name, start, steps);
   } else {
     GORP_CALL(trainer_begin_task(r->tr, task_index, tt));
   }
   step_ctx sc = {.r = r, .task = task_index};
-  const cl_hook hook = {.after_step = after_step, .ctx = &sc};
+  const cl_hook hook = {
+      .after_step = after_step, .ctx = &sc, .log = &r->log, .elapsed0 = resumed ? r->elapsed0 : 0};
+  double seconds;
   int rc = cl_train_task(r->tr, enc, r->tok->pad_id, c, tt, task_index, name, start, losses, &steps,
-                         &hook);
+                         &hook, &seconds);
   if (!rc) print_loss_curve(losses, steps);
+  if (!rc) rc = cl_results_set_curve(r->res, task_index, losses, steps, seconds);
   free(losses);
   if (rc == CKPT_EXIT_RESUBMIT) return rc;
   GORP_CALL(rc);
@@ -424,6 +435,10 @@ static int run(const gorp_config *c, int force_config) {
                "one layer's (%zu floats)\n",
                tr.n_full, streamed, m.n_grad_slot);
   }
+  char *config_text;
+  GORP_CALL(config_to_text(c, &config_text));
+  res.config_text = config_text;
+  GORP_CALL(cl_results_history(&res, trainer_method(&tr) == METHOD_MTL));
   run_ctx r = {
       .c = c, .d = &d, .tr = &tr, .tok = &tok, .tasks = tasks, .res = &res, .resume.task = -2};
   snprintf(r.results_path, sizeof(r.results_path), "%s/results.h5", c->run.out_dir);
@@ -432,7 +447,10 @@ static int run(const gorp_config *c, int force_config) {
   for (int i = 0; i < r.n_stop; i++) out_printf(" %d", r.stop[i]);
   out_printf(" (the tokenizer's EOS, the model's end ids and eval.stop together)\n");
   if (ckpt_exists(c)) GORP_CALL(cl_ckpt_load(c, force_config, &d, &tr, &res, &r.resume));
+  /* after the load: the lines past the checkpoint's position go */
+  GORP_CALL(cl_log_open(&r.log, c->run.out_dir, d.rank == 0, &r.resume, &res, &r.elapsed0));
   const int rc = run_tasks(&r);
+  cl_log_close(&r.log);
   free(r.resume.losses);
   if (rc == CKPT_EXIT_RESUBMIT) return rc;
   GORP_CALL(rc);
@@ -445,6 +463,8 @@ static int run(const gorp_config *c, int force_config) {
              c->run.out_dir, path, c->run.out_dir);
   free(res.acc);
   free(res.in_list);
+  cl_results_history_free(&res);
+  free(config_text);
   trainer_free(&tr);
   for (int i = 0; i < T; i++) clbench_free(&tasks[i]);
   free(tasks);

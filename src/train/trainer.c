@@ -495,6 +495,7 @@ static int clip_grads(trainer *t) {
     const double norm = sqrt(grad_sumsq(segs, n) + t->stream_sumsq);
     grad_clip_scale(segs, n, clip, norm);
     t->clip_coef = grad_clip_coef(clip, norm);
+    t->grad_norm = norm;
     return GORP_OK;
   }
   const size_t cap = t->segs_cap;
@@ -527,6 +528,7 @@ static int clip_grads(trainer *t) {
   double ss = grad_sumsq(segs, n_split) + t->stream_sumsq; /* streamed tensors are split */
   GORP_CALL(dist_tp_sum_doubles(m->tp, &ss, 1));
   const double norm = sqrt(ss + grad_sumsq(segs + cap, n_rep));
+  t->grad_norm = norm;
   grad_clip_scale(segs, n_split, clip, norm);
   grad_clip_scale(segs + cap, n_rep, clip, norm);
   t->clip_coef = grad_clip_coef(clip, norm);
@@ -746,14 +748,26 @@ int trainer_set_lr(trainer *t, float lr) {
   return GORP_OK;
 }
 
+void trainer_rates_of(const trainer *t, const task_train *tt, trainer_rates *r) {
+  r->lr = t->has_seqft ? tt->lr : 0.0;
+  r->lora_lr = !t->has_seqft && t->has_lora ? t->c->lora.lr : 0.0;
+  r->full_lr = !t->has_seqft && t->n_full ? t->c->full.lr : 0.0;
+}
+
 void trainer_lr_text(const trainer *t, const task_train *tt, char *buf, size_t n) {
-  if (t->has_seqft) {
-    snprintf(buf, n, "lr %g", tt->lr);
+  trainer_rates r;
+  trainer_rates_of(t, tt, &r);
+  if (r.lr > 0.0) {
+    snprintf(buf, n, "lr %g", r.lr);
     return;
   }
-  const int k = t->has_lora ? snprintf(buf, n, "lora.lr %g", t->c->lora.lr) : 0;
-  if (t->n_full && (size_t)k < n)
-    snprintf(buf + k, n - (size_t)k, "%sfull.lr %g", k ? ", " : "", t->c->full.lr);
+  const int k = r.lora_lr > 0.0 ? snprintf(buf, n, "lora.lr %g", r.lora_lr) : 0;
+  if (r.full_lr > 0.0 && (size_t)k < n)
+    snprintf(buf + k, n - (size_t)k, "%sfull.lr %g", k ? ", " : "", r.full_lr);
+}
+
+double trainer_grad_norm(const trainer *t) {
+  return t->grad_norm;
 }
 
 model *trainer_model(const trainer *t) {

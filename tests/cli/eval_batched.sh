@@ -36,9 +36,10 @@ stop = e
 INI
 
 # the accuracy matrix block of a run's log, and the contents of its results.h5 (h5dump, less the
-# first line, which names the file: HDF5 stores object times, so the bytes differ run to run)
+# first line, which names the file: HDF5 stores object times, so the bytes differ run to run; and
+# less /run: config and times)
 matrix() { sed -n '/^accuracy matrix/,/^AP /p' "$1.log"; }
-results() { h5dump "$1/results.h5" 2>&1 | tail -n +2; }
+results() { h5dump "$1/results.h5" 2>&1 | tail -n +2 | sed '/^   GROUP "run" {$/,/^   }$/d'; }
 
 run_with() { # NAME [--set ...]: a run into $work/NAME
   local name=$1

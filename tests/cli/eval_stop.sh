@@ -38,7 +38,8 @@ batch_size = 4
 stop = e
 INI
 
-results() { h5dump "$1/results.h5" 2>&1 | tail -n +2; } # less the line naming the file
+# less the line naming the file and /run (config and times)
+results() { h5dump "$1/results.h5" 2>&1 | tail -n +2 | sed '/^   GROUP "run" {$/,/^   }$/d'; }
 run_with() {                                            # NAME [--set ...]: a run into $work/NAME
   local name=$1
   shift

@@ -39,20 +39,25 @@ void cl_encoded_free(cl_encoded *e);
  * that examples of different tasks key different dropout masks. */
 int cl_encoded_append(cl_encoded *dst, const cl_encoded *src, int item_base);
 
+struct cl_log;
 /* Trains tr's model on the encoded examples for the task's epochs/max_steps/batch size (tt)
- * (batches padded with pad_id), printing a progress line every run.log_every steps. losses receives
- * one value per step (capacity *n_steps on entry; the steps taken on return). */
+ * (batches padded with pad_id), printing a progress line every run.log_every steps and writing a
+ * metrics line every step. losses receives one value per step (capacity *n_steps on entry; the
+ * steps taken on return). */
 typedef struct cl_hook {
   /* called after every step but the task's last, with the losses so far; a non-zero return ends
    * the task there and is returned (checkpoint-and-stop) */
   int (*after_step)(void *ctx, int step, const float *losses);
   void *ctx;
+  struct cl_log *log; /* metrics.jsonl (cl_log.h), or NULL */
+  double elapsed0;    /* seconds the task's earlier steps took (a resumed task), for the log */
 } cl_hook;
 /* start_step > 0 resumes a task: losses[0..start_step) are the earlier steps' and the data cursor
- * continues where those steps left it. hook may be NULL. */
+ * continues where those steps left it. hook may be NULL. *elapsed: seconds from the task's first
+ * step to its last one taken (hook's elapsed0 included). */
 int cl_train_task(trainer *tr, const cl_encoded *e, int pad_id, const gorp_config *c,
                   const task_train *tt, int task_index, const char *task_name, int start_step,
-                  float *losses, int *n_steps, const cl_hook *hook);
+                  float *losses, int *n_steps, const cl_hook *hook, double *elapsed);
 /* Feeds the layer inputs of the first gorp.activation_examples encoded examples to the trainer
  * (activation bases), in batches of train.batch_size. */
 int cl_observe_task(trainer *tr, const cl_encoded *e, int pad_id, const gorp_config *c);

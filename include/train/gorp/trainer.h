@@ -85,6 +85,7 @@ typedef struct trainer {
   grad_segment *segs; /* (2 segs_cap) under TP: gradients by split (clipping) */
   size_t segs_cap;
   const dist *dist; /* data parallelism (trainer_create); NULL = 1 rank */
+  double grad_norm; /* the last step's global gradient norm, before clipping */
 } trainer;
 
 /* A model_prep (model.h) for run config c: marks the tensors that c's run.method trains (as
@@ -112,9 +113,18 @@ int trainer_step(trainer *t, const int *tokens, const int *targets, const float 
  * one AdamW (seqft, mtl); refuses the others, whose adapters and full-rank targets keep the rates
  * of lora.lr and full.lr. */
 int trainer_set_lr(trainer *t, float lr);
+/* The learning rates a task's steps use; 0 where the method has no such weights: lr for the AdamW
+ * over every weight (seqft, mtl: tt's rate), lora_lr for the adapters (lora.lr), full_lr for the
+ * full-rank targets (full.lr). */
+typedef struct trainer_rates {
+  double lr, lora_lr, full_lr;
+} trainer_rates;
+void trainer_rates_of(const trainer *t, const task_train *tt, trainer_rates *r);
 /* "lr 2e-05" (seqft, mtl: tt's rate), "lora.lr 0.0002" or "lora.lr 0.0002, full.lr 1e-06": the
  * learning rates a task's steps use, for the task's header line (n bytes of buf). */
 void trainer_lr_text(const trainer *t, const task_train *tt, char *buf, size_t n);
+/* The global norm of the last step's gradient before clipping (what train.grad_clip compares). */
+double trainer_grad_norm(const trainer *t);
 /* With activation bases: adds the layer inputs of one batch (B, T; lengths (B) real tokens per
  * row) of the finished task to the covariances. */
 int trainer_observe(trainer *t, const int *tokens, const int *lengths, int B, int T);

@@ -31,7 +31,7 @@ PY
 read -r -a arch_sets <<<"$arch"
 plan_sets=()
 for s in "${arch_sets[@]}" "${sets[@]}"; do plan_sets+=(--set "$s"); done
-echo "CPU: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, OMP_NUM_THREADS=${OMP_NUM_THREADS:-unset}, $(free -g | awk '/Mem:/{print $2}') GiB"
+echo "CPU: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc --all) cores, OMP_NUM_THREADS=${OMP_NUM_THREADS:-unset}, $(free -g | awk '/Mem:/{print $2}') GiB"
 "$src/build/gorp" plan "$cfg" "${plan_sets[@]}" --seq "$seq" | grep -E "^(weights|gradients|lora|optimizer|bases|activations|workspace|total per rank) "
 /usr/bin/time -f "wall %e s" mpirun --allow-run-as-root --oversubscribe -np "$np" \
   "$src/build/bench_step" "$cfg" "$seq" "$steps" 8 "${arch_sets[@]}" "${sets[@]}"

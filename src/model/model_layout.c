@@ -381,6 +381,8 @@ void model_init_random(model *m, uint64_t seed, float std, float embed_std) {
   for (int i = 0; i < m->n_tensors; i++) {
     const param_tensor *t = &m->tensors[i];
     const double s = i == 0 ? embed_std : std; /* tensor 0 is model.embed_tokens.weight */
+    /* each value is a function of (seed, tensor, index) alone: any thread may draw it */
+#pragma omp parallel for schedule(static)
     for (size_t j = 0; j < t->numel; j++) {
       const float v = t->ndim == 1 ? 1.0f
                                    : (float)(s * rng_normal(seed, RNG_STREAM_INIT, (uint64_t)i,

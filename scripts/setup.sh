@@ -8,7 +8,8 @@ cd "$here"
 
 debs=(build-essential cmake pkg-config zlib1g-dev
       libopenmpi-dev openmpi-bin libscalapack-openmpi-dev libhdf5-openmpi-dev hdf5-tools
-      libopenblas-dev liblapacke-dev libdnnl-dev libinih-dev libcjson-dev clang-format
+      libopenblas-dev libblas-dev liblapack-dev liblapacke-dev libdnnl-dev libinih-dev
+      libcjson-dev clang-format
       python3 python3-venv python3-numpy python3-h5py python3-torch python3-matplotlib
       slurmctld slurmd slurm-client munge)
 missing=()

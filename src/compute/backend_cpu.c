@@ -1,4 +1,5 @@
-/* CPU backend: OpenBLAS SGEMM on the OpenMP threads, and the thread counts of both pools.
+/* CPU backend: the CBLAS SGEMM (OpenBLAS by default, any CBLAS otherwise) on the OpenMP threads,
+ * and the thread counts of both pools.
  * Not for: choosing the backend (the registry, backend.c) or any other backend. */
 #include "backend_cpu.h"
 
@@ -7,6 +8,25 @@
 #include <cblas.h>
 #include <omp.h>
 #include <stdlib.h>
+
+#ifdef GORP_HAVE_OPENBLAS /* CMake found openblas_set_num_threads in the BLAS it links */
+/* OpenBLAS's own pool of threads (declared by its cblas.h) */
+static int blas_threads(void) {
+  return openblas_get_num_threads();
+}
+static void blas_set_threads(int n) {
+  openblas_set_num_threads(n);
+}
+#else
+/* Another BLAS (reference, MKL sequential, Cray LibSci): no pool of its own that gorp sets; each
+ * call runs on the thread that makes it, so it counts as one. */
+static int blas_threads(void) {
+  return 1;
+}
+static void blas_set_threads(int n) {
+  (void)n;
+}
+#endif
 
 static void cpu_gemm1(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
                       int lda, const float *b, int ldb, float beta, float *c, int ldc) {
@@ -55,35 +75,40 @@ static int cpu_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, 
   /* a small product runs on this thread alone too: OpenBLAS's own threads would wake next to
    * OpenMP's spinning ones (measured: a LoRA run with many small products at half the speed of
    * one thread) */
-  const int blas_threads = openblas_get_num_threads();
-  if (blas_threads != 1) openblas_set_num_threads(1);
+  const int blas_prev = blas_threads();
+  if (blas_prev != 1) blas_set_threads(1);
   if ((double)m * n * k < GEMM_SPLIT_MIN)
     cpu_gemm1(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   else
     gemm_slabs(nt, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  if (blas_threads != 1) openblas_set_num_threads(blas_threads);
+  if (blas_prev != 1) blas_set_threads(blas_prev);
   return GORP_OK;
 }
 
 static int cpu_set_gemm_threads(int n) {
-  const int prev = openblas_get_num_threads();
-  if (n != prev) openblas_set_num_threads(n);
+  const int prev = blas_threads();
+  if (n != prev) blas_set_threads(n);
   return prev;
 }
 
-/* OpenBLAS (pthreads build) runs single-threaded calls from several threads at once. */
+/* OpenBLAS (pthreads build), like a BLAS without threads, runs single-threaded calls from several
+ * threads at once. */
 const backend_ops backend_cpu_ops = {"cpu", cpu_gemm, cpu_set_gemm_threads, 1};
 
 void backend_threads_init(int ranks_per_node) {
-  int n = openblas_get_num_threads();
+#ifdef GORP_HAVE_OPENBLAS
+  int n = openblas_get_num_threads(); /* OPENBLAS_NUM_THREADS, else OMP_NUM_THREADS, else cores */
+#else
+  int n = omp_get_max_threads();
+#endif
   if (!getenv("OPENBLAS_NUM_THREADS") && !getenv("OMP_NUM_THREADS") && ranks_per_node > 1) {
     n = n / ranks_per_node > 1 ? n / ranks_per_node : 1;
-    openblas_set_num_threads(n);
+    blas_set_threads(n);
   }
   if (!getenv("OMP_NUM_THREADS")) omp_set_num_threads(n);
 }
 
 void backend_threads(int *openmp, int *openblas) {
   *openmp = omp_get_max_threads();
-  *openblas = openblas_get_num_threads();
+  *openblas = blas_threads();
 }

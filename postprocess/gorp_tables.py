@@ -384,7 +384,8 @@ def markdown(tables):
     out += table(["method", "order", "seed", "status"] + heads, 4, [
         [md_escape(r.label), md_escape(r.order), str(r.seed), status(r)] + run_cells(r)
         for r in runs])
-    out += ["", NOTE.format(pm=" ± "), ""] + ([authors_note(runs), ""] if authors_note(runs) else [])
+    note = authors_note(runs)
+    out += ["", NOTE.format(pm=" ± "), ""] + ([note, ""] if note else [])
     return "\n".join(out)
 
 
@@ -433,7 +434,8 @@ def latex(tables):
         return out + ["\\hline", "\\end{tabular}", ""]
 
     out = [f"% gorp_tables.py. {NOTE.format(pm=' +- ')}", ""]
-    out += [f"% {authors_note(runs)}", ""] if authors_note(runs) else []
+    note = authors_note(runs)
+    out += [f"% {note}", ""] if note else []
     out += table("per method and order", ["method", "order", "seeds"] + heads, 2, [
         [tex_escape(o["method"]), tex_escape(o["order"]), tex_escape(seeds_cell(o))] +
         [tex_cell(o["mean"][k], o["std"][k]) for k in COLUMNS] for o in by_order])
@@ -754,7 +756,7 @@ def main(argv=None):
         runs = [read_any(kind, p) for kind, p in find_runs(args.paths)]
         check_runs(runs, args.allow_partial)
         tables = build(runs)
-        w = wide(runs)
+        w = wide(runs) if args.layout == "wide" or args.figures else None
         if args.layout == "wide":
             text = {"md": wide_markdown(w), "csv": wide_csv(w), "latex": wide_latex(w)}
         else:

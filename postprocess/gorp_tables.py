@@ -701,13 +701,18 @@ def figures(runs, w, out_dir):
             errs = [c[1] if c[1] is not None and c[2] else 0.0 for c in r["cells"]] + [0.0]
             xs = np.arange(len(groups)) + (j - (len(labels) - 1) / 2) * width
             keep = [i for i, y in enumerate(ys) if not math.isnan(y)]  # n/a: no bar
-            ax.bar(xs[keep], [ys[i] for i in keep], width, yerr=[errs[i] for i in keep],
+            errs = [errs[i] for i in keep]
+            if not keep:
+                continue
+            ax.bar(xs[keep], [ys[i] for i in keep], width, yerr=errs if any(errs) else None,
                    capsize=2, color=colour[r["label"]], label=wide_label(r))
         ax.set_xticks(np.arange(len(groups)), groups, fontsize=8)
         ax.axhline(0, color="black", linewidth=0.6)
         ax.set_title(title + " (%)", fontsize=10)
-    axes[0].legend(fontsize=7)
     fig.tight_layout()
+    # one legend off the bars, from AP (every label with a complete run has one)
+    fig.legend(*axes[0].get_legend_handles_labels(), fontsize=7, loc="center left",
+               bbox_to_anchor=(1.0, 0.5))
     stem = os.path.join(out_dir, "bars")
     save(fig, plt, [stem + ".pdf", stem + ".png"], 300)
 

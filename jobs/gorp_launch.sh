@@ -82,7 +82,8 @@ resolve() {
     seed=$(sed -n '/^\[run\]/,/^\[/s/^seed = //p' <<<"$resolved")
     label=$(sed -n '/^\[run\]/,/^\[/s/^name = //p' <<<"$resolved")
     run_dir=$root/$(basename "$(dirname "$config")")-$(basename "$config" .ini)-$method-seed$seed
-    # a run label is free text: anything but letters, digits and ._+- becomes _ in the name
+    # run.name has no blanks or commas but may hold '/' and the like: anything but letters,
+    # digits and ._+- becomes _ in the name
     [ -z "$label" ] || run_dir+=-${label//[^A-Za-z0-9._+-]/_}
     out=(--set "run.out_dir=$run_dir")
   fi

@@ -58,6 +58,7 @@ static int write_file(const cl_results *r, hid_t f, const char *path) {
   GORP_CALL(h5io_write_doubles(f, "in_list", 2, dims, r->in_list, path));
   GORP_CALL(write_strings(f, "tasks", (const char *const *)r->tasks, r->T));
   GORP_CALL(h5io_write_str_attr(f, "method", r->method, path));
+  GORP_CALL(h5io_write_str_attr(f, "name", r->name, path));
   GORP_CALL(h5io_write_str_attr(f, "gorp_version", gorp_version(), path));
   GORP_CALL(h5io_write_str_attr(f, "order", r->order, path));
   GORP_CALL(h5io_write_attr(f, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &r->seed, path));

@@ -420,8 +420,12 @@ static int run(const gorp_config *c, int force_config) {
     snprintf(order + strlen(order), sizeof(order) - strlen(order), "%s%s", i ? "," : "",
              c->data.tasks[i]);
   if (c->data.order[0]) snprintf(order, sizeof(order), "%s", c->data.order);
-  cl_results res = {
-      .T = T, .tasks = c->data.tasks, .method = c->run.method, .order = order, .seed = c->run.seed};
+  cl_results res = {.T = T,
+                    .tasks = c->data.tasks,
+                    .method = c->run.method,
+                    .name = c->run.name,
+                    .order = order,
+                    .seed = c->run.seed};
   GORP_ALLOC(res.acc, (size_t)(T + 1) * T, "accuracy matrix");
   GORP_ALLOC(res.in_list, (size_t)(T + 1) * T, "in-list matrix");
   for (int i = 0; i < (T + 1) * T; i++) res.acc[i] = res.in_list[i] = NAN;

@@ -87,6 +87,10 @@ static const struct {
 static const config_key keys[] = {
     {"run", "out_dir", CFG_PATH, FIELD(run.out_dir), .def = "runs/default",
      .doc = "run directory (results, checkpoints, predictions)"},
+    {"run", "name", CFG_NAME, FIELD(run.name), .def = "",
+     .doc = "label of the run in results.h5 (attribute `name`) and in gorp_tables.py's tables, "
+            "so that configs of one method (e.g. gorp on two axes) get rows of their own; "
+            "empty = run.method"},
     {"run", "seed", CFG_U64, FIELD(run.seed), .def = "1",
      .doc = "seed of every random choice (init, shuffling, dropout)"},
     {"run", "backend", CFG_CHOICE, FIELD(run.backend), .def = "cpu", .choices = "cpu,cuda",
@@ -1171,11 +1175,12 @@ void config_free(gorp_config *c) {
  * checkpoint holds logical tensors), the orders file and the substitutions (their outcome is
  * data.tasks, which is hashed) and what only gorp pretrain reads. */
 static const char *const outside_run[] = {
-    "run.out_dir",          "run.checkpoint_every", "run.checkpoint_keep", "run.log_every",
-    "data.order",           "data.orders",          "data.substitute",     "eval.batch_size",
-    "train.recompute",      "parallel.tp",          "parallel.dp",         "pretrain.out",
-    "pretrain.steps",       "pretrain.batch_size",  "pretrain.lr",         "pretrain.warmup",
-    "pretrain.min_lr_ratio"};
+    "run.out_dir",         "run.name",        "run.checkpoint_every",
+    "run.checkpoint_keep", "run.log_every",   "data.order",
+    "data.orders",         "data.substitute", "eval.batch_size",
+    "train.recompute",     "parallel.tp",     "parallel.dp",
+    "pretrain.out",        "pretrain.steps",  "pretrain.batch_size",
+    "pretrain.lr",         "pretrain.warmup", "pretrain.min_lr_ratio"};
 
 /* In the run hash, but they say where an input lies or which backend rounds the sums: a resume
  * accepts a change with --force-config (the data moved; the user vouches that it is the same). */

@@ -2,9 +2,9 @@
  * loss curves, times and config, rewritten atomically after every evaluation row so that a reader
  * never sees a half-written file. Layout (docs/RESULTS.md): /acc_matrix [T+1, T] float64 percent
  * (row 0 zero-shot, NaN = not measured), /in_list same shape, /loss_curves/task_TT (mtl: /mtl)
- * [steps] float32, root attributes tasks (strings), method, order, seed, AP, BWT, FWT,
- * forgetting, gorp_version; /run's attributes config, train_seconds, eval_seconds (what differs
- * between runs with equal results). Predictions live beside it in
+ * [steps] float32, root attributes tasks (strings), method, name, order, seed, AP, BWT,
+ * FWT, forgetting, gorp_version; /run's attributes config, train_seconds, eval_seconds (what
+ * differs between runs with equal results). Predictions live beside it in
  * predictions/after_TT/<dataset>.jsonl. Not for: checkpoints (their /results group is written by
  * ckpt), metrics.jsonl (cl_log.h). */
 #ifndef GORP_CL_RESULTS_H
@@ -16,6 +16,7 @@ typedef struct cl_results {
   int T;
   char *const *tasks; /* (T) dataset names in training order */
   const char *method;
+  const char *name;  /* run.name: the run's label in the tables ("" = the method) */
   const char *order; /* the order as configured (comma-joined task list) */
   uint64_t seed;
   double *acc;     /* (T+1, T) */

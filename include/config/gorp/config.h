@@ -18,6 +18,7 @@ typedef struct gorp_config {
   char *file; /* the config path as given (NULL for a config built from defaults only) */
   struct {
     char *out_dir;        /* run directory: results, checkpoints, predictions */
+    char *name;           /* label in results.h5 and the tables; "" = the method */
     uint64_t seed;        /* key of every random choice */
     char *backend;        /* "cpu" or "cuda" */
     char *method;         /* seqft ... mtl (see docs/ALGORITHM.md) */

@@ -16,7 +16,12 @@
  *   OUT.txt (default: standard output); --time prints after the run
  *     generate-time sequences=S prompt_len=T new_tokens=N total_s=.. new_tokens_per_s=..
  *                   peak_rss_mb=..
- *   where total_s covers every prompt's prefill and decoding (the model load excluded).
+ *   where total_s covers every prompt's prefill and decoding (the model load excluded) and T is
+ *   the longest prompt's length.
+ *   generate --text TEXT | --text-file FILE --tokenizer TOK [--chat CHAT.json]: the prompts are
+ *   text (one per line of FILE), encoded as gorp run encodes an evaluation input, the tokenizer's
+ *   EOS stops them too, and each answer is written as text, one line per prompt (docs/DATA.md
+ *   "gorp generate on text").
  *   logits, generate --bf16: every matrix held and multiplied in bf16 (fp32 sums), as a run with
  *   model.dtype = bf16 holds its frozen weights.
  * Not for: benchmarking by itself (bench/bench_train.py compares with PyTorch and the SGEMM
@@ -429,6 +434,8 @@ static int run_generate(const void *args) {
   GORP_ALLOC(out, (size_t)g.S * a->max_new, "generated ids");
   GORP_ALLOC(n_out, g.S, "generated lengths");
   long total_new = 0;
+  int longest = 0;
+  for (int s = 0; s < g.S; s++) longest = g.len[s] > longest ? g.len[s] : longest;
   const double t0 = proc_now_s();
   for (int s = 0; s < g.S; s++) { /* one prompt at a time, as evaluation decodes */
     const int *prompt = g.ids + g.off[s];
@@ -452,7 +459,7 @@ static int run_generate(const void *args) {
   if (a->time)
     printf("generate-time sequences=%d prompt_len=%d new_tokens=%ld total_s=%.6f "
            "new_tokens_per_s=%.2f peak_rss_mb=%.1f\n",
-           g.S, g.len[0], total_new, total_s, total_new / total_s, proc_peak_rss_mb());
+           g.S, longest, total_new, total_s, total_new / total_s, proc_peak_rss_mb());
   free(out);
   free(n_out);
   gen_prompts_free(&g);
@@ -534,7 +541,9 @@ static const cmd_arg generate_table[] = {
      "wrap each text in this rendered chat template (data.chat_template)", 0},
     {"max-new", CMD_COUNT, offsetof(numerics_args, max_new), "N", "new tokens per prompt", 1},
     {"eos", CMD_INT, offsetof(numerics_args, eos), "ID",
-     "stop a prompt's decoding after this id too (default -1: only the model file's end ids)", 0},
+     "stop a prompt's decoding after this id too (default -1: only the model file's end ids "
+     "and, for text, the tokenizer's EOS)",
+     0},
     {"out", CMD_TEXT, offsetof(numerics_args, out), "OUT.txt",
      "write the answers, one line per prompt (default: standard output)", 0},
     {"time", CMD_FLAG, offsetof(numerics_args, time), NULL,
@@ -555,7 +564,8 @@ const cmd_spec cmd_fit_spec = {
              numerics_args, run_fit),
     .defaults = &defaults};
 const cmd_spec cmd_generate_spec = {
-    CMD_SPEC("generate",
-             "greedy decoding of each line as a prompt with the KV cache, as evaluation decodes",
-             generate_table, numerics_args, run_generate),
+    CMD_SPEC(
+        "generate",
+        "greedy decoding of each prompt (ids or text) with the KV cache, as evaluation decodes",
+        generate_table, numerics_args, run_generate),
     .defaults = &defaults};

@@ -291,7 +291,8 @@ static int run_fit(const void *args) {
  * rectangle, from --text/--text-file each text as gorp run encodes an evaluation input (prompt.h:
  * the tokenizer's template ids, then chat.before + text + chat.after encoded as one string). */
 typedef struct gen_prompts {
-  int S, *ids, *off, *len;
+  int S, *ids, *len;
+  size_t *off;
   tokenizer tok; /* kind 0: --tokens (no tokenizer opened) */
 } gen_prompts;
 
@@ -356,25 +357,38 @@ static int gen_encode_texts(gen_prompts *g, const numerics_args *a, const model 
              a->model, m->cfg.vocab_size, a->tokenizer, g->tok.vocab_size);
   char *buf, **lines;
   GORP_CALL(gen_read_texts(a, &buf, &lines, &g->S));
-  const int cap = m->cfg.max_seq; /* (max_seq) one prompt's ids, the most a model can hold */
-  GORP_ALLOC(g->ids, (size_t)g->S * cap, "prompt ids"); /* (S, max_seq) */
+  const int cap = m->cfg.max_seq; /* the most ids a prompt can have: the model's positions */
+  int *one;                       /* (max_seq) the prompt being encoded */
+  GORP_ALLOC(one, cap, "prompt ids");
   GORP_ALLOC(g->off, g->S, "prompt offsets");
   GORP_ALLOC(g->len, g->S, "prompt lengths");
   char none[] = "";
+  size_t total = 0; /* ids of the prompts so far, laid end to end in g->ids */
   int rc = GORP_OK;
   for (int s = 0; s < g->S && !rc; s++) {
     const prompt_parts p = {.prefix = none, .sentence = lines[s], .suffix = ""};
-    g->off[s] = s * cap;
-    rc = prompt_parts_encode(&g->tok, &p, NULL, INT_MAX, 1, g->ids + g->off[s], NULL, &g->len[s],
-                             cap);
-    if (rc)
-      rc = GORP_ERROR(rc, "generate: prompt %d ('%.40s') does not fit max_position_embeddings = %d",
+    rc = prompt_parts_encode(&g->tok, &p, NULL, INT_MAX, 1, one, NULL, &g->len[s], cap);
+    if (rc) {
+      rc = GORP_ERROR(rc,
+                      "generate: could not encode prompt %d ('%.40s') in at most "
+                      "max_position_embeddings = %d ids",
                       s + 1, lines[s], cap);
-    else if (g->len[s] == 0)
+    } else if (g->len[s] == 0) {
       rc = GORP_ERROR(GORP_EINPUT,
                       "generate: prompt %d is empty and the tokenizer %s puts no ids before a text",
                       s + 1, a->tokenizer);
+    } else {
+      int *grown = realloc(g->ids, (total + g->len[s]) * sizeof(int)); /* (total) all prompts */
+      if (!grown) rc = GORP_ERROR(GORP_EMEM, "out of memory holding %zu prompt ids", total);
+      if (!rc) {
+        g->ids = grown;
+        memcpy(g->ids + total, one, (size_t)g->len[s] * sizeof(int));
+        g->off[s] = total;
+        total += g->len[s];
+      }
+    }
   }
+  free(one);
   free(lines);
   free(buf);
   return rc;
@@ -387,7 +401,7 @@ static int gen_prompts_load(gen_prompts *g, const numerics_args *a, const model 
   GORP_ALLOC(g->off, g->S, "prompt offsets");
   GORP_ALLOC(g->len, g->S, "prompt lengths");
   for (int s = 0; s < g->S; s++) {
-    g->off[s] = s * b->T;
+    g->off[s] = (size_t)s * b->T;
     g->len[s] = b->T;
   }
   g->ids = b->ids; /* the rectangle's rows */

@@ -94,7 +94,7 @@ expect_error "a missing text file" "nowhere.txt.*cannot open" \
   gen --text-file "$work/nowhere.txt" "${T[@]}"
 expect_error "a tokenizer larger than the model's vocabulary" \
   "vocab_size 8 is smaller than the tokenizer byte's 259 ids" gen --text "a" --tokenizer byte
-expect_error "a prompt past the model's context" "prompt 1 .* does not fit max_position_embeddings" \
+expect_error "a prompt past the model's context" "could not encode prompt 1 .* in at most max_position_embeddings = 128 ids" \
   gen --text "$(printf 'a %.0s' $(seq 1 3000))" "${T[@]}"
 echo '{"before": 1, "after": "", "end": "</s>"}' >"$work/c.json"
 expect_error "a bad chat template" "c.json.*(key|JSON)" \

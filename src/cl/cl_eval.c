@@ -55,6 +55,15 @@ static int utf8_repair(char **text) {
   return GORP_OK;
 }
 
+int cl_decode_answer(const tokenizer *tok, const int *ids, int n, char **text) {
+  /* a model whose vocabulary is padded past the tokenizer's (model.vocab_size) can emit an id no
+   * string spells: the answer ends there, as at a stop id */
+  for (int j = 0; j < n; j++)
+    if (ids[j] >= tok->vocab_size) n = j;
+  GORP_CALL(tokenizer_decode(tok, ids, n, text));
+  return utf8_repair(text);
+}
+
 /* One JSON line per item (cJSON does the string escaping), appended to the growing buffer. */
 static int append_prediction(char **buf, size_t *len, size_t *cap, int id, const char *pred,
                              const char *label, int correct, int in_list) {
@@ -242,17 +251,9 @@ static int decode_all(model *m, const tokenizer *tok, const cl_task *t, const go
       lens[b] = e->len[k];
     }
     if (nb) rc = model_generate(m, prompts, lens, nb, max_new, stop, n_stop, out, n_out);
-    for (int b = 0; b < nb && !rc; b++) {
-      const int *ids = out + (size_t)b * max_new;
-      /* a model whose vocabulary is padded past the tokenizer's (model.vocab_size) can emit an
-       * id no string spells: the answer ends there, as at a stop id */
-      int n = n_out[b];
-      for (int j = 0; j < n; j++)
-        if (ids[j] >= tok->vocab_size) n = j;
-      char **p = &pred[by_len[first + b] & 0xFFFFFFFF];
-      rc = tokenizer_decode(tok, ids, n, p);
-      if (!rc) rc = utf8_repair(p);
-    }
+    for (int b = 0; b < nb && !rc; b++)
+      rc = cl_decode_answer(tok, out + (size_t)b * max_new, n_out[b],
+                            &pred[by_len[first + b] & 0xFFFFFFFF]);
     const double now = proc_now_s();
     if (!rc && first + nb < todo && now - last >= EVAL_PROGRESS_S) {
       print_progress(t, e->n - todo + first + nb, e->n, t0);

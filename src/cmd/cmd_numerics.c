@@ -16,11 +16,17 @@
  *   OUT.txt (default: standard output); --time prints after the run
  *     generate-time sequences=S prompt_len=T new_tokens=N total_s=.. new_tokens_per_s=..
  *                   peak_rss_mb=..
- *   where total_s covers every prompt's prefill and decoding (the model load excluded).
+ *   where total_s covers every prompt's prefill and decoding (the model load excluded) and T is
+ *   the longest prompt's length.
+ *   generate --text TEXT | --text-file FILE --tokenizer TOK [--chat CHAT.json]: the prompts are
+ *   text (one per line of FILE), encoded as gorp run encodes an evaluation input, the tokenizer's
+ *   EOS stops them too, and each answer is written as text, one line per prompt (docs/DATA.md
+ *   "gorp generate on text").
  *   logits, generate --bf16: every matrix held and multiplied in bf16 (fp32 sums), as a run with
  *   model.dtype = bf16 holds its frozen weights.
  * Not for: benchmarking by itself (bench/bench_train.py compares with PyTorch and the SGEMM
  * ceiling) or training on data sets (gorp run). */
+#include "gorp/cl.h"
 #include "gorp/cmd.h"
 #include "gorp/err.h"
 #include "gorp/fsutil.h"
@@ -28,6 +34,8 @@
 #include "gorp/model.h"
 #include "gorp/modelfile.h"
 #include "gorp/optim.h"
+#include "gorp/prompt.h"
+#include "gorp/tokenizer.h"
 
 #include <errno.h>
 #include <hdf5.h>
@@ -39,6 +47,7 @@
 
 typedef struct numerics_args {
   const char *model, *tokens, *targets, *out;
+  const char *text, *text_file, *tokenizer, *chat; /* generate: prompts as text (gen_prompts) */
   int steps, warmup, time;
   int bf16;         /* logits, generate: every matrix in bf16 (model_prep_bf16_inference) */
   int max_new, eos; /* generate: new tokens per prompt; an id that stops it besides the model's
@@ -129,6 +138,7 @@ static int batch_load(batch *b, const numerics_args *a, int want_targets) {
   memset(b, 0, sizeof(*b));
   const model_prep bf16 = {model_prep_bf16_inference, NULL};
   GORP_CALL(modelfile_load_tp(&b->m, a->model, NULL, a->bf16 ? &bf16 : NULL));
+  if (!a->tokens) return GORP_OK; /* generate --text/--text-file: gen_encode_texts */
   GORP_CALL(ids_read(a->tokens, &b->ids, &b->S, &b->T));
   if (!want_targets) return GORP_OK;
   if (a->targets) {
@@ -277,42 +287,196 @@ static int run_fit(const void *args) {
   return GORP_OK;
 }
 
+/* generate's prompts: (S) ids of prompt s at ids + off[s], len[s] of them; from --tokens a
+ * rectangle, from --text/--text-file each text as gorp run encodes an evaluation input (prompt.h:
+ * the tokenizer's template ids, then chat.before + text + chat.after encoded as one string). */
+typedef struct gen_prompts {
+  int S, *ids, *len;
+  size_t *off;
+  tokenizer tok; /* kind 0: --tokens (no tokenizer opened) */
+} gen_prompts;
+
+static void gen_prompts_free(gen_prompts *g) {
+  free(g->ids);
+  free(g->off);
+  free(g->len);
+  if (g->tok.kind) tokenizer_free(&g->tok);
+  memset(g, 0, sizeof(*g));
+}
+
+/* The argument checks the table cannot express, before the model is loaded. */
+static int gen_check_args(const numerics_args *a) {
+  const int n_src = !!a->tokens + !!a->text + !!a->text_file;
+  if (n_src != 1)
+    GORP_ERR(GORP_EUSAGE, "generate: give exactly one of --tokens, --text and --text-file (got %d)",
+             n_src);
+  if (a->tokens && (a->tokenizer || a->chat))
+    GORP_ERR(GORP_EUSAGE,
+             "generate: --%s applies to --text/--text-file; --tokens are ids already encoded",
+             a->tokenizer ? "tokenizer" : "chat");
+  if (!a->tokens && !a->tokenizer)
+    GORP_ERR(GORP_EUSAGE,
+             "generate: --%s needs --tokenizer (byte, or the model's tokenizer.json) to encode "
+             "the text and decode the answer",
+             a->text ? "text" : "text-file");
+  return GORP_OK;
+}
+
+/* The texts of --text (one) or --text-file (one per line; a last line without '\n' counts) into
+ * a malloc'd buffer *buf whose lines are NUL-terminated in place: lines[0..*n). */
+static int gen_read_texts(const numerics_args *a, char **buf, char ***lines, int *n) {
+  size_t len;
+  if (a->text) {
+    GORP_CHECK((*buf = strdup(a->text)) != NULL, GORP_EMEM, "out of memory copying --text");
+    len = strlen(*buf);
+  } else {
+    GORP_CALL(fs_read_regular(a->text_file, "text prompt file", FS_MAX_TOKEN_IDS, buf, &len));
+    GORP_CHECK(!memchr(*buf, '\0', len), GORP_EINPUT,
+               "%s: holds a NUL byte (expected text, one prompt per line)", a->text_file);
+  }
+  int count = a->text ? 1 : 0;
+  for (size_t i = 0; !a->text && i < len; i++) count += (*buf)[i] == '\n' || i + 1 == len;
+  GORP_CHECK(count > 0, GORP_EINPUT, "%s: no prompts (expected one per line)", a->text_file);
+  GORP_ALLOC(*lines, count, "prompt lines");
+  char *line = *buf;
+  for (int s = 0; s < count; s++) {
+    char *eol = a->text ? NULL : strchr(line, '\n');
+    if (eol) *eol = '\0';
+    (*lines)[s] = line;
+    line = eol ? eol + 1 : line + strlen(line);
+  }
+  *n = count;
+  return GORP_OK;
+}
+
+static int gen_encode_texts(gen_prompts *g, const numerics_args *a, const model *m) {
+  GORP_CALL(tokenizer_open(&g->tok, a->tokenizer));
+  if (a->chat) GORP_CALL(tokenizer_open_chat(&g->tok, a->chat));
+  if (m->cfg.vocab_size < g->tok.vocab_size)
+    GORP_ERR(GORP_EINPUT, "%s: the model's vocab_size %d is smaller than the tokenizer %s's %d ids",
+             a->model, m->cfg.vocab_size, a->tokenizer, g->tok.vocab_size);
+  char *buf, **lines;
+  GORP_CALL(gen_read_texts(a, &buf, &lines, &g->S));
+  const int cap = m->cfg.max_seq; /* the most ids a prompt can have: the model's positions */
+  int *one;                       /* (max_seq) the prompt being encoded */
+  GORP_ALLOC(one, cap, "prompt ids");
+  GORP_ALLOC(g->off, g->S, "prompt offsets");
+  GORP_ALLOC(g->len, g->S, "prompt lengths");
+  char none[] = "";
+  size_t total = 0; /* ids of the prompts so far, laid end to end in g->ids */
+  int rc = GORP_OK;
+  for (int s = 0; s < g->S && !rc; s++) {
+    const prompt_parts p = {.prefix = none, .sentence = lines[s], .suffix = ""};
+    rc = prompt_parts_encode(&g->tok, &p, NULL, INT_MAX, 1, one, NULL, &g->len[s], cap);
+    if (rc) {
+      rc = GORP_ERROR(rc,
+                      "generate: could not encode prompt %d ('%.40s') in at most "
+                      "max_position_embeddings = %d ids",
+                      s + 1, lines[s], cap);
+    } else if (g->len[s] == 0) {
+      rc = GORP_ERROR(GORP_EINPUT,
+                      "generate: prompt %d is empty and the tokenizer %s puts no ids before a text",
+                      s + 1, a->tokenizer);
+    } else {
+      int *grown = realloc(g->ids, (total + g->len[s]) * sizeof(int)); /* (total) all prompts */
+      if (!grown) rc = GORP_ERROR(GORP_EMEM, "out of memory holding %zu prompt ids", total);
+      if (!rc) {
+        g->ids = grown;
+        memcpy(g->ids + total, one, (size_t)g->len[s] * sizeof(int));
+        g->off[s] = total;
+        total += g->len[s];
+      }
+    }
+  }
+  free(one);
+  free(lines);
+  free(buf);
+  return rc;
+}
+
+static int gen_prompts_load(gen_prompts *g, const numerics_args *a, const model *m, batch *b) {
+  memset(g, 0, sizeof(*g));
+  if (!a->tokens) return gen_encode_texts(g, a, m);
+  g->S = b->S;
+  GORP_ALLOC(g->off, g->S, "prompt offsets");
+  GORP_ALLOC(g->len, g->S, "prompt lengths");
+  for (int s = 0; s < g->S; s++) {
+    g->off[s] = (size_t)s * b->T;
+    g->len[s] = b->T;
+  }
+  g->ids = b->ids; /* the rectangle's rows */
+  b->ids = NULL;
+  return GORP_OK;
+}
+
+/* One prompt's answer as a line: the text (cl_decode_answer) with '\\', newline and carriage
+ * return written as \\, \n and \r, so that every prompt's answer is one line. */
+static int gen_write_text(FILE *f, const tokenizer *tok, const int *ids, int n) {
+  char *text;
+  GORP_CALL(cl_decode_answer(tok, ids, n, &text));
+  for (const char *c = text; *c; c++) {
+    if (*c == '\\')
+      fputs("\\\\", f);
+    else if (*c == '\n')
+      fputs("\\n", f);
+    else if (*c == '\r')
+      fputs("\\r", f);
+    else
+      fputc(*c, f);
+  }
+  fputc('\n', f);
+  free(text);
+  return GORP_OK;
+}
+
 static int run_generate(const void *args) {
   const numerics_args *a = args;
+  GORP_CALL(gen_check_args(a));
   batch b;
   GORP_CALL(batch_load(&b, a, 0));
   if (a->eos < -1 || a->eos >= b.m.cfg.vocab_size)
     GORP_ERR(GORP_EUSAGE, "generate: --eos %d is neither -1 nor a token id in [0, %d)", a->eos,
              b.m.cfg.vocab_size);
+  gen_prompts g;
+  GORP_CALL(gen_prompts_load(&g, a, &b.m, &b));
   int *out;   /* (S, max_new) the new ids of every prompt */
   int *n_out; /* (S) how many each prompt got (fewer than max_new after a stop id) */
-  int stop[MODEL_MAX_EOS + 1], n_stop;
-  model_stop_ids(&b.m, &a->eos, 1, stop, &n_stop);
-  GORP_ALLOC(out, (size_t)b.S * a->max_new, "generated ids");
-  GORP_ALLOC(n_out, b.S, "generated lengths");
+  /* the stop set of gorp run's evaluation with no eval.stop (cl_stop_ids): the model's end ids and
+   * the tokenizer's EOS (what training appends after an answer), and --eos */
+  int extra[2] = {a->eos, g.tok.kind ? g.tok.eos_id : -1}, stop[MODEL_MAX_EOS + 2], n_stop;
+  model_stop_ids(&b.m, extra, 2, stop, &n_stop);
+  GORP_ALLOC(out, (size_t)g.S * a->max_new, "generated ids");
+  GORP_ALLOC(n_out, g.S, "generated lengths");
   long total_new = 0;
+  int longest = 0;
+  for (int s = 0; s < g.S; s++) longest = g.len[s] > longest ? g.len[s] : longest;
   const double t0 = proc_now_s();
-  for (int s = 0; s < b.S; s++) { /* one prompt at a time, as evaluation decodes */
-    const int *prompt = b.ids + (size_t)s * b.T;
-    GORP_CALL(model_generate(&b.m, &prompt, &b.T, 1, a->max_new, stop, n_stop,
+  for (int s = 0; s < g.S; s++) { /* one prompt at a time, as evaluation decodes */
+    const int *prompt = g.ids + g.off[s];
+    GORP_CALL(model_generate(&b.m, &prompt, &g.len[s], 1, a->max_new, stop, n_stop,
                              out + (size_t)s * a->max_new, &n_out[s]));
     total_new += n_out[s];
   }
   const double total_s = proc_now_s() - t0;
   FILE *f = a->out ? fopen(a->out, "w") : stdout;
   if (!f) GORP_ERR(GORP_EIO, "%s: cannot create: %s", a->out, strerror(errno));
-  for (int s = 0; s < b.S; s++) {
-    for (int i = 0; i < n_out[s]; i++)
-      fprintf(f, i ? " %d" : "%d", out[(size_t)s * a->max_new + i]);
+  for (int s = 0; s < g.S; s++) {
+    const int *ids = out + (size_t)s * a->max_new;
+    if (g.tok.kind) {
+      GORP_CALL(gen_write_text(f, &g.tok, ids, n_out[s]));
+      continue;
+    }
+    for (int i = 0; i < n_out[s]; i++) fprintf(f, i ? " %d" : "%d", ids[i]);
     fputc('\n', f);
   }
   if (a->out && fclose(f)) GORP_ERR(GORP_EIO, "%s: cannot write: %s", a->out, strerror(errno));
   if (a->time)
     printf("generate-time sequences=%d prompt_len=%d new_tokens=%ld total_s=%.6f "
            "new_tokens_per_s=%.2f peak_rss_mb=%.1f\n",
-           b.S, b.T, total_new, total_s, total_new / total_s, proc_peak_rss_mb());
+           g.S, longest, total_new, total_s, total_new / total_s, proc_peak_rss_mb());
   free(out);
   free(n_out);
+  gen_prompts_free(&g);
   batch_free(&b);
   return GORP_OK;
 }
@@ -379,12 +543,23 @@ static const cmd_arg fit_table[] = {
 
 static const cmd_arg generate_table[] = {
     ARG_MODEL,
-    ARG_TOKENS,
+    {"tokens", CMD_TEXT, offsetof(numerics_args, tokens), "IDS.txt",
+     "prompts as token ids, one per line, all lines the same length; writes ids", 0},
+    {"text", CMD_TEXT, offsetof(numerics_args, text), "TEXT",
+     "one prompt as text (needs --tokenizer); writes the answer's text", 0},
+    {"text-file", CMD_TEXT, offsetof(numerics_args, text_file), "FILE",
+     "prompts as text, one per line (needs --tokenizer); writes one answer per line", 0},
+    {"tokenizer", CMD_TEXT, offsetof(numerics_args, tokenizer), "TOK",
+     "byte, or the model's tokenizer.json (data.tokenizer): encodes as gorp run does", 0},
+    {"chat", CMD_TEXT, offsetof(numerics_args, chat), "CHAT.json",
+     "wrap each text in this rendered chat template (data.chat_template)", 0},
     {"max-new", CMD_COUNT, offsetof(numerics_args, max_new), "N", "new tokens per prompt", 1},
     {"eos", CMD_INT, offsetof(numerics_args, eos), "ID",
-     "stop a prompt's decoding after this id too (default -1: only the model file's end ids)", 0},
+     "stop a prompt's decoding after this id too (default -1: only the model file's end ids "
+     "and, for text, the tokenizer's EOS)",
+     0},
     {"out", CMD_TEXT, offsetof(numerics_args, out), "OUT.txt",
-     "write the new ids, one line per prompt (default: standard output)", 0},
+     "write the answers, one line per prompt (default: standard output)", 0},
     {"time", CMD_FLAG, offsetof(numerics_args, time), NULL,
      "print a generate-time line (new tokens/s, peak memory) after the run", 0},
     ARG_BF16,
@@ -403,7 +578,8 @@ const cmd_spec cmd_fit_spec = {
              numerics_args, run_fit),
     .defaults = &defaults};
 const cmd_spec cmd_generate_spec = {
-    CMD_SPEC("generate",
-             "greedy decoding of each line as a prompt with the KV cache, as evaluation decodes",
-             generate_table, numerics_args, run_generate),
+    CMD_SPEC(
+        "generate",
+        "greedy decoding of each prompt (ids or text) with the KV cache, as evaluation decodes",
+        generate_table, numerics_args, run_generate),
     .defaults = &defaults};

@@ -85,6 +85,12 @@ enum { CL_MAX_STOP_TEXTS = 16 };
  * the text and the ids it gave). stop has room for 1 + MODEL_MAX_EOS + CL_MAX_STOP_TEXTS ids. */
 int cl_stop_ids(const model *m, const tokenizer *tok, const gorp_config *c, int *stop, int *n_stop);
 
+/* The text of a generated answer (ids, n), as evaluation scores it: an id past tok's vocabulary
+ * (a model vocabulary padded past the tokenizer's) ends it, as a stop id does; the rest is decoded
+ * without the special ids (tokenizer_decode) and each invalid UTF-8 byte becomes U+FFFD, as
+ * Hugging Face's decode(errors="replace") does. *text is malloc'd. */
+int cl_decode_answer(const tokenizer *tok, const int *ids, int n, char **text);
+
 /* What lets a signal interrupt an evaluation (cmd_run.c). After each batch every rank calls
  * poll (collective: all ranks call it equally often and get the same *stop). When it sets *stop
  * and prompts remain, the answers decoded so far are published, as prediction lines in any

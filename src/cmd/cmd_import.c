@@ -41,7 +41,9 @@ static int import_run(const import_args *a, const char *name,
   if (size > 1) GORP_ERR(GORP_EUSAGE, "%s runs on one rank (got %d)", name, size);
   model m;
   const int rc = import_and_save(&m, a->src, a->out);
-  if (!rc) printf("%s: %d tensors, %zu parameters -> %s\n", name, m.n_tensors, m.n_params, a->out);
+  if (!rc)
+    printf("%s: %d tensors, %zu parameters (%zu kept in bf16) -> %s\n", name, m.n_tensors,
+           m.n_params + m.n_params16, m.n_params16, a->out);
   model_free(&m);
   return rc;
 }

@@ -1,6 +1,7 @@
 /* Hugging Face LLaMA directory -> model (see hf_import.h): config.json parsing with HF's defaults,
  * then every tensor of the model table from model.safetensors or from the shards of
- * model.safetensors.index.json, each shard opened once. */
+ * model.safetensors.index.json, each shard opened once for its header (which matrices are BF16:
+ * they stay bf16, model_set_bf16) and once for its data. */
 #include "gorp/hf_import.h"
 
 #include "gorp/err.h"
@@ -161,7 +162,22 @@ static int ends_with(const char *s, const char *suffix) {
   return n >= k && !strcmp(s + n - k, suffix);
 }
 
-/* Reads every tensor of f that the table knows into m->params; seen[i] marks table tensor i. */
+/* Pass 0 (before the allocation): a BF16 source of a matrix is kept in bf16 (model_set_bf16), so
+ * that a bf16 checkpoint is held and written at 2 bytes a value, not widened to fp32. */
+static int mark_bf16(model *m, const safetensors_file *f) {
+  for (int k = 0; k < f->n_tensors; k++) {
+    const safetensors_tensor *st = &f->tensors[k];
+    const param_tensor *t = model_find(m, st->name);
+    if (!t || t->ndim != 2 || strcmp(st->dtype, "BF16") || t->bf16) continue;
+    const int i = (int)(t - m->tensors);
+    GORP_CALL(model_set_trainable(m, i, 0)); /* an import trains nothing */
+    GORP_CALL(model_set_bf16(m, i));
+  }
+  return GORP_OK;
+}
+
+/* Reads every tensor of f that the table knows into m->params (m->params16 for one kept in bf16);
+ * seen[i] marks table tensor i. */
 static int import_tensors(model *m, const safetensors_file *f, char *seen) {
   for (int k = 0; k < f->n_tensors; k++) {
     const safetensors_tensor *st = &f->tensors[k];
@@ -186,16 +202,20 @@ static int import_tensors(model *m, const safetensors_file *f, char *seen) {
       GORP_ERR(GORP_EINPUT, "%s: tensor %s has shape %s, expected %s", f->path, st->name, got,
                want);
     }
-    GORP_CALL(safetensors_read_f32(f, st, m->params + t->offset));
+    if (t->bf16)
+      GORP_CALL(safetensors_read_bf16(f, st, m->params16 + t->offset));
+    else
+      GORP_CALL(safetensors_read_f32(f, st, m->params + t->offset));
     seen[i] = 1;
   }
   return GORP_OK;
 }
 
+/* seen == NULL: pass 0 (mark_bf16); else pass 1 (import_tensors). */
 static int import_file(model *m, const char *path, char *seen) {
   safetensors_file f;
   GORP_CALL(safetensors_open(&f, path));
-  const int rc = import_tensors(m, &f, seen);
+  const int rc = seen ? import_tensors(m, &f, seen) : mark_bf16(m, &f);
   safetensors_close(&f);
   return rc;
 }
@@ -238,8 +258,7 @@ static int import_weight_map(model *m, const char *dir, const cJSON *root, const
   const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
   if (!cJSON_IsObject(wm)) GORP_ERR(GORP_EINPUT, "%s has no \"weight_map\" object", index);
   GORP_CALL(import_shards(m, dir, wm, index, seen));
-  GORP_CALL(check_all_found(m, seen, wm, index));
-  return GORP_OK;
+  return seen ? check_all_found(m, seen, wm, index) : GORP_OK;
 }
 
 static int import_index(model *m, const char *dir, const char *index, char *seen) {
@@ -252,8 +271,7 @@ static int import_index(model *m, const char *dir, const char *index, char *seen
 
 static int import_single(model *m, const char *path, char *seen) {
   GORP_CALL(import_file(m, path, seen));
-  GORP_CALL(check_all_found(m, seen, NULL, path));
-  return GORP_OK;
+  return seen ? check_all_found(m, seen, NULL, path) : GORP_OK;
 }
 
 static int import_weights(model *m, const char *dir) {
@@ -265,6 +283,9 @@ static int import_weights(model *m, const char *dir) {
   if (!have_single && !have_index)
     GORP_ERR(GORP_EINPUT, "%s: neither model.safetensors nor model.safetensors.index.json exists",
              dir);
+  /* pass 0 on the headers: which matrices stay bf16; then the allocation; pass 1: the data */
+  GORP_CALL(have_single ? import_single(m, single, NULL) : import_index(m, dir, index, NULL));
+  GORP_CALL(model_alloc_params(m, NULL));
   char *seen;
   GORP_ALLOC(seen, m->n_tensors, "the imported-tensor flags");
   const int rc = have_single ? import_single(m, single, seen) : import_index(m, dir, index, seen);
@@ -342,7 +363,7 @@ static int import_dir(model *m, const char *dir, char **config_json) {
   GORP_CALL(join(path, dir, "config.json"));
   model_config cfg;
   GORP_CALL(config_read_file(path, &cfg, config_json));
-  GORP_CALL(model_create(m, &cfg));
+  GORP_CALL(model_plan_tp(m, &cfg, NULL)); /* allocated by import_weights */
   cJSON *root;
   GORP_CALL(json_parse(path, *config_json, strlen(*config_json), &root));
   const int rc = import_eos(m, dir, root, path);

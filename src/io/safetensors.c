@@ -231,6 +231,12 @@ const safetensors_tensor *safetensors_find(const safetensors_file *f, const char
   return NULL;
 }
 
+int safetensors_read_bf16(const safetensors_file *f, const safetensors_tensor *t, uint16_t *out) {
+  if (strcmp(t->dtype, "BF16"))
+    GORP_ERR(GORP_EINPUT, "%s: tensor '%s' has dtype %s, not BF16", f->path, t->name, t->dtype);
+  return read_exact(f, f->data_start + t->begin, out, t->numel * sizeof(uint16_t));
+}
+
 int safetensors_read_f32(const safetensors_file *f, const safetensors_tensor *t, float *out) {
   const uint64_t offset = f->data_start + t->begin;
   if (!strcmp(t->dtype, "F32")) return read_exact(f, offset, out, t->numel * sizeof(float));

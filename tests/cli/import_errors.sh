@@ -121,8 +121,9 @@ for line in sys.stdin:
 EOF
 
 # check_h5.py OUT.h5 HFDIR: every /model dataset equals the float32 value of its source tensor
-# bit for bit, its crc32 attribute is zlib's crc32 of its little-endian bytes, and the architecture
-# attributes match config.json.
+# bit for bit (a BF16 matrix is kept as a bfloat16 dataset, the rest float32), its crc32 attribute
+# is zlib's crc32 of its little-endian bytes as stored, and the architecture attributes match
+# config.json.
 cat >"$work/check_h5.py" <<'EOF'
 import glob, json, sys, zlib
 import h5py, numpy as np
@@ -141,12 +142,21 @@ with h5py.File(out, "r") as f:
     if cfg.get("tie_word_embeddings"):
         expected.discard("lm_head.weight")
     assert set(g.keys()) == expected, (sorted(g.keys()), sorted(expected))
+    import torch
     for name, ds in g.items():
         want = src[name].float().numpy()
         got = ds[()]
-        assert got.dtype == np.float32 and got.shape == want.shape, name
+        # a BF16 matrix stays bfloat16 (uint16 bits + dtype attribute); everything else float32
+        kept = src[name].dtype == torch.bfloat16 and src[name].dim() == 2
+        assert (ds.attrs.get("dtype") == b"bfloat16") == kept, (name, src[name].dtype)
+        if kept:
+            assert got.dtype == np.uint16 and got.shape == want.shape, name
+            assert ds.attrs["crc32"] == zlib.crc32(got.astype("<u2").tobytes()), name
+            got = (got.astype(np.uint32) << 16).view(np.float32)
+        else:
+            assert got.dtype == np.float32 and got.shape == want.shape, name
+            assert ds.attrs["crc32"] == zlib.crc32(got.astype("<f4").tobytes()), name
         assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), name
-        assert ds.attrs["crc32"] == zlib.crc32(got.astype("<f4").tobytes()), name
     for key in ["vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
                 "num_attention_heads", "num_key_value_heads", "max_position_embeddings"]:
         assert g.attrs[key] == cfg[key], key
@@ -175,7 +185,7 @@ fail() {
 expect_ok() {
   local name=$1 dir=$2 out="$work/$1.h5"
   if "$GORP" import-hf "$dir" "$out" >"$work/log" 2>&1 &&
-    grep -q "import-hf: .* tensors, .* parameters -> $out" "$work/log" &&
+    grep -q "import-hf: .* tensors, .* parameters (.* kept in bf16) -> $out" "$work/log" &&
     "$GORP_PYTHON" "$work/check_h5.py" "$out" "$dir" >>"$work/log" 2>&1 &&
     h5ls -r "$out" >>"$work/log" 2>&1 &&
     grep -q '^/model/model.layers.1.mlp.down_proj.weight  *Dataset {16, 24}' "$work/log" &&

@@ -14,8 +14,11 @@ int hf_config_parse(const char *json, const char *path, model_config *cfg);
 /* Reads and parses a config.json: src is that file or a folder holding it (a Hugging Face model
  * folder). *text receives the file's text (free() it) unless text is NULL. */
 int hf_config_read(const char *src, model_config *cfg, char **text);
-/* Creates m from directory dir. *config_json receives config.json's text (free() it), to be kept
- * in the model file. On failure m is left freed and *config_json NULL. */
+/* Creates m from directory dir. A matrix stored as BF16 stays bf16 (frozen, model_set_bf16; a
+ * LLaMA-2-7B in bf16 is held in 13.5 GB, not 27, and modelfile_save writes it as bfloat16
+ * datasets); F32 and F16 tensors and BF16 vectors become fp32 (exactly). *config_json receives
+ * config.json's text (free() it), to be kept in the model file. On failure m is left freed and
+ * *config_json NULL. */
 int hf_import(model *m, const char *dir, char **config_json);
 
 #endif

@@ -41,6 +41,9 @@ const safetensors_tensor *safetensors_find(const safetensors_file *f, const char
  * dtype is an error naming the file and tensor. */
 int safetensors_read_f32(const safetensors_file *f, const safetensors_tensor *t, float *out);
 
+/* Reads a BF16 tensor t of f into out (t->numel values) as stored: the bf16 bits (little-endian,
+ * as gorp's bf16.h holds them); any other dtype is an error naming the file and tensor. */
+int safetensors_read_bf16(const safetensors_file *f, const safetensors_tensor *t, uint16_t *out);
 /* Exact conversions of one IEEE half / bfloat16 value (subnormals, infinities, NaN, -0). */
 float safetensors_f16_to_f32(uint16_t h);
 float safetensors_bf16_to_f32(uint16_t h);

@@ -2,11 +2,14 @@
  * single-threaded OpenBLAS SGEMM) on the model's linear-layer shapes: the forward product
  * Y (M, out) = X (M, in) W^T and the backward dX (M, in) = dY (M, out) W, M = 8 x 256 tokens, for
  * SmolLM2-135M (576 -> 1536, 1536 -> 576, 576 -> 49152) and LLaMA-2-7B (4096 -> 11008,
- * 4096 -> 4096): sgemm on the fp32 weight against bf16 with its primitive cached (the activations'
- * rounding included), alternating within each round so that both meet the same load. Then what
- * the cache saves: a forward product on SmolLM2's shapes (M = 1, and 2048 but for the head) on
- * the cached primitive against a new cache each call (a new oneDNN primitive, with and without
- * oneDNN's own primitive cache), on the first thread count.
+ * 4096 -> 4096): sgemm on the fp32 weight against bf16's two paths, oneDNN with its primitive
+ * cached and the sgemm fallback (the weight widened block by block), the activations' rounding
+ * included, alternating within each round so that all meet the same load. Then both bf16 paths
+ * by rows M (1 to 256; forward, SmolLM2's 576 -> 1536 and LLaMA's 4096 -> 4096): where
+ * BF16_PATH_SPLIT's switch belongs. Then what the cache saves: a forward product on SmolLM2's
+ * shapes (M = 1, and 2048 but for the head) on the cached primitive against a new cache each
+ * call (a new oneDNN primitive, with and without oneDNN's own primitive cache), on the first
+ * thread count.
  *   bench_bf16_gemm THREADS_LIST ROUNDS      e.g. bench_bf16_gemm 1,2 3
  * prints Markdown tables: best GFLOP/s (or ms) over ROUNDS (one untimed call of each first),
  * GFLOP/s = 2 M in out / seconds / 1e9, wall clock; the oneDNN kernel that ran; the CPU model.
@@ -42,7 +45,7 @@ static const shape shapes[] = {{"SmolLM2-135M", 576, 1536},
                                {"LLaMA-2-7B", 4096, 4096}};
 enum { N_SHAPES = sizeof(shapes) / sizeof(shapes[0]), M_TOKENS = 8 * 256 };
 
-/* One product, fp32 (v = 0: backend_get()->gemm on w32) or bf16 (v = 1: bf16_gemm_xw on w16):
+/* One product, fp32 (v = 0: backend_get()->gemm on w32) or bf16 (v > 0: bf16_gemm_xw on w16):
  * fwd Y = X W^T (n = out, k = in) or bwd dX = dY W (n = in, k = out); x (m, k), y (m, n). */
 static int product(int v, int bwd, bf16_gemm_cache *cache, const shape *s, int m, const float *x,
                    const float *w32, const bf16 *w16, float *y) {
@@ -66,7 +69,7 @@ static int creation_ms(const shape *s, int m, int rounds, bf16_gemm_cache *cache
       if (v == 2 && dnnl_set_primitive_cache_capacity(0) != dnnl_success) return GORP_ELIB;
       const double t0 = now_s();
       bf16_gemm_cache *c = cache;
-      if (v > 0) GORP_CALL(bf16_gemm_create(&c, BF16_PATH_AUTO));
+      if (v > 0) GORP_CALL(bf16_gemm_create(&c, BF16_PATH_ONEDNN));
       const int rc = product(1, 0, c, s, m, x, NULL, w16, y);
       if (v > 0) bf16_gemm_free(c);
       const double dt = 1e3 * (now_s() - t0);
@@ -92,6 +95,7 @@ static void cpu_model(char *out, size_t n) {
 }
 
 int main(int argc, char **argv) {
+  backend_blas_core_init(argv); /* gorp's own BLAS kernels (backend.h) */
   if (argc != 3) {
     fprintf(stderr, "usage: %s THREADS_LIST ROUNDS (e.g. 1,2 3)\n", argv[0]);
     return 64;
@@ -131,36 +135,66 @@ int main(int argc, char **argv) {
     w32[i] = ((float)(r >> 8) / 16777216.0f - 0.5f) * 0.05f;
   }
   bf16_round(w16, w32, max_w);
-  bf16_gemm_cache *cache;
-  if (bf16_gemm_create(&cache, BF16_PATH_AUTO)) return 1;
+  bf16_gemm_cache *cache, *wide, *autoc; /* oneDNN, the fallback, what gorp picks here */
+  if (bf16_gemm_create(&cache, BF16_PATH_ONEDNN) || bf16_gemm_create(&wide, BF16_PATH_SGEMM) ||
+      bf16_gemm_create(&autoc, BF16_PATH_AUTO))
+    return 1;
+  bf16_gemm_cache *caches[3] = {NULL, cache, wide};
   char cpu[256];
   cpu_model(cpu, sizeof(cpu));
-  printf("CPU: %s; bf16 path: %s; M = %d tokens; best of %d rounds (GFLOP/s)\n\n", cpu,
-         bf16_gemm_path(cache) == BF16_PATH_ONEDNN ? "oneDNN" : "sgemm fallback", M_TOKENS, rounds);
-  printf("| model | product (M x in -> out) | threads | sgemm | bf16 | bf16 / sgemm | oneDNN "
-         "kernel |\n|---|---|---:|---:|---:|---:|---|\n");
+  printf("CPU: %s; OpenBLAS kernels %s; gorp's bf16 path here: %s; M = %d tokens; best of %d "
+         "rounds (GFLOP/s)\n\n",
+         cpu, backend_blas_core(), bf16_path_name(bf16_gemm_path(autoc)), M_TOKENS, rounds);
+  bf16_gemm_free(autoc);
+  printf("| model | product (M x in -> out) | threads | sgemm | bf16 oneDNN | bf16 widened + sgemm "
+         "| oneDNN / sgemm | widened / sgemm | oneDNN kernel |\n"
+         "|---|---|---:|---:|---:|---:|---:|---:|---|\n");
   for (int s = 0; s < N_SHAPES; s++)
     for (int bwd = 0; bwd < 2; bwd++)
       for (int t = 0; t < n_threads; t++) {
         omp_set_num_threads(threads[t]);
         const shape *sh = &shapes[s];
-        double best[2] = {1e30, 1e30};
-        for (int v = 0; v < 2; v++)
-          if (product(v, bwd, cache, sh, M_TOKENS, x, w32, w16, y)) return 1; /* untimed */
+        double best[3] = {1e30, 1e30, 1e30};
+        for (int v = 0; v < 3; v++)
+          if (product(v, bwd, caches[v], sh, M_TOKENS, x, w32, w16, y)) return 1; /* untimed */
         for (int k = 0; k < rounds; k++)
-          for (int v = 0; v < 2; v++) {
+          for (int v = 0; v < 3; v++) {
             const double t0 = now_s();
-            if (product(v, bwd, cache, sh, M_TOKENS, x, w32, w16, y)) return 1;
+            if (product(v, bwd, caches[v], sh, M_TOKENS, x, w32, w16, y)) return 1;
             const double dt = now_s() - t0;
             if (dt < best[v]) best[v] = dt;
           }
         const double gflop = 2.0 * M_TOKENS * sh->in * sh->out / 1e9;
-        printf("| %s | %s %d x %d -> %d | %d | %.0f | %.0f | %.2f | %s |\n", sh->model,
-               bwd ? "bwd dX = dY W:" : "fwd Y = X W^T:", M_TOKENS, bwd ? sh->out : sh->in,
-               bwd ? sh->in : sh->out, threads[t], gflop / best[0], gflop / best[1],
-               best[0] / best[1], bf16_gemm_kernel(cache));
+        printf("| %s | %s %d x %d -> %d | %d | %.0f | %.0f | %.0f | %.2f | %.2f | %s |\n",
+               sh->model, bwd ? "bwd dX = dY W:" : "fwd Y = X W^T:", M_TOKENS,
+               bwd ? sh->out : sh->in, bwd ? sh->in : sh->out, threads[t], gflop / best[0],
+               gflop / best[1], gflop / best[2], best[0] / best[1], best[0] / best[2],
+               bf16_gemm_kernel(cache));
         fflush(stdout);
       }
+  /* both bf16 paths by rows: where the split belongs */
+  omp_set_num_threads(threads[0]);
+  printf("\n| forward product, %d thread(s) | M | bf16 oneDNN (ms) | bf16 widened + sgemm (ms) | "
+         "widened / oneDNN |\n|---|---:|---:|---:|---:|\n",
+         threads[0]);
+  const int by_rows[] = {0, 4};
+  for (int i = 0; i < 2; i++)
+    for (int m = 1; m <= 256; m *= 4) {
+      const shape *sh = &shapes[by_rows[i]];
+      double best[3] = {1e30, 1e30, 1e30};
+      const int reps = m < 64 ? 20 * rounds : rounds;
+      for (int v = 1; v < 3; v++)
+        if (product(v, 0, caches[v], sh, m, x, w32, w16, y)) return 1; /* untimed */
+      for (int k = 0; k < reps; k++)
+        for (int v = 1; v < 3; v++) {
+          const double t0 = now_s();
+          if (product(v, 0, caches[v], sh, m, x, w32, w16, y)) return 1;
+          const double dt = now_s() - t0;
+          if (dt < best[v]) best[v] = dt;
+        }
+      printf("| %d -> %d | %d | %.3f | %.3f | %.2f |\n", sh->in, sh->out, m, 1e3 * best[1],
+             1e3 * best[2], best[2] / best[1]);
+    }
   /* what the cache saves: a forward product on SmolLM2's shapes, cached vs a new primitive */
   omp_set_num_threads(threads[0]);
   printf("\n| forward product, %d thread(s) | M | cached primitive (ms) | new primitive (ms) | new "
@@ -177,6 +211,7 @@ int main(int argc, char **argv) {
              ms[1], ms[2]);
     }
   bf16_gemm_free(cache);
+  bf16_gemm_free(wide);
   free(x), free(y), free(w32), free(w16);
   return 0;
 }

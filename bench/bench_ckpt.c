@@ -7,6 +7,7 @@
  *   bench_ckpt CONFIG.ini REPS
  * prints one line per kind: bytes of the file, best and median seconds of the save.
  * One rank (no MPI). Not for: correctness (tests/cli/lean_checkpoint.sh), parallel file systems. */
+#include "gorp/backend.h"
 #include "gorp/cl_ckpt.h"
 #include "gorp/config.h"
 #include "gorp/err.h"
@@ -85,6 +86,7 @@ static int bench(const char *ini, int reps) {
 }
 
 int main(int argc, char **argv) {
+  backend_blas_core_init(argv); /* gorp's own BLAS kernels (backend.h) */
   if (argc != 3 || atoi(argv[2]) < 1) {
     fprintf(stderr, "usage: bench_ckpt CONFIG.ini REPS\n");
     return 2;

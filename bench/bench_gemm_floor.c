@@ -78,6 +78,7 @@ static double step_flops(const shape *s) {
 }
 
 int main(int argc, char **argv) {
+  backend_blas_core_init(argv); /* gorp's own BLAS kernels (backend.h) */
   if (argc != 10) {
     fprintf(stderr, "usage: %s HIDDEN LAYERS HEADS KV_HEADS INTER VOCAB BATCH SEQ REPS\n", argv[0]);
     return 64;

@@ -1,11 +1,13 @@
 /* The machine's ceiling for bench/: OpenBLAS SGEMM C = A B (row-major, n x n, fp32) timed on the
- * system OpenBLAS that gorp links, with an explicit thread count.
- *   cc -O2 bench/bench_sgemm.c -o bench_sgemm -lopenblas
- *   ./bench_sgemm N THREADS REPS
- * prints one line: sgemm n=N threads=T reps=R best_gflops=.. mean_gflops=..
+ * system OpenBLAS that gorp links, with the kernels gorp runs (backend_blas_core_init) and an
+ * explicit thread count. A CMake target beside gorp:
+ *   build/bench_sgemm N THREADS REPS
+ * prints one line: sgemm n=N threads=T reps=R best_gflops=.. mean_gflops=.. kernels=..
  * (one untimed call first; GFLOP/s = 2 n^3 / seconds / 1e9, wall clock, CLOCK_MONOTONIC).
- * Not for: correctness checks of BLAS, or anything gorp itself runs. bench/bench_train.py builds
- * and runs it. */
+ * Not for: correctness checks of BLAS, or anything gorp itself runs. bench/bench_train.py runs it.
+ */
+#include "gorp/backend.h"
+
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +22,7 @@ static double now_s(void) {
 }
 
 int main(int argc, char **argv) {
+  backend_blas_core_init(argv); /* gorp's own BLAS kernels (backend.h) */
   if (argc != 4) {
     fprintf(stderr, "usage: %s N THREADS REPS\n", argv[0]);
     return 64;
@@ -55,8 +58,9 @@ int main(int argc, char **argv) {
     if (dt < best) best = dt;
   }
   const double flop = 2.0 * n * (double)n * n;
-  printf("sgemm n=%d threads=%d reps=%d best_gflops=%.2f mean_gflops=%.2f check=%.4g\n", n, threads,
-         reps, flop / best / 1e9, flop / (total / reps) / 1e9, (double)c[nn / 2]);
+  printf("sgemm n=%d threads=%d reps=%d best_gflops=%.2f mean_gflops=%.2f check=%.4g kernels=%s\n",
+         n, threads, reps, flop / best / 1e9, flop / (total / reps) / 1e9, (double)c[nn / 2],
+         backend_blas_core());
   free(a);
   free(b);
   free(c);

@@ -113,6 +113,7 @@ static int bench(const char *ini, int seq, int steps, int new_ids, char *const *
 }
 
 int main(int argc, char **argv) {
+  backend_blas_core_init(argv); /* gorp's own BLAS kernels (backend.h) */
   if (argc < 5 || atoi(argv[2]) < 2 || atoi(argv[3]) < 1 || atoi(argv[4]) < 1) {
     fprintf(stderr, "usage: bench_step CONFIG.ini SEQ STEPS NEW [section.key=value ...]\n");
     return 2;

@@ -11,6 +11,7 @@
  * spectrum; the content barely changes the time of an exact SVD). Right vectors (Q (k, n)) are
  * timed: that is what GORP's projections use.
  * Not for: correctness (tests/unit/test_linalg_dist.c), or anything gorp itself runs. */
+#include "gorp/backend.h"
 #include "gorp/linalg.h"
 #include "gorp/linalg_dist.h"
 #include "gorp/rng.h"
@@ -110,6 +111,7 @@ static void bench_shape(int m, int n, int k, int reps, int local_only, linalg_di
 }
 
 int main(int argc, char **argv) {
+  backend_blas_core_init(argv); /* gorp's own BLAS kernels (backend.h) */
   MPI_Init(&argc, &argv);
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &nprocs);

@@ -10,8 +10,8 @@ Face directory, imports it with `gorp import-hf`, and times on the same model, t
     clip + AdamW);
   - PyTorch: the reference model, torch.optim.AdamW + clip_grad_norm_, torch.set_num_threads,
     in a child process so that its peak RSS is its own.
-The ceiling is bench/bench_sgemm.c (OpenBLAS SGEMM 2048^3), compiled here with cc -O2 -lopenblas
-against the same OpenBLAS that gorp links. Prints one Markdown table and appends it, with the
+The ceiling is bench/bench_sgemm.c (OpenBLAS SGEMM 2048^3), built by CMake beside gorp: the same
+OpenBLAS and the same kernels that gorp runs. Prints one Markdown table and appends it, with the
 command, date and machine, to BENCHMARKS.md.
 
 FLOPs per step = 6 * P_gemm * B * T + 6 * L * B * T^2 * H, where P_gemm counts the weights that take
@@ -160,23 +160,15 @@ def torch_child(spec):
 # ---------------------------------------------------------------------------------------------
 # The harness.
 
-def sgemm_build(work):
-    src = os.path.join(HERE, "bench_sgemm.c")
-    exe = os.path.join(work, "bench_sgemm")
-    inc = "/usr/include/x86_64-linux-gnu/openblas-pthread"
-    run(["cc", "-O2", *(["-I" + inc] if os.path.isdir(inc) else []), src, "-o", exe,
-         "-lopenblas"])
-    return exe
-
-
-def floor_build(work, gorp):
-    """A private copy of the bench_gemm_floor that the build of `gorp` made (same flags)."""
-    exe = os.path.join(os.path.dirname(os.path.abspath(gorp)), "bench_gemm_floor")
+def tool_copy(work, gorp, name):
+    """A private copy of a bench tool (bench_gemm_floor, bench_sgemm) that the build of `gorp`
+    made (same flags, same BLAS kernels)."""
+    exe = os.path.join(os.path.dirname(os.path.abspath(gorp)), name)
     if not os.path.exists(exe):
         raise RuntimeError(f"{exe} not found: build it beside gorp (cmake --build build --target "
-                           "bench_gemm_floor)")
-    shutil.copy2(exe, os.path.join(work, "bench_gemm_floor"))
-    return os.path.join(work, "bench_gemm_floor")
+                           f"{name})")
+    shutil.copy2(exe, os.path.join(work, name))
+    return os.path.join(work, name)
 
 
 def floor_measure(exe, cfg, args, reps):
@@ -409,8 +401,8 @@ def main():
         os.environ["GORP"] = args.gorp
         # The ceiling is measured before every size and at the end, and the best kept: a busy
         # machine lowers it, which would flatter the engines' shares.
-        args.floor_exe = floor_build(work, gorp_built)
-        exe, sg, rows = sgemm_build(work), {}, []
+        args.floor_exe = tool_copy(work, gorp_built, "bench_gemm_floor")
+        exe, sg, rows = tool_copy(work, gorp_built, "bench_sgemm"), {}, []
         for s in sizes:
             print("SGEMM ceiling:", file=sys.stderr)
             sgemm_measure(exe, sorted({1, args.threads}), sg)

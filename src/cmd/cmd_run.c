@@ -403,9 +403,10 @@ static int run(const gorp_config *c, int force_config) {
   model m;
   GORP_CALL(model_setup(&m, c, &tok, &d));
   out_printf(
-      "gorp run: %s, %zu parameters (%d layers, hidden %d, heads %d/%d, vocab %d), backend %s\n",
+      "gorp run: %s, %zu parameters (%d layers, hidden %d, heads %d/%d, vocab %d), backend %s "
+      "(BLAS kernels %s)\n",
       c->file, m.n_params + m.n_params16, m.cfg.num_layers, m.cfg.hidden_size, m.cfg.num_heads,
-      m.cfg.num_kv_heads, m.cfg.vocab_size, backend_get()->name);
+      m.cfg.num_kv_heads, m.cfg.vocab_size, backend_get()->name, backend_blas_core());
   if (!strcmp(c->model.dtype, "bf16") && !m.bf16c)
     out_printf("model.dtype = bf16: run.method = %s trains every weight, so all stay fp32\n",
                c->run.method);
@@ -413,7 +414,7 @@ static int run(const gorp_config *c, int force_config) {
     out_printf("model.dtype = bf16: %zu frozen weights in bf16 (%.1f MB), %zu in fp32, products "
                "through %s\n",
                m.n_params16, m.n_params16 * 2e-6, m.n_params,
-               bf16_gemm_path(m.bf16c) == BF16_PATH_ONEDNN ? "oneDNN" : "the sgemm fallback");
+               bf16_path_name(bf16_gemm_path(m.bf16c)));
   /* the order's name when it came from data.order, else the list itself */
   char order[4096] = "";
   for (int i = 0; i < T; i++)

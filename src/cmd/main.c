@@ -42,6 +42,7 @@ static int run_command(const cmd_spec *cmd, int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+  backend_blas_core_init(argv); /* may start the program again with the right BLAS kernels */
   /* stdout to a file or pipe (a Slurm log) is block-buffered by default: a progress line would
    * show minutes late; line by line costs nothing at gorp's rate of printing */
   setvbuf(stdout, NULL, _IOLBF, 0);

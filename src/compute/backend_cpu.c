@@ -7,7 +7,11 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
 #ifdef GORP_HAVE_OPENBLAS /* CMake found openblas_set_num_threads in the BLAS it links */
 /* OpenBLAS's own pool of threads (declared by its cblas.h) */
@@ -106,6 +110,52 @@ void backend_threads_init(int ranks_per_node) {
     blas_set_threads(n);
   }
   if (!getenv("OMP_NUM_THREADS")) omp_set_num_threads(n);
+}
+
+#if defined(GORP_HAVE_OPENBLAS) && defined(__x86_64__)
+/* OpenBLAS cores whose kernels use the AVX2/FMA or AVX-512 units: anything else on a CPU that has
+ * them is the library's fallback for a CPU newer than itself. */
+static const char *const blas_vector_cores[] = {
+    "Haswell",   "Zen",         "SkylakeX",   "Cooperlake", "SapphireRapids",
+    "Excavator", "Steamroller", "Piledriver", "Bulldozer",
+};
+
+static const char *blas_better_core(const char *core) {
+  for (size_t i = 0; i < sizeof(blas_vector_cores) / sizeof(blas_vector_cores[0]); i++)
+    if (!strcasecmp(core, blas_vector_cores[i])) return NULL;
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+    return "SkylakeX";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+  return NULL;
+}
+#endif
+
+void backend_blas_core_init(char **argv) {
+#if defined(GORP_HAVE_OPENBLAS) && defined(__x86_64__)
+  if (getenv("OPENBLAS_CORETYPE")) return; /* the user's choice, or this process's second start */
+  const char *core = openblas_get_corename();
+  const char *better = core ? blas_better_core(core) : NULL;
+  if (!better) return;
+  setenv("OPENBLAS_CORETYPE", better, 1);
+  execv("/proc/self/exe", argv);
+  fprintf(stderr,
+          "gorp: warning: OpenBLAS runs its generic '%s' kernels on this CPU, and restarting "
+          "with OPENBLAS_CORETYPE=%s failed; set it yourself for %s's kernels\n",
+          core, better, better);
+#else
+  (void)argv;
+#endif
+}
+
+const char *backend_blas_core(void) {
+#ifdef GORP_HAVE_OPENBLAS
+  const char *core = openblas_get_corename();
+  return core ? core : "unknown";
+#else
+  return "n/a";
+#endif
 }
 
 void backend_threads(int *openmp, int *openblas) {

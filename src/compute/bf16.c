@@ -14,6 +14,9 @@
 
 /* Conversions below this many elements stay on the calling thread (waking the pool costs more). */
 enum { PAR_MIN = 1 << 16 };
+/* The fallback widens the weight about this many floats (16 MB) at a time. */
+enum { WIDE_BLOCK = 1 << 22 };
+
 /* Primitives kept per cache. A model has a few dozen shapes (7 linear maps per layer, forward and
  * backward, the LM head); beyond this the least recently used one is destroyed. */
 enum { CACHE_MAX = 64 };
@@ -79,7 +82,7 @@ typedef struct gemm_prim {
 } gemm_prim;
 
 struct bf16_gemm_cache {
-  bf16_path path; /* BF16_PATH_ONEDNN or BF16_PATH_SGEMM */
+  bf16_path path; /* BF16_PATH_ONEDNN, BF16_PATH_SGEMM or BF16_PATH_SPLIT */
   dnnl_engine_t engine;
   dnnl_stream_t stream;
   gemm_prim prims[CACHE_MAX];
@@ -106,20 +109,22 @@ static int dnnl_check(dnnl_status_t st, const char *call, int line, const char *
 
 int bf16_gemm_create(bf16_gemm_cache **cache, bf16_path path) {
   *cache = NULL;
-  GORP_CHECK(path == BF16_PATH_AUTO || path == BF16_PATH_ONEDNN || path == BF16_PATH_SGEMM,
-             GORP_EINPUT, "unknown bf16 GEMM path %d (expected auto, onednn or sgemm)", (int)path);
+  GORP_CHECK(path >= BF16_PATH_AUTO && path <= BF16_PATH_SPLIT, GORP_EINPUT,
+             "unknown bf16 GEMM path %d (expected auto, onednn, sgemm or split)", (int)path);
   if (path == BF16_PATH_AUTO) {
     /* the ISA bits nest: AMX's value contains AVX512-BF16's */
     const dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
-    path = (isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16 ? BF16_PATH_ONEDNN
-                                                                                  : BF16_PATH_SGEMM;
+    path = (isa & dnnl_cpu_isa_avx512_core_amx) == dnnl_cpu_isa_avx512_core_amx ? BF16_PATH_ONEDNN
+           : (isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16
+               ? BF16_PATH_SPLIT
+               : BF16_PATH_SGEMM;
   }
   bf16_gemm_cache *c;
   GORP_ALLOC(c, 1, "the bf16 GEMM cache");
   c->path = path;
   c->kernel = "";
   int rc = GORP_OK;
-  if (path == BF16_PATH_ONEDNN) {
+  if (path != BF16_PATH_SGEMM) {
     DNNL_TRY(dnnl_engine_create(&c->engine, dnnl_cpu, 0));
     DNNL_TRY(dnnl_stream_create(&c->stream, c->engine, dnnl_stream_default_flags));
   }
@@ -150,6 +155,20 @@ void bf16_gemm_free(bf16_gemm_cache *c) {
 
 bf16_path bf16_gemm_path(const bf16_gemm_cache *c) {
   return c->path;
+}
+
+_Static_assert(BF16_SPLIT_ROWS == 64, "bf16_path_name says 64");
+const char *bf16_path_name(bf16_path path) {
+  switch (path) {
+  case BF16_PATH_ONEDNN:
+    return "oneDNN";
+  case BF16_PATH_SGEMM:
+    return "the sgemm fallback";
+  case BF16_PATH_SPLIT:
+    return "oneDNN below 64 rows, the sgemm fallback from 64";
+  default:
+    return "auto";
+  }
 }
 
 long bf16_gemm_n_created(const bf16_gemm_cache *c) {
@@ -240,6 +259,49 @@ static int scratch_reserve(void **buf, size_t *cap, size_t n, size_t sz) {
   return GORP_OK;
 }
 
+/* The fallback's product: the fp32 operand rounded through bf16 into a dense scratch, then the
+ * weight widened to fp32 a block of C's columns (weight B) or rows (weight A) at a time, each
+ * block one backend.h gemm, so that the scratch stays at WIDE_BLOCK floats however large the
+ * weight (a whole LLaMA-2-7B head would be 0.5 GB). Every element of C is still one sum over the
+ * whole k. */
+static int gemm_widened(bf16_gemm_cache *c, int trans_a, int trans_b, int m, int n, int k,
+                        float alpha, const float *a32, const bf16 *a16, int lda, const float *b32,
+                        const bf16 *b16, int ldb, float beta, float *cm, int ldc) {
+  const int a_rows = trans_a ? k : m, a_cols = trans_a ? m : k;
+  const int b_rows = trans_b ? n : k, b_cols = trans_b ? k : n;
+  const int wide = b16 ? n : m; /* C's columns (weight B) or rows (weight A), cut in blocks */
+  int block = WIDE_BLOCK / k / 64 * 64;
+  block = block < 128 ? 128 : block > wide ? wide : block;
+  const size_t nx = b16 ? (size_t)a_rows * a_cols : (size_t)b_rows * b_cols;
+  GORP_CALL(
+      scratch_reserve((void **)&c->wide, &c->wide_cap, nx + (size_t)block * k, sizeof(float)));
+  float *x = c->wide, *w = c->wide + nx; /* the activations (dense), one block of the weight */
+  if (b16)
+    pack_round_f32(x, a32, a_rows, a_cols, lda);
+  else
+    pack_round_f32(x, b32, b_rows, b_cols, ldb);
+  c->kernel = "sgemm";
+  for (int j0 = 0; j0 < wide; j0 += block) {
+    const int nb = wide - j0 < block ? wide - j0 : block;
+    if (b16) {     /* C[:, j0:j0+nb] = op(A) op(B)[:, j0:j0+nb] */
+      if (trans_b) /* B (n, k): rows j0.. */
+        pack_widen(w, b16 + (size_t)j0 * ldb, nb, k, ldb);
+      else /* B (k, n): columns j0.. */
+        pack_widen(w, b16 + j0, k, nb, ldb);
+      GORP_CALL(backend_get()->gemm(trans_a, trans_b, m, nb, k, alpha, x, a_cols, w,
+                                    trans_b ? k : nb, beta, cm + j0, ldc));
+    } else {       /* C[j0:j0+nb, :] = op(A)[j0:j0+nb, :] op(B) */
+      if (trans_a) /* A (k, m): columns j0.. */
+        pack_widen(w, a16 + j0, k, nb, lda);
+      else /* A (m, k): rows j0.. */
+        pack_widen(w, a16 + (size_t)j0 * lda, nb, k, lda);
+      GORP_CALL(backend_get()->gemm(trans_a, trans_b, nb, n, k, alpha, w, trans_a ? nb : k, x,
+                                    b_cols, beta, cm + (size_t)j0 * ldc, ldc));
+    }
+  }
+  return GORP_OK;
+}
+
 /* The product with each operand given either in fp32 (x32) or in bf16 (x16), the other NULL. */
 static int gemm_mixed(bf16_gemm_cache *c, int trans_a, int trans_b, int m, int n, int k,
                       float alpha, const float *a32, const bf16 *a16, int lda, const float *b32,
@@ -260,23 +322,11 @@ static int gemm_mixed(bf16_gemm_cache *c, int trans_a, int trans_b, int m, int n
         cm[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * cm[(size_t)i * ldc + j];
     return GORP_OK;
   }
-  if (c->path == BF16_PATH_SGEMM) {
-    const size_t na = (size_t)a_rows * a_cols, nb = (size_t)b_rows * b_cols;
-    GORP_CALL(scratch_reserve((void **)&c->wide, &c->wide_cap, na + nb, sizeof(float)));
-    float *wa = c->wide, *wb = c->wide + na; /* (a_rows, a_cols), (b_rows, b_cols), dense */
-    if (a32)
-      pack_round_f32(wa, a32, a_rows, a_cols, lda);
-    else
-      pack_widen(wa, a16, a_rows, a_cols, lda);
-    if (b32)
-      pack_round_f32(wb, b32, b_rows, b_cols, ldb);
-    else
-      pack_widen(wb, b16, b_rows, b_cols, ldb);
-    c->kernel = "sgemm";
-    GORP_CALL(backend_get()->gemm(trans_a, trans_b, m, n, k, alpha, wa, a_cols, wb, b_cols, beta,
-                                  cm, ldc));
-    return GORP_OK;
-  }
+  /* the activations' rows: the weight is B (xw) or A (wx) */
+  const int rows = b16 ? m : n;
+  if (c->path == BF16_PATH_SGEMM || (c->path == BF16_PATH_SPLIT && rows >= BF16_SPLIT_ROWS))
+    return gemm_widened(c, trans_a, trans_b, m, n, k, alpha, a32, a16, lda, b32, b16, ldb, beta, cm,
+                        ldc);
   /* oneDNN: the fp32 operand rounded into the dense scratch, the bf16 one used in place */
   const bf16 *a = a16, *b = b16;
   if (a32) {

@@ -211,6 +211,12 @@ static void test_gemm(bf16_path path, const char *name) {
     for (size_t v = 0; v < sizeof(ab) / sizeof(ab[0]); v++)
       worst = fmax(worst, check_shape(cache, shapes[s].m, shapes[s].n, shapes[s].k, ab[v][0],
                                       ab[v][1], seed++));
+  /* the fallback with a weight larger than its block (2^22 floats): widened in two blocks of C's
+   * columns (xw) or rows (wx), 256 and 1 */
+  if (path == BF16_PATH_SGEMM) {
+    worst = fmax(worst, check_shape(cache, 2, 257, 16384, 0.5f, 1.0f, seed++));
+    worst = fmax(worst, check_shape(cache, 257, 2, 16384, 1.0f, 0.0f, seed++));
+  }
   CHECK(worst <= 1.0, "%s: worst error %.3g x the fp32 accumulation bound", name, worst);
   printf("%s (%s): worst error %.3g of the bound\n", name, bf16_gemm_kernel(cache), worst);
   bf16_gemm_free(cache);
@@ -272,6 +278,7 @@ int main(void) {
   test_rounding_all();
   test_gemm(BF16_PATH_ONEDNN, "oneDNN");
   test_gemm(BF16_PATH_SGEMM, "sgemm fallback");
+  test_gemm(BF16_PATH_SPLIT, "split at 64 rows");
   test_cache();
   test_bad_shape();
   return tests_finish();

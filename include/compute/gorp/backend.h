@@ -24,6 +24,16 @@ typedef struct backend_ops {
  * "cuda" without the module or a GPU, fail with a clear message and keep the current one. */
 int backend_select(const char *name);
 const backend_ops *backend_get(void);
+/* OpenBLAS (Debian 12's 0.3.21, DYNAMIC_ARCH) picks its kernels in its constructor, before main,
+ * from the CPU's family and model; on a CPU newer than the library it falls back to the generic
+ * SSE3 "Prescott" ones (measured on an Emerald Rapids VM, family 6 model 207: SGEMM 31 GFLOP/s on
+ * one thread against 157 with the SkylakeX kernels). Called first in main: when OPENBLAS_CORETYPE
+ * is unset and OpenBLAS chose a core without the AVX2/FMA or AVX-512 units the CPU has, it sets
+ * OPENBLAS_CORETYPE to the kernels of those units (Haswell, SkylakeX) and executes the program
+ * again (same process, before MPI_Init); otherwise, and with another BLAS, it returns. */
+void backend_blas_core_init(char **argv);
+/* The kernels OpenBLAS runs ("SkylakeX"), "n/a" with another BLAS: for the run's first line. */
+const char *backend_blas_core(void);
 /* Makes OpenMP (element-wise ops, attention) use as many threads as the GEMMs (OpenBLAS:
  * OPENBLAS_NUM_THREADS) unless OMP_NUM_THREADS says otherwise; called once at start-up. When
  * neither variable is set, the cores are shared among the ranks_per_node MPI ranks of this node

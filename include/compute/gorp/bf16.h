@@ -13,8 +13,14 @@
  * - BF16_PATH_SGEMM: the fallback for CPUs without bf16 instructions: both operands widened to
  *   fp32 (the fp32 one first rounded through bf16, so that both paths multiply the same values)
  *   and backend.h's gemm.
- * BF16_PATH_AUTO takes oneDNN when oneDNN reports bf16 instructions (AVX512-BF16 or AMX) on this
- * CPU (ONEDNN_MAX_CPU_ISA lowers what it reports), the fallback otherwise.
+ * - BF16_PATH_SPLIT: oneDNN for products with fewer than BF16_SPLIT_ROWS rows of activations
+ *   (decoding: memory-bound, where reading 2-byte weights pays), the fallback for the rest.
+ * BF16_PATH_AUTO takes oneDNN where oneDNN reports AMX, SPLIT where it reports AVX512-BF16 without
+ * AMX, the fallback otherwise (ONEDNN_MAX_CPU_ISA lowers what it reports). Measured on an Intel
+ * Xeon with AVX512-BF16 and no AMX (bench/bench_bf16_gemm.c, BENCHMARKS.md): oneDNN's bf16 kernel
+ * ran at 81 GFLOP/s on one thread and OpenBLAS's fp32 SGEMM at ~150 with the weight widened, while
+ * for one row oneDNN took half the fallback's time. The fallback widens the weight in blocks of C's
+ * columns (or rows), so its scratch stays at 8 MB whatever the weight's size.
  *
  * Not for: trainable weights (their products and gradients stay fp32, backend.h), fp16, or sharing
  * one cache between threads (give each thread its own; a call inside an OpenMP parallel region
@@ -53,8 +59,12 @@ void bf16_widen(float *out, const bf16 *in, size_t n);
 typedef enum bf16_path {
   BF16_PATH_AUTO = 0,   /* oneDNN where the CPU has bf16 instructions, else the fallback */
   BF16_PATH_ONEDNN = 1, /* oneDNN matmul (works on any CPU, converting where it has no bf16) */
-  BF16_PATH_SGEMM = 2   /* widen to fp32 and backend.h's gemm */
+  BF16_PATH_SGEMM = 2,  /* widen to fp32 and backend.h's gemm */
+  BF16_PATH_SPLIT = 3   /* oneDNN below BF16_SPLIT_ROWS rows of activations, SGEMM above */
 } bf16_path;
+
+/* Rows of activations from which BF16_PATH_SPLIT takes the fallback. */
+enum { BF16_SPLIT_ROWS = 64 };
 
 /* The primitives created so far, one per (shape, transposes, leading dimensions, alpha, beta), and
  * the scratch the conversions need. Opaque; bf16_gemm_create makes one, bf16_gemm_free frees it. */
@@ -63,8 +73,11 @@ typedef struct bf16_gemm_cache bf16_gemm_cache;
 /* *cache: a new, empty cache computing with path (BF16_PATH_AUTO resolved here). */
 int bf16_gemm_create(bf16_gemm_cache **cache, bf16_path path);
 void bf16_gemm_free(bf16_gemm_cache *cache);
-/* The path the cache computes with: BF16_PATH_ONEDNN or BF16_PATH_SGEMM. */
+/* The path the cache computes with: BF16_PATH_ONEDNN, BF16_PATH_SGEMM or BF16_PATH_SPLIT. */
 bf16_path bf16_gemm_path(const bf16_gemm_cache *cache);
+/* How a path computes, in words: "oneDNN", "the sgemm fallback", "oneDNN below 64 rows, the sgemm
+ * fallback from 64". */
+const char *bf16_path_name(bf16_path path);
 /* oneDNN primitives created so far (a call whose shape is cached creates none), and the name of
  * the kernel the last call ran ("sgemm" on the fallback path, "" before any call). */
 long bf16_gemm_n_created(const bf16_gemm_cache *cache);

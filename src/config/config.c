@@ -222,7 +222,9 @@ static const config_key keys[] = {
      .doc = "greedy decoding stops after this many tokens (or at a stop id: eval.stop)"},
     {"eval", "batch_size", CFG_INT, FIELD(eval.batch_size), .def = "16", AT_LEAST(1),
      .doc = "test prompts each rank decodes together, longest first; the predictions and "
-            "scores do not depend on it"},
+            "scores do not depend on it (with `model.dtype = bf16` on a CPU with AVX512-BF16 and "
+            "no AMX: not on values below 64, where every decoding step's products take the same "
+            "path, docs/ARCHITECTURE.md)"},
     {"eval", "stop", CFG_LIST, FIELD(eval.stop), FIELD(eval.n_stop), .def = "",
      .doc = "token texts that end an answer besides the tokenizer's EOS and the model file's "
             "`eos_token_id`, comma-separated, e.g. `<|im_end|>`; each must be exactly one token of "

@@ -33,7 +33,6 @@ it): bench/setup_torch2.sh builds build/venv-torch2 with the pinned versions.
 Not for: full fine-tuning against PyTorch (bench_train.py), correctness (tests/ref/).
 """
 import argparse
-import datetime
 import json
 import os
 import platform
@@ -44,6 +43,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from bench_train import append_entry, thread_env, vm_hwm_mb  # noqa: E402
 
 # hidden, layers, heads, intermediate, vocabulary: bench_train.py's small and medium, and a ~1B
 # LLaMA (0.94 B parameters with an untied head)
@@ -56,21 +57,6 @@ ENGINES = ["gorp-fp32", "gorp-bf16", "torch-fp32", "torch-autocast", "torch-bf16
 ANSWER = 10  # tokens per sequence that carry the loss (bench_step's data.max_target_length)
 LORA = dict(r=8, alpha=32, dropout=0.1)
 LR_LORA, LR_FULL = 2e-4, 1e-6
-
-
-def vm_hwm_mb():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    return -1.0
-
-
-def thread_env(threads):
-    env = dict(os.environ)
-    for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[k] = str(threads)
-    return env
 
 
 def torch_child(spec):
@@ -148,11 +134,9 @@ def torch_run(spec):
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def cpu_line():
-    model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+def isa_flags():
     flags = set(next((l for l in open("/proc/cpuinfo") if l.startswith("flags")), "").split())
-    isa = [f for f in ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags]
-    return f"{model}, {os.cpu_count()} cores, ISA flags {' '.join(isa) or 'none of avx512f/bf16/amx'}"
+    return " ".join(f for f in ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags)
 
 
 def versions():
@@ -209,30 +193,18 @@ def main():
                      + " | ".join(f"{peak[e]:.0f}" for e in engines) + " | "
                      + ratio(tps.get("gorp-bf16"), tps.get("torch-bf16")) + " | "
                      + ratio(tps.get("gorp-bf16"), best) + " |")
-    load1 = os.getloadavg()[0]
-    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
-    # BENCHMARKS.md itself does not count: an earlier call's entry is no change to the code
-    dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "-uno", "--", ".",
-                            ":!BENCHMARKS.md"], capture_output=True, text=True).stdout.strip()
-    cmd = "build/venv-torch2/bin/python bench/bench_peer_step.py " + " ".join(
-        x for x in sys.argv[1:])
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    text = "\n".join([
-        f"## {now}: GORP step, gorp fp32/bf16 against PyTorch + PEFT fp32/autocast/bf16, "
-        f"{a.threads} thread(s) (issue 17)", "",
-        f"- Command: `{cmd}`",
-        f"- CPU: {cpu_line()}; {platform.python_version()}, {versions()}",
-        f"- gorp: {commit}{' + uncommitted changes' if dirty else ''}; load average {load0:.2f} "
-        f"before, {load1:.2f} after",
-        f"- Step: LoRA q, v r = 8 + trained gate_proj (GORP rank 8 in gorp, full AdamW in PyTorch), "
-        f"batch {a.batch} x {a.seq} tokens, the last {ANSWER} carrying the loss; {a.warmup} untimed + "
-        f"{a.steps} timed steps per run, {a.rounds} round(s) alternating all engines", "",
-        *lines, ""])
-    print(text)
+    notes = [f"ISA flags: {isa_flags() or 'none of avx512f/bf16/amx'}; Python "
+             f"{platform.python_version()}, {versions()}; load average after: "
+             f"{os.getloadavg()[0]:.2f}",
+             f"Step: LoRA q, v r = 8 + trained gate_proj (GORP rank 8 in gorp, full AdamW in "
+             f"PyTorch), batch {a.batch} x {a.seq} tokens, the last {ANSWER} carrying the loss; "
+             f"{a.warmup} untimed + {a.steps} timed steps per run, {a.rounds} round(s) alternating "
+             "all engines"]
+    print("\n".join(lines))
     if not a.no_append:
-        with open(os.path.join(ROOT, "BENCHMARKS.md"), "a") as f:
-            f.write("\n" + text)
+        append_entry("bench_peer_step.py", "GORP step, gorp fp32/bf16 against PyTorch + PEFT "
+                     "fp32/autocast/bf16 (issue 17)", a.threads, load0, notes, lines,
+                     python="build/venv-torch2/bin/python")
 
 
 if __name__ == "__main__":

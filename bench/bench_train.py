@@ -308,17 +308,20 @@ def gorp_revision():
     try:
         head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
                               capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True).stdout.strip()
+        # BENCHMARKS.md itself does not count: an earlier entry is no change to the code
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no",
+                                "--", ".", ":!BENCHMARKS.md"], capture_output=True,
+                               text=True).stdout.strip()
         return head + (" + uncommitted changes" if dirty else "") if head else "unknown"
     except OSError:
         return "unknown"
 
 
-def append_entry(script, title, threads, load_start, notes, lines):
-    """Appends one entry of another bench script to BENCHMARKS.md: heading, command, machine,
-    gorp's revision, the load average taken before the run, the script's notes, its table."""
-    command = f"build/venv/bin/python bench/{script} " + " ".join(map(shlex.quote, sys.argv[1:]))
+def append_entry(script, title, threads, load_start, notes, lines, python="build/venv/bin/python"):
+    """Appends one entry of another bench script to BENCHMARKS.md: heading, command (run by
+    python), machine, gorp's revision, the load average taken before the run, the script's notes,
+    its table."""
+    command = f"{python} bench/{script} " + " ".join(map(shlex.quote, sys.argv[1:]))
     now = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     entry = [f"\n## {now}: {title}, {threads} thread{'s' if threads > 1 else ''}\n",
              f"- Command: `{command.strip()}`",

@@ -254,6 +254,30 @@ static void test_cache(void) {
   bf16_gemm_free(cache);
 }
 
+/* BF16_PATH_SPLIT routes by the activations' rows: oneDNN below BF16_SPLIT_ROWS, the widened
+ * sgemm from there, for the weight on either side. */
+static void test_split_routing(void) {
+  bf16_gemm_cache *cache;
+  CHECK(bf16_gemm_create(&cache, BF16_PATH_SPLIT) == GORP_OK, "create split");
+  enum { R = BF16_SPLIT_ROWS, N = 8, K = 16 };
+  float x[R * K], c[R * N];
+  bf16 w[N * K];
+  for (int i = 0; i < R * K; i++) x[i] = (float)rng_normal(9, 1, 0, i);
+  for (int i = 0; i < N * K; i++) w[i] = bf16_from_f32((float)rng_normal(9, 2, 0, i));
+  static const struct { int rows, wx; } cases[] = {{R - 1, 0}, {R, 0}, {R - 1, 1}, {R, 1}};
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    const int rows = cases[i].rows;
+    /* xw: C (rows, N) = X (rows, K) W^T; wx: C (N, rows) = W (N, K) X^T */
+    const int rc = cases[i].wx
+                       ? bf16_gemm_wx(cache, 0, 1, N, rows, K, 1.0f, w, K, x, K, 0.0f, c, rows)
+                       : bf16_gemm_xw(cache, 0, 1, rows, N, K, 1.0f, x, K, w, K, 0.0f, c, N);
+    const int sgemm = !strcmp(bf16_gemm_kernel(cache), "sgemm");
+    CHECK(rc == GORP_OK && sgemm == (rows >= R), "%s with %d rows of activations ran '%s'",
+          cases[i].wx ? "wx" : "xw", rows, bf16_gemm_kernel(cache));
+  }
+  bf16_gemm_free(cache);
+}
+
 static void test_bad_shape(void) {
   bf16_gemm_cache *cache;
   CHECK(bf16_gemm_create(&cache, BF16_PATH_AUTO) == GORP_OK, "create auto");
@@ -279,6 +303,7 @@ int main(void) {
   test_gemm(BF16_PATH_ONEDNN, "oneDNN");
   test_gemm(BF16_PATH_SGEMM, "sgemm fallback");
   test_gemm(BF16_PATH_SPLIT, "split at 64 rows");
+  test_split_routing();
   test_cache();
   test_bad_shape();
   return tests_finish();

@@ -1,7 +1,7 @@
 /* gorp import-hf DIR OUT.h5: converts a Hugging Face LLaMA directory (config.json + safetensors)
  * into a gorp model file, keeping config.json's text in it. gorp import-gguf FILE.gguf OUT.h5: the
  * same from a llama.cpp GGUF file (dequantized to float32; the model file's hf_config is the one
- * generated from the architecture).
+ * generated from the architecture). Both hold one tensor in memory at a time, never the model.
  * Not for: the conversions themselves (hf_import.c, gguf_import.c) or the file format
  * (modelfile.c). */
 #include "gorp/cmd.h"
@@ -15,45 +15,30 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static int import_hf_and_save(model *m, const char *dir, const char *out) {
-  char *config_json;
-  GORP_CALL(hf_import(m, dir, &config_json));
-  const int rc = modelfile_save(m, out, config_json);
-  free(config_json);
-  return rc;
-}
-
-static int import_gguf_and_save(model *m, const char *file, const char *out) {
-  GORP_CALL(gguf_import(m, file));
-  return modelfile_save(m, out, NULL);
-}
-
 typedef struct import_args {
   const char *src, *out;
 } import_args;
 
 /* Both commands: src into the model file out, on one rank. */
 static int import_run(const import_args *a, const char *name,
-                      int (*import_and_save)(model *, const char *, const char *)) {
+                      int (*import)(const char *, const char *, modelfile_counts *)) {
   int size;
   GORP_CALL(dist_world_size(&size));
   /* ranks would race to write the same file */
   if (size > 1) GORP_ERR(GORP_EUSAGE, "%s runs on one rank (got %d)", name, size);
-  model m;
-  const int rc = import_and_save(&m, a->src, a->out);
-  if (!rc)
-    printf("%s: %d tensors, %zu parameters (%zu kept in bf16) -> %s\n", name, m.n_tensors,
-           m.n_params + m.n_params16, m.n_params16, a->out);
-  model_free(&m);
-  return rc;
+  modelfile_counts n;
+  GORP_CALL(import(a->src, a->out, &n));
+  printf("%s: %d tensors, %zu parameters (%zu kept in bf16) -> %s\n", name, n.n_tensors, n.n_values,
+         n.n_bf16, a->out);
+  return GORP_OK;
 }
 
 static int import_hf_main(const void *args) {
-  return import_run(args, "import-hf", import_hf_and_save);
+  return import_run(args, "import-hf", hf_import);
 }
 
 static int import_gguf_main(const void *args) {
-  return import_run(args, "import-gguf", import_gguf_and_save);
+  return import_run(args, "import-gguf", gguf_import);
 }
 
 static const cmd_arg import_hf_table[] = {

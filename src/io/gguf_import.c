@@ -1,13 +1,14 @@
-/* GGUF llama file -> model (see gguf.h): the config from the llama.* metadata with Hugging Face's
- * defaults for the optional keys, then each tensor by llama.cpp's name into its slot of the model
- * table (model.h lists the table's order: embedding, per layer the input norm, q, k, v, o, the
- * post-attention norm, gate, up, down, then the final norm and lm_head), q and k rows put back in
- * Hugging Face's order.
- * Not for: the file format (gguf.c), writing the model file (modelfile.h). */
+/* GGUF llama file -> model file (see gguf.h): the config from the llama.* metadata with Hugging
+ * Face's defaults for the optional keys, then each tensor by llama.cpp's name into its slot of the
+ * model table (model.h lists the table's order: embedding, per layer the input norm, q, k, v, o,
+ * the post-attention norm, gate, up, down, then the final norm and lm_head), q and k rows put back
+ * in Hugging Face's order. Not for: the GGUF format (gguf.c), the model file's format
+ * (modelfile.h). */
 #include "gorp/gguf.h"
 
 #include "gorp/err.h"
 #include "gorp/lora.h"
+#include "gorp/modelfile.h"
 
 #include <ctype.h>
 #include <float.h>
@@ -220,22 +221,35 @@ static int check_shape(const gguf_file *f, const gguf_tensor *g, const param_ten
            f->path, g->name, got, (unsigned long long)want0, (unsigned long long)want1);
 }
 
-/* Tensor g into table tensor i of m; q and k through scratch (room for q). */
-static int import_tensor(model *m, const gguf_file *f, const gguf_tensor *g, int i, int slot,
-                         float *scratch) {
+/* An import under way: m's table (nothing allocated), the file being written, and one tensor at a
+ * time on its way from the GGUF file to it. */
+typedef struct gguf_sink {
+  const model *m;
+  modelfile_writer w;
+  float *buf;     /* (the largest tensor's numel) the tensor being copied */
+  float *scratch; /* (H*D, C): q or k as GGUF orders its rows (q is the wider) */
+  char *seen;     /* (m->n_tensors) the table's tensors written so far */
+} gguf_sink;
+
+/* Tensor g, dequantized, as table tensor i of m into the file; q and k rows put back. */
+static int import_tensor(gguf_sink *k, const gguf_file *f, const gguf_tensor *g, int i, int slot) {
+  const model *m = k->m;
   const param_tensor *t = &m->tensors[i];
   GORP_CALL(check_shape(f, g, t));
-  float *dst = m->params + t->offset;
-  if (slot != SLOT_Q && slot != SLOT_K) return gguf_read_f32(f, g, dst);
-  GORP_CALL(gguf_read_f32(f, g, scratch));
-  const int heads = slot == SLOT_Q ? m->cfg.num_heads : m->cfg.num_kv_heads;
-  unpermute_rows(dst, scratch, heads, m->cfg.head_dim, t->full[1]);
-  return GORP_OK;
+  if (slot != SLOT_Q && slot != SLOT_K) {
+    GORP_CALL(gguf_read_f32(f, g, k->buf));
+  } else {
+    GORP_CALL(gguf_read_f32(f, g, k->scratch));
+    const int heads = slot == SLOT_Q ? m->cfg.num_heads : m->cfg.num_kv_heads;
+    unpermute_rows(k->buf, k->scratch, heads, m->cfg.head_dim, t->full[1]);
+  }
+  return modelfile_writer_put(&k->w, t, k->buf, 0);
 }
 
-static int import_tensors(model *m, const gguf_file *f, char *seen, float *scratch) {
-  for (int k = 0; k < f->n_tensors; k++) {
-    const gguf_tensor *g = &f->tensors[k];
+static int import_tensors(gguf_sink *k, const gguf_file *f) {
+  const model *m = k->m;
+  for (int j = 0; j < f->n_tensors; j++) {
+    const gguf_tensor *g = &f->tensors[j];
     int slot;
     const int i = table_index(m, g->name, &slot);
     if (i < 0)
@@ -243,12 +257,12 @@ static int import_tensors(model *m, const gguf_file *f, char *seen, float *scrat
                "%s: tensor %s is not part of the %d-layer llama model (%s embeddings) that the "
                "metadata describes",
                f->path, g->name, m->cfg.num_layers, m->cfg.tie_embeddings ? "tied" : "untied");
-    if (seen[i]) GORP_ERR(GORP_EINPUT, "%s: tensor %s appears twice", f->path, g->name);
-    GORP_CALL(import_tensor(m, f, g, i, slot, scratch));
-    seen[i] = 1;
+    if (k->seen[i]) GORP_ERR(GORP_EINPUT, "%s: tensor %s appears twice", f->path, g->name);
+    GORP_CALL(import_tensor(k, f, g, i, slot));
+    k->seen[i] = 1;
   }
   for (int i = 0; i < m->n_tensors; i++) {
-    if (seen[i]) continue;
+    if (k->seen[i]) continue;
     /* i > 0: the embedding's absence stopped read_vocab */
     const int l = (i - 1) / MODEL_LAYER_TENSORS, L = m->cfg.num_layers;
     char name[GGUF_MAX_NAME + 32];
@@ -262,12 +276,24 @@ static int import_tensors(model *m, const gguf_file *f, char *seen, float *scrat
   return GORP_OK;
 }
 
-static int import_into(model *m, const gguf_file *f, char *seen) {
-  float *scratch; /* (H*D, C): q, the wider of q and k */
-  GORP_ALLOC(scratch, m->tensors[model_linear_tensor(0, LORA_Q)].numel,
-             "the q/k rows of a GGUF file");
-  const int rc = import_tensors(m, f, seen, scratch);
-  free(scratch);
+/* The tensors of f into the model file out, published only when every one was written. */
+static int import_into(const model *m, const gguf_file *f, const char *out,
+                       modelfile_counts *counts) {
+  size_t largest = 0;
+  for (int i = 0; i < m->n_tensors; i++)
+    if (m->tensors[i].numel > largest) largest = m->tensors[i].numel;
+  const size_t q = m->tensors[model_linear_tensor(0, LORA_Q)].numel;
+  gguf_sink k = {.m = m};
+  int rc = GORP_OK;
+  if (!(k.buf = malloc(largest * sizeof(float))) || !(k.scratch = malloc(q * sizeof(float))) ||
+      !(k.seen = calloc((size_t)m->n_tensors, 1)))
+    rc = GORP_ERROR(GORP_EMEM, "out of memory for one tensor (%zu values) of %s", largest, f->path);
+  if (!rc) rc = modelfile_writer_open(&k.w, m, out, NULL);
+  if (!rc) rc = modelfile_writer_close(&k.w, import_tensors(&k, f));
+  if (!rc) *counts = k.w.counts;
+  free(k.buf);
+  free(k.scratch);
+  free(k.seen);
   return rc;
 }
 
@@ -287,27 +313,22 @@ static int read_eos(model *m, const gguf_file *f) {
   return model_set_eos(m, ids, n, what);
 }
 
-static int import_file(model *m, const gguf_file *f) {
+static int import_file(model *m, const gguf_file *f, const char *out, modelfile_counts *counts) {
   model_config cfg;
   GORP_CALL(read_config(f, &cfg));
-  GORP_CALL(model_create(m, &cfg));
+  GORP_CALL(model_plan_tp(m, &cfg, NULL)); /* the table; the tensors go to out one at a time */
   GORP_CALL(read_eos(m, f));
-  char *seen;
-  GORP_ALLOC(seen, m->n_tensors, "the imported-tensor flags");
-  const int rc = import_into(m, f, seen);
-  free(seen);
-  return rc;
+  return import_into(m, f, out, counts);
 }
 
-int gguf_import(model *m, const char *path) {
-  memset(m, 0, sizeof(*m));
+int gguf_import(const char *path, const char *out, modelfile_counts *counts) {
   gguf_file f;
   GORP_CALL(gguf_open(&f, path));
-  const int rc = import_file(m, &f);
+  model m;
+  memset(&m, 0, sizeof(m));
+  const int rc = import_file(&m, &f, out, counts);
+  model_free(&m);
   gguf_close(&f);
-  if (rc) {
-    model_free(m);
-    gorp_trace(__FILE__, __LINE__, __func__, "import_file(m, &f)");
-  }
+  if (rc) gorp_trace(__FILE__, __LINE__, __func__, "import_file(&m, &f, out, counts)");
   return rc;
 }

@@ -1,12 +1,13 @@
-/* Hugging Face LLaMA directory -> model (see hf_import.h): config.json parsing with HF's defaults,
- * then every tensor of the model table from model.safetensors or from the shards of
- * model.safetensors.index.json, each shard opened once for its header (which matrices are BF16:
- * they stay bf16, model_set_bf16) and once for its data. */
+/* Hugging Face LLaMA directory -> model file (see hf_import.h): config.json parsing with HF's
+ * defaults, then every tensor of the model table from model.safetensors or from the shards of
+ * model.safetensors.index.json, copied into the file one tensor at a time (a BF16 matrix stays
+ * bf16). */
 #include "gorp/hf_import.h"
 
 #include "gorp/err.h"
 #include "gorp/fsutil.h"
 #include "gorp/jsonutil.h"
+#include "gorp/modelfile.h"
 #include "gorp/safetensors.h"
 
 #include <cjson/cJSON.h>
@@ -162,25 +163,21 @@ static int ends_with(const char *s, const char *suffix) {
   return n >= k && !strcmp(s + n - k, suffix);
 }
 
-/* Pass 0 (before the allocation): a BF16 source of a matrix is kept in bf16 (model_set_bf16), so
- * that a bf16 checkpoint is held and written at 2 bytes a value, not widened to fp32. */
-static int mark_bf16(model *m, const safetensors_file *f) {
-  for (int k = 0; k < f->n_tensors; k++) {
-    const safetensors_tensor *st = &f->tensors[k];
-    const param_tensor *t = model_find(m, st->name);
-    if (!t || t->ndim != 2 || strcmp(st->dtype, "BF16") || t->bf16) continue;
-    const int i = (int)(t - m->tensors);
-    GORP_CALL(model_set_trainable(m, i, 0)); /* an import trains nothing */
-    GORP_CALL(model_set_bf16(m, i));
-  }
-  return GORP_OK;
-}
+/* An import under way: m's table (nothing allocated), the file being written, and one tensor at a
+ * time on its way from a shard to the file. */
+typedef struct hf_sink {
+  const model *m;
+  modelfile_writer w;
+  void *buf;  /* (the largest tensor's numel floats) the tensor being copied */
+  char *seen; /* (m->n_tensors) the table's tensors written so far */
+} hf_sink;
 
-/* Reads every tensor of f that the table knows into m->params (m->params16 for one kept in bf16);
- * seen[i] marks table tensor i. */
-static int import_tensors(model *m, const safetensors_file *f, char *seen) {
-  for (int k = 0; k < f->n_tensors; k++) {
-    const safetensors_tensor *st = &f->tensors[k];
+/* Copies every tensor of f that the table knows into the file: a BF16 matrix as bfloat16 (a
+ * LLaMA-2-7B in bf16 stays 13.5 GB, not 27), any other as float32 (exact). */
+static int import_tensors(hf_sink *k, const safetensors_file *f) {
+  const model *m = k->m;
+  for (int j = 0; j < f->n_tensors; j++) {
+    const safetensors_tensor *st = &f->tensors[j];
     const param_tensor *t = model_find(m, st->name);
     if (!t) {
       /* HF recomputes these buffers from rope_theta, and ties lm_head to the embedding */
@@ -191,7 +188,7 @@ static int import_tensors(model *m, const safetensors_file *f, char *seen) {
                st->name);
     }
     const size_t i = (size_t)(t - m->tensors);
-    if (seen[i])
+    if (k->seen[i])
       GORP_ERR(GORP_EINPUT, "%s: tensor %s was already read from another shard", f->path, st->name);
     int same = st->ndim == t->ndim;
     for (int d = 0; same && d < t->ndim; d++) same = st->shape[d] == t->shape[d];
@@ -202,27 +199,27 @@ static int import_tensors(model *m, const safetensors_file *f, char *seen) {
       GORP_ERR(GORP_EINPUT, "%s: tensor %s has shape %s, expected %s", f->path, st->name, got,
                want);
     }
-    if (t->bf16)
-      GORP_CALL(safetensors_read_bf16(f, st, m->params16 + t->offset));
+    const int bf16 = t->ndim == 2 && !strcmp(st->dtype, "BF16");
+    if (bf16)
+      GORP_CALL(safetensors_read_bf16(f, st, k->buf));
     else
-      GORP_CALL(safetensors_read_f32(f, st, m->params + t->offset));
-    seen[i] = 1;
+      GORP_CALL(safetensors_read_f32(f, st, k->buf));
+    GORP_CALL(modelfile_writer_put(&k->w, t, k->buf, bf16));
+    k->seen[i] = 1;
   }
   return GORP_OK;
 }
 
-/* seen == NULL: pass 0 (mark_bf16); else pass 1 (import_tensors). */
-static int import_file(model *m, const char *path, char *seen) {
+static int import_file(hf_sink *k, const char *path) {
   safetensors_file f;
   GORP_CALL(safetensors_open(&f, path));
-  const int rc = seen ? import_tensors(m, &f, seen) : mark_bf16(m, &f);
+  const int rc = import_tensors(k, &f);
   safetensors_close(&f);
   return rc;
 }
 
 /* Each shard of the weight map once, in order of first mention. */
-static int import_shards(model *m, const char *dir, const cJSON *wm, const char *index,
-                         char *seen) {
+static int import_shards(hf_sink *k, const char *dir, const cJSON *wm, const char *index) {
   const cJSON *e;
   cJSON_ArrayForEach(e, wm) {
     if (!cJSON_IsString(e))
@@ -235,7 +232,7 @@ static int import_shards(model *m, const char *dir, const cJSON *wm, const char 
     if (access(path, R_OK))
       GORP_ERR(GORP_EINPUT, "%s: shard %s (holding tensor %s) cannot be read: %s", index, path,
                e->string, strerror(errno));
-    GORP_CALL(import_file(m, path, seen));
+    GORP_CALL(import_file(k, path));
   }
   return GORP_OK;
 }
@@ -253,28 +250,29 @@ static int check_all_found(const model *m, const char *seen, const cJSON *wm, co
   return GORP_OK;
 }
 
-static int import_weight_map(model *m, const char *dir, const cJSON *root, const char *index,
-                             char *seen) {
+static int import_weight_map(hf_sink *k, const char *dir, const cJSON *root, const char *index) {
   const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
   if (!cJSON_IsObject(wm)) GORP_ERR(GORP_EINPUT, "%s has no \"weight_map\" object", index);
-  GORP_CALL(import_shards(m, dir, wm, index, seen));
-  return seen ? check_all_found(m, seen, wm, index) : GORP_OK;
+  GORP_CALL(import_shards(k, dir, wm, index));
+  return check_all_found(k->m, k->seen, wm, index);
 }
 
-static int import_index(model *m, const char *dir, const char *index, char *seen) {
+static int import_index(hf_sink *k, const char *dir, const char *index) {
   cJSON *root;
   GORP_CALL(json_read_file(index, "safetensors index", FS_MAX_HF_CONFIG, &root));
-  const int rc = import_weight_map(m, dir, root, index, seen);
+  const int rc = import_weight_map(k, dir, root, index);
   cJSON_Delete(root);
   return rc;
 }
 
-static int import_single(model *m, const char *path, char *seen) {
-  GORP_CALL(import_file(m, path, seen));
-  return seen ? check_all_found(m, seen, NULL, path) : GORP_OK;
+static int import_single(hf_sink *k, const char *path) {
+  GORP_CALL(import_file(k, path));
+  return check_all_found(k->m, k->seen, NULL, path);
 }
 
-static int import_weights(model *m, const char *dir) {
+/* The tensors of dir into out (k's buffers allocated); the file is published only when every
+ * tensor of the table was written. */
+static int import_into(hf_sink *k, const char *dir, const char *out, const char *config_json) {
   char single[PATH_MAX], index[PATH_MAX];
   GORP_CALL(join(single, dir, "model.safetensors"));
   GORP_CALL(join(index, dir, "model.safetensors.index.json"));
@@ -283,13 +281,24 @@ static int import_weights(model *m, const char *dir) {
   if (!have_single && !have_index)
     GORP_ERR(GORP_EINPUT, "%s: neither model.safetensors nor model.safetensors.index.json exists",
              dir);
-  /* pass 0 on the headers: which matrices stay bf16; then the allocation; pass 1: the data */
-  GORP_CALL(have_single ? import_single(m, single, NULL) : import_index(m, dir, index, NULL));
-  GORP_CALL(model_alloc_params(m, NULL));
-  char *seen;
-  GORP_ALLOC(seen, m->n_tensors, "the imported-tensor flags");
-  const int rc = have_single ? import_single(m, single, seen) : import_index(m, dir, index, seen);
-  free(seen);
+  GORP_CALL(modelfile_writer_open(&k->w, k->m, out, config_json));
+  const int rc = have_single ? import_single(k, single) : import_index(k, dir, index);
+  return modelfile_writer_close(&k->w, rc);
+}
+
+static int import_weights(const model *m, const char *dir, const char *out, const char *config_json,
+                          modelfile_counts *counts) {
+  size_t largest = 0;
+  for (int i = 0; i < m->n_tensors; i++)
+    if (m->tensors[i].numel > largest) largest = m->tensors[i].numel;
+  hf_sink k = {.m = m};
+  int rc = GORP_OK;
+  if (!(k.buf = malloc(largest * sizeof(float))) || !(k.seen = calloc((size_t)m->n_tensors, 1)))
+    rc = GORP_ERROR(GORP_EMEM, "out of memory for one tensor (%zu values) of %s", largest, dir);
+  if (!rc) rc = import_into(&k, dir, out, config_json);
+  if (!rc) *counts = k.w.counts;
+  free(k.buf);
+  free(k.seen);
   return rc;
 }
 
@@ -358,30 +367,27 @@ int hf_config_read(const char *src, model_config *cfg, char **text) {
   return config_read_file(path, cfg, text);
 }
 
-static int import_dir(model *m, const char *dir, char **config_json) {
+static int import_dir(model *m, const char *dir, const char *out, modelfile_counts *counts) {
   char path[PATH_MAX];
   GORP_CALL(join(path, dir, "config.json"));
   model_config cfg;
-  GORP_CALL(config_read_file(path, &cfg, config_json));
-  GORP_CALL(model_plan_tp(m, &cfg, NULL)); /* allocated by import_weights */
-  cJSON *root;
-  GORP_CALL(json_parse(path, *config_json, strlen(*config_json), &root));
-  const int rc = import_eos(m, dir, root, path);
+  char *json;
+  GORP_CALL(config_read_file(path, &cfg, &json));
+  int rc = model_plan_tp(m, &cfg, NULL); /* the table; the tensors go to out one at a time */
+  cJSON *root = NULL;
+  if (!rc) rc = json_parse(path, json, strlen(json), &root);
+  if (!rc) rc = import_eos(m, dir, root, path);
   cJSON_Delete(root);
-  GORP_CALL(rc);
-  GORP_CALL(import_weights(m, dir));
-  return GORP_OK;
+  if (!rc) rc = import_weights(m, dir, out, json, counts);
+  free(json);
+  return rc;
 }
 
-int hf_import(model *m, const char *dir, char **config_json) {
-  memset(m, 0, sizeof(*m));
-  *config_json = NULL;
-  const int rc = import_dir(m, dir, config_json);
-  if (rc) {
-    model_free(m);
-    free(*config_json);
-    *config_json = NULL;
-    gorp_trace(__FILE__, __LINE__, __func__, "import_dir(m, dir, config_json)");
-  }
+int hf_import(const char *dir, const char *out, modelfile_counts *counts) {
+  model m;
+  memset(&m, 0, sizeof(m));
+  const int rc = import_dir(&m, dir, out, counts);
+  model_free(&m);
+  if (rc) gorp_trace(__FILE__, __LINE__, __func__, "import_dir(&m, dir, out, counts)");
   return rc;
 }

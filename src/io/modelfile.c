@@ -158,16 +158,22 @@ int modelfile_write_header(hid_t file, const char *kind, const char *path) {
   return h5io_write_str_attr(file, "gorp_file_kind", kind, path);
 }
 
+/* /model with its attributes (the architecture, hf_config, the end ids), no tensors yet. */
+static int create_group(hid_t file, const model *m, const char *hf_config, const char *path,
+                        hid_t *grp) {
+  GORP_CALL(h5io_create_group(file, "model", path, grp));
+  GORP_CALL(write_config(*grp, &m->cfg, hf_config, path));
+  if (!m->n_eos) return GORP_OK;
+  return h5io_write_array_attr(*grp, "eos_token_id", H5T_STD_I32LE, H5T_NATIVE_INT, m->eos,
+                               m->n_eos, path);
+}
+
 /* /model; with merge, the target linears merged with its adapters (walk_tensors). */
 static int write_group(hid_t file, const model *m, modelfile_tensors set, const lora *merge,
                        float *scratch, const char *hf_config, const dist *d, const char *path) {
-  hid_t grp;
-  int rc = h5io_create_group(file, "model", path, &grp);
-  if (!rc) rc = write_config(grp, &m->cfg, hf_config, path);
-  if (!rc && m->n_eos)
-    rc = h5io_write_array_attr(grp, "eos_token_id", H5T_STD_I32LE, H5T_NATIVE_INT, m->eos, m->n_eos,
-                               path);
-  rc = h5io_agree(d, rc, path, "writing /model's attributes");
+  hid_t grp = -1;
+  int rc = h5io_agree(d, create_group(file, m, hf_config, path, &grp), path,
+                      "writing /model's attributes");
   if (!rc) rc = walk_tensors(grp, (model *)m, 1, set, merge, scratch, d, path, NULL);
   if (grp >= 0) H5Gclose(grp);
   return rc;
@@ -294,6 +300,40 @@ int modelfile_save_tp(const model *m, const char *path, const char *hf_config_js
 
 int modelfile_save(const model *m, const char *path, const char *hf_config_json) {
   return modelfile_save_tp(m, path, hf_config_json, NULL);
+}
+
+int modelfile_writer_open(modelfile_writer *w, const model *m, const char *path,
+                          const char *hf_config) {
+  memset(w, 0, sizeof(*w));
+  w->file = w->grp = -1;
+  w->path = path;
+  const size_t n = strlen(path) + sizeof(".tmp");
+  GORP_ALLOC(w->tmp, n, "a file name");
+  snprintf(w->tmp, n, "%s.tmp", path);
+  int rc = h5io_create(w->tmp, &w->file);
+  if (!rc) rc = modelfile_write_header(w->file, "model", w->tmp);
+  if (!rc) rc = create_group(w->file, m, hf_config, w->tmp, &w->grp);
+  return rc ? modelfile_writer_close(w, rc) : GORP_OK;
+}
+
+int modelfile_writer_put(modelfile_writer *w, const param_tensor *t, const void *x, int bf16) {
+  const hsize_t dims[2] = {(hsize_t)t->full[0], (hsize_t)t->full[1]};
+  const h5io_block b = h5io_whole(t->ndim, dims);
+  const h5io_data s = {t->name, bf16 ? H5T_NATIVE_UINT16 : H5T_NATIVE_FLOAT, t->ndim, dims, &b, 1};
+  GORP_CALL(h5io_write_part(w->grp, &s, x, NULL, w->tmp));
+  w->counts.n_tensors++;
+  w->counts.n_values += t->numel;
+  if (bf16) w->counts.n_bf16 += t->numel;
+  return GORP_OK;
+}
+
+int modelfile_writer_close(modelfile_writer *w, int rc) {
+  if (w->grp >= 0) H5Gclose(w->grp);
+  if (w->file >= 0) rc = h5io_close_publish(w->file, rc, w->tmp, w->path, NULL);
+  free(w->tmp);
+  w->tmp = NULL;
+  w->file = w->grp = -1;
+  return rc;
 }
 
 int modelfile_print_adapters(hid_t file, const char *path) {

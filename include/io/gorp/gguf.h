@@ -18,6 +18,8 @@
 
 #include "gorp/model.h"
 
+struct modelfile_counts;
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -100,13 +102,15 @@ const char *gguf_type_name(uint32_t type);
 /* Reads tensor t of f into out (t->numel floats), dequantized. */
 int gguf_read_f32(const gguf_file *f, const gguf_tensor *t, float *out);
 
-/* Creates m from the GGUF file path of a llama model (general.architecture "llama"): the config
- * from llama.block_count, embedding_length, feed_forward_length, attention.head_count(_kv),
+/* Converts the GGUF file path of a llama model (general.architecture "llama") into the model file
+ * out (modelfile.h), dequantized to float32, one tensor in memory at a time: the config from
+ * llama.block_count, embedding_length, feed_forward_length, attention.head_count(_kv),
  * attention.key_length, rope.dimension_count, rope.freq_base, attention.layer_norm_rms_epsilon,
  * context_length (absent optional keys take Hugging Face's defaults), the vocabulary size from
  * token_embd.weight (llama.vocab_size and tokenizer.ggml.tokens must agree with it), tied
  * embeddings when output.weight is absent; then every tensor, exactly once, with its exact shape.
- * Rope scaling and experts are refused. On failure m is left freed. */
-int gguf_import(model *m, const char *path);
+ * Rope scaling and experts are refused. out is published atomically once every tensor was written;
+ * on failure it is left as it was. *counts: what was written. */
+int gguf_import(const char *path, const char *out, struct modelfile_counts *counts);
 
 #endif

@@ -43,6 +43,27 @@ int modelfile_save_tp(const model *m, const char *path, const char *hf_config_js
 int modelfile_save_merged_tp(const model *m, const struct lora *lo, const char *method,
                              const char *const *pair_tasks, const char *path,
                              const char *hf_config_json, const struct dist *d);
+/* Writing a model file one tensor at a time (the importers: a 7B model is never whole in memory),
+ * serial. m gives the architecture and end ids (its table from model_plan_tp is enough; nothing
+ * need be allocated); open writes them to path.tmp, put adds one tensor of m's table, close ends:
+ * with rc 0 it publishes path atomically as modelfile_save does, otherwise it removes path.tmp and
+ * leaves path as it was, and returns rc. An open that fails has closed the writer. */
+typedef struct modelfile_counts {
+  int n_tensors;
+  size_t n_values, n_bf16; /* the tensors' values, and how many of them were written as bf16 */
+} modelfile_counts;
+typedef struct modelfile_writer {
+  hid_t file, grp;         /* path.tmp and its /model */
+  char *tmp;               /* path.tmp */
+  const char *path;        /* published by modelfile_writer_close */
+  modelfile_counts counts; /* what put wrote so far */
+} modelfile_writer;
+int modelfile_writer_open(modelfile_writer *w, const model *m, const char *path,
+                          const char *hf_config);
+/* Tensor t's values x: float32, or with bf16 set bfloat16 bits written as a bfloat16 dataset. */
+int modelfile_writer_put(modelfile_writer *w, const param_tensor *t, const void *x, int bf16);
+int modelfile_writer_close(modelfile_writer *w, int rc);
+
 /* gorp inspect: one line on /adapters (pairs, method, r, alpha, targets) and what each pair
  * trained on; nothing when the file has no adapters. */
 int modelfile_print_adapters(hid_t file, const char *path);

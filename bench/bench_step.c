@@ -6,8 +6,10 @@
  * STEPS optimizer steps on a random batch of train.batch_size sequences of SEQ tokens whose last
  * data.max_target_length tokens carry the loss (as an answer does); then greedy decoding of
  * eval.batch_size prompts of SEQ - NEW tokens for NEW ids (the evaluation's KV caches and
- * prefill). Every rank of an `mpirun` takes part (parallel.tp, parallel.dp).
- *   bench_step CONFIG.ini SEQ STEPS NEW [section.key=value ...]
+ * prefill). Every rank of an `mpirun` takes part (parallel.tp, parallel.dp). --hf-config PATH
+ * takes the architecture from a Hugging Face config.json (or the folder holding it) as `gorp plan
+ * --hf-config` does, with random weights.
+ *   bench_step CONFIG.ini SEQ STEPS NEW [--hf-config PATH] [section.key=value ...]
  * prints per step its loss and seconds, then one line per rank:
  *   bench-step rank=R steps=N mean_step_s=.. min_step_s=.. tokens_per_s=.. decode_s=..
  *              peak_rss_mb=..
@@ -18,6 +20,7 @@
 #include "gorp/config.h"
 #include "gorp/dist.h"
 #include "gorp/err.h"
+#include "gorp/hf_import.h"
 #include "gorp/model.h"
 #include "gorp/modelfile.h"
 #include "gorp/proc.h"
@@ -29,9 +32,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int bench(const char *ini, int seq, int steps, int new_ids, char *const *sets, int n_sets) {
+static int bench(const char *ini, int seq, int steps, int new_ids, const char *hf_config,
+                 char *const *sets, int n_sets) {
   gorp_config c;
   GORP_CALL(config_load(&c, ini, sets, n_sets));
+  if (hf_config && strcmp(c.model.init, "random"))
+    GORP_ERR(GORP_EUSAGE, "--hf-config needs model.init = random (got %s)", c.model.init);
+  if (hf_config) GORP_CALL(hf_config_read(hf_config, &c.model.arch, NULL));
   dist d;
   GORP_CALL(dist_init(&d, c.parallel.tp, c.parallel.dp));
   GORP_CALL(backend_select(c.run.backend));
@@ -114,15 +121,19 @@ static int bench(const char *ini, int seq, int steps, int new_ids, char *const *
 
 int main(int argc, char **argv) {
   backend_blas_core_init(argv); /* gorp's own BLAS kernels (backend.h) */
-  if (argc < 5 || atoi(argv[2]) < 2 || atoi(argv[3]) < 1 || atoi(argv[4]) < 1) {
-    fprintf(stderr, "usage: bench_step CONFIG.ini SEQ STEPS NEW [section.key=value ...]\n");
+  if (argc < 5 || atoi(argv[2]) < 2 || atoi(argv[3]) < 1 || atoi(argv[4]) < 1 ||
+      (argc > 5 && !strcmp(argv[5], "--hf-config") && argc < 7)) {
+    fprintf(stderr, "usage: bench_step CONFIG.ini SEQ STEPS NEW [--hf-config PATH] "
+                    "[section.key=value ...]\n");
     return 2;
   }
+  const int hf = argc > 5 && !strcmp(argv[5], "--hf-config");
   MPI_Init(&argc, &argv);
   int world;
   MPI_Comm_size(MPI_COMM_WORLD, &world);
   backend_threads_init(world);
-  const int rc = bench(argv[1], atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), argv + 5, argc - 5);
+  const int rc = bench(argv[1], atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), hf ? argv[6] : NULL,
+                       argv + 5 + 2 * hf, argc - 5 - 2 * hf);
   if (rc) MPI_Abort(MPI_COMM_WORLD, 1);
   MPI_Finalize();
   return 0;

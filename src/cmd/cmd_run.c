@@ -432,14 +432,10 @@ static int run(const gorp_config *c, int force_config) {
   for (int i = 0; i < (T + 1) * T; i++) res.acc[i] = res.in_list[i] = NAN;
   trainer tr;
   GORP_CALL(trainer_create(&tr, &m, c, c->run.method, T, &d));
-  if (tr.streaming) {
-    size_t streamed = 0;
-    for (int i = 0; i < m.n_tensors; i++)
-      streamed += m.tensors[i].streamed ? m.tensors[i].numel : 0;
+  if (tr.streaming)
     out_printf("full.stream_grad: the gradients of %d full-rank targets (%zu floats) are held as "
                "one layer's (%zu floats)\n",
-               tr.n_full, streamed, m.n_grad_slot);
-  }
+               tr.n_full, m.n_streamed, m.n_grad_slot);
   char *config_text;
   GORP_CALL(config_to_text(c, &config_text));
   res.config_text = config_text;

@@ -329,7 +329,7 @@ int model_set_streamed(model *m, int i) {
 
 int model_alloc_grads(model *m) {
   if (m->grads) return GORP_OK;
-  m->n_grads = m->n_grad_slot = 0;
+  m->n_grads = m->n_grad_slot = m->n_streamed = 0;
   size_t in_layer = 0; /* the streamed floats of the current layer */
   for (int i = 0; i < m->n_tensors; i++) {
     param_tensor *t = &m->tensors[i];
@@ -337,6 +337,7 @@ int model_alloc_grads(model *m) {
     size_t *n = t->streamed ? &in_layer : &m->n_grads;
     t->grad_offset = *n;
     if (t->trainable) *n += t->numel;
+    if (t->trainable && t->streamed) m->n_streamed += t->numel;
     if (in_layer > m->n_grad_slot) m->n_grad_slot = in_layer;
   }
   GORP_ALLOC(m->grads, m->n_grads, "model gradients");

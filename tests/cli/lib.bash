@@ -92,6 +92,42 @@ max_new_tokens = 3
 INI
 }
 
+# gate_run_config FILE: the short GORP run that the memory-saving options are checked on (a random
+# 3-layer model, SST-2 -> agnews of mini, LoRA q, v r = 4 and a rank-2 full-rank gate refreshed
+# every step, out_dir off). A test's own keys go in a config that includes FILE.
+gate_run_config() {
+  cat >"$1" <<INI
+[run]
+out_dir = off
+method = gorp
+log_every = 1
+[model]
+hidden_size = 32
+intermediate_size = 48
+num_layers = 3
+num_heads = 4
+num_kv_heads = 2
+max_seq = 512
+init_std = 0.3
+[data]
+root = $GORP_DATA/CL_Benchmark/mini
+instructions = $GORP_DATA/CL_Benchmark/instruction_config.json
+tasks = SST-2, agnews
+max_source_length = 64
+max_train_per_task = 8
+[train]
+batch_size = 4
+[lora]
+targets = q, v
+r = 4
+[full]
+targets = gate
+optimizer = lowrank
+rank = 2
+update_gap = 1
+INI
+}
+
 # same_run RUN REF: two run directories hold the same state, bit for bit: model.h5, results.h5
 # and the datasets of each one's newest checkpoint (the adapters, bases and moments: state that is
 # not zero, where the accuracy matrix of a tiny run may be: asserted on REF's LoRA B factors and

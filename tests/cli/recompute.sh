@@ -6,38 +6,15 @@
 # is refused at start-up naming both keys.
 . "$(dirname "$0")/lib.bash"
 
+gate_run_config "$work/gate.ini"
 cat >"$work/run.ini" <<INI
-[run]
-out_dir = off
-method = gorp
-log_every = 1
-[model]
-hidden_size = 32
-intermediate_size = 48
-num_layers = 3
-num_heads = 4
-num_kv_heads = 2
-max_seq = 512
-init_std = 0.3
+include = gate.ini
 [data]
-root = $GORP_DATA/CL_Benchmark/mini
-instructions = $GORP_DATA/CL_Benchmark/instruction_config.json
-tasks = SST-2, agnews
-max_source_length = 64
-max_train_per_task = 8
 max_test_per_task = 4
 [train]
-batch_size = 4
 max_steps = 2
 [lora]
-targets = q, v
-r = 4
 dropout = 0.1
-[full]
-targets = gate
-optimizer = lowrank
-rank = 2
-update_gap = 1
 [eval]
 max_new_tokens = 3
 INI

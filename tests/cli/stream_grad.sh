@@ -11,38 +11,16 @@
 # held as one layer's slot.
 . "$(dirname "$0")/lib.bash"
 
+gate_run_config "$work/gate.ini"
 cat >"$work/run.ini" <<INI
+include = gate.ini
 [run]
-out_dir = off
-method = gorp
-log_every = 1
 checkpoint_every = 1
-[model]
-hidden_size = 32
-intermediate_size = 48
-num_layers = 3
-num_heads = 4
-num_kv_heads = 2
-max_seq = 512
-init_std = 0.3
 [data]
-root = $GORP_DATA/CL_Benchmark/mini
-instructions = $GORP_DATA/CL_Benchmark/instruction_config.json
-tasks = SST-2, agnews
-max_source_length = 64
-max_train_per_task = 8
 max_test_per_task = 2
 [train]
-batch_size = 4
 grad_clip = 0.05
-[lora]
-targets = q, v
-r = 4
 [full]
-targets = gate
-optimizer = lowrank
-rank = 2
-update_gap = 1
 lr = 1e-2
 [eval]
 max_new_tokens = 2

@@ -248,6 +248,7 @@ typedef struct model {
    * before each layer's backward */
   float *grad_slot;
   size_t n_grad_slot;
+  size_t n_streamed; /* floats of every streamed tensor's gradient, had they been held whole */
   /* called by model_backward after layer l's backward, when the gradients of its streamed
    * tensors are complete in grad_slot; it consumes them (a non-zero return stops the pass) */
   int (*grad_hook)(void *ctx, struct model *m, int layer);

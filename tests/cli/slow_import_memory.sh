@@ -9,7 +9,7 @@
 set -euo pipefail
 
 : "${GORP:?set GORP to the gorp binary}"
-: "${GORP_PYTHON:?set GORP_PYTHON to a python with torch, safetensors and h5py}"
+: "${GORP_PYTHON:?set GORP_PYTHON to a python with torch, safetensors, gguf and h5py}"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

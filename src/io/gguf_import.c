@@ -225,10 +225,9 @@ static int check_shape(const gguf_file *f, const gguf_tensor *g, const param_ten
  * time on its way from the GGUF file to it. */
 typedef struct gguf_sink {
   const model *m;
-  modelfile_writer w;
-  float *buf;     /* (the largest tensor's numel) the tensor being copied */
-  float *scratch; /* (H*D, C): q or k as GGUF orders its rows (q is the wider) */
-  char *seen;     /* (m->n_tensors) the table's tensors written so far */
+  modelfile_writer w; /* its buf holds the tensor being copied */
+  float *scratch;     /* (H*D, C): q or k as GGUF orders its rows (q is the wider) */
+  char *seen;         /* (m->n_tensors) the table's tensors written so far */
 } gguf_sink;
 
 /* Tensor g, dequantized, as table tensor i of m into the file; q and k rows put back. */
@@ -237,13 +236,13 @@ static int import_tensor(gguf_sink *k, const gguf_file *f, const gguf_tensor *g,
   const param_tensor *t = &m->tensors[i];
   GORP_CALL(check_shape(f, g, t));
   if (slot != SLOT_Q && slot != SLOT_K) {
-    GORP_CALL(gguf_read_f32(f, g, k->buf));
+    GORP_CALL(gguf_read_f32(f, g, k->w.buf));
   } else {
     GORP_CALL(gguf_read_f32(f, g, k->scratch));
     const int heads = slot == SLOT_Q ? m->cfg.num_heads : m->cfg.num_kv_heads;
-    unpermute_rows(k->buf, k->scratch, heads, m->cfg.head_dim, t->full[1]);
+    unpermute_rows(k->w.buf, k->scratch, heads, m->cfg.head_dim, t->full[1]);
   }
-  return modelfile_writer_put(&k->w, t, k->buf, 0);
+  return modelfile_writer_put(&k->w, t, k->w.buf, 0);
 }
 
 static int import_tensors(gguf_sink *k, const gguf_file *f) {
@@ -279,19 +278,14 @@ static int import_tensors(gguf_sink *k, const gguf_file *f) {
 /* The tensors of f into the model file out, published only when every one was written. */
 static int import_into(const model *m, const gguf_file *f, const char *out,
                        modelfile_counts *counts) {
-  size_t largest = 0;
-  for (int i = 0; i < m->n_tensors; i++)
-    if (m->tensors[i].numel > largest) largest = m->tensors[i].numel;
   const size_t q = m->tensors[model_linear_tensor(0, LORA_Q)].numel;
   gguf_sink k = {.m = m};
   int rc = GORP_OK;
-  if (!(k.buf = malloc(largest * sizeof(float))) || !(k.scratch = malloc(q * sizeof(float))) ||
-      !(k.seen = calloc((size_t)m->n_tensors, 1)))
-    rc = GORP_ERROR(GORP_EMEM, "out of memory for one tensor (%zu values) of %s", largest, f->path);
+  if (!(k.scratch = malloc(q * sizeof(float))) || !(k.seen = calloc((size_t)m->n_tensors, 1)))
+    rc = GORP_ERROR(GORP_EMEM, "out of memory for the q/k rows (%zu values) of %s", q, f->path);
   if (!rc) rc = modelfile_writer_open(&k.w, m, out, NULL);
   if (!rc) rc = modelfile_writer_close(&k.w, import_tensors(&k, f));
   if (!rc) *counts = k.w.counts;
-  free(k.buf);
   free(k.scratch);
   free(k.seen);
   return rc;

@@ -167,9 +167,8 @@ static int ends_with(const char *s, const char *suffix) {
  * time on its way from a shard to the file. */
 typedef struct hf_sink {
   const model *m;
-  modelfile_writer w;
-  void *buf;  /* (the largest tensor's numel floats) the tensor being copied */
-  char *seen; /* (m->n_tensors) the table's tensors written so far */
+  modelfile_writer w; /* its buf holds the tensor being copied */
+  char *seen;         /* (m->n_tensors) the table's tensors written so far */
 } hf_sink;
 
 /* Copies every tensor of f that the table knows into the file: a BF16 matrix as bfloat16 (a
@@ -200,11 +199,12 @@ static int import_tensors(hf_sink *k, const safetensors_file *f) {
                want);
     }
     const int bf16 = t->ndim == 2 && !strcmp(st->dtype, "BF16");
+    float *buf = k->w.buf;
     if (bf16)
-      GORP_CALL(safetensors_read_bf16(f, st, k->buf));
+      GORP_CALL(safetensors_read_bf16(f, st, (uint16_t *)buf));
     else
-      GORP_CALL(safetensors_read_f32(f, st, k->buf));
-    GORP_CALL(modelfile_writer_put(&k->w, t, k->buf, bf16));
+      GORP_CALL(safetensors_read_f32(f, st, buf));
+    GORP_CALL(modelfile_writer_put(&k->w, t, buf, bf16));
     k->seen[i] = 1;
   }
   return GORP_OK;
@@ -270,8 +270,8 @@ static int import_single(hf_sink *k, const char *path) {
   return check_all_found(k->m, k->seen, NULL, path);
 }
 
-/* The tensors of dir into out (k's buffers allocated); the file is published only when every
- * tensor of the table was written. */
+/* The tensors of dir into out; the file is published only when every tensor of the table was
+ * written. */
 static int import_into(hf_sink *k, const char *dir, const char *out, const char *config_json) {
   char single[PATH_MAX], index[PATH_MAX];
   GORP_CALL(join(single, dir, "model.safetensors"));
@@ -288,16 +288,11 @@ static int import_into(hf_sink *k, const char *dir, const char *out, const char 
 
 static int import_weights(const model *m, const char *dir, const char *out, const char *config_json,
                           modelfile_counts *counts) {
-  size_t largest = 0;
-  for (int i = 0; i < m->n_tensors; i++)
-    if (m->tensors[i].numel > largest) largest = m->tensors[i].numel;
   hf_sink k = {.m = m};
-  int rc = GORP_OK;
-  if (!(k.buf = malloc(largest * sizeof(float))) || !(k.seen = calloc((size_t)m->n_tensors, 1)))
-    rc = GORP_ERROR(GORP_EMEM, "out of memory for one tensor (%zu values) of %s", largest, dir);
-  if (!rc) rc = import_into(&k, dir, out, config_json);
+  GORP_ALLOC(k.seen, m->n_tensors, "the imported-tensor flags");
+  memset(k.seen, 0, (size_t)m->n_tensors);
+  const int rc = import_into(&k, dir, out, config_json);
   if (!rc) *counts = k.w.counts;
-  free(k.buf);
   free(k.seen);
   return rc;
 }

@@ -310,7 +310,13 @@ int modelfile_writer_open(modelfile_writer *w, const model *m, const char *path,
   const size_t n = strlen(path) + sizeof(".tmp");
   GORP_ALLOC(w->tmp, n, "a file name");
   snprintf(w->tmp, n, "%s.tmp", path);
-  int rc = h5io_create(w->tmp, &w->file);
+  size_t largest = 0;
+  for (int i = 0; i < m->n_tensors; i++)
+    if (m->tensors[i].numel > largest) largest = m->tensors[i].numel;
+  int rc = GORP_OK;
+  if (!(w->buf = malloc(largest * sizeof(float))))
+    rc = GORP_ERROR(GORP_EMEM, "out of memory for one tensor (%zu values) of %s", largest, path);
+  if (!rc) rc = h5io_create(w->tmp, &w->file);
   if (!rc) rc = modelfile_write_header(w->file, "model", w->tmp);
   if (!rc) rc = create_group(w->file, m, hf_config, w->tmp, &w->grp);
   return rc ? modelfile_writer_close(w, rc) : GORP_OK;
@@ -331,7 +337,9 @@ int modelfile_writer_close(modelfile_writer *w, int rc) {
   if (w->grp >= 0) H5Gclose(w->grp);
   if (w->file >= 0) rc = h5io_close_publish(w->file, rc, w->tmp, w->path, NULL);
   free(w->tmp);
+  free(w->buf);
   w->tmp = NULL;
+  w->buf = NULL;
   w->file = w->grp = -1;
   return rc;
 }

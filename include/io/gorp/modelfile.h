@@ -47,15 +47,17 @@ int modelfile_save_merged_tp(const model *m, const struct lora *lo, const char *
  * serial. m gives the architecture and end ids (its table from model_plan_tp is enough; nothing
  * need be allocated); open writes them to path.tmp, put adds one tensor of m's table, close ends:
  * with rc 0 it publishes path atomically as modelfile_save does, otherwise it removes path.tmp and
- * leaves path as it was, and returns rc. An open that fails has closed the writer. */
+ * leaves path as it was, and returns rc. An open that fails has closed the writer. The importers
+ * read each tensor into w->buf (room for the largest tensor as float32) and put it from there. */
 typedef struct modelfile_counts {
   int n_tensors;
   size_t n_values, n_bf16; /* the tensors' values, and how many of them were written as bf16 */
 } modelfile_counts;
 typedef struct modelfile_writer {
-  hid_t file, grp;         /* path.tmp and its /model */
-  char *tmp;               /* path.tmp */
-  const char *path;        /* published by modelfile_writer_close */
+  hid_t file, grp;  /* path.tmp and its /model */
+  char *tmp;        /* path.tmp */
+  const char *path; /* published by modelfile_writer_close */
+  float *buf;       /* (the largest numel of m's table) one tensor on its way, caller-filled */
   modelfile_counts counts; /* what put wrote so far */
 } modelfile_writer;
 int modelfile_writer_open(modelfile_writer *w, const model *m, const char *path,

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""GORP's training step, gorp fp32 and bf16 against the peer a user would pick: PyTorch 2.x from
+"""GORP's training step, gorp fp32 and bf16 (and bf16 with the trained products in bf16) against the peer a user would pick: PyTorch 2.x from
 PyPI with Hugging Face's LlamaForCausalLM and PEFT, in fp32, with bf16 autocast, and with bf16
 frozen weights (issue 17).
 
@@ -8,7 +8,9 @@ The work of one step is the same on every engine: the LLaMA-2-7B GORP recipe
 everything else frozen; AdamW with weight decay 0, no clipping) on a random batch of BATCH
 sequences of SEQ tokens whose last 10 tokens carry the loss (as an answer does).
   - gorp: build/bench_step (bench/bench_step.c) with that config, model.init = random and
-    model.dtype = fp32 | bf16; its per-step seconds after the first WARMUP steps.
+    model.dtype = fp32 | bf16; its per-step seconds after the first WARMUP steps. gorp-bf16t is
+    gorp-bf16 with model.trained_products = bf16 (the gate's products in bf16 too, as autocast
+    computes them: the same arithmetic class as torch-bf16).
   - PyTorch: LlamaForCausalLM (attention "sdpa", untied head) with random weights, PEFT's LoRA on
     q_proj/v_proj, gate_proj's weights set trainable, torch.optim.AdamW over what trains:
       torch-fp32      fp32 weights, fp32 arithmetic;
@@ -53,7 +55,7 @@ SIZES = {
     "medium": (768, 12, 12, 2048, 8192),
     "1b": (2048, 16, 16, 5504, 32000),
 }
-ENGINES = ["gorp-fp32", "gorp-bf16", "torch-fp32", "torch-autocast", "torch-bf16"]
+ENGINES = ["gorp-fp32", "gorp-bf16", "gorp-bf16t", "torch-fp32", "torch-autocast", "torch-bf16"]
 ANSWER = 10  # tokens per sequence that carry the loss (bench_step's data.max_target_length)
 LORA = dict(r=8, alpha=32, dropout=0.1)
 LR_LORA, LR_FULL = 2e-4, 1e-6
@@ -111,7 +113,9 @@ def gorp_run(spec, gorp_dir):
     seq = spec["seq"]
     cmd = [os.path.join(gorp_dir, "bench_step"), os.path.join(ROOT, "inputs/llama2-7b/order1.ini"),
            str(seq), str(spec["warmup"] + spec["steps"]), "2", "model.init=random",
-           "model.dtype=" + spec["engine"].split("-")[1], f"model.hidden_size={C}",
+           "model.dtype=" + spec["engine"].split("-")[1][:4],
+           "model.trained_products=" + ("bf16" if spec["engine"] == "gorp-bf16t" else "fp32"),
+           f"model.hidden_size={C}",
            f"model.num_layers={L}", f"model.num_heads={H}", f"model.num_kv_heads={H}",
            f"model.intermediate_size={F}", f"model.vocab_size={V}", f"model.max_seq={seq + 8}",
            f"train.batch_size={spec['batch']}", "gorp.svd=randomized", "eval.batch_size=1",
@@ -181,8 +185,8 @@ def main():
     tok = a.batch * a.seq
     head = ("| size | " + " | ".join(f"{e} tok/s" for e in engines) + " | "
             + " | ".join(f"{e} peak MB" for e in engines))
-    lines = [head + " | gorp-bf16 / torch-bf16 | gorp-bf16 / best PyTorch |",
-             "|" + "---|" * (2 * len(engines) + 3)]
+    lines = [head + " | gorp-bf16 / torch-bf16 | gorp-bf16t / torch-bf16 | gorp-bf16 / best PyTorch |",
+             "|" + "---|" * (2 * len(engines) + 4)]
     for size, res in rows:
         tps = {e: tok / (sum(sum(r["step_s"]) / len(r["step_s"]) for r in rs) / len(rs))
                for e, rs in res.items()}
@@ -192,6 +196,7 @@ def main():
         lines.append(f"| {size} | " + " | ".join(f"{tps[e]:.0f}" for e in engines) + " | "
                      + " | ".join(f"{peak[e]:.0f}" for e in engines) + " | "
                      + ratio(tps.get("gorp-bf16"), tps.get("torch-bf16")) + " | "
+                     + ratio(tps.get("gorp-bf16t"), tps.get("torch-bf16")) + " | "
                      + ratio(tps.get("gorp-bf16"), best) + " |")
     notes = [f"ISA flags: {isa_flags() or 'none of avx512f/bf16/amx'}; Python "
              f"{platform.python_version()}, {versions()}; load average after: "

@@ -373,7 +373,8 @@ static int plan_config(const gorp_config *c, const plan_args *a) {
                      .dp = a->dp ? a->dp : c->parallel.dp,
                      .eval_batch = c->eval.batch_size,
                      .recompute = c->train.recompute,
-                     .bf16 = !strcmp(c->model.dtype, "bf16")};
+                     .bf16 = !strcmp(c->model.dtype, "bf16"),
+                     .trained_bf16 = !strcmp(c->model.trained_products, "bf16")};
   /* a rank decodes at most its share of a capped test set together (dp < 1 is refused below) */
   if (c->data.max_test_per_task > 0 && lay.dp > 0) {
     const int share = (c->data.max_test_per_task + lay.dp - 1) / lay.dp;

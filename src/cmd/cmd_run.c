@@ -407,13 +407,17 @@ static int run(const gorp_config *c, int force_config) {
       "(BLAS kernels %s)\n",
       c->file, m.n_params + m.n_params16, m.cfg.num_layers, m.cfg.hidden_size, m.cfg.num_heads,
       m.cfg.num_kv_heads, m.cfg.vocab_size, backend_get()->name, backend_blas_core());
-  if (!strcmp(c->model.dtype, "bf16") && !m.bf16c)
+  if (!strcmp(c->model.dtype, "bf16") && !m.n_params16)
     out_printf("model.dtype = bf16: run.method = %s trains every weight, so all stay fp32\n",
                c->run.method);
-  if (m.bf16c)
+  if (m.n_params16)
     out_printf("model.dtype = bf16: %zu frozen weights in bf16 (%.1f MB), %zu in fp32, products "
                "through %s\n",
                m.n_params16, m.n_params16 * 2e-6, m.n_params,
+               bf16_path_name(bf16_gemm_path(m.bf16c)));
+  if (m.trained_bf16)
+    out_printf("model.trained_products = bf16: the trained matrices multiply in bf16 with fp32 "
+               "sums, through %s\n",
                bf16_path_name(bf16_gemm_path(m.bf16c)));
   /* the order's name when it came from data.order, else the list itself */
   char order[4096] = "";

@@ -336,6 +336,15 @@ static void workspace(plan *p, const lin *ln) {
     const u64 other = m->input_axis ? d.r : in_loc;
     basis_reserve(&work, &scratch, loc, umax(other, loc), len);
   }
+  if (p->layout.trained_bf16 && (m->all_weights || m->full_targets)) {
+    /* bf16_gemm_ff rounds its B whole: a trained weight (forward, input gradient) or a layer
+     * input (weight gradient), 2 bytes a value */
+    u64 big = d.N * wide;
+    if (m->all_weights) big = umax(big, (u64)p->cfg.vocab_size * p->cfg.hidden_size);
+    for (int t = 0; t < LORA_N_TARGETS; t++)
+      if (m->all_weights || m->full_targets >> t & 1) big = umax(big, ln[t].ml * ln[t].nl);
+    add(p, PLAN_WORK, 0, (big + 1) / 2, "bf16 scratch of the trained matrices' products");
+  }
   add(p, PLAN_WORK, 0, work, "SVD workspace: copy of the largest matrix + LAPACK work");
   add(p, PLAN_WORK, 0, scratch, "basis scratch: residuals, coefficients, singular vectors");
   if (m->bases_lora) {

@@ -91,6 +91,8 @@ struct bf16_gemm_cache {
   const char *kernel; /* of the last call */
   bf16 *packed;       /* the fp32 operand rounded to bf16 (oneDNN path) */
   size_t packed_cap;
+  bf16 *packed_b; /* bf16_gemm_ff's B rounded to bf16 (a trained weight or activations) */
+  size_t packed_b_cap;
   float *wide; /* both operands in fp32 (fallback) */
   size_t wide_cap;
 };
@@ -149,6 +151,7 @@ void bf16_gemm_free(bf16_gemm_cache *c) {
   if (c->stream) dnnl_stream_destroy(c->stream);
   if (c->engine) dnnl_engine_destroy(c->engine);
   free(c->packed);
+  free(c->packed_b);
   free(c->wide);
   free(c);
 }
@@ -365,4 +368,20 @@ int bf16_gemm_xw(bf16_gemm_cache *c, int trans_a, int trans_b, int m, int n, int
 int bf16_gemm_wx(bf16_gemm_cache *c, int trans_a, int trans_b, int m, int n, int k, float alpha,
                  const bf16 *a, int lda, const float *b, int ldb, float beta, float *cm, int ldc) {
   return gemm_mixed(c, trans_a, trans_b, m, n, k, alpha, NULL, a, lda, b, NULL, ldb, beta, cm, ldc);
+}
+
+int bf16_gemm_ff(bf16_gemm_cache *c, int trans_a, int trans_b, int m, int n, int k, float alpha,
+                 const float *a, int lda, const float *b, int ldb, float beta, float *cm, int ldc) {
+  /* B rounded whole into its own scratch, then the mixed product rounds A as for a bf16 weight;
+   * gemm_mixed checks the shape before either scratch is read */
+  const int b_rows = trans_b ? n : k, b_cols = trans_b ? k : n;
+  if (m > 0 && n > 0 && k > 0 && ldb >= b_cols) {
+    GORP_CALL(scratch_reserve((void **)&c->packed_b, &c->packed_b_cap, (size_t)b_rows * b_cols,
+                              sizeof(bf16)));
+    pack_round(c->packed_b, b, b_rows, b_cols, ldb);
+    return gemm_mixed(c, trans_a, trans_b, m, n, k, alpha, a, NULL, lda, NULL, c->packed_b, b_cols,
+                      beta, cm, ldc);
+  }
+  return gemm_mixed(c, trans_a, trans_b, m, n, k, alpha, a, NULL, lda, NULL, NULL, ldb, beta, cm,
+                    ldc);
 }

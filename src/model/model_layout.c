@@ -275,10 +275,8 @@ int model_alloc_params(model *m, const model_prep *prep) {
     *n += t->numel;
   }
   GORP_ALLOC(m->params, m->n_params, "model parameters");
-  if (m->n_params16) {
-    GORP_ALLOC(m->params16, m->n_params16, "model parameters (bf16)");
-    GORP_CALL(bf16_gemm_create(&m->bf16c, BF16_PATH_AUTO));
-  }
+  if (m->n_params16) GORP_ALLOC(m->params16, m->n_params16, "model parameters (bf16)");
+  if (m->n_params16 || m->trained_bf16) GORP_CALL(bf16_gemm_create(&m->bf16c, BF16_PATH_AUTO));
   GORP_ALLOC(m->w.layers, m->cfg.num_layers, "model layer views");
   GORP_ALLOC(m->gw.layers, m->cfg.num_layers, "model gradient views");
   bind_views(m, 0, &m->w);
@@ -300,6 +298,8 @@ int model_prep_bf16_inference(model *m, const void *unused) {
 op_weight model_weight(const model *m, int i) {
   const param_tensor *t = &m->tensors[i];
   if (t->bf16) return (op_weight){.f = NULL, .h = m->params16 + t->offset, .cache = m->bf16c};
+  if (m->trained_bf16 && t->trainable && t->ndim == 2)
+    return (op_weight){.f = m->params + t->offset, .h = NULL, .cache = m->bf16c};
   return op_w32(m->params + t->offset);
 }
 

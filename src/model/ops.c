@@ -81,6 +81,7 @@ void embedding_backward(float *demb, const float *dout, const int *tokens, int N
 static int matmul_forward_beta(float *out, const float *inp, op_weight w, int N, int C, int OC,
                                float beta) {
   if (w.h) return bf16_gemm_xw(w.cache, 0, 1, N, OC, C, 1.0f, inp, C, w.h, C, beta, out, OC);
+  if (w.cache) return bf16_gemm_ff(w.cache, 0, 1, N, OC, C, 1.0f, inp, C, w.f, C, beta, out, OC);
   return backend_get()->gemm(0, 1, N, OC, C, 1.0f, inp, C, w.f, C, beta, out, OC);
 }
 
@@ -107,9 +108,14 @@ static int matmul_backward_beta(float *dinp, float *dw, const float *dout, const
   if (dw && w.h) GORP_ERR(GORP_EINPUT, "matmul_backward: a bf16 weight has no gradient (frozen)");
   if (dinp && w.h)
     GORP_CALL(bf16_gemm_xw(w.cache, 0, 0, N, C, OC, 1.0f, dout, OC, w.h, C, beta_dinp, dinp, C));
+  else if (dinp && w.cache)
+    GORP_CALL(bf16_gemm_ff(w.cache, 0, 0, N, C, OC, 1.0f, dout, OC, w.f, C, beta_dinp, dinp, C));
   else if (dinp)
     GORP_CALL(be->gemm(0, 0, N, C, OC, 1.0f, dout, OC, w.f, C, beta_dinp, dinp, C));
-  if (dw) GORP_CALL(be->gemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C));
+  if (dw && w.cache)
+    GORP_CALL(bf16_gemm_ff(w.cache, 1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C));
+  else if (dw)
+    GORP_CALL(be->gemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C));
   return GORP_OK;
 }
 

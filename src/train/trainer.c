@@ -276,6 +276,7 @@ int trainer_prepare_model(model *m, const void *config) {
   method_kind k;
   GORP_CALL(method_index(c->run.method, &k));
   GORP_CALL(mark_trainable(m, c, k));
+  m->trained_bf16 = !strcmp(c->model.trained_products, "bf16");
   return strcmp(c->model.dtype, "bf16") ? GORP_OK : model_bf16_frozen(m);
 }
 

@@ -134,12 +134,14 @@ static void reference(int ta, int tb, int m, int n, int k, float alpha, const fl
     }
 }
 
-/* One shape on one cache, both operand placements (xw: B bf16, wx: A bf16), all four transpose
- * combinations; returns the worst error over bound seen (<= 1 passes). */
+/* One shape on one cache, the three operand placements (xw: B bf16, wx: A bf16, ff: both fp32,
+ * rounded by the call), all four transpose combinations; returns the worst error over bound seen
+ * (<= 1 passes: an operand left unrounded errs by ~2^-9 relative, far beyond it). */
 static double check_shape(bf16_gemm_cache *cache, int m, int n, int k, float alpha, float beta,
                           uint64_t seed) {
   double worst = 0.0;
-  for (int wx = 0; wx < 2; wx++)
+  static const char *const mode_name[] = {"xw", "wx", "ff"};
+  for (int mode = 0; mode < 3; mode++)
     for (int ta = 0; ta < 2; ta++)
       for (int tb = 0; tb < 2; tb++) {
         /* stored shapes with leading dimensions 3 wider than the rows */
@@ -156,12 +158,12 @@ static double check_shape(bf16_gemm_cache *cache, int m, int n, int k, float alp
         double *ref = xcalloc((size_t)m * ldc, sizeof(double)),
                *bound = xcalloc((size_t)m * ldc, sizeof(double));
         for (size_t i = 0; i < (size_t)ar * lda; i++) {
-          a[i] = (float)rng_normal(seed, 1, 2 * wx + ta, i);
+          a[i] = (float)rng_normal(seed, 1, 2 * mode + ta, i);
           a16[i] = bf16_from_f32(a[i]);
           aw[i] = bf16_to_f32(a16[i]);
         }
         for (size_t i = 0; i < (size_t)br * ldb; i++) {
-          b[i] = (float)rng_normal(seed, 2, 2 * wx + tb, i);
+          b[i] = (float)rng_normal(seed, 2, 2 * mode + tb, i);
           b16[i] = bf16_from_f32(b[i]);
           bw[i] = bf16_to_f32(b16[i]);
         }
@@ -170,9 +172,11 @@ static double check_shape(bf16_gemm_cache *cache, int m, int n, int k, float alp
           c[i] = c0[i] = beta == 0.0f ? NAN : (float)rng_normal(seed, 3, 0, i);
         reference(ta, tb, m, n, k, alpha, aw, lda, bw, ldb, beta, c0, ref, bound, ldc);
         const int rc =
-            wx ? bf16_gemm_wx(cache, ta, tb, m, n, k, alpha, a16, lda, b, ldb, beta, c, ldc)
-               : bf16_gemm_xw(cache, ta, tb, m, n, k, alpha, a, lda, b16, ldb, beta, c, ldc);
-        CHECK(rc == GORP_OK, "bf16_gemm_%s %dx%dx%d returned %d", wx ? "wx" : "xw", m, n, k, rc);
+            mode == 0 ? bf16_gemm_xw(cache, ta, tb, m, n, k, alpha, a, lda, b16, ldb, beta, c, ldc)
+            : mode == 1
+                ? bf16_gemm_wx(cache, ta, tb, m, n, k, alpha, a16, lda, b, ldb, beta, c, ldc)
+                : bf16_gemm_ff(cache, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        CHECK(rc == GORP_OK, "bf16_gemm_%s %dx%dx%d returned %d", mode_name[mode], m, n, k, rc);
         double w = 0.0;
         int pad_ok = 1;
         for (int i = 0; i < m; i++)
@@ -185,10 +189,10 @@ static double check_shape(bf16_gemm_cache *cache, int m, int n, int k, float alp
             const double err = isfinite(c[e]) ? fabs(c[e] - ref[e]) / bound[e] : INFINITY;
             if (err > w) w = err;
           }
-        CHECK(pad_ok, "bf16_gemm_%s %dx%dx%d wrote beyond n", wx ? "wx" : "xw", m, n, k);
+        CHECK(pad_ok, "bf16_gemm_%s %dx%dx%d wrote beyond n", mode_name[mode], m, n, k);
         if (w > 1.0)
           printf("  %s ta=%d tb=%d m=%d n=%d k=%d alpha=%g beta=%g: error %.3g x bound (%s)\n",
-                 wx ? "wx" : "xw", ta, tb, m, n, k, alpha, beta, w, bf16_gemm_kernel(cache));
+                 mode_name[mode], ta, tb, m, n, k, alpha, beta, w, bf16_gemm_kernel(cache));
         if (w > worst) worst = w;
         free(a), free(b), free(aw), free(bw), free(a16), free(b16);
         free(c), free(c0), free(ref), free(bound);

@@ -8,6 +8,7 @@
  *    input gradient, head, decoding) against the plain path;
  *  - writes bfloat16 datasets that read back bit for bit, widen exactly into an fp32 model, and an
  *    fp32 file rounds to the same bits;
+ *  - under model.trained_products = bf16 sends the trained gate's products through bf16 too;
  *  - refuses to train a bf16 tensor or to store a vector or a trainable tensor in bf16.
  * Not for: agreement with PyTorch (tests/ref/test_bf16_vs_torch.py). */
 #include "testutil.h"
@@ -169,6 +170,20 @@ int main(void) {
   compare("bf16 vs fp32 of the same values", &p32, &p16, 6e-2, 0);
   CHECK(rel_diff(p16.logits, p32.logits, (size_t)B * T * V) > 1e-6,
         "the bf16 model rounds its activations (logits differ from fp32's)");
+
+  /* model.trained_products = bf16: the trained gate's three products round their operands too
+   * (its weight already holds bf16 values here, so only the activations and output gradients
+   * round): the same numbers to bf16 rounding, not the same bits */
+  pass ptp;
+  m.trained_bf16 = 1;
+  const op_weight wg = model_weight(&m, model_linear_tensor(0, LORA_GATE));
+  CHECK(wg.f && !wg.h && wg.cache == m.bf16c, "a trained weight's products go through the cache");
+  run_pass(&m, &lo, tokens, targets, &ptp);
+  m.trained_bf16 = 0;
+  compare("trained products in bf16 vs fp32", &p16, &ptp, 6e-2, 0);
+  CHECK(rel_diff(ptp.grads, p16.grads, p16.n_grads) > 1e-6,
+        "the gate's gradient is computed from bf16-rounded operands (differs from fp32's)");
+  pass_free(&ptp);
 
   /* the two paths (and SPLIT, which picks between them by rows): the same products from oneDNN
    * and from widened operands through the sgemm */

@@ -89,6 +89,13 @@ static void test_seqft_by_hand(void) {
   CHECK(!plan_compute(&p3, &small, &m, &three) &&
             item(&p3, PLAN_WORK, "evaluation KV cache") == 3 * (80 + 105) + 10,
         "KV cache of 3 prompts %llu", (unsigned long long)item(&p3, PLAN_WORK, "evaluation KV"));
+  /* model.trained_products = bf16: one bf16 scratch for the largest B operand rounded, a layer
+   * input N max(C, F, QD) = 120 > embedding 80 > gate 96, in bf16 half as many floats */
+  const plan_layout tb = {
+      .tp = 1, .dp = 1, .batch = 2, .seq = 5, .eval_batch = 1, .trained_bf16 = 1};
+  CHECK(item(p, PLAN_WORK, "bf16 scratch") == 0 && !plan_compute(&p3, &small, &m, &tb) &&
+            item(&p3, PLAN_WORK, "bf16 scratch") == 60,
+        "trained products' bf16 scratch %llu", (unsigned long long)item(&p3, PLAN_WORK, "bf16"));
   /* tp 2: embedding, head and the 5 norms (80 + 80 + 40) replicated, the linears (2 x 480) halved
    */
   p = compute(&small, &m, 2, 1, 2, 5);

@@ -49,13 +49,15 @@ typedef struct plan_method {
 
 typedef struct plan_layout {
   int tp, dp;
-  int batch;      /* global batch: sequences per optimizer step, split over dp */
-  int seq;        /* tokens per sequence */
-  int answer;     /* tokens per sequence with a loss (the head's rows), <= seq; 0: every token */
-  int recompute;  /* train.recompute: one layer's activations kept, the layers run twice */
-  int bf16;       /* model.dtype = bf16: every frozen matrix held in bf16 (2 bytes, counted as
-                   * half a float) */
-  int eval_batch; /* test prompts each rank decodes together (eval.batch_size), >= 1 */
+  int batch;        /* global batch: sequences per optimizer step, split over dp */
+  int seq;          /* tokens per sequence */
+  int answer;       /* tokens per sequence with a loss (the head's rows), <= seq; 0: every token */
+  int recompute;    /* train.recompute: one layer's activations kept, the layers run twice */
+  int bf16;         /* model.dtype = bf16: every frozen matrix held in bf16 (2 bytes, counted as
+                     * half a float) */
+  int trained_bf16; /* model.trained_products = bf16: the trained matrices' products round into
+                     * a bf16 scratch */
+  int eval_batch;   /* test prompts each rank decodes together (eval.batch_size), >= 1 */
 } plan_layout;
 
 enum {

@@ -22,7 +22,8 @@
  * for one row oneDNN took half the fallback's time. The fallback widens the weight in blocks of C's
  * columns (or rows), so its scratch stays at 8 MB whatever the weight's size.
  *
- * Not for: trainable weights (their products and gradients stay fp32, backend.h), fp16, or sharing
+ * Not for: trainable weights by default (their products and gradients stay fp32, backend.h, unless
+ * model.trained_products = bf16 sends them through bf16_gemm_ff), fp16, or sharing
  * one cache between threads (give each thread its own; a call inside an OpenMP parallel region
  * runs on that thread alone). */
 #ifndef GORP_BF16_H
@@ -93,6 +94,12 @@ int bf16_gemm_xw(bf16_gemm_cache *cache, int trans_a, int trans_b, int m, int n,
 /* The same with A bf16 (the weight) and B fp32 (activations, rounded to bf16). */
 int bf16_gemm_wx(bf16_gemm_cache *cache, int trans_a, int trans_b, int m, int n, int k, float alpha,
                  const bf16 *a, int lda, const float *b, int ldb, float beta, float *c, int ldc)
+    __attribute__((warn_unused_result));
+/* The same with both operands fp32, both rounded to bf16 (a trained weight's products under
+ * model.trained_products = bf16, as torch.autocast computes them: B is rounded whole into the
+ * cache's scratch on every call, so the fp32 master is the only copy kept). */
+int bf16_gemm_ff(bf16_gemm_cache *cache, int trans_a, int trans_b, int m, int n, int k, float alpha,
+                 const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc)
     __attribute__((warn_unused_result));
 
 #endif

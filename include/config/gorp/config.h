@@ -27,9 +27,10 @@ typedef struct gorp_config {
     int checkpoint_keep;  /* checkpoints kept */
   } run;
   struct {
-    char *init;        /* "random" or a resolved path to an HDF5 model file or checkpoint */
-    model_config arch; /* num_kv_heads and head_dim resolved; vocab_size 0 = the tokenizer's */
-    char *dtype;       /* "fp32" or "bf16": the frozen weights' storage */
+    char *init;             /* "random" or a resolved path to an HDF5 model file or checkpoint */
+    model_config arch;      /* num_kv_heads and head_dim resolved; vocab_size 0 = the tokenizer's */
+    char *dtype;            /* "fp32" or "bf16": the frozen weights' storage */
+    char *trained_products; /* "fp32" or "bf16": how the trained matrices multiply */
     float init_std;
     float embed_init_std; /* resolved: model.init_std when the key is 0 */
   } model;

@@ -239,8 +239,11 @@ typedef struct model {
   float *params;                 /* one allocation, n_params floats: the fp32 tensors */
   size_t n_params16;             /* of the bf16 tensors */
   uint16_t *params16;            /* one allocation, n_params16 bf16 values (bf16.h), or NULL */
-  struct bf16_gemm_cache *bf16c; /* the bf16 tensors' products (bf16.h), or NULL */
-  size_t n_grads;                /* floats of the trainable tensors */
+  struct bf16_gemm_cache *bf16c; /* the bf16 products (bf16.h), or NULL */
+  /* 1: the trainable fp32 matrices multiply in bf16 with fp32 sums too (model.trained_products);
+   * set before model_alloc_params, which then creates bf16c */
+  int trained_bf16;
+  size_t n_grads; /* floats of the trainable tensors */
   float *grads;   /* one allocation over the trainable tensors; NULL until model_alloc_grads */
   model_views w;  /* views into params; NULL for a bf16 tensor (model_weight reads both) */
   model_views gw; /* views into grads (grad_slot for a streamed tensor); NULL for frozen ones */

@@ -12,11 +12,13 @@
 
 /* A weight matrix (OC, C) row-major as an op reads it: fp32 (f), or bf16 (h, a frozen weight:
  * its products round the other operand to bf16 and accumulate in fp32 through cache, bf16.h).
- * Exactly one of f and h is set. */
+ * Exactly one of f and h is set. An fp32 weight with cache set is a trained one under
+ * model.trained_products = bf16: its forward, input-gradient and weight-gradient products round
+ * both operands to bf16 and sum in fp32 (bf16_gemm_ff). */
 typedef struct op_weight {
   const float *f;         /* (OC, C) fp32, or NULL */
   const bf16 *h;          /* (OC, C) bf16 when f is NULL */
-  bf16_gemm_cache *cache; /* the bf16 products' primitives when h is set */
+  bf16_gemm_cache *cache; /* the bf16 products' primitives: set with h, optional with f */
 } op_weight;
 
 /* An fp32 weight. */
@@ -41,7 +43,8 @@ __attribute__((warn_unused_result)) int matmul_forward_residual(float *out, cons
                                                                 const float *inp, op_weight w,
                                                                 int N, int C, int OC);
 /* dinp (N, C) += dout @ w ; dw (OC, C) += dout^T @ inp ; either may be NULL to skip (dw must be
- * NULL for a bf16 w: bf16 weights are frozen) */
+ * NULL for a bf16 w: bf16 weights are frozen; with an fp32 w that carries a cache, dw's product
+ * rounds dout and inp to bf16) */
 __attribute__((warn_unused_result)) int matmul_backward(float *dinp, float *dw, const float *dout,
                                                         const float *inp, op_weight w, int N, int C,
                                                         int OC);

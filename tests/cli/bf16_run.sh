@@ -118,5 +118,11 @@ if command -v mpirun >/dev/null; then
   losses_close "$work/tp1.log" "$work/tp2.log" -1 1e-2 &&
     pass "tp = 2 trains what tp = 1 trains with bf16 weights (losses within 1e-2)" ||
     fail "tp = 2 vs tp = 1 bf16 losses"
+  mpirun --allow-run-as-root --oversubscribe -np 2 "$GORP" run "$work/b.ini" --set parallel.tp=2 \
+    --set model.trained_products=bf16 --set run.log_every=1 --set run.out_dir="$work/tp2t" \
+    >"$work/tp2t.log" 2>&1 || { fail "tp = 2 run with trained products in bf16"; tail "$work/tp2t.log"; }
+  losses_close "$work/tp-gorp-bf16.log" "$work/tp2t.log" -1 1e-2 &&
+    pass "tp = 2 trains what tp = 1 trains with trained products in bf16 (losses within 1e-2)" ||
+    fail "tp = 2 vs tp = 1 with trained products in bf16"
 fi
 finish

@@ -9,9 +9,10 @@ Two references, two tolerances:
   summation-order noise, except where that noise moves a value across a bf16 rounding boundary:
   the two then round it one bf16 step apart, and the positions after it in that sequence differ
   by up to ~5e-3. Measured on these cases: 90% and 100% of positions agree to <= 2.4e-7 (75%
-  within 5e-5 required), the rest within 5.4e-3 (2e-2 allowed), loss relative <= 2e-6 (1e-5
-  allowed). A weight multiplied in the wrong layout or an input not rounded moves every position
-  by ~1e-2 and fails.
+  within 5e-5 required), the rest within 5.4e-3 (2e-2 allowed), loss relative <= 2e-6 on a CPU
+  with AVX512-BF16 only and 1.4e-5 with AMX (oneDNN's AMX kernel sums in another order, so 13% of
+  the positions flip instead of 10%; 1e-4 allowed). A weight multiplied in the wrong layout or an
+  input not rounded moves every position by ~1e-2 and the loss by ~1e-2 relative, and fails.
 - torch.autocast("cpu", bfloat16), which also rounds every product's output to bf16: the usual
   way PyTorch users run these weights. Measured: logits max abs diff <= 3.5e-2 of logits up to ~6
   (0.1 allowed), loss relative <= 2.2e-3 (1e-2 allowed); the fp32 run of the same weights is as
@@ -29,7 +30,7 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 import llama_ref as ref  # noqa: E402
 
-TOL_EMU_LOGITS, TOL_EMU_LOSS, MIN_AGREE, TOL_EMU_FLIP = 5e-5, 1e-5, 0.75, 2e-2
+TOL_EMU_LOGITS, TOL_EMU_LOSS, MIN_AGREE, TOL_EMU_FLIP = 5e-5, 1e-4, 0.75, 2e-2
 TOL_AUTOCAST_LOGITS, TOL_AUTOCAST_LOSS = 0.1, 1e-2
 
 CASES = [

@@ -373,15 +373,16 @@ int bf16_gemm_wx(bf16_gemm_cache *c, int trans_a, int trans_b, int m, int n, int
 int bf16_gemm_ff(bf16_gemm_cache *c, int trans_a, int trans_b, int m, int n, int k, float alpha,
                  const float *a, int lda, const float *b, int ldb, float beta, float *cm, int ldc) {
   /* B rounded whole into its own scratch, then the mixed product rounds A as for a bf16 weight;
-   * gemm_mixed checks the shape before either scratch is read */
+   * a bad shape or an empty product is left to gemm_mixed's check and early returns, which never
+   * read B (so it is rounded only when the product is real) */
   const int b_rows = trans_b ? n : k, b_cols = trans_b ? k : n;
+  const bf16 *b16 = NULL;
   if (m > 0 && n > 0 && k > 0 && ldb >= b_cols) {
     GORP_CALL(scratch_reserve((void **)&c->packed_b, &c->packed_b_cap, (size_t)b_rows * b_cols,
                               sizeof(bf16)));
     pack_round(c->packed_b, b, b_rows, b_cols, ldb);
-    return gemm_mixed(c, trans_a, trans_b, m, n, k, alpha, a, NULL, lda, NULL, c->packed_b, b_cols,
-                      beta, cm, ldc);
+    b16 = c->packed_b;
   }
-  return gemm_mixed(c, trans_a, trans_b, m, n, k, alpha, a, NULL, lda, NULL, NULL, ldb, beta, cm,
-                    ldc);
+  return gemm_mixed(c, trans_a, trans_b, m, n, k, alpha, a, NULL, lda, NULL, b16,
+                    b16 ? b_cols : ldb, beta, cm, ldc);
 }

@@ -144,12 +144,14 @@ static const config_key keys[] = {
             "factors and optimizer state stay fp32; docs/ARCHITECTURE.md, bf16 weights)"},
     {"model", "trained_products", CFG_CHOICE, FIELD(model.trained_products), .def = "fp32",
      .choices = "fp32,bf16",
-     .doc = "how the trained fp32 matrices (full-rank targets; every linear, the embedding and "
-            "head for seqft and mtl) multiply: `fp32`, or `bf16` (forward, input-gradient and "
-            "weight-gradient products take both operands rounded to bfloat16 and sum in fp32, "
-            "as torch.autocast computes them; the fp32 master and optimizer are unchanged). "
-            "Faster where the CPU has AMX (BENCHMARKS.md), slower without bf16 instructions; "
-            "LoRA factors and attention stay fp32. Independent of model.dtype"},
+     .doc =
+         "how the trained fp32 matrices (full-rank targets; every linear, the embedding and "
+         "head for seqft and mtl) multiply: `fp32`, or `bf16` (forward, input-gradient and "
+         "weight-gradient products take both operands rounded to bfloat16 and sum in fp32, "
+         "as torch.autocast computes them; the fp32 master and optimizer are unchanged). "
+         "Faster where the CPU has AMX (BENCHMARKS.md), slower without bf16 instructions; "
+         "LoRA factors and attention stay fp32, and evaluation multiplies in fp32. Independent of "
+         "model.dtype"},
     {"model", "init_std", CFG_FLOAT, FIELD(model.init_std), .def = "0.02", ABOVE(0),
      .doc = "standard deviation of the random initial weights"},
     {"model", "embed_init_std", CFG_FLOAT, FIELD(model.embed_init_std), .def = "0", AT_LEAST(0),

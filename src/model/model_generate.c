@@ -147,8 +147,8 @@ void model_stop_ids(const model *m, const int *extra, int n_extra, int *stop, in
   }
 }
 
-int model_generate(model *m, const int *const *prompts, const int *n_prompt, int B, int max_new,
-                   const int *stop, int n_stop, int *out, int *n_out) {
+static int generate(model *m, const int *const *prompts, const int *n_prompt, int B, int max_new,
+                    const int *stop, int n_stop, int *out, int *n_out) {
   const model_config *c = &m->cfg;
   const int V = c->vocab_size;
   GORP_CHECK(B >= 1, GORP_EINPUT, "model_generate: no prompts");
@@ -194,4 +194,16 @@ int model_generate(model *m, const int *const *prompts, const int *n_prompt, int
     for (int r = 0; r < n; r++) kv->next[kv->seq[r]] = argmax(kv->logits + (size_t)r * V, V);
   }
   return GORP_OK;
+}
+
+/* Decoding multiplies the trained matrices in fp32 whatever model.trained_products says: under
+ * bf16 products every decoding step would round each trained matrix whole for a handful of rows
+ * (the whole model for seqft and mtl), which costs more than the product it feeds. */
+int model_generate(model *m, const int *const *prompts, const int *n_prompt, int B, int max_new,
+                   const int *stop, int n_stop, int *out, int *n_out) {
+  const int trained_bf16 = m->trained_bf16;
+  m->trained_bf16 = 0;
+  const int rc = generate(m, prompts, n_prompt, B, max_new, stop, n_stop, out, n_out);
+  m->trained_bf16 = trained_bf16;
+  return rc;
 }

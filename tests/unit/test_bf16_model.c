@@ -8,7 +8,8 @@
  *    input gradient, head, decoding) against the plain path;
  *  - writes bfloat16 datasets that read back bit for bit, widen exactly into an fp32 model, and an
  *    fp32 file rounds to the same bits;
- *  - under model.trained_products = bf16 sends the trained gate's products through bf16 too;
+ *  - under model.trained_products = bf16 sends the trained gate's products through bf16 too,
+ *    except when decoding;
  *  - refuses to train a bf16 tensor or to store a vector or a trainable tensor in bf16.
  * Not for: agreement with PyTorch (tests/ref/test_bf16_vs_torch.py). */
 #include "testutil.h"
@@ -212,6 +213,18 @@ int main(void) {
   }
   CHECK(n_out[0] == 6 && n_out[1] == 6 && !memcmp(out[0], out[1], sizeof(out[0])),
         "greedy decoding: the same ids on both paths");
+  /* decoding multiplies the trained matrices in fp32 even under trained_products = bf16: the
+   * same last-step logits to the bit as without, and the setting is back afterwards */
+  float *fp32_logits = malloc((size_t)V * sizeof(float));
+  CHECK(!model_generate(&m, &prompt, &plen, 1, 6, NULL, 0, out[0], &n_out[0]), "generate");
+  memcpy(fp32_logits, m.kv.logits, (size_t)V * sizeof(float));
+  m.trained_bf16 = 1;
+  CHECK(!model_generate(&m, &prompt, &plen, 1, 6, NULL, 0, out[1], &n_out[1]), "generate");
+  CHECK(!memcmp(fp32_logits, m.kv.logits, (size_t)V * sizeof(float)),
+        "decoding under trained_products = bf16 multiplies the trained gate in fp32");
+  CHECK(m.trained_bf16 == 1, "model_generate restores model.trained_bf16");
+  m.trained_bf16 = 0;
+  free(fp32_logits);
 
   /* files: bf16 datasets, read back bit for bit, widened, and an fp32 file rounded */
   char dir[] = "/tmp/gorp_bf16_XXXXXX", p16f[64], p32f[64];

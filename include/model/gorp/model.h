@@ -359,7 +359,9 @@ const float *model_logits(const model *m);
  * n_prompt[b] ids) gets up to max_new new ids in out (B, max_new), row b, n_out[b] of them; a
  * prompt stops after any of the n_stop ids of stop (that id is not stored; n_stop may be 0).
  * Each prompt is prefilled on its own (model_forward), then every step takes one new position of
- * each unfinished prompt through the layers at once. */
+ * each unfinished prompt through the layers at once. The trained matrices multiply in fp32 here
+ * even under model.trained_products = bf16 (m->trained_bf16 is cleared for the call and restored).
+ */
 int model_generate(model *m, const int *const *prompts, const int *n_prompt, int B, int max_new,
                    const int *stop, int n_stop, int *out, int *n_out);
 /* Sets m's end ids (m->eos) to the n ids of ids, each once: 1..MODEL_MAX_EOS ids, each in

@@ -1,6 +1,7 @@
 /* CPU backend: the CBLAS SGEMM (OpenBLAS by default, any CBLAS otherwise) on the OpenMP threads,
  * and the thread counts of both pools.
- * Not for: choosing the backend (the registry, backend.c) or any other backend. */
+ * Not for: the rest of the CPU table (backend_cpu_table.c), choosing the backend (the registry,
+ * backend.c) or any other backend. */
 #include "backend_cpu.h"
 
 #include "gorp/err.h"
@@ -69,8 +70,8 @@ static void gemm_slabs(int nt, int trans_a, int trans_b, int m, int n, int k, fl
  * slab per thread, each a single-threaded OpenBLAS call. Element-wise ops and GEMMs thus share
  * one pool of threads (OpenBLAS's own pool stays idle and never competes with OpenMP's), and
  * every element of C is computed by one thread over the whole k: deterministic. */
-static int cpu_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
-                    int lda, const float *b, int ldb, float beta, float *c, int ldc) {
+int backend_cpu_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+                     int lda, const float *b, int ldb, float beta, float *c, int ldc) {
   const int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
   if (nt == 1) {
     cpu_gemm1(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
@@ -89,7 +90,7 @@ static int cpu_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, 
   return GORP_OK;
 }
 
-static int cpu_set_gemm_threads(int n) {
+int backend_cpu_set_gemm_threads(int n) {
   const int prev = blas_threads();
   if (n != prev) blas_set_threads(n);
   return prev;
@@ -97,8 +98,6 @@ static int cpu_set_gemm_threads(int n) {
 
 /* OpenBLAS (pthreads build), like a BLAS without threads, runs single-threaded calls from several
  * threads at once. */
-const backend_ops backend_cpu_ops = {"cpu", cpu_gemm, cpu_set_gemm_threads, 1};
-
 void backend_threads_init(int ranks_per_node) {
 #ifdef GORP_HAVE_OPENBLAS
   int n = openblas_get_num_threads(); /* OPENBLAS_NUM_THREADS, else OMP_NUM_THREADS, else cores */

@@ -3,6 +3,7 @@
 #include "gorp/optim.h"
 
 #include "gorp/err.h"
+#include "gorp/kernels.h"
 
 #include <math.h>
 #include <omp.h>
@@ -26,19 +27,13 @@ void adamw_free(adamw *o) {
 
 void adamw_step(adamw *o, float *params, const float *grads) {
   o->step++;
-  const float b1 = o->beta1, b2 = o->beta2;
-  const double bc1 = 1.0 - pow(b1, (double)o->step), bc2 = 1.0 - pow(b2, (double)o->step);
-  const float step_size = (float)(o->lr / bc1), bc2_sqrt = (float)sqrt(bc2);
-  const float decay = 1.0f - o->lr * o->weight_decay;
-#pragma omp parallel for simd schedule(static)
-  for (size_t i = 0; i < o->n; i++) {
-    const float g = grads[i];
-    params[i] *= decay;
-    o->m[i] += (g - o->m[i]) * (1.0f - b1); /* torch: exp_avg.lerp_(grad, 1 - beta1) */
-    o->v[i] = o->v[i] * b2 + (1.0f - b2) * g * g;
-    const float denom = sqrtf(o->v[i]) / bc2_sqrt + o->eps;
-    params[i] -= step_size * (o->m[i] / denom);
-  }
+  adamw_update(params, o->m, o->v, grads, o->n,
+               (adamw_hyper){.lr = o->lr,
+                             .beta1 = o->beta1,
+                             .beta2 = o->beta2,
+                             .eps = o->eps,
+                             .weight_decay = o->weight_decay,
+                             .step = o->step});
 }
 
 double grad_sumsq(const grad_segment *segs, int n_segs) {

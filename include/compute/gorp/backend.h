@@ -1,9 +1,27 @@
-/* The only place that does matrix math: a small ops table filled by the CPU (OpenBLAS) or CUDA
- * (cuBLAS) backend, chosen at run time from the registry (backend.c, libCEED style). The model and
+/* The only place that does matrix math and the home of a device-resident step's ops: a small ops
+ * table filled by the CPU (OpenBLAS, the loops of kernels.h) or CUDA (cuBLAS and CUDA kernels)
+ * backend, chosen at run time from the registry (backend.c, libCEED style). The model and
  * optimizers call backend_get()->gemm and never BLAS or CUDA directly, and check its status.
- * Not for: element-wise ops (plain loops in the model), decompositions (linalg.h). */
+ * Every pointer an op takes lies in the backend's memory (alloc/upload/download; host memory for
+ * the CPU backend, the GPU's for CUDA), except where a comment says host; CUDA's gemm also takes
+ * host arrays and stages them (the host-resident model's products under run.backend = cuda).
+ * Each op computes what the CPU op of the same name in kernels.h computes, to the tolerance the
+ * conformance test (tests/unit/test_backend_ops.c) states for it; ops run in issue order, and
+ * download waits for every op before it.
+ * Not for: decompositions (linalg.h); bf16 products of a host model (bf16.h). */
 #ifndef GORP_BACKEND_H
 #define GORP_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GORP_WUR __attribute__((warn_unused_result))
+
+/* AdamW's settings for one update (adamw_update, kernels.h); step counts from 1. */
+typedef struct adamw_hyper {
+  float lr, beta1, beta2, eps, weight_decay;
+  long step;
+} adamw_hyper;
 
 typedef struct backend_ops {
   const char *name;
@@ -11,13 +29,54 @@ typedef struct backend_ops {
    * Returns GORP_OK, or a GORP_E* code after reporting which library call failed (CUDA); the
    * attribute makes an unchecked status a build error (-Werror=unused-result). */
   int (*gemm)(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
-              const float *b, int ldb, float beta, float *c, int ldc)
-      __attribute__((warn_unused_result));
+              const float *b, int ldb, float beta, float *c, int ldc) GORP_WUR;
   /* Sets how many threads one gemm call may use from now on (n >= 1) and returns the previous
    * count; NULL when the backend has no such knob. */
   int (*set_gemm_threads)(int n);
   /* 1: gemm may be called from several threads at once (each call then on its own data). */
   int concurrent;
+
+  /* memory of the backend: bytes allocated (*p NULL on failure, reported), freed (NULL is a
+   * no-op), copied from (upload) and to (download) host memory, set to zero bytes */
+  int (*alloc)(void **p, size_t bytes) GORP_WUR;
+  void (*free)(void *p);
+  int (*upload)(void *dst, const void *host_src, size_t bytes) GORP_WUR;
+  int (*download)(void *host_dst, const void *src, size_t bytes) GORP_WUR;
+  int (*zero)(void *p, size_t bytes) GORP_WUR;
+
+  /* gemm with A and B in bfloat16 (kernels.h's bf16 values), fp32 sums and fp32 C */
+  int (*gemm_bf16)(int trans_a, int trans_b, int m, int n, int k, float alpha, const uint16_t *a,
+                   int lda, const uint16_t *b, int ldb, float beta, float *c, int ldc) GORP_WUR;
+
+  /* the step's element-wise ops, each as kernels.h's function of the same name */
+  int (*embedding_forward)(float *out, const int *tokens, const float *emb, int N, int C) GORP_WUR;
+  int (*embedding_backward)(float *demb, const float *dout, const int *tokens, int N,
+                            int C) GORP_WUR;
+  int (*rmsnorm_forward)(float *out, float *rstd, const float *inp, const float *w, int N, int C,
+                         float eps) GORP_WUR;
+  int (*rmsnorm_backward)(float *dinp, float *dw, const float *dout, const float *inp,
+                          const float *w, const float *rstd, int N, int C) GORP_WUR;
+  int (*rope_forward)(float *x, const float *cos_t, const float *sin_t, int B, int T, int NH,
+                      int D) GORP_WUR;
+  int (*rope_backward)(float *dx, const float *cos_t, const float *sin_t, int B, int T, int NH,
+                       int D) GORP_WUR;
+  int (*attention_forward)(float *out, float *att, const float *q, const float *k, const float *v,
+                           int B, int T, int H, int KV, int D) GORP_WUR;
+  /* scratch (n_scratch, T, T) as kernels.h's attention_backward needs it (CUDA needs none and
+   * ignores it) */
+  int (*attention_backward)(float *dq, float *dk, float *dv, float *scratch, int n_scratch,
+                            const float *dout, const float *att, const float *q, const float *k,
+                            const float *v, int B, int T, int H, int KV, int D) GORP_WUR;
+  int (*swiglu_forward)(float *h, const float *g, const float *u, int N) GORP_WUR;
+  int (*swiglu_backward)(float *dg, float *du, const float *dh, const float *g, const float *u,
+                         int N) GORP_WUR;
+  /* *loss (host): the weighted summed loss; *n_targets (host): the rows with a target */
+  int (*crossentropy_forward)(double *loss, int *n_targets, const float *logits, const int *targets,
+                              const float *weights, int N, int V) GORP_WUR;
+  int (*crossentropy_backward)(float *logits, const int *targets, const float *weights, int N,
+                               int V, float div) GORP_WUR;
+  int (*adamw_update)(float *params, float *m, float *v, const float *grads, size_t n,
+                      adamw_hyper h) GORP_WUR;
 } backend_ops;
 
 /* Selects a backend of the registry ("cpu" or "cuda") for this process; an unknown name, and

@@ -3,8 +3,9 @@
 # job that tabulates its runs and reports every array task whose run is missing or incomplete.
 # docs/SLURM.md.
 #
-#   jobs/submit.sh standard|large|7b [SBATCH_OPTION...] [-- [CONFIG...] [--set KEY=VALUE]...]
+#   jobs/submit.sh standard|large|7b|7b-gpu [SBATCH_OPTION...] [-- [CONFIG...] [--set KEY=VALUE]...]
 #
+# 7b-gpu: jobs/llama2_7b_gpu.sbatch, the 7b array with one GPU per rank and run.backend = cuda.
 # SBATCH_OPTIONs go to the array job only (e.g. --array=2, --ntasks=2, --time=1:00:00); options
 # for both jobs: SBATCH_PARTITION, SBATCH_ACCOUNT, ... in the environment (sbatch reads them).
 # Before submitting it sources the site file (jobs/load_site.sh) and resolves every config with
@@ -14,7 +15,7 @@
 # $GORP_RUN_ROOT/logs, with logs/gorp-array-<ARRAY_ID>.runs, the array's tasks and their run
 # directories, for the post job. Prints "ARRAY_ID POST_ID".
 set -euo pipefail
-usage="usage: jobs/submit.sh standard|large|7b [SBATCH_OPTION...] [-- [CONFIG...] [--set KEY=VALUE]...]"
+usage="usage: jobs/submit.sh standard|large|7b|7b-gpu [SBATCH_OPTION...] [-- [CONFIG...] [--set KEY=VALUE]...]"
 [ $# -ge 1 ] || { echo "$usage" >&2; exit 64; }
 : "${GORP_HOME:=$PWD}"
 GORP_HOME=$(cd "$GORP_HOME" && pwd)
@@ -22,7 +23,8 @@ case $1 in
   standard) script=clbench_standard.sbatch ;;
   large) script=clbench_large.sbatch ;;
   7b) script=llama2_7b.sbatch ;;
-  *) echo "submit.sh: unknown benchmark '$1' (standard, large or 7b); $usage" >&2; exit 64 ;;
+  7b-gpu) script=llama2_7b_gpu.sbatch ;;
+  *) echo "submit.sh: unknown benchmark '$1' (standard, large, 7b or 7b-gpu); $usage" >&2; exit 64 ;;
 esac
 bench=$1
 shift

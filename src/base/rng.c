@@ -1,21 +1,11 @@
-/* Counter-based generator (see rng.h): splitmix64 finalizers chained over the key words. */
+/* Counter-based generator (see rng.h): splitmix64 finalizers (rng_mix64) chained over the key
+ * words. */
 #include "gorp/rng.h"
 
 #include <math.h>
 
-static uint64_t mix64(uint64_t z) {
-  z += 0x9e3779b97f4a7c15ULL;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
 uint64_t rng_key(uint64_t seed, uint64_t stream, uint64_t a) {
-  return mix64(mix64(mix64(seed) ^ stream) ^ a);
-}
-
-uint64_t rng_bits_keyed(uint64_t key, uint64_t b) {
-  return mix64(key ^ b);
+  return rng_mix64(rng_mix64(rng_mix64(seed) ^ stream) ^ a);
 }
 
 uint64_t rng_bits(uint64_t seed, uint64_t stream, uint64_t a, uint64_t b) {

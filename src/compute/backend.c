@@ -28,12 +28,14 @@ static int open_cpu(const backend_ops **ops) {
 
 #ifdef GORP_HAVE_CUDA
 /* The CUDA module's path: $GORP_CUDA_MODULE, else beside the executable (build/gorp), else where
- * the build put it (test programs), else the installed library folder. */
+ * the build put it (test programs), else the installed library folder; tried gets each place with
+ * the loader's reason. */
 static void *cuda_module_open(char *tried, size_t n) {
   const char *env = getenv("GORP_CUDA_MODULE");
   if (env) {
-    snprintf(tried, n, "%s", env);
-    return dlopen(env, RTLD_NOW | RTLD_LOCAL);
+    void *h = dlopen(env, RTLD_NOW | RTLD_LOCAL);
+    if (!h) snprintf(tried, n, "%s: %s", env, dlerror());
+    return h;
   }
   char exe[4096], path[4200];
   const ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -50,18 +52,19 @@ static void *cuda_module_open(char *tried, size_t n) {
     if (!candidates[i]) continue;
     void *h = dlopen(candidates[i], RTLD_NOW | RTLD_LOCAL);
     if (h) return h;
-    snprintf(tried + strlen(tried), n - strlen(tried), "%s%s", tried[0] ? ", " : "", candidates[i]);
+    /* each place with its own reason: a module that exists but does not link (a missing
+     * symbol, a missing cuBLAS) must not hide behind the last place's "no such file" */
+    snprintf(tried + strlen(tried), n - strlen(tried), "%s%s: %s", tried[0] ? "; " : "",
+             candidates[i], dlerror());
   }
   return NULL;
 }
 
 /* The module reports its own failures (it is built with err.c) and returns their code. */
 static int open_cuda(const backend_ops **ops) {
-  char tried[1024];
+  char tried[4096];
   void *h = cuda_module_open(tried, sizeof(tried));
-  if (!h)
-    GORP_ERR(GORP_EINPUT, "backend 'cuda': cannot load the CUDA module (tried %s): %s", tried,
-             dlerror());
+  if (!h) GORP_ERR(GORP_EINPUT, "backend 'cuda': cannot load the CUDA module (tried %s)", tried);
   backend_cuda_entry entry = (backend_cuda_entry)dlsym(h, BACKEND_CUDA_ENTRY);
   if (!entry) GORP_ERR(GORP_ELIB, "backend 'cuda': %s has no %s", tried, BACKEND_CUDA_ENTRY);
   GORP_CALL(entry(ops));

@@ -107,6 +107,12 @@ static int cpu_crossentropy_backward(float *logits, const int *targets, const fl
   return GORP_OK;
 }
 
+static int cpu_dropout_rows(float *y, const float *x, const uint64_t *row_keys, int N, int in,
+                            int first, float p, int add) {
+  dropout_rows(y, x, row_keys, N, in, first, p, add);
+  return GORP_OK;
+}
+
 static int cpu_adamw_update(float *params, float *m, float *v, const float *grads, size_t n,
                             adamw_hyper h) {
   adamw_update(params, m, v, grads, n, h);
@@ -136,5 +142,6 @@ const backend_ops backend_cpu_ops = {
     .swiglu_backward = cpu_swiglu_backward,
     .crossentropy_forward = cpu_crossentropy_forward,
     .crossentropy_backward = cpu_crossentropy_backward,
+    .dropout_rows = cpu_dropout_rows,
     .adamw_update = cpu_adamw_update,
 };

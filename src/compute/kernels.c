@@ -7,6 +7,9 @@
 
 #include "gorp/backend.h"
 #include "gorp/err.h"
+#include "gorp/rng.h"
+
+#include "exp_fast.h"
 
 #include <math.h>
 #include <omp.h>
@@ -25,28 +28,6 @@ enum { ATT_PARALLEL_MIN = 1 << 20 };
 /* Rows of query positions per causal attention block: a block of rows [r0, r1) needs keys
  * [0, r1) only, so the products skip most of the masked upper triangle. */
 enum { ATT_BLOCK = 64 };
-
-/* e^x in float without a library call, so that loops over it vectorize (omp simd): x = n ln2 + r
- * with |r| <= ln2/2, e^r by Cephes' expf polynomial, 2^n written into the exponent bits.
- * Relative error below 2e-7 (expf's own is ~1e-7); x is clamped to [-87, 88], so e^x for
- * x < -87 is 1.6e-38 instead of 0 or a denormal, which no sum or product here can tell apart. */
-static inline float exp_fast(float x) {
-  x = x < -87.0f ? -87.0f : x;
-  x = x > 88.0f ? 88.0f : x;
-  const float n = (x * 1.44269504f + 12582912.0f) - 12582912.0f; /* round to nearest */
-  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;   /* ln 2 in two parts */
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const int32_t bits = ((int32_t)n + 127) * (1 << 23);
-  float scale;
-  memcpy(&scale, &bits, sizeof(scale));
-  return p * scale;
-}
 
 void embedding_forward(float *out, const int *tokens, op_weight emb, int N, int C) {
 #pragma omp parallel for schedule(static) if ((size_t)N * C >= OPS_PARALLEL_MIN)
@@ -408,6 +389,25 @@ void crossentropy_backward(float *logits, const int *targets, const float *weigh
 #pragma omp simd
     for (int j = 0; j < V; j++) row[j] = exp_fast(row[j] - mx) * inv;
     row[targets[i]] -= (float)scale;
+  }
+}
+
+void dropout_rows(float *y, const float *x, const uint64_t *row_keys, int N, int in, int first,
+                  float p, int add) {
+  const uint32_t drop_below = (uint32_t)(p * 65536.0f + 0.5f);
+  const float inv = 1.0f / (1.0f - p);
+#pragma omp parallel for schedule(static) if ((size_t)N * in >= OPS_PARALLEL_MIN)
+  for (int n = 0; n < N; n++) {
+    const float *xr = x + (size_t)n * in;
+    float *yr = y + (size_t)n * in;
+    for (int g = first; g < first + in;) {
+      const uint64_t bits = rng_bits_keyed(row_keys[n], (uint64_t)g / 4);
+      for (int j = g % 4; j < 4 && g < first + in; j++, g++) {
+        const float f = (uint32_t)(bits >> (16 * j) & 0xffffu) >= drop_below ? inv : 0.0f;
+        const int i = g - first;
+        yr[i] = add ? yr[i] + xr[i] * f : xr[i] * f;
+      }
+    }
   }
 }
 

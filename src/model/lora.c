@@ -5,6 +5,7 @@
 #include "gorp/backend.h"
 #include "gorp/dist.h"
 #include "gorp/err.h"
+#include "gorp/kernels.h"
 #include "gorp/rng.h"
 
 #include <math.h>
@@ -70,6 +71,7 @@ void lora_free(lora *lo) {
   free(lo->params);
   free(lo->grads);
   free(lo->h); /* h, xd, dh and dxd share one allocation */
+  free(lo->row_keys);
   memset(lo, 0, sizeof(*lo));
 }
 
@@ -113,7 +115,10 @@ int lora_begin_task(lora *lo, uint64_t seed, int task, int reuse) {
 int lora_reserve(lora *lo, int N) {
   if (lo->h && N <= lo->N) return GORP_OK;
   free(lo->h);
+  free(lo->row_keys);
   lo->h = NULL;
+  lo->row_keys = NULL;
+  GORP_ALLOC(lo->row_keys, N, "LoRA dropout row keys");
   int max_in = 0;
   for (int t = 0; t < LORA_N_TARGETS; t++) max_in = lo->in[t] > max_in ? lo->in[t] : max_in;
   const size_t nh = (size_t)lo->L * LORA_N_TARGETS * N * lo->r;
@@ -129,26 +134,15 @@ int lora_reserve(lora *lo, int N) {
 
 /* Dropout masks are a pure function of (seed, step, layer, target, example, position, feature),
  * so the backward pass redraws the forward pass's mask instead of storing it, and a data-parallel
- * rank draws the same mask for an example as a single rank would. One 64-bit draw gives four
- * 16-bit uniforms, i.e. four features (p is rounded to a multiple of 1/65536); features are
- * numbered on the logical input axis, so a TP shard draws its block of the same mask.
- * y (in) = x * mask of row n (add: y += x * mask); a mask factor is 0 (dropped) or 1 / (1 - p).
- * Rows are independent: callers spread them over threads. */
-static void mask_row(const lora *lo, const lora_dropout_ctx *d, uint64_t key, int layer, int target,
-                     int n, const float *x, float *y, int add) {
-  const int in = lo->in[target], first = lo->in_off[target];
+ * rank draws the same mask for an example as a single rank would. Each row's key mixes the step's
+ * key with (layer, target, example, position); dropout_rows (kernels.h) draws the features from it
+ * on the logical input axis, so a TP shard draws its block of the same mask. */
+static void row_keys(lora *lo, const lora_dropout_ctx *d, uint64_t key, int layer, int target,
+                     int N) {
   const uint64_t lt = ((uint64_t)layer * LORA_N_TARGETS + (uint64_t)target) << 52;
-  const uint64_t pos = (uint64_t)d->example_ids[n / d->T] * 65536 + (uint64_t)(n % d->T);
-  const uint64_t row = rng_bits_keyed(key, lt ^ pos);
-  const uint32_t drop_below = (uint32_t)(lo->dropout * 65536.0f + 0.5f);
-  const float inv = 1.0f / (1.0f - lo->dropout);
-  for (int g = first; g < first + in;) {
-    const uint64_t bits = rng_bits_keyed(row, (uint64_t)g / 4);
-    for (int j = g % 4; j < 4 && g < first + in; j++, g++) {
-      const float f = (uint32_t)(bits >> (16 * j) & 0xffffu) >= drop_below ? inv : 0.0f;
-      const int i = g - first;
-      y[i] = add ? y[i] + x[i] * f : x[i] * f;
-    }
+  for (int n = 0; n < N; n++) {
+    const uint64_t pos = (uint64_t)d->example_ids[n / d->T] * 65536 + (uint64_t)(n % d->T);
+    lo->row_keys[n] = rng_bits_keyed(key, lt ^ pos);
   }
 }
 
@@ -165,11 +159,8 @@ static int dropout_on(const lora *lo, const lora_dropout_ctx *d) {
 static const float *dropped(lora *lo, const float *inp, int layer, int target, int N,
                             const lora_dropout_ctx *d) {
   if (!dropout_on(lo, d)) return inp;
-  const int in = lo->in[target];
-  const uint64_t key = mask_key(d);
-#pragma omp parallel for schedule(static)
-  for (int n = 0; n < N; n++)
-    mask_row(lo, d, key, layer, target, n, inp + (size_t)n * in, lo->xd + (size_t)n * in, 0);
+  row_keys(lo, d, mask_key(d), layer, target, N);
+  dropout_rows(lo->xd, inp, lo->row_keys, N, lo->in[target], lo->in_off[target], lo->dropout, 0);
   return lo->xd;
 }
 
@@ -216,10 +207,8 @@ int lora_backward(lora *lo, float *dinp, const float *dout, const float *inp, in
     for (size_t i = 0; i < len; i++) dinp[i] += lo->dxd[i];
     return GORP_OK;
   }
-  const uint64_t key = mask_key(d);
-#pragma omp parallel for schedule(static)
-  for (int n = 0; n < N; n++)
-    mask_row(lo, d, key, layer, target, n, lo->dxd + (size_t)n * in, dinp + (size_t)n * in, 1);
+  row_keys(lo, d, mask_key(d), layer, target, N);
+  dropout_rows(dinp, lo->dxd, lo->row_keys, N, in, lo->in_off[target], lo->dropout, 1);
   return GORP_OK;
 }
 

@@ -3,7 +3,9 @@
 # every LLaMA-2-7B config of inputs/llama2-7b/ (each method of the comparison, each order, with
 # and without yahoo) passes `gorp config` with the method its folder names and the order its name
 # names, and no two share a run directory; `gorp plan --hf-config` fits each method (orders 4-6,
-# the largest, too) in the memory jobs/llama2_7b.sbatch asks per rank; `gorp_launch.sh --list`
+# the largest, too) in the memory jobs/llama2_7b.sbatch asks per rank; jobs/llama2_7b_gpu.sbatch
+# asks a GPU per task, a GPU binding and run.backend=cuda and is otherwise that script (array,
+# configs, layout, memory; its configs resolve to the same run directories); `gorp_launch.sh --list`
 # names run directories after config, method and seed, so that two methods or two seeds of one
 # config never share one; and the site file hook (jobs/load_site.sh) sources GORP_SITE_FILE or
 # jobs/site.sh and stops on a missing or failing one. docs/SLURM.md.
@@ -15,14 +17,20 @@ unset GORP_RUN_ROOT GORP_SITE_FILE GORP_CONFIGS SLURM_ARRAY_TASK_ID
 export OMPI_MCA_ess_singleton_isolated=1
 
 # --- the 7B configs --------------------------------------------------------------------------
-# the memory jobs/llama2_7b.sbatch asks, per rank, and its layout (tp from its exec line)
-script=$GORP_SRC/jobs/llama2_7b.sbatch
-mem_g=$(sed -n 's/^#SBATCH --mem=\([0-9]*\)G$/\1/p' "$script")
-per_node=$(sed -n 's/^#SBATCH --ntasks-per-node=\([0-9]*\)$/\1/p' "$script")
-tp=$(grep '^exec ' "$script" | grep -o 'parallel.tp=[0-9]*' | cut -d= -f2)
-[ -n "$mem_g" ] && [ -n "$per_node" ] && [ -n "$tp" ] \
-  || fail "jobs/llama2_7b.sbatch: no --mem=NG, --ntasks-per-node or parallel.tp found"
-declare -A seen
+# layout SCRIPT: sets mem_g, per_node and tp to the memory (GiB per node) and ranks per node that
+# an array script asks for and the tp of its exec line; fails the check when one is missing
+layout() {
+  mem_g=$(sed -n 's/^#SBATCH --mem=\([0-9]*\)G$/\1/p' "$1")
+  per_node=$(sed -n 's/^#SBATCH --ntasks-per-node=\([0-9]*\)$/\1/p' "$1")
+  tp=$(grep '^exec ' "$1" | grep -o 'parallel.tp=[0-9]*' | cut -d= -f2)
+  [ -n "$mem_g" ] && [ -n "$per_node" ] && [ -n "$tp" ] && return
+  fail "jobs/$(basename "$1"): no --mem=NG, --ntasks-per-node or parallel.tp found"
+  return 1
+}
+# the plans are made at jobs/llama2_7b.sbatch's tp; fits (below) sets them against a script's memory
+layout "$GORP_SRC/jobs/llama2_7b.sbatch"
+plan_tp=$tp
+declare -A seen total
 n=0 planned=0
 for cfg in "$dir"/*.ini "$dir"/*/*.ini; do
   name=${cfg#"$dir"/}
@@ -61,11 +69,9 @@ for cfg in "$dir"/*.ini "$dir"/*/*.ini; do
   # each method file, and the 15-task orders (the most LoRA pairs and bases) of each method
   # (common.ini alone is seqft, not a run of the comparison)
   [[ $base = order[456] || ( $name != */* && $base != order* && $base != common ) ]] || continue
-  if "$GORP" plan "$cfg" --hf-config "$dir/config.json" --tp "$tp" >"$work/p.txt" 2>&1; then
-    total=$(awk '/^total per rank/ { print $4 }' "$work/p.txt")
-    [ "${total:-0}" -gt 0 ] && [ "$total" -le $((mem_g * 1024 * 1024 * 1024 / per_node)) ] \
-      && planned=$((planned + 1)) \
-      || fail "$name: gorp plan gives ${total:-no total} bytes per rank at tp $tp, past ${mem_g}G / $per_node ranks"
+  if "$GORP" plan "$cfg" --hf-config "$dir/config.json" --tp "$plan_tp" >"$work/p.txt" 2>&1; then
+    total[$name]=$(awk '/^total per rank/ { print $4 }' "$work/p.txt")
+    planned=$((planned + 1))
   else
     fail "$name: gorp plan --hf-config refused it:"; sed 's/^/    /' "$work/p.txt"
   fi
@@ -73,11 +79,63 @@ done
 [ "$n" -eq 79 ] && pass "79 LLaMA-2-7B configs: gorp config accepts each, each has its folder's" \
   "method and its name's order (yahoo only where the name allows) and its own run directory" \
   || fail "$n of the 79 7B configs as expected"
-[ "$planned" -eq 24 ] && pass "gorp plan --hf-config: the 6 method files and orders 4-6 of each method" \
-  "fit ${mem_g}G / $per_node ranks at tp $tp" || fail "$planned of 24 plans fit"
+# fits SCRIPT: every plan (made at tp $plan_tp) within the memory per rank SCRIPT asks at that tp
+fits() {
+  local name fit=0
+  layout "$1" || return
+  [ "$tp" = "$plan_tp" ] || { fail "jobs/$(basename "$1"): tp $tp, the plans are at tp $plan_tp"; return; }
+  for name in "${!total[@]}"; do
+    [ "${total[$name]:-0}" -gt 0 ] && [ "${total[$name]}" -le $((mem_g * 1024 * 1024 * 1024 / per_node)) ] \
+      && fit=$((fit + 1)) \
+      || fail "$name: gorp plan gives ${total[$name]:-no total} bytes per rank at tp $tp, past" \
+        "${mem_g}G / $per_node ranks of jobs/$(basename "$1")"
+  done
+  [ "$planned" -eq 24 ] && [ "$fit" -eq 24 ] && pass "gorp plan --hf-config: the 6 method files and orders" \
+    "4-6 of each method fit jobs/$(basename "$1")'s ${mem_g}G / $per_node ranks at tp $tp" \
+    || fail "jobs/$(basename "$1"): $fit of $planned plans fit (want 24)"
+}
+fits "$GORP_SRC/jobs/llama2_7b.sbatch"
 for m in olora inclora nlora seqlora mtl; do
   [ "$(ls "$dir/$m"/order*.ini 2>/dev/null | wc -l)" -eq 12 ] || fail "inputs/llama2-7b/$m: not 12 order files"
 done
+
+# --- the GPU variant: jobs/llama2_7b_gpu.sbatch is llama2_7b.sbatch with a GPU per rank and cuda ----
+cpu_script=$GORP_SRC/jobs/llama2_7b.sbatch
+gpu_script=$GORP_SRC/jobs/llama2_7b_gpu.sbatch
+if [ -f "$gpu_script" ]; then
+  g=$(grep -E '^#SBATCH --(gpus-per-task=[1-9]|gres=gpu)' "$gpu_script")
+  b=$(grep -E '^#SBATCH --gpu-bind=[a-z]' "$gpu_script")
+  [ -n "$g" ] && [ -n "$b" ] && grep -q '^exec .* --set run.backend=cuda ' "$gpu_script" \
+    && pass "llama2_7b_gpu.sbatch: ${g#\#SBATCH }, ${b#\#SBATCH }, --set run.backend=cuda" \
+    || fail "llama2_7b_gpu.sbatch: GPUs '${g:-none}', binding '${b:-none}', run.backend=cuda" \
+      "$(grep -c '^exec .*run.backend=cuda' "$gpu_script") times on its exec line"
+  # the rest as the CPU script: #SBATCH lines but the GPU and core ones, the config list, the exec
+  # line (less the backend), hence the layout checked above; and its memory holds every plan
+  sbatch_lines() {
+    grep '^#SBATCH ' "$1" | grep -vE -- '^#SBATCH --(job-name|cpus-per-task|gpus-per-task|gres|gpu-bind)='
+  }
+  config_list() { sed -n '/GORP_CONFIGS:=/,/}"/p' "$1" | grep -o 'inputs/[^ }"]*\.ini'; }
+  exec_line() { grep '^exec ' "$1" | sed 's/ --set run.backend=cuda / /'; }
+  declare -A what=([sbatch_lines]="#SBATCH lines (array, tasks, memory, time, signal, requeue)"
+    [config_list]="default configs" [exec_line]="exec line's words (less run.backend=cuda)")
+  for part in sbatch_lines config_list exec_line; do
+    [ -n "$($part "$cpu_script")" ] && [ "$($part "$gpu_script")" = "$($part "$cpu_script")" ] \
+      && pass "llama2_7b_gpu.sbatch: its ${what[$part]} as llama2_7b.sbatch's" \
+      || { fail "llama2_7b_gpu.sbatch: its ${what[$part]} are not llama2_7b.sbatch's:"; diff <($part "$cpu_script") <($part "$gpu_script") | sed 's/^/    /'; }
+  done
+  fits "$gpu_script"
+  # what submit.sh records for the post job: every config resolves with the script's own --set
+  # options, run.backend=cuda among them, to the CPU script's run directories
+  if GORP_HOME=$GORP_SRC bash "$gpu_script" --list >"$work/gpu.list" 2>"$work/gpu.err" \
+    && GORP_HOME=$GORP_SRC bash "$cpu_script" --list >"$work/cpu.list" 2>&1 \
+    && [ "$(wc -l <"$work/gpu.list")" = 12 ] && cmp -s "$work/gpu.list" "$work/cpu.list"; then
+    pass "llama2_7b_gpu.sbatch --list: its 12 configs resolve with run.backend=cuda, as the CPU script's"
+  else
+    fail "llama2_7b_gpu.sbatch --list:"; cat "$work/gpu.err"; diff "$work/cpu.list" "$work/gpu.list" | head -5
+  fi
+else
+  fail "no jobs/llama2_7b_gpu.sbatch"
+fi
 
 # --- run directories under a run root ------------------------------------------------------------
 list() { GORP_HOME=$GORP_SRC bash "$GORP_SRC/jobs/gorp_launch.sh" --list "$@"; }

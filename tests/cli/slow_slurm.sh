@@ -9,8 +9,10 @@
 # index without a config, whose post job runs after all of them, prints the table of the run that
 # exists and reports the other three by task and directory, and fails; a broken config fails its
 # job without a requeue, and submit.sh refuses it before queueing anything; --ntasks against the
-# config's tp x dp fails with gorp's message; scancel does not requeue. Also: every sbatch
-# script's --ntasks equals tp x dp of each of its default configs. docs/SLURM.md.
+# config's tp x dp fails with gorp's message; scancel does not requeue; jobs/llama2_7b_gpu.sbatch,
+# on a node of 4 stand-in GPUs (device files only), gives each of its 4 ranks a GPU of its own and
+# run.backend=cuda (a probe stands in for gorp). Also: every sbatch script's --ntasks equals tp x dp
+# of each of its default configs. docs/SLURM.md.
 . "$(dirname "$0")/lib.bash"
 : "${GORP_SRC:?GORP_SRC must name the source tree}"
 : "${GORP_PYTHON:?GORP_PYTHON must name a Python with h5py}"
@@ -111,6 +113,14 @@ wait_for "munged" 10 munge_ok
 
 mem=$(awk '/^MemTotal/ { print int($2 / 1024 * 0.8) }' /proc/meminfo)
 export SLURM_CONF=$sl/slurm.conf
+# 4 stand-in GPUs for jobs/llama2_7b_gpu.sbatch: Slurm refuses --gpus-per-task on a node without
+# gres/gpu, and slurmd wants a device file per GPU (these are /dev/null's device number; nothing
+# opens them). Without mknod (no CAP_MKNOD) the node has none and the GPU job is left out.
+gres=
+if (for i in 0 1 2 3; do mknod "$sl/nvidia$i" c 1 3 || exit 1; done) 2>/dev/null; then
+  printf 'NodeName=localhost Name=gpu File=%s/nvidia[0-3]\n' "$sl" >"$sl/gres.conf"
+  gres=Gres=gpu:4
+fi
 cat >"$SLURM_CONF" <<CONF
 ClusterName=gorptest
 SlurmctldHost=localhost
@@ -149,7 +159,8 @@ KillWait=5
 # 8 CPUs on 2 cores (config_overrides: slurmd believes the config): the tiny jobs run side by
 # side, and a post job started without waiting for its dependency would run at once
 SlurmdParameters=config_overrides
-NodeName=localhost NodeAddr=127.0.0.1 CPUs=8 RealMemory=$mem State=UNKNOWN
+GresTypes=gpu
+NodeName=localhost NodeAddr=127.0.0.1 CPUs=8 RealMemory=$mem $gres State=UNKNOWN
 PartitionName=test Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 CONF
 setsid slurmctld -D >"$sl/log/slurmctld.out" 2>&1 &
@@ -297,6 +308,23 @@ bad=$(GORP_RUN_ROOT=$work/bad submit "${few[@]}" --array=1 --output="$work/bad.l
   jobs/clbench_standard.sbatch "$work/broken.ini")
 mis=$(GORP_RUN_ROOT=$work/mis submit "${few[@]}" --array=1 --output="$work/mis.log" \
   jobs/clbench_standard.sbatch "$work/single.ini")
+# the GPU script on the stand-in GPUs, through its own #SBATCH lines but the cores and memory this
+# node has: GORP is a probe that prints what each rank sees (nothing can run cuda here, and the 7B
+# model is not here). Its 4 ranks cannot each have a core of their own on 2 cores: no core binding.
+gpu=
+if [ -n "$gres" ]; then
+  cat >"$work/gpuprobe" <<SH
+#!/bin/bash
+[ "\${1:-}" = run ] || exec "$GORP" "\$@"
+echo "gpu probe rank \$SLURM_PROCID local \$SLURM_LOCALID CUDA_VISIBLE_DEVICES=\${CUDA_VISIBLE_DEVICES:-unset} args: \$*"
+: >"$work/gpu/model.h5"
+SH
+  chmod +x "$work/gpuprobe"
+  mkdir -p "$work/gpu"
+  gpu=$(GORP=$work/gpuprobe GORP_CPU_BIND=none submit --cpus-per-task=1 --mem=1G --array=1 \
+    --output="$work/gpu.log" jobs/llama2_7b_gpu.sbatch --set run.out_dir="$work/gpu")
+  [ -n "$gpu" ] || fail "sbatch refused jobs/llama2_7b_gpu.sbatch on a node of 4 GPUs"
+fi
 [ -n "$arr" ] && [ -n "$post" ] && [ -n "$long" ] && [ -n "$longpost" ] && [ -n "$ref" ] \
   && [ -n "$failed" ] && [ -n "$failpost" ] && [ -n "$bind" ] && [ -n "$bad" ] && [ -n "$mis" ] \
   && pass "submitted: array $arr + post $post, checkpoint run $long + post $longpost, reference $ref," \
@@ -512,6 +540,22 @@ if wait_job "$failed" "$work/fail/logs/gorp-std-${failed}_*.out" && wait_job "$f
     || { fail "tables after failed tasks:"; cat "$tables" "$log"; }
 else
   fail "the failing array $failed or its post job $failpost did not end within $ceiling s"
+fi
+
+# --- the GPU script: each rank gets a GPU of its own and run.backend=cuda ------------------------
+if [ -z "$gres" ]; then
+  echo "    jobs/llama2_7b_gpu.sbatch not submitted: mknod of the stand-in GPUs failed (no CAP_MKNOD)"
+elif [ -n "$gpu" ] && wait_job "$gpu" "$work/gpu.log"; then
+  probes=$(grep '^gpu probe rank' "$work/gpu.log" | sort)
+  devs=$(sed -n 's/.* CUDA_VISIBLE_DEVICES=\([^ ]*\) .*/\1/p' <<<"$probes" | sort -u | tr '\n' ' ')
+  [ "$(field "$gpu" JobState)" = COMPLETED ] && [ "$(wc -l <<<"$probes")" = 4 ] \
+    && [[ $devs =~ ^([0-9] ){4}$ ]] && [ "$(grep -c -- '--set run.backend=cuda' <<<"$probes")" = 4 ] \
+    && grep -q "srun --mpi=pmix --ntasks=4 --cpus-per-task=1" "$work/gpu.log" \
+    && pass "llama2_7b_gpu.sbatch on a node of 4 GPUs: COMPLETED, srun gave each of the 4 ranks one GPU of" \
+      "its own (CUDA_VISIBLE_DEVICES $devs) and each got --set run.backend=cuda" \
+    || { fail "llama2_7b_gpu.sbatch job $gpu: $(field "$gpu" JobState), the ranks saw:"; cat "$work/gpu.log"; }
+else
+  fail "the GPU job ${gpu:-(not submitted)} did not end within $ceiling s"
 fi
 
 # --- world size against tp x dp -------------------------------------------------------------------

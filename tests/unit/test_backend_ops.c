@@ -206,6 +206,16 @@ static int run_ce_b(const backend_ops *be, void **p) {
 static void ref_ce_b(void **p) {
   crossentropy_backward(P(0), p[1], CP(2), N, V, 37.0f);
 }
+enum { DROP_IN = 50, DROP_FIRST = 7 }; /* a shard's block of a wider row */
+static const float DROP_P = 0.3f;
+static int run_drop(const backend_ops *be, void **p) {
+  GORP_CALL(be->dropout_rows(P(0), CP(2), p[3], N, DROP_IN, DROP_FIRST, DROP_P, 0));
+  return be->dropout_rows(P(1), CP(2), p[3], N, DROP_IN, DROP_FIRST, DROP_P, 1);
+}
+static void ref_drop(void **p) {
+  dropout_rows(P(0), CP(2), p[3], N, DROP_IN, DROP_FIRST, DROP_P, 0);
+  dropout_rows(P(1), CP(2), p[3], N, DROP_IN, DROP_FIRST, DROP_P, 1);
+}
 static const adamw_hyper HYPER = {
     .lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-6f, .weight_decay = 0.1f, .step = 3};
 static int run_adamw(const backend_ops *be, void **p) {
@@ -228,15 +238,19 @@ static int cases_make(op_case *c) {
   free(y);
   const size_t n_scratch = (size_t)omp_get_max_threads() * T * T * sizeof(float);
   const buf scratch = {IN, n_scratch, calloc(n_scratch, 1), 0}; /* attention_backward's (CPU) */
-  /* The tolerances another backend gets (relative to each output's largest value):
-   *  - products, 1e-5: fp32 sums in another order over k = 45 (a bf16 product's inputs are
+  /* The tolerances another backend gets (relative to each output's largest value). The CUDA
+   * kernels compute each element with the CPU's expressions (exp_fast included, no fused
+   * multiply-adds), so only the order of a row's sums may differ:
+   *  - products, 1e-5: cuBLAS sums k = 45 terms in its own order (a bf16 product's inputs are
    *    exact, so the same);
-   *  - copies and scatters, 1e-6: at most the order of a few additions (repeated tokens);
-   *  - rmsnorm, rope, swiglu, adamw, 1e-5: sqrt, exp, sin/cos-free formulas in fp32, where a GPU
-   *    contracts to fused multiply-adds and uses its own exp (the CPU's exp_fast is within 2e-7);
-   *  - attention, 1e-4: a softmax over up to 70 keys and two products per row, then the backward's
-   *    four products over the same sums in another order;
-   *  - cross-entropy, 1e-5: a log-sum-exp over 301 logits per row, summed in double. */
+   *  - embedding's copy, 0; its scatter, 1e-6: the order of a few additions of repeated tokens;
+   *  - rmsnorm, rope, swiglu, adamw, 1e-5: a row's sum of squares in another order, and room for
+   *    a device whose rounding of sqrt or division differs in the last bit;
+   *  - attention, 1e-4: a softmax over up to 70 keys and two sums per row, then the backward's
+   *    four sums in another order;
+   *  - cross-entropy, 1e-5: a log-sum-exp over 301 logits per row, summed in double;
+   *  - dropout, 0: the same counter-based draws give the same mask, and a product by 0 or
+   *    1 / (1 - p) (plus one addition) rounds alike everywhere. */
   c[n++] = (op_case){
       "gemm", 3, {f_in(ld2, 1, 1), f_in(ld2, 2, 1), f_out(c4, 3)}, run_gemm, ref_gemm, 1e-5, 1e-5};
   c[n++] = (op_case){"gemm_bf16",
@@ -343,6 +357,16 @@ static int cases_make(op_case *c) {
                      ref_ce_b,
                      0,
                      1e-5};
+  uint64_t keys[N];
+  for (int i = 0; i < N; i++) keys[i] = rng_bits(19, 62, i, 0);
+  c[n++] = (op_case){"dropout_rows (set, add)",
+                     4,
+                     {f_out((size_t)N * DROP_IN, 43), f_out((size_t)N * DROP_IN, 44),
+                      f_in((size_t)N * DROP_IN, 45, 1), copy_in(keys, sizeof(keys))},
+                     run_drop,
+                     ref_drop,
+                     0,
+                     0};
   c[n++] = (op_case){"adamw_update",
                      4,
                      {f_out(nq, 37), f_out(nq, 38), {OUT, nq * 4, v_moment, 0}, f_in(nq, 39, 1)},
@@ -462,6 +486,7 @@ static int check_complete(const backend_ops *be) {
                                 (const void *)be->swiglu_backward,
                                 (const void *)be->crossentropy_forward,
                                 (const void *)be->crossentropy_backward,
+                                (const void *)be->dropout_rows,
                                 (const void *)be->adamw_update};
   int missing = -1;
   for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
@@ -481,7 +506,7 @@ static void check_cpu(const backend_ops *cpu, op_case *c, int n) {
     const double e = case_diff(&c[i], got, want);
     CHECK(!rc && e <= c[i].cpu_tol, "cpu %s: status %d, %.2e of the largest value (allowed %.0e)",
           c[i].name, rc, e, c[i].cpu_tol);
-    printf("cpu  %-22s %.2e (allowed %.0e, %s)\n", c[i].name, e, c[i].cpu_tol,
+    printf("cpu  %-24s %.2e (allowed %.0e, %s)\n", c[i].name, e, c[i].cpu_tol,
            c[i].cpu_tol ? "double reference" : "kernels.h, bit for bit");
     outs_free(&c[i], got), outs_free(&c[i], want);
   }
@@ -498,7 +523,7 @@ static void check_backend(const backend_ops *be, const backend_ops *cpu, op_case
     const double e = rc ? INFINITY : case_diff(&c[i], got, want);
     CHECK(!rc && e <= c[i].tol, "%s %s: status %d, %.2e of the largest value (allowed %.0e)",
           be->name, c[i].name, rc, e, c[i].tol);
-    printf("%-4s %-22s %.2e (allowed %.0e)\n", be->name, c[i].name, e, c[i].tol);
+    printf("%-4s %-24s %.2e (allowed %.0e)\n", be->name, c[i].name, e, c[i].tol);
     outs_free(&c[i], got), outs_free(&c[i], want);
   }
 }

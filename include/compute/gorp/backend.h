@@ -75,6 +75,9 @@ typedef struct backend_ops {
                               const float *weights, int N, int V) GORP_WUR;
   int (*crossentropy_backward)(float *logits, const int *targets, const float *weights, int N,
                                int V, float div) GORP_WUR;
+  /* row_keys (N) in the backend's memory too */
+  int (*dropout_rows)(float *y, const float *x, const uint64_t *row_keys, int N, int in, int first,
+                      float p, int add) GORP_WUR;
   int (*adamw_update)(float *params, float *m, float *v, const float *grads, size_t n,
                       adamw_hyper h) GORP_WUR;
 } backend_ops;

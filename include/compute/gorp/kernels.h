@@ -85,6 +85,14 @@ double crossentropy_forward(int *n_targets, const float *logits, const int *targ
 void crossentropy_backward(float *logits, const int *targets, const float *weights, int N, int V,
                            float div);
 
+/* Inverted dropout of rows: y (N, in) = x (N, in) * mask (add: y += x * mask). Row n's mask is a
+ * pure function of row_keys[n] (N) and each feature's logical index g = first + i (a TP shard
+ * draws its block of the whole row's mask): one draw rng_bits_keyed(row_keys[n], g / 4) gives
+ * four 16-bit uniforms, feature g takes number g % 4; it is dropped (factor 0) when that is below
+ * round(p * 65536), else scaled by 1 / (1 - p). The backward is the same call on the gradient. */
+void dropout_rows(float *y, const float *x, const uint64_t *row_keys, int N, int in, int first,
+                  float p, int add);
+
 /* One AdamW update of params (n) with moments m, v (n) from grads (n), torch.optim.AdamW's
  * formulas and order; h.step is the step being taken (1 for the first). */
 void adamw_update(float *params, float *m, float *v, const float *grads, size_t n, adamw_hyper h);

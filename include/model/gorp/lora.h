@@ -52,11 +52,12 @@ typedef struct lora {
   float *params;              /* (max_pairs, pair_size) */
   float *grads;               /* (pair_size) the active pair's gradients */
   /* activations for the backward pass, sized by lora_reserve */
-  int N;      /* capacity in rows (B*T) */
-  float *h;   /* (L, LORA_N_TARGETS, N, r) drop(x) A_active^T per target */
-  float *xd;  /* (N, max in) scratch: drop(x) */
-  float *dh;  /* (N, r) scratch */
-  float *dxd; /* (N, max in) scratch */
+  int N;              /* capacity in rows (B*T) */
+  float *h;           /* (L, LORA_N_TARGETS, N, r) drop(x) A_active^T per target */
+  float *xd;          /* (N, max in) scratch: drop(x) */
+  float *dh;          /* (N, r) scratch */
+  float *dxd;         /* (N, max in) scratch */
+  uint64_t *row_keys; /* (N) the dropout mask's key of each row (lora.c) */
 } lora;
 
 /* Dropout state of one training step: masks are a pure function of (seed, step_key, layer,

@@ -1,0 +1,62 @@
+/* The host launchers of the CUDA backend's kernels (kernels.cu), each with the signature of the
+ * backend.h ops-table entry it fills (backend_cuda.c), and the check of a CUDA runtime call that
+ * both files use. C linkage, so that the C file calls them and kernels.cu calls err.c's
+ * reporting functions.
+ * Not for: the matrix products (cuBLAS, backend_cuda.c). */
+#ifndef GORP_KERNELS_CUDA_H
+#define GORP_KERNELS_CUDA_H
+
+/* C++'s own wrappers of the C headers, before the extern "C" block below */
+#include <cuda_runtime.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "gorp/backend.h"
+#include "gorp/err.h"
+
+/* A CUDA runtime call that does not return cudaSuccess is an error naming the call. */
+#define CUDA_CALL(call)                                                                            \
+  do {                                                                                             \
+    cudaError_t gorp_cuerr_ = (call);                                                              \
+    if (gorp_cuerr_ != cudaSuccess)                                                                \
+      GORP_ERR(GORP_ELIB, "CUDA call failed (%s): %s", cudaGetErrorString(gorp_cuerr_), #call);    \
+  } while (0)
+
+/* The element-wise ops of backend.h, on pointers in device memory (loss and n_targets: host). */
+int cuda_embedding_forward(float *out, const int *tokens, const float *emb, int N, int C) GORP_WUR;
+int cuda_embedding_backward(float *demb, const float *dout, const int *tokens, int N,
+                            int C) GORP_WUR;
+int cuda_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C,
+                         float eps) GORP_WUR;
+int cuda_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp,
+                          const float *w, const float *rstd, int N, int C) GORP_WUR;
+int cuda_rope_forward(float *x, const float *cos_t, const float *sin_t, int B, int T, int NH,
+                      int D) GORP_WUR;
+int cuda_rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int T, int NH,
+                       int D) GORP_WUR;
+int cuda_attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
+                           int B, int T, int H, int KV, int D) GORP_WUR;
+int cuda_attention_backward(float *dq, float *dk, float *dv, float *scratch, int n_scratch,
+                            const float *dout, const float *att, const float *q, const float *k,
+                            const float *v, int B, int T, int H, int KV, int D) GORP_WUR;
+int cuda_swiglu_forward(float *h, const float *g, const float *u, int N) GORP_WUR;
+int cuda_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u,
+                         int N) GORP_WUR;
+int cuda_crossentropy_forward(double *loss, int *n_targets, const float *logits, const int *targets,
+                              const float *weights, int N, int V) GORP_WUR;
+int cuda_crossentropy_backward(float *logits, const int *targets, const float *weights, int N,
+                               int V, float div) GORP_WUR;
+int cuda_dropout_rows(float *y, const float *x, const uint64_t *row_keys, int N, int in, int first,
+                      float p, int add) GORP_WUR;
+int cuda_adamw_update(float *params, float *m, float *v, const float *grads, size_t n,
+                      adamw_hyper h) GORP_WUR;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

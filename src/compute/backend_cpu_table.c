@@ -7,6 +7,7 @@
 #include "gorp/bf16.h"
 #include "gorp/err.h"
 #include "gorp/kernels.h"
+#include "gorp/linalg.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +114,16 @@ static int cpu_dropout_rows(float *y, const float *x, const uint64_t *row_keys, 
   return GORP_OK;
 }
 
+/* linalg's exact SVD with a workspace of its own per call (the reference; the host model keeps
+ * one workspace per caller, linalg.h) */
+static int cpu_svd_topk_right(float *Q, float *sv, const float *G, int m, int n, int k) {
+  linalg_ws ws = {0};
+  int rc = linalg_ws_reserve(&ws, m, n, k, NULL);
+  if (!rc) rc = linalg_topk_right(Q, sv, G, m, n, k, SVD_EXACT, NULL, &ws);
+  linalg_ws_free(&ws);
+  return rc;
+}
+
 static int cpu_adamw_update(float *params, float *m, float *v, const float *grads, size_t n,
                             adamw_hyper h) {
   adamw_update(params, m, v, grads, n, h);
@@ -143,5 +154,6 @@ const backend_ops backend_cpu_ops = {
     .crossentropy_forward = cpu_crossentropy_forward,
     .crossentropy_backward = cpu_crossentropy_backward,
     .dropout_rows = cpu_dropout_rows,
+    .svd_topk_right = cpu_svd_topk_right,
     .adamw_update = cpu_adamw_update,
 };

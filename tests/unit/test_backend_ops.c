@@ -1,8 +1,9 @@
 /* Conformance of the backend ops table (backend.h), ggml's test-backend-ops in spirit: every op
  * of a device-resident step, on every backend present, against the CPU.
  *  - The CPU table itself: each element-wise entry computes, to the bit, the kernels.h function of
- *    its name (a crossed wire, e.g. rope_backward pointing at the forward, fails); gemm and
- *    gemm_bf16 equal a double-precision product of the same values; memory round-trips.
+ *    its name (a crossed wire, e.g. rope_backward pointing at the forward, fails), its SVD is
+ *    linalg.h's; gemm and gemm_bf16 equal a double-precision product of the same values; memory
+ *    round-trips.
  *  - Every other backend (cuda): its table is complete, memory round-trips, and each op on the
  *    backend's memory equals the CPU table's op on the same inputs within that op's tolerance
  *    (listed with the op, with why), outputs that accumulate (+=) starting from the same
@@ -14,6 +15,7 @@
 #include "gorp/bf16.h"
 #include "gorp/err.h"
 #include "gorp/kernels.h"
+#include "gorp/linalg.h"
 #include "gorp/rng.h"
 #include "testutil.h"
 
@@ -216,6 +218,20 @@ static void ref_drop(void **p) {
   dropout_rows(P(0), CP(2), p[3], N, DROP_IN, DROP_FIRST, DROP_P, 0);
   dropout_rows(P(1), CP(2), p[3], N, DROP_IN, DROP_FIRST, DROP_P, 1);
 }
+/* two shapes: more rows than columns and fewer (cuSOLVER's gesvd takes only the first) */
+enum { SM1 = 40, SN1 = 30, SK1 = 5, SM2 = 20, SN2 = 33, SK2 = 4 };
+static int run_svd(const backend_ops *be, void **p) {
+  GORP_CALL(be->svd_topk_right(P(0), P(1), CP(4), SM1, SN1, SK1));
+  return be->svd_topk_right(P(2), P(3), CP(5), SM2, SN2, SK2);
+}
+static void ref_svd(void **p) {
+  linalg_ws ws = {0};
+  if (linalg_ws_reserve(&ws, SM1 + SM2, SN1 + SN2, SK1 + SK2, NULL) ||
+      linalg_topk_right(P(0), P(1), CP(4), SM1, SN1, SK1, SVD_EXACT, NULL, &ws) ||
+      linalg_topk_right(P(2), P(3), CP(5), SM2, SN2, SK2, SVD_EXACT, NULL, &ws))
+    abort();
+  linalg_ws_free(&ws);
+}
 static const adamw_hyper HYPER = {
     .lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-6f, .weight_decay = 0.1f, .step = 3};
 static int run_adamw(const backend_ops *be, void **p) {
@@ -249,6 +265,9 @@ static int cases_make(op_case *c) {
    *  - attention, 1e-4: a softmax over up to 70 keys and two sums per row, then the backward's
    *    four sums in another order;
    *  - cross-entropy, 1e-5: a log-sum-exp over 301 logits per row, summed in double;
+   *  - the SVD, 1e-4: another algorithm (Jacobi against LAPACK's bidiagonalization), so the
+   *    vectors agree to about rounding / the gap between singular values (a few percent here);
+   *    a vector of the other sign is 2 off;
    *  - dropout, 0: the same counter-based draws give the same mask, and a product by 0 or
    *    1 / (1 - p) (plus one addition) rounds alike everywhere. */
   c[n++] = (op_case){
@@ -367,6 +386,14 @@ static int cases_make(op_case *c) {
                      ref_drop,
                      0,
                      0};
+  c[n++] = (op_case){"svd_topk_right (2 shapes)",
+                     6,
+                     {f_out(SK1 * SN1, 46), f_out(SK1, 47), f_out(SK2 * SN2, 48), f_out(SK2, 49),
+                      f_in(SM1 * SN1, 50, 1), f_in(SM2 * SN2, 51, 1)},
+                     run_svd,
+                     ref_svd,
+                     0,
+                     1e-4};
   c[n++] = (op_case){"adamw_update",
                      4,
                      {f_out(nq, 37), f_out(nq, 38), {OUT, nq * 4, v_moment, 0}, f_in(nq, 39, 1)},
@@ -487,6 +514,7 @@ static int check_complete(const backend_ops *be) {
                                 (const void *)be->crossentropy_forward,
                                 (const void *)be->crossentropy_backward,
                                 (const void *)be->dropout_rows,
+                                (const void *)be->svd_topk_right,
                                 (const void *)be->adamw_update};
   int missing = -1;
   for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
@@ -506,8 +534,8 @@ static void check_cpu(const backend_ops *cpu, op_case *c, int n) {
     const double e = case_diff(&c[i], got, want);
     CHECK(!rc && e <= c[i].cpu_tol, "cpu %s: status %d, %.2e of the largest value (allowed %.0e)",
           c[i].name, rc, e, c[i].cpu_tol);
-    printf("cpu  %-24s %.2e (allowed %.0e, %s)\n", c[i].name, e, c[i].cpu_tol,
-           c[i].cpu_tol ? "double reference" : "kernels.h, bit for bit");
+    printf("cpu  %-26s %.2e (allowed %.0e, %s)\n", c[i].name, e, c[i].cpu_tol,
+           c[i].cpu_tol ? "double reference" : "the CPU function, bit for bit");
     outs_free(&c[i], got), outs_free(&c[i], want);
   }
 }
@@ -523,7 +551,7 @@ static void check_backend(const backend_ops *be, const backend_ops *cpu, op_case
     const double e = rc ? INFINITY : case_diff(&c[i], got, want);
     CHECK(!rc && e <= c[i].tol, "%s %s: status %d, %.2e of the largest value (allowed %.0e)",
           be->name, c[i].name, rc, e, c[i].tol);
-    printf("%-4s %-24s %.2e (allowed %.0e)\n", be->name, c[i].name, e, c[i].tol);
+    printf("%-4s %-26s %.2e (allowed %.0e)\n", be->name, c[i].name, e, c[i].tol);
     outs_free(&c[i], got), outs_free(&c[i], want);
   }
 }

@@ -8,7 +8,8 @@
  * Each op computes what the CPU op of the same name in kernels.h computes, to the tolerance the
  * conformance test (tests/unit/test_backend_ops.c) states for it; ops run in issue order, and
  * download waits for every op before it.
- * Not for: decompositions (linalg.h); bf16 products of a host model (bf16.h). */
+ * Not for: the host model's decompositions (linalg.h: randomized, left vectors, eigen); bf16
+ * products of a host model (bf16.h). */
 #ifndef GORP_BACKEND_H
 #define GORP_BACKEND_H
 
@@ -78,6 +79,10 @@ typedef struct backend_ops {
   /* row_keys (N) in the backend's memory too */
   int (*dropout_rows)(float *y, const float *x, const uint64_t *row_keys, int N, int in, int first,
                       float p, int add) GORP_WUR;
+  /* Q (k, n): the top-k right singular vectors of G (m, n), one per row, each signed so that its
+   * first largest-magnitude entry is positive (linalg.h's convention); sv (k): their singular
+   * values, descending. Exact; G is not modified; 1 <= k <= min(m, n). */
+  int (*svd_topk_right)(float *Q, float *sv, const float *G, int m, int n, int k) GORP_WUR;
   int (*adamw_update)(float *params, float *m, float *v, const float *grads, size_t n,
                       adamw_hyper h) GORP_WUR;
 } backend_ops;

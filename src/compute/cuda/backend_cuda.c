@@ -173,6 +173,7 @@ static const backend_ops cuda_ops = {
     .crossentropy_forward = cuda_crossentropy_forward,
     .crossentropy_backward = cuda_crossentropy_backward,
     .dropout_rows = cuda_dropout_rows,
+    .svd_topk_right = cuda_svd_topk_right,
     .adamw_update = cuda_adamw_update,
 };
 

@@ -706,3 +706,49 @@ extern "C" int cuda_adamw_update(float *params, float *m, float *v, const float 
   LAUNCH_CHECK(adamw_kernel);
   return GORP_OK;
 }
+
+/* ---- linalg.h's sign convention on the rows of Q: one block per row ---- */
+
+__global__ static void sign_fix_rows_kernel(float *Q, /* (k, n) */
+                                            int n) {
+  __shared__ float best_abs[THREADS];
+  __shared__ int best_at[THREADS];
+  float *row = Q + (size_t)blockIdx.x * n;
+  float a = -1.0f;
+  int at = n;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) {
+    const float v = fabsf(row[i]);
+    if (v > a) { /* strict: a thread's first of equal magnitudes */
+      a = v;
+      at = i;
+    }
+  }
+  best_abs[threadIdx.x] = a;
+  best_at[threadIdx.x] = at;
+  __syncthreads();
+  for (int s = blockDim.x / 2; s > 0; s /= 2) {
+    if ((int)threadIdx.x < s) {
+      const float o = best_abs[threadIdx.x + s];
+      const int oi = best_at[threadIdx.x + s];
+      /* the larger magnitude, and of equal ones the first entry, as linalg_sign_fix */
+      if (o > best_abs[threadIdx.x] || (o == best_abs[threadIdx.x] && oi < best_at[threadIdx.x])) {
+        best_abs[threadIdx.x] = o;
+        best_at[threadIdx.x] = oi;
+      }
+    }
+    __syncthreads();
+  }
+  const int first = best_at[0];
+  const int flip = first < n && row[first] < 0.0f;
+  __syncthreads(); /* every thread has read the sign before any entry changes */
+  if (flip)
+    for (int i = threadIdx.x; i < n; i += blockDim.x) row[i] = -row[i];
+}
+
+extern "C" int cuda_sign_fix_rows(float *Q, int k, int n) {
+  GORP_CHECK(k >= 0 && n >= 0, GORP_EINPUT, "sign_fix_rows: bad size k=%d n=%d", k, n);
+  if (k == 0 || n == 0) return GORP_OK;
+  sign_fix_rows_kernel<<<k, THREADS>>>(Q, n);
+  LAUNCH_CHECK(sign_fix_rows_kernel);
+  return GORP_OK;
+}

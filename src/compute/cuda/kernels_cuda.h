@@ -1,7 +1,7 @@
-/* The host launchers of the CUDA backend's kernels (kernels.cu), each with the signature of the
- * backend.h ops-table entry it fills (backend_cuda.c), and the check of a CUDA runtime call that
- * both files use. C linkage, so that the C file calls them and kernels.cu calls err.c's
- * reporting functions.
+/* The CUDA module's ops beyond backend_cuda.c's own: the host launchers of its kernels
+ * (kernels.cu) and its SVD (svd_cuda.c), each with the signature of the backend.h ops-table entry
+ * it fills (backend_cuda.c), and the check of a CUDA runtime call that these files use. C
+ * linkage, so that the C files call them and kernels.cu calls err.c's reporting functions.
  * Not for: the matrix products (cuBLAS, backend_cuda.c). */
 #ifndef GORP_KERNELS_CUDA_H
 #define GORP_KERNELS_CUDA_H
@@ -52,6 +52,11 @@ int cuda_crossentropy_backward(float *logits, const int *targets, const float *w
                                int V, float div) GORP_WUR;
 int cuda_dropout_rows(float *y, const float *x, const uint64_t *row_keys, int N, int in, int first,
                       float p, int add) GORP_WUR;
+/* linalg_sign_fix on each row of Q (k, n): negated when its first largest-magnitude entry is
+ * negative (cuda_svd_topk_right's vectors) */
+int cuda_sign_fix_rows(float *Q, int k, int n) GORP_WUR;
+/* backend.h's svd_topk_right through cuSOLVER (svd_cuda.c) */
+int cuda_svd_topk_right(float *Q, float *sv, const float *G, int m, int n, int k) GORP_WUR;
 int cuda_adamw_update(float *params, float *m, float *v, const float *grads, size_t n,
                       adamw_hyper h) GORP_WUR;
 

@@ -104,3 +104,7 @@ int backend_select(const char *name) {
 const backend_ops *backend_get(void) {
   return current;
 }
+
+const backend_ops *backend_host(void) {
+  return &backend_cpu_ops;
+}

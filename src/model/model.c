@@ -171,10 +171,11 @@ static int row_parallel_forward(model *m, float *out, const float *res, const fl
  * each sequence; decoding first stores each row's key and value into its sequence's cache. */
 static int layer_attention_forward(const model *m, const layer_acts *a, const layer_attention *at) {
   const int H = m->H_loc, KV = m->KV_loc, D = m->cfg.head_dim, KD = KV * D;
-  rope_forward(a->q, at->cos_t, at->sin_t, at->B, at->T, H, D);
-  rope_forward(a->k, at->cos_t, at->sin_t, at->B, at->T, KV, D);
+  GORP_CALL(m->ops->rope_forward(a->q, at->cos_t, at->sin_t, at->B, at->T, H, D));
+  GORP_CALL(m->ops->rope_forward(a->k, at->cos_t, at->sin_t, at->B, at->T, KV, D));
   if (!at->kc) {
-    GORP_CALL(attention_forward(a->atty, at->att, a->q, a->k, a->v, at->B, at->T, H, KV, D));
+    GORP_CALL(
+        m->ops->attention_forward(a->atty, at->att, a->q, a->k, a->v, at->B, at->T, H, KV, D));
     return GORP_OK;
   }
   for (int i = 0; i < at->T; i++) {
@@ -193,7 +194,7 @@ int model_layer_forward(model *m, int l, const layer_acts *a, const layer_attent
   const layer_params *p = &m->w.layers[l];
   const int N = at->B * at->T, C = c->hidden_size, F = m->F_loc, QD = m->H_loc * c->head_dim,
             KD = m->KV_loc * c->head_dim, save = !at->kc;
-  rmsnorm_forward(a->ln1, a->rstd1, a->x, p->ln1, N, C, c->rms_eps);
+  GORP_CALL(m->ops->rmsnorm_forward(a->ln1, a->rstd1, a->x, p->ln1, N, C, c->rms_eps));
   GORP_CALL(matmul_forward(a->q, a->ln1, lin(m, l, LORA_Q), N, C, QD));
   GORP_CALL(lora_fwd(m, a->q, a->ln1, l, LORA_Q, N, d, save));
   GORP_CALL(matmul_forward(a->k, a->ln1, lin(m, l, LORA_K), N, C, KD));
@@ -202,12 +203,12 @@ int model_layer_forward(model *m, int l, const layer_acts *a, const layer_attent
   GORP_CALL(lora_fwd(m, a->v, a->ln1, l, LORA_V, N, d, save));
   GORP_CALL(layer_attention_forward(m, a, at));
   GORP_CALL(row_parallel_forward(m, a->xmid, a->x, a->atty, l, LORA_O, N, QD, C, d, save));
-  rmsnorm_forward(a->ln2, a->rstd2, a->xmid, p->ln2, N, C, c->rms_eps);
+  GORP_CALL(m->ops->rmsnorm_forward(a->ln2, a->rstd2, a->xmid, p->ln2, N, C, c->rms_eps));
   GORP_CALL(matmul_forward(a->g, a->ln2, lin(m, l, LORA_GATE), N, C, F));
   GORP_CALL(lora_fwd(m, a->g, a->ln2, l, LORA_GATE, N, d, save));
   GORP_CALL(matmul_forward(a->u, a->ln2, lin(m, l, LORA_UP), N, C, F));
   GORP_CALL(lora_fwd(m, a->u, a->ln2, l, LORA_UP, N, d, save));
-  swiglu_forward(a->h, a->g, a->u, N * F);
+  GORP_CALL(m->ops->swiglu_forward(a->h, a->g, a->u, N * F));
   return row_parallel_forward(m, a->xout, a->xmid, a->h, l, LORA_DOWN, N, F, C, d, save);
 }
 
@@ -282,15 +283,18 @@ int model_forward(model *m, const int *tokens, const int *targets, const model_s
     const layer_attention at = layer_attention_of(m, l, B, T);
     GORP_CALL(model_layer_forward(m, l, &la, &at, m->step.dropout));
   }
-  rmsnorm_forward(a->lnf, a->rstdf, a->x + (size_t)L * N * C, m->w.norm, N, C, c->rms_eps);
+  GORP_CALL(m->ops->rmsnorm_forward(a->lnf, a->rstdf, a->x + (size_t)L * N * C, m->w.norm, N, C,
+                                    c->rms_eps));
   const int R = head_rows_select(m, targets, B, T);
   if (R)
     GORP_CALL(matmul_forward(a->logits, a->lnf, model_weight(m, model_head_tensor(m)), R, C, V));
   m->n_targets = 0;
   if (targets) {
     const int all = m->step.head == MODEL_HEAD_ALL;
-    double sum = crossentropy_forward(&m->n_targets, a->logits, all ? targets : a->head_rows + N,
-                                      all ? m->step.loss_weights : a->head_w, R, V);
+    double sum;
+    GORP_CALL(m->ops->crossentropy_forward(&sum, &m->n_targets, a->logits,
+                                           all ? targets : a->head_rows + N,
+                                           all ? m->step.loss_weights : a->head_w, R, V));
     m->loss_div = loss_div > 0 ? loss_div : (float)(m->n_targets ? m->n_targets : 1);
     if (loss) *loss = (float)(sum / m->loss_div);
   }
@@ -308,12 +312,13 @@ int model_backward(model *m) {
   const size_t NC = (size_t)N * C;
   float *dx = a->dx;
   if (m->step.head == MODEL_HEAD_ALL) {
-    crossentropy_backward(a->logits, m->targets, m->step.loss_weights, N, V, m->loss_div);
+    GORP_CALL(m->ops->crossentropy_backward(a->logits, m->targets, m->step.loss_weights, N, V,
+                                            m->loss_div));
     GORP_CALL(matmul_backward_set(a->dbuf, m->gw.head, a->logits, a->lnf,
                                   model_weight(m, model_head_tensor(m)), N, C, V));
   } else { /* the R rows' gradient, scattered into (B, T); the other rows get none */
     const int R = a->n_head_rows, *rows = a->head_rows;
-    crossentropy_backward(a->logits, rows + N, a->head_w, R, V, m->loss_div);
+    GORP_CALL(m->ops->crossentropy_backward(a->logits, rows + N, a->head_w, R, V, m->loss_div));
     if (R)
       GORP_CALL(matmul_backward_set(dx, m->gw.head, a->logits, a->lnf,
                                     model_weight(m, model_head_tensor(m)), R, C, V));
@@ -322,7 +327,8 @@ int model_backward(model *m) {
       memcpy(a->dbuf + (size_t)rows[r] * C, dx + (size_t)r * C, (size_t)C * sizeof(float));
   }
   zero_parallel(dx, NC);
-  rmsnorm_backward(dx, m->gw.norm, a->dbuf, a->x + (size_t)L * NC, m->w.norm, a->rstdf, N, C);
+  GORP_CALL(m->ops->rmsnorm_backward(dx, m->gw.norm, a->dbuf, a->x + (size_t)L * NC, m->w.norm,
+                                     a->rstdf, N, C));
   for (int l = L - 1; l >= 0; l--) {
     const layer_params *p = &m->w.layers[l];
     const layer_params *gp = &m->gw.layers[l];
@@ -339,24 +345,24 @@ int model_backward(model *m) {
     float *dh = a->dbuf;
     GORP_CALL(matmul_backward_set(dh, gp->wd, dx, h, lin(m, l, LORA_DOWN), N, F, C));
     GORP_CALL(lora_bwd(m, dh, dx, h, l, LORA_DOWN, N));
-    swiglu_backward(a->dg, a->du, dh, g, u, N * F);
+    GORP_CALL(m->ops->swiglu_backward(a->dg, a->du, dh, g, u, N * F));
     float *dln2 = a->dbuf2;
     GORP_CALL(matmul_backward_set(dln2, gp->wg, a->dg, ln2, lin(m, l, LORA_GATE), N, C, F));
     GORP_CALL(lora_bwd(m, dln2, a->dg, ln2, l, LORA_GATE, N));
     GORP_CALL(matmul_backward(dln2, gp->wu, a->du, ln2, lin(m, l, LORA_UP), N, C, F));
     GORP_CALL(lora_bwd(m, dln2, a->du, ln2, l, LORA_UP, N));
     GORP_CALL(column_parallel_input_grad(m, dln2, N, C));
-    rmsnorm_backward(dx, gp->ln2, dln2, xmid, p->ln2, la.rstd2, N, C);
+    GORP_CALL(m->ops->rmsnorm_backward(dx, gp->ln2, dln2, xmid, p->ln2, la.rstd2, N, C));
     /* attention: xmid = x + o(attn(rope(q(ln1)), rope(k(ln1)), v(ln1))) */
     float *datty = a->dbuf;
     GORP_CALL(matmul_backward_set(datty, gp->wo, dx, atty, lin(m, l, LORA_O), N, QD, C));
     GORP_CALL(lora_bwd(m, datty, dx, atty, l, LORA_O, N));
     zero_parallel(a->dk, (size_t)N * KD);
     zero_parallel(a->dv, (size_t)N * KD);
-    GORP_CALL(attention_backward(a->dq, a->dk, a->dv, a->datt, a->n_datt, datty, at.att, q, k, v, B,
-                                 T, H, KV, D));
-    rope_backward(a->dq, a->rope_cos, a->rope_sin, B, T, H, D);
-    rope_backward(a->dk, a->rope_cos, a->rope_sin, B, T, KV, D);
+    GORP_CALL(m->ops->attention_backward(a->dq, a->dk, a->dv, a->datt, a->n_datt, datty, at.att, q,
+                                         k, v, B, T, H, KV, D));
+    GORP_CALL(m->ops->rope_backward(a->dq, a->rope_cos, a->rope_sin, B, T, H, D));
+    GORP_CALL(m->ops->rope_backward(a->dk, a->rope_cos, a->rope_sin, B, T, KV, D));
     float *dln1 = a->dbuf2;
     GORP_CALL(matmul_backward_set(dln1, gp->wq, a->dq, ln1, lin(m, l, LORA_Q), N, C, QD));
     GORP_CALL(lora_bwd(m, dln1, a->dq, ln1, l, LORA_Q, N));
@@ -365,10 +371,10 @@ int model_backward(model *m) {
     GORP_CALL(matmul_backward(dln1, gp->wv, a->dv, ln1, lin(m, l, LORA_V), N, C, KD));
     GORP_CALL(lora_bwd(m, dln1, a->dv, ln1, l, LORA_V, N));
     GORP_CALL(column_parallel_input_grad(m, dln1, N, C));
-    rmsnorm_backward(dx, gp->ln1, dln1, x, p->ln1, la.rstd1, N, C);
+    GORP_CALL(m->ops->rmsnorm_backward(dx, gp->ln1, dln1, x, p->ln1, la.rstd1, N, C));
     if (m->grad_hook) GORP_CALL(m->grad_hook(m->grad_hook_ctx, m, l));
   }
-  if (m->gw.embed) embedding_backward(m->gw.embed, dx, m->tokens, N, C);
+  if (m->gw.embed) GORP_CALL(m->ops->embedding_backward(m->gw.embed, dx, m->tokens, N, C));
   return GORP_OK;
 }
 

@@ -114,7 +114,7 @@ static int decode_step(model *m, int n) {
     x = xout;
     xout = t;
   }
-  rmsnorm_forward(kv->ln, kv->rstd, x, m->w.norm, n, C, c->rms_eps);
+  GORP_CALL(m->ops->rmsnorm_forward(kv->ln, kv->rstd, x, m->w.norm, n, C, c->rms_eps));
   GORP_CALL(matmul_forward(kv->logits, kv->ln, model_weight(m, model_head_tensor(m)), n, C,
                            c->vocab_size));
   return GORP_OK;

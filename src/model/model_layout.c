@@ -208,6 +208,7 @@ int model_create_tp(model *m, const model_config *cfg, const dist *d) {
 
 int model_plan_tp(model *m, const model_config *cfg, const dist *d) {
   memset(m, 0, sizeof(*m));
+  m->ops = backend_host();
   GORP_CALL(model_config_check(cfg));
   m->cfg = *cfg;
   m->tp_size = d ? d->tp_size : 1;

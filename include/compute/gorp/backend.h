@@ -91,6 +91,9 @@ typedef struct backend_ops {
  * "cuda" without the module or a GPU, fail with a clear message and keep the current one. */
 int backend_select(const char *name);
 const backend_ops *backend_get(void);
+/* The CPU's table whatever backend is selected: the ops of data in host memory (the model's
+ * element-wise ops while it lives in host memory, model.h). */
+const backend_ops *backend_host(void);
 /* OpenBLAS (Debian 12's 0.3.21, DYNAMIC_ARCH) picks its kernels in its constructor, before main,
  * from the CPU's family and model; on a CPU newer than the library it falls back to the generic
  * SSE3 "Prescott" ones (measured on an Emerald Rapids VM, family 6 model 207: SGEMM 31 GFLOP/s on

@@ -240,6 +240,10 @@ typedef struct model {
   size_t n_params16;             /* of the bf16 tensors */
   uint16_t *params16;            /* one allocation, n_params16 bf16 values (bf16.h), or NULL */
   struct bf16_gemm_cache *bf16c; /* the bf16 products (bf16.h), or NULL */
+  /* The ops table of the memory the model's arrays live in, through which the step's element-wise
+   * ops and attention run (backend.h): the CPU's (backend_host) while the model is host-resident,
+   * whatever run.backend is; the products go through the selected backend (ops.h). */
+  const backend_ops *ops;
   /* 1: the trainable fp32 matrices multiply in bf16 with fp32 sums too (model.trained_products);
    * set before model_alloc_params, which then creates bf16c */
   int trained_bf16;

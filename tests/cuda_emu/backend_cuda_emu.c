@@ -1,0 +1,96 @@
+/* The CUDA module's ops table with the kernels of kernels.cu run by the CPU emulator (emu.cpp):
+ * built as libgorp_cuda_emu.so, which the registry loads as the "cuda" backend when
+ * GORP_CUDA_MODULE names it (test only: tests/CMakeLists.txt's test_backend_ops_cuda_emu runs
+ * the conformance test on it, so that every CUDA kernel's arithmetic is checked on each CI run
+ * without a GPU). Memory is the emulated runtime's (host memory filled with NaNs, as uninitialised
+ * device memory); the element-wise ops and attention are kernels.cu's launchers as the real module
+ * calls them. cuBLAS and cuSOLVER are not emulated: gemm and gemm_bf16 are the CPU table's, and
+ * the SVD is the CPU's with its rows' signs scrambled before cuda_sign_fix_rows (the kernel that
+ * signs cuSOLVER's vectors), so that the kernel must restore linalg.h's convention.
+ * The CPU table and err.c's reporting come from the test program (linked with ENABLE_EXPORTS).
+ * Not for: anything outside tests; it proves nothing about a GPU's own behaviour (emu.cpp). */
+#include "gorp/backend.h"
+#include "gorp/backend_cuda.h"
+#include "gorp/err.h"
+#include "kernels_cuda.h"
+
+#include <stdlib.h>
+
+static int emu_alloc(void **p, size_t bytes) {
+  if (cudaMalloc(p, bytes) != cudaSuccess) {
+    *p = NULL;
+    GORP_ERR(GORP_EMEM, "emulated cudaMalloc of %zu bytes failed", bytes);
+  }
+  return GORP_OK;
+}
+
+static void emu_free(void *p) {
+  (void)cudaFree(p);
+}
+
+static int emu_upload(void *dst, const void *host_src, size_t bytes) {
+  CUDA_CALL(cudaMemcpy(dst, host_src, bytes, cudaMemcpyHostToDevice));
+  return GORP_OK;
+}
+
+static int emu_download(void *host_dst, const void *src, size_t bytes) {
+  CUDA_CALL(cudaMemcpy(host_dst, src, bytes, cudaMemcpyDeviceToHost));
+  return GORP_OK;
+}
+
+static int emu_zero(void *p, size_t bytes) {
+  CUDA_CALL(cudaMemset(p, 0, bytes));
+  return GORP_OK;
+}
+
+static int emu_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+                    int lda, const float *b, int ldb, float beta, float *c, int ldc) {
+  return backend_host()->gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+static int emu_gemm_bf16(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                         const uint16_t *a, int lda, const uint16_t *b, int ldb, float beta,
+                         float *c, int ldc) {
+  return backend_host()->gemm_bf16(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+/* cuSOLVER's vectors come with arbitrary signs: every other row negated, then the kernel */
+static int emu_svd_topk_right(float *Q, float *sv, const float *G, int m, int n, int k) {
+  GORP_CALL(backend_host()->svd_topk_right(Q, sv, G, m, n, k));
+  for (int r = 0; r < k; r += 2)
+    for (int j = 0; j < n; j++) Q[(size_t)r * n + j] = -Q[(size_t)r * n + j];
+  return cuda_sign_fix_rows(Q, k, n);
+}
+
+static const backend_ops emu_ops = {
+    .name = "cuda",
+    .gemm = emu_gemm,
+    .set_gemm_threads = NULL,
+    .concurrent = 0,
+    .alloc = emu_alloc,
+    .free = emu_free,
+    .upload = emu_upload,
+    .download = emu_download,
+    .zero = emu_zero,
+    .gemm_bf16 = emu_gemm_bf16,
+    .embedding_forward = cuda_embedding_forward,
+    .embedding_backward = cuda_embedding_backward,
+    .rmsnorm_forward = cuda_rmsnorm_forward,
+    .rmsnorm_backward = cuda_rmsnorm_backward,
+    .rope_forward = cuda_rope_forward,
+    .rope_backward = cuda_rope_backward,
+    .attention_forward = cuda_attention_forward,
+    .attention_backward = cuda_attention_backward,
+    .swiglu_forward = cuda_swiglu_forward,
+    .swiglu_backward = cuda_swiglu_backward,
+    .crossentropy_forward = cuda_crossentropy_forward,
+    .crossentropy_backward = cuda_crossentropy_backward,
+    .dropout_rows = cuda_dropout_rows,
+    .svd_topk_right = emu_svd_topk_right,
+    .adamw_update = cuda_adamw_update,
+};
+
+int backend_cuda_ops(const backend_ops **ops) {
+  *ops = &emu_ops;
+  return GORP_OK;
+}

@@ -250,7 +250,8 @@ static int run_fit(const void *args) {
   GORP_CALL(batch_load(&b, a, 1));
   GORP_CALL(model_alloc_grads(&b.m)); /* every tensor trains: grads share the params' layout */
   adamw opt;
-  GORP_CALL(adamw_init(&opt, b.m.n_grads, a->lr, a->beta1, a->beta2, a->eps, a->weight_decay));
+  GORP_CALL(
+      adamw_init(&opt, b.m.ops, b.m.n_grads, a->lr, a->beta1, a->beta2, a->eps, a->weight_decay));
   float *losses;
   GORP_ALLOC(losses, a->steps, "loss trajectory");
   double timed_s = 0.0, min_s = 0.0;
@@ -262,7 +263,7 @@ static int run_fit(const void *args) {
     GORP_CALL(model_backward(&b.m));
     const grad_segment all = {b.m.grads, b.m.n_grads};
     double norm = grad_clip_norm(&all, 1, a->grad_clip);
-    adamw_step(&opt, b.m.params, b.m.grads);
+    GORP_CALL(adamw_step(&opt, b.m.params, b.m.grads));
     const double dt = proc_now_s() - t0;
     if (s >= a->warmup) {
       timed_s += dt;

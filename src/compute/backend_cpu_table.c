@@ -13,7 +13,7 @@
 #include <string.h>
 
 static int cpu_alloc(void **p, size_t bytes) {
-  *p = malloc(bytes ? bytes : 1);
+  *p = calloc(bytes ? bytes : 1, 1);
   if (!*p) GORP_ERR(GORP_EMEM, "backend 'cpu': out of memory for %zu bytes", bytes);
   return GORP_OK;
 }

@@ -5,7 +5,6 @@
 #include "gorp/backend.h"
 #include "gorp/dist.h"
 #include "gorp/err.h"
-#include "gorp/kernels.h"
 #include "gorp/rng.h"
 
 #include <math.h>
@@ -43,6 +42,7 @@ int lora_create(lora *lo, const model *m, unsigned targets, int r, float alpha, 
   const model_config *c = &m->cfg;
   lo->tp = m->tp;
   lo->targets = targets;
+  lo->ops = m->ops;
   lo->r = r;
   lo->alpha = alpha;
   lo->scale = alpha / (float)r;
@@ -135,8 +135,9 @@ int lora_reserve(lora *lo, int N) {
 /* Dropout masks are a pure function of (seed, step, layer, target, example, position, feature),
  * so the backward pass redraws the forward pass's mask instead of storing it, and a data-parallel
  * rank draws the same mask for an example as a single rank would. Each row's key mixes the step's
- * key with (layer, target, example, position); dropout_rows (kernels.h) draws the features from it
- * on the logical input axis, so a TP shard draws its block of the same mask. */
+ * key with (layer, target, example, position); the table's dropout_rows (kernels.h's on the CPU)
+ * draws the features from it on the logical input axis, so a TP shard draws its block of the same
+ * mask. */
 static void row_keys(lora *lo, const lora_dropout_ctx *d, uint64_t key, int layer, int target,
                      int N) {
   const uint64_t lt = ((uint64_t)layer * LORA_N_TARGETS + (uint64_t)target) << 52;
@@ -155,20 +156,24 @@ static int dropout_on(const lora *lo, const lora_dropout_ctx *d) {
   return d && lo->dropout > 0.0f;
 }
 
-/* xd (N, in) = drop(inp) (inverted dropout), or inp itself when dropout is off. */
-static const float *dropped(lora *lo, const float *inp, int layer, int target, int N,
-                            const lora_dropout_ctx *d) {
-  if (!dropout_on(lo, d)) return inp;
+/* *x = xd (N, in) = drop(inp) (inverted dropout), or inp itself when dropout is off. */
+static int dropped(const float **x, lora *lo, const float *inp, int layer, int target, int N,
+                   const lora_dropout_ctx *d) {
+  *x = inp;
+  if (!dropout_on(lo, d)) return GORP_OK;
   row_keys(lo, d, mask_key(d), layer, target, N);
-  dropout_rows(lo->xd, inp, lo->row_keys, N, lo->in[target], lo->in_off[target], lo->dropout, 0);
-  return lo->xd;
+  GORP_CALL(lo->ops->dropout_rows(lo->xd, inp, lo->row_keys, N, lo->in[target], lo->in_off[target],
+                                  lo->dropout, 0));
+  *x = lo->xd;
+  return GORP_OK;
 }
 
 int lora_forward_add(lora *lo, float *out, const float *inp, int layer, int target, int N,
                      const lora_dropout_ctx *d, int save) {
   const backend_ops *be = backend_get();
   const int in = lo->in[target], o = lo->out[target], r = lo->r;
-  const float *x = dropped(lo, inp, layer, target, N, d);
+  const float *x;
+  GORP_CALL(dropped(&x, lo, inp, layer, target, N, d));
   float *h = save ? lo->h + ((size_t)layer * LORA_N_TARGETS + target) * lo->N * r : lo->dh;
   for (int p = 0; p < lo->n_pairs; p++) {
     const float *pair = lora_pair(lo, p);
@@ -185,9 +190,10 @@ int lora_backward(lora *lo, float *dinp, const float *dout, const float *inp, in
                   int N, const lora_dropout_ctx *d) {
   const backend_ops *be = backend_get();
   const int in = lo->in[target], o = lo->out[target], r = lo->r, active = lo->n_pairs - 1;
-  const float *x = dropped(lo, inp, layer, target, N, d);
+  const float *x;
+  GORP_CALL(dropped(&x, lo, inp, layer, target, N, d));
   const float *h = lo->h + ((size_t)layer * LORA_N_TARGETS + target) * lo->N * r;
-  memset(lo->dxd, 0, (size_t)N * in * sizeof(float));
+  GORP_CALL(lo->ops->zero(lo->dxd, (size_t)N * in * sizeof(float)));
   for (int p = 0; p < lo->n_pairs; p++) {
     const float *pair = lora_pair(lo, p);
     const float *A = lora_A(lo, pair, layer, target), *Bt = lora_Bt(lo, pair, layer, target);
@@ -208,7 +214,8 @@ int lora_backward(lora *lo, float *dinp, const float *dout, const float *inp, in
     return GORP_OK;
   }
   row_keys(lo, d, mask_key(d), layer, target, N);
-  dropout_rows(dinp, lo->dxd, lo->row_keys, N, in, lo->in_off[target], lo->dropout, 1);
+  GORP_CALL(lo->ops->dropout_rows(dinp, lo->dxd, lo->row_keys, N, in, lo->in_off[target],
+                                  lo->dropout, 1));
   return GORP_OK;
 }
 

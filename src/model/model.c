@@ -70,12 +70,12 @@ int model_reserve(model *m, int B, int T) {
     if (__builtin_add_overflow(total, parts[i].n, &total) || total > SIZE_MAX / sizeof(float))
       GORP_ERR(GORP_EINPUT, "a batch of %d sequences x %d tokens is too large for this model", B,
                T);
-  free(a->x);
-  free(a->head_rows);
+  m->ops->free(a->x);
+  m->ops->free(a->head_rows);
   memset(a, 0, sizeof(*a));
-  GORP_ALLOC(a->head_rows, 2 * N, "the head's rows");
+  GORP_CALL(model_array_alloc(m, (void **)&a->head_rows, 2 * N, sizeof(int), "the head's rows"));
   float *base;
-  GORP_ALLOC(base, total, "model activations");
+  GORP_CALL(model_array_alloc(m, (void **)&base, total, sizeof(float), "model activations"));
   for (size_t i = 0; i < n_parts; i++) {
     *parts[i].ptr = base;
     base += parts[i].n;

@@ -44,16 +44,17 @@ static int kv_reserve(model *m, int B, int S) {
   for (size_t i = 0; i < n_parts; i++)
     if (__builtin_add_overflow(total, parts[i].n, &total) || total > SIZE_MAX / sizeof(float))
       GORP_ERR(GORP_EINPUT, "a key/value cache of %d prompts x %d positions is too large", B, S);
-  free(kv->k);
-  free(kv->tok);
+  m->ops->free(kv->k);
+  m->ops->free(kv->tok);
   memset(kv, 0, sizeof(*kv));
   float *base;
-  GORP_ALLOC(base, total, "decoding key/value cache");
+  GORP_CALL(model_array_alloc(m, (void **)&base, total, sizeof(float), "decoding key/value cache"));
   for (size_t i = 0; i < n_parts; i++) {
     *parts[i].ptr = base;
     base += parts[i].n;
   }
-  GORP_ALLOC(kv->tok, 4 * (size_t)B, "decoding positions");
+  GORP_CALL(
+      model_array_alloc(m, (void **)&kv->tok, 4 * (size_t)B, sizeof(int), "decoding positions"));
   kv->seq = kv->tok + B;
   kv->pos = kv->seq + B;
   kv->next = kv->pos + B;

@@ -265,6 +265,16 @@ int model_set_bf16(model *m, int i) {
   return GORP_OK;
 }
 
+int model_array_alloc(const model *m, void **p, size_t n, size_t size, const char *role) {
+  size_t bytes;
+  *p = NULL;
+  if (__builtin_mul_overflow(n ? n : 1, size, &bytes))
+    GORP_ERR(GORP_EMEM, "%zu elements of %zu bytes for %s overflow the address space", n, size,
+             role);
+  GORP_CALL(m->ops->alloc(p, bytes));
+  return GORP_OK;
+}
+
 int model_alloc_params(model *m, const model_prep *prep) {
   if (prep && prep->fn) GORP_CALL(prep->fn(m, prep->ctx));
   /* offsets in table order within each allocation */
@@ -275,8 +285,11 @@ int model_alloc_params(model *m, const model_prep *prep) {
     t->offset = *n;
     *n += t->numel;
   }
-  GORP_ALLOC(m->params, m->n_params, "model parameters");
-  if (m->n_params16) GORP_ALLOC(m->params16, m->n_params16, "model parameters (bf16)");
+  GORP_CALL(
+      model_array_alloc(m, (void **)&m->params, m->n_params, sizeof(float), "model parameters"));
+  if (m->n_params16)
+    GORP_CALL(model_array_alloc(m, (void **)&m->params16, m->n_params16, sizeof(uint16_t),
+                                "model parameters (bf16)"));
   if (m->n_params16 || m->trained_bf16) GORP_CALL(bf16_gemm_create(&m->bf16c, BF16_PATH_AUTO));
   GORP_ALLOC(m->w.layers, m->cfg.num_layers, "model layer views");
   GORP_ALLOC(m->gw.layers, m->cfg.num_layers, "model gradient views");
@@ -341,8 +354,10 @@ int model_alloc_grads(model *m) {
     if (t->trainable && t->streamed) m->n_streamed += t->numel;
     if (in_layer > m->n_grad_slot) m->n_grad_slot = in_layer;
   }
-  GORP_ALLOC(m->grads, m->n_grads, "model gradients");
-  if (m->n_grad_slot) GORP_ALLOC(m->grad_slot, m->n_grad_slot, "a layer's streamed gradients");
+  GORP_CALL(model_array_alloc(m, (void **)&m->grads, m->n_grads, sizeof(float), "model gradients"));
+  if (m->n_grad_slot)
+    GORP_CALL(model_array_alloc(m, (void **)&m->grad_slot, m->n_grad_slot, sizeof(float),
+                                "a layer's streamed gradients"));
   bind_views(m, 1, &m->gw);
   return GORP_OK;
 }
@@ -357,25 +372,23 @@ void model_zero_grads(model *m) {
   }
 }
 
-static void acts_free(model_acts *a) {
-  /* every float activation lives in one allocation that starts at x */
-  free(a->x);
-  free(a->head_rows);
-  memset(a, 0, sizeof(*a));
-}
-
 void model_free(model *m) {
+  /* every array but the table and the views is the ops table's (model_array_alloc); a model
+   * that never got its table (model_plan_tp failed before it) holds none */
+  if (m->ops) {
+    m->ops->free(m->params);
+    m->ops->free(m->params16);
+    m->ops->free(m->grads);
+    m->ops->free(m->grad_slot);
+    m->ops->free(m->acts.x); /* every float activation: one allocation starting at x */
+    m->ops->free(m->acts.head_rows);
+    m->ops->free(m->kv.k);   /* the decoding caches and scratch are one allocation starting at k */
+    m->ops->free(m->kv.tok); /* and their int arrays one starting at tok */
+  }
   free(m->tensors);
-  free(m->params);
-  free(m->params16);
   bf16_gemm_free(m->bf16c);
-  free(m->grads);
-  free(m->grad_slot);
   free(m->w.layers);
   free(m->gw.layers);
-  acts_free(&m->acts);
-  free(m->kv.k);   /* the decoding caches and scratch are one allocation starting at k */
-  free(m->kv.tok); /* and their int arrays one starting at tok */
   memset(m, 0, sizeof(*m));
 }
 

@@ -3,37 +3,41 @@
 #include "gorp/optim.h"
 
 #include "gorp/err.h"
-#include "gorp/kernels.h"
 
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 
-int adamw_init(adamw *o, size_t n, float lr, float beta1, float beta2, float eps,
-               float weight_decay) {
-  *o = (adamw){
-      .lr = lr, .beta1 = beta1, .beta2 = beta2, .eps = eps, .weight_decay = weight_decay, .n = n};
-  float *state;
-  GORP_ALLOC(state, 2 * n, "AdamW moments");
+int adamw_init(adamw *o, const backend_ops *ops, size_t n, float lr, float beta1, float beta2,
+               float eps, float weight_decay) {
+  *o = (adamw){.lr = lr,
+               .beta1 = beta1,
+               .beta2 = beta2,
+               .eps = eps,
+               .weight_decay = weight_decay,
+               .n = n,
+               .ops = ops};
+  void *state;
+  GORP_CALL(ops->alloc(&state, 2 * n * sizeof(float))); /* zeroed */
   o->m = state;
-  o->v = state + n;
+  o->v = o->m + n;
   return GORP_OK;
 }
 
 void adamw_free(adamw *o) {
-  free(o->m); /* m and v share one allocation */
+  if (o->m) o->ops->free(o->m); /* m and v share one allocation */
   o->m = o->v = NULL;
 }
 
-void adamw_step(adamw *o, float *params, const float *grads) {
+int adamw_step(adamw *o, float *params, const float *grads) {
   o->step++;
-  adamw_update(params, o->m, o->v, grads, o->n,
-               (adamw_hyper){.lr = o->lr,
-                             .beta1 = o->beta1,
-                             .beta2 = o->beta2,
-                             .eps = o->eps,
-                             .weight_decay = o->weight_decay,
-                             .step = o->step});
+  return o->ops->adamw_update(params, o->m, o->v, grads, o->n,
+                              (adamw_hyper){.lr = o->lr,
+                                            .beta1 = o->beta1,
+                                            .beta2 = o->beta2,
+                                            .eps = o->eps,
+                                            .weight_decay = o->weight_decay,
+                                            .step = o->step});
 }
 
 double grad_sumsq(const grad_segment *segs, int n_segs) {

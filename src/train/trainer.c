@@ -391,12 +391,12 @@ int trainer_begin_task(trainer *t, int task, const task_train *tt) {
   adamw_free(&t->opt_all);
   adamw_free(&t->opt_lora);
   if (t->has_seqft)
-    GORP_CALL(adamw_init(&t->opt_all, t->m->n_grads, tt->lr, c->train.beta1, c->train.beta2,
-                         c->train.eps, c->train.weight_decay));
+    GORP_CALL(adamw_init(&t->opt_all, t->m->ops, t->m->n_grads, tt->lr, c->train.beta1,
+                         c->train.beta2, c->train.eps, c->train.weight_decay));
   if (t->has_lora) {
     GORP_CALL(lora_begin_task(&t->lo, c->run.seed, task, t->method == METHOD_SEQLORA));
-    GORP_CALL(adamw_init(&t->opt_lora, t->lo.pair_size, c->lora.lr, c->train.beta1, c->train.beta2,
-                         c->train.eps, c->train.weight_decay));
+    GORP_CALL(adamw_init(&t->opt_lora, t->lo.ops, t->lo.pair_size, c->lora.lr, c->train.beta1,
+                         c->train.beta2, c->train.eps, c->train.weight_decay));
     if (t->lora_space && t->input_axis) GORP_CALL(start_in_complement(t));
   }
   for (int i = 0; i < t->n_full; i++) {
@@ -405,7 +405,7 @@ int trainer_begin_task(trainer *t, int task, const task_train *tt) {
       lowrank_reset(&f->low);
     } else {
       adamw_free(&f->plain);
-      GORP_CALL(adamw_init(&f->plain, (size_t)f->m * f->n, c->full.lr, c->train.beta1,
+      GORP_CALL(adamw_init(&f->plain, t->m->ops, (size_t)f->m * f->n, c->full.lr, c->train.beta1,
                            c->train.beta2, c->train.eps, c->train.weight_decay));
     }
   }
@@ -444,7 +444,7 @@ static int step_lora(trainer *t) {
                                        lora_A(lo, lo->grads, l, tg), lo->r, lo->in[tg],
                                        t->input_axis, lora_dm(t, tg), &w));
   if (proj_update) memcpy(t->pair_before, pair, lo->pair_size * sizeof(float));
-  adamw_step(&t->opt_lora, pair, lo->grads);
+  GORP_CALL(adamw_step(&t->opt_lora, pair, lo->grads));
   if (!proj_update) return GORP_OK;
   for (int l = 0; l < lo->L; l++)
     for (int tg = 0; tg < LORA_N_TARGETS; tg++)
@@ -475,7 +475,7 @@ static int step_full(trainer *t, full_target *f) {
   GORP_CALL(gorp_space_project(s, G, f->m, f->n, t->input_axis, full_dm(t, f), &w));
   const int proj_update = s->S && s->r > 0 && t->c->gorp.project_update;
   if (proj_update) memcpy(t->full_before, W, (size_t)f->m * f->n * sizeof(float));
-  adamw_step(&f->plain, W, G);
+  GORP_CALL(adamw_step(&f->plain, W, G));
   if (proj_update)
     GORP_CALL(gorp_space_project_step(s, W, t->full_before, f->m, f->n, t->input_axis,
                                       full_dm(t, f), &w));
@@ -587,7 +587,7 @@ int trainer_step(trainer *t, const int *tokens, const int *targets, const float 
         lora_olora_penalty(&t->lo, t->c->lora.olora_lambda1, t->c->lora.olora_lambda2, &penalty));
   if (t->method == METHOD_NLORA) lora_l1_penalty(&t->lo, t->c->lora.nlora_lambda);
   GORP_CALL(clip_grads(t));
-  if (t->has_seqft) adamw_step(&t->opt_all, m->params, m->grads);
+  if (t->has_seqft) GORP_CALL(adamw_step(&t->opt_all, m->params, m->grads));
   if (t->has_lora) GORP_CALL(step_lora(t));
   for (int i = 0; i < t->n_full; i++) GORP_CALL(step_full(t, &t->full[i]));
   return GORP_OK;

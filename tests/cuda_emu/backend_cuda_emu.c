@@ -21,6 +21,7 @@ static int emu_alloc(void **p, size_t bytes) {
     *p = NULL;
     GORP_ERR(GORP_EMEM, "emulated cudaMalloc of %zu bytes failed", bytes);
   }
+  CUDA_CALL(cudaMemset(*p, 0, bytes)); /* the table's alloc zeroes, as backend_cuda.c's */
   return GORP_OK;
 }
 

@@ -479,13 +479,17 @@ static void check_memory(const backend_ops *be) {
   float *x = randn(M, 50, 1.0f), back[M], zeros[M];
   void *d = NULL;
   int rc = be->alloc(&d, sizeof(back));
+  if (!rc) rc = be->download(zeros, d, sizeof(zeros));
+  int all_zero = !rc;
+  for (int i = 0; i < M && all_zero; i++) all_zero = zeros[i] == 0.0f;
+  CHECK(all_zero, "%s: alloc gives zeroed memory", be->name);
   if (!rc) rc = be->upload(d, x, sizeof(back));
   if (!rc) rc = be->download(back, d, sizeof(back));
   CHECK(!rc && !memcmp(back, x, sizeof(back)), "%s: upload then download gives the bytes back",
         be->name);
   if (!rc) rc = be->zero(d, sizeof(back));
   if (!rc) rc = be->download(zeros, d, sizeof(zeros));
-  int all_zero = !rc;
+  all_zero = !rc;
   for (int i = 0; i < M && all_zero; i++) all_zero = zeros[i] == 0.0f;
   CHECK(all_zero, "%s: zero clears the buffer", be->name);
   be->free(d);

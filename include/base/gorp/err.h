@@ -20,6 +20,10 @@ enum {
   GORP_EUSAGE = 64 /* command-line usage (sysexits EX_USAGE) */
 };
 
+/* On a function returning a status: a call that ignores it is a build error
+ * (-Werror=unused-result), so that no failure is dropped on the way up. */
+#define GORP_WUR __attribute__((warn_unused_result))
+
 /* Prints "gorp: error: <message>" (and its origin under GORP_DEBUG); returns code. */
 int gorp_error(const char *file, int line, const char *func, int code, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));

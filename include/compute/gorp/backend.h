@@ -13,10 +13,10 @@
 #ifndef GORP_BACKEND_H
 #define GORP_BACKEND_H
 
+#include "gorp/err.h"
+
 #include <stddef.h>
 #include <stdint.h>
-
-#define GORP_WUR __attribute__((warn_unused_result))
 
 /* AdamW's settings for one update (adamw_update, kernels.h); step counts from 1. */
 typedef struct adamw_hyper {
@@ -37,8 +37,9 @@ typedef struct backend_ops {
   /* 1: gemm may be called from several threads at once (each call then on its own data). */
   int concurrent;
 
-  /* memory of the backend: bytes allocated (*p NULL on failure, reported), freed (NULL is a
-   * no-op), copied from (upload) and to (download) host memory, set to zero bytes */
+  /* memory of the backend: bytes allocated and zeroed (*p NULL on failure, reported; calloc's
+   * contract, so that a host table maps untouched pages lazily), freed (NULL is a no-op), copied
+   * from (upload) and to (download) host memory, set to zero bytes */
   int (*alloc)(void **p, size_t bytes) GORP_WUR;
   void (*free)(void *p);
   int (*upload)(void *dst, const void *host_src, size_t bytes) GORP_WUR;

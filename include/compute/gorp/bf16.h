@@ -29,6 +29,8 @@
 #ifndef GORP_BF16_H
 #define GORP_BF16_H
 
+#include "gorp/err.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -89,17 +91,17 @@ const char *bf16_gemm_kernel(const bf16_gemm_cache *cache);
  * ignores C's old values (NaN included). The model's forward x W^T is trans_b = 1, its backward
  * dX = dY W trans_b = 0. */
 int bf16_gemm_xw(bf16_gemm_cache *cache, int trans_a, int trans_b, int m, int n, int k, float alpha,
-                 const float *a, int lda, const bf16 *b, int ldb, float beta, float *c, int ldc)
-    __attribute__((warn_unused_result));
+                 const float *a, int lda, const bf16 *b, int ldb, float beta, float *c,
+                 int ldc) GORP_WUR;
 /* The same with A bf16 (the weight) and B fp32 (activations, rounded to bf16). */
 int bf16_gemm_wx(bf16_gemm_cache *cache, int trans_a, int trans_b, int m, int n, int k, float alpha,
-                 const bf16 *a, int lda, const float *b, int ldb, float beta, float *c, int ldc)
-    __attribute__((warn_unused_result));
+                 const bf16 *a, int lda, const float *b, int ldb, float beta, float *c,
+                 int ldc) GORP_WUR;
 /* The same with both operands fp32, both rounded to bf16 (a trained weight's products under
  * model.trained_products = bf16, as torch.autocast computes them: B is rounded whole into the
  * cache's scratch on every call, so the fp32 master is the only copy kept). */
 int bf16_gemm_ff(bf16_gemm_cache *cache, int trans_a, int trans_b, int m, int n, int k, float alpha,
-                 const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc)
-    __attribute__((warn_unused_result));
+                 const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                 int ldc) GORP_WUR;
 
 #endif

@@ -54,23 +54,21 @@ void rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int
 /* Causal grouped-query attention, the (batch, kv head) pairs split over OpenMP threads.
  * out (B, T, H*D), att (B, H, T, T) probabilities (0 above the diagonal), q (B, T, H*D),
  * k, v (B, T, KV*D) */
-__attribute__((warn_unused_result)) int attention_forward(float *out, float *att, const float *q,
-                                                          const float *k, const float *v, int B,
-                                                          int T, int H, int KV, int D);
+GORP_WUR int attention_forward(float *out, float *att, const float *q, const float *k,
+                               const float *v, int B, int T, int H, int KV, int D);
 /* The same attention for one new query position per sequence against its key/value cache
  * (greedy decoding), with the same softmax. Row i is position pos[i] of sequence seq[i] and
  * attends over that sequence's positions 0..pos[i] (its own key and value already stored at
  * pos[i]). out, q (N, H*D) after RoPE; kc, vc (n_seq, S, KV*D) the caches of every sequence;
  * scratch (n_scratch, H/KV, S): one per thread, so at most n_scratch threads work */
-__attribute__((warn_unused_result)) int
-attention_decode(float *out, const float *q, const float *kc, const float *vc, const int *seq,
-                 const int *pos, float *scratch, int n_scratch, int N, int S, int H, int KV, int D);
+GORP_WUR int attention_decode(float *out, const float *q, const float *kc, const float *vc,
+                              const int *seq, const int *pos, float *scratch, int n_scratch, int N,
+                              int S, int H, int KV, int D);
 /* dq (B, T, H*D) overwritten; dk, dv (B, T, KV*D) accumulated (zero them first);
  * scratch (n_scratch, T, T): one (T, T) per thread, so at most n_scratch threads work */
-__attribute__((warn_unused_result)) int
-attention_backward(float *dq, float *dk, float *dv, float *scratch, int n_scratch,
-                   const float *dout, const float *att, const float *q, const float *k,
-                   const float *v, int B, int T, int H, int KV, int D);
+GORP_WUR int attention_backward(float *dq, float *dk, float *dv, float *scratch, int n_scratch,
+                                const float *dout, const float *att, const float *q, const float *k,
+                                const float *v, int B, int T, int H, int KV, int D);
 
 /* h (N) = silu(g) * u */
 void swiglu_forward(float *h, const float *g, const float *u, int N);

@@ -45,6 +45,9 @@ typedef struct lora {
   int in_full[LORA_N_TARGETS], in_off[LORA_N_TARGETS];   /* logical input axis, our first column */
   int out_full[LORA_N_TARGETS], out_off[LORA_N_TARGETS]; /* logical output axis, our first row */
   const struct dist *tp;                                 /* the model's TP group, or NULL */
+  /* the ops table of the memory the adapters live in, the model's (model.ops): their dropout and
+   * zeroing run through it, as the model's element-wise ops do */
+  const backend_ops *ops;
   size_t off[LORA_N_TARGETS]; /* per layer: offset of target t's A inside a layer's part */
   size_t layer_size;          /* floats of one layer's part of a pair block */
   size_t pair_size;           /* floats of one pair block: L * layer_size */
@@ -83,13 +86,11 @@ const float *lora_pair(const lora *lo, int p); /* start of pair p's block */
 
 /* out (N, out) += LoRA term of inp (N, in) at (layer, target); saves h for backward when
  * training (dropout ctx non-NULL or save != 0). */
-__attribute__((warn_unused_result)) int lora_forward_add(lora *lo, float *out, const float *inp,
-                                                         int layer, int target, int N,
-                                                         const lora_dropout_ctx *d, int save);
+GORP_WUR int lora_forward_add(lora *lo, float *out, const float *inp, int layer, int target, int N,
+                              const lora_dropout_ctx *d, int save);
 /* dinp (N, in) += LoRA part of d(out)/d(inp); the active pair's A and Bt gradients += . */
-__attribute__((warn_unused_result)) int lora_backward(lora *lo, float *dinp, const float *dout,
-                                                      const float *inp, int layer, int target,
-                                                      int N, const lora_dropout_ctx *d);
+GORP_WUR int lora_backward(lora *lo, float *dinp, const float *dout, const float *inp, int layer,
+                           int target, int N, const lora_dropout_ctx *d);
 
 /* The LoRA target that tensor t of m is (its layer in *layer), or -1 for a tensor that is no target
  * linear (embedding, norms, head) or whose target carries no adapters. */
@@ -98,7 +99,7 @@ int lora_tensor_target(const lora *lo, const model *m, const param_tensor *t, in
  * weight at (layer, target) as the model holds it, merged with the pairs' factors as this rank
  * holds them. Under TP the factors follow the shard (see above), so the merge is local: no
  * communication. Dropout plays no part (evaluation has none). */
-__attribute__((warn_unused_result)) int lora_merge(const lora *lo, float *w, int layer, int target);
+GORP_WUR int lora_merge(const lora *lo, float *w, int layer, int target);
 
 /* Sums over the TP group the active pair's gradients of the replicated factors (A of the
  * column-parallel targets, B of the row-parallel ones). No-op on one rank. */

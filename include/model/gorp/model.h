@@ -337,6 +337,10 @@ int model_set_streamed(model *m, int i);
 /* Allocates gradients for the trainable tensors (once; later calls keep them): the streamed ones
  * share grad_slot, sized for the layer whose streamed tensors are largest together. */
 int model_alloc_grads(model *m);
+/* *p = n elements of size bytes each, zeroed, in the memory of m's ops table (model.ops): how
+ * every array of the model (parameters, gradients, activations, caches) is allocated, and freed
+ * with m->ops->free. The error names role; n * size must not overflow. */
+int model_array_alloc(const model *m, void **p, size_t n, size_t size, const char *role);
 /* Tensor i's gradient (its shard, numel floats): in grads, or in grad_slot when streamed (valid
  * in grad_hook only); NULL when frozen. */
 float *model_grad(const model *m, int i);

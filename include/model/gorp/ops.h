@@ -11,25 +11,20 @@
 #include "gorp/kernels.h"
 
 /* out (N, OC) = inp (N, C) @ w (OC, C)^T */
-__attribute__((warn_unused_result)) int matmul_forward(float *out, const float *inp, op_weight w,
-                                                       int N, int C, int OC);
+GORP_WUR int matmul_forward(float *out, const float *inp, op_weight w, int N, int C, int OC);
 /* out (N, OC) += inp (N, C) @ w (OC, C)^T  (a linear whose output joins the residual stream) */
-__attribute__((warn_unused_result)) int matmul_forward_add(float *out, const float *inp,
-                                                           op_weight w, int N, int C, int OC);
+GORP_WUR int matmul_forward_add(float *out, const float *inp, op_weight w, int N, int C, int OC);
 /* out (N, OC) = res (N, OC) + inp (N, C) @ w (OC, C)^T  (a linear that joins the residual stream)
  */
-__attribute__((warn_unused_result)) int matmul_forward_residual(float *out, const float *res,
-                                                                const float *inp, op_weight w,
-                                                                int N, int C, int OC);
+GORP_WUR int matmul_forward_residual(float *out, const float *res, const float *inp, op_weight w,
+                                     int N, int C, int OC);
 /* dinp (N, C) += dout @ w ; dw (OC, C) += dout^T @ inp ; either may be NULL to skip (dw must be
  * NULL for a bf16 w: bf16 weights are frozen; with an fp32 w that carries a cache, dw's product
  * rounds dout and inp to bf16) */
-__attribute__((warn_unused_result)) int matmul_backward(float *dinp, float *dw, const float *dout,
-                                                        const float *inp, op_weight w, int N, int C,
-                                                        int OC);
+GORP_WUR int matmul_backward(float *dinp, float *dw, const float *dout, const float *inp,
+                             op_weight w, int N, int C, int OC);
 /* the same with dinp (N, C) = dout @ w overwritten (no need to zero it first) */
-__attribute__((warn_unused_result)) int matmul_backward_set(float *dinp, float *dw,
-                                                            const float *dout, const float *inp,
-                                                            op_weight w, int N, int C, int OC);
+GORP_WUR int matmul_backward_set(float *dinp, float *dw, const float *dout, const float *inp,
+                                 op_weight w, int N, int C, int OC);
 
 #endif

@@ -4,6 +4,8 @@
 #ifndef GORP_OPTIM_H
 #define GORP_OPTIM_H
 
+#include "gorp/backend.h"
+
 #include <stddef.h>
 
 typedef struct adamw {
@@ -12,13 +14,17 @@ typedef struct adamw {
   float *m;  /* (n) first moment */
   float *v;  /* (n) second moment */
   long step; /* steps taken */
+  /* the ops table of the memory the parameters, and so the moments, live in (the model's
+   * model.ops): the moments are its allocation and the update its adamw_update */
+  const backend_ops *ops;
 } adamw;
 
-int adamw_init(adamw *o, size_t n, float lr, float beta1, float beta2, float eps,
-               float weight_decay);
+/* Moments of n parameters in ops's memory, zero. */
+int adamw_init(adamw *o, const backend_ops *ops, size_t n, float lr, float beta1, float beta2,
+               float eps, float weight_decay);
 void adamw_free(adamw *o);
 /* One step: decoupled weight decay, moments, bias-corrected update of params (n). */
-void adamw_step(adamw *o, float *params, const float *grads);
+GORP_WUR int adamw_step(adamw *o, float *params, const float *grads);
 
 /* A gradient array; clipping treats several as one vector. */
 typedef struct grad_segment {

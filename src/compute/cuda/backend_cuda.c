@@ -60,10 +60,16 @@ static int ensure_capacity(size_t n) {
 
 static int cuda_alloc(void **p, size_t bytes) {
   *p = NULL;
-  const cudaError_t e = cudaMalloc(p, bytes);
+  cudaError_t e = cudaMalloc(p, bytes);
   if (e != cudaSuccess) {
     *p = NULL;
     return alloc_error(e, bytes, "a device array");
+  }
+  if (bytes && (e = cudaMemset(*p, 0, bytes)) != cudaSuccess) {
+    (void)cudaFree(*p);
+    *p = NULL;
+    GORP_ERR(GORP_ELIB, "CUDA call failed (%s): cudaMemset of a new %zu-byte array",
+             cudaGetErrorString(e), bytes);
   }
   return GORP_OK;
 }

@@ -254,10 +254,11 @@ static void activations(plan *p) {
   const dims d = local_dims(p);
   const u64 K = p->layout.recompute ? 1 : d.L; /* layers whose activations are kept */
   /* the residual entering each layer and the final norm's input (L + 1), the final norm's
-   * output, and per kept layer the residual after attention and both norm outputs */
-  add(p, PLAN_ACTS, 0, (d.L + 2 + 3 * K) * d.N * d.C + (2 * K + 1) * d.N,
+   * output and the head's rows of it, and per kept layer the residual after attention and both
+   * norm outputs */
+  add(p, PLAN_ACTS, 0, (d.L + 3 + 3 * K) * d.N * d.C + (2 * K + 1) * d.N,
       "residual stream, RMSNorm outputs and 1/rms: %llu x N x C",
-      (unsigned long long)(d.L + 2 + 3 * K));
+      (unsigned long long)(d.L + 3 + 3 * K));
   add(p, PLAN_ACTS, 1, K * d.N * (2 * d.QD + 2 * d.KD),
       "q, k, v, attention output: %llu layers x N x %llu", (unsigned long long)K,
       (unsigned long long)(2 * d.QD + 2 * d.KD));

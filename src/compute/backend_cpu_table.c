@@ -124,6 +124,16 @@ static int cpu_svd_topk_right(float *Q, float *sv, const float *G, int m, int n,
   return rc;
 }
 
+static int cpu_rows_gather(float *out, const float *in, const int *rows, int R, int C) {
+  rows_gather(out, in, rows, R, C);
+  return GORP_OK;
+}
+
+static int cpu_rows_scatter(float *out, const float *in, const int *rows, int R, int C) {
+  rows_scatter(out, in, rows, R, C);
+  return GORP_OK;
+}
+
 static int cpu_adamw_update(float *params, float *m, float *v, const float *grads, size_t n,
                             adamw_hyper h) {
   adamw_update(params, m, v, grads, n, h);
@@ -155,5 +165,7 @@ const backend_ops backend_cpu_ops = {
     .crossentropy_backward = cpu_crossentropy_backward,
     .dropout_rows = cpu_dropout_rows,
     .svd_topk_right = cpu_svd_topk_right,
+    .rows_gather = cpu_rows_gather,
+    .rows_scatter = cpu_rows_scatter,
     .adamw_update = cpu_adamw_update,
 };

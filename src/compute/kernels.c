@@ -411,6 +411,18 @@ void dropout_rows(float *y, const float *x, const uint64_t *row_keys, int N, int
   }
 }
 
+void rows_gather(float *out, const float *in, const int *rows, int R, int C) {
+#pragma omp parallel for schedule(static) if ((size_t)R * C >= OPS_PARALLEL_MIN)
+  for (int r = 0; r < R; r++)
+    memcpy(out + (size_t)r * C, in + (size_t)rows[r] * C, (size_t)C * sizeof(float));
+}
+
+void rows_scatter(float *out, const float *in, const int *rows, int R, int C) {
+#pragma omp parallel for schedule(static) if ((size_t)R * C >= OPS_PARALLEL_MIN)
+  for (int r = 0; r < R; r++)
+    memcpy(out + (size_t)rows[r] * C, in + (size_t)r * C, (size_t)C * sizeof(float));
+}
+
 void adamw_update(float *params, float *m, float *v, const float *grads, size_t n, adamw_hyper h) {
   const float b1 = h.beta1, b2 = h.beta2;
   const double bc1 = 1.0 - pow(b1, (double)h.step), bc2 = 1.0 - pow(b2, (double)h.step);

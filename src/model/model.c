@@ -45,6 +45,7 @@ int model_reserve(model *m, int B, int T) {
                {&a->u, K * N * F},
                {&a->h, K * N * F},
                {&a->lnf, N * C},
+               {&a->head_in, N * C},
                {&a->rstdf, N},
                {&a->logits, N * V},
                {&a->head_w, N},
@@ -219,11 +220,11 @@ static int column_parallel_input_grad(model *m, float *dinp, int N, int C) {
 }
 
 /* The rows of (B, T) whose logits this pass computes (step.head), listed in acts.head_rows with
- * their targets and loss weights after them; lnf's rows are packed to the front to match (the
- * backward pass reads lnf only through the head). Returns their count R. */
+ * their targets and loss weights after them (computed on the host, into the model's memory).
+ * Returns their count R. */
 static int head_rows_select(model *m, const int *targets, int B, int T) {
   model_acts *a = &m->acts;
-  const int N = B * T, C = m->cfg.hidden_size;
+  const int N = B * T;
   const float *w = m->step.loss_weights;
   int *rows = a->head_rows, R = 0;
   switch (m->step.head) {
@@ -244,9 +245,6 @@ static int head_rows_select(model *m, const int *targets, int B, int T) {
   case MODEL_HEAD_NONE:
     break;
   }
-  for (int r = 0; r < R; r++) /* rows[r] >= r: front to back never overwrites a row still to move */
-    if (rows[r] != r)
-      memcpy(a->lnf + (size_t)r * C, a->lnf + (size_t)rows[r] * C, (size_t)C * sizeof(float));
   return a->n_head_rows = R;
 }
 
@@ -286,8 +284,13 @@ int model_forward(model *m, const int *tokens, const int *targets, const model_s
   GORP_CALL(m->ops->rmsnorm_forward(a->lnf, a->rstdf, a->x + (size_t)L * N * C, m->w.norm, N, C,
                                     c->rms_eps));
   const int R = head_rows_select(m, targets, B, T);
+  const float *head_in = a->lnf;
+  if (R && m->step.head != MODEL_HEAD_ALL) {
+    GORP_CALL(m->ops->rows_gather(a->head_in, a->lnf, a->head_rows, R, C));
+    head_in = a->head_in;
+  }
   if (R)
-    GORP_CALL(matmul_forward(a->logits, a->lnf, model_weight(m, model_head_tensor(m)), R, C, V));
+    GORP_CALL(matmul_forward(a->logits, head_in, model_weight(m, model_head_tensor(m)), R, C, V));
   m->n_targets = 0;
   if (targets) {
     const int all = m->step.head == MODEL_HEAD_ALL;
@@ -320,11 +323,10 @@ int model_backward(model *m) {
     const int R = a->n_head_rows, *rows = a->head_rows;
     GORP_CALL(m->ops->crossentropy_backward(a->logits, rows + N, a->head_w, R, V, m->loss_div));
     if (R)
-      GORP_CALL(matmul_backward_set(dx, m->gw.head, a->logits, a->lnf,
+      GORP_CALL(matmul_backward_set(dx, m->gw.head, a->logits, a->head_in,
                                     model_weight(m, model_head_tensor(m)), R, C, V));
     zero_parallel(a->dbuf, NC);
-    for (int r = 0; r < R; r++)
-      memcpy(a->dbuf + (size_t)rows[r] * C, dx + (size_t)r * C, (size_t)C * sizeof(float));
+    GORP_CALL(m->ops->rows_scatter(a->dbuf, dx, rows, R, C));
   }
   zero_parallel(dx, NC);
   GORP_CALL(m->ops->rmsnorm_backward(dx, m->gw.norm, a->dbuf, a->x + (size_t)L * NC, m->w.norm,

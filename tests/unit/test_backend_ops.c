@@ -218,6 +218,17 @@ static void ref_drop(void **p) {
   dropout_rows(P(0), CP(2), p[3], N, DROP_IN, DROP_FIRST, DROP_P, 0);
   dropout_rows(P(1), CP(2), p[3], N, DROP_IN, DROP_FIRST, DROP_P, 1);
 }
+/* the rows with a target (every one but each 7th), as the head's rows */
+enum { GATHER_C = 45 };
+static int head_rows[N], n_head_rows;
+static int run_rows(const backend_ops *be, void **p) {
+  GORP_CALL(be->rows_gather(P(0), CP(2), p[3], n_head_rows, GATHER_C));
+  return be->rows_scatter(P(1), CP(2), p[3], n_head_rows, GATHER_C);
+}
+static void ref_rows(void **p) {
+  rows_gather(P(0), CP(2), p[3], n_head_rows, GATHER_C);
+  rows_scatter(P(1), CP(2), p[3], n_head_rows, GATHER_C);
+}
 /* two shapes: more rows than columns and fewer (cuSOLVER's gesvd takes only the first) */
 enum { SM1 = 40, SN1 = 30, SK1 = 5, SM2 = 20, SN2 = 33, SK2 = 4 };
 static int run_svd(const backend_ops *be, void **p) {
@@ -386,6 +397,16 @@ static int cases_make(op_case *c) {
                      ref_drop,
                      0,
                      0};
+  for (int i = 0; i < N; i++)
+    if (targets[i] >= 0) head_rows[n_head_rows++] = i;
+  c[n++] = (op_case){"rows_gather, rows_scatter",
+                     4,
+                     {f_out((size_t)n_head_rows * GATHER_C, 52), f_out((size_t)N * GATHER_C, 53),
+                      f_in((size_t)N * GATHER_C, 54, 1), copy_in(head_rows, sizeof(head_rows))},
+                     run_rows,
+                     ref_rows,
+                     0,
+                     0};
   c[n++] = (op_case){"svd_topk_right (2 shapes)",
                      6,
                      {f_out(SK1 * SN1, 46), f_out(SK1, 47), f_out(SK2 * SN2, 48), f_out(SK2, 49),
@@ -519,6 +540,8 @@ static int check_complete(const backend_ops *be) {
                                 (const void *)be->crossentropy_backward,
                                 (const void *)be->dropout_rows,
                                 (const void *)be->svd_topk_right,
+                                (const void *)be->rows_gather,
+                                (const void *)be->rows_scatter,
                                 (const void *)be->adamw_update};
   int missing = -1;
   for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)

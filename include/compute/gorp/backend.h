@@ -80,6 +80,9 @@ typedef struct backend_ops {
   /* row_keys (N) in the backend's memory too */
   int (*dropout_rows)(float *y, const float *x, const uint64_t *row_keys, int N, int in, int first,
                       float p, int add) GORP_WUR;
+  /* rows (R) in the backend's memory too */
+  int (*rows_gather)(float *out, const float *in, const int *rows, int R, int C) GORP_WUR;
+  int (*rows_scatter)(float *out, const float *in, const int *rows, int R, int C) GORP_WUR;
   /* Q (k, n): the top-k right singular vectors of G (m, n), one per row, each signed so that its
    * first largest-magnitude entry is positive (linalg.h's convention); sv (k): their singular
    * values, descending. Exact; G is not modified; 1 <= k <= min(m, n). */

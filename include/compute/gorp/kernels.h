@@ -91,6 +91,13 @@ void crossentropy_backward(float *logits, const int *targets, const float *weigh
 void dropout_rows(float *y, const float *x, const uint64_t *row_keys, int N, int in, int first,
                   float p, int add);
 
+/* out (R, C) = the rows rows[0..R-1] of in (N, C); out and in do not overlap (the head's rows of
+ * the final norm, model.c). */
+void rows_gather(float *out, const float *in, const int *rows, int R, int C);
+/* out (N, C) rows rows[r] = in (R, C) row r, the other rows of out kept; the rows are distinct
+ * (the head's gradient scattered back into (B, T)). */
+void rows_scatter(float *out, const float *in, const int *rows, int R, int C);
+
 /* One AdamW update of params (n) with moments m, v (n) from grads (n), torch.optim.AdamW's
  * formulas and order; h.step is the step being taken (1 for the first). */
 void adamw_update(float *params, float *m, float *v, const float *grads, size_t n, adamw_hyper h);

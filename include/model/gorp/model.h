@@ -135,26 +135,28 @@ typedef struct model_views {
  * per-layer buffers below (xmid through h, rstd1/rstd2, att) hold kept_layers layers: L, or under
  * recompute one slot that each layer's forward (and its recomputation in backward) reuses. */
 typedef struct model_acts {
-  int B, T;      /* capacity the buffers were sized for */
-  float *x;      /* (L+1, B, T, C) residual stream entering each layer; [L] enters the final norm */
-  float *xmid;   /* (L, B, T, C) residual after attention */
-  float *ln1;    /* (L, B, T, C) */
-  float *rstd1;  /* (L, B, T) */
-  float *q;      /* (L, B, T, H*D) after RoPE */
-  float *k;      /* (L, B, T, KV*D) after RoPE */
-  float *v;      /* (L, B, T, KV*D) */
-  float *att;    /* (L, B, H, T, T) softmax probabilities (causal) */
-  float *atty;   /* (L, B, T, H*D) attention output before o_proj */
-  float *ln2;    /* (L, B, T, C) */
-  float *rstd2;  /* (L, B, T) */
-  float *g;      /* (L, B, T, F) gate pre-activation */
-  float *u;      /* (L, B, T, F) up */
-  float *h;      /* (L, B, T, F) silu(g) * u */
-  float *lnf;    /* (B, T, C) */
-  float *rstdf;  /* (B, T) */
-  float *logits; /* (R, V) for the R rows the head computed (model_head_mode); holds dlogits
-                  * after model_backward */
-  float *head_w; /* (R) loss weights of those rows (head mode MODEL_HEAD_TARGETS) */
+  int B, T;     /* capacity the buffers were sized for */
+  float *x;     /* (L+1, B, T, C) residual stream entering each layer; [L] enters the final norm */
+  float *xmid;  /* (L, B, T, C) residual after attention */
+  float *ln1;   /* (L, B, T, C) */
+  float *rstd1; /* (L, B, T) */
+  float *q;     /* (L, B, T, H*D) after RoPE */
+  float *k;     /* (L, B, T, KV*D) after RoPE */
+  float *v;     /* (L, B, T, KV*D) */
+  float *att;   /* (L, B, H, T, T) softmax probabilities (causal) */
+  float *atty;  /* (L, B, T, H*D) attention output before o_proj */
+  float *ln2;   /* (L, B, T, C) */
+  float *rstd2; /* (L, B, T) */
+  float *g;     /* (L, B, T, F) gate pre-activation */
+  float *u;     /* (L, B, T, F) up */
+  float *h;     /* (L, B, T, F) silu(g) * u */
+  float *lnf;   /* (B, T, C) */
+  float *head_in;  /* (R, C) the rows of lnf the head computed, packed (rows_gather); head modes
+                    * other than MODEL_HEAD_ALL, whose head reads lnf itself */
+  float *rstdf;    /* (B, T) */
+  float *logits;   /* (R, V) for the R rows the head computed (model_head_mode); holds dlogits
+                    * after model_backward */
+  float *head_w;   /* (R) loss weights of those rows (head mode MODEL_HEAD_TARGETS) */
   int *head_rows;  /* (2, B, T): the R rows of (B, T) the head computed, then their R targets;
                     * a second allocation, ints */
   int n_head_rows; /* R of the last forward pass */

@@ -180,6 +180,8 @@ static const backend_ops cuda_ops = {
     .crossentropy_backward = cuda_crossentropy_backward,
     .dropout_rows = cuda_dropout_rows,
     .svd_topk_right = cuda_svd_topk_right,
+    .rows_gather = cuda_rows_gather,
+    .rows_scatter = cuda_rows_scatter,
     .adamw_update = cuda_adamw_update,
 };
 

@@ -574,6 +574,39 @@ extern "C" int cuda_dropout_rows(float *y, const float *x, const uint64_t *row_k
   return GORP_OK;
 }
 
+/* ---- row gather and scatter: one thread per element ---- */
+
+__global__ static void rows_move_kernel(float *out,      /* gather (R, C); scatter (N, C) */
+                                        const float *in, /* gather (N, C); scatter (R, C) */
+                                        const int *rows, /* (R) */
+                                        int R, int C, int scatter) {
+  for (size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x; e < (size_t)R * C;
+       e += (size_t)gridDim.x * blockDim.x) {
+    const size_t r = e / C, j = e % C, at = (size_t)rows[r] * C + j;
+    if (scatter)
+      out[at] = in[e];
+    else
+      out[e] = in[at];
+  }
+}
+
+static int rows_move(float *out, const float *in, const int *rows, int R, int C, int scatter) {
+  GORP_CHECK(R >= 0 && C >= 0, GORP_EINPUT, "rows_%s: bad size R=%d C=%d",
+             scatter ? "scatter" : "gather", R, C);
+  if (R == 0 || C == 0) return GORP_OK;
+  rows_move_kernel<<<grid_blocks((size_t)R * C), THREADS>>>(out, in, rows, R, C, scatter);
+  LAUNCH_CHECK(rows_move_kernel);
+  return GORP_OK;
+}
+
+extern "C" int cuda_rows_gather(float *out, const float *in, const int *rows, int R, int C) {
+  return rows_move(out, in, rows, R, C, 0);
+}
+
+extern "C" int cuda_rows_scatter(float *out, const float *in, const int *rows, int R, int C) {
+  return rows_move(out, in, rows, R, C, 1);
+}
+
 /* ---- cross-entropy: one block per row ---- */
 
 /* Each row's weighted loss (0 for an ignored row) and whether it has a target. */

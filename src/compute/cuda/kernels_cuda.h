@@ -57,6 +57,8 @@ int cuda_dropout_rows(float *y, const float *x, const uint64_t *row_keys, int N,
 int cuda_sign_fix_rows(float *Q, int k, int n) GORP_WUR;
 /* backend.h's svd_topk_right through cuSOLVER (svd_cuda.c) */
 int cuda_svd_topk_right(float *Q, float *sv, const float *G, int m, int n, int k) GORP_WUR;
+int cuda_rows_gather(float *out, const float *in, const int *rows, int R, int C) GORP_WUR;
+int cuda_rows_scatter(float *out, const float *in, const int *rows, int R, int C) GORP_WUR;
 int cuda_adamw_update(float *params, float *m, float *v, const float *grads, size_t n,
                       adamw_hyper h) GORP_WUR;
 

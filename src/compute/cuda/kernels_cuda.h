@@ -62,6 +62,19 @@ int cuda_rows_scatter(float *out, const float *in, const int *rows, int R, int C
 int cuda_adamw_update(float *params, float *m, float *v, const float *grads, size_t n,
                       adamw_hyper h) GORP_WUR;
 
+/* The ops-table entries these kernels fill, for a designated initializer: backend_cuda.c's table
+ * and the CPU emulator's (tests/cuda_emu) wire each op to the same launcher. */
+#define CUDA_KERNEL_OPS                                                                            \
+  .embedding_forward = cuda_embedding_forward, .embedding_backward = cuda_embedding_backward,      \
+  .rmsnorm_forward = cuda_rmsnorm_forward, .rmsnorm_backward = cuda_rmsnorm_backward,              \
+  .rope_forward = cuda_rope_forward, .rope_backward = cuda_rope_backward,                          \
+  .attention_forward = cuda_attention_forward, .attention_backward = cuda_attention_backward,      \
+  .swiglu_forward = cuda_swiglu_forward, .swiglu_backward = cuda_swiglu_backward,                  \
+  .crossentropy_forward = cuda_crossentropy_forward,                                               \
+  .crossentropy_backward = cuda_crossentropy_backward, .dropout_rows = cuda_dropout_rows,          \
+  .rows_gather = cuda_rows_gather, .rows_scatter = cuda_rows_scatter,                              \
+  .adamw_update = cuda_adamw_update
+
 #ifdef __cplusplus
 }
 #endif

@@ -2,8 +2,9 @@
 # One prepared check of gorp on a GPU machine (one NVIDIA GPU, CUDA under /usr/local/cuda, no
 # internet; the tree copied there without build/), in under 8 minutes: the GPU and driver
 # (nvidia-smi), a fresh Release build in build-gpu/ (gorp, its CUDA module, bench_step,
-# test_backend_ops), the backend conformance test on cuda (tests/unit/test_backend_ops.c), the
-# 20-step cuda-against-cpu comparison of every method (tests/cli/cuda_run.sh), and the training
+# test_backend_ops, test_model_device), the backend conformance test on cuda
+# (tests/unit/test_backend_ops.c), the model's step with its arrays on the GPU against the host
+# model (tests/unit/test_model_device.c), the 20-step cuda-against-cpu comparison of every method (tests/cli/cuda_run.sh), and the training
 # step of bench_step on run.backend = cuda and cpu at a ~1B shape and at LLaMA-2-7B's layer shapes.
 # Every figure goes, with the command that produced it, to $OUT/gpu_check.txt when OUT is set (else
 # build-gpu/gpu_check.txt); each stage's full output to gpu_check-<stage>.log beside it.
@@ -120,20 +121,23 @@ judge() { # judge NAME RC: the verdict line of a test stage
   esac
 }
 
-# --- the backend's conformance test on cuda --------------------------------------------------
+# --- the backend's conformance test on cuda, and the model's step in GPU memory -------------------
 if [ "$built" = 1 ] || [ "${GPU_CHECK_NO_BUILD:-0}" = 1 ]; then
   if [ "${GPU_CHECK_NO_BUILD:-0}" = 1 ] \
-    || stage build_test_backend_ops 120 cmake --build "$bdir" -j "$(nproc)" --target test_backend_ops; then
-    stage test_backend_ops 120 "${test_env[@]}" "$bdir/tests/test_backend_ops" cuda
-    rc=$?
-    grep -E '^(FAIL|SKIP)|passed, [0-9]+ failed' "$(log_of test_backend_ops)" | head -40 | sed 's/^/   /' | tee -a "$report"
-    judge test_backend_ops "$rc"
+    || stage build_tests 150 cmake --build "$bdir" -j "$(nproc)" --target test_backend_ops test_model_device; then
+    for t in test_backend_ops test_model_device; do
+      stage $t 120 "${test_env[@]}" "$bdir/tests/$t" cuda
+      rc=$?
+      grep -E '^(FAIL|SKIP)|passed, [0-9]+ failed|within' "$(log_of $t)" | head -40 | sed 's/^/   /' | tee -a "$report"
+      judge $t "$rc"
+    done
   else
-    tail -20 "$(log_of build_test_backend_ops)" | tee -a "$report"
-    failed+=("build test_backend_ops")
+    tail -20 "$(log_of build_tests)" | tee -a "$report"
+    failed+=("build tests")
   fi
 else
   not_run test_backend_ops "no build"
+  not_run test_model_device "no build"
 fi
 
 # --- every method 20 steps, cuda against cpu -----------------------------------------------------

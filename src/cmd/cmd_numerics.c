@@ -258,7 +258,7 @@ static int run_fit(const void *args) {
   const model_step training = {.head = MODEL_HEAD_TARGETS}; /* as gorp run's steps */
   for (int s = 0; s < a->steps; s++) {
     const double t0 = proc_now_s();
-    model_zero_grads(&b.m);
+    GORP_CALL(model_zero_grads(&b.m));
     GORP_CALL(model_forward(&b.m, b.ids, b.targets, &training, b.S, b.T, 0.0f, &losses[s]));
     GORP_CALL(model_backward(&b.m));
     const grad_segment all = {b.m.grads, b.m.n_grads};

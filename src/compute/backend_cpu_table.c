@@ -9,6 +9,7 @@
 #include "gorp/kernels.h"
 #include "gorp/linalg.h"
 
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,13 +23,27 @@ static void cpu_free(void *p) {
   free(p);
 }
 
+/* Copies and zeroing of a model's arrays (activations of a batch, a layer's gradients: tens of
+ * MB) split over the OpenMP threads, one contiguous part each; small ones on the calling thread. */
+#define CPU_MEM_PARALLEL_MIN (OPS_PARALLEL_MIN * sizeof(float))
+
 static int cpu_copy(void *dst, const void *src, size_t bytes) {
-  if (bytes) memcpy(dst, src, bytes);
+#pragma omp parallel if (bytes >= CPU_MEM_PARALLEL_MIN)
+  {
+    const size_t nt = (size_t)omp_get_num_threads(), t = (size_t)omp_get_thread_num(),
+                 lo = bytes * t / nt, hi = bytes * (t + 1) / nt;
+    if (hi > lo) memcpy((char *)dst + lo, (const char *)src + lo, hi - lo);
+  }
   return GORP_OK;
 }
 
 static int cpu_zero(void *p, size_t bytes) {
-  if (bytes) memset(p, 0, bytes);
+#pragma omp parallel if (bytes >= CPU_MEM_PARALLEL_MIN)
+  {
+    const size_t nt = (size_t)omp_get_num_threads(), t = (size_t)omp_get_thread_num(),
+                 lo = bytes * t / nt, hi = bytes * (t + 1) / nt;
+    if (hi > lo) memset((char *)p + lo, 0, hi - lo);
+  }
   return GORP_OK;
 }
 
@@ -149,6 +164,7 @@ const backend_ops backend_cpu_ops = {
     .free = cpu_free,
     .upload = cpu_copy,
     .download = cpu_copy,
+    .copy = cpu_copy,
     .zero = cpu_zero,
     .gemm_bf16 = cpu_gemm_bf16,
     .embedding_forward = cpu_embedding_forward,
@@ -159,6 +175,7 @@ const backend_ops backend_cpu_ops = {
     .rope_backward = cpu_rope_backward,
     .attention_forward = attention_forward,
     .attention_backward = attention_backward,
+    .attention_decode = attention_decode,
     .swiglu_forward = cpu_swiglu_forward,
     .swiglu_backward = cpu_swiglu_backward,
     .crossentropy_forward = cpu_crossentropy_forward,

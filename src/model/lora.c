@@ -62,16 +62,21 @@ int lora_create(lora *lo, const model *m, unsigned targets, int r, float alpha, 
     if (targets & (1u << t)) lo->layer_size += (size_t)r * (lo->in[t] + lo->out[t]);
   }
   lo->pair_size = lo->layer_size * (size_t)lo->L;
-  GORP_ALLOC(lo->params, lo->pair_size * (size_t)max_pairs, "LoRA adapters");
-  GORP_ALLOC(lo->grads, lo->pair_size, "LoRA gradients");
+  GORP_CALL(model_array_alloc(m, (void **)&lo->params, lo->pair_size * (size_t)max_pairs,
+                              sizeof(float), "LoRA adapters"));
+  GORP_CALL(
+      model_array_alloc(m, (void **)&lo->grads, lo->pair_size, sizeof(float), "LoRA gradients"));
   return GORP_OK;
 }
 
 void lora_free(lora *lo) {
-  free(lo->params);
-  free(lo->grads);
-  free(lo->h); /* h, xd, dh and dxd share one allocation */
-  free(lo->row_keys);
+  if (lo->ops) {
+    lo->ops->free(lo->params);
+    lo->ops->free(lo->grads);
+    lo->ops->free(lo->h); /* h, xd, dh and dxd share one allocation */
+    lo->ops->free(lo->row_keys);
+  }
+  free(lo->host_keys);
   memset(lo, 0, sizeof(*lo));
 }
 
@@ -93,11 +98,15 @@ int lora_begin_task(lora *lo, uint64_t seed, int task, int reuse) {
     GORP_ERR(GORP_EINPUT, "LoRA: all %d adapter pairs are in use", lo->max_pairs);
   const int p = lo->n_pairs++;
   float *pair = lo->params + (size_t)p * lo->pair_size;
-  memset(pair, 0, lo->pair_size * sizeof(float));
-  for (int l = 0; l < lo->L; l++)
-    for (int t = 0; t < LORA_N_TARGETS; t++) {
+  GORP_CALL(lo->ops->zero(pair, lo->pair_size * sizeof(float)));
+  int max_in = 0;
+  for (int t = 0; t < LORA_N_TARGETS; t++) max_in = lo->in[t] > max_in ? lo->in[t] : max_in;
+  float *A; /* (r, in) host: one target's A, drawn here and uploaded */
+  GORP_ALLOC(A, (size_t)lo->r * max_in, "a LoRA factor's initial values");
+  int rc = GORP_OK;
+  for (int l = 0; l < lo->L && !rc; l++)
+    for (int t = 0; t < LORA_N_TARGETS && !rc; t++) {
       if (!(lo->targets & (1u << t))) continue;
-      float *A = lora_A(lo, pair, l, t);
       const int in = lo->in[t], in_full = lo->in_full[t];
       const double bound = 1.0 / sqrt((double)in_full);
       const uint64_t key = ((uint64_t)task << 32) | ((uint64_t)l << 8) | (uint64_t)t;
@@ -107,23 +116,28 @@ int lora_begin_task(lora *lo, uint64_t seed, int task, int reuse) {
             (float)(bound *
                     (2.0 * rng_uniform(seed, RNG_STREAM_INIT, 0x10AA0000ULL + key, logical) - 1.0));
       }
+      rc = lo->ops->upload(lora_A(lo, pair, l, t), A, (size_t)lo->r * in * sizeof(float));
     }
-  memset(lo->grads, 0, lo->pair_size * sizeof(float));
-  return GORP_OK;
+  free(A);
+  GORP_CALL(rc);
+  return lo->ops->zero(lo->grads, lo->pair_size * sizeof(float));
 }
 
 int lora_reserve(lora *lo, int N) {
   if (lo->h && N <= lo->N) return GORP_OK;
-  free(lo->h);
-  free(lo->row_keys);
+  lo->ops->free(lo->h);
+  lo->ops->free(lo->row_keys);
+  free(lo->host_keys);
   lo->h = NULL;
-  lo->row_keys = NULL;
-  GORP_ALLOC(lo->row_keys, N, "LoRA dropout row keys");
+  lo->row_keys = lo->host_keys = NULL;
+  GORP_CALL(lo->ops->alloc((void **)&lo->row_keys, (size_t)N * sizeof(uint64_t)));
+  GORP_ALLOC(lo->host_keys, N, "LoRA dropout row keys");
   int max_in = 0;
   for (int t = 0; t < LORA_N_TARGETS; t++) max_in = lo->in[t] > max_in ? lo->in[t] : max_in;
   const size_t nh = (size_t)lo->L * LORA_N_TARGETS * N * lo->r;
   float *base;
-  GORP_ALLOC(base, nh + 2 * (size_t)N * max_in + (size_t)N * lo->r, "LoRA activations");
+  GORP_CALL(lo->ops->alloc((void **)&base,
+                           (nh + 2 * (size_t)N * max_in + (size_t)N * lo->r) * sizeof(float)));
   lo->h = base;
   lo->xd = base + nh;
   lo->dxd = lo->xd + (size_t)N * max_in;
@@ -138,13 +152,14 @@ int lora_reserve(lora *lo, int N) {
  * key with (layer, target, example, position); the table's dropout_rows (kernels.h's on the CPU)
  * draws the features from it on the logical input axis, so a TP shard draws its block of the same
  * mask. */
-static void row_keys(lora *lo, const lora_dropout_ctx *d, uint64_t key, int layer, int target,
-                     int N) {
+static int row_keys(lora *lo, const lora_dropout_ctx *d, uint64_t key, int layer, int target,
+                    int N) {
   const uint64_t lt = ((uint64_t)layer * LORA_N_TARGETS + (uint64_t)target) << 52;
   for (int n = 0; n < N; n++) {
     const uint64_t pos = (uint64_t)d->example_ids[n / d->T] * 65536 + (uint64_t)(n % d->T);
-    lo->row_keys[n] = rng_bits_keyed(key, lt ^ pos);
+    lo->host_keys[n] = rng_bits_keyed(key, lt ^ pos);
   }
+  return lo->ops->upload(lo->row_keys, lo->host_keys, (size_t)N * sizeof(uint64_t));
 }
 
 /* The part of every mask draw that depends on the step only. */
@@ -161,7 +176,7 @@ static int dropped(const float **x, lora *lo, const float *inp, int layer, int t
                    const lora_dropout_ctx *d) {
   *x = inp;
   if (!dropout_on(lo, d)) return GORP_OK;
-  row_keys(lo, d, mask_key(d), layer, target, N);
+  GORP_CALL(row_keys(lo, d, mask_key(d), layer, target, N));
   GORP_CALL(lo->ops->dropout_rows(lo->xd, inp, lo->row_keys, N, lo->in[target], lo->in_off[target],
                                   lo->dropout, 0));
   *x = lo->xd;
@@ -206,17 +221,14 @@ int lora_backward(lora *lo, float *dinp, const float *dout, const float *inp, in
     GORP_CALL(be->gemm(1, 0, r, in, N, 1.0f, lo->dh, r, x, in, 1.0f,
                        lora_A(lo, lo->grads, layer, target), in));
   }
-  /* through the dropout: the forward pass's mask, redrawn, scales the gradient */
-  const size_t len = (size_t)N * in;
-  if (!dropout_on(lo, d)) {
-#pragma omp parallel for simd schedule(static)
-    for (size_t i = 0; i < len; i++) dinp[i] += lo->dxd[i];
-    return GORP_OK;
-  }
-  row_keys(lo, d, mask_key(d), layer, target, N);
-  GORP_CALL(lo->ops->dropout_rows(dinp, lo->dxd, lo->row_keys, N, in, lo->in_off[target],
-                                  lo->dropout, 1));
-  return GORP_OK;
+  /* through the dropout: the forward pass's mask, redrawn, scales the gradient; without dropout
+   * the same op with p = 0 keeps every feature at scale 1, dinp += dxd exactly (the keys are then
+   * never compared: any key keeps a feature) */
+  if (!dropout_on(lo, d))
+    return lo->ops->dropout_rows(dinp, lo->dxd, lo->row_keys, N, in, lo->in_off[target], 0.0f, 1);
+  GORP_CALL(row_keys(lo, d, mask_key(d), layer, target, N));
+  return lo->ops->dropout_rows(dinp, lo->dxd, lo->row_keys, N, in, lo->in_off[target], lo->dropout,
+                               1);
 }
 
 int lora_tensor_target(const lora *lo, const model *m, const param_tensor *t, int *layer) {

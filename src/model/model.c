@@ -5,6 +5,7 @@
 
 #include "model_layer.h"
 
+#include "gorp/backend.h"
 #include "gorp/dist.h"
 #include "gorp/err.h"
 #include "gorp/lora.h"
@@ -72,9 +73,16 @@ int model_reserve(model *m, int B, int T) {
       GORP_ERR(GORP_EINPUT, "a batch of %d sequences x %d tokens is too large for this model", B,
                T);
   m->ops->free(a->x);
-  m->ops->free(a->head_rows);
+  m->ops->free(a->ids);
+  free(a->host_rows);
   memset(a, 0, sizeof(*a));
-  GORP_CALL(model_array_alloc(m, (void **)&a->head_rows, 2 * N, sizeof(int), "the head's rows"));
+  GORP_CALL(model_array_alloc(m, (void **)&a->ids, 4 * N, sizeof(int), "a batch's token ids"));
+  a->head_rows = a->ids + 2 * N;
+  char *host; /* host_rows (2N ints), host_w (N floats), host_rope (2 T half floats) */
+  GORP_ALLOC(host, (3 * N + 2 * (size_t)T * half) * 4, "the host side of a batch's head rows");
+  a->host_rows = (int *)host;
+  a->host_w = (float *)(host + 2 * N * sizeof(int));
+  a->host_rope = a->host_w + N;
   float *base;
   GORP_CALL(model_array_alloc(m, (void **)&base, total, sizeof(float), "model activations"));
   for (size_t i = 0; i < n_parts; i++) {
@@ -123,14 +131,9 @@ static layer_attention layer_attention_of(model *m, int l, int B, int T) {
                            .att = a->att + s * B * m->H_loc * (size_t)T * T};
 }
 
-/* x (n) = 0 on every thread */
-static void zero_parallel(float *x, size_t n) {
-#pragma omp parallel
-  {
-    const int nt = omp_get_num_threads(), t = omp_get_thread_num();
-    const size_t lo = n * t / nt, hi = n * (t + 1) / nt;
-    memset(x + lo, 0, (hi - lo) * sizeof(float));
-  }
+/* x (n floats, in the model's memory) = 0 */
+static int zero_floats(const model *m, float *x, size_t n) {
+  return m->ops->zero(x, n * sizeof(float));
 }
 
 /* Linear `target` of layer l as the ops read it (fp32 or bf16). */
@@ -160,10 +163,12 @@ static int lora_bwd(model *m, float *dinp, const float *dout, const float *inp, 
 static int row_parallel_forward(model *m, float *out, const float *res, const float *inp, int l,
                                 int target, int N, int in, int C, const lora_dropout_ctx *d,
                                 int save) {
-  if (m->tp_rank == 0)
-    GORP_CALL(matmul_forward_residual(out, res, inp, lin(m, l, target), N, in, C));
-  else
+  if (m->tp_rank == 0) {
+    GORP_CALL(m->ops->copy(out, res, (size_t)N * C * sizeof(float)));
+    GORP_CALL(matmul_forward_add(out, inp, lin(m, l, target), N, in, C));
+  } else {
     GORP_CALL(matmul_forward(out, inp, lin(m, l, target), N, in, C));
+  }
   GORP_CALL(lora_fwd(m, out, inp, l, target, N, d, save));
   return m->tp ? dist_tp_sum_floats(m->tp, out, (size_t)N * C) : GORP_OK;
 }
@@ -179,14 +184,10 @@ static int layer_attention_forward(const model *m, const layer_acts *a, const la
         m->ops->attention_forward(a->atty, at->att, a->q, a->k, a->v, at->B, at->T, H, KV, D));
     return GORP_OK;
   }
-  for (int i = 0; i < at->T; i++) {
-    const size_t row = ((size_t)at->seq[i] * at->S + at->pos[i]) * KD;
-    memcpy(at->kc + row, a->k + (size_t)i * KD, (size_t)KD * sizeof(float));
-    memcpy(at->vc + row, a->v + (size_t)i * KD, (size_t)KD * sizeof(float));
-  }
-  GORP_CALL(attention_decode(a->atty, a->q, at->kc, at->vc, at->seq, at->pos, at->scratch,
-                             at->n_scratch, at->T, at->S, H, KV, D));
-  return GORP_OK;
+  GORP_CALL(m->ops->rows_scatter(at->kc, a->k, at->rows, at->T, KD));
+  GORP_CALL(m->ops->rows_scatter(at->vc, a->v, at->rows, at->T, KD));
+  return m->ops->attention_decode(a->atty, a->q, at->kc, at->vc, at->seq, at->pos, at->scratch,
+                                  at->n_scratch, at->T, at->S, H, KV, D);
 }
 
 int model_layer_forward(model *m, int l, const layer_acts *a, const layer_attention *at,
@@ -220,22 +221,24 @@ static int column_parallel_input_grad(model *m, float *dinp, int N, int C) {
 }
 
 /* The rows of (B, T) whose logits this pass computes (step.head), listed in acts.head_rows with
- * their targets and loss weights after them (computed on the host, into the model's memory).
- * Returns their count R. */
+ * their targets after them, their loss weights in acts.head_w (MODEL_HEAD_ALL: each row's
+ * weight when the step has weights): computed on the host and uploaded. Sets acts.n_head_rows. */
 static int head_rows_select(model *m, const int *targets, int B, int T) {
   model_acts *a = &m->acts;
   const int N = B * T;
   const float *w = m->step.loss_weights;
-  int *rows = a->head_rows, R = 0;
+  int *rows = a->host_rows, R = 0;
   switch (m->step.head) {
   case MODEL_HEAD_ALL:
     for (int i = 0; i < N; i++) rows[i] = i;
-    return a->n_head_rows = N;
+    if (w) memcpy(a->host_w, w, (size_t)N * sizeof(float));
+    R = N;
+    break;
   case MODEL_HEAD_TARGETS:
     for (int i = 0; i < N; i++)
       if (targets[i] >= 0) {
         rows[N + R] = targets[i];
-        a->head_w[R] = w ? w[i] : 1.0f;
+        a->host_w[R] = w ? w[i] : 1.0f;
         rows[R++] = i;
       }
     break;
@@ -245,7 +248,28 @@ static int head_rows_select(model *m, const int *targets, int B, int T) {
   case MODEL_HEAD_NONE:
     break;
   }
-  return a->n_head_rows = R;
+  a->n_head_rows = R;
+  const size_t ints = (size_t)R * sizeof(int), floats = (size_t)R * sizeof(float);
+  GORP_CALL(m->ops->upload(a->head_rows, rows, ints));
+  if (m->step.head == MODEL_HEAD_TARGETS)
+    GORP_CALL(m->ops->upload(a->head_rows + N, rows + N, ints));
+  if (m->step.head == MODEL_HEAD_TARGETS || (m->step.head == MODEL_HEAD_ALL && w))
+    GORP_CALL(m->ops->upload(a->head_w, a->host_w, floats));
+  return GORP_OK;
+}
+
+/* The adapters must live where the model does; a model in another backend's memory than the
+ * host's runs the fp32 step on one rank so far (the TP sums, bf16 weights and decoding still
+ * read host memory). */
+static int model_ops_check(const model *m, const char *what) {
+  if (m->lora && m->lora->ops != m->ops)
+    GORP_ERR(GORP_EINPUT, "%s: LoRA adapters in %s memory on a model in %s memory", what,
+             m->lora->ops->name, m->ops->name);
+  if (m->ops == backend_host()) return GORP_OK;
+  if (m->tp || m->n_params16 || m->trained_bf16)
+    GORP_ERR(GORP_EINPUT, "%s: a model in %s memory runs fp32 on one rank so far (this one has %s)",
+             what, m->ops->name, m->tp ? "tensor parallelism" : "bf16 weights");
+  return GORP_OK;
 }
 
 int model_forward(model *m, const int *tokens, const int *targets, const model_step *step, int B,
@@ -265,17 +289,26 @@ int model_forward(model *m, const int *tokens, const int *targets, const model_s
       GORP_ERR(GORP_EINPUT,
                "token id %d at sequence %d, position %d is outside the vocabulary [0, %d)",
                tokens[i], i / T, i % T, c->vocab_size);
+  GORP_CALL(model_ops_check(m, "model_forward"));
   GORP_CALL(model_reserve(m, B, T));
   if (m->lora) GORP_CALL(lora_reserve(m->lora, B * T));
   model_acts *a = &m->acts;
   const int L = c->num_layers, N = B * T, C = c->hidden_size, D = c->head_dim, V = c->vocab_size;
-  m->tokens = tokens;
-  m->targets = targets;
+  const size_t half = (size_t)T * (D / 2);
+  m->has_targets = targets != NULL;
   m->step = step ? *step : (model_step){0};
   m->B = B;
   m->T = T;
-  rope_tables(a->rope_cos, a->rope_sin, 0, T, D, c->rope_theta);
-  embedding_forward(a->x, tokens, model_weight(m, 0), N, C);
+  GORP_CALL(m->ops->upload(a->ids, tokens, (size_t)N * sizeof(int)));
+  if (targets) GORP_CALL(m->ops->upload(a->ids + N, targets, (size_t)N * sizeof(int)));
+  rope_tables(a->host_rope, a->host_rope + half, 0, T, D, c->rope_theta);
+  GORP_CALL(m->ops->upload(a->rope_cos, a->host_rope, half * sizeof(float)));
+  GORP_CALL(m->ops->upload(a->rope_sin, a->host_rope + half, half * sizeof(float)));
+  const op_weight emb = model_weight(m, 0);
+  if (emb.h) /* bf16 rows: host memory (model_ops_check) */
+    embedding_forward(a->x, a->ids, emb, N, C);
+  else
+    GORP_CALL(m->ops->embedding_forward(a->x, a->ids, emb.f, N, C));
   for (int l = 0; l < L; l++) {
     const layer_acts la = layer_slot(m, l, B, T);
     const layer_attention at = layer_attention_of(m, l, B, T);
@@ -283,7 +316,8 @@ int model_forward(model *m, const int *tokens, const int *targets, const model_s
   }
   GORP_CALL(m->ops->rmsnorm_forward(a->lnf, a->rstdf, a->x + (size_t)L * N * C, m->w.norm, N, C,
                                     c->rms_eps));
-  const int R = head_rows_select(m, targets, B, T);
+  GORP_CALL(head_rows_select(m, targets, B, T));
+  const int R = a->n_head_rows;
   const float *head_in = a->lnf;
   if (R && m->step.head != MODEL_HEAD_ALL) {
     GORP_CALL(m->ops->rows_gather(a->head_in, a->lnf, a->head_rows, R, C));
@@ -295,9 +329,9 @@ int model_forward(model *m, const int *tokens, const int *targets, const model_s
   if (targets) {
     const int all = m->step.head == MODEL_HEAD_ALL;
     double sum;
+    const float *w = all && !m->step.loss_weights ? NULL : a->head_w;
     GORP_CALL(m->ops->crossentropy_forward(&sum, &m->n_targets, a->logits,
-                                           all ? targets : a->head_rows + N,
-                                           all ? m->step.loss_weights : a->head_w, R, V));
+                                           all ? a->ids + N : a->head_rows + N, w, R, V));
     m->loss_div = loss_div > 0 ? loss_div : (float)(m->n_targets ? m->n_targets : 1);
     if (loss) *loss = (float)(sum / m->loss_div);
   }
@@ -305,7 +339,8 @@ int model_forward(model *m, const int *tokens, const int *targets, const model_s
 }
 
 int model_backward(model *m) {
-  if (!m->targets) GORP_ERR(GORP_EINPUT, "model_backward: the last forward pass had no targets");
+  if (!m->has_targets)
+    GORP_ERR(GORP_EINPUT, "model_backward: the last forward pass had no targets");
   GORP_CALL(model_alloc_grads(m));
   const model_config *c = &m->cfg;
   model_acts *a = &m->acts;
@@ -315,8 +350,8 @@ int model_backward(model *m) {
   const size_t NC = (size_t)N * C;
   float *dx = a->dx;
   if (m->step.head == MODEL_HEAD_ALL) {
-    GORP_CALL(m->ops->crossentropy_backward(a->logits, m->targets, m->step.loss_weights, N, V,
-                                            m->loss_div));
+    GORP_CALL(m->ops->crossentropy_backward(
+        a->logits, a->ids + N, m->step.loss_weights ? a->head_w : NULL, N, V, m->loss_div));
     GORP_CALL(matmul_backward_set(a->dbuf, m->gw.head, a->logits, a->lnf,
                                   model_weight(m, model_head_tensor(m)), N, C, V));
   } else { /* the R rows' gradient, scattered into (B, T); the other rows get none */
@@ -325,10 +360,10 @@ int model_backward(model *m) {
     if (R)
       GORP_CALL(matmul_backward_set(dx, m->gw.head, a->logits, a->head_in,
                                     model_weight(m, model_head_tensor(m)), R, C, V));
-    zero_parallel(a->dbuf, NC);
+    GORP_CALL(zero_floats(m, a->dbuf, NC));
     GORP_CALL(m->ops->rows_scatter(a->dbuf, dx, rows, R, C));
   }
-  zero_parallel(dx, NC);
+  GORP_CALL(zero_floats(m, dx, NC));
   GORP_CALL(m->ops->rmsnorm_backward(dx, m->gw.norm, a->dbuf, a->x + (size_t)L * NC, m->w.norm,
                                      a->rstdf, N, C));
   for (int l = L - 1; l >= 0; l--) {
@@ -339,7 +374,7 @@ int model_backward(model *m) {
     /* the same ops on the same input (and the same keyed dropout masks): the activations the
      * forward pass computed, bit for bit; xout gets the values it holds already */
     if (m->recompute) GORP_CALL(model_layer_forward(m, l, &la, &at, m->step.dropout));
-    if (m->grad_slot) zero_parallel(m->grad_slot, m->n_grad_slot);
+    if (m->grad_slot) GORP_CALL(zero_floats(m, m->grad_slot, m->n_grad_slot));
     const float *x = la.x, *xmid = la.xmid, *ln1 = la.ln1, *ln2 = la.ln2;
     const float *q = la.q, *k = la.k, *v = la.v, *atty = la.atty;
     const float *g = la.g, *u = la.u, *h = la.h;
@@ -359,8 +394,8 @@ int model_backward(model *m) {
     float *datty = a->dbuf;
     GORP_CALL(matmul_backward_set(datty, gp->wo, dx, atty, lin(m, l, LORA_O), N, QD, C));
     GORP_CALL(lora_bwd(m, datty, dx, atty, l, LORA_O, N));
-    zero_parallel(a->dk, (size_t)N * KD);
-    zero_parallel(a->dv, (size_t)N * KD);
+    GORP_CALL(zero_floats(m, a->dk, (size_t)N * KD));
+    GORP_CALL(zero_floats(m, a->dv, (size_t)N * KD));
     GORP_CALL(m->ops->attention_backward(a->dq, a->dk, a->dv, a->datt, a->n_datt, datty, at.att, q,
                                          k, v, B, T, H, KV, D));
     GORP_CALL(m->ops->rope_backward(a->dq, a->rope_cos, a->rope_sin, B, T, H, D));
@@ -376,7 +411,7 @@ int model_backward(model *m) {
     GORP_CALL(m->ops->rmsnorm_backward(dx, gp->ln1, dln1, x, p->ln1, la.rstd1, N, C));
     if (m->grad_hook) GORP_CALL(m->grad_hook(m->grad_hook_ctx, m, l));
   }
-  if (m->gw.embed) GORP_CALL(m->ops->embedding_backward(m->gw.embed, dx, m->tokens, N, C));
+  if (m->gw.embed) GORP_CALL(m->ops->embedding_backward(m->gw.embed, dx, a->ids, N, C));
   return GORP_OK;
 }
 

@@ -46,6 +46,7 @@ static int kv_reserve(model *m, int B, int S) {
       GORP_ERR(GORP_EINPUT, "a key/value cache of %d prompts x %d positions is too large", B, S);
   m->ops->free(kv->k);
   m->ops->free(kv->tok);
+  free(kv->host_tok);
   memset(kv, 0, sizeof(*kv));
   float *base;
   GORP_CALL(model_array_alloc(m, (void **)&base, total, sizeof(float), "decoding key/value cache"));
@@ -57,7 +58,16 @@ static int kv_reserve(model *m, int B, int S) {
       model_array_alloc(m, (void **)&kv->tok, 4 * (size_t)B, sizeof(int), "decoding positions"));
   kv->seq = kv->tok + B;
   kv->pos = kv->seq + B;
-  kv->next = kv->pos + B;
+  kv->rows = kv->pos + B;
+  char *host; /* 5 B ints, then (2 B half + B V) floats */
+  GORP_ALLOC(host, (5 * (size_t)B + 2 * B * half + B * V) * 4, "decoding's host side");
+  kv->host_tok = (int *)host;
+  kv->host_seq = kv->host_tok + B;
+  kv->host_pos = kv->host_seq + B;
+  kv->host_rows = kv->host_pos + B;
+  kv->next = kv->host_rows + B;
+  kv->host_rope = (float *)(host + 5 * (size_t)B * sizeof(int));
+  kv->host_logits = kv->host_rope + 2 * B * half;
   kv->B = B;
   kv->S = S;
   kv->n_att = n_att;
@@ -71,18 +81,26 @@ static int argmax(const float *x, int n) {
   return best;
 }
 
-/* Rows 0..n-1 (token kv->tok[i] at position kv->pos[i] of sequence kv->seq[i]) through every
- * layer, reading and extending the caches; fills kv->logits (n, V). */
+/* Rows 0..n-1 (token host_tok[i] at position host_pos[i] of sequence host_seq[i], cache row
+ * host_rows[i]) through every layer, reading and extending the caches; their logits (n, V) into
+ * host_logits. */
 static int decode_step(model *m, int n) {
   const model_config *c = &m->cfg;
   model_kv *kv = &m->kv;
-  const int C = c->hidden_size, D = c->head_dim, half = D / 2;
-  const size_t layer_cache = (size_t)kv->B * kv->S * m->KV_loc * D;
-  embedding_forward(kv->x, kv->tok, model_weight(m, 0), n, C);
+  const int C = c->hidden_size, D = c->head_dim, half = D / 2, V = c->vocab_size;
+  const size_t layer_cache = (size_t)kv->B * kv->S * m->KV_loc * D, nh = (size_t)n * half;
+  GORP_CALL(m->ops->upload(kv->tok, kv->host_tok, 4 * (size_t)kv->B * sizeof(int)));
   /* each row at its own position: the rows are one sequence of n positions with these tables */
   for (int i = 0; i < n; i++)
-    rope_tables(kv->cos_t + (size_t)i * half, kv->sin_t + (size_t)i * half, kv->pos[i], 1, D,
-                c->rope_theta);
+    rope_tables(kv->host_rope + (size_t)i * half, kv->host_rope + nh + (size_t)i * half,
+                kv->host_pos[i], 1, D, c->rope_theta);
+  GORP_CALL(m->ops->upload(kv->cos_t, kv->host_rope, nh * sizeof(float)));
+  GORP_CALL(m->ops->upload(kv->sin_t, kv->host_rope + nh, nh * sizeof(float)));
+  const op_weight emb = model_weight(m, 0);
+  if (emb.h) /* bf16 rows: host memory (model_forward refuses them elsewhere) */
+    embedding_forward(kv->x, kv->tok, emb, n, C);
+  else
+    GORP_CALL(m->ops->embedding_forward(kv->x, kv->tok, emb.f, n, C));
   float *x = kv->x, *xout = kv->xout;
   for (int l = 0; l < c->num_layers; l++) {
     const layer_acts la = {.x = x,
@@ -107,6 +125,7 @@ static int decode_step(model *m, int n) {
                                 .vc = kv->v + (size_t)l * layer_cache,
                                 .seq = kv->seq,
                                 .pos = kv->pos,
+                                .rows = kv->rows,
                                 .S = kv->S,
                                 .scratch = kv->att,
                                 .n_scratch = kv->n_att};
@@ -116,9 +135,8 @@ static int decode_step(model *m, int n) {
     xout = t;
   }
   GORP_CALL(m->ops->rmsnorm_forward(kv->ln, kv->rstd, x, m->w.norm, n, C, c->rms_eps));
-  GORP_CALL(matmul_forward(kv->logits, kv->ln, model_weight(m, model_head_tensor(m)), n, C,
-                           c->vocab_size));
-  return GORP_OK;
+  GORP_CALL(matmul_forward(kv->logits, kv->ln, model_weight(m, model_head_tensor(m)), n, C, V));
+  return m->ops->download(kv->host_logits, kv->logits, (size_t)n * V * sizeof(float));
 }
 
 static int in_set(int id, const int *set, int n) {
@@ -170,11 +188,13 @@ static int generate(model *m, const int *const *prompts, const int *n_prompt, in
     const model_step last_only = {.head = MODEL_HEAD_LAST};
     GORP_CALL(model_forward(m, prompts[b], NULL, &last_only, 1, n, 0.0f, NULL));
     for (int l = 0; l < c->num_layers; l++) {
-      const size_t at = (size_t)l * layer_cache + (size_t)b * kv->S * KD;
-      memcpy(kv->k + at, m->acts.k + (size_t)l * n * KD, (size_t)n * KD * sizeof(float));
-      memcpy(kv->v + at, m->acts.v + (size_t)l * n * KD, (size_t)n * KD * sizeof(float));
+      const size_t at = (size_t)l * layer_cache + (size_t)b * kv->S * KD,
+                   bytes = (size_t)n * KD * sizeof(float);
+      GORP_CALL(m->ops->copy(kv->k + at, m->acts.k + (size_t)l * n * KD, bytes));
+      GORP_CALL(m->ops->copy(kv->v + at, m->acts.v + (size_t)l * n * KD, bytes));
     }
-    kv->next[b] = argmax(m->acts.logits, V);
+    GORP_CALL(m->ops->download(kv->host_logits, m->acts.logits, (size_t)V * sizeof(float)));
+    kv->next[b] = argmax(kv->host_logits, V);
   }
   if (m->lora) GORP_CALL(lora_reserve(m->lora, B)); /* the adapters' scratch for a step's rows */
   /* step i: a prompt that has its i ids so far stores its next id and, unless that is a stop id
@@ -185,14 +205,16 @@ static int generate(model *m, const int *const *prompts, const int *n_prompt, in
       if (n_out[b] < i || in_set(kv->next[b], stop, n_stop)) continue;
       out[(size_t)b * max_new + n_out[b]++] = kv->next[b];
       if (i + 1 == max_new) continue;
-      kv->tok[n] = kv->next[b];
-      kv->seq[n] = b;
-      kv->pos[n] = n_prompt[b] + i;
+      kv->host_tok[n] = kv->next[b];
+      kv->host_seq[n] = b;
+      kv->host_pos[n] = n_prompt[b] + i;
+      kv->host_rows[n] = b * kv->S + kv->host_pos[n];
       n++;
     }
     if (!n) break;
     GORP_CALL(decode_step(m, n));
-    for (int r = 0; r < n; r++) kv->next[kv->seq[r]] = argmax(kv->logits + (size_t)r * V, V);
+    for (int r = 0; r < n; r++)
+      kv->next[kv->host_seq[r]] = argmax(kv->host_logits + (size_t)r * V, V);
   }
   return GORP_OK;
 }

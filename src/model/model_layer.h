@@ -49,9 +49,10 @@ typedef struct layer_attention {
    * probabilities kept in att (B, H, T, T) for the backward pass */
   float *att;
   /* kc != NULL (decoding, B = 1): row i is position pos[i] of sequence seq[i]; its key and value
-   * join that sequence's cache at pos[i] and it attends over positions 0..pos[i] */
+   * join that sequence's cache at pos[i] (cache row rows[i] = seq[i] * S + pos[i]) and it
+   * attends over positions 0..pos[i] */
   float *kc, *vc; /* (n_seq, S, KV*D) this layer's caches */
-  const int *seq, *pos;
+  const int *seq, *pos, *rows;
   int S;
   float *scratch; /* (n_scratch, H/KV, S) */
   int n_scratch;

@@ -362,14 +362,8 @@ int model_alloc_grads(model *m) {
   return GORP_OK;
 }
 
-void model_zero_grads(model *m) {
-  if (!m->grads) return;
-#pragma omp parallel
-  {
-    const int nt = omp_get_num_threads(), t = omp_get_thread_num();
-    const size_t lo = m->n_grads * t / nt, hi = m->n_grads * (t + 1) / nt;
-    memset(m->grads + lo, 0, (hi - lo) * sizeof(float));
-  }
+int model_zero_grads(model *m) {
+  return m->grads ? m->ops->zero(m->grads, m->n_grads * sizeof(float)) : GORP_OK;
 }
 
 void model_free(model *m) {
@@ -381,9 +375,11 @@ void model_free(model *m) {
     m->ops->free(m->grads);
     m->ops->free(m->grad_slot);
     m->ops->free(m->acts.x); /* every float activation: one allocation starting at x */
-    m->ops->free(m->acts.head_rows);
+    m->ops->free(m->acts.ids);
+    free(m->acts.host_rows);
     m->ops->free(m->kv.k);   /* the decoding caches and scratch are one allocation starting at k */
     m->ops->free(m->kv.tok); /* and their int arrays one starting at tok */
+    free(m->kv.host_tok);
   }
   free(m->tensors);
   bf16_gemm_free(m->bf16c);

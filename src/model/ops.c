@@ -5,8 +5,6 @@
 #include "gorp/backend.h"
 #include "gorp/err.h"
 
-#include <string.h>
-
 /* out (N, OC) = beta out + inp (N, C) @ w (OC, C)^T */
 static int matmul_forward_beta(float *out, const float *inp, op_weight w, int N, int C, int OC,
                                float beta) {
@@ -20,14 +18,6 @@ int matmul_forward(float *out, const float *inp, op_weight w, int N, int C, int 
 }
 
 int matmul_forward_add(float *out, const float *inp, op_weight w, int N, int C, int OC) {
-  return matmul_forward_beta(out, inp, w, N, C, OC, 1.0f);
-}
-
-int matmul_forward_residual(float *out, const float *res, const float *inp, op_weight w, int N,
-                            int C, int OC) {
-#pragma omp parallel for schedule(static) if ((size_t)N * OC >= OPS_PARALLEL_MIN)
-  for (int i = 0; i < N; i++)
-    memcpy(out + (size_t)i * OC, res + (size_t)i * OC, OC * sizeof(float));
   return matmul_forward_beta(out, inp, w, N, C, OC, 1.0f);
 }
 

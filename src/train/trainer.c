@@ -539,9 +539,9 @@ static int clip_grads(trainer *t) {
 int trainer_step(trainer *t, const int *tokens, const int *targets, const float *loss_weights,
                  const int64_t *example_ids, int B, int T, uint64_t step_key, float *loss) {
   model *m = t->m;
-  model_zero_grads(m);
+  GORP_CALL(model_zero_grads(m));
   t->stream_sumsq = 0.0;
-  if (t->has_lora) memset(t->lo.grads, 0, t->lo.pair_size * sizeof(float));
+  if (t->has_lora) GORP_CALL(t->lo.ops->zero(t->lo.grads, t->lo.pair_size * sizeof(float)));
   /* this rank's rows of the global batch; the loss is divided by the global answer-token count,
    * so summing the ranks' gradients gives the global batch's gradient */
   int lo = 0, hi = B, count = 0;

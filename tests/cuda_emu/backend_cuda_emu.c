@@ -39,28 +39,46 @@ static int emu_download(void *host_dst, const void *src, size_t bytes) {
   return GORP_OK;
 }
 
+static int emu_copy(void *dst, const void *src, size_t bytes) {
+  CUDA_CALL(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice));
+  return GORP_OK;
+}
+
 static int emu_zero(void *p, size_t bytes) {
   CUDA_CALL(cudaMemset(p, 0, bytes));
   return GORP_OK;
 }
 
+/* The CPU's products stand for cuBLAS's, on the device arrays (open for the call; a host
+ * operand, as the real module stages it, is readable anyway). */
 static int emu_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
                     int lda, const float *b, int ldb, float beta, float *c, int ldc) {
-  return backend_host()->gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  emu_device_open();
+  const int rc =
+      backend_host()->gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  emu_device_close();
+  return rc;
 }
 
 static int emu_gemm_bf16(int trans_a, int trans_b, int m, int n, int k, float alpha,
                          const uint16_t *a, int lda, const uint16_t *b, int ldb, float beta,
                          float *c, int ldc) {
-  return backend_host()->gemm_bf16(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  emu_device_open();
+  const int rc =
+      backend_host()->gemm_bf16(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  emu_device_close();
+  return rc;
 }
 
 /* cuSOLVER's vectors come with arbitrary signs: every other row negated, then the kernel */
 static int emu_svd_topk_right(float *Q, float *sv, const float *G, int m, int n, int k) {
-  GORP_CALL(backend_host()->svd_topk_right(Q, sv, G, m, n, k));
-  for (int r = 0; r < k; r += 2)
-    for (int j = 0; j < n; j++) Q[(size_t)r * n + j] = -Q[(size_t)r * n + j];
-  return cuda_sign_fix_rows(Q, k, n);
+  emu_device_open();
+  int rc = backend_host()->svd_topk_right(Q, sv, G, m, n, k);
+  if (!rc)
+    for (int r = 0; r < k; r += 2)
+      for (int j = 0; j < n; j++) Q[(size_t)r * n + j] = -Q[(size_t)r * n + j];
+  emu_device_close();
+  return rc ? rc : cuda_sign_fix_rows(Q, k, n);
 }
 
 static const backend_ops emu_ops = {
@@ -72,6 +90,7 @@ static const backend_ops emu_ops = {
     .free = emu_free,
     .upload = emu_upload,
     .download = emu_download,
+    .copy = emu_copy,
     .zero = emu_zero,
     .gemm_bf16 = emu_gemm_bf16,
     .svd_topk_right = emu_svd_topk_right,

@@ -29,7 +29,11 @@ enum cudaMemcpyKind {
 const char *cudaGetErrorString(cudaError_t e);
 /* the last launch's error, cleared by the call (a bad launch configuration sets it) */
 cudaError_t cudaGetLastError(void);
-/* device memory is host memory filled with 0xff bytes (NaN floats), as uninitialised memory */
+/* device memory is host memory filled with 0xff bytes (NaN floats), as uninitialised memory,
+ * that host code cannot access except between emu_device_open and emu_device_close (calls nest;
+ * the runtime's own calls and every launch open it) */
+void emu_device_open(void);
+void emu_device_close(void);
 cudaError_t cudaMalloc(void **p, size_t bytes);
 cudaError_t cudaFree(void *p);
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, enum cudaMemcpyKind kind);

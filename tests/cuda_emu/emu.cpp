@@ -5,14 +5,20 @@
  * CUDA meaning. What it checks: each kernel's arithmetic and indexing, its reductions' trees, its
  * barriers' counts (a barrier that not every live thread of the block reaches deadlocks: reported
  * and aborted), launch limits (block size, dynamic shared memory). What it cannot: races inside a
- * block (a fiber runs alone up to its barrier), timing, memory spaces (device memory is host
- * memory), cuBLAS and cuSOLVER (not emulated).
+ * block (a fiber runs alone up to its barrier), timing, cuBLAS and cuSOLVER (not emulated).
+ * Memory spaces it does check: device memory is host memory that host code cannot touch (each
+ * allocation its own mapping, without access outside the runtime's calls, emu_device_open), so
+ * host code that reads or writes a device array instead of downloading or uploading it faults
+ * where it does.
  * Not for: speed (a context switch per thread per barrier). */
 #include "cuda_runtime.h"
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <ucontext.h>
 #include <vector>
 
@@ -27,6 +33,31 @@ unsigned char emu_lane_slots[MAX_THREADS * 8];
 float emu_dynamic_smem[MAX_DYNAMIC_SMEM / sizeof(float)];
 
 static cudaError_t last_error = cudaSuccess;
+
+/* every device allocation (its mapping's length) and how many runtime calls have it open now */
+static std::map<void *, size_t> device_maps;
+static int open_depth;
+
+static size_t map_length(size_t bytes) {
+  const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  return (bytes ? bytes + page - 1 : page) / page * page;
+}
+
+static void protect_all(int prot) {
+  for (const auto &d : device_maps)
+    if (mprotect(d.first, d.second, prot) != 0) {
+      std::perror("cuda_emu: mprotect of device memory");
+      std::abort();
+    }
+}
+
+extern "C" void emu_device_open(void) {
+  if (open_depth++ == 0) protect_all(PROT_READ | PROT_WRITE);
+}
+
+extern "C" void emu_device_close(void) {
+  if (--open_depth == 0) protect_all(PROT_NONE);
+}
 
 static ucontext_t scheduler;
 static std::vector<ucontext_t> fibers;
@@ -82,6 +113,7 @@ void emu_run(emu_launch_config c, const std::function<void()> &body) {
     last_error = cudaErrorInvalidConfiguration;
     return;
   }
+  emu_device_open();
   gridDim = {c.grid, 1, 1};
   blockDim = {c.block, 1, 1};
   body_now = &body;
@@ -122,6 +154,7 @@ void emu_run(emu_launch_config c, const std::function<void()> &body) {
       }
     }
   }
+  emu_device_close();
 }
 
 extern "C" {
@@ -147,25 +180,40 @@ cudaError_t cudaGetLastError(void) {
 }
 
 cudaError_t cudaMalloc(void **p, size_t bytes) {
-  *p = std::malloc(bytes ? bytes : 1);
-  if (!*p) return cudaErrorMemoryAllocation;
-  std::memset(*p, 0xff, bytes);
+  const size_t len = map_length(bytes);
+  void *d = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (d == MAP_FAILED) {
+    *p = NULL;
+    return cudaErrorMemoryAllocation;
+  }
+  std::memset(d, 0xff, len);
+  if (open_depth == 0 && mprotect(d, len, PROT_NONE) != 0) std::abort();
+  device_maps[d] = len;
+  *p = d;
   return cudaSuccess;
 }
 
 cudaError_t cudaFree(void *p) {
-  std::free(p);
+  if (!p) return cudaSuccess;
+  const auto d = device_maps.find(p);
+  if (d == device_maps.end()) return cudaErrorInvalidValue;
+  munmap(d->first, d->second);
+  device_maps.erase(d);
   return cudaSuccess;
 }
 
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, enum cudaMemcpyKind kind) {
   (void)kind;
+  emu_device_open();
   if (bytes) std::memcpy(dst, src, bytes);
+  emu_device_close();
   return cudaSuccess;
 }
 
 cudaError_t cudaMemset(void *p, int value, size_t bytes) {
+  emu_device_open();
   if (bytes) std::memset(p, value, bytes);
+  emu_device_close();
   return cudaSuccess;
 }
 }

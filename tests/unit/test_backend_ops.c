@@ -184,6 +184,19 @@ static void ref_att_b(void **p) {
                          CP(8), B, T, H, KV, D))
     abort();
 }
+/* decoding: NDEC rows, each a position of one of the B sequences' caches of T positions (the
+ * last one included), two rows of one sequence */
+enum { NDEC = 5 };
+static const int dec_seq[NDEC] = {1, 0, 1, 0, 1}, dec_pos[NDEC] = {T - 1, 0, 33, 64, 5};
+static int run_att_d(const backend_ops *be, void **p) {
+  return be->attention_decode(P(0), CP(1), CP(2), CP(3), p[4], p[5], P(6), omp_get_max_threads(),
+                              NDEC, T, H, KV, D);
+}
+static void ref_att_d(void **p) {
+  if (attention_decode(P(0), CP(1), CP(2), CP(3), p[4], p[5], P(6), omp_get_max_threads(), NDEC, T,
+                       H, KV, D))
+    abort();
+}
 static int run_swiglu_f(const backend_ops *be, void **p) {
   return be->swiglu_forward(P(0), CP(1), CP(2), FF);
 }
@@ -354,6 +367,17 @@ static int cases_make(op_case *c) {
                      ref_att_b,
                      0,
                      1e-4};
+  const size_t n_dec_scratch = (size_t)omp_get_max_threads() * (H / KV) * T * sizeof(float);
+  c[n++] = (op_case){"attention_decode",
+                     7,
+                     {f_out((size_t)NDEC * QD, 60), f_in((size_t)NDEC * QD, 61, 1), f_in(nk, 23, 1),
+                      f_in(nk, 24, 1), copy_in(dec_seq, sizeof(dec_seq)),
+                      copy_in(dec_pos, sizeof(dec_pos)),
+                      (buf){IN, n_dec_scratch, calloc(n_dec_scratch, 1), 0}},
+                     run_att_d,
+                     ref_att_d,
+                     0,
+                     1e-4};
   c[n++] = (op_case){"swiglu_forward",
                      3,
                      {f_out(FF, 29), f_in(FF, 30, 3), f_in(FF, 31, 1)},
@@ -508,6 +532,14 @@ static void check_memory(const backend_ops *be) {
   if (!rc) rc = be->download(back, d, sizeof(back));
   CHECK(!rc && !memcmp(back, x, sizeof(back)), "%s: upload then download gives the bytes back",
         be->name);
+  void *d2 = NULL;
+  if (!rc) rc = be->alloc(&d2, sizeof(back));
+  if (!rc) rc = be->copy(d2, d, sizeof(back));
+  memset(back, 0, sizeof(back));
+  if (!rc) rc = be->download(back, d2, sizeof(back));
+  CHECK(!rc && !memcmp(back, x, sizeof(back)), "%s: copy within the backend keeps the bytes",
+        be->name);
+  be->free(d2);
   if (!rc) rc = be->zero(d, sizeof(back));
   if (!rc) rc = be->download(zeros, d, sizeof(zeros));
   all_zero = !rc;
@@ -524,6 +556,7 @@ static int check_complete(const backend_ops *be) {
                                 (const void *)be->free,
                                 (const void *)be->upload,
                                 (const void *)be->download,
+                                (const void *)be->copy,
                                 (const void *)be->zero,
                                 (const void *)be->gemm_bf16,
                                 (const void *)be->embedding_forward,
@@ -534,6 +567,7 @@ static int check_complete(const backend_ops *be) {
                                 (const void *)be->rope_backward,
                                 (const void *)be->attention_forward,
                                 (const void *)be->attention_backward,
+                                (const void *)be->attention_decode,
                                 (const void *)be->swiglu_forward,
                                 (const void *)be->swiglu_backward,
                                 (const void *)be->crossentropy_forward,
@@ -604,7 +638,7 @@ int main(int argc, char **argv) {
     if (attention_forward(o, att_probs, q, k, v, B, T, H, KV, D)) return 1;
     free(q), free(k), free(v), free(o);
   }
-  op_case c[20];
+  op_case c[21];
   const int n = cases_make(c);
   if (backend_select("cpu")) return 1;
   const backend_ops *cpu = backend_get(); /* a static table: stays valid after another select */

@@ -72,7 +72,7 @@ typedef struct pass {
 static void run_pass(model *m, lora *lo, const int *tokens, const int *targets, pass *p) {
   CHECK(!model_alloc_grads(m), "grads");
   m->lora = lo;
-  model_zero_grads(m);
+  CHECK(!model_zero_grads(m), "zero grads");
   memset(lo->grads, 0, lo->pair_size * sizeof(float));
   CHECK(!model_forward(m, tokens, targets, NULL, B, T, 0.0f, &p->loss), "forward");
   p->logits = malloc((size_t)B * T * V * sizeof(float));

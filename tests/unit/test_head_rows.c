@@ -15,7 +15,6 @@
 
 enum { B = 3, T = 9, V = 29 };
 
-
 static void check_mode(int tie) {
   const model_config cfg = {.vocab_size = V,
                             .hidden_size = 16,
@@ -53,7 +52,7 @@ static void check_mode(int tie) {
   for (int mode = 0; mode < 2; mode++) {
     const model_step step = {
         .dropout = &d, .loss_weights = weights, .head = mode ? MODEL_HEAD_TARGETS : MODEL_HEAD_ALL};
-    model_zero_grads(&m);
+    CHECK(!model_zero_grads(&m), "zero grads");
     memset(lo.grads, 0, lo.pair_size * sizeof(float));
     CHECK(!model_forward(&m, tokens, targets, &step, B, T, 0.0f, &loss[mode]), "forward");
     CHECK(!model_backward(&m), "backward");

@@ -50,7 +50,7 @@ int main(void) {
   size_t floats[2];
   for (int rc = 0; rc < 2; rc++) {
     m.recompute = rc;
-    model_zero_grads(&m);
+    CHECK(!model_zero_grads(&m), "zero grads");
     memset(lo.grads, 0, lo.pair_size * sizeof(float));
     CHECK(!model_forward(&m, tokens, targets, &step, B, T, 0.0f, &loss[rc]), "forward");
     CHECK(!model_backward(&m), "backward");

@@ -39,11 +39,13 @@ typedef struct backend_ops {
 
   /* memory of the backend: bytes allocated and zeroed (*p NULL on failure, reported; calloc's
    * contract, so that a host table maps untouched pages lazily), freed (NULL is a no-op), copied
-   * from (upload) and to (download) host memory, set to zero bytes */
+   * from (upload) and to (download) host memory, copied within it (copy; the arrays must not
+   * overlap), set to zero bytes */
   int (*alloc)(void **p, size_t bytes) GORP_WUR;
   void (*free)(void *p);
   int (*upload)(void *dst, const void *host_src, size_t bytes) GORP_WUR;
   int (*download)(void *host_dst, const void *src, size_t bytes) GORP_WUR;
+  int (*copy)(void *dst, const void *src, size_t bytes) GORP_WUR;
   int (*zero)(void *p, size_t bytes) GORP_WUR;
 
   /* gemm with A and B in bfloat16 (kernels.h's bf16 values), fp32 sums and fp32 C */
@@ -69,6 +71,11 @@ typedef struct backend_ops {
   int (*attention_backward)(float *dq, float *dk, float *dv, float *scratch, int n_scratch,
                             const float *dout, const float *att, const float *q, const float *k,
                             const float *v, int B, int T, int H, int KV, int D) GORP_WUR;
+  /* seq, pos (N) in the backend's memory too; scratch (n_scratch, H/KV, S) as kernels.h's
+   * attention_decode needs it (CUDA needs none and ignores it) */
+  int (*attention_decode)(float *out, const float *q, const float *kc, const float *vc,
+                          const int *seq, const int *pos, float *scratch, int n_scratch, int N,
+                          int S, int H, int KV, int D) GORP_WUR;
   int (*swiglu_forward)(float *h, const float *g, const float *u, int N) GORP_WUR;
   int (*swiglu_backward)(float *dg, float *du, const float *dh, const float *g, const float *u,
                          int N) GORP_WUR;

@@ -45,8 +45,9 @@ typedef struct lora {
   int in_full[LORA_N_TARGETS], in_off[LORA_N_TARGETS];   /* logical input axis, our first column */
   int out_full[LORA_N_TARGETS], out_off[LORA_N_TARGETS]; /* logical output axis, our first row */
   const struct dist *tp;                                 /* the model's TP group, or NULL */
-  /* the ops table of the memory the adapters live in, the model's (model.ops): their dropout and
-   * zeroing run through it, as the model's element-wise ops do */
+  /* the ops table of the memory the adapters live in, the model's (model.ops): their arrays below
+   * are allocated, and their dropout and zeroing run, through it, as the model's; what lora.c
+   * computes on the host (A's initialisation, the rows' dropout keys) it uploads */
   const backend_ops *ops;
   size_t off[LORA_N_TARGETS]; /* per layer: offset of target t's A inside a layer's part */
   size_t layer_size;          /* floats of one layer's part of a pair block */
@@ -55,12 +56,13 @@ typedef struct lora {
   float *params;              /* (max_pairs, pair_size) */
   float *grads;               /* (pair_size) the active pair's gradients */
   /* activations for the backward pass, sized by lora_reserve */
-  int N;              /* capacity in rows (B*T) */
-  float *h;           /* (L, LORA_N_TARGETS, N, r) drop(x) A_active^T per target */
-  float *xd;          /* (N, max in) scratch: drop(x) */
-  float *dh;          /* (N, r) scratch */
-  float *dxd;         /* (N, max in) scratch */
-  uint64_t *row_keys; /* (N) the dropout mask's key of each row (lora.c) */
+  int N;               /* capacity in rows (B*T) */
+  float *h;            /* (L, LORA_N_TARGETS, N, r) drop(x) A_active^T per target */
+  float *xd;           /* (N, max in) scratch: drop(x) */
+  float *dh;           /* (N, r) scratch */
+  float *dxd;          /* (N, max in) scratch */
+  uint64_t *row_keys;  /* (N) the dropout mask's key of each row (lora.c) */
+  uint64_t *host_keys; /* (N) host: row_keys' values, computed there */
 } lora;
 
 /* Dropout state of one training step: masks are a pure function of (seed, step_key, layer,

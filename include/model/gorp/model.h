@@ -157,11 +157,18 @@ typedef struct model_acts {
   float *logits;   /* (R, V) for the R rows the head computed (model_head_mode); holds dlogits
                     * after model_backward */
   float *head_w;   /* (R) loss weights of those rows (head mode MODEL_HEAD_TARGETS) */
-  int *head_rows;  /* (2, B, T): the R rows of (B, T) the head computed, then their R targets;
-                    * a second allocation, ints */
+  int *ids;        /* (4, B, T) ints, a second allocation: the pass's tokens, its targets, then
+                    * head_rows */
+  int *head_rows;  /* (2, B, T) in ids: the R rows of (B, T) the head computed, then their R
+                    * targets */
   int n_head_rows; /* R of the last forward pass */
-  float *rope_cos; /* (T, D/2) */
-  float *rope_sin; /* (T, D/2) */
+  /* what the forward pass computes on the host and uploads, in one host allocation (malloc)
+   * that starts at host_rows: */
+  int *host_rows;   /* (2, B, T) head_rows' values */
+  float *host_w;    /* (B, T) head_w's values */
+  float *host_rope; /* (2, T, D/2) rope_cos's, then rope_sin's values */
+  float *rope_cos;  /* (T, D/2) */
+  float *rope_sin;  /* (T, D/2) */
   /* scratch for backward, reused per layer */
   float *dx;    /* (B, T, C) gradient of the residual stream */
   float *dbuf;  /* (B, T, max(C, F, H*D)) */
@@ -198,8 +205,15 @@ typedef struct model_kv {
   float *sin_t;  /* (B, D/2) */
   float *att;    /* (n_att, H/KV, S) attention scratch, one per thread */
   int n_att;
-  int *tok, *seq, *pos; /* (B) each row's token, sequence and position */
-  int *next;            /* (B) each sequence's next token */
+  /* (B) each row's token, sequence, position and cache row (seq * S + pos): a second
+   * allocation, ints */
+  int *tok, *seq, *pos, *rows;
+  /* the host's side, one host allocation (malloc) starting at host_tok: what decoding decides
+   * there and uploads, and the logits it downloads to choose the next ids */
+  int *host_tok, *host_seq, *host_pos, *host_rows; /* (B) each: tok's ... rows' values */
+  int *next;                                       /* (B) each sequence's next token */
+  float *host_rope;                                /* (2, B, D/2) cos_t's, then sin_t's values */
+  float *host_logits;                              /* (B, V) */
 } model_kv;
 
 /* The most end ids a model names (model.eos). */
@@ -243,8 +257,12 @@ typedef struct model {
   uint16_t *params16;            /* one allocation, n_params16 bf16 values (bf16.h), or NULL */
   struct bf16_gemm_cache *bf16c; /* the bf16 products (bf16.h), or NULL */
   /* The ops table of the memory the model's arrays live in, through which the step's element-wise
-   * ops and attention run (backend.h): the CPU's (backend_host) while the model is host-resident,
-   * whatever run.backend is; the products go through the selected backend (ops.h). */
+   * ops and attention run (backend.h): model_plan_tp sets the CPU's (backend_host), whatever
+   * run.backend is; the products go through the selected backend (ops.h). A caller may set
+   * another table between model_plan_tp and model_alloc_params: the arrays then live in its
+   * memory (read and written through its upload and download), and model_forward and
+   * model_backward run the fp32 step on one rank without LoRA there (other models are refused;
+   * decoding, LoRA, bf16 weights and the TP sums still read host memory). */
   const backend_ops *ops;
   /* 1: the trainable fp32 matrices multiply in bf16 with fp32 sums too (model.trained_products);
    * set before model_alloc_params, which then creates bf16c */
@@ -268,10 +286,9 @@ typedef struct model {
   int recompute;
   model_acts acts;
   model_kv kv;
-  /* state of the last forward pass */
-  const int *tokens;  /* (B, T) */
-  const int *targets; /* (B, T), -1 = no loss at this position */
-  model_step step;    /* its dropout and loss weights (NULL fields: none) */
+  /* state of the last forward pass (its tokens and targets: acts.ids) */
+  int has_targets; /* it had targets */
+  model_step step; /* its dropout and loss weights (NULL fields: none) */
   int B, T;
   int n_targets;  /* positions that count in the loss */
   float loss_div; /* the loss was divided by this */
@@ -346,7 +363,7 @@ int model_array_alloc(const model *m, void **p, size_t n, size_t size, const cha
 /* Tensor i's gradient (its shard, numel floats): in grads, or in grad_slot when streamed (valid
  * in grad_hook only); NULL when frozen. */
 float *model_grad(const model *m, int i);
-void model_zero_grads(model *m);
+GORP_WUR int model_zero_grads(model *m);
 
 /* Sizes the activation buffers for batches up to B x T once, so that training steps allocate
  * nothing. model_forward calls it too, growing the buffers only when needed. */
@@ -354,15 +371,17 @@ int model_reserve(model *m, int B, int T);
 /* Forward pass over tokens (B, T). With targets, *loss = sum of -log p(target) over positions with
  * target >= 0 (each times its step->loss_weights entry), divided by loss_div (pass the number of
  * such positions for a mean; 0 means use the local count). step: a training step's dropout and
- * loss weights, or NULL; tokens, targets and step's arrays must live until model_backward.
- * Token ids must be < V (checked). */
+ * loss weights, or NULL; its dropout context must live until model_backward (tokens, targets and
+ * loss weights are copied). Every argument is host memory, whatever m->ops is. Token ids must be
+ * < V (checked). */
 int model_forward(model *m, const int *tokens, const int *targets, const model_step *step, int B,
                   int T, float loss_div, float *loss);
 /* Accumulates d(loss)/d(params) into m->grads for the last forward pass (which had targets), with
  * its step's dropout masks and loss weights. */
 int model_backward(model *m);
 /* Logits of the last forward pass, (R, V): the R = acts.n_head_rows rows acts.head_rows that its
- * step's head mode chose (MODEL_HEAD_ALL: every row of (B, T), in order). */
+ * step's head mode chose (MODEL_HEAD_ALL: every row of (B, T), in order). In the model's memory
+ * (m->ops: download them where it is not the host's). */
 const float *model_logits(const model *m);
 
 /* Greedy decoding of B prompts together, each with its own KV cache: prompt b (prompts[b],

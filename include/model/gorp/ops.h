@@ -14,10 +14,6 @@
 GORP_WUR int matmul_forward(float *out, const float *inp, op_weight w, int N, int C, int OC);
 /* out (N, OC) += inp (N, C) @ w (OC, C)^T  (a linear whose output joins the residual stream) */
 GORP_WUR int matmul_forward_add(float *out, const float *inp, op_weight w, int N, int C, int OC);
-/* out (N, OC) = res (N, OC) + inp (N, C) @ w (OC, C)^T  (a linear that joins the residual stream)
- */
-GORP_WUR int matmul_forward_residual(float *out, const float *res, const float *inp, op_weight w,
-                                     int N, int C, int OC);
 /* dinp (N, C) += dout @ w ; dw (OC, C) += dout^T @ inp ; either may be NULL to skip (dw must be
  * NULL for a bf16 w: bf16 weights are frozen; with an fp32 w that carries a cache, dw's product
  * rounds dout and inp to bf16) */

@@ -92,6 +92,11 @@ static int cuda_download(void *host_dst, const void *src, size_t bytes) {
   return GORP_OK;
 }
 
+static int cuda_copy(void *dst, const void *src, size_t bytes) {
+  if (bytes) CUDA_CALL(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice));
+  return GORP_OK;
+}
+
 static int cuda_zero(void *p, size_t bytes) {
   if (bytes) CUDA_CALL(cudaMemset(p, 0, bytes));
   return GORP_OK;
@@ -164,6 +169,7 @@ static const backend_ops cuda_ops = {
     .free = cuda_free,
     .upload = cuda_upload,
     .download = cuda_download,
+    .copy = cuda_copy,
     .zero = cuda_zero,
     .gemm_bf16 = cuda_gemm_bf16,
     .svd_topk_right = cuda_svd_topk_right,

@@ -268,7 +268,43 @@ extern "C" int cuda_rope_backward(float *dx, const float *cos_t, const float *si
 /* A block's threads are at most 1024 (D up to 1024): registers for a full block of them. */
 #define ATT_BOUNDS __launch_bounds__(1024)
 
-/* One block per row (b, h, t): scores into att's row, its softmax there, then out = P V. */
+/* One query row of a block: p (n) = softmax(scale q . k_j) over the keys j < n (kb, vb: rows of
+ * stride KD), with kernels.c's softmax_row, then out (D) = sum_j p[j] v_j. q is the block's shared
+ * copy of the row; the scores are computed a warp per key. Every thread of the block calls it
+ * (its barriers). */
+__device__ static void attention_row(float *out, float *p, const float *qs, const float *kb,
+                                     const float *vb, size_t KD, int n, int D, float scale) {
+  const int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP, nw = blockDim.x / WARP;
+  for (int j = warp; j < n; j += nw) {
+    const float *kj = kb + (size_t)j * KD;
+    float s = 0.0f;
+    for (int d = lane; d < D; d += WARP) s += qs[d] * kj[d];
+    s = warp_sum(s);
+    if (lane == 0) p[j] = scale * s;
+  }
+  __syncthreads();
+  /* the block's own writes to p are visible to it after the barrier */
+  float mx = -INFINITY;
+  for (int j = threadIdx.x; j < n; j += blockDim.x) mx = p[j] > mx ? p[j] : mx;
+  mx = block_max(mx);
+  double sum = 0.0;
+  for (int j = threadIdx.x; j < n; j += blockDim.x) {
+    p[j] = exp_fast(p[j] - mx);
+    sum += p[j];
+  }
+  sum = block_sum(sum);
+  const float inv = (float)(1.0 / sum);
+  for (int j = threadIdx.x; j < n; j += blockDim.x) p[j] *= inv;
+  __syncthreads();
+  for (int d = threadIdx.x; d < D; d += blockDim.x) {
+    float acc = 0.0f;
+    for (int j = 0; j < n; j++) acc += p[j] * vb[(size_t)j * KD + d];
+    out[d] = acc;
+  }
+}
+
+/* One block per row (b, h, t): scores into att's row (0 after column t), its softmax there, then
+ * out = P V. */
 __global__ static void ATT_BOUNDS attention_forward_kernel(float *out,     /* (B, T, H*D) */
                                                            float *att,     /* (B, H, T, T) */
                                                            const float *q, /* (B, T, H*D) */
@@ -279,38 +315,13 @@ __global__ static void ATT_BOUNDS attention_forward_kernel(float *out,     /* (B
   extern __shared__ float qs[]; /* (D) the query row */
   const size_t row = blockIdx.x, bh = row / T, b = bh / H;
   const int t = (int)(row % T), h = (int)(bh % H), kvh = h / (H / KV);
-  const int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP, nw = blockDim.x / WARP;
-  const size_t QD = (size_t)H * D, KD = (size_t)KV * D;
-  const float *kb = k + b * T * KD + (size_t)kvh * D, *vb = v + b * T * KD + (size_t)kvh * D;
+  const size_t QD = (size_t)H * D, KD = (size_t)KV * D, o = (b * T + t) * QD + (size_t)h * D;
   float *p = att + row * T;
-  for (int d = threadIdx.x; d < D; d += blockDim.x) qs[d] = q[(b * T + t) * QD + (size_t)h * D + d];
+  for (int d = threadIdx.x; d < D; d += blockDim.x) qs[d] = q[o + d];
   __syncthreads();
-  for (int j = warp; j <= t; j += nw) {
-    const float *kj = kb + (size_t)j * KD;
-    float s = 0.0f;
-    for (int d = lane; d < D; d += WARP) s += qs[d] * kj[d];
-    s = warp_sum(s);
-    if (lane == 0) p[j] = scale * s;
-  }
-  __syncthreads();
-  /* kernels.c's softmax_row over columns 0..t; the block's own writes to att are visible to it */
-  float mx = -INFINITY;
-  for (int j = threadIdx.x; j <= t; j += blockDim.x) mx = p[j] > mx ? p[j] : mx;
-  mx = block_max(mx);
-  double sum = 0.0;
-  for (int j = threadIdx.x; j <= t; j += blockDim.x) {
-    p[j] = exp_fast(p[j] - mx);
-    sum += p[j];
-  }
-  sum = block_sum(sum);
-  const float inv = (float)(1.0 / sum);
-  for (int j = threadIdx.x; j < T; j += blockDim.x) p[j] = j <= t ? p[j] * inv : 0.0f;
-  __syncthreads();
-  for (int d = threadIdx.x; d < D; d += blockDim.x) {
-    float acc = 0.0f;
-    for (int j = 0; j <= t; j++) acc += p[j] * vb[(size_t)j * KD + d];
-    out[(b * T + t) * QD + (size_t)h * D + d] = acc;
-  }
+  attention_row(out + o, p, qs, k + b * T * KD + (size_t)kvh * D, v + b * T * KD + (size_t)kvh * D,
+                KD, t + 1, D, scale);
+  for (int j = t + 1 + threadIdx.x; j < T; j += blockDim.x) p[j] = 0.0f;
 }
 
 /* Backward, in three kernels without atomics: rowdot (B, H, T) = sum_j dP P of each row, with
@@ -495,6 +506,48 @@ extern "C" int cuda_attention_backward(float *dq, float *dk, float *dv, float *s
   attention_dq_kernel<<<(unsigned int)rows, threads, (D + threads) * sizeof(float)>>>(
       dq, rowdot, dout, att, k, v, T, H, KV, D, scale);
   LAUNCH_CHECK(attention_dq_kernel);
+  return GORP_OK;
+}
+
+/* Decoding: one block per (row i, query head h), row i being position pos[i] of sequence seq[i]:
+ * its scores against that sequence's cached keys 0..pos[i], their softmax and the sum of values,
+ * as attention_forward_kernel computes a row. */
+__global__ static void ATT_BOUNDS attention_decode_kernel(float *out,      /* (N, H*D) */
+                                                          const float *q,  /* (N, H*D) */
+                                                          const float *kc, /* (n_seq, S, KV*D) */
+                                                          const float *vc, /* (n_seq, S, KV*D) */
+                                                          const int *seq,  /* (N) */
+                                                          const int *pos,  /* (N) */
+                                                          int S, int H, int KV, int D,
+                                                          float scale) {
+  extern __shared__ float qs[]; /* (D) the query row, then (S) its scores */
+  const size_t i = blockIdx.x / H;
+  const int h = (int)(blockIdx.x % H), kvh = h / (H / KV);
+  const size_t QD = (size_t)H * D, KD = (size_t)KV * D, o = i * QD + (size_t)h * D;
+  const size_t cache = (size_t)seq[i] * S * KD + (size_t)kvh * D;
+  for (int d = threadIdx.x; d < D; d += blockDim.x) qs[d] = q[o + d];
+  __syncthreads();
+  attention_row(out + o, qs + D, qs, kc + cache, vc + cache, KD, pos[i] + 1, D, scale);
+}
+
+/* scratch and n_scratch are the CPU's per-thread buffers: the scores live in shared memory, so
+ * the cache's positions and a head's dimension must fit in a block's 48 KiB of it. */
+extern "C" int cuda_attention_decode(float *out, const float *q, const float *kc, const float *vc,
+                                     const int *seq, const int *pos, float *scratch, int n_scratch,
+                                     int N, int S, int H, int KV, int D) {
+  (void)scratch;
+  (void)n_scratch;
+  size_t rows;
+  int threads;
+  GORP_CALL(attention_sizes("attention_decode", N, 1, H, KV, D, &rows, &threads));
+  if (rows == 0) return GORP_OK;
+  GORP_CHECK(S >= 1 && (size_t)S + D <= (48u << 10) / sizeof(float), GORP_EINPUT,
+             "attention_decode: %d cached positions and head dimension %d exceed a block's 48 KiB "
+             "of shared memory",
+             S, D);
+  attention_decode_kernel<<<(unsigned int)rows, threads, ((size_t)D + S) * sizeof(float)>>>(
+      out, q, kc, vc, seq, pos, S, H, KV, D, 1.0f / sqrtf((float)D));
+  LAUNCH_CHECK(attention_decode_kernel);
   return GORP_OK;
 }
 

@@ -40,6 +40,10 @@ int cuda_rope_backward(float *dx, const float *cos_t, const float *sin_t, int B,
                        int D) GORP_WUR;
 int cuda_attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
                            int B, int T, int H, int KV, int D) GORP_WUR;
+/* scratch and n_scratch ignored: the scores live in shared memory (S + D floats per block) */
+int cuda_attention_decode(float *out, const float *q, const float *kc, const float *vc,
+                          const int *seq, const int *pos, float *scratch, int n_scratch, int N,
+                          int S, int H, int KV, int D) GORP_WUR;
 int cuda_attention_backward(float *dq, float *dk, float *dv, float *scratch, int n_scratch,
                             const float *dout, const float *att, const float *q, const float *k,
                             const float *v, int B, int T, int H, int KV, int D) GORP_WUR;
@@ -69,8 +73,8 @@ int cuda_adamw_update(float *params, float *m, float *v, const float *grads, siz
   .rmsnorm_forward = cuda_rmsnorm_forward, .rmsnorm_backward = cuda_rmsnorm_backward,              \
   .rope_forward = cuda_rope_forward, .rope_backward = cuda_rope_backward,                          \
   .attention_forward = cuda_attention_forward, .attention_backward = cuda_attention_backward,      \
-  .swiglu_forward = cuda_swiglu_forward, .swiglu_backward = cuda_swiglu_backward,                  \
-  .crossentropy_forward = cuda_crossentropy_forward,                                               \
+  .attention_decode = cuda_attention_decode, .swiglu_forward = cuda_swiglu_forward,                \
+  .swiglu_backward = cuda_swiglu_backward, .crossentropy_forward = cuda_crossentropy_forward,      \
   .crossentropy_backward = cuda_crossentropy_backward, .dropout_rows = cuda_dropout_rows,          \
   .rows_gather = cuda_rows_gather, .rows_scatter = cuda_rows_scatter,                              \
   .adamw_update = cuda_adamw_update

@@ -71,6 +71,17 @@ static int cpu_embedding_forward(float *out, const int *tokens, const float *emb
   return GORP_OK;
 }
 
+static int cpu_embedding_forward_bf16(float *out, const int *tokens, const uint16_t *emb, int N,
+                                      int C) {
+  embedding_forward(out, tokens, (op_weight){.h = emb}, N, C);
+  return GORP_OK;
+}
+
+static int cpu_bf16_round(uint16_t *out, const float *in, size_t n) {
+  bf16_round(out, in, n);
+  return GORP_OK;
+}
+
 static int cpu_embedding_backward(float *demb, const float *dout, const int *tokens, int N, int C) {
   embedding_backward(demb, dout, tokens, N, C);
   return GORP_OK;
@@ -167,7 +178,9 @@ const backend_ops backend_cpu_ops = {
     .copy = cpu_copy,
     .zero = cpu_zero,
     .gemm_bf16 = cpu_gemm_bf16,
+    .bf16_round = cpu_bf16_round,
     .embedding_forward = cpu_embedding_forward,
+    .embedding_forward_bf16 = cpu_embedding_forward_bf16,
     .embedding_backward = cpu_embedding_backward,
     .rmsnorm_forward = cpu_rmsnorm_forward,
     .rmsnorm_backward = cpu_rmsnorm_backward,

@@ -259,16 +259,18 @@ static int head_rows_select(model *m, const int *targets, int B, int T) {
 }
 
 /* The adapters must live where the model does; a model in another backend's memory than the
- * host's runs the fp32 step on one rank so far (the TP sums, bf16 weights and decoding still
- * read host memory). */
+ * host's runs on one rank with fp32 trained products so far (the TP sums and bf16.h's products
+ * of trained matrices still read host memory). */
 static int model_ops_check(const model *m, const char *what) {
   if (m->lora && m->lora->ops != m->ops)
     GORP_ERR(GORP_EINPUT, "%s: LoRA adapters in %s memory on a model in %s memory", what,
              m->lora->ops->name, m->ops->name);
   if (m->ops == backend_host()) return GORP_OK;
-  if (m->tp || m->n_params16 || m->trained_bf16)
-    GORP_ERR(GORP_EINPUT, "%s: a model in %s memory runs fp32 on one rank so far (this one has %s)",
-             what, m->ops->name, m->tp ? "tensor parallelism" : "bf16 weights");
+  if (m->tp || m->trained_bf16)
+    GORP_ERR(GORP_EINPUT,
+             "%s: a model in %s memory runs on one rank with fp32 trained products so far (this one "
+             "has %s)",
+             what, m->ops->name, m->tp ? "tensor parallelism" : "bf16 trained products");
   return GORP_OK;
 }
 
@@ -291,6 +293,7 @@ int model_forward(model *m, const int *tokens, const int *targets, const model_s
                tokens[i], i / T, i % T, c->vocab_size);
   GORP_CALL(model_ops_check(m, "model_forward"));
   GORP_CALL(model_reserve(m, B, T));
+  GORP_CALL(model_scratch16_reserve(m, (size_t)B * T));
   if (m->lora) GORP_CALL(lora_reserve(m->lora, B * T));
   model_acts *a = &m->acts;
   const int L = c->num_layers, N = B * T, C = c->hidden_size, D = c->head_dim, V = c->vocab_size;
@@ -305,8 +308,8 @@ int model_forward(model *m, const int *tokens, const int *targets, const model_s
   GORP_CALL(m->ops->upload(a->rope_cos, a->host_rope, half * sizeof(float)));
   GORP_CALL(m->ops->upload(a->rope_sin, a->host_rope + half, half * sizeof(float)));
   const op_weight emb = model_weight(m, 0);
-  if (emb.h) /* bf16 rows: host memory (model_ops_check) */
-    embedding_forward(a->x, a->ids, emb, N, C);
+  if (emb.h)
+    GORP_CALL(m->ops->embedding_forward_bf16(a->x, a->ids, emb.h, N, C));
   else
     GORP_CALL(m->ops->embedding_forward(a->x, a->ids, emb.f, N, C));
   for (int l = 0; l < L; l++) {

@@ -97,8 +97,8 @@ static int decode_step(model *m, int n) {
   GORP_CALL(m->ops->upload(kv->cos_t, kv->host_rope, nh * sizeof(float)));
   GORP_CALL(m->ops->upload(kv->sin_t, kv->host_rope + nh, nh * sizeof(float)));
   const op_weight emb = model_weight(m, 0);
-  if (emb.h) /* bf16 rows: host memory (model_forward refuses them elsewhere) */
-    embedding_forward(kv->x, kv->tok, emb, n, C);
+  if (emb.h)
+    GORP_CALL(m->ops->embedding_forward_bf16(kv->x, kv->tok, emb.h, n, C));
   else
     GORP_CALL(m->ops->embedding_forward(kv->x, kv->tok, emb.f, n, C));
   float *x = kv->x, *xout = kv->xout;
@@ -181,6 +181,7 @@ static int generate(model *m, const int *const *prompts, const int *n_prompt, in
     longest = n_prompt[b] > longest ? n_prompt[b] : longest;
   }
   GORP_CALL(kv_reserve(m, B, longest + max_new));
+  GORP_CALL(model_scratch16_reserve(m, (size_t)B));
   model_kv *kv = &m->kv;
   const size_t KD = (size_t)m->KV_loc * c->head_dim, layer_cache = (size_t)kv->B * kv->S * KD;
   for (int b = 0; b < B; b++) {

@@ -58,6 +58,11 @@ typedef struct layer_attention {
   int n_scratch;
 } layer_attention;
 
+/* Sizes m->scratch16 for products over `rows` rows (at most the widest activation or the
+ * vocabulary wide) when m's bf16 weights live in another table's memory than the host's; grows
+ * only. */
+int model_scratch16_reserve(model *m, size_t rows);
+
 /* Layer l of m on the rows of a, with the adapters' dropout d (NULL: none); the LoRA activations
  * are kept for the backward pass unless the attention decodes. */
 int model_layer_forward(model *m, int l, const layer_acts *a, const layer_attention *att,

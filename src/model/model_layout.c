@@ -311,6 +311,11 @@ int model_prep_bf16_inference(model *m, const void *unused) {
 
 op_weight model_weight(const model *m, int i) {
   const param_tensor *t = &m->tensors[i];
+  if (t->bf16 && m->ops != backend_host())
+    return (op_weight){.h = m->params16 + t->offset,
+                       .dev = m->ops,
+                       .scratch = m->scratch16,
+                       .scratch_n = m->n_scratch16};
   if (t->bf16) return (op_weight){.f = NULL, .h = m->params16 + t->offset, .cache = m->bf16c};
   if (m->trained_bf16 && t->trainable && t->ndim == 2)
     return (op_weight){.f = m->params + t->offset, .h = NULL, .cache = m->bf16c};
@@ -362,6 +367,20 @@ int model_alloc_grads(model *m) {
   return GORP_OK;
 }
 
+int model_scratch16_reserve(model *m, size_t rows) {
+  if (m->ops == backend_host() || !m->n_params16) return GORP_OK;
+  const size_t widest = model_widest(&m->cfg, m->tp_size), V = (size_t)m->cfg.vocab_size,
+               n = rows * (widest > V ? widest : V);
+  if (n <= m->n_scratch16) return GORP_OK;
+  m->ops->free(m->scratch16);
+  m->scratch16 = NULL;
+  m->n_scratch16 = 0;
+  GORP_CALL(model_array_alloc(m, (void **)&m->scratch16, n, sizeof(uint16_t),
+                              "the bf16 products' rounded activations"));
+  m->n_scratch16 = n;
+  return GORP_OK;
+}
+
 int model_zero_grads(model *m) {
   return m->grads ? m->ops->zero(m->grads, m->n_grads * sizeof(float)) : GORP_OK;
 }
@@ -372,6 +391,7 @@ void model_free(model *m) {
   if (m->ops) {
     m->ops->free(m->params);
     m->ops->free(m->params16);
+    m->ops->free(m->scratch16);
     m->ops->free(m->grads);
     m->ops->free(m->grad_slot);
     m->ops->free(m->acts.x); /* every float activation: one allocation starting at x */

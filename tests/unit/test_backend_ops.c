@@ -41,6 +41,7 @@ typedef struct buf {
   size_t bytes;
   void *host;
   int is_double; /* a HOST_OUT double (crossentropy's loss) */
+  int is_bf16;   /* an OUT of bf16 values: compared bit for bit */
 } buf;
 
 enum { MAX_BUFS = 11 };
@@ -64,22 +65,28 @@ static float *randn(size_t n, uint64_t stream, float scale) {
   return x;
 }
 static buf f_in(size_t n, uint64_t stream, float scale) {
-  return (buf){IN, n * sizeof(float), randn(n, stream, scale), 0};
+  return (buf){.kind = IN, .bytes = n * sizeof(float), .host = randn(n, stream, scale)};
 }
 static buf f_out(size_t n, uint64_t stream) { /* a non-zero start: += outputs must add to it */
-  return (buf){OUT, n * sizeof(float), randn(n, stream, 0.5f), 0};
+  return (buf){.kind = OUT, .bytes = n * sizeof(float), .host = randn(n, stream, 0.5f)};
 }
 static buf copy_in(const void *src, size_t bytes) {
   void *c = malloc(bytes);
   memcpy(c, src, bytes);
-  return (buf){IN, bytes, c, 0};
+  return (buf){.kind = IN, .bytes = bytes, .host = c};
 }
 static buf h16_in(size_t n, uint64_t stream) {
   float *x = randn(n, stream, 1.0f);
   bf16 *h = malloc(n * sizeof(bf16));
   bf16_round(h, x, n);
   free(x);
-  return (buf){IN, n * sizeof(bf16), h, 0};
+  return (buf){.kind = IN, .bytes = n * sizeof(bf16), .host = h};
+}
+static buf h16_out(size_t n, uint64_t stream) {
+  buf b = h16_in(n, stream);
+  b.kind = OUT;
+  b.is_bf16 = 1;
+  return b;
 }
 
 /* the shared inputs: tokens (N) < V with repeats, targets (N) with ignored (-1) rows, weights (N),
@@ -138,6 +145,20 @@ static int run_emb_f(const backend_ops *be, void **p) {
 }
 static void ref_emb_f(void **p) {
   embedding_forward(P(0), p[1], op_w32(CP(2)), N, QD);
+}
+static int run_emb_f16(const backend_ops *be, void **p) {
+  return be->embedding_forward_bf16(P(0), p[1], p[2], N, QD);
+}
+static void ref_emb_f16(void **p) {
+  embedding_forward(P(0), p[1], (op_weight){.h = p[2]}, N, QD);
+}
+/* rounding's special values after random ones: ties both ways, NaN, infinities, overflow to inf */
+enum { ROUND_N = 1000 };
+static int run_round(const backend_ops *be, void **p) {
+  return be->bf16_round(p[0], CP(1), ROUND_N);
+}
+static void ref_round(void **p) {
+  bf16_round(p[0], CP(1), ROUND_N);
 }
 static int run_emb_b(const backend_ops *be, void **p) {
   return be->embedding_backward(P(0), CP(1), p[2], N, QD);
@@ -277,7 +298,8 @@ static int cases_make(op_case *c) {
   rmsnorm_forward(y, rstd, xn, w, N, QD, EPS); /* the backward's rstd, as a forward saves it */
   free(y);
   const size_t n_scratch = (size_t)omp_get_max_threads() * T * T * sizeof(float);
-  const buf scratch = {IN, n_scratch, calloc(n_scratch, 1), 0}; /* attention_backward's (CPU) */
+  /* attention_backward's (CPU) */
+  const buf scratch = {.kind = IN, .bytes = n_scratch, .host = calloc(n_scratch, 1)};
   /* The tolerances another backend gets (relative to each output's largest value). The CUDA
    * kernels compute each element with the CPU's expressions (exp_fast included, no fused
    * multiply-adds), so only the order of a row's sums may differ:
@@ -310,6 +332,28 @@ static int cases_make(op_case *c) {
                      ref_emb_f,
                      0,
                      0};
+  c[n++] = (op_case){"embedding_forward_bf16",
+                     3,
+                     {f_out(nq, 62), copy_in(tokens, sizeof(tokens)), h16_in((size_t)V * QD, 63)},
+                     run_emb_f16,
+                     ref_emb_f16,
+                     0,
+                     0};
+  {
+    float *x = randn(ROUND_N, 64, 100.0f);
+    const uint32_t special[] = {0x3f808000u, 0x3f818000u, 0x7fc00001u, 0xffa00000u,
+                                0x7f800000u, 0xff800000u, 0x7f7fffffu, 0x00000001u};
+    for (size_t i = 0; i < sizeof(special) / sizeof(special[0]); i++)
+      memcpy(&x[i], &special[i], sizeof(float));
+    c[n++] = (op_case){
+        "bf16_round",
+        2,
+        {h16_out(ROUND_N, 65), (buf){.kind = IN, .bytes = ROUND_N * sizeof(float), .host = x}},
+        run_round,
+        ref_round,
+        0,
+        0};
+  }
   c[n++] = (op_case){"embedding_backward",
                      3,
                      {f_out((size_t)V * QD, 9), f_in(nq, 10, 1), copy_in(tokens, sizeof(tokens))},
@@ -329,9 +373,9 @@ static int cases_make(op_case *c) {
                      {f_out(nq, 15),
                       f_out(QD, 16),
                       f_in(nq, 17, 1),
-                      {IN, nq * 4, xn, 0},
-                      {IN, QD * 4, w, 0},
-                      {IN, N * 4, rstd, 0}},
+                      {.kind = IN, .bytes = nq * 4, .host = xn},
+                      {.kind = IN, .bytes = QD * 4, .host = w},
+                      {.kind = IN, .bytes = N * 4, .host = rstd}},
                      run_rms_b,
                      ref_rms_b,
                      0,
@@ -373,7 +417,7 @@ static int cases_make(op_case *c) {
                      {f_out((size_t)NDEC * QD, 60), f_in((size_t)NDEC * QD, 61, 1), f_in(nk, 23, 1),
                       f_in(nk, 24, 1), copy_in(dec_seq, sizeof(dec_seq)),
                       copy_in(dec_pos, sizeof(dec_pos)),
-                      (buf){IN, n_dec_scratch, calloc(n_dec_scratch, 1), 0}},
+                      (buf){.kind = IN, .bytes = n_dec_scratch, .host = calloc(n_dec_scratch, 1)}},
                      run_att_d,
                      ref_att_d,
                      0,
@@ -395,8 +439,11 @@ static int cases_make(op_case *c) {
                 1e-5};
   c[n++] = (op_case){"crossentropy_forward",
                      5,
-                     {{HOST_OUT, sizeof(double), calloc(1, sizeof(double)), 1},
-                      {HOST_OUT, sizeof(int), calloc(1, sizeof(int)), 0},
+                     {{.kind = HOST_OUT,
+                       .bytes = sizeof(double),
+                       .host = calloc(1, sizeof(double)),
+                       .is_double = 1},
+                      {.kind = HOST_OUT, .bytes = sizeof(int), .host = calloc(1, sizeof(int))},
                       f_in((size_t)N * V, 35, 3),
                       copy_in(targets, sizeof(targets)),
                       f_in(N, 36, 1)},
@@ -441,7 +488,10 @@ static int cases_make(op_case *c) {
                      1e-4};
   c[n++] = (op_case){"adamw_update",
                      4,
-                     {f_out(nq, 37), f_out(nq, 38), {OUT, nq * 4, v_moment, 0}, f_in(nq, 39, 1)},
+                     {f_out(nq, 37),
+                      f_out(nq, 38),
+                      {.kind = OUT, .bytes = nq * 4, .host = v_moment},
+                      f_in(nq, 39, 1)},
                      run_adamw,
                      ref_adamw,
                      0,
@@ -497,7 +547,10 @@ static double case_diff(const op_case *c, void **got, void **want) {
     const buf *b = &c->b[j];
     if (b->kind == IN) continue;
     double diff = 0.0, big = 0.0;
-    if (b->is_double) {
+    if (b->is_bf16) {
+      diff = memcmp(got[j], want[j], b->bytes) ? INFINITY : 0.0; /* the same rounding */
+      big = 1.0;
+    } else if (b->is_double) {
       diff = fabs(*(double *)got[j] - *(double *)want[j]);
       big = fabs(*(double *)want[j]);
     } else if (b->bytes == sizeof(int) && b->kind == HOST_OUT) {
@@ -560,6 +613,8 @@ static int check_complete(const backend_ops *be) {
                                 (const void *)be->zero,
                                 (const void *)be->gemm_bf16,
                                 (const void *)be->embedding_forward,
+                                (const void *)be->embedding_forward_bf16,
+                                (const void *)be->bf16_round,
                                 (const void *)be->embedding_backward,
                                 (const void *)be->rmsnorm_forward,
                                 (const void *)be->rmsnorm_backward,
@@ -638,7 +693,7 @@ int main(int argc, char **argv) {
     if (attention_forward(o, att_probs, q, k, v, B, T, H, KV, D)) return 1;
     free(q), free(k), free(v), free(o);
   }
-  op_case c[21];
+  op_case c[23];
   const int n = cases_make(c);
   if (backend_select("cpu")) return 1;
   const backend_ops *cpu = backend_get(); /* a static table: stays valid after another select */

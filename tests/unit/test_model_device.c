@@ -33,12 +33,26 @@ static const model_config cfg = {.vocab_size = V,
                                  .rms_eps = 1e-5f,
                                  .rope_theta = 10000.0f};
 
-/* d: h's architecture and weights in be's memory, every tensor trainable. */
-static int device_model(model *d, const model *h, const backend_ops *be) {
-  if (model_plan_tp(d, &cfg, NULL)) return 1;
-  d->ops = be;
-  if (model_alloc_params(d, NULL) || model_alloc_grads(d)) return 1;
-  return be->upload(d->params, h->params, h->n_params * sizeof(float));
+/* A 7B run's layout: every matrix frozen and stored in bf16, the norms trained. */
+static int prep_bf16(model *m, const void *unused) {
+  (void)unused;
+  for (int i = 0; i < m->n_tensors; i++)
+    if (m->tensors[i].ndim == 2 && model_set_trainable(m, i, 0)) return 1;
+  return model_bf16_frozen(m);
+}
+
+/* m in be's memory with prep's layout and random weights (h's: host memory, d's: uploaded from
+ * host's), its gradients allocated. */
+static int make_model(model *m, const backend_ops *be, const model_prep *prep, const model *host) {
+  if (model_plan_tp(m, &cfg, NULL)) return 1;
+  m->ops = be;
+  if (model_alloc_params(m, prep) || model_alloc_grads(m)) return 1;
+  if (!host) {
+    model_init_random(m, 5, 0.3f, 0.3f);
+    return 0;
+  }
+  return be->upload(m->params, host->params, host->n_params * sizeof(float)) ||
+         be->upload(m->params16, host->params16, host->n_params16 * sizeof(uint16_t));
 }
 
 /* One step on m: zeroed gradients, forward with targets, backward; its logits (R x V, host) into
@@ -122,10 +136,8 @@ int main(int argc, char **argv) {
     weights[i] = 0.25f + 0.25f * (float)(i % 3);
   }
   model h, d;
-  CHECK(!model_create(&h, &cfg), "host model");
-  model_init_random(&h, 5, 0.3f, 0.3f);
-  CHECK(!model_alloc_grads(&h), "host gradients");
-  CHECK(!device_model(&d, &h, be), "the model in %s memory", be->name);
+  CHECK(!make_model(&h, backend_host(), NULL, NULL), "host model");
+  CHECK(!make_model(&d, be, NULL, &h), "the model in %s memory", be->name);
 
   const struct {
     const char *what;
@@ -165,7 +177,8 @@ int main(int argc, char **argv) {
         "adapters in host memory on a model in %s memory are refused: %s", be->name, msg);
   free(msg);
   d.lora = &lo_d;
-  /* greedy decoding of three prompts of different lengths, with the adapters: the same ids */
+  /* greedy decoding of three prompts of different lengths, with the adapters: the same ids; then
+   * the same for the bf16 layout */
   enum { NP = 3, NEW = 3 };
   const int *prompts[NP] = {tokens, tokens + 3, tokens + T};
   const int n_prompt[NP] = {5, 9, 2};
@@ -180,6 +193,30 @@ int main(int argc, char **argv) {
   }
   CHECK(same, "decoding on %s gives the host's ids", be->name);
   printf("decoding %d prompts x %d ids: %s\n", NP, NEW, same ? "the same ids" : "other ids");
+
+  /* the bf16 layout with adapters: a training step and decoding */
+  model hb, db;
+  lora lb_h, lb_d;
+  const model_prep bf16 = {prep_bf16, NULL};
+  CHECK(!make_model(&hb, backend_host(), &bf16, NULL) && !make_model(&db, be, &bf16, &hb) &&
+            !lora_on(&lb_h, &hb) && !lora_on(&lb_d, &db),
+        "bf16 models with adapters");
+  CHECK(hb.n_params16 > 0 && db.n_params16 == hb.n_params16, "%zu bf16 weights", hb.n_params16);
+  const model_step bs = {.dropout = &drop, .loss_weights = weights, .head = MODEL_HEAD_TARGETS};
+  compare("bf16 weights, LoRA with dropout", &hb, &db, &bs, tokens, targets);
+  const int bdec_h = model_generate(&hb, prompts, n_prompt, NP, NEW, NULL, 0, out_h, n_h);
+  const int bdec_d = model_generate(&db, prompts, n_prompt, NP, NEW, NULL, 0, out_d, n_d);
+  same = !bdec_h && !bdec_d;
+  for (int b = 0; b < NP && same; b++) {
+    same = n_h[b] == NEW && n_d[b] == NEW;
+    for (int i = 0; i < NEW && same; i++) same = out_h[b * NEW + i] == out_d[b * NEW + i];
+  }
+  CHECK(same, "decoding the bf16 model on %s gives the host's ids", be->name);
+  printf("decoding the bf16 model: %s\n", same ? "the same ids" : "other ids");
+  lora_free(&lb_h);
+  lora_free(&lb_d);
+  model_free(&hb);
+  model_free(&db);
 
   lora_free(&lo_h);
   lora_free(&lo_d);

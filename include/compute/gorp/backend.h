@@ -52,8 +52,15 @@ typedef struct backend_ops {
   int (*gemm_bf16)(int trans_a, int trans_b, int m, int n, int k, float alpha, const uint16_t *a,
                    int lda, const uint16_t *b, int ldb, float beta, float *c, int ldc) GORP_WUR;
 
+  /* out (n) = in (n) rounded to bf16 as bf16.h's bf16_from_f32 rounds (to nearest, ties to even,
+   * a NaN kept): the activations' side of a product with a bf16 weight (gemm_bf16) */
+  int (*bf16_round)(uint16_t *out, const float *in, size_t n) GORP_WUR;
+
   /* the step's element-wise ops, each as kernels.h's function of the same name */
   int (*embedding_forward)(float *out, const int *tokens, const float *emb, int N, int C) GORP_WUR;
+  /* embedding_forward of bf16 rows (emb (V, C) bf16), widened */
+  int (*embedding_forward_bf16)(float *out, const int *tokens, const uint16_t *emb, int N,
+                                int C) GORP_WUR;
   int (*embedding_backward)(float *demb, const float *dout, const int *tokens, int N,
                             int C) GORP_WUR;
   int (*rmsnorm_forward)(float *out, float *rstd, const float *inp, const float *w, int N, int C,

@@ -30,6 +30,7 @@
 #define GORP_BF16_H
 
 #include "gorp/err.h"
+#include "gorp/hostdev.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -37,8 +38,9 @@
 
 typedef uint16_t bf16;
 
-/* Rounds x to the nearest bf16, ties to even; a NaN stays a (quiet) NaN with its sign. */
-static inline bf16 bf16_from_f32(float x) {
+/* Rounds x to the nearest bf16, ties to even; a NaN stays a (quiet) NaN with its sign. The CUDA
+ * kernels round with this very function (GORP_HOST_DEVICE). */
+GORP_HOST_DEVICE static inline bf16 bf16_from_f32(float x) {
   uint32_t u;
   memcpy(&u, &x, sizeof(u));
   if ((u & 0x7fffffffu) > 0x7f800000u) return (bf16)((u >> 16) | 0x0040u);
@@ -47,7 +49,7 @@ static inline bf16 bf16_from_f32(float x) {
 }
 
 /* The fp32 value of x (exact). */
-static inline float bf16_to_f32(bf16 x) {
+GORP_HOST_DEVICE static inline float bf16_to_f32(bf16 x) {
   const uint32_t u = (uint32_t)x << 16;
   float f;
   memcpy(&f, &u, sizeof(f));

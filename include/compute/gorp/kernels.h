@@ -17,14 +17,19 @@
 enum { OPS_PARALLEL_MIN = 1 << 16 };
 
 /* A weight matrix (OC, C) row-major as an op reads it: fp32 (f), or bf16 (h, a frozen weight:
- * its products round the other operand to bf16 and accumulate in fp32 through cache, bf16.h).
- * Exactly one of f and h is set. An fp32 weight with cache set is a trained one under
- * model.trained_products = bf16: its forward, input-gradient and weight-gradient products round
- * both operands to bf16 and sum in fp32 (bf16_gemm_ff). */
+ * its products round the other operand to bf16 and accumulate in fp32 through cache, bf16.h, or
+ * in another table's memory through dev). Exactly one of f and h is set. An fp32 weight with
+ * cache set is a trained one under model.trained_products = bf16: its forward, input-gradient
+ * and weight-gradient products round both operands to bf16 and sum in fp32 (bf16_gemm_ff). */
 typedef struct op_weight {
   const float *f;         /* (OC, C) fp32, or NULL */
   const bf16 *h;          /* (OC, C) bf16 when f is NULL */
-  bf16_gemm_cache *cache; /* the bf16 products' primitives: set with h, optional with f */
+  bf16_gemm_cache *cache; /* the bf16 products' primitives (host memory): with h, or with f */
+  /* a bf16 weight in the memory of table dev (instead of cache): the other operand is rounded
+   * by dev->bf16_round into scratch (scratch_n values, dev's memory), then dev->gemm_bf16 */
+  const backend_ops *dev;
+  bf16 *scratch;
+  size_t scratch_n;
 } op_weight;
 
 /* An fp32 weight. */

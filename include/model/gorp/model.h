@@ -256,13 +256,19 @@ typedef struct model {
   size_t n_params16;             /* of the bf16 tensors */
   uint16_t *params16;            /* one allocation, n_params16 bf16 values (bf16.h), or NULL */
   struct bf16_gemm_cache *bf16c; /* the bf16 products (bf16.h), or NULL */
+  /* the bf16 products of a model in another table's memory than the host's: their activations
+   * rounded to bf16 (op_weight.scratch), n_scratch16 values in the model's memory, grown by
+   * model_forward and decoding; NULL otherwise */
+  uint16_t *scratch16;
+  size_t n_scratch16;
   /* The ops table of the memory the model's arrays live in, through which the step's element-wise
    * ops and attention run (backend.h): model_plan_tp sets the CPU's (backend_host), whatever
    * run.backend is; the products go through the selected backend (ops.h). A caller may set
    * another table between model_plan_tp and model_alloc_params: the arrays then live in its
-   * memory (read and written through its upload and download), and model_forward and
-   * model_backward run the fp32 step on one rank without LoRA there (other models are refused;
-   * decoding, LoRA, bf16 weights and the TP sums still read host memory). */
+   * memory (read and written through its upload and download), and model_forward,
+   * model_backward and model_generate run there, with LoRA (its arrays in the same memory) and
+   * bf16 frozen weights, on one rank (model_forward refuses TP and bf16 trained products, whose
+   * sums and products still read host memory). */
   const backend_ops *ops;
   /* 1: the trainable fp32 matrices multiply in bf16 with fp32 sums too (model.trained_products);
    * set before model_alloc_params, which then creates bf16c */

@@ -11,6 +11,7 @@
 #include "kernels_cuda.h"
 
 #include "../exp_fast.h"
+#include "gorp/bf16.h"
 #include "gorp/rng.h"
 
 #include <math.h>
@@ -120,6 +121,18 @@ __global__ static void embedding_forward_kernel(float *out,        /* (N, C) */
   }
 }
 
+__global__ static void embedding_forward_bf16_kernel(float *out,          /* (N, C) */
+                                                     const int *tokens,   /* (N) */
+                                                     const uint16_t *emb, /* (V, C) bf16 */
+                                                     int N, int C) {
+  const size_t n = (size_t)N * C;
+  for (size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x; idx < n;
+       idx += (size_t)gridDim.x * blockDim.x) {
+    const size_t i = idx / C, c = idx % C;
+    out[idx] = bf16_to_f32(emb[(size_t)tokens[i] * C + c]);
+  }
+}
+
 /* One thread per column adds the rows in order, as the CPU does: repeated tokens sum in the same
  * order on every run (no atomics). */
 __global__ static void embedding_backward_kernel(float *demb,       /* (V, C) */
@@ -137,6 +150,30 @@ extern "C" int cuda_embedding_forward(float *out, const int *tokens, const float
   if (N == 0 || C == 0) return GORP_OK;
   embedding_forward_kernel<<<grid_blocks((size_t)N * C), THREADS>>>(out, tokens, emb, N, C);
   LAUNCH_CHECK(embedding_forward_kernel);
+  return GORP_OK;
+}
+
+extern "C" int cuda_embedding_forward_bf16(float *out, const int *tokens, const uint16_t *emb,
+                                           int N, int C) {
+  GORP_CHECK(N >= 0 && C >= 0, GORP_EINPUT, "embedding_forward_bf16: bad sizes N=%d C=%d", N, C);
+  if (N == 0 || C == 0) return GORP_OK;
+  embedding_forward_bf16_kernel<<<grid_blocks((size_t)N * C), THREADS>>>(out, tokens, emb, N, C);
+  LAUNCH_CHECK(embedding_forward_bf16_kernel);
+  return GORP_OK;
+}
+
+__global__ static void bf16_round_kernel(uint16_t *out,   /* (n) */
+                                         const float *in, /* (n) */
+                                         size_t n) {
+  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+       i += (size_t)gridDim.x * blockDim.x)
+    out[i] = bf16_from_f32(in[i]);
+}
+
+extern "C" int cuda_bf16_round(uint16_t *out, const float *in, size_t n) {
+  if (n == 0) return GORP_OK;
+  bf16_round_kernel<<<grid_blocks(n), THREADS>>>(out, in, n);
+  LAUNCH_CHECK(bf16_round_kernel);
   return GORP_OK;
 }
 

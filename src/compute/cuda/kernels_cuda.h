@@ -28,6 +28,9 @@ extern "C" {
 
 /* The element-wise ops of backend.h, on pointers in device memory (loss and n_targets: host). */
 int cuda_embedding_forward(float *out, const int *tokens, const float *emb, int N, int C) GORP_WUR;
+int cuda_embedding_forward_bf16(float *out, const int *tokens, const uint16_t *emb, int N,
+                                int C) GORP_WUR;
+int cuda_bf16_round(uint16_t *out, const float *in, size_t n) GORP_WUR;
 int cuda_embedding_backward(float *demb, const float *dout, const int *tokens, int N,
                             int C) GORP_WUR;
 int cuda_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C,
@@ -70,6 +73,7 @@ int cuda_adamw_update(float *params, float *m, float *v, const float *grads, siz
  * and the CPU emulator's (tests/cuda_emu) wire each op to the same launcher. */
 #define CUDA_KERNEL_OPS                                                                            \
   .embedding_forward = cuda_embedding_forward, .embedding_backward = cuda_embedding_backward,      \
+  .embedding_forward_bf16 = cuda_embedding_forward_bf16, .bf16_round = cuda_bf16_round,            \
   .rmsnorm_forward = cuda_rmsnorm_forward, .rmsnorm_backward = cuda_rmsnorm_backward,              \
   .rope_forward = cuda_rope_forward, .rope_backward = cuda_rope_backward,                          \
   .attention_forward = cuda_attention_forward, .attention_backward = cuda_attention_backward,      \

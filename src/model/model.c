@@ -267,10 +267,11 @@ static int model_ops_check(const model *m, const char *what) {
              m->lora->ops->name, m->ops->name);
   if (m->ops == backend_host()) return GORP_OK;
   if (m->tp || m->trained_bf16)
-    GORP_ERR(GORP_EINPUT,
-             "%s: a model in %s memory runs on one rank with fp32 trained products so far (this one "
-             "has %s)",
-             what, m->ops->name, m->tp ? "tensor parallelism" : "bf16 trained products");
+    GORP_ERR(
+        GORP_EINPUT,
+        "%s: a model in %s memory runs on one rank with fp32 trained products so far (this one "
+        "has %s)",
+        what, m->ops->name, m->tp ? "tensor parallelism" : "bf16 trained products");
   return GORP_OK;
 }
 

@@ -190,6 +190,13 @@ static int layer_attention_forward(const model *m, const layer_acts *a, const la
                                   at->n_scratch, at->T, at->S, H, KV, D);
 }
 
+int model_embed(const model *m, float *out, const int *tokens, int N) {
+  const op_weight emb = model_weight(m, 0);
+  const int C = m->cfg.hidden_size;
+  return emb.h ? m->ops->embedding_forward_bf16(out, tokens, emb.h, N, C)
+               : m->ops->embedding_forward(out, tokens, emb.f, N, C);
+}
+
 int model_layer_forward(model *m, int l, const layer_acts *a, const layer_attention *at,
                         const lora_dropout_ctx *d) {
   const model_config *c = &m->cfg;
@@ -308,11 +315,7 @@ int model_forward(model *m, const int *tokens, const int *targets, const model_s
   rope_tables(a->host_rope, a->host_rope + half, 0, T, D, c->rope_theta);
   GORP_CALL(m->ops->upload(a->rope_cos, a->host_rope, half * sizeof(float)));
   GORP_CALL(m->ops->upload(a->rope_sin, a->host_rope + half, half * sizeof(float)));
-  const op_weight emb = model_weight(m, 0);
-  if (emb.h)
-    GORP_CALL(m->ops->embedding_forward_bf16(a->x, a->ids, emb.h, N, C));
-  else
-    GORP_CALL(m->ops->embedding_forward(a->x, a->ids, emb.f, N, C));
+  GORP_CALL(model_embed(m, a->x, a->ids, N));
   for (int l = 0; l < L; l++) {
     const layer_acts la = layer_slot(m, l, B, T);
     const layer_attention at = layer_attention_of(m, l, B, T);

@@ -96,11 +96,7 @@ static int decode_step(model *m, int n) {
                 kv->host_pos[i], 1, D, c->rope_theta);
   GORP_CALL(m->ops->upload(kv->cos_t, kv->host_rope, nh * sizeof(float)));
   GORP_CALL(m->ops->upload(kv->sin_t, kv->host_rope + nh, nh * sizeof(float)));
-  const op_weight emb = model_weight(m, 0);
-  if (emb.h)
-    GORP_CALL(m->ops->embedding_forward_bf16(kv->x, kv->tok, emb.h, n, C));
-  else
-    GORP_CALL(m->ops->embedding_forward(kv->x, kv->tok, emb.f, n, C));
+  GORP_CALL(model_embed(m, kv->x, kv->tok, n));
   float *x = kv->x, *xout = kv->xout;
   for (int l = 0; l < c->num_layers; l++) {
     const layer_acts la = {.x = x,

@@ -63,6 +63,10 @@ typedef struct layer_attention {
  * only. */
 int model_scratch16_reserve(model *m, size_t rows);
 
+/* out (N, C) = the embedding's rows of tokens (N), both in the model's memory: fp32 or bf16 rows
+ * through m->ops. */
+int model_embed(const model *m, float *out, const int *tokens, int N);
+
 /* Layer l of m on the rows of a, with the adapters' dropout d (NULL: none); the LoRA activations
  * are kept for the backward pass unless the attention decodes. */
 int model_layer_forward(model *m, int l, const layer_acts *a, const layer_attention *att,

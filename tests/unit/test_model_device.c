@@ -115,6 +115,22 @@ static int lora_on(lora *lo, model *m) {
   return rc;
 }
 
+enum { NP = 3, NEW = 3 }; /* decoding: prompts, new ids each */
+
+/* 1 when greedy decoding of the NP prompts gives h's NEW ids on d too (both succeed). */
+static int same_decoding(model *h, model *d, const int *const *prompts, const int *n_prompt) {
+  int out_h[NP * NEW], out_d[NP * NEW], n_h[NP], n_d[NP];
+  const int dec_h = model_generate(h, prompts, n_prompt, NP, NEW, NULL, 0, out_h, n_h);
+  const int dec_d = model_generate(d, prompts, n_prompt, NP, NEW, NULL, 0, out_d, n_d);
+  CHECK(!dec_h && !dec_d, "model_generate on the host and on %s", d->ops->name);
+  int same = !dec_h && !dec_d;
+  for (int b = 0; b < NP && same; b++) {
+    same = n_h[b] == NEW && n_d[b] == NEW;
+    for (int i = 0; i < NEW && same; i++) same = out_h[b * NEW + i] == out_d[b * NEW + i];
+  }
+  return same;
+}
+
 int main(int argc, char **argv) {
   const char *name = argc >= 2 ? argv[1] : "cuda";
   capture_begin();
@@ -179,18 +195,9 @@ int main(int argc, char **argv) {
   d.lora = &lo_d;
   /* greedy decoding of three prompts of different lengths, with the adapters: the same ids; then
    * the same for the bf16 layout */
-  enum { NP = 3, NEW = 3 };
   const int *prompts[NP] = {tokens, tokens + 3, tokens + T};
   const int n_prompt[NP] = {5, 9, 2};
-  int out_h[NP * NEW], out_d[NP * NEW], n_h[NP], n_d[NP];
-  const int dec_h = model_generate(&h, prompts, n_prompt, NP, NEW, NULL, 0, out_h, n_h);
-  const int dec_d = model_generate(&d, prompts, n_prompt, NP, NEW, NULL, 0, out_d, n_d);
-  CHECK(!dec_h && !dec_d, "model_generate on the host and on %s", be->name);
-  int same = !dec_h && !dec_d;
-  for (int b = 0; b < NP && same; b++) {
-    same = n_h[b] == NEW && n_d[b] == NEW;
-    for (int i = 0; i < NEW && same; i++) same = out_h[b * NEW + i] == out_d[b * NEW + i];
-  }
+  int same = same_decoding(&h, &d, prompts, n_prompt);
   CHECK(same, "decoding on %s gives the host's ids", be->name);
   printf("decoding %d prompts x %d ids: %s\n", NP, NEW, same ? "the same ids" : "other ids");
 
@@ -204,13 +211,7 @@ int main(int argc, char **argv) {
   CHECK(hb.n_params16 > 0 && db.n_params16 == hb.n_params16, "%zu bf16 weights", hb.n_params16);
   const model_step bs = {.dropout = &drop, .loss_weights = weights, .head = MODEL_HEAD_TARGETS};
   compare("bf16 weights, LoRA with dropout", &hb, &db, &bs, tokens, targets);
-  const int bdec_h = model_generate(&hb, prompts, n_prompt, NP, NEW, NULL, 0, out_h, n_h);
-  const int bdec_d = model_generate(&db, prompts, n_prompt, NP, NEW, NULL, 0, out_d, n_d);
-  same = !bdec_h && !bdec_d;
-  for (int b = 0; b < NP && same; b++) {
-    same = n_h[b] == NEW && n_d[b] == NEW;
-    for (int i = 0; i < NEW && same; i++) same = out_h[b * NEW + i] == out_d[b * NEW + i];
-  }
+  same = same_decoding(&hb, &db, prompts, n_prompt);
   CHECK(same, "decoding the bf16 model on %s gives the host's ids", be->name);
   printf("decoding the bf16 model: %s\n", same ? "the same ids" : "other ids");
   lora_free(&lb_h);

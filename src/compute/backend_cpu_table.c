@@ -27,23 +27,24 @@ static void cpu_free(void *p) {
  * MB) split over the OpenMP threads, one contiguous part each; small ones on the calling thread. */
 #define CPU_MEM_PARALLEL_MIN (OPS_PARALLEL_MIN * sizeof(float))
 
-static int cpu_copy(void *dst, const void *src, size_t bytes) {
+/* dst = src (bytes), or dst = 0 when src is NULL: one contiguous part per thread */
+static void cpu_fill(void *dst, const void *src, size_t bytes) {
 #pragma omp parallel if (bytes >= CPU_MEM_PARALLEL_MIN)
   {
     const size_t nt = (size_t)omp_get_num_threads(), t = (size_t)omp_get_thread_num(),
                  lo = bytes * t / nt, hi = bytes * (t + 1) / nt;
-    if (hi > lo) memcpy((char *)dst + lo, (const char *)src + lo, hi - lo);
+    if (hi > lo && src) memcpy((char *)dst + lo, (const char *)src + lo, hi - lo);
+    if (hi > lo && !src) memset((char *)dst + lo, 0, hi - lo);
   }
+}
+
+static int cpu_copy(void *dst, const void *src, size_t bytes) {
+  cpu_fill(dst, src, bytes);
   return GORP_OK;
 }
 
 static int cpu_zero(void *p, size_t bytes) {
-#pragma omp parallel if (bytes >= CPU_MEM_PARALLEL_MIN)
-  {
-    const size_t nt = (size_t)omp_get_num_threads(), t = (size_t)omp_get_thread_num(),
-                 lo = bytes * t / nt, hi = bytes * (t + 1) / nt;
-    if (hi > lo) memset((char *)p + lo, 0, hi - lo);
-  }
+  cpu_fill(p, NULL, bytes);
   return GORP_OK;
 }
 

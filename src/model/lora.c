@@ -92,6 +92,13 @@ float *lora_Bt(const lora *lo, const float *base, int layer, int target) {
   return lora_A(lo, base, layer, target) + (size_t)lo->r * lo->in[target];
 }
 
+/* The widest input of the targets on this rank (the scratch rows' width). */
+static int widest_input(const lora *lo) {
+  int w = 0;
+  for (int t = 0; t < LORA_N_TARGETS; t++) w = lo->in[t] > w ? lo->in[t] : w;
+  return w;
+}
+
 int lora_begin_task(lora *lo, uint64_t seed, int task, int reuse) {
   if (reuse && lo->n_pairs == 1) return GORP_OK;
   if (lo->n_pairs == lo->max_pairs)
@@ -99,8 +106,7 @@ int lora_begin_task(lora *lo, uint64_t seed, int task, int reuse) {
   const int p = lo->n_pairs++;
   float *pair = lo->params + (size_t)p * lo->pair_size;
   GORP_CALL(lo->ops->zero(pair, lo->pair_size * sizeof(float)));
-  int max_in = 0;
-  for (int t = 0; t < LORA_N_TARGETS; t++) max_in = lo->in[t] > max_in ? lo->in[t] : max_in;
+  const int max_in = widest_input(lo);
   float *A; /* (r, in) host: one target's A, drawn here and uploaded */
   GORP_ALLOC(A, (size_t)lo->r * max_in, "a LoRA factor's initial values");
   int rc = GORP_OK;
@@ -132,8 +138,7 @@ int lora_reserve(lora *lo, int N) {
   lo->row_keys = lo->host_keys = NULL;
   GORP_CALL(lo->ops->alloc((void **)&lo->row_keys, (size_t)N * sizeof(uint64_t)));
   GORP_ALLOC(lo->host_keys, N, "LoRA dropout row keys");
-  int max_in = 0;
-  for (int t = 0; t < LORA_N_TARGETS; t++) max_in = lo->in[t] > max_in ? lo->in[t] : max_in;
+  const int max_in = widest_input(lo);
   const size_t nh = (size_t)lo->L * LORA_N_TARGETS * N * lo->r;
   float *base;
   GORP_CALL(lo->ops->alloc((void **)&base,
